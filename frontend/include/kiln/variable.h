@@ -1,0 +1,86 @@
+// kiln::Variable and kiln::Parameter: handles to nodes of the lazy trace.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/array.h"
+
+namespace kiln {
+
+namespace detail {
+struct Node;
+struct VariableData;
+}  // namespace detail
+
+// A node of the computational graph, like chainer.Variable. Copies share one
+// variable (its data and grad). Ops on variables only record; `array()`,
+// `grad()`, `item()` and printing realize (compile or hit the cache, then run).
+class Variable {
+ public:
+  Variable();  // a variable with no data (shape (0,))
+  Variable(const Array& data, bool requires_grad = true);  // NOLINT: implicit like Chainer
+
+  const Shape& shape() const;
+  DType dtype() const;
+  int64_t ndim() const { return static_cast<int64_t>(shape().size()); }
+  int64_t size() const { return shape_size(shape()); }
+
+  Array array() const;           // realize and return the value
+  Array data() const { return array(); }
+  void set_array(const Array& a);  // replace the value (this becomes a new leaf)
+  template <typename T> T item() const { return array().item<T>(); }
+
+  bool has_grad() const;
+  Array grad() const;  // realize and return the gradient; throws if there is none
+  Variable grad_var() const;  // the gradient as a Variable (no realize); empty if none
+  void set_grad(const Array& g);
+  void set_grad_var(const Variable& g);
+  void cleargrad();
+  // Records a gradient request; gradients of every leaf variable reachable
+  // from this one are computed at the next realize. Like Chainer, a size-1
+  // variable gets the seed gradient 1 by default; larger ones need set_grad.
+  void backward();
+
+  bool requires_grad() const;
+  void set_requires_grad(bool on);
+  const std::string& name() const;
+  void set_name(const std::string& name);
+
+  bool is_null() const { return data_ == nullptr; }
+  // The same variable (shared data) as `other`?
+  bool is(const Variable& other) const { return data_ == other.data_; }
+
+  // Internals for the frontend's implementation.
+  explicit Variable(std::shared_ptr<detail::Node> node);
+  const std::shared_ptr<detail::Node>& node() const;
+  const std::shared_ptr<detail::VariableData>& impl() const { return data_; }
+
+ protected:
+  std::shared_ptr<detail::VariableData> data_;
+};
+
+// A Variable owned by a Link. Its value may be set lazily (`L::Linear(out)`
+// infers in_size at the first call), through an initializer.
+class Parameter : public Variable {
+ public:
+  using Initializer = std::function<Array(const Shape&, DType)>;
+  Parameter();  // uninitialized
+  explicit Parameter(const Array& data);
+  explicit Parameter(Initializer init);  // shape given later by initialize()
+  bool is_initialized() const;
+  void initialize(const Shape& shape, DType dtype = DType::f32);
+};
+
+std::string to_string(const Variable& v);  // "variable([[...]])" like Chainer
+
+}  // namespace kiln
+
+template <>
+struct fmt::formatter<kiln::Variable> : fmt::formatter<std::string> {
+  template <typename Ctx>
+  auto format(const kiln::Variable& v, Ctx& ctx) const {
+    return fmt::formatter<std::string>::format(kiln::to_string(v), ctx);
+  }
+};

@@ -1,0 +1,39 @@
+// A realizable graph: the pending part of the trace flattened in topological order.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trace.h"
+
+namespace kiln::detail {
+
+struct GraphOp {
+  std::string op;
+  Attrs attrs;
+  std::vector<int> operands;  // value ids: arguments first, then ops in order
+  Shape shape;
+  DType dtype;
+};
+
+struct GraphSpec {
+  struct Arg { Shape shape; DType dtype; };
+  std::vector<Arg> args;
+  std::vector<GraphOp> ops;
+  std::vector<int> outputs;  // value ids
+  // Exact structural key (op kinds, attributes, shapes, dtypes, wiring; no values).
+  std::string key() const;
+};
+
+// A compiled graph of some backend.
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  virtual std::vector<Array> run(const std::vector<Array>& args) = 0;
+};
+
+// Emits the graph as kiln IR, runs the frontend pipeline and compiles it for
+// the backend chosen by KILN_BACKEND. Throws kiln::Error on failure.
+std::shared_ptr<Executable> compile_graph(const GraphSpec& graph);
+
+}  // namespace kiln::detail

@@ -1,0 +1,71 @@
+// The lazy trace: nodes recorded by every op call, and the handles that keep them.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/array.h"
+#include "kiln/variable.h"
+
+namespace kiln::detail {
+
+// One attribute of a recorded op. Kinds map 1:1 onto MLIR attributes when emitted.
+struct Attr {
+  enum class Kind { Int, Ints, Float, Str, Unit, Splat };
+  std::string name;
+  Kind kind = Kind::Int;
+  int64_t i = 0;
+  std::vector<int64_t> ints;
+  double f = 0;
+  std::string s;
+};
+using Attrs = std::vector<Attr>;
+
+Attr int_attr(std::string name, int64_t v);
+Attr ints_attr(std::string name, std::vector<int64_t> v);
+Attr float_attr(std::string name, double v);
+Attr str_attr(std::string name, std::string v);
+Attr unit_attr(std::string name);  // present = true
+Attr splat_attr(std::string name, double v);  // dense splat of the result type
+
+// A recorded op (or a leaf holding data). Only a recording: op name,
+// attributes, inputs, result shape and dtype. Realized nodes keep `value`.
+struct Node {
+  std::string op;  // "kiln.add", ... or "leaf"
+  Attrs attrs;
+  std::vector<std::shared_ptr<Node>> inputs;
+  Shape shape;
+  DType dtype = DType::f32;
+  std::optional<Array> value;
+  // For leaves: the variable whose data this is (gradients are computed for it).
+  std::weak_ptr<VariableData> leaf_of;
+
+  bool is_leaf() const { return op == "leaf"; }
+  bool realized() const { return value.has_value(); }
+};
+using NodePtr = std::shared_ptr<Node>;
+
+// The shared state behind Variable handles.
+struct VariableData {
+  NodePtr node;
+  NodePtr grad;  // null: no gradient
+  bool requires_grad = true;
+  std::string name;
+  Parameter::Initializer initializer;  // Parameters initialized lazily
+};
+
+NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner);
+// Records an op. Inputs must all be set; shape/dtype are the already-checked result.
+NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape,
+                  DType dtype);
+
+// Registers a handle so that realize() computes the pending nodes it holds.
+void register_variable(const std::shared_ptr<VariableData>& data);
+
+// Computes every pending node that a live variable references (its data or
+// grad), in one compiled graph.
+void realize();
+
+}  // namespace kiln::detail

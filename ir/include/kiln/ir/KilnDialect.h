@@ -1,0 +1,15 @@
+// The kiln dialect, its ops and interfaces.
+#pragma once
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "kiln/ir/KilnDialect.h.inc"
+#include "kiln/ir/KilnInterfaces.h.inc"
+
+#define GET_OP_CLASSES
+#include "kiln/ir/KilnOps.h.inc"

@@ -1,0 +1,313 @@
+// Ops of the kiln dialect.
+#ifndef KILN_OPS_TD
+#define KILN_OPS_TD
+
+include "kiln/ir/KilnDialect.td"
+include "kiln/ir/KilnInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+
+defvar VJP = DeclareOpInterfaceMethods<Kiln_VJPOpInterface>;
+
+//===----------------------------------------------------------------------===//
+// Constants and generators
+//===----------------------------------------------------------------------===//
+
+def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike, Pure,
+    InferTypeOpAdaptor]> {
+  let summary = "A tensor constant";
+  let description = [{
+    ```mlir
+    %c = kiln.constant dense<2.0> : tensor<2x3xf32>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$value attr-dict";
+  let hasFolder = 1;
+}
+
+def Kiln_IotaOp : Kiln_Op<"iota", [Pure]> {
+  let summary = "Index along one dimension: result[i...] = i[dimension]";
+  let arguments = (ins I64Attr:$dimension);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "`dim` `=` $dimension attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_RngUniformOp : Kiln_Op<"rng_uniform", [Pure]> {
+  let summary = "Counter-based (Philox-4x32-10) uniform numbers in [0, 1)";
+  let description = [{
+    Element i (C order) is derived from the key `seed` and the counter
+    `(offset + i)`, so results are identical on every backend.
+  }];
+  let arguments = (ins I64Attr:$seed, I64Attr:$offset);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "`seed` `=` $seed `offset` `=` $offset attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+class Kiln_UnaryOp<string mnemonic, string desc, list<Trait> traits = []>
+    : Kiln_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType, VJP], traits)> {
+  let summary = "Elementwise " # desc;
+  let arguments = (ins Kiln_Tensor:$x);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x)";
+}
+
+def Kiln_NegOp : Kiln_UnaryOp<"neg", "negation">;
+def Kiln_ExpOp : Kiln_UnaryOp<"exp", "exponential">;
+def Kiln_LogOp : Kiln_UnaryOp<"log", "natural logarithm">;
+def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root">;
+def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "hyperbolic tangent">;
+def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "logistic sigmoid 1/(1+exp(-x))">;
+def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)">;
+def Kiln_AbsOp : Kiln_UnaryOp<"abs", "absolute value">;
+def Kiln_SignOp : Kiln_UnaryOp<"sign", "sign (-1, 0 or 1)">;
+def Kiln_Log1pOp : Kiln_UnaryOp<"log1p", "log(1 + x)">;
+def Kiln_Expm1Op : Kiln_UnaryOp<"expm1", "exp(x) - 1">;
+def Kiln_ErfOp : Kiln_UnaryOp<"erf", "error function">;
+
+class Kiln_BinaryOp<string mnemonic, string desc>
+    : Kiln_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType, VJP]> {
+  let summary = "Elementwise " # desc # " of two tensors of one type";
+  let arguments = (ins Kiln_Tensor:$lhs, Kiln_Tensor:$rhs);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Kiln_AddOp : Kiln_BinaryOp<"add", "sum">;
+def Kiln_SubOp : Kiln_BinaryOp<"sub", "difference">;
+def Kiln_MulOp : Kiln_BinaryOp<"mul", "product">;
+def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient">;
+def Kiln_MaxOp : Kiln_BinaryOp<"max", "maximum">;
+def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum">;
+def Kiln_PowOp : Kiln_BinaryOp<"pow", "power lhs^rhs">;
+
+def Kiln_CompareOp : Kiln_Op<"compare", [Pure, Elementwise, AllTypesMatch<["lhs", "rhs"]>,
+    InferTypeOpAdaptor]> {
+  let summary = "Elementwise comparison (eq, ne, lt, le, gt, ge) giving i1";
+  let arguments = (ins StrAttr:$predicate, Kiln_Tensor:$lhs, Kiln_Tensor:$rhs);
+  let results = (outs TensorOf<[I1]>:$result);
+  let assemblyFormat = "$predicate `,` $lhs `,` $rhs attr-dict `:` type($lhs)";
+  let hasVerifier = 1;
+}
+
+def Kiln_SelectOp : Kiln_Op<"select", [Pure, Elementwise, VJP,
+    AllTypesMatch<["on_true", "on_false", "result"]>]> {
+  let summary = "Elementwise cond ? on_true : on_false";
+  let arguments = (ins TensorOf<[I1]>:$cond, Kiln_Tensor:$on_true, Kiln_Tensor:$on_false);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$cond `,` $on_true `,` $on_false attr-dict `:` type($cond) `,` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_CastOp : Kiln_Op<"cast", [Pure, Elementwise, VJP]> {
+  let summary = "Elementwise conversion to another element type";
+  let arguments = (ins Kiln_Tensor:$x);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape and data movement
+//===----------------------------------------------------------------------===//
+
+def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure, VJP]> {
+  let summary = "numpy broadcasting of x to the result's shape";
+  let description = [{
+    Trailing dimensions are aligned; each input dimension is 1 or equal to the
+    result's. `%y = kiln.broadcast_to %x : tensor<3xf32> -> tensor<2x3xf32>`
+  }];
+  let arguments = (ins Kiln_Tensor:$x);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure, VJP]> {
+  let summary = "Row-major reshape to the result's shape (same element count)";
+  let arguments = (ins Kiln_Tensor:$x);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_TransposeOp : Kiln_Op<"transpose", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Permutes dimensions: result.shape[i] = x.shape[permutation[i]]";
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$permutation);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x `,` $permutation attr-dict `:` type($x) `->` type($result)";
+}
+
+def Kiln_SliceOp : Kiln_Op<"slice", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Strided slice x[start:limit:step] per dimension (step > 0)";
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$start,
+                   DenseI64ArrayAttr:$limit, DenseI64ArrayAttr:$step);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+}
+
+def Kiln_PadOp : Kiln_Op<"pad", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Pads with a constant: low/high edges and interior gaps per dimension";
+  let description = [{
+    Output size of a dimension: low + high + n + (n - 1) * interior. The
+    transpose of a strided `kiln.slice`.
+  }];
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$low, DenseI64ArrayAttr:$high,
+                   DenseI64ArrayAttr:$interior, F64Attr:$value);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+}
+
+def Kiln_ReverseOp : Kiln_Op<"reverse", [Pure, VJP, SameOperandsAndResultType]> {
+  let summary = "Reverses the order of elements along the given dimensions";
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$dimensions);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x `,` $dimensions attr-dict `:` type($x)";
+  let hasVerifier = 1;
+}
+
+def Kiln_ConcatOp : Kiln_Op<"concat", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Concatenates tensors of one element type along `axis`";
+  let arguments = (ins Variadic<Kiln_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+class Kiln_ReduceOp<string mnemonic, string desc>
+    : Kiln_Op<mnemonic, [Pure, VJP, InferTypeOpAdaptor]> {
+  let summary = desc # " over `axes`, keeping them as size 1 with `keepdims`";
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$axes, UnitAttr:$keepdims);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x `,` $axes (`keepdims` $keepdims^)? attr-dict `:` type($x) `->` type($result)";
+}
+
+def Kiln_ReduceSumOp : Kiln_ReduceOp<"reduce_sum", "Sum">;
+def Kiln_ReduceMaxOp : Kiln_ReduceOp<"reduce_max", "Maximum">;
+
+def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Index (i32) of the first maximum along `axis` (removed)";
+  let arguments = (ins Kiln_Tensor:$x, I64Attr:$axis);
+  let results = (outs TensorOf<[I32]>:$result);
+  let assemblyFormat = "$x `,` $axis attr-dict `:` type($x) `->` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions, convolution, pooling, gather
+//===----------------------------------------------------------------------===//
+
+def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Batched matrix product over the last two dimensions";
+  let description = [{
+    `a`: (..., M, K) or (..., K, M) with `transpose_a`; `b`: (..., K, N) or
+    (..., N, K) with `transpose_b`. Leading (batch) dimensions must be equal.
+  }];
+  let arguments = (ins Kiln_FloatTensor:$a, Kiln_FloatTensor:$b,
+                   UnitAttr:$transpose_a, UnitAttr:$transpose_b);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$a `,` $b attr-dict `:` type($a) `,` type($b) `->` type($result)";
+}
+
+def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "2-D cross-correlation, NCHW input, OIHW filter";
+  let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$w,
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $w attr-dict `:` type($x) `,` type($w) `->` type($result)";
+}
+
+def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP]> {
+  let summary = "Transpose of conv2d with respect to its input (deconvolution)";
+  let description = [{
+    Given gy (N, O, Ho, Wo) and the filter (O, C, kh, kw), returns the input
+    gradient (N, C, H, W) of the result type.
+  }];
+  let arguments = (ins Kiln_FloatTensor:$gy, Kiln_FloatTensor:$w,
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$gy `,` $w attr-dict `:` type($gy) `,` type($w) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_Conv2DGradFilterOp : Kiln_Op<"conv2d_grad_filter", [Pure, VJP]> {
+  let summary = "Gradient of conv2d with respect to its filter";
+  let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$gy,
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $gy attr-dict `:` type($x) `,` type($gy) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_Pool2DOp : Kiln_Op<"pool2d", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "2-D max or average pooling over NCHW";
+  let description = [{
+    `kind` is "max" (padding acts as -inf) or "avg" (zero padding, divisor
+    kh*kw).
+  }];
+  let arguments = (ins Kiln_FloatTensor:$x, StrAttr:$kind, DenseI64ArrayAttr:$ksize,
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$kind `,` $x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_Pool2DGradOp : Kiln_Op<"pool2d_grad", [Pure, VJP]> {
+  let summary = "Gradient of pool2d with respect to its input x";
+  let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$gy, StrAttr:$kind,
+                   DenseI64ArrayAttr:$ksize, DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$kind `,` $x `,` $gy attr-dict `:` type($x) `,` type($gy) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP,
+    InferTypeOpAdaptor]> {
+  let summary = "Rows of a table: result[i..., :] = table[ids[i...], :]";
+  let arguments = (ins Kiln_Tensor:$table, Kiln_IntTensor:$ids);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$table `,` $ids attr-dict `:` type($table) `,` type($ids) `->` type($result)";
+}
+
+def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP]> {
+  let summary = "Transpose of gather: result[ids[i...], :] += updates[i..., :], zeros elsewhere";
+  let arguments = (ins Kiln_IntTensor:$ids, Kiln_Tensor:$updates);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$ids `,` $updates attr-dict `:` type($ids) `,` type($updates) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Autodiff request
+//===----------------------------------------------------------------------===//
+
+def Kiln_GradOp : Kiln_Op<"grad", [Pure, AllTypesMatch<["y", "seed"]>, InferTypeOpAdaptor]> {
+  let summary = "Gradient of <y, seed> with respect to x (replaced by -kiln-autodiff)";
+  let description = [{
+    ```mlir
+    %gw = kiln.grad %loss, %one, %w : tensor<f32>, tensor<3x2xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$y, Kiln_FloatTensor:$seed, Kiln_FloatTensor:$x);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$y `,` $seed `,` $x attr-dict `:` type($y) `,` type($x)";
+  let hasVerifier = 1;
+}
+
+#endif // KILN_OPS_TD

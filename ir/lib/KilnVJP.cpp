@@ -1,0 +1,337 @@
+// Vector-Jacobian products of kiln ops (VJPOpInterface), one rule per op.
+#include "kiln/ir/KilnDialect.h"
+
+#include <cmath>
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+using namespace mlir;
+using namespace kiln::ir;
+
+namespace {
+
+// Small builders the rules share. Every helper emits at b's insertion point.
+struct VJPBuilder {
+  OpBuilder& b;
+  Location loc;
+
+  RankedTensorType type(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+  Value splat(RankedTensorType t, double value) {
+    Attribute elem = isa<FloatType>(t.getElementType())
+                         ? Attribute(b.getFloatAttr(t.getElementType(), value))
+                         : Attribute(b.getIntegerAttr(t.getElementType(), (int64_t)value));
+    return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, elem));
+  }
+  Value splatLike(Value v, double value) { return splat(type(v), value); }
+  Value add(Value x, Value y) { return b.create<AddOp>(loc, x.getType(), x, y); }
+  Value sub(Value x, Value y) { return b.create<SubOp>(loc, x.getType(), x, y); }
+  Value mul(Value x, Value y) { return b.create<MulOp>(loc, x.getType(), x, y); }
+  Value div(Value x, Value y) { return b.create<DivOp>(loc, x.getType(), x, y); }
+  Value neg(Value x) { return b.create<NegOp>(loc, x.getType(), x); }
+  Value compare(StringRef pred, Value x, Value y) { return b.create<CompareOp>(loc, pred, x, y); }
+  Value select(Value c, Value x, Value y) { return b.create<SelectOp>(loc, x.getType(), c, x, y); }
+  Value reshape(Value x, RankedTensorType t) {
+    return x.getType() == t ? x : b.create<ReshapeOp>(loc, t, x).getResult();
+  }
+  Value broadcast(Value x, RankedTensorType t) {
+    return x.getType() == t ? x : b.create<BroadcastToOp>(loc, t, x).getResult();
+  }
+  // g passed through where cond holds, zero elsewhere.
+  Value mask(Value cond, Value g) { return select(cond, g, splatLike(g, 0.0)); }
+  // Sums g (of the broadcast shape) back to `t`, the shape before broadcasting.
+  Value unbroadcast(Value g, RankedTensorType t) {
+    auto gt = type(g);
+    if (gt == t) return g;
+    int64_t offset = gt.getRank() - t.getRank();
+    SmallVector<int64_t> axes;
+    for (int64_t d = 0; d < gt.getRank(); ++d)
+      if (d < offset || (t.getDimSize(d - offset) == 1 && gt.getDimSize(d) != 1)) axes.push_back(d);
+    Value s = g;
+    if (!axes.empty()) s = b.create<ReduceSumOp>(loc, g, b.getDenseI64ArrayAttr(axes), false);
+    return reshape(s, t);
+  }
+  // Shape of a reduction's input with the reduced axes kept as size 1.
+  RankedTensorType keptType(RankedTensorType in, ArrayRef<int64_t> axes, Type elem) {
+    SmallVector<int64_t> shape(in.getShape());
+    for (int64_t a : axes) shape[a] = 1;
+    return RankedTensorType::get(shape, elem);
+  }
+};
+
+}  // namespace
+
+#define KILN_VJP(OP)                                                                   \
+  LogicalResult OP::buildVJP(OpBuilder& builder, ValueRange resultGrads,               \
+                             SmallVectorImpl<Value>& grads)
+#define KILN_VJP_SETUP                        \
+  VJPBuilder v{builder, getLoc()};            \
+  Value g = resultGrads[0];                   \
+  (void)v;                                    \
+  (void)g
+
+// ---- unary --------------------------------------------------------------------
+
+KILN_VJP(NegOp) { KILN_VJP_SETUP; grads.push_back(v.neg(g)); return success(); }
+KILN_VJP(ExpOp) { KILN_VJP_SETUP; grads.push_back(v.mul(g, getResult())); return success(); }
+KILN_VJP(LogOp) { KILN_VJP_SETUP; grads.push_back(v.div(g, getX())); return success(); }
+KILN_VJP(SqrtOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.div(v.mul(g, v.splatLike(g, 0.5)), getResult()));
+  return success();
+}
+KILN_VJP(TanhOp) {
+  KILN_VJP_SETUP;
+  Value y = getResult();
+  grads.push_back(v.mul(g, v.sub(v.splatLike(y, 1.0), v.mul(y, y))));
+  return success();
+}
+KILN_VJP(SigmoidOp) {
+  KILN_VJP_SETUP;
+  Value y = getResult();
+  grads.push_back(v.mul(g, v.mul(y, v.sub(v.splatLike(y, 1.0), y))));
+  return success();
+}
+KILN_VJP(ReluOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.mask(v.compare("gt", getResult(), v.splatLike(g, 0.0)), g));
+  return success();
+}
+KILN_VJP(AbsOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.mul(g, builder.create<SignOp>(getLoc(), getX().getType(), getX())));
+  return success();
+}
+KILN_VJP(SignOp) { KILN_VJP_SETUP; grads.push_back(v.splatLike(g, 0.0)); return success(); }
+KILN_VJP(Log1pOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.div(g, v.add(v.splatLike(g, 1.0), getX())));
+  return success();
+}
+KILN_VJP(Expm1Op) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.mul(g, v.add(getResult(), v.splatLike(g, 1.0))));
+  return success();
+}
+KILN_VJP(ErfOp) {
+  KILN_VJP_SETUP;
+  Value x = getX();
+  Value e = builder.create<ExpOp>(getLoc(), x.getType(), v.neg(v.mul(x, x)));
+  grads.push_back(v.mul(g, v.mul(e, v.splatLike(x, 2.0 / std::sqrt(M_PI)))));
+  return success();
+}
+
+// ---- binary -------------------------------------------------------------------
+
+KILN_VJP(AddOp) { KILN_VJP_SETUP; grads.append({g, g}); return success(); }
+KILN_VJP(SubOp) { KILN_VJP_SETUP; grads.append({g, v.neg(g)}); return success(); }
+KILN_VJP(MulOp) {
+  KILN_VJP_SETUP;
+  grads.append({v.mul(g, getRhs()), v.mul(g, getLhs())});
+  return success();
+}
+KILN_VJP(DivOp) {
+  KILN_VJP_SETUP;
+  Value gl = v.div(g, getRhs());
+  grads.append({gl, v.neg(v.mul(gl, getResult()))});
+  return success();
+}
+KILN_VJP(MaxOp) {
+  KILN_VJP_SETUP;
+  Value c = v.compare("gt", getLhs(), getRhs());
+  grads.append({v.mask(c, g), v.select(c, v.splatLike(g, 0.0), g)});
+  return success();
+}
+KILN_VJP(MinOp) {
+  KILN_VJP_SETUP;
+  Value c = v.compare("lt", getLhs(), getRhs());
+  grads.append({v.mask(c, g), v.select(c, v.splatLike(g, 0.0), g)});
+  return success();
+}
+KILN_VJP(PowOp) {
+  KILN_VJP_SETUP;
+  Value x = getLhs(), p = getRhs(), y = getResult();
+  Value pm1 = v.sub(p, v.splatLike(p, 1.0));
+  Value dx = v.mul(g, v.mul(p, builder.create<PowOp>(getLoc(), x.getType(), x, pm1)));
+  Value dp = v.mul(g, v.mul(y, builder.create<LogOp>(getLoc(), x.getType(), x)));
+  grads.append({dx, dp});
+  return success();
+}
+KILN_VJP(SelectOp) {
+  KILN_VJP_SETUP;
+  Value zero = v.splatLike(g, 0.0);
+  grads.append({Value(), v.select(getCond(), g, zero), v.select(getCond(), zero, g)});
+  return success();
+}
+KILN_VJP(CastOp) {
+  KILN_VJP_SETUP;
+  auto in = getX().getType();
+  if (!isa<FloatType>(in.getElementType()) || !isa<FloatType>(getType().getElementType())) {
+    grads.push_back(Value());
+  } else {
+    grads.push_back(builder.create<CastOp>(getLoc(), in, g));
+  }
+  return success();
+}
+
+// ---- shape --------------------------------------------------------------------
+
+KILN_VJP(BroadcastToOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.unbroadcast(g, getX().getType()));
+  return success();
+}
+KILN_VJP(ReshapeOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.reshape(g, getX().getType()));
+  return success();
+}
+KILN_VJP(TransposeOp) {
+  KILN_VJP_SETUP;
+  ArrayRef<int64_t> perm = getPermutation();
+  SmallVector<int64_t> inverse(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = i;
+  grads.push_back(builder.create<TransposeOp>(getLoc(), g, builder.getDenseI64ArrayAttr(inverse)));
+  return success();
+}
+KILN_VJP(SliceOp) {
+  KILN_VJP_SETUP;
+  auto in = getX().getType();
+  auto out = getType();
+  SmallVector<int64_t> low, high, interior;
+  for (int64_t d = 0; d < in.getRank(); ++d) {
+    int64_t n = out.getDimSize(d), start = getStart()[d], step = getStep()[d];
+    low.push_back(start);
+    int64_t last = n > 0 ? start + (n - 1) * step + 1 : start;
+    high.push_back(in.getDimSize(d) - last);
+    interior.push_back(step - 1);
+  }
+  grads.push_back(builder.create<PadOp>(getLoc(), g, builder.getDenseI64ArrayAttr(low),
+                                        builder.getDenseI64ArrayAttr(high),
+                                        builder.getDenseI64ArrayAttr(interior),
+                                        builder.getF64FloatAttr(0.0)));
+  return success();
+}
+KILN_VJP(PadOp) {
+  KILN_VJP_SETUP;
+  auto in = getX().getType();
+  SmallVector<int64_t> start, limit, step;
+  for (int64_t d = 0; d < in.getRank(); ++d) {
+    int64_t n = in.getDimSize(d), lo = getLow()[d], st = getInterior()[d] + 1;
+    start.push_back(lo);
+    limit.push_back(n > 0 ? lo + (n - 1) * st + 1 : lo);
+    step.push_back(st);
+  }
+  grads.push_back(builder.create<SliceOp>(getLoc(), g, builder.getDenseI64ArrayAttr(start),
+                                          builder.getDenseI64ArrayAttr(limit),
+                                          builder.getDenseI64ArrayAttr(step)));
+  return success();
+}
+KILN_VJP(ReverseOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(builder.create<ReverseOp>(getLoc(), g.getType(), g, getDimensionsAttr()));
+  return success();
+}
+KILN_VJP(ConcatOp) {
+  KILN_VJP_SETUP;
+  auto gt = v.type(g);
+  int64_t axis = getAxis(), offset = 0;
+  for (Value in : getInputs()) {
+    auto t = v.type(in);
+    SmallVector<int64_t> start(gt.getRank(), 0), limit(gt.getShape()), step(gt.getRank(), 1);
+    start[axis] = offset;
+    limit[axis] = offset + t.getDimSize(axis);
+    offset += t.getDimSize(axis);
+    grads.push_back(builder.create<SliceOp>(getLoc(), g, builder.getDenseI64ArrayAttr(start),
+                                            builder.getDenseI64ArrayAttr(limit),
+                                            builder.getDenseI64ArrayAttr(step)));
+  }
+  return success();
+}
+
+// ---- reductions ---------------------------------------------------------------
+
+KILN_VJP(ReduceSumOp) {
+  KILN_VJP_SETUP;
+  auto in = getX().getType();
+  Value kept = v.reshape(g, v.keptType(in, getAxes(), in.getElementType()));
+  grads.push_back(v.broadcast(kept, in));
+  return success();
+}
+KILN_VJP(ReduceMaxOp) {
+  KILN_VJP_SETUP;
+  auto in = getX().getType();
+  auto kept = v.keptType(in, getAxes(), in.getElementType());
+  Value y = v.broadcast(v.reshape(getResult(), kept), in);
+  Value gb = v.broadcast(v.reshape(g, kept), in);
+  grads.push_back(v.mask(v.compare("eq", getX(), y), gb));
+  return success();
+}
+
+// ---- contractions -------------------------------------------------------------
+
+KILN_VJP(MatmulOp) {
+  KILN_VJP_SETUP;
+  Value a = getA(), bm = getB();
+  bool ta = getTransposeA(), tb = getTransposeB();
+  auto mm = [&](Value x, Value y, bool tx, bool ty) -> Value {
+    auto op = builder.create<MatmulOp>(getLoc(), x, y, tx, ty);
+    return op.getResult();
+  };
+  Value da, db;
+  if (!ta && !tb) { da = mm(g, bm, false, true); db = mm(a, g, true, false); }
+  else if (!ta && tb) { da = mm(g, bm, false, false); db = mm(g, a, true, false); }
+  else if (ta && !tb) { da = mm(bm, g, false, true); db = mm(a, g, false, false); }
+  else { da = mm(bm, g, true, true); db = mm(g, a, true, true); }
+  grads.append({da, db});
+  return success();
+}
+KILN_VJP(Conv2DOp) {
+  KILN_VJP_SETUP;
+  auto s = getStrideAttr(), p = getPadAttr();
+  grads.push_back(builder.create<Conv2DGradInputOp>(getLoc(), getX().getType(), g, getW(), s, p));
+  grads.push_back(builder.create<Conv2DGradFilterOp>(getLoc(), getW().getType(), getX(), g, s, p));
+  return success();
+}
+KILN_VJP(Conv2DGradInputOp) {
+  KILN_VJP_SETUP;
+  auto s = getStrideAttr(), p = getPadAttr();
+  grads.push_back(builder.create<Conv2DOp>(getLoc(), g, getW(), s, p));
+  grads.push_back(builder.create<Conv2DGradFilterOp>(getLoc(), getW().getType(), g, getGy(), s, p));
+  return success();
+}
+KILN_VJP(Conv2DGradFilterOp) {
+  KILN_VJP_SETUP;
+  auto s = getStrideAttr(), p = getPadAttr();
+  grads.push_back(builder.create<Conv2DGradInputOp>(getLoc(), getX().getType(), getGy(), g, s, p));
+  grads.push_back(builder.create<Conv2DOp>(getLoc(), getX(), g, s, p));
+  return success();
+}
+KILN_VJP(Pool2DOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(builder.create<Pool2DGradOp>(getLoc(), getX().getType(), getX(), g, getKindAttr(),
+                                               getKsizeAttr(), getStrideAttr(), getPadAttr()));
+  return success();
+}
+KILN_VJP(Pool2DGradOp) {
+  KILN_VJP_SETUP;
+  if (getKind() != "avg")
+    return emitOpError("second-order gradient of max pooling is not supported");
+  grads.push_back(Value());
+  grads.push_back(builder.create<Pool2DOp>(getLoc(), g, getKindAttr(), getKsizeAttr(),
+                                           getStrideAttr(), getPadAttr()));
+  return success();
+}
+KILN_VJP(GatherOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(builder.create<ScatterAddOp>(getLoc(), getTable().getType(), getIds(), g));
+  grads.push_back(Value());
+  return success();
+}
+KILN_VJP(ScatterAddOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(Value());
+  grads.push_back(builder.create<GatherOp>(getLoc(), g, getIds()));
+  return success();
+}

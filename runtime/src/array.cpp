@@ -1,0 +1,252 @@
+// kiln::Array: storage, conversion, creation and numpy-style printing.
+#include "kiln/array.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <sstream>
+
+namespace kiln {
+
+std::string dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::i32: return "int32";
+    case DType::i64: return "int64";
+    case DType::b8: return "bool";
+  }
+  return "?";
+}
+
+DType dtype_from_name(const std::string& name) {
+  for (DType t : {DType::f32, DType::f64, DType::i32, DType::i64, DType::b8})
+    if (dtype_name(t) == name) return t;
+  throw Error("kiln: unknown dtype '" + name + "' (expected float32, float64, int32, int64 or bool)");
+}
+
+int64_t shape_size(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+static std::shared_ptr<uint8_t> allocate(size_t nbytes) {
+  // 64-byte aligned, zero-filled storage.
+  size_t padded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, padded);
+  if (!p) throw Error("kiln: out of memory allocating " + std::to_string(nbytes) + " bytes");
+  std::memset(p, 0, padded);
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+}
+
+Array::Array() : Array(Shape{0}, DType::f32) {}
+
+Array::Array(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
+  for (int64_t d : shape_)
+    if (d < 0) throw Error("kiln: Array: negative dimension in shape " + shape_str(shape_));
+  storage_ = allocate(nbytes());
+}
+
+void Array::check_from_size(size_t n, const Shape& shape) {
+  if (static_cast<int64_t>(n) != shape_size(shape))
+    throw Error(fmt::format("kiln: Array::from: {} values do not fill shape {} (size {})", n,
+                            shape_str(shape), shape_size(shape)));
+}
+
+void Array::check_dtype(DType t, const char* what) const {
+  if (t != dtype_)
+    throw Error(fmt::format("kiln: Array::{}: array has dtype {}, accessed as {}", what,
+                            dtype_name(dtype_), dtype_name(t)));
+}
+
+double Array::at(int64_t i) const {
+  switch (dtype_) {
+    case DType::f32: return static_cast<const float*>(raw_data())[i];
+    case DType::f64: return static_cast<const double*>(raw_data())[i];
+    case DType::i32: return static_cast<const int32_t*>(raw_data())[i];
+    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(raw_data())[i]);
+    case DType::b8: return static_cast<const uint8_t*>(raw_data())[i] ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+void Array::set(int64_t i, double v) {
+  switch (dtype_) {
+    case DType::f32: static_cast<float*>(raw_data())[i] = static_cast<float>(v); break;
+    case DType::f64: static_cast<double*>(raw_data())[i] = v; break;
+    case DType::i32: static_cast<int32_t*>(raw_data())[i] = static_cast<int32_t>(v); break;
+    case DType::i64: static_cast<int64_t*>(raw_data())[i] = static_cast<int64_t>(v); break;
+    case DType::b8: static_cast<uint8_t*>(raw_data())[i] = v != 0; break;
+  }
+}
+
+template <typename T>
+std::vector<T> Array::to_vector() const {
+  std::vector<T> out(static_cast<size_t>(size()));
+  if (dtype_ == dtype_of<T>::value) {
+    std::memcpy(out.data(), raw_data(), nbytes());
+  } else {
+    for (int64_t i = 0; i < size(); ++i) out[i] = static_cast<T>(at(i));
+  }
+  return out;
+}
+
+template <typename T>
+T Array::item() const {
+  if (size() != 1)
+    throw Error(fmt::format("kiln: Array::item: array of shape {} has {} elements, expected 1",
+                            shape_str(shape_), size()));
+  return static_cast<T>(at(0));
+}
+
+template std::vector<float> Array::to_vector<float>() const;
+template std::vector<double> Array::to_vector<double>() const;
+template std::vector<int32_t> Array::to_vector<int32_t>() const;
+template std::vector<int64_t> Array::to_vector<int64_t>() const;
+template float Array::item<float>() const;
+template double Array::item<double>() const;
+template int32_t Array::item<int32_t>() const;
+template int64_t Array::item<int64_t>() const;
+template bool Array::item<bool>() const;
+
+template <>
+std::vector<bool> Array::to_vector<bool>() const {
+  std::vector<bool> out(static_cast<size_t>(size()));
+  for (int64_t i = 0; i < size(); ++i) out[i] = at(i) != 0;
+  return out;
+}
+
+Array Array::astype(DType dtype) const {
+  Array out(shape_, dtype);
+  if (dtype == dtype_) {
+    std::memcpy(out.raw_data(), raw_data(), nbytes());
+  } else {
+    for (int64_t i = 0; i < size(); ++i) out.set(i, at(i));
+  }
+  return out;
+}
+
+Array Array::copy() const { return astype(dtype_); }
+
+Array Array::reshape(Shape shape) const {
+  if (shape_size(shape) != size())
+    throw Error(fmt::format("kiln: Array::reshape: cannot reshape array of shape {} into {}",
+                            shape_str(shape_), shape_str(shape)));
+  Array out = *this;
+  out.shape_ = std::move(shape);
+  return out;
+}
+
+Array Array::zeros(Shape shape, DType dtype) { return Array(std::move(shape), dtype); }
+
+Array Array::ones(Shape shape, DType dtype) { return full(std::move(shape), 1.0, dtype); }
+
+Array Array::full(Shape shape, double value, DType dtype) {
+  Array a(std::move(shape), dtype);
+  for (int64_t i = 0; i < a.size(); ++i) a.set(i, value);
+  return a;
+}
+
+static uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+Array Array::randn(Shape shape, uint64_t seed, DType dtype) {
+  Array a(std::move(shape), dtype);
+  uint64_t state = seed * 0x2545F4914F6CDD1Dull + 1;
+  const double two_pi = 6.283185307179586;
+  for (int64_t i = 0; i < a.size(); i += 2) {
+    // Box-Muller on two uniform doubles in (0, 1].
+    double u1 = (static_cast<double>(splitmix64(state) >> 11) + 1.0) / 9007199254740992.0;
+    double u2 = static_cast<double>(splitmix64(state) >> 11) / 9007199254740992.0;
+    double r = std::sqrt(-2.0 * std::log(u1));
+    a.set(i, r * std::cos(two_pi * u2));
+    if (i + 1 < a.size()) a.set(i + 1, r * std::sin(two_pi * u2));
+  }
+  return a;
+}
+
+// ---- numpy-style printing ---------------------------------------------------
+
+static std::string format_float(double v, int precision) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{:.{}f}", v, precision);
+  // numpy trims trailing zeros but keeps the point: 1.50000 -> 1.5, 2.000 -> 2.
+  if (s.find('.') != std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+  }
+  return s;
+}
+
+std::string Array::to_string() const {
+  std::vector<std::string> items(static_cast<size_t>(size()));
+  bool floating = is_floating(dtype_);
+  bool use_sci = false;
+  if (floating) {
+    double maxabs = 0, minabs = INFINITY;
+    for (int64_t i = 0; i < size(); ++i) {
+      double a = std::fabs(at(i));
+      maxabs = std::max(maxabs, a);
+      if (a > 0) minabs = std::min(minabs, a);
+    }
+    use_sci = maxabs >= 1e8 || (minabs < 1e-4 && minabs > 0);
+    // numpy: precision 8, trailing zeros trimmed, all items padded to one width.
+    for (int64_t i = 0; i < size(); ++i)
+      items[i] = use_sci ? fmt::format("{:.8e}", at(i)) : format_float(at(i), 8);
+  } else if (dtype_ == DType::b8) {
+    for (int64_t i = 0; i < size(); ++i) items[i] = at(i) != 0 ? " True" : "False";
+  } else {
+    for (int64_t i = 0; i < size(); ++i) items[i] = fmt::format("{}", static_cast<int64_t>(at(i)));
+  }
+  if (floating && !use_sci) {
+    // Align the decimal points: pad the fraction part to the longest one.
+    size_t frac = 0;
+    for (auto& s : items) frac = std::max(frac, s.size() - s.find('.') - 1);
+    for (auto& s : items) s.append(frac - (s.size() - s.find('.') - 1), ' ');
+  }
+  size_t width = 0;
+  for (auto& s : items) width = std::max(width, s.size());
+  for (auto& s : items) s.insert(0, width - s.size(), ' ');
+  if (shape_.empty()) return items.empty() ? "" : items[0];
+  // Recursive nesting with numpy's line breaks between sub-arrays.
+  std::ostringstream os;
+  std::vector<int64_t> strides(shape_.size(), 1);
+  for (int64_t d = ndim() - 2; d >= 0; --d) strides[d] = strides[d + 1] * shape_[d + 1];
+  std::function<void(int64_t, int64_t)> rec = [&](int64_t dim, int64_t offset) {
+    os << '[';
+    for (int64_t i = 0; i < shape_[dim]; ++i) {
+      if (dim + 1 == ndim()) {
+        if (i) os << ' ';
+        os << items[offset + i];
+      } else {
+        if (i) {
+          os << std::string(static_cast<size_t>(ndim() - dim - 1), '\n');
+          os << std::string(static_cast<size_t>(dim + 1), ' ');
+        }
+        rec(dim + 1, offset + i * strides[dim]);
+      }
+    }
+    os << ']';
+  };
+  rec(0, 0);
+  return os.str();
+}
+
+}  // namespace kiln

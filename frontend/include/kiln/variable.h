@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kiln/array.h"
@@ -77,8 +78,9 @@ std::string to_string(const Variable& v);  // "variable([[...]])" like Chainer
 
 }  // namespace kiln
 
-template <>
-struct fmt::formatter<kiln::Variable> : fmt::formatter<std::string> {
+template <typename T>
+struct fmt::formatter<T, char, std::enable_if_t<std::is_base_of_v<kiln::Variable, T>>>
+    : fmt::formatter<std::string> {
   template <typename Ctx>
   auto format(const kiln::Variable& v, Ctx& ctx) const {
     return fmt::formatter<std::string>::format(kiln::to_string(v), ctx);

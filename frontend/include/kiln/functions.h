@@ -1,0 +1,156 @@
+// kiln::functions (F): Chainer's functions, recorded into the trace as kiln ops.
+// Names and argument order follow chainer.functions. Every function checks
+// shapes and dtypes at the call and throws kiln::Error in Chainer's style.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "kiln/variable.h"
+
+namespace kiln {
+
+// A 2-d size such as stride or pad: 2 or {2, 1}.
+struct Pair {
+  int64_t h = 0, w = 0;
+  Pair(int64_t v) : h(v), w(v) {}  // NOLINT
+  Pair(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+};
+
+// One item of an index expression: an integer, a slice (None = nullopt) or a new axis.
+struct Slice {
+  std::optional<int64_t> start, stop, step;
+};
+struct NewAxis {};
+using Index = std::variant<int64_t, Slice, NewAxis>;
+
+using Axes = std::optional<std::vector<int64_t>>;  // nullopt: all axes
+
+namespace functions {
+
+// ---- arithmetic (numpy broadcasting) ----
+Variable identity(const Variable& x);
+Variable add(const Variable& a, const Variable& b);
+Variable sub(const Variable& a, const Variable& b);
+Variable mul(const Variable& a, const Variable& b);
+Variable div(const Variable& a, const Variable& b);
+Variable negative(const Variable& x);
+Variable maximum(const Variable& a, const Variable& b);
+Variable minimum(const Variable& a, const Variable& b);
+Variable pow(const Variable& a, const Variable& b);
+Variable pow(const Variable& a, double b);
+Variable where(const Variable& condition, const Variable& x, const Variable& y);
+Variable absolute(const Variable& x);
+Variable square(const Variable& x);
+Variable sqrt(const Variable& x);
+Variable rsqrt(const Variable& x);
+Variable exp(const Variable& x);
+Variable log(const Variable& x);
+Variable clip(const Variable& x, double x_min, double x_max);
+Variable cast(const Variable& x, DType dtype);
+// Comparisons give bool variables and pass no gradient.
+Variable equal(const Variable& a, const Variable& b);
+Variable not_equal(const Variable& a, const Variable& b);
+Variable less(const Variable& a, const Variable& b);
+Variable less_equal(const Variable& a, const Variable& b);
+Variable greater(const Variable& a, const Variable& b);
+Variable greater_equal(const Variable& a, const Variable& b);
+
+// ---- shapes ----
+Variable reshape(const Variable& x, const Shape& shape);  // one -1 allowed
+Variable transpose(const Variable& x, const std::vector<int64_t>& axes = {});  // {}: reverse
+Variable broadcast_to(const Variable& x, const Shape& shape);
+Variable expand_dims(const Variable& x, int64_t axis);
+Variable squeeze(const Variable& x, const Axes& axis = std::nullopt);
+Variable flatten(const Variable& x);
+Variable concat(const std::vector<Variable>& xs, int64_t axis = 1);
+std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t axis);
+std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& indices, int64_t axis);
+Variable stack(const std::vector<Variable>& xs, int64_t axis = 0);
+Variable get_item(const Variable& x, const std::vector<Index>& slices);
+Variable pad(const Variable& x, const std::vector<std::pair<int64_t, int64_t>>& pad_width,
+             double constant_value = 0.0);
+
+// ---- reductions ----
+Variable sum(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false);
+Variable mean(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false);
+Variable max(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false);
+Variable min(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false);
+Variable argmax(const Variable& x, std::optional<int64_t> axis = std::nullopt);
+Variable argmin(const Variable& x, std::optional<int64_t> axis = std::nullopt);
+Variable logsumexp(const Variable& x, const Axes& axis = std::nullopt);
+
+// ---- linear algebra ----
+Variable matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false);
+Variable batch_matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false);
+Variable linear(const Variable& x, const Variable& W, const Variable& b = Variable(),
+                int64_t n_batch_axes = 1);
+
+// ---- activations ----
+Variable relu(const Variable& x);
+Variable leaky_relu(const Variable& x, double slope = 0.2);
+Variable elu(const Variable& x, double alpha = 1.0);
+Variable sigmoid(const Variable& x);
+Variable tanh(const Variable& x);
+Variable softplus(const Variable& x, double beta = 1.0);
+Variable gelu(const Variable& x);
+Variable swish(const Variable& x, const Variable& beta);
+Variable softmax(const Variable& x, int64_t axis = 1);
+Variable log_softmax(const Variable& x, int64_t axis = 1);
+// Counter-based Philox RNG: same seed and call order give the same mask on
+// every backend. Identity when config().train is false.
+Variable dropout(const Variable& x, double ratio = 0.5);
+void set_dropout_seed(uint64_t seed);
+
+// ---- losses and metrics ----
+Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normalize = true,
+                               int64_t ignore_label = -1, const std::string& reduce = "mean");
+Variable mean_squared_error(const Variable& x0, const Variable& x1);
+Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normalize = true,
+                               const std::string& reduce = "mean");
+Variable huber_loss(const Variable& x, const Variable& t, double delta,
+                    const std::string& reduce = "sum_along_second_axis");
+Variable accuracy(const Variable& y, const Variable& t,
+                  std::optional<int64_t> ignore_label = std::nullopt);
+
+// ---- CNN ----
+Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
+                        Pair stride = 1, Pair pad = 0);
+Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
+                          Pair stride = 1, Pair pad = 0,
+                          std::optional<Pair> outsize = std::nullopt);
+Variable max_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride = std::nullopt,
+                        Pair pad = 0, bool cover_all = true);
+Variable average_pooling_2d(const Variable& x, Pair ksize,
+                            std::optional<Pair> stride = std::nullopt, Pair pad = 0);
+Variable batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
+                             double eps = 2e-5);
+Variable fixed_batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
+                                   const Variable& mean, const Variable& var, double eps = 2e-5);
+Variable layer_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
+                             double eps = 1e-5);
+Variable embed_id(const Variable& x, const Variable& W,
+                  std::optional<int64_t> ignore_label = std::nullopt);
+
+}  // namespace functions
+
+namespace F = functions;
+
+Variable operator+(const Variable& a, const Variable& b);
+Variable operator-(const Variable& a, const Variable& b);
+Variable operator*(const Variable& a, const Variable& b);
+Variable operator/(const Variable& a, const Variable& b);
+Variable operator-(const Variable& x);
+Variable operator+(const Variable& a, double b);
+Variable operator-(const Variable& a, double b);
+Variable operator*(const Variable& a, double b);
+Variable operator/(const Variable& a, double b);
+Variable operator+(double a, const Variable& b);
+Variable operator-(double a, const Variable& b);
+Variable operator*(double a, const Variable& b);
+Variable operator/(double a, const Variable& b);
+
+}  // namespace kiln

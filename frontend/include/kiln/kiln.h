@@ -1,0 +1,11 @@
+// kiln: Chainer's define-by-run API in C++, traced to MLIR and compiled.
+#pragma once
+
+#include "kiln/array.h"
+#include "kiln/cache.h"
+#include "kiln/config.h"
+#include "kiln/error.h"
+#include "kiln/functions.h"
+#include "kiln/link.h"
+#include "kiln/links.h"
+#include "kiln/variable.h"

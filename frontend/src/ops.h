@@ -1,0 +1,43 @@
+// Helpers shared by the implementations of kiln::functions: recording ops and type checks.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kiln/functions.h"
+#include "trace.h"
+
+namespace kiln::detail {
+
+// Records `op` on `inputs` with a result of the given (already checked) shape and dtype.
+Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
+                Shape shape, DType dtype);
+// Same shape and dtype as the first input.
+Variable record_like(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs = {});
+// A constant filled with `value`.
+Variable constant(double value, const Shape& shape, DType dtype);
+Variable constant_like(double value, const Variable& x);
+
+// Chainer's type-check error: "Invalid operation is performed in: fn (Forward)\n\nExpect: ...\nActual: ...".
+[[noreturn]] void type_error(const std::string& fn, const std::string& expect, const std::string& actual);
+void check_float(const std::string& fn, const char* arg, const Variable& x);
+void check_int(const std::string& fn, const char* arg, const Variable& x);
+void check_same_dtype(const std::string& fn, const char* a_name, const Variable& a,
+                      const char* b_name, const Variable& b);
+void check_ndim(const std::string& fn, const char* arg, const Variable& x, int64_t ndim);
+// Normalizes a possibly negative axis; throws if out of range.
+int64_t normalize_axis(const std::string& fn, int64_t axis, int64_t ndim);
+std::vector<int64_t> normalize_axes(const std::string& fn, const Axes& axes, int64_t ndim);
+
+// numpy broadcasting.
+Shape broadcast_shapes(const std::string& fn, const Shape& a, const Shape& b);
+Variable broadcast_as(const Variable& x, const Shape& shape);  // no-op when equal
+// Elementwise binary op with broadcasting and a dtype check.
+Variable binary(const std::string& fn, const std::string& op, const Variable& a, const Variable& b);
+Variable unary(const std::string& fn, const std::string& op, const Variable& x);
+Variable compare(const std::string& fn, const std::string& predicate, const Variable& a,
+                 const Variable& b);
+Variable scalar_like(double value, const Variable& x);  // broadcast-ready constant of x's shape
+
+std::string shape_expr(const Shape& s);
+
+}  // namespace kiln::detail

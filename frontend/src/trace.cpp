@@ -1,0 +1,214 @@
+// The lazy trace: recording nodes, and realize() — flatten, hash, look up or compile, run.
+#include "trace.h"
+
+#include <chrono>
+#include <functional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "graph.h"
+#include "kiln/cache.h"
+
+namespace kiln::detail {
+
+Attr int_attr(std::string name, int64_t v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Int; a.i = v; return a; }
+Attr ints_attr(std::string name, std::vector<int64_t> v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Ints; a.ints = std::move(v); return a; }
+Attr float_attr(std::string name, double v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Float; a.f = v; return a; }
+Attr str_attr(std::string name, std::string v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Str; a.s = std::move(v); return a; }
+Attr unit_attr(std::string name) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Unit; return a; }
+Attr splat_attr(std::string name, double v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Splat; a.f = v; return a; }
+
+NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner) {
+  auto n = std::make_shared<Node>();
+  n->op = "leaf";
+  n->shape = value.shape();
+  n->dtype = value.dtype();
+  n->value = value;
+  n->leaf_of = owner;
+  return n;
+}
+
+NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape, DType dtype) {
+  auto n = std::make_shared<Node>();
+  n->op = std::move(op);
+  n->inputs = std::move(inputs);
+  n->attrs = std::move(attrs);
+  n->shape = std::move(shape);
+  n->dtype = dtype;
+  return n;
+}
+
+static std::vector<std::weak_ptr<VariableData>>& registry() {
+  static std::vector<std::weak_ptr<VariableData>> r;
+  return r;
+}
+
+void register_variable(const std::shared_ptr<VariableData>& data) { registry().push_back(data); }
+
+std::string GraphSpec::key() const {
+  std::string k;
+  k.reserve(64 * (ops.size() + args.size()));
+  auto add_shape = [&](const Shape& s, DType t) {
+    k += dtype_name(t);
+    for (int64_t d : s) k += "x" + std::to_string(d);
+    k += ';';
+  };
+  for (const Arg& a : args) add_shape(a.shape, a.dtype);
+  k += '|';
+  for (const GraphOp& op : ops) {
+    k += op.op;
+    k += '(';
+    for (int v : op.operands) k += std::to_string(v) + ",";
+    k += ')';
+    for (const Attr& a : op.attrs) {
+      k += a.name + "=";
+      switch (a.kind) {
+        case Attr::Kind::Int: k += std::to_string(a.i); break;
+        case Attr::Kind::Ints: for (int64_t v : a.ints) k += std::to_string(v) + ","; break;
+        case Attr::Kind::Float: case Attr::Kind::Splat: k += fmt::format("{:a}", a.f); break;
+        case Attr::Kind::Str: k += a.s; break;
+        case Attr::Kind::Unit: k += "1"; break;
+      }
+      k += ' ';
+    }
+    add_shape(op.shape, op.dtype);
+  }
+  k += '|';
+  for (int o : outputs) k += std::to_string(o) + ",";
+  return k;
+}
+
+namespace {
+
+struct GraphCache {
+  std::unordered_map<std::string, std::shared_ptr<Executable>> compiled;
+  CacheStats stats;
+};
+
+GraphCache& cache() {
+  static GraphCache c;
+  return c;
+}
+
+// Flattens the pending subgraph behind `outputs` into a GraphSpec and its argument values.
+class GraphBuilder {
+ public:
+  GraphSpec spec;
+  std::vector<Array> arg_values;
+
+  explicit GraphBuilder(const std::vector<NodePtr>& outputs) {
+    mark_recompute(outputs);
+    for (const NodePtr& n : outputs) spec.outputs.push_back(emit(n.get()));
+  }
+
+ private:
+  // Realized nodes on a path to a gradient request's y are recomputed, so
+  // gradients flow through them to the leaves behind.
+  void mark_recompute(const std::vector<NodePtr>& outputs) {
+    std::unordered_set<const Node*> visited;
+    std::vector<const Node*> work;
+    for (const NodePtr& n : outputs) work.push_back(n.get());
+    std::vector<const Node*> ys;
+    while (!work.empty()) {
+      const Node* n = work.back();
+      work.pop_back();
+      if (n->realized() || !visited.insert(n).second) continue;
+      if (n->op == "kiln.grad") ys.push_back(n->inputs[0].get());
+      for (const NodePtr& in : n->inputs) work.push_back(in.get());
+    }
+    while (!ys.empty()) {
+      const Node* n = ys.back();
+      ys.pop_back();
+      if (n->is_leaf() || !recompute_.insert(n).second) continue;
+      for (const NodePtr& in : n->inputs) ys.push_back(in.get());
+    }
+  }
+
+  int emit(const Node* n) {
+    auto it = ids_.find(n);
+    if (it != ids_.end()) return it->second;
+    int id;
+    if (n->is_leaf() || (n->realized() && !recompute_.count(n))) {
+      id = static_cast<int>(spec.args.size());
+      spec.args.push_back({n->shape, n->dtype});
+      arg_values.push_back(*n->value);
+      arg_ids_.push_back(n);
+    } else {
+      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype};
+      for (const NodePtr& in : n->inputs) op.operands.push_back(emit(in.get()));
+      spec.ops.push_back(std::move(op));
+      id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args
+    }
+    ids_[n] = id;
+    return id;
+  }
+
+ public:
+  // Op ids were provisional (negative); renumber them after the argument count is known.
+  void finalize() {
+    int nargs = static_cast<int>(spec.args.size());
+    auto fix = [&](int& v) { if (v < 0) v = nargs + (-v - 1); };
+    for (GraphOp& op : spec.ops) for (int& v : op.operands) fix(v);
+    for (int& v : spec.outputs) fix(v);
+  }
+
+ private:
+  std::unordered_set<const Node*> recompute_;
+  std::unordered_map<const Node*, int> ids_;
+  std::vector<const Node*> arg_ids_;
+};
+
+}  // namespace
+
+void realize() {
+  auto& reg = registry();
+  std::vector<NodePtr> outputs;
+  std::unordered_set<const Node*> seen;
+  size_t live = 0;
+  for (auto& weak : reg) {
+    auto data = weak.lock();
+    if (!data) continue;
+    reg[live++] = weak;
+    for (const NodePtr& n : {data->node, data->grad})
+      if (n && !n->realized() && seen.insert(n.get()).second) outputs.push_back(n);
+  }
+  reg.resize(live);
+  if (outputs.empty()) return;
+
+  GraphBuilder builder(outputs);
+  builder.finalize();
+  GraphCache& c = cache();
+  std::string key = builder.spec.key();
+  auto it = c.compiled.find(key);
+  std::shared_ptr<Executable> exe;
+  if (it != c.compiled.end()) {
+    ++c.stats.memory_hits;
+    exe = it->second;
+  } else {
+    auto start = std::chrono::steady_clock::now();
+    exe = compile_graph(builder.spec);
+    c.stats.compile_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++c.stats.misses;
+    c.compiled.emplace(std::move(key), exe);
+  }
+  std::vector<Array> results = exe->run(builder.arg_values);
+  if (results.size() != outputs.size())
+    throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",
+                            results.size(), outputs.size()));
+  for (size_t i = 0; i < outputs.size(); ++i) outputs[i]->value = std::move(results[i]);
+}
+
+}  // namespace kiln::detail
+
+namespace kiln {
+
+std::string CacheStats::to_string() const {
+  return fmt::format("cache: {} memory hits, {} disk hits, {} misses, {:.3f} s compiling",
+                     memory_hits, disk_hits, misses, compile_seconds);
+}
+CacheStats cache_stats() { return detail::cache().stats; }
+void reset_cache_stats() { detail::cache().stats = CacheStats(); }
+void clear_memory_cache() { detail::cache().compiled.clear(); }
+
+}  // namespace kiln

@@ -1,0 +1,113 @@
+// RUN: kiln-opt %s -split-input-file -verify-diagnostics
+// Verifier errors of kiln ops.
+
+// expected-note @+1 {{prior use here}}
+func.func @add_mismatch(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{use of value '%b' expects different type than prior uses}}
+  %0 = kiln.add %a, %b : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @matmul_inner(%a: tensor<2x3xf32>, %b: tensor<4x5xf32>) -> tensor<2x5xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{matmul inner dimensions differ: 3 vs 4}}
+  %0 = kiln.matmul %a, %b : tensor<2x3xf32>, tensor<4x5xf32> -> tensor<2x5xf32>
+  return %0 : tensor<2x5xf32>
+}
+
+// -----
+
+func.func @matmul_wrong_result(%a: tensor<2x3xf32>, %b: tensor<3x5xf32>) -> tensor<2x4xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{inferred type(s) 'tensor<2x5xf32>' are incompatible with return type(s) of operation 'tensor<2x4xf32>'}}
+  %0 = kiln.matmul %a, %b : tensor<2x3xf32>, tensor<3x5xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @broadcast_bad(%x: tensor<3xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{cannot broadcast shape (3,) to (2, 4)}}
+  %0 = kiln.broadcast_to %x : tensor<3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @reshape_size(%x: tensor<2x3xf32>) -> tensor<7xf32> {
+  // expected-error @+1 {{cannot reshape (2, 3) to (7,)}}
+  %0 = kiln.reshape %x : tensor<2x3xf32> -> tensor<7xf32>
+  return %0 : tensor<7xf32>
+}
+
+// -----
+
+func.func @transpose_perm(%x: tensor<2x3xf32>) -> tensor<3x2xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{permutation axis 1 repeated}}
+  %0 = kiln.transpose %x, [1, 1] : tensor<2x3xf32> -> tensor<3x2xf32>
+  return %0 : tensor<3x2xf32>
+}
+
+// -----
+
+func.func @reduce_axis(%x: tensor<2x3xf32>) -> tensor<2xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{reduction axis 2 out of range for rank 2}}
+  %0 = kiln.reduce_sum %x, [2] : tensor<2x3xf32> -> tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+// -----
+
+func.func @bad_element_type(%x: tensor<2xf16>) -> tensor<2xf16> {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float or 64-bit float or 32-bit signless integer or 64-bit signless integer or 1-bit signless integer values}}
+  %0 = kiln.exp %x : tensor<2xf16>
+  return %0 : tensor<2xf16>
+}
+
+// -----
+
+func.func @conv_channels(%x: tensor<1x3x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{conv2d channels differ: input 3, filter 2}}
+  %0 = kiln.conv2d %x, %w {stride = array<i64: 1, 1>, pad = array<i64: 0, 0>} : tensor<1x3x8x8xf32>, tensor<4x2x3x3xf32> -> tensor<1x4x6x6xf32>
+  return %0 : tensor<1x4x6x6xf32>
+}
+
+// -----
+
+func.func @pool_window(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x1x1xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{pooling window larger than padded input}}
+  %0 = kiln.pool2d "max", %x {ksize = array<i64: 3, 3>, stride = array<i64: 1, 1>, pad = array<i64: 0, 0>} : tensor<1x1x2x2xf32> -> tensor<1x1x1x1xf32>
+  return %0 : tensor<1x1x1x1xf32>
+}
+
+// -----
+
+func.func @compare_predicate(%a: tensor<2xf32>) -> tensor<2xi1> {
+  // expected-error @+1 {{unknown predicate 'bigger'}}
+  %0 = kiln.compare "bigger", %a, %a : tensor<2xf32>
+  return %0 : tensor<2xi1>
+}
+
+// -----
+
+// expected-note @+1 {{prior use here}}
+func.func @grad_seed(%y: tensor<2xf32>, %s: tensor<3xf32>, %x: tensor<2xf32>) -> tensor<2xf32> {
+  // expected-error @+1 {{use of value '%s' expects different type than prior uses}}
+  %0 = kiln.grad %y, %s, %x : tensor<2xf32>, tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+// -----
+
+func.func @slice_bounds(%x: tensor<4xf32>) -> tensor<2xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{slice [2, 6) out of bounds for dimension 0 of size 4}}
+  %0 = kiln.slice %x {start = array<i64: 2>, limit = array<i64: 6>, step = array<i64: 2>} : tensor<4xf32> -> tensor<2xf32>
+  return %0 : tensor<2xf32>
+}

@@ -1,0 +1,107 @@
+// RUN: kiln-opt %s -split-input-file -kiln-autodiff -canonicalize -cse | FileCheck %s
+// The backward graphs -kiln-autodiff builds from each op's VJP.
+
+// Linear + ReLU + sum: dW = x^T-contraction of the relu mask.
+// CHECK-LABEL: func.func @matmul_relu
+// CHECK-DAG: %[[ZERO:.*]] = kiln.constant dense<0.000000e+00> : tensor<2x4xf32>
+// CHECK-DAG: %[[Y:.*]] = kiln.matmul %arg0, %arg1 : tensor<2x3xf32>, tensor<3x4xf32> -> tensor<2x4xf32>
+// CHECK: %[[R:.*]] = kiln.relu %[[Y]]
+// CHECK: %[[MASK:.*]] = kiln.compare "gt", %[[R]], %[[ZERO]]
+// CHECK: %[[G:.*]] = kiln.select %[[MASK]], %{{.*}}, %[[ZERO]]
+// CHECK: %[[DW:.*]] = kiln.matmul %arg0, %[[G]] {transpose_a}
+// CHECK-NOT: kiln.grad
+// CHECK: return %{{.*}}, %[[DW]]
+func.func @matmul_relu(%x: tensor<2x3xf32>, %w: tensor<3x4xf32>) -> (tensor<f32>, tensor<3x4xf32>) {
+  %y = kiln.matmul %x, %w : tensor<2x3xf32>, tensor<3x4xf32> -> tensor<2x4xf32>
+  %r = kiln.relu %y : tensor<2x4xf32>
+  %s = kiln.reduce_sum %r, [0, 1] : tensor<2x4xf32> -> tensor<f32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %g = kiln.grad %s, %one, %w : tensor<f32>, tensor<3x4xf32>
+  return %s, %g : tensor<f32>, tensor<3x4xf32>
+}
+
+// -----
+
+// Broadcast's VJP sums over the broadcast dimensions and reshapes back.
+// CHECK-LABEL: func.func @broadcast_bias
+// CHECK: %[[S:.*]] = kiln.reduce_sum %arg2, [0] : tensor<5x3xf32> -> tensor<3xf32>
+// CHECK: return %[[S]]
+func.func @broadcast_bias(%x: tensor<5x3xf32>, %b: tensor<3xf32>, %gy: tensor<5x3xf32>) -> tensor<3xf32> {
+  %bb = kiln.broadcast_to %b : tensor<3xf32> -> tensor<5x3xf32>
+  %y = kiln.add %x, %bb : tensor<5x3xf32>
+  %g = kiln.grad %y, %gy, %b : tensor<5x3xf32>, tensor<3xf32>
+  return %g : tensor<3xf32>
+}
+
+// -----
+
+// A value used twice gets the sum of both cotangents: d(x*x)/dx = gy*x + gy*x.
+// CHECK-LABEL: func.func @fanout
+// CHECK: %[[M:.*]] = kiln.mul %arg1, %arg0
+// CHECK: %[[A:.*]] = kiln.add %[[M]], %[[M]]
+// CHECK: return %[[A]]
+func.func @fanout(%x: tensor<4xf32>, %gy: tensor<4xf32>) -> tensor<4xf32> {
+  %y = kiln.mul %x, %x : tensor<4xf32>
+  %g = kiln.grad %y, %gy, %x : tensor<4xf32>, tensor<4xf32>
+  return %g : tensor<4xf32>
+}
+
+// -----
+
+// No path from x to y: the gradient is zeros.
+// CHECK-LABEL: func.func @unrelated
+// CHECK: %[[Z:.*]] = kiln.constant dense<0.000000e+00> : tensor<2xf32>
+// CHECK: return %[[Z]]
+func.func @unrelated(%x: tensor<2xf32>, %y: tensor<3xf32>, %gy: tensor<3xf32>) -> tensor<2xf32> {
+  %e = kiln.exp %y : tensor<3xf32>
+  %g = kiln.grad %e, %gy, %x : tensor<3xf32>, tensor<2xf32>
+  return %g : tensor<2xf32>
+}
+
+// -----
+
+// Softmax-style max-shift + exp + sum: max's VJP masks the arg-max positions.
+// CHECK-LABEL: func.func @reduce_max
+// CHECK: kiln.reduce_max %arg0, [1] : tensor<2x3xf32> -> tensor<2xf32>
+// CHECK: kiln.compare "eq", %arg0
+// CHECK: kiln.select
+func.func @reduce_max(%x: tensor<2x3xf32>, %gy: tensor<2xf32>) -> tensor<2x3xf32> {
+  %m = kiln.reduce_max %x, [1] : tensor<2x3xf32> -> tensor<2xf32>
+  %g = kiln.grad %m, %gy, %x : tensor<2xf32>, tensor<2x3xf32>
+  return %g : tensor<2x3xf32>
+}
+
+// -----
+
+// Convolution: input and filter gradients.
+// CHECK-LABEL: func.func @conv
+// CHECK-DAG: kiln.conv2d_grad_input %arg2, %arg1 {pad = array<i64: 1, 1>, stride = array<i64: 2, 2>}
+// CHECK-DAG: kiln.conv2d_grad_filter %arg0, %arg2 {pad = array<i64: 1, 1>, stride = array<i64: 2, 2>}
+func.func @conv(%x: tensor<1x2x5x5xf32>, %w: tensor<3x2x3x3xf32>, %gy: tensor<1x3x3x3xf32>) -> (tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32>) {
+  %y = kiln.conv2d %x, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32> -> tensor<1x3x3x3xf32>
+  %gx = kiln.grad %y, %gy, %x : tensor<1x3x3x3xf32>, tensor<1x2x5x5xf32>
+  %gw = kiln.grad %y, %gy, %w : tensor<1x3x3x3xf32>, tensor<3x2x3x3xf32>
+  return %gx, %gw : tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32>
+}
+
+// -----
+
+// Max pooling's VJP routes gy to the window maxima.
+// CHECK-LABEL: func.func @max_pool
+// CHECK: kiln.pool2d_grad "max", %arg0, %arg1
+func.func @max_pool(%x: tensor<1x1x4x4xf32>, %gy: tensor<1x1x2x2xf32>) -> tensor<1x1x4x4xf32> {
+  %y = kiln.pool2d "max", %x {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<1x1x4x4xf32> -> tensor<1x1x2x2xf32>
+  %g = kiln.grad %y, %gy, %x : tensor<1x1x2x2xf32>, tensor<1x1x4x4xf32>
+  return %g : tensor<1x1x4x4xf32>
+}
+
+// -----
+
+// Strided slice's VJP is an interior pad.
+// CHECK-LABEL: func.func @strided_slice
+// CHECK: kiln.pad %arg1 {high = array<i64: 1>, interior = array<i64: 1>, low = array<i64: 1>, value = 0.000000e+00 : f64} : tensor<3xf32> -> tensor<7xf32>
+func.func @strided_slice(%x: tensor<7xf32>, %gy: tensor<3xf32>) -> tensor<7xf32> {
+  %y = kiln.slice %x {start = array<i64: 1>, limit = array<i64: 6>, step = array<i64: 2>} : tensor<7xf32> -> tensor<3xf32>
+  %g = kiln.grad %y, %gy, %x : tensor<3xf32>, tensor<7xf32>
+  return %g : tensor<7xf32>
+}

@@ -8,7 +8,9 @@ namespace functions {
 
 using namespace detail;
 
-Variable identity(const Variable& x) { return x; }
+// A new variable on the same node (like Chainer, not x itself: the output's
+// grad must not be x's grad).
+Variable identity(const Variable& x) { return Variable(x.node()); }
 Variable add(const Variable& a, const Variable& b) { return binary("add", "kiln.add", a, b); }
 Variable sub(const Variable& a, const Variable& b) { return binary("sub", "kiln.sub", a, b); }
 Variable mul(const Variable& a, const Variable& b) { return binary("mul", "kiln.mul", a, b); }

@@ -9,3 +9,8 @@
 #include "kiln/link.h"
 #include "kiln/links.h"
 #include "kiln/variable.h"
+#include "kiln/optimizers.h"
+#include "kiln/serializers.h"
+#include "kiln/links_nn.h"
+#include "kiln/gradient_check.h"
+#include "kiln/datasets.h"

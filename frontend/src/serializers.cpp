@@ -1,0 +1,539 @@
+// NumPy .npz reading/writing (libzip) and Chainer-compatible snapshots of links and optimizers.
+#include "kiln/serializers.h"
+
+#include <zip.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <unistd.h>
+
+namespace kiln {
+
+namespace npz {
+
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+
+[[noreturn]] void fail(const std::string& msg) { throw Error(msg); }
+
+const char* descr_of(DType t) {
+  switch (t) {
+    case DType::f32: return "<f4";
+    case DType::f64: return "<f8";
+    case DType::i32: return "<i4";
+    case DType::i64: return "<i8";
+    case DType::b8: return "|b1";
+  }
+  return "?";
+}
+
+bool host_little_endian() {
+  uint16_t x = 1;
+  unsigned char c;
+  std::memcpy(&c, &x, 1);
+  return c == 1;
+}
+
+void byteswap(uint8_t* data, size_t count, size_t width) {
+  if (width <= 1) return;
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t* p = data + i * width;
+    for (size_t a = 0, b = width - 1; a < b; ++a, --b) std::swap(p[a], p[b]);
+  }
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\n\r");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\n\r");
+  return s.substr(b, e - b + 1);
+}
+
+// The text after "'key':" in a header dict, up to the value's end.
+std::string dict_value(const std::string& header, const std::string& key, const std::string& what) {
+  for (const char* q : {"'", "\""}) {
+    std::string k = std::string(q) + key + q;
+    size_t pos = header.find(k);
+    if (pos == std::string::npos) continue;
+    pos = header.find(':', pos + k.size());
+    if (pos == std::string::npos) break;
+    ++pos;
+    while (pos < header.size() && header[pos] == ' ') ++pos;
+    if (pos >= header.size()) break;
+    if (header[pos] == '(') {
+      size_t end = header.find(')', pos);
+      if (end == std::string::npos) break;
+      return header.substr(pos, end - pos + 1);
+    }
+    if (header[pos] == '\'' || header[pos] == '"') {
+      size_t end = header.find(header[pos], pos + 1);
+      if (end == std::string::npos) break;
+      return header.substr(pos + 1, end - pos - 1);
+    }
+    size_t end = header.find_first_of(",}", pos);
+    if (end == std::string::npos) break;
+    return trim(header.substr(pos, end - pos));
+  }
+  fail(fmt::format("{}: malformed NPY header (no '{}'): {}", what, key, header));
+}
+
+}  // namespace
+
+std::string encode_npy(const Array& a) {
+  std::string shape = "(";
+  for (size_t i = 0; i < a.shape().size(); ++i) {
+    shape += std::to_string(a.shape()[i]);
+    shape += (a.shape().size() == 1 || i + 1 < a.shape().size()) ? ", " : "";
+  }
+  if (a.shape().size() == 1) shape.pop_back();  // "(8,)"
+  shape += ")";
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+                                   descr_of(a.dtype()), shape);
+  // Pad with spaces so that magic + version + length + header is a multiple of 64, ending in '\n'.
+  size_t total = 6 + 2 + 2 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  if (header.size() > 65535) fail("kiln: npz: NPY header too long");
+  std::string out(kMagic, 6);
+  out += static_cast<char>(1);
+  out += static_cast<char>(0);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>((header.size() >> 8) & 0xff);
+  out += header;
+  size_t start = out.size();
+  out.append(static_cast<const char*>(a.raw_data()), a.nbytes());
+  if (!host_little_endian())
+    byteswap(reinterpret_cast<uint8_t*>(&out[start]), static_cast<size_t>(a.size()), dtype_size(a.dtype()));
+  return out;
+}
+
+Array decode_npy(const std::string& bytes, const std::string& what) {
+  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
+    fail(fmt::format("{}: not an NPY array (bad magic)", what));
+  int major = static_cast<uint8_t>(bytes[6]);
+  size_t header_len, offset;
+  auto byte = [&](size_t i) { return static_cast<size_t>(static_cast<uint8_t>(bytes[i])); };
+  if (major == 1) {
+    header_len = byte(8) | (byte(9) << 8);
+    offset = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) fail(fmt::format("{}: truncated NPY header", what));
+    header_len = byte(8) | (byte(9) << 8) | (byte(10) << 16) | (byte(11) << 24);
+    offset = 12;
+  } else {
+    fail(fmt::format("{}: unsupported NPY version {}", what, major));
+  }
+  if (bytes.size() < offset + header_len) fail(fmt::format("{}: truncated NPY header", what));
+  std::string header = bytes.substr(offset, header_len);
+  offset += header_len;
+
+  std::string descr = dict_value(header, "descr", what);
+  std::string fortran = dict_value(header, "fortran_order", what);
+  std::string shape_text = dict_value(header, "shape", what);
+
+  if (descr.size() < 3) fail(fmt::format("{}: unsupported dtype '{}'", what, descr));
+  char order = descr[0];
+  std::string kind = descr.substr(1);
+  DType dtype;
+  if (kind == "f4") dtype = DType::f32;
+  else if (kind == "f8") dtype = DType::f64;
+  else if (kind == "i4") dtype = DType::i32;
+  else if (kind == "i8") dtype = DType::i64;
+  else if (kind == "b1") dtype = DType::b8;
+  else fail(fmt::format("{}: unsupported dtype '{}' (kiln reads float32, float64, int32, int64, bool)", what, descr));
+  if (order != '<' && order != '>' && order != '|' && order != '=')
+    fail(fmt::format("{}: unsupported dtype '{}'", what, descr));
+
+  Shape shape;
+  if (shape_text.size() < 2 || shape_text.front() != '(' || shape_text.back() != ')')
+    fail(fmt::format("{}: malformed shape {}", what, shape_text));
+  std::string inner = shape_text.substr(1, shape_text.size() - 2);
+  size_t pos = 0;
+  while (pos < inner.size()) {
+    size_t comma = inner.find(',', pos);
+    std::string item = trim(inner.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (!item.empty()) {
+      if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 15)
+        fail(fmt::format("{}: malformed shape {}", what, shape_text));
+      shape.push_back(std::stoll(item));
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  bool fortran_order = fortran == "True";
+  if (!fortran_order && fortran != "False")
+    fail(fmt::format("{}: malformed fortran_order '{}'", what, fortran));
+
+  Array a(shape, dtype);
+  size_t need = a.nbytes();
+  if (bytes.size() - offset != need)
+    fail(fmt::format("{}: data size {} bytes does not match shape {} of {} ({} bytes); the file is "
+                     "truncated or corrupt", what, bytes.size() - offset, shape_str(shape),
+                     dtype_name(dtype), need));
+  if (need) std::memcpy(a.raw_data(), bytes.data() + offset, need);
+  bool little = host_little_endian();
+  if ((order == '<' && !little) || (order == '>' && little))
+    byteswap(static_cast<uint8_t*>(a.raw_data()), static_cast<size_t>(a.size()), dtype_size(dtype));
+  if (fortran_order && shape.size() > 1) {
+    // Reverse-axes (column-major) storage: transpose into C order.
+    Array c(shape, dtype);
+    size_t w = dtype_size(dtype);
+    size_t nd = shape.size();
+    std::vector<int64_t> idx(nd, 0);
+    const uint8_t* src = static_cast<const uint8_t*>(a.raw_data());
+    uint8_t* dst = static_cast<uint8_t*>(c.raw_data());
+    for (int64_t flat = 0; flat < a.size(); ++flat) {
+      // idx is the C-order multi-index of `flat`; its Fortran offset:
+      int64_t f = 0, stride = 1;
+      for (size_t d = 0; d < nd; ++d) { f += idx[d] * stride; stride *= shape[d]; }
+      std::memcpy(dst + flat * w, src + f * w, w);
+      for (size_t d = nd; d-- > 0;) {
+        if (++idx[d] < shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    a = c;
+  }
+  return a;
+}
+
+namespace {
+
+struct ZipCloser {
+  void operator()(zip_t* z) const { if (z) zip_discard(z); }
+};
+
+std::string zip_error_text(int code) {
+  zip_error_t e;
+  zip_error_init_with_code(&e, code);
+  std::string s = zip_error_strerror(&e);
+  zip_error_fini(&e);
+  return s;
+}
+
+bool is_object_array(const std::string& bytes) {
+  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) return false;
+  size_t hl = static_cast<uint8_t>(bytes[8]) | (static_cast<size_t>(static_cast<uint8_t>(bytes[9])) << 8);
+  std::string header = bytes.substr(10, std::min(hl, bytes.size() - 10));
+  return header.find("'|O'") != std::string::npos;
+}
+
+}  // namespace
+
+std::map<std::string, Array> read(const std::string& path) {
+  int err = 0;
+  std::unique_ptr<zip_t, ZipCloser> za(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &err));
+  if (!za)
+    fail(fmt::format("kiln: npz: cannot read '{}': {}", path,
+                     err == ZIP_ER_NOENT ? std::string("no such file") : zip_error_text(err) +
+                     " (not an npz archive, or truncated or corrupt)"));
+  std::map<std::string, Array> out;
+  zip_int64_t n = zip_get_num_entries(za.get(), 0);
+  for (zip_int64_t i = 0; i < n; ++i) {
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0)
+      fail(fmt::format("kiln: npz: '{}': entry {}: {}", path, i, zip_strerror(za.get())));
+    std::string name = st.name ? st.name : "";
+    if (!name.empty() && name.back() == '/') continue;  // a directory entry
+    std::string key = name;
+    if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
+    std::string what = fmt::format("kiln: npz: '{}': key '{}'", path, key);
+    zip_file_t* zf = zip_fopen_index(za.get(), static_cast<zip_uint64_t>(i), 0);
+    if (!zf) fail(fmt::format("{}: cannot open the entry: {}", what, zip_strerror(za.get())));
+    std::string bytes;
+    if (st.valid & ZIP_STAT_SIZE) bytes.reserve(static_cast<size_t>(st.size));
+    char buf[1 << 16];
+    while (true) {
+      zip_int64_t r = zip_fread(zf, buf, sizeof buf);
+      if (r < 0) {
+        std::string msg = zip_file_strerror(zf);
+        zip_fclose(zf);
+        fail(fmt::format("{}: {} (the file is truncated or corrupt)", what, msg));
+      }
+      if (r == 0) break;
+      bytes.append(buf, static_cast<size_t>(r));
+    }
+    int rc = zip_fclose(zf);
+    if (rc != 0)
+      fail(fmt::format("{}: {} (the file is truncated or corrupt)", what, zip_error_text(rc)));
+    if ((st.valid & ZIP_STAT_SIZE) && bytes.size() != st.size)
+      fail(fmt::format("{}: read {} bytes, expected {} (the file is truncated or corrupt)", what,
+                       bytes.size(), st.size));
+    if (is_object_array(bytes)) continue;  // Python objects (Chainer's None): not an array
+    if (out.count(key)) fail(fmt::format("{}: duplicate entry", what));
+    out.emplace(key, decode_npy(bytes, what));
+  }
+  return out;
+}
+
+void write(const std::string& path, const std::map<std::string, Array>& arrays, bool compression) {
+  // A fresh name in the same directory; libzip creates it with the usual
+  // permissions (0666 & ~umask) and the rename below makes it appear at once.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp;
+  zip_t* za = nullptr;
+  int err = 0;
+  for (int attempt = 0; attempt < 100 && !za; ++attempt) {
+    tmp = fmt::format("{}.tmp{}.{}", path, static_cast<long>(::getpid()), counter++);
+    za = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_EXCL, &err);
+    if (!za && err != ZIP_ER_EXISTS) break;
+  }
+  auto cleanup_fail = [&](const std::string& msg) {
+    std::remove(tmp.c_str());
+    fail(fmt::format("kiln: npz: cannot write '{}': {}", path, msg));
+  };
+  if (!za) fail(fmt::format("kiln: npz: cannot write '{}': {}", path, zip_error_text(err)));
+  std::vector<std::string> buffers;  // must live until zip_close
+  buffers.reserve(arrays.size());
+  for (const auto& [key, a] : arrays) {
+    buffers.push_back(encode_npy(a));
+    const std::string& b = buffers.back();
+    zip_source_t* src = zip_source_buffer(za, b.data(), b.size(), 0);
+    if (!src) { std::string m = zip_strerror(za); zip_discard(za); cleanup_fail(m); }
+    zip_int64_t idx = zip_file_add(za, (key + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
+    if (idx < 0) {
+      std::string m = zip_strerror(za);
+      zip_source_free(src);
+      zip_discard(za);
+      cleanup_fail(fmt::format("key '{}': {}", key, m));
+    }
+    if (zip_set_file_compression(za, static_cast<zip_uint64_t>(idx),
+                                 compression ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0) {
+      std::string m = zip_strerror(za);
+      zip_discard(za);
+      cleanup_fail(fmt::format("key '{}': {}", key, m));
+    }
+  }
+  if (zip_close(za) != 0) {
+    std::string m = zip_strerror(za);
+    zip_discard(za);
+    cleanup_fail(m);
+  }
+  if (arrays.empty()) {
+    // libzip writes nothing for an empty archive; write an empty zip (end of central directory).
+    static const char eocd[22] = {'P', 'K', 5, 6};
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f || std::fwrite(eocd, 1, sizeof eocd, f) != sizeof eocd) {
+      if (f) std::fclose(f);
+      cleanup_fail("cannot write an empty archive");
+    }
+    std::fclose(f);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) cleanup_fail(std::strerror(errno));
+}
+
+}  // namespace npz
+
+namespace serializers {
+
+namespace {
+
+std::string strip_slash(const std::string& name) {
+  return !name.empty() && name.front() == '/' ? name.substr(1) : name;
+}
+
+bool same_kind(DType a, DType b) {
+  if (is_floating(a) && is_floating(b)) return true;
+  auto is_int = [](DType t) { return t == DType::i32 || t == DType::i64; };
+  return (is_int(a) && is_int(b)) || a == b;
+}
+
+// One value to assign after every check has passed.
+struct Assignment {
+  Variable target;
+  Array value;
+};
+
+void check_unexpected(const std::map<std::string, Array>& arrays, const std::set<std::string>& expected,
+                      const std::string& prefix, const std::string& file, const char* what) {
+  for (const auto& [key, a] : arrays) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!expected.count(key))
+      throw Error(fmt::format("kiln: {}: '{}': unexpected key '{}' (strict mode: the file holds a "
+                              "value that the target does not have)", what, file, key));
+  }
+}
+
+int64_t scalar_int(const std::map<std::string, Array>& arrays, const std::string& key,
+                   const std::string& file) {
+  const Array& a = arrays.at(key);
+  if (a.size() != 1)
+    throw Error(fmt::format("kiln: load_npz: '{}': key '{}': expected a scalar, got shape {}", file,
+                            key, shape_str(a.shape())));
+  return static_cast<int64_t>(a.at(0));
+}
+
+}  // namespace
+
+std::map<std::string, Array> to_arrays(const Link& link, const std::string& prefix) {
+  std::map<std::string, Array> out;
+  for (const auto& [name, p] : link.namedparams())
+    if (p.is_initialized()) out[prefix + strip_slash(name)] = p.array();
+  for (const auto& [name, v] : link.namedpersistents())
+    if (!v.is_null()) out[prefix + strip_slash(name)] = v.array();
+  return out;
+}
+
+void from_arrays(const std::map<std::string, Array>& arrays, Link& link, const std::string& path_prefix,
+                 bool strict, const std::string& file) {
+  std::vector<Assignment> todo;
+  std::set<std::string> expected;
+  auto missing = [&](const std::string& key) {
+    throw Error(fmt::format("kiln: load_npz: '{}': missing key '{}'", file, key));
+  };
+  for (const auto& [name, p] : link.namedparams()) {
+    std::string key = path_prefix + strip_slash(name);
+    expected.insert(key);
+    auto it = arrays.find(key);
+    if (it == arrays.end()) {
+      if (strict && p.is_initialized()) missing(key);
+      continue;
+    }
+    const Array& a = it->second;
+    if (p.is_initialized()) {
+      if (a.shape() != p.shape())
+        throw Error(fmt::format("kiln: load_npz: '{}': key '{}': shape {} in the file does not match "
+                                "the parameter's shape {}", file, key, shape_str(a.shape()),
+                                shape_str(p.shape())));
+      if (a.dtype() != p.dtype())
+        throw Error(fmt::format("kiln: load_npz: '{}': key '{}': dtype {} in the file does not match "
+                                "the parameter's dtype {}", file, key, dtype_name(a.dtype()),
+                                dtype_name(p.dtype())));
+    } else if (!is_floating(a.dtype())) {
+      throw Error(fmt::format("kiln: load_npz: '{}': key '{}': dtype {} cannot initialize a parameter",
+                              file, key, dtype_name(a.dtype())));
+    }
+    todo.push_back({p, a.copy()});
+  }
+  for (const auto& [name, v] : link.namedpersistents()) {
+    std::string key = path_prefix + strip_slash(name);
+    expected.insert(key);
+    auto it = arrays.find(key);
+    if (it == arrays.end()) {
+      if (strict) missing(key);
+      continue;
+    }
+    const Array& a = it->second;
+    if (v.is_null()) continue;  // nothing to assign into
+    if (a.shape() != v.shape())
+      throw Error(fmt::format("kiln: load_npz: '{}': key '{}': shape {} in the file does not match "
+                              "the persistent value's shape {}", file, key, shape_str(a.shape()),
+                              shape_str(v.shape())));
+    if (!same_kind(a.dtype(), v.dtype()))
+      throw Error(fmt::format("kiln: load_npz: '{}': key '{}': dtype {} in the file does not match "
+                              "the persistent value's dtype {}", file, key, dtype_name(a.dtype()),
+                              dtype_name(v.dtype())));
+    todo.push_back({v, a.dtype() == v.dtype() ? a.copy() : a.astype(v.dtype())});
+  }
+  if (strict) check_unexpected(arrays, expected, path_prefix, file, "load_npz");
+  for (Assignment& as : todo) as.target.set_array(as.value);
+}
+
+void save_npz(const std::string& path, const Link& link, bool compression) {
+  npz::write(path, to_arrays(link), compression);
+}
+
+void load_npz(const std::string& path, Link& link, const std::string& path_prefix, bool strict) {
+  from_arrays(npz::read(path), link, path_prefix, strict, path);
+}
+
+// ---- optimizers -----------------------------------------------------------------
+
+std::map<std::string, Array> to_arrays(optimizers::Optimizer& opt, const std::string& prefix) {
+  std::map<std::string, Array> out;
+  out[prefix + "t"] = Array::scalar<int64_t>(opt.t);
+  out[prefix + "epoch"] = Array::scalar<int64_t>(opt.epoch);
+  for (const auto& [name, p] : opt.target().namedparams()) {
+    optimizers::UpdateRule& rule = opt.update_rule(p);
+    std::string base = prefix + strip_slash(name) + "/";
+    out[base + "t"] = Array::scalar<int64_t>(rule.t);
+    if (!p.is_initialized()) continue;
+    const optimizers::Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : opt.hyperparam;
+    for (const std::string& s : opt.state_names(hp)) {
+      auto it = rule.state.find(s);
+      out[base + s] = (it != rule.state.end() && !it->second.is_null())
+                          ? it->second.array()
+                          : Array::zeros(p.shape(), p.dtype());
+    }
+  }
+  return out;
+}
+
+void from_arrays(const std::map<std::string, Array>& arrays, optimizers::Optimizer& opt,
+                 const std::string& path_prefix, bool strict, const std::string& file) {
+  std::set<std::string> expected;
+  auto missing = [&](const std::string& key) {
+    throw Error(fmt::format("kiln: load_npz: '{}': missing key '{}'", file, key));
+  };
+  auto opt_int = [&](const std::string& key, int64_t current, bool required) {
+    expected.insert(key);
+    auto it = arrays.find(key);
+    if (it == arrays.end()) {
+      if (strict && required) missing(key);
+      return current;
+    }
+    return scalar_int(arrays, key, file);
+  };
+  int64_t t = opt_int(path_prefix + "t", opt.t, true);
+  int64_t epoch = opt_int(path_prefix + "epoch", opt.epoch, true);
+
+  struct RuleLoad {
+    optimizers::UpdateRule* rule;
+    int64_t t;
+    std::map<std::string, Array> state;
+  };
+  std::vector<RuleLoad> rules;
+  for (const auto& [name, p] : opt.target().namedparams()) {
+    optimizers::UpdateRule& rule = opt.update_rule(p);
+    std::string base = path_prefix + strip_slash(name) + "/";
+    // A per-parameter "t" missing from the file (older writers) defaults to the optimizer's.
+    RuleLoad rl{&rule, opt_int(base + "t", t, false), {}};
+    const optimizers::Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : opt.hyperparam;
+    for (const std::string& s : opt.state_names(hp)) {
+      std::string key = base + s;
+      expected.insert(key);
+      auto it = arrays.find(key);
+      if (it == arrays.end()) {
+        if (strict && p.is_initialized()) missing(key);
+        continue;
+      }
+      if (!p.is_initialized())
+        throw Error(fmt::format("kiln: load_npz: '{}': key '{}': the parameter '{}' is not "
+                                "initialized yet (load the link first)", file, key, name));
+      const Array& a = it->second;
+      if (a.shape() != p.shape() || a.dtype() != p.dtype())
+        throw Error(fmt::format("kiln: load_npz: '{}': key '{}': {} {} in the file does not match "
+                                "the parameter's {} {}", file, key, shape_str(a.shape()),
+                                dtype_name(a.dtype()), shape_str(p.shape()), dtype_name(p.dtype())));
+      rl.state[s] = a.copy();
+    }
+    rules.push_back(std::move(rl));
+  }
+  if (strict) check_unexpected(arrays, expected, path_prefix, file, "load_npz");
+  opt.t = t;
+  opt.epoch = epoch;
+  for (RuleLoad& rl : rules) {
+    rl.rule->t = rl.t;
+    for (auto& [s, a] : rl.state) rl.rule->state[s] = Variable(a, false);
+  }
+}
+
+void save_npz(const std::string& path, optimizers::Optimizer& opt, bool compression) {
+  npz::write(path, to_arrays(opt), compression);
+}
+
+void load_npz(const std::string& path, optimizers::Optimizer& opt, const std::string& path_prefix,
+              bool strict) {
+  from_arrays(npz::read(path), opt, path_prefix, strict, path);
+}
+
+}  // namespace serializers
+
+}  // namespace kiln

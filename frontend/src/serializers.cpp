@@ -146,6 +146,9 @@ Array decode_npy(const std::string& bytes, const std::string& what) {
   else if (kind == "i4") dtype = DType::i32;
   else if (kind == "i8") dtype = DType::i64;
   else if (kind == "b1") dtype = DType::b8;
+  // Smaller or unsigned integers are widened to kiln's integer dtypes.
+  else if (kind == "i1" || kind == "u1" || kind == "i2" || kind == "u2") dtype = DType::i32;
+  else if (kind == "u4") dtype = DType::i64;
   else fail(fmt::format("{}: unsupported dtype '{}' (kiln reads float32, float64, int32, int64, bool)", what, descr));
   if (order != '<' && order != '>' && order != '|' && order != '=')
     fail(fmt::format("{}: unsupported dtype '{}'", what, descr));
@@ -170,16 +173,41 @@ Array decode_npy(const std::string& bytes, const std::string& what) {
   if (!fortran_order && fortran != "False")
     fail(fmt::format("{}: malformed fortran_order '{}'", what, fortran));
 
-  Array a(shape, dtype);
-  size_t need = a.nbytes();
-  if (bytes.size() - offset != need)
+  size_t width = static_cast<size_t>(std::stoul(kind.substr(1)));
+  // The element count, checked against the data before allocating (a corrupt
+  // header must not ask for a huge array).
+  size_t count = 1;
+  size_t avail = bytes.size() - offset;
+  for (int64_t d : shape) {
+    if (d != 0 && count > avail / static_cast<size_t>(d)) { count = avail + 1; break; }
+    count *= static_cast<size_t>(d);
+  }
+  size_t need = count * width;
+  if (count > avail || avail != need)
     fail(fmt::format("{}: data size {} bytes does not match shape {} of {} ({} bytes); the file is "
                      "truncated or corrupt", what, bytes.size() - offset, shape_str(shape),
-                     dtype_name(dtype), need));
-  if (need) std::memcpy(a.raw_data(), bytes.data() + offset, need);
+                     descr, need));
+  Array a(shape, dtype);
   bool little = host_little_endian();
-  if ((order == '<' && !little) || (order == '>' && little))
-    byteswap(static_cast<uint8_t*>(a.raw_data()), static_cast<size_t>(a.size()), dtype_size(dtype));
+  bool swap = (order == '<' && !little) || (order == '>' && little);
+  if (width == dtype_size(dtype)) {
+    if (need) std::memcpy(a.raw_data(), bytes.data() + offset, need);
+    if (swap) byteswap(static_cast<uint8_t*>(a.raw_data()), count, width);
+  } else {
+    std::vector<uint8_t> raw(bytes.begin() + static_cast<std::ptrdiff_t>(offset), bytes.end());
+    if (swap) byteswap(raw.data(), count, width);
+    for (size_t i = 0; i < count; ++i) {
+      const uint8_t* q = raw.data() + i * width;
+      int64_t v = 0;
+      if (kind == "i1") { int8_t x; std::memcpy(&x, q, 1); v = x; }
+      else if (kind == "u1") { v = q[0]; }
+      else if (kind == "i2") { int16_t x; std::memcpy(&x, q, 2); v = x; }
+      else if (kind == "u2") { uint16_t x; std::memcpy(&x, q, 2); v = x; }
+      else { uint32_t x; std::memcpy(&x, q, 4); v = x; }
+      if (dtype == DType::i32) a.data<int32_t>()[i] = static_cast<int32_t>(v);
+      else a.data<int64_t>()[i] = v;
+    }
+  }
   if (fortran_order && shape.size() > 1) {
     // Reverse-axes (column-major) storage: transpose into C order.
     Array c(shape, dtype);
@@ -217,11 +245,30 @@ std::string zip_error_text(int code) {
   return s;
 }
 
-bool is_object_array(const std::string& bytes) {
+// True for entries that hold no numbers (Python objects such as Chainer's None,
+// strings, records, dates): read() leaves them out.
+bool is_non_numeric(const std::string& bytes) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) return false;
   size_t hl = static_cast<uint8_t>(bytes[8]) | (static_cast<size_t>(static_cast<uint8_t>(bytes[9])) << 8);
-  std::string header = bytes.substr(10, std::min(hl, bytes.size() - 10));
-  return header.find("'|O'") != std::string::npos;
+  size_t off = 10;
+  if (static_cast<uint8_t>(bytes[6]) != 1) {
+    if (bytes.size() < 12) return false;
+    hl |= (static_cast<size_t>(static_cast<uint8_t>(bytes[10])) << 16) |
+          (static_cast<size_t>(static_cast<uint8_t>(bytes[11])) << 24);
+    off = 12;
+  }
+  std::string header = bytes.substr(off, std::min(hl, bytes.size() - off));
+  size_t pos = header.find("descr");
+  if (pos == std::string::npos) return false;
+  pos = header.find(':', pos);
+  if (pos == std::string::npos) return false;
+  pos = header.find_first_not_of(" ", pos + 1);
+  if (pos == std::string::npos) return false;
+  if (header[pos] == '[') return true;  // a structured (record) dtype
+  if (header[pos] != '\'' && header[pos] != '"') return false;
+  if (pos + 2 >= header.size()) return false;
+  char kind = header[pos + 2];  // '<f4': order then kind
+  return std::string("OUSVMm").find(kind) != std::string::npos;
 }
 
 }  // namespace
@@ -266,7 +313,7 @@ std::map<std::string, Array> read(const std::string& path) {
     if ((st.valid & ZIP_STAT_SIZE) && bytes.size() != st.size)
       fail(fmt::format("{}: read {} bytes, expected {} (the file is truncated or corrupt)", what,
                        bytes.size(), st.size));
-    if (is_object_array(bytes)) continue;  // Python objects (Chainer's None): not an array
+    if (is_non_numeric(bytes)) continue;  // Chainer's None, strings, ...: not arrays
     if (out.count(key)) fail(fmt::format("{}: duplicate entry", what));
     out.emplace(key, decode_npy(bytes, what));
   }

@@ -218,7 +218,11 @@ TEST_F(Serializers, NumpyInterop) {
           "numpy.savez_compressed(sys.argv[2], **{k: d[k] for k in d.files},\n"
           "                       extra_f64=numpy.arange(6.0).reshape(2, 3),\n"
           "                       extra_fortran=numpy.asfortranarray(numpy.arange(6, dtype=numpy.int32).reshape(2, 3)),\n"
-          "                       extra_be=numpy.arange(3, dtype='>f4'))\n";
+          "                       extra_be=numpy.arange(3, dtype='>f4'),\n"
+          "                       extra_u8=numpy.array([255, 1], dtype=numpy.uint8),\n"
+          "                       extra_i16=numpy.array([-300, 7], dtype=numpy.int16),\n"
+          "                       skipped_str=numpy.array('log text'),\n"
+          "                       skipped_none=numpy.array(None))\n";
   }
   int rc = std::system((python + " " + script + " " + file + " " + back).c_str());
   ASSERT_EQ(rc, 0);
@@ -227,6 +231,10 @@ TEST_F(Serializers, NumpyInterop) {
   expect_equal(r.at("extra_f64"), Array::from(std::vector<double>{0, 1, 2, 3, 4, 5}, {2, 3}));
   expect_equal(r.at("extra_fortran"), Array::from(std::vector<int32_t>{0, 1, 2, 3, 4, 5}, {2, 3}));
   expect_equal(r.at("extra_be"), Array::from(std::vector<float>{0, 1, 2}, {3}));
+  expect_equal(r.at("extra_u8"), Array::from(std::vector<int32_t>{255, 1}, {2}));
+  expect_equal(r.at("extra_i16"), Array::from(std::vector<int32_t>{-300, 7}, {2}));
+  EXPECT_EQ(r.count("skipped_str"), 0u);
+  EXPECT_EQ(r.count("skipped_none"), 0u);
   // Non-strict load ignores the extra keys; strict load rejects them.
   MLP other;
   serializers::load_npz(back, other, "", /*strict=*/false);

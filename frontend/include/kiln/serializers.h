@@ -13,8 +13,10 @@ namespace kiln {
 namespace npz {
 
 // Reads every array of a NumPy .npz archive (entries "<key>.npy", NPY format
-// v1/v2/v3, C order, dtypes float32/float64/int32/int64/bool, either byte
-// order). Entries holding Python objects (Chainer's None) are skipped.
+// v1/v2/v3, C or Fortran order, either byte order; dtypes float32, float64,
+// int32, int64, bool, and int8/uint8/int16/uint16 (as int32) and uint32 (as
+// int64)). Entries that hold no numbers (Python objects such as Chainer's
+// None, strings) are left out.
 // Throws kiln::Error naming the file (and the key) when the archive cannot be
 // opened, is corrupt or truncated, or holds an unsupported array.
 std::map<std::string, Array> read(const std::string& path);

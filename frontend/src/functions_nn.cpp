@@ -62,10 +62,11 @@ Variable dropout(const Variable& x, double ratio) {
   // A new variable on x's node (like F::identity), so the output's grad is not x's.
   if (!config().train || ratio == 0.0) return Variable(x.node());
   DropoutState& st = dropout_state();
-  Attrs attrs{int_attr("seed", static_cast<int64_t>(st.seed)),
-              int_attr("offset", static_cast<int64_t>(st.offset))};
+  // (seed, offset) enter as an input, so every step has the same graph (one compile).
+  Variable key(Array::from<int64_t>({static_cast<int64_t>(st.seed), static_cast<int64_t>(st.offset)}, {2}),
+               /*requires_grad=*/false);
   st.offset += static_cast<uint64_t>(x.size());
-  Variable u = record("kiln.rng_uniform", {}, attrs, x.shape(), x.dtype());
+  Variable u = record("kiln.rng_uniform", {key}, {}, x.shape(), x.dtype());
   // Chainer: mask = (rand >= ratio) * scale; y = x * mask.
   Variable keep = greater_equal(u, constant_like(ratio, u));
   Variable mask = where(keep, constant_like(1.0 / (1.0 - ratio), x), constant_like(0.0, x));

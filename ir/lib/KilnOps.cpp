@@ -72,6 +72,13 @@ LogicalResult IotaOp::verify() {
   return success();
 }
 
+LogicalResult RngUniformOp::verify() {
+  auto key = getKey().getType();
+  if (key.getRank() != 1 || key.getDimSize(0) != 2)
+    return emitOpError("key must be tensor<2xi64> (seed, offset), got ") << key;
+  return success();
+}
+
 //===--- elementwise -------------------------------------------------------===//
 
 LogicalResult CompareOp::inferReturnTypes(MLIRContext* ctx, std::optional<Location> loc,

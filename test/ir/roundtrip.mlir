@@ -113,11 +113,11 @@ func.func @cnn(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> (tensor<2x3x
 }
 
 // CHECK-LABEL: func.func @generators_and_grad
-func.func @generators_and_grad(%x: tensor<3xf32>) -> (tensor<2x3xi32>, tensor<4xf32>, tensor<3xf32>) {
+func.func @generators_and_grad(%x: tensor<3xf32>, %key: tensor<2xi64>) -> (tensor<2x3xi32>, tensor<4xf32>, tensor<3xf32>) {
   // CHECK: kiln.iota dim = 1 : tensor<2x3xi32>
   %i = kiln.iota dim = 1 : tensor<2x3xi32>
-  // CHECK: kiln.rng_uniform seed = 7 offset = 0 : tensor<4xf32>
-  %r = kiln.rng_uniform seed = 7 offset = 0 : tensor<4xf32>
+  // CHECK: kiln.rng_uniform %{{.*}} : tensor<2xi64> -> tensor<4xf32>
+  %r = kiln.rng_uniform %key : tensor<2xi64> -> tensor<4xf32>
   %y = kiln.reduce_sum %x, [0] : tensor<3xf32> -> tensor<f32>
   %one = kiln.constant dense<1.0> : tensor<f32>
   // CHECK: kiln.grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<3xf32>

@@ -57,6 +57,20 @@ TEST(Dropout, SameSeedSameMaskAndCallsDiffer) {
   for (double e : a) EXPECT_TRUE(e == 0.0 || e == 2.0);
 }
 
+TEST(Dropout, NewMasksEachStepWithoutRecompiling) {
+  // The Philox key is an input of the graph, so steps share one compiled graph.
+  Variable x(Array::ones({16}));
+  F::set_dropout_seed(5);
+  clear_memory_cache();
+  reset_cache_stats();
+  std::vector<std::vector<double>> masks;
+  for (int step = 0; step < 3; ++step) masks.push_back(values(F::dropout(x)));
+  EXPECT_EQ(cache_stats().misses, 1);
+  EXPECT_EQ(cache_stats().memory_hits, 2);
+  EXPECT_NE(masks[0], masks[1]);
+  EXPECT_NE(masks[1], masks[2]);
+}
+
 TEST(Dropout, IdentityWhenNotTraining) {
   Variable x(iota({2, 3}));
   auto guard = using_config("train", false);

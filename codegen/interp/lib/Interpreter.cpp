@@ -216,10 +216,10 @@ const llvm::StringMap<Eval>& evaluators() {
       forEachIndex(out.shape, [&](const std::vector<int64_t>& idx, int64_t flat) { out.data[flat] = idx[dim]; });
       return out;
     };
-    t["kiln.rng_uniform"] = [](Operation* op, const Operands&) {
+    t["kiln.rng_uniform"] = [](Operation* op, const Operands& in) {
       auto rng = cast<ir::RngUniformOp>(op);
       Tensor out = makeTensor(rng.getResult());
-      uint64_t seed = rng.getSeed(), offset = rng.getOffset();
+      auto seed = static_cast<uint64_t>(in[0]->data[0]), offset = static_cast<uint64_t>(in[0]->data[1]);
       for (int64_t i = 0; i < out.size(); ++i) out.data[i] = philox::uniform(seed, offset + i);
       return out;
     };

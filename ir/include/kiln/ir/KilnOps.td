@@ -39,12 +39,15 @@ def Kiln_IotaOp : Kiln_Op<"iota", [Pure]> {
 def Kiln_RngUniformOp : Kiln_Op<"rng_uniform", [Pure]> {
   let summary = "Counter-based (Philox-4x32-10) uniform numbers in [0, 1)";
   let description = [{
-    Element i (C order) is derived from the key `seed` and the counter
-    `(offset + i)`, so results are identical on every backend.
+    `key` holds (seed, offset). Element i (C order) is derived from the key
+    `seed` and the counter `offset + i`, so results are identical on every
+    backend. The key is an operand, not an attribute, so a training loop that
+    draws new numbers each step keeps one graph structure (one compile).
   }];
-  let arguments = (ins I64Attr:$seed, I64Attr:$offset);
+  let arguments = (ins TensorOf<[I64]>:$key);
   let results = (outs Kiln_FloatTensor:$result);
-  let assemblyFormat = "`seed` `=` $seed `offset` `=` $offset attr-dict `:` type($result)";
+  let assemblyFormat = "$key attr-dict `:` type($key) `->` type($result)";
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <unordered_map>
 #include <unordered_set>
@@ -82,8 +83,55 @@ namespace {
 
 struct GraphCache {
   std::unordered_map<std::string, std::shared_ptr<Executable>> compiled;
+  std::vector<GraphSpec> specs;  // compiled graphs, for KILN_EXPLAIN_CACHE_MISSES
   CacheStats stats;
 };
+
+std::string describe_value(const GraphSpec& g, int id) {
+  int nargs = static_cast<int>(g.args.size());
+  if (id < nargs) return fmt::format("argument {} {} {}", id, dtype_name(g.args[id].dtype), shape_str(g.args[id].shape));
+  const GraphOp& op = g.ops[id - nargs];
+  return fmt::format("op {} {} -> {} {}", id - nargs, op.op, dtype_name(op.dtype), shape_str(op.shape));
+}
+
+// What distinguishes `g` from the most similar compiled graph (the longest common prefix).
+std::string explain_miss(const GraphSpec& g, const std::vector<GraphSpec>& cached) {
+  if (cached.empty()) return "no graph compiled yet";
+  auto same_arg = [](const GraphSpec::Arg& a, const GraphSpec::Arg& b) { return a.shape == b.shape && a.dtype == b.dtype; };
+  auto same_op = [&](const GraphOp& a, const GraphOp& b) {
+    GraphSpec x, y;
+    x.ops = {a};
+    y.ops = {b};
+    return x.key() == y.key();
+  };
+  size_t best = 0, best_score = 0;
+  for (size_t c = 0; c < cached.size(); ++c) {
+    const GraphSpec& h = cached[c];
+    size_t score = 0;
+    while (score < g.args.size() && score < h.args.size() && same_arg(g.args[score], h.args[score])) ++score;
+    if (score == g.args.size() && score == h.args.size()) {
+      size_t i = 0;
+      while (i < g.ops.size() && i < h.ops.size() && same_op(g.ops[i], h.ops[i])) ++i;
+      score += i;
+    }
+    if (score >= best_score) { best_score = score; best = c; }
+  }
+  const GraphSpec& h = cached[best];
+  for (size_t i = 0; i < std::min(g.args.size(), h.args.size()); ++i)
+    if (!same_arg(g.args[i], h.args[i]))
+      return fmt::format("argument {}: {} {} here, {} {} in the nearest cached graph", i, dtype_name(g.args[i].dtype),
+                         shape_str(g.args[i].shape), dtype_name(h.args[i].dtype), shape_str(h.args[i].shape));
+  if (g.args.size() != h.args.size())
+    return fmt::format("{} arguments here, {} in the nearest cached graph", g.args.size(), h.args.size());
+  int nargs = static_cast<int>(g.args.size());
+  for (size_t i = 0; i < std::min(g.ops.size(), h.ops.size()); ++i)
+    if (!same_op(g.ops[i], h.ops[i]))
+      return fmt::format("{} here, {} in the nearest cached graph", describe_value(g, nargs + static_cast<int>(i)),
+                         describe_value(h, nargs + static_cast<int>(i)));
+  if (g.ops.size() != h.ops.size())
+    return fmt::format("{} ops here, {} in the nearest cached graph", g.ops.size(), h.ops.size());
+  return "the outputs differ from the nearest cached graph";
+}
 
 GraphCache& cache() {
   static GraphCache c;
@@ -185,8 +233,14 @@ void realize() {
     ++c.stats.memory_hits;
     exe = it->second;
   } else {
+    const char* explain_env = std::getenv("KILN_EXPLAIN_CACHE_MISSES");
+    bool explain = explain_env && *explain_env && std::string(explain_env) != "0";
+    if (explain)
+      fmt::print(stderr, "kiln: cache miss ({} args, {} ops): {}\n", builder.spec.args.size(),
+                 builder.spec.ops.size(), explain_miss(builder.spec, c.specs));
     auto start = std::chrono::steady_clock::now();
     exe = compile_graph(builder.spec);
+    c.specs.push_back(builder.spec);
     c.stats.compile_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ++c.stats.misses;
@@ -209,6 +263,9 @@ std::string CacheStats::to_string() const {
 }
 CacheStats cache_stats() { return detail::cache().stats; }
 void reset_cache_stats() { detail::cache().stats = CacheStats(); }
-void clear_memory_cache() { detail::cache().compiled.clear(); }
+void clear_memory_cache() {
+  detail::cache().compiled.clear();
+  detail::cache().specs.clear();
+}
 
 }  // namespace kiln

@@ -170,3 +170,17 @@ TEST(Backend, UnknownBackendIsAClearError) {
   unsetenv("KILN_BACKEND");
   EXPECT_THAT(msg, HasSubstr("KILN_BACKEND=cpu"));
 }
+
+TEST(Trace, ExplainCacheMisses) {
+  clear_memory_cache();
+  setenv("KILN_EXPLAIN_CACHE_MISSES", "1", 1);
+  testing::internal::CaptureStderr();
+  F::exp(Variable(Array::zeros({2, 3}))).array();
+  F::exp(Variable(Array::zeros({3, 3}))).array();
+  F::exp(Variable(Array::zeros({3, 3}))).array();  // a hit: nothing printed
+  std::string err = testing::internal::GetCapturedStderr();
+  unsetenv("KILN_EXPLAIN_CACHE_MISSES");
+  EXPECT_THAT(err, HasSubstr("no graph compiled yet"));
+  EXPECT_THAT(err, HasSubstr("argument 0: float32 (3, 3) here, float32 (2, 3) in the nearest cached graph"));
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2);
+}

@@ -1,0 +1,157 @@
+// kiln's benchmarks next to peers measured in the same run: OpenBLAS sgemm, a triad loop, LibTorch's MLP step.
+//   kiln_bench [OUT.json]   (bench/run.sh sets threads and passes LibTorch's ms/step in KILN_BENCH_TORCH_MS)
+#include <cblas.h>
+#include <kiln/kiln.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+using namespace kiln;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Mean seconds per call over at least `min_seconds` (after one warm-up call).
+double time_per_call(const std::function<void()>& f, double min_seconds = 0.5) {
+  f();
+  int64_t n = 0;
+  auto start = Clock::now();
+  double elapsed = 0;
+  do {
+    f();
+    ++n;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (elapsed < min_seconds);
+  return elapsed / static_cast<double>(n);
+}
+
+struct Row {
+  std::string name, unit;
+  double kiln, peer;
+  std::string peer_name;
+  bool higher_is_better;
+};
+
+struct MLP : Chain {
+  L::Linear l1{784, 1000}, l2{1000, 1000}, l3{1000, 10};
+  MLP() { add_link("l1", l1); add_link("l2", l2); add_link("l3", l3); }
+  Variable operator()(const Variable& x) const { return l3(F::relu(l2(F::relu(l1(x))))); }
+};
+
+int threads() {
+  const char* e = std::getenv("KILN_NUM_THREADS");
+  return e && *e ? std::atoi(e) : static_cast<int>(std::thread::hardware_concurrency());
+}
+
+// STREAM triad a = b + s*c over n floats, split over threads.
+void triad(float* a, const float* b, const float* c, float s, size_t n, int nthreads) {
+  std::vector<std::thread> pool;
+  size_t chunk = (n + nthreads - 1) / nthreads;
+  for (int t = 0; t < nthreads; ++t)
+    pool.emplace_back([=] {
+      size_t lo = t * chunk, hi = std::min(n, lo + chunk);
+      for (size_t i = lo; i < hi; ++i) a[i] = b[i] + s * c[i];
+    });
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out = argc > 1 ? argv[1] : "bench-results.json";
+  int nthreads = threads();
+  openblas_set_num_threads(nthreads);
+  std::vector<Row> rows;
+  fmt::print("kiln benchmarks: backend {}, {} threads\n", backend_name(), nthreads);
+
+  // GEMM next to OpenBLAS sgemm.
+  for (int64_t n : {256, 1024, 2048}) {
+    Array a = Array::randn({n, n}, 1), b = Array::randn({n, n}, 2), c({n, n}, DType::f32);
+    Variable va(a, false), vb(b, false);
+    double flops = 2.0 * n * n * n;
+    double tk = time_per_call([&] { F::matmul(va, vb).array(); });
+    double tp = time_per_call([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data<float>(), n, b.data<float>(), n,
+                  0.f, c.data<float>(), n);
+    });
+    rows.push_back({fmt::format("GEMM {}^3", n), "GFLOP/s", flops / tk / 1e9, flops / tp / 1e9, "OpenBLAS", true});
+  }
+
+  // A fused elementwise chain next to a STREAM triad loop.
+  {
+    int64_t n = 1 << 24;
+    Array x = Array::randn({n}, 3);
+    Variable vx(x, false);
+    double tk = time_per_call([&] { F::relu(vx * 2.0 + 1.0).array(); });
+    std::vector<float> a(n), b(n, 1.f), c(n, 2.f);
+    double tp = time_per_call([&] { triad(a.data(), b.data(), c.data(), 3.f, n, nthreads); });
+    rows.push_back({"elementwise chain (16M f32)", "GB/s", 8.0 * n / tk / 1e9, 12.0 * n / tp / 1e9, "triad loop", true});
+  }
+
+  // Per-step framework overhead on a cache hit, 10-op graph on one element.
+  {
+    Variable x(Array::from({0.5f}, {1}), false);
+    double t = time_per_call([&] {
+      Variable y = x;
+      for (int i = 0; i < 5; ++i) y = F::tanh(y * 1.5);
+      y.array();
+    });
+    rows.push_back({"overhead per step (10 ops, hit)", "us", t * 1e6, 20.0, "target", false});
+  }
+
+  // MLP 784-1000-1000-10, batch 128, SGD: cold compile, warm disk load, step time vs LibTorch.
+  {
+    char dir[] = "/tmp/kiln-bench-cacheXXXXXX";
+    setenv("KILN_CACHE_DIR", mkdtemp(dir), 1);
+    clear_memory_cache();
+    MLP mlp;
+    L::Classifier<MLP> model(mlp);
+    optimizers::SGD opt(0.01);
+    opt.setup(model);
+    Variable x(Array::randn({128, 784}, 4), false);
+    std::vector<int32_t> labels(128);
+    for (int i = 0; i < 128; ++i) labels[i] = i % 10;
+    Variable t(Array::from(labels, {128}), false);
+    auto step = [&] {
+      model.cleargrads();
+      Variable loss = model(x, t);
+      loss.backward();
+      opt.update();
+    };
+    double before = cache_stats().compile_seconds;
+    auto t0 = Clock::now();
+    step();
+    double cold = std::chrono::duration<double>(Clock::now() - t0).count();
+    double compile = cache_stats().compile_seconds - before;
+    double steady = time_per_call(step, 2.0);
+    clear_memory_cache();
+    auto t1 = Clock::now();
+    step();
+    double warm = std::chrono::duration<double>(Clock::now() - t1).count() - steady;
+    rows.push_back({"MLP step cold compile", "s", compile, 1.0, "target", false});
+    rows.push_back({"MLP step warm disk-cache load", "ms", std::max(warm, 0.0) * 1e3, 20.0, "target", false});
+    (void)cold;
+    const char* torch_ms = std::getenv("KILN_BENCH_TORCH_MS");
+    double peer = torch_ms && *torch_ms ? std::atof(torch_ms) : 0.0;
+    rows.push_back({"MLP 784-1000-1000-10 b128 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+  }
+
+  fmt::print("{:<38} {:>12} {:>12} {:>10}  {}\n", "benchmark", "kiln", "peer", "kiln/peer", "unit, peer");
+  std::string json = "{\n  \"backend\": \"" + backend_name() + "\", \"threads\": " + std::to_string(nthreads) + ",\n  \"results\": [\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    double ratio = r.peer > 0 ? r.kiln / r.peer : 0.0;
+    fmt::print("{:<38} {:>12.3f} {:>12.3f} {:>10.3f}  {}, {}{}\n", r.name, r.kiln, r.peer, ratio, r.unit, r.peer_name,
+               r.higher_is_better ? " (higher is better)" : " (lower is better)");
+    json += fmt::format("    {{\"name\": \"{}\", \"unit\": \"{}\", \"kiln\": {}, \"peer\": {}, \"peer_name\": \"{}\", \"ratio\": {}}}{}\n",
+                        r.name, r.unit, r.kiln, r.peer, r.peer_name, ratio, i + 1 < rows.size() ? "," : "");
+  }
+  json += "  ]\n}\n";
+  std::ofstream(out) << json;
+  fmt::print("wrote {}\n", out);
+  return 0;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs kiln's benchmarks and the LibTorch peer with the same thread count; prints a table, writes JSON.
+#   run.sh KILN_BENCH [TORCH_BENCH] [OUT.json]
+set -euo pipefail
+kiln_bench=$1 torch_bench=${2:-} out=${3:-bench-results.json}
+threads=${KILN_NUM_THREADS:-$(nproc)}
+# OpenBLAS at its best (the image sets Haswell kernels): see shared NOTES-MLIR.md.
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+export KILN_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+torch_ms=""
+if [[ -n "$torch_bench" && -x "$torch_bench" ]]; then
+  torch_ms=$("$torch_bench" "$threads")
+fi
+KILN_BENCH_TORCH_MS="$torch_ms" "$kiln_bench" "$out"

@@ -90,7 +90,8 @@ mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
   std::vector<mlir::Value> values(entry->args_begin(), entry->args_end());
   for (const GraphOp& op : g.ops) {
     auto type = tensorType(b, op.shape, op.dtype);
-    mlir::OperationState state(loc, op.op);
+    mlir::Location opLoc = op.line > 0 ? mlir::Location(mlir::FileLineColLoc::get(&ctx, op.file, op.line, 0)) : loc;
+    mlir::OperationState state(opLoc, op.op);
     for (int v : op.operands) state.operands.push_back(values[v]);
     for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
     state.types.push_back(type);

@@ -55,7 +55,8 @@ void set_dropout_seed(uint64_t seed) {
   dropout_state().offset = 0;
 }
 
-Variable dropout(const Variable& x, double ratio) {
+Variable dropout(const Variable& x, double ratio, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   check_float("dropout", "x", x);
   if (!(ratio >= 0.0 && ratio < 1.0))
     type_error("dropout", "0.0 <= ratio < 1.0", fmt::format("ratio = {}", ratio));
@@ -76,7 +77,8 @@ Variable dropout(const Variable& x, double ratio) {
 // ---- losses -----------------------------------------------------------------------
 
 Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normalize,
-                               int64_t ignore_label, const std::string& reduce) {
+                               int64_t ignore_label, const std::string& reduce, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "SoftmaxCrossEntropy";
   check_float(fn, "x", x);
   check_int(fn, "t", t);
@@ -108,7 +110,8 @@ Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normal
   return total * (1.0 / static_cast<double>(std::max<int64_t>(x.shape()[0], 1)));
 }
 
-Variable mean_squared_error(const Variable& x0, const Variable& x1) {
+Variable mean_squared_error(const Variable& x0, const Variable& x1, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "MeanSquaredError";
   check_float(fn, "x0", x0);
   check_same_dtype(fn, "x0", x0, "x1", x1);
@@ -119,7 +122,8 @@ Variable mean_squared_error(const Variable& x0, const Variable& x1) {
 }
 
 Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normalize,
-                               const std::string& reduce) {
+                               const std::string& reduce, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "SigmoidCrossEntropy";
   check_float(fn, "x", x);
   check_int(fn, "t", t);
@@ -146,7 +150,8 @@ Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normal
   return total * (1.0 / static_cast<double>(std::max<int64_t>(n, 1)));
 }
 
-Variable huber_loss(const Variable& x, const Variable& t, double delta, const std::string& reduce) {
+Variable huber_loss(const Variable& x, const Variable& t, double delta, const std::string& reduce, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "HuberLoss";
   check_float(fn, "x", x);
   check_same_dtype(fn, "x", x, "t", t);
@@ -165,7 +170,8 @@ Variable huber_loss(const Variable& x, const Variable& t, double delta, const st
   return sum(loss, std::vector<int64_t>{1});
 }
 
-Variable accuracy(const Variable& y, const Variable& t, std::optional<int64_t> ignore_label) {
+Variable accuracy(const Variable& y, const Variable& t, std::optional<int64_t> ignore_label, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "Accuracy";
   check_float(fn, "x", y);
   check_int(fn, "t", t);
@@ -189,7 +195,8 @@ Variable accuracy(const Variable& y, const Variable& t, std::optional<int64_t> i
 
 // ---- convolution ------------------------------------------------------------------
 
-Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad) {
+Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "Convolution2DFunction";
   check_float(fn, "x", x);
   check_float(fn, "W", W);
@@ -219,7 +226,8 @@ Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b,
 }
 
 Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad,
-                          std::optional<Pair> outsize) {
+                          std::optional<Pair> outsize, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "Deconvolution2DFunction";
   check_float(fn, "x", x);
   check_float(fn, "W", W);
@@ -299,11 +307,13 @@ static Variable pool(const std::string& fn, const std::string& kind, const Varia
                 {x.shape()[0], x.shape()[1], oh, ow}, x.dtype());
 }
 
-Variable max_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride, Pair pad, bool cover_all) {
+Variable max_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride, Pair pad, bool cover_all, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   return pool("MaxPooling2D", "max", x, ksize, stride, pad, cover_all);
 }
 
-Variable average_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride, Pair pad) {
+Variable average_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride, Pair pad, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   return pool("AveragePooling2D", "avg", x, ksize, stride, pad, false);
 }
 
@@ -335,7 +345,8 @@ static Variable bn_apply(const Variable& x, const Variable& gamma, const Variabl
   return channel_view(gamma, n) * ((x - channel_view(mean_, n)) * inv_std) + channel_view(beta, n);
 }
 
-Variable batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta, double eps) {
+Variable batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta, double eps, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   std::vector<int64_t> axes = check_bn("BatchNormalization", x, gamma, beta);
   Variable mu = mean(x, axes, true);
   Variable xc = x - mu;
@@ -344,7 +355,8 @@ Variable batch_normalization(const Variable& x, const Variable& gamma, const Var
 }
 
 Variable fixed_batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
-                                   const Variable& mean_, const Variable& var, double eps) {
+                                   const Variable& mean_, const Variable& var, double eps, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "FixedBatchNormalization";
   check_bn(fn, x, gamma, beta);
   check_same_dtype(fn, "x", x, "mean", mean_);
@@ -356,7 +368,8 @@ Variable fixed_batch_normalization(const Variable& x, const Variable& gamma, con
   return bn_apply(x, gamma, beta, mean_, var, eps);
 }
 
-Variable layer_normalization(const Variable& x, const Variable& gamma, const Variable& beta, double eps) {
+Variable layer_normalization(const Variable& x, const Variable& gamma, const Variable& beta, double eps, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "LayerNormalization";
   check_float(fn, "x", x);
   check_ndim(fn, "x", x, 2);
@@ -375,7 +388,8 @@ Variable layer_normalization(const Variable& x, const Variable& gamma, const Var
 
 // ---- embeddings -------------------------------------------------------------------
 
-Variable embed_id(const Variable& x, const Variable& W, std::optional<int64_t> ignore_label) {
+Variable embed_id(const Variable& x, const Variable& W, std::optional<int64_t> ignore_label, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   const std::string fn = "EmbedIDFunction";
   check_int(fn, "x", x);
   check_float(fn, "W", W);

@@ -5,7 +5,8 @@ namespace kiln::functions {
 
 using namespace detail;
 
-Variable reshape(const Variable& x, const Shape& shape) {
+Variable reshape(const Variable& x, const Shape& shape, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   Shape out = shape;
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -30,7 +31,8 @@ Variable reshape(const Variable& x, const Shape& shape) {
   return record("kiln.reshape", {x}, {}, out, x.dtype());
 }
 
-Variable transpose(const Variable& x, const std::vector<int64_t>& axes) {
+Variable transpose(const Variable& x, const std::vector<int64_t>& axes, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   int64_t n = x.ndim();
   std::vector<int64_t> perm;
   if (axes.empty()) {
@@ -50,16 +52,19 @@ Variable transpose(const Variable& x, const std::vector<int64_t>& axes) {
   return record("kiln.transpose", {x}, {ints_attr("permutation", perm)}, shape, x.dtype());
 }
 
-Variable broadcast_to(const Variable& x, const Shape& shape) { return broadcast_as(x, shape); }
+Variable broadcast_to(const Variable& x, const Shape& shape, SourceLocation loc) {
+  detail::LocationScope location_scope(loc); return broadcast_as(x, shape); }
 
-Variable expand_dims(const Variable& x, int64_t axis) {
+Variable expand_dims(const Variable& x, int64_t axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   int64_t a = normalize_axis("expand_dims", axis, x.ndim() + 1);
   Shape s = x.shape();
   s.insert(s.begin() + a, 1);
   return reshape(x, s);
 }
 
-Variable squeeze(const Variable& x, const Axes& axis) {
+Variable squeeze(const Variable& x, const Axes& axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   Shape s;
   if (!axis) {
     for (int64_t d : x.shape()) if (d != 1) s.push_back(d);
@@ -74,9 +79,11 @@ Variable squeeze(const Variable& x, const Axes& axis) {
   return reshape(x, s);
 }
 
-Variable flatten(const Variable& x) { return reshape(x, {x.size()}); }
+Variable flatten(const Variable& x, SourceLocation loc) {
+  detail::LocationScope location_scope(loc); return reshape(x, {x.size()}); }
 
-Variable concat(const std::vector<Variable>& xs, int64_t axis) {
+Variable concat(const std::vector<Variable>& xs, int64_t axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   if (xs.empty()) type_error("concat", "len(xs) >= 1", "0");
   const Variable& first = xs[0];
   int64_t a = normalize_axis("concat", axis, first.ndim());
@@ -107,7 +114,8 @@ static Variable slice_axis(const Variable& x, int64_t axis, int64_t lo, int64_t 
                 shape, x.dtype());
 }
 
-std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t axis) {
+std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   int64_t a = normalize_axis("split_axis", axis, x.ndim());
   if (sections <= 0 || x.shape()[a] % sections != 0)
     type_error("split_axis", fmt::format("x.shape[{}] % sections == 0", a),
@@ -118,7 +126,8 @@ std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t ax
   return split_axis(x, indices, axis);
 }
 
-std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& indices, int64_t axis) {
+std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& indices, int64_t axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   int64_t a = normalize_axis("split_axis", axis, x.ndim());
   int64_t n = x.shape()[a];
   std::vector<Variable> out;
@@ -134,7 +143,8 @@ std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& 
   return out;
 }
 
-Variable stack(const std::vector<Variable>& xs, int64_t axis) {
+Variable stack(const std::vector<Variable>& xs, int64_t axis, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   if (xs.empty()) type_error("stack", "len(xs) >= 1", "0");
   int64_t a = normalize_axis("stack", axis, xs[0].ndim() + 1);
   std::vector<Variable> expanded;
@@ -146,7 +156,8 @@ Variable stack(const std::vector<Variable>& xs, int64_t axis) {
   return concat(expanded, a);
 }
 
-Variable get_item(const Variable& x, const std::vector<Index>& slices) {
+Variable get_item(const Variable& x, const std::vector<Index>& slices, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   // numpy basic indexing: ints drop an axis, slices keep it (any step), NewAxis inserts one.
   std::vector<int64_t> start, limit, step, reversed;
   Shape sliced, final_shape;
@@ -205,7 +216,8 @@ Variable get_item(const Variable& x, const std::vector<Index>& slices) {
 }
 
 Variable pad(const Variable& x, const std::vector<std::pair<int64_t, int64_t>>& pad_width,
-             double constant_value) {
+             double constant_value, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   std::vector<std::pair<int64_t, int64_t>> widths = pad_width;
   if (widths.size() == 1) widths.assign(static_cast<size_t>(x.ndim()), pad_width[0]);
   if (static_cast<int64_t>(widths.size()) != x.ndim())
@@ -226,7 +238,8 @@ Variable pad(const Variable& x, const std::vector<std::pair<int64_t, int64_t>>& 
 
 // ---- linear algebra ---------------------------------------------------------------
 
-Variable matmul(const Variable& a, const Variable& b, bool transa, bool transb) {
+Variable matmul(const Variable& a, const Variable& b, bool transa, bool transb, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   check_float("matmul", "a", a);
   check_same_dtype("matmul", "a", a, "b", b);
   if (a.ndim() < 1 || b.ndim() < 1) type_error("matmul", "a.ndim >= 1 and b.ndim >= 1", fmt::format("{} and {}", a.ndim(), b.ndim()));
@@ -262,11 +275,13 @@ Variable matmul(const Variable& a, const Variable& b, bool transa, bool transb) 
   return y;
 }
 
-Variable batch_matmul(const Variable& a, const Variable& b, bool transa, bool transb) {
+Variable batch_matmul(const Variable& a, const Variable& b, bool transa, bool transb, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   return matmul(a, b, transa, transb);
 }
 
-Variable linear(const Variable& x, const Variable& W, const Variable& b, int64_t n_batch_axes) {
+Variable linear(const Variable& x, const Variable& W, const Variable& b, int64_t n_batch_axes, SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
   check_float("linear", "x", x);
   check_same_dtype("linear", "x", x, "W", W);
   if (n_batch_axes <= 0 || n_batch_axes >= x.ndim() + 1)

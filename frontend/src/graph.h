@@ -14,6 +14,8 @@ struct GraphOp {
   std::vector<int> operands;  // value ids: arguments first, then ops in order
   Shape shape;
   DType dtype;
+  const char* file = nullptr;  // user call site, not part of the key
+  int line = 0;
 };
 
 struct GraphSpec {

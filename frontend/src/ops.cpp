@@ -1,16 +1,45 @@
 // Recording helpers and Chainer-style type checks shared by every function.
 #include "ops.h"
 
+#include <cstring>
+
 namespace kiln::detail {
 
 std::string shape_expr(const Shape& s) { return shape_str(s); }
+
+namespace {
+thread_local SourceLocation current_call;
+thread_local bool call_active = false;
+
+// Calls made by kiln's own frontend sources are not user call sites.
+bool is_internal(const char* file) {
+  static const std::string own = KILN_FRONTEND_SRC_DIR;
+  return std::strncmp(file, own.c_str(), own.size()) == 0;
+}
+}  // namespace
+
+LocationScope::LocationScope(SourceLocation loc) {
+  if (call_active || loc.line <= 0 || is_internal(loc.file)) return;
+  current_call = loc;
+  call_active = active_ = true;
+}
+
+LocationScope::~LocationScope() {
+  if (active_) call_active = false;
+}
+
+SourceLocation current_location() { return call_active ? current_call : SourceLocation{}; }
 
 Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
                 Shape shape, DType dtype) {
   std::vector<NodePtr> nodes;
   nodes.reserve(inputs.size());
   for (const Variable& v : inputs) nodes.push_back(v.node());
-  return Variable(make_node(op, std::move(nodes), std::move(attrs), std::move(shape), dtype));
+  NodePtr node = make_node(op, std::move(nodes), std::move(attrs), std::move(shape), dtype);
+  SourceLocation loc = current_location();
+  node->file = loc.file;
+  node->line = loc.line;
+  return Variable(std::move(node));
 }
 
 Variable record_like(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs) {

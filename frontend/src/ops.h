@@ -8,6 +8,20 @@
 
 namespace kiln::detail {
 
+// The user's call site for the ops recorded while it is active: the outermost
+// F:: call outside kiln's own sources sets it; nested calls keep it.
+class LocationScope {
+ public:
+  explicit LocationScope(SourceLocation loc);
+  ~LocationScope();
+  LocationScope(const LocationScope&) = delete;
+  LocationScope& operator=(const LocationScope&) = delete;
+
+ private:
+  bool active_ = false;
+};
+SourceLocation current_location();
+
 // Records `op` on `inputs` with a result of the given (already checked) shape and dtype.
 Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
                 Shape shape, DType dtype);

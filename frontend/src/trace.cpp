@@ -182,7 +182,7 @@ class GraphBuilder {
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
-      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype};
+      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line};
       for (const NodePtr& in : n->inputs) op.operands.push_back(emit(in.get()));
       spec.ops.push_back(std::move(op));
       id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args

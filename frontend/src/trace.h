@@ -39,6 +39,9 @@ struct Node {
   Shape shape;
   DType dtype = DType::f32;
   std::optional<Array> value;
+  // The user's call site (file is a string literal from __builtin_FILE; null if unknown).
+  const char* file = nullptr;
+  int line = 0;
   // For leaves: the variable whose data this is (gradients are computed for it).
   std::weak_ptr<VariableData> leaf_of;
 

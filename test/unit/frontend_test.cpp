@@ -184,3 +184,14 @@ TEST(Trace, ExplainCacheMisses) {
   EXPECT_THAT(err, HasSubstr("argument 0: float32 (3, 3) here, float32 (2, 3) in the nearest cached graph"));
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2);
 }
+
+TEST(Trace, RuntimeErrorsNameTheUsersLine) {
+  // An id out of range is only seen when the graph runs; the error names this file and line.
+  Variable W(Array::zeros({3, 2}));
+  Variable ids(Array::from<int32_t>({0, 7}, {2}), false);
+  int line = __LINE__ + 1;
+  Variable y = F::embed_id(ids, W);
+  std::string msg = error_of([&] { y.array(); });
+  EXPECT_THAT(msg, HasSubstr(fmt::format("frontend_test.cpp:{}:", line)));
+  EXPECT_THAT(msg, HasSubstr("out of range"));
+}

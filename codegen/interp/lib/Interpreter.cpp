@@ -492,7 +492,15 @@ std::vector<Array> run(func::FuncOp func, const std::vector<Array>& args) {
       throw Error(("kiln interp: op '" + op.getName().getStringRef() + "' is not supported by the interpreter").str());
     Operands operands;
     for (Value v : op.getOperands()) operands.push_back(&values.at(v.getAsOpaquePointer()));
-    Tensor out = it->second(&op, operands);
+    Tensor out;
+    try {
+      out = it->second(&op, operands);
+    } catch (const Error& e) {
+      // Name the user's call site when the op carries one.
+      if (auto loc = dyn_cast<FileLineColLoc>(op.getLoc()))
+        throw Error(fmt::format("{}:{}: {}", loc.getFilename().str(), loc.getLine(), e.what()));
+      throw;
+    }
     roundTo(out);
     values[op.getResult(0).getAsOpaquePointer()] = std::move(out);
   }

@@ -1,11 +1,16 @@
 // Emits a GraphSpec as a kiln func.func, runs the frontend pipeline, and builds an Executable.
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 
 #include "graph.h"
 #include "kiln/cache.h"
+#include "kiln/codegen/cpu.h"
 #include "kiln/codegen/interp.h"
 #include "kiln/passes/Passes.h"
+#include "llvm/Support/raw_os_ostream.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -115,9 +120,90 @@ class InterpExecutable : public Executable {
   mlir::OwningOpRef<mlir::ModuleOp> module_;
 };
 
+// A graph compiled by the CPU backend: outputs are allocated here and written
+// by the kernel in place (out-params); inputs are read in place.
+class CpuExecutable : public Executable {
+ public:
+  CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, std::vector<GraphSpec::Arg> outputs)
+      : kernel_(std::move(kernel)), outputs_(std::move(outputs)) {}
+  std::vector<Array> run(const std::vector<Array>& args) override {
+    std::vector<Array> results;
+    results.reserve(outputs_.size());
+    for (const GraphSpec::Arg& o : outputs_) results.emplace_back(o.shape, o.dtype);
+    kernel_->call(args, results);
+    return results;
+  }
+
+ private:
+  std::unique_ptr<cpu::Kernel> kernel_;
+  std::vector<GraphSpec::Arg> outputs_;
+};
+
+// 16 hex digits of a stable 64-bit hash (FNV-1a) of the graph's structural key.
+std::string graphHash(const GraphSpec& graph) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : graph.key()) h = (h ^ c) * 1099511628211ull;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+// KILN_DUMP=dir: each compiled graph leaves <dir>/<graph hash>.* files.
+std::string dumpPrefix(const std::string& hash) {
+  const char* dir = std::getenv("KILN_DUMP");
+  if (!dir || !*dir) return {};
+  std::error_code ignored;
+  std::filesystem::create_directories(dir, ignored);
+  return (std::filesystem::path(dir) / hash).string();
+}
+
+void writeDump(const std::string& prefix, const char* suffix, mlir::ModuleOp module) {
+  if (prefix.empty()) return;
+  std::ofstream out(prefix + suffix);
+  llvm::raw_os_ostream os(out);
+  module->print(os);
+}
+
+std::string backendFromEnvironment() {
+  const char* env = std::getenv("KILN_BACKEND");
+  // 'cpu' passes every golden; it becomes the default once compiled code also
+  // reports out-of-range gather ids (the interpreter throws, the lowering clamps).
+  return env && *env ? env : "interp";
+}
+
+std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp module,
+                                          const std::string& hash, const std::string& dump,
+                                          std::chrono::steady_clock::time_point start) {
+  cpu::CompileOptions options;
+  options.dump_prefix = dump;
+  options.failure_prefix = !dump.empty() ? dump
+                                         : (std::filesystem::temp_directory_path() / ("kiln-" + hash)).string();
+  cpu::CompileReport report;
+  std::vector<uint8_t> object = cpu::compile_module(module, options, &report);
+  auto loadStart = std::chrono::steady_clock::now();
+  std::unique_ptr<cpu::Kernel> kernel = cpu::Kernel::load_object(object);
+  auto end = std::chrono::steady_clock::now();
+  if (!dump.empty()) {
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::ofstream(dump + ".summary.txt")
+        << fmt::format("graph {}: {} args, {} kiln ops, {} linalg ops, {} outputs, object {} bytes; "
+                       "compile {:.1f} ms (kiln->linalg {:.1f}, ->LLVM dialect {:.1f}, LLVM {:.1f}, load {:.1f})\n",
+                       hash, graph.args.size(), graph.ops.size(), report.linalg_ops,
+                       graph.outputs.size(), object.size(), ms(start, end), report.linalg_ms,
+                       report.llvm_dialect_ms, report.object_ms, ms(loadStart, end));
+  }
+  std::vector<GraphSpec::Arg> outputs;
+  int nargs = static_cast<int>(graph.args.size());
+  for (int o : graph.outputs)
+    outputs.push_back(o < nargs ? graph.args[o]
+                                : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
+  return std::make_shared<CpuExecutable>(std::move(kernel), std::move(outputs));
+}
+
 }  // namespace
 
 std::shared_ptr<Executable> compile_graph(const GraphSpec& graph) {
+  auto start = std::chrono::steady_clock::now();
   std::string backend = backend_name();
   mlir::MLIRContext& ctx = context();
   DiagnosticCollector diagnostics(ctx);
@@ -128,10 +214,15 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph) {
     module->print(os);
     throw Error("kiln: internal error: the traced graph does not verify:\n" + diagnostics.text + ir);
   }
+  std::string hash = graphHash(graph);
+  std::string dump = dumpPrefix(hash);
+  writeDump(dump, ".kiln.mlir", *module);
   mlir::PassManager pm(&ctx);
   passes::buildKilnFrontendPipeline(pm);
   if (mlir::failed(pm.run(*module)))
     throw Error("kiln: compiling the graph failed:\n" + diagnostics.text);
+  writeDump(dump, ".frontend.mlir", *module);
+  if (backend == "cpu") return compileForCpu(graph, *module, hash, dump, start);
   return std::make_shared<InterpExecutable>(std::move(module));
 }
 
@@ -140,13 +231,17 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph) {
 namespace kiln {
 
 std::string backend_name() {
-  const char* env = std::getenv("KILN_BACKEND");
-  std::string name = env && *env ? env : "interp";
-  if (name != "interp")
-    throw Error("kiln: KILN_BACKEND=" + name +
-                ": only the reference interpreter ('interp') is available in this build; the "
-                "compiled 'cpu' and 'cuda' backends are not implemented yet");
-  return name;
+  std::string name = detail::backendFromEnvironment();
+  if (name == "interp") return name;
+  if (name == "cpu") {
+    if (!cpu::linalg_lowering_available())
+      throw Error("kiln: KILN_BACKEND=cpu: the compiled CPU backend needs the -kiln-lower-to-linalg "
+                  "pass, which this build does not have yet; use KILN_BACKEND=interp");
+    return name;
+  }
+  throw Error("kiln: KILN_BACKEND=" + name +
+              ": unknown backend; this build has 'cpu' (compiled, LLVM) and 'interp' (the "
+              "reference interpreter); 'cuda' is not implemented yet");
 }
 
 }  // namespace kiln

@@ -402,3 +402,50 @@ LogicalResult GradOp::verify() {
                                      << getY().getType();
   return success();
 }
+
+//===--- fusion, yield -----------------------------------------------------===//
+
+FusionOp::Role FusionOp::roleOf(Operation* op) {
+  if (!isa<KilnDialect>(op->getDialect()) || op->getNumRegions() != 0) return Role::Opaque;
+  auto staticTensor = [](Type t) {
+    auto ranked = dyn_cast<RankedTensorType>(t);
+    return ranked && ranked.hasStaticShape();
+  };
+  if (!llvm::all_of(op->getResultTypes(), staticTensor) ||
+      !llvm::all_of(op->getOperandTypes(), staticTensor))
+    return Role::Opaque;
+  if (op->hasTrait<OpTrait::ConstantLike>()) return Role::Constant;
+  if (op->hasTrait<OpTrait::Elementwise>()) return Role::Elementwise;
+  if (isa<BroadcastToOp, ReshapeOp>(op)) return Role::Layout;
+  if (isa<ReduceSumOp, ReduceMaxOp>(op)) return Role::Reduction;
+  if (isa<MatmulOp, Conv2DOp>(op)) return Role::Contraction;
+  return Role::Opaque;
+}
+
+YieldOp FusionOp::getYield() { return cast<YieldOp>(getBody()->getTerminator()); }
+
+LogicalResult FusionOp::verify() {
+  StringRef kind = getKind();
+  if (kind != kElementwise && kind != kReduction && kind != kContraction)
+    return emitOpError("kind must be \"elementwise\", \"reduction\" or \"contraction\", got \"")
+           << kind << "\"";
+  if (getNumResults() == 0) return emitOpError("must return at least one value");
+  return success();
+}
+
+LogicalResult FusionOp::verifyRegions() {
+  Block* body = getBody();
+  if (body->getArgumentTypes() != getInputs().getTypes())
+    return emitOpError("region arguments must match the inputs one to one in type");
+  auto yield = dyn_cast<YieldOp>(body->getTerminator());
+  if (!yield) return emitOpError("region must end with kiln.yield");
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError("yielded types must match the result types");
+  for (Operation& op : body->without_terminator()) {
+    if (isa<FusionOp>(op)) return op.emitOpError("cannot be nested in another kiln.fusion");
+    if (roleOf(&op) == Role::Opaque)
+      return op.emitOpError("cannot be fused: only constant, elementwise, broadcast_to/reshape, "
+                            "reduction and matmul/conv2d ops go into a kiln.fusion region");
+  }
+  return success();
+}

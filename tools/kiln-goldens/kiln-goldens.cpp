@@ -198,13 +198,17 @@ const Variable& opt_input(const Vars& in, size_t i) {
   return i < in.size() ? in[i] : none;
 }
 
-Fn unary(Variable (*f)(const Variable&)) {
-  return [f](const Vars& in, const Attrs&) -> Vars { need_inputs(in, 1, 1); return {f(in[0])}; };
+// F:: functions take a trailing SourceLocation; the driver passes its own.
+Fn unary(Variable (*f)(const Variable&, SourceLocation)) {
+  return [f](const Vars& in, const Attrs&) -> Vars {
+    need_inputs(in, 1, 1);
+    return {f(in[0], SourceLocation::current())};
+  };
 }
-Fn binary(Variable (*f)(const Variable&, const Variable&)) {
+Fn binary(Variable (*f)(const Variable&, const Variable&, SourceLocation)) {
   return [f](const Vars& in, const Attrs&) -> Vars {
     need_inputs(in, 2, 2);
-    return {f(in[0], in[1])};
+    return {f(in[0], in[1], SourceLocation::current())};
   };
 }
 

@@ -14,3 +14,4 @@
 #include "kiln/links_nn.h"
 #include "kiln/gradient_check.h"
 #include "kiln/datasets.h"
+#include "kiln/training.h"

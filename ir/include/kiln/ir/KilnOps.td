@@ -313,4 +313,68 @@ def Kiln_GradOp : Kiln_Op<"grad", [Pure, AllTypesMatch<["y", "seed"]>, InferType
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Fusion regions (built by -kiln-fuse, inlined back by -kiln-unfuse)
+//===----------------------------------------------------------------------===//
+
+def Kiln_FusionOp : Kiln_Op<"fusion", [IsolatedFromAbove, RecursiveMemoryEffects,
+    SingleBlock]> {
+  let summary = "A group of ops compiled as one kernel";
+  let description = [{
+    The region computes the yielded values from its block arguments, which
+    are bound to the operands (the values the group reads from outside).
+    Results are the group's values used outside it. `kind` names the
+    kernel's shape: "elementwise" (elementwise/broadcast/reshape chains),
+    "reduction" (reductions of one signature with their elementwise
+    producers and consumers) or "contraction" (one matmul/conv2d with an
+    elementwise epilogue). Small constants are cloned into the region. The
+    op is pure when every op inside is. It has no VJP: autodiff runs first.
+
+    ```mlir
+    %r = kiln.fusion "contraction" ins(%x, %w, %b : tensor<2x3xf32>, tensor<3x4xf32>, tensor<4xf32>)
+        -> (tensor<2x4xf32>) {
+    ^bb0(%a: tensor<2x3xf32>, %c: tensor<3x4xf32>, %d: tensor<4xf32>):
+      %y = kiln.matmul %a, %c : tensor<2x3xf32>, tensor<3x4xf32> -> tensor<2x4xf32>
+      %e = kiln.broadcast_to %d : tensor<4xf32> -> tensor<2x4xf32>
+      %s = kiln.add %y, %e : tensor<2x4xf32>
+      %t = kiln.relu %s : tensor<2x4xf32>
+      kiln.yield %t : tensor<2x4xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<AnyType>:$inputs, StrAttr:$kind);
+  let results = (outs Variadic<AnyType>:$results);
+  let regions = (region SizedRegion<1>:$region);
+  let assemblyFormat = [{
+    $kind (`ins` `(` $inputs^ `:` type($inputs) `)`)? `->` `(` type($results) `)`
+    attr-dict-with-keyword $region
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// How -kiln-fuse and the backends treat an op with respect to fusion.
+    /// The one place where ops are classified (by trait, then by op family).
+    enum class Role {
+      Opaque,       // never fused (transpose, conv gradients, gather, ...)
+      Constant,     // ConstantLike: cloned into the groups that use it
+      Layout,       // broadcast_to, reshape: index remapping, no arithmetic
+      Elementwise,  // ops with the Elementwise trait
+      Reduction,    // reduce_sum, reduce_max
+      Contraction,  // matmul, conv2d
+    };
+    static Role roleOf(::mlir::Operation* op);
+    /// The kind names accepted by `kind`.
+    static constexpr ::llvm::StringLiteral kElementwise = "elementwise";
+    static constexpr ::llvm::StringLiteral kReduction = "reduction";
+    static constexpr ::llvm::StringLiteral kContraction = "contraction";
+    YieldOp getYield();
+  }];
+}
+
+def Kiln_YieldOp : Kiln_Op<"yield", [Pure, Terminator, HasParent<"FusionOp">]> {
+  let summary = "Terminates a kiln.fusion region with the values it returns";
+  let arguments = (ins Variadic<AnyType>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
 #endif // KILN_OPS_TD

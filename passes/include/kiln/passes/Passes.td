@@ -17,4 +17,62 @@ def KilnAutodiff : Pass<"kiln-autodiff", "mlir::func::FuncOp"> {
   let dependentDialects = ["kiln::ir::KilnDialect"];
 }
 
+def KilnFuse : Pass<"kiln-fuse", "mlir::func::FuncOp"> {
+  let summary = "Groups kiln ops into kiln.fusion regions, one kernel each";
+  let description = [{
+    Decides fusion groups in each block, by the role `FusionOp::roleOf` gives
+    each op, in three phases of decreasing priority:
+    1. contraction: each matmul/conv2d absorbs its elementwise consumers of
+       the same element count (the epilogue: bias add, activation, scaling)
+       and the broadcast_to/reshape chains that feed them (the bias);
+    2. reduction: each reduce_sum/reduce_max absorbs elementwise producers
+       and consumers of its input or result element count, and reductions of
+       the same input type and axes (softmax, log_softmax, mean, bias
+       gradients, loss sums);
+    3. elementwise: the remaining elementwise and broadcast_to/reshape ops
+       merge with their producers along chains of one element count.
+    Work is never duplicated: each op is in one group, and a value a group
+    computes that is used outside becomes a result of that group. Merges that
+    would make a path between two groups through a third are refused, so the
+    groups form a DAG. Small constants are cloned into each group that uses
+    them. Groups with no arithmetic (only broadcast_to/reshape) and opaque ops
+    stay outside regions.
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+  let options = [
+    Option<"maxClonedConstantElements", "max-cloned-constant-elements", "int64_t", "64",
+           "Constants with more elements (and not splat) become region inputs instead of clones">
+  ];
+}
+
+def KilnUnfuse : Pass<"kiln-unfuse", "mlir::func::FuncOp"> {
+  let summary = "Inlines kiln.fusion regions back into their block";
+  let description = [{
+    The inverse of -kiln-fuse, for backends that do not use regions: each
+    region's ops move before the fusion op, with block arguments replaced by
+    the operands and results by the yielded values.
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+}
+
+def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
+  let summary = "Lowers kiln ops to linalg, tensor, arith, math and scf on tensors";
+  let description = [{
+    Every kiln op except `kiln.grad` (which `-kiln-autodiff` removes first)
+    becomes upstream ops on statically shaped tensors: named linalg ops for
+    matmul, convolution and pooling; `linalg.generic` for elementwise ops,
+    broadcasts, reversals, argmax, the convolution filter gradient and pooling
+    gradients; `linalg.reduce` for reductions; tensor slices, pads, reshapes
+    and inserts for data movement; `scf.for` loops on tensors for
+    `kiln.scatter_add`; Philox-4x32-10 in arith for `kiln.rng_uniform`.
+    `kiln.fusion` regions, if any, are inlined and their ops lowered.
+    Semantics follow the reference interpreter (codegen/interp); gather ids
+    out of range are clamped to the table. Fails, naming the op, if any kiln
+    op is left or a shape is dynamic.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect", "mlir::math::MathDialect",
+                           "mlir::scf::SCFDialect"];
+}
+
 #endif // KILN_PASSES_TD

@@ -1,0 +1,57 @@
+// Passes of the CPU backend (codegen/cpu), run inside `kiln-lower-to-llvm`.
+#ifndef KILN_CODEGEN_CPU_PASSES_TD
+#define KILN_CODEGEN_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KilnCopyRepeatedResults : Pass<"kiln-copy-repeated-results", "mlir::func::FuncOp"> {
+  let summary = "Gives a tensor returned several times its own copy for each repetition";
+  let description = [{
+    After CSE two graph outputs can be one value. Each result becomes its own
+    out-param, and `buffer-results-to-out-params` can only write an allocation
+    into one of them: the second and later occurrences are replaced by a
+    `linalg.copy` of the value into a new tensor.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
+}
+
+def KilnGeneralizeNamedOps : Pass<"kiln-generalize-named-ops", "mlir::func::FuncOp"> {
+  let summary = "Turns named linalg ops other than contractions, convolutions and fills into linalg.generic";
+  let description = [{
+    `linalg-fuse-elementwise-ops` only fuses `linalg.generic` ops: generalizing
+    reductions, broadcasts, transposes and copies first lets elementwise
+    producers fuse into them (e.g. a softmax's exp into its sum). Matmuls and
+    convolutions stay named for their own tiling, fills for memset.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
+def KilnLowerStridedCopies : Pass<"kiln-lower-strided-copies", "mlir::func::FuncOp"> {
+  let summary = "Rewrites memref.copy between non-contiguous memrefs into linalg.copy";
+  let description = [{
+    `finalize-memref-to-llvm` lowers a copy between two identity-layout memrefs
+    to `llvm.memcpy`, but any other copy (into a subview, from a transposed
+    view) to a call of `memrefCopy` from MLIR's C runner utilities. Rewriting
+    those copies into `linalg.copy` before the linalg-to-loops lowering gives
+    plain loops, so the compiled code needs no MLIR runtime library.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
+def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::func::FuncOp"> {
+  let summary = "Turns scf.parallel loops too small or too nested for threads into scf.for nests";
+  let description = [{
+    Only an outermost `scf.parallel` whose static iteration count (times the
+    static trip counts of the loops inside it) reaches `min-parallel-work`
+    stays parallel, to become an OpenMP parallel loop; every other
+    `scf.parallel` becomes nested `scf.for` loops, so small kernels do not pay
+    for a thread fork and inner loops stay vectorizable.
+  }];
+  let options = [
+    Option<"minParallelWork", "min-parallel-work", "int64_t", /*default=*/"32768",
+           "Smallest iteration count (with inner loops) run on several threads">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect"];
+}
+
+#endif // KILN_CODEGEN_CPU_PASSES_TD

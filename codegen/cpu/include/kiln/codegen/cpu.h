@@ -1,0 +1,113 @@
+// The compiled CPU backend: linalg on tensors -> LLVM dialect -> object file -> ORC JIT.
+//
+// Three stages, each usable alone so that a disk cache can skip the first two:
+//   buildLowerToLLVMPipeline  MLIR passes, linalg-on-tensors to the LLVM dialect
+//   compile_to_object         LLVM dialect to an optimized object file for the host CPU
+//   Kernel::load_object       object bytes to a callable kernel (ORC LLJIT)
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/array.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir {
+class DialectRegistry;
+}
+
+namespace kiln::cpu {
+
+#define GEN_PASS_DECL
+#include "kiln/codegen/CpuPasses.h.inc"
+
+struct PipelineOptions {
+  // Run large parallel loops on several threads (OpenMP); needs libomp at run time.
+  bool parallel = true;
+  // See -kiln-sequentialize-small-loops.
+  int64_t min_parallel_work = 32768;
+};
+
+// Adds the passes from linalg/tensor/arith/math on tensors to the LLVM dialect:
+// elementwise fusion, one-shot bufferization with function boundaries, results
+// as caller-provided out-params, buffer deallocation, linalg to (parallel)
+// loops, OpenMP, and conversion to LLVM with `llvm.emit_c_interface` wrappers.
+void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& options = {});
+
+// Registers the dialects, bufferization models and LLVM IR translations the
+// pipeline and compile_to_object need.
+void registerCpuDialects(mlir::DialectRegistry& registry);
+// Registers the CPU passes and the named pipeline `kiln-lower-to-llvm`.
+void registerCpuPipelines();
+
+// The pipeline options for this process: KILN_NUM_THREADS=1, or no libomp,
+// turns threads off.
+PipelineOptions default_pipeline_options();
+
+// Everything that makes an object file differ besides its IR: LLVM version,
+// target triple, host CPU name and features, threads or not, optimization
+// level. Part of a disk-cache key.
+std::string host_target_id(int opt_level = 3);
+
+// Translates `module` (LLVM dialect, entry `entry` with a C interface) to LLVM
+// IR, optimizes it at -O`opt_level` for the host CPU and emits an ELF object.
+// The object also defines `kiln_packed_<entry>(void** args)`, which calls
+// `_mlir_ciface_<entry>` with args[i] as its i-th descriptor pointer. If
+// `llvm_ir` is given it receives the optimized LLVM IR. Throws kiln::Error.
+std::vector<uint8_t> compile_to_object(mlir::ModuleOp module, const std::string& entry = "graph",
+                                       int opt_level = 3, std::string* llvm_ir = nullptr);
+
+// Whether this build has kiln's `-kiln-lower-to-linalg` pass, which
+// compile_module needs to go from kiln ops to linalg.
+bool linalg_lowering_available();
+
+struct CompileOptions {
+  PipelineOptions pipeline = default_pipeline_options();
+  int opt_level = 3;
+  // When non-empty: <dump_prefix>.linalg.mlir and <dump_prefix>.ll are written.
+  std::string dump_prefix;
+  // Where a failed compile leaves the IR it failed on: <failure_prefix>.failed.mlir.
+  std::string failure_prefix = "kiln-graph";
+};
+
+struct CompileReport {
+  int64_t linalg_ops = 0;  // linalg ops after -kiln-lower-to-linalg
+  double linalg_ms = 0;    // kiln -> linalg
+  double llvm_dialect_ms = 0;  // linalg -> LLVM dialect (buildLowerToLLVMPipeline)
+  double object_ms = 0;    // LLVM IR, optimization and machine code (compile_to_object)
+};
+
+// Lowers `module` (kiln ops after the frontend pipeline, entry @graph) to
+// linalg, then to the LLVM dialect, then to an object file; the module is
+// transformed in place. Throws kiln::Error with MLIR's diagnostics (which name
+// the failing op) and the path of a file holding the IR of the failing stage.
+std::vector<uint8_t> compile_module(mlir::ModuleOp module, const CompileOptions& options = {},
+                                    CompileReport* report = nullptr);
+
+// A compiled graph loaded into the JIT. Thread-safe to call concurrently if
+// the compiled code does not write its inputs.
+class Kernel {
+ public:
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  // Links an object from compile_to_object into the process (no MLIR involved).
+  static std::unique_ptr<Kernel> load_object(const std::vector<uint8_t>& object,
+                                             const std::string& entry = "graph");
+
+  // Calls the entry with memref descriptors of `inputs` then `outputs` (the
+  // out-params, already allocated with their final shapes and dtypes).
+  void call(const std::vector<Array>& inputs, std::vector<Array>& outputs) const;
+
+ private:
+  struct Impl;
+  explicit Kernel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::cpu

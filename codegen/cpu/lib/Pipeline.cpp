@@ -1,0 +1,185 @@
+// The pass pipeline `kiln-lower-to-llvm`: linalg on tensors to the LLVM dialect.
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "kiln/codegen/cpu.h"
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/BufferizationToMemRef/BufferizationToMemRef.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MathToLibm/MathToLibm.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/OpenMPToLLVM/ConvertOpenMPToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/ControlFlow/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/Transforms/RequestCWrappers.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/AllInterfaces.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/AllocationOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Tensor/Transforms/SubsetInsertionOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace kiln::cpu {
+
+#define GEN_PASS_REGISTRATION
+#include "kiln/codegen/CpuPasses.h.inc"
+
+namespace {
+
+void addBufferizationPasses(mlir::OpPassManager& pm) {
+  mlir::bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion = mlir::bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(mlir::bufferization::createOneShotBufferizePass(bufferize));
+  // Results become caller-provided buffers; a static result allocation is
+  // replaced by the out-param itself, so outputs are written in place.
+  // (A static allocation is replaced by the out-param only when memref.alloc
+  // has its AllocationOpInterface model: see registerCpuDialects.)
+  mlir::bufferization::BufferResultsToOutParamsPassOptions outParams;
+  outParams.hoistStaticAllocs = true;
+  outParams.modifyPublicFunctions = true;
+  pm.addPass(mlir::bufferization::createBufferResultsToOutParamsPass(outParams));
+  pm.addPass(mlir::createCanonicalizerPass());
+  mlir::bufferization::BufferDeallocationPipelineOptions dealloc;
+  mlir::bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(mlir::createConvertBufferizationToMemRefPass());
+}
+
+void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnLowerStridedCopies());
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::createConvertLinalgToParallelLoopsPass());
+  KilnSequentializeSmallLoopsOptions sequentialize;
+  sequentialize.minParallelWork = options.parallel ? options.min_parallel_work : INT64_MAX;
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnSequentializeSmallLoops(sequentialize));
+  if (options.parallel) {
+    pm.addPass(mlir::createConvertSCFToOpenMPPass());
+    // Inlines the memref.alloca_scope that scf-to-openmp wraps loop bodies in.
+    pm.addPass(mlir::createCanonicalizerPass());
+  }
+  pm.addPass(mlir::createLowerAffinePass());
+  pm.addPass(mlir::createSCFToControlFlowPass());
+}
+
+void addLLVMConversionPasses(mlir::OpPassManager& pm) {
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::LLVM::createLLVMRequestCWrappersPass());
+  pm.addPass(mlir::memref::createExpandStridedMetadataPass());
+  pm.addPass(mlir::createLowerAffinePass());
+  pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass());
+  mlir::ConvertMathToLLVMPassOptions math;
+  math.approximateLog1p = false;  // log1p/erf/tanh... go to libm instead
+  pm.addPass(mlir::createConvertMathToLLVMPass(math));
+  pm.addPass(mlir::createConvertMathToLibmPass());
+  pm.addPass(mlir::createArithToLLVMConversionPass());
+  pm.addPass(mlir::createConvertControlFlowToLLVMPass());
+  pm.addPass(mlir::createConvertFuncToLLVMPass());
+  pm.addPass(mlir::createConvertOpenMPToLLVMPass());
+  pm.addPass(mlir::createReconcileUnrealizedCastsPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+}
+
+bool openmpRuntimeAvailable() {
+  static const bool available = dlopen("libomp.so.5", RTLD_LAZY | RTLD_GLOBAL) != nullptr ||
+                                dlopen("libomp.so", RTLD_LAZY | RTLD_GLOBAL) != nullptr;
+  return available;
+}
+
+}  // namespace
+
+void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& options) {
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnCopyRepeatedResults());
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnGeneralizeNamedOps());
+  pm.addPass(mlir::createLinalgElementwiseOpFusionPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+  addBufferizationPasses(pm);
+  addLoopPasses(pm, options);
+  addLLVMConversionPasses(pm);
+}
+
+PipelineOptions default_pipeline_options() {
+  PipelineOptions options;
+  const char* threads = std::getenv("KILN_NUM_THREADS");
+  if (threads && std::string(threads) == "1") options.parallel = false;
+  if (!openmpRuntimeAvailable()) options.parallel = false;
+  return options;
+}
+
+void registerCpuDialects(mlir::DialectRegistry& registry) {
+  registry.insert<mlir::affine::AffineDialect, mlir::arith::ArithDialect,
+                  mlir::bufferization::BufferizationDialect, mlir::cf::ControlFlowDialect,
+                  mlir::func::FuncDialect, mlir::linalg::LinalgDialect, mlir::LLVM::LLVMDialect,
+                  mlir::math::MathDialect, mlir::memref::MemRefDialect, mlir::omp::OpenMPDialect,
+                  mlir::scf::SCFDialect, mlir::tensor::TensorDialect, mlir::vector::VectorDialect>();
+  mlir::arith::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  mlir::cf::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  mlir::bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::linalg::registerAllDialectInterfaceImplementations(registry);
+  mlir::memref::registerAllocationOpInterfaceExternalModels(registry);
+  mlir::scf::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::scf::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  mlir::tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::tensor::registerSubsetOpInterfaceExternalModels(registry);
+  mlir::registerBuiltinDialectTranslation(registry);
+  mlir::registerLLVMDialectTranslation(registry);
+  mlir::registerOpenMPDialectTranslation(registry);
+}
+
+namespace {
+struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelineOptions> {
+  Option<bool> parallel{*this, "parallel", llvm::cl::desc("Run large loops on OpenMP threads"),
+                        llvm::cl::init(true)};
+  Option<int64_t> minParallelWork{*this, "min-parallel-work",
+                                  llvm::cl::desc("See -kiln-sequentialize-small-loops"),
+                                  llvm::cl::init(PipelineOptions{}.min_parallel_work)};
+};
+}  // namespace
+
+void registerCpuPipelines() {
+  registerKilnCpuPasses();
+  mlir::PassPipelineRegistration<LowerToLLVMPipelineOptions>(
+      "kiln-lower-to-llvm",
+      "linalg on tensors to the LLVM dialect: fuse, bufferize (results as out-params), "
+      "loops, OpenMP, LLVM",
+      [](mlir::OpPassManager& pm, const LowerToLLVMPipelineOptions& options) {
+        PipelineOptions pipeline;
+        pipeline.parallel = options.parallel;
+        pipeline.min_parallel_work = options.minParallelWork;
+        buildLowerToLLVMPipeline(pm, pipeline);
+      });
+}
+
+}  // namespace kiln::cpu

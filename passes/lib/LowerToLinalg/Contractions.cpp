@@ -1,0 +1,333 @@
+// Lowers kiln's contractions: matmul (linalg.matmul / linalg.batch_matmul),
+// conv2d and its gradients (linalg.conv_2d_nchw_fchw, linalg.generic), pool2d
+// (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic).
+#include "LoweringPatterns.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace kiln::ir;
+
+namespace kiln::passes {
+namespace {
+
+Value zeros(OpBuilder& b, Location loc, RankedTensorType type) {
+  return filledTensor(b, loc, type, scalarConstant(b, loc, type.getElementType(), 0));
+}
+
+// Pads the two spatial dimensions of an NCHW tensor by `pad` on both sides.
+Value padSpatial(OpBuilder& b, Location loc, Value x, ArrayRef<int64_t> pad, Value padValue) {
+  if (pad[0] == 0 && pad[1] == 0) return x;
+  auto type = tensorType(x);
+  SmallVector<int64_t> shape(type.getShape());
+  shape[2] += 2 * pad[0];
+  shape[3] += 2 * pad[1];
+  SmallVector<int64_t> amounts{0, 0, pad[0], pad[1]};
+  return tensor::PadOp::create(b, loc, RankedTensorType::get(shape, type.getElementType()), x,
+                               indexAttrs(b, amounts), indexAttrs(b, amounts), padValue)
+      .getResult();
+}
+
+DenseIntElementsAttr pairAttr(OpBuilder& b, ArrayRef<int64_t> values) {
+  return DenseIntElementsAttr::get(RankedTensorType::get({2}, b.getI64Type()), values);
+}
+
+// Batched matmul: rank 2 is linalg.matmul, rank 3 linalg.batch_matmul, more
+// batch dimensions are collapsed into one. Transpose flags become the named
+// op's indexing_maps.
+struct MatmulLowering : KilnLowering<MatmulOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(MatmulOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    Value a = adaptor.getA(), b = adaptor.getB();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    int64_t rank = resultType.getRank();
+    // (B1, ..., Bn, R, C) -> (B1 * ... * Bn, R, C)
+    auto collapsedType = [&](RankedTensorType t) {
+      SmallVector<int64_t> shape{1, t.getDimSize(rank - 2), t.getDimSize(rank - 1)};
+      for (int64_t d = 0; d < rank - 2; ++d) shape[0] *= t.getDimSize(d);
+      return RankedTensorType::get(shape, t.getElementType());
+    };
+    auto accType = resultType;
+    if (rank > 3) {
+      a = reshapeTensor(rewriter, loc, a, collapsedType(tensorType(a)));
+      b = reshapeTensor(rewriter, loc, b, collapsedType(tensorType(b)));
+      accType = collapsedType(resultType);
+    }
+    bool batched = rank >= 3;
+    Value init = zeros(rewriter, loc, accType);
+    Operation* mm = batched ? linalg::BatchMatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
+                                                            ValueRange{init}).getOperation()
+                            : linalg::MatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
+                                                       ValueRange{init}).getOperation();
+    if (op.getTransposeA() || op.getTransposeB()) {
+      // Loop dims: [batch,] m, n, k.
+      int64_t first = batched ? 1 : 0, numDims = first + 3;
+      auto dim = [&](int64_t i) { return rewriter.getAffineDimExpr(first + i); };
+      SmallVector<AffineExpr> lead;
+      if (batched) lead.push_back(rewriter.getAffineDimExpr(0));
+      auto mapOf = [&](AffineExpr r, AffineExpr c) {
+        SmallVector<AffineExpr> e(lead);
+        e.push_back(r);
+        e.push_back(c);
+        return AffineMapAttr::get(AffineMap::get(numDims, 0, e, rewriter.getContext()));
+      };
+      AffineExpr m = dim(0), n = dim(1), k = dim(2);
+      mm->setAttr("indexing_maps",
+                  rewriter.getArrayAttr({op.getTransposeA() ? mapOf(k, m) : mapOf(m, k),
+                                         op.getTransposeB() ? mapOf(n, k) : mapOf(k, n), mapOf(m, n)}));
+    }
+    return reshapeTensor(rewriter, loc, mm->getResult(0), resultType);
+  }
+};
+
+struct Conv2DLowering : KilnLowering<Conv2DOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(Conv2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getType());
+    Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
+    Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
+    return linalg::Conv2DNchwFchwOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, adaptor.getW()},
+                                            ValueRange{zeros(rewriter, loc, type)},
+                                            pairAttr(rewriter, op.getStride()), pairAttr(rewriter, {1, 1}))
+        .getResult(0);
+  }
+};
+
+// The input gradient is a stride-1 convolution of gy, dilated by the stride
+// and padded by kernel - 1 - pad (cropped where that is negative), with the
+// filter flipped spatially and its O and C dimensions swapped.
+struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(Conv2DGradInputOp op, OpAdaptor adaptor,
+                         ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = op.getType();
+    auto gyType = op.getGy().getType(), wType = op.getW().getType();
+    Type elem = type.getElementType();
+    ArrayRef<int64_t> stride = op.getStride();
+    // Per spatial dim: the dilated and padded gy is buffer[cropOffset : cropOffset + size].
+    SmallVector<int64_t> buffer{gyType.getDimSize(0), gyType.getDimSize(1), 0, 0};
+    SmallVector<int64_t> insertAt(4, 0), cropAt(4, 0), cropSize(buffer);
+    for (int64_t d = 0; d < 2; ++d) {
+      int64_t k = wType.getDimSize(2 + d), s = stride[d], p = op.getPad()[d];
+      int64_t dilated = (gyType.getDimSize(2 + d) - 1) * s + 1, size = type.getDimSize(2 + d) + k - 1;
+      int64_t low = k - 1 - p, high = size - low - dilated;
+      buffer[2 + d] = std::max<int64_t>(low, 0) + dilated + std::max<int64_t>(high, 0);
+      insertAt[2 + d] = std::max<int64_t>(low, 0);
+      cropAt[2 + d] = std::max<int64_t>(-low, 0);
+      cropSize[2 + d] = size;
+    }
+    Value dilated = tensor::InsertSliceOp::create(
+        rewriter, loc, adaptor.getGy(), zeros(rewriter, loc, RankedTensorType::get(buffer, elem)),
+        indexAttrs(rewriter, insertAt), indexAttrs(rewriter, gyType.getShape()),
+        indexAttrs(rewriter, {1, 1, stride[0], stride[1]}));
+    if (cropSize != buffer)
+      dilated = tensor::ExtractSliceOp::create(rewriter, loc, RankedTensorType::get(cropSize, elem), dilated,
+                                               indexAttrs(rewriter, cropAt), indexAttrs(rewriter, cropSize),
+                                               indexAttrs(rewriter, {1, 1, 1, 1}));
+    // flipped[c, o, i, j] = w[o, c, kh - 1 - i, kw - 1 - j]
+    int64_t kh = wType.getDimSize(2), kw = wType.getDimSize(3);
+    auto flippedType = RankedTensorType::get({wType.getDimSize(1), wType.getDimSize(0), kh, kw}, elem);
+    AffineExpr c = rewriter.getAffineDimExpr(0), o = rewriter.getAffineDimExpr(1);
+    AffineExpr i = rewriter.getAffineDimExpr(2), j = rewriter.getAffineDimExpr(3);
+    auto flipMap = AffineMap::get(4, 0, {o, c, kh - 1 - i, kw - 1 - j}, rewriter.getContext());
+    Value flipped = buildParallelGeneric(rewriter, loc, flippedType, adaptor.getW(), {flipMap},
+                                         [](OpBuilder&, Location, ValueRange args) { return args[0]; });
+    return linalg::Conv2DNchwFchwOp::create(rewriter, loc, TypeRange{type}, ValueRange{dilated, flipped},
+                                            ValueRange{zeros(rewriter, loc, type)}, pairAttr(rewriter, {1, 1}),
+                                            pairAttr(rewriter, {1, 1}))
+        .getResult(0);
+  }
+};
+
+// gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i, ox*s + j] * gy[n, o, oy, ox].
+struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(Conv2DGradFilterOp op, OpAdaptor adaptor,
+                         ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = op.getType();
+    Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
+    Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
+    ArrayRef<int64_t> s = op.getStride();
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 7; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // o c i j n oy ox
+    MLIRContext* ctx = rewriter.getContext();
+    SmallVector<AffineMap> maps{AffineMap::get(7, 0, {d[4], d[1], d[5] * s[0] + d[2], d[6] * s[1] + d[3]}, ctx),
+                                AffineMap::get(7, 0, {d[4], d[0], d[5], d[6]}, ctx),
+                                AffineMap::get(7, 0, {d[0], d[1], d[2], d[3]}, ctx)};
+    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+    iterators.append(3, utils::IteratorType::reduction);
+    return linalg::GenericOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, adaptor.getGy()},
+                                     ValueRange{zeros(rewriter, loc, type)}, maps, iterators,
+                                     [](OpBuilder& b, Location l, ValueRange a) {
+                                       Value prod = arith::MulFOp::create(b, l, a[0], a[1]);
+                                       linalg::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, a[2], prod)});
+                                     })
+        .getResult(0);
+  }
+};
+
+// Max pooling pads with -inf; average pooling sums zero-padded windows and
+// divides by kh * kw.
+struct Pool2DLowering : KilnLowering<Pool2DOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(Pool2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getType());
+    Type elem = type.getElementType();
+    bool isMax = op.getKind() == "max";
+    Value padValue = isMax ? lowestScalar(rewriter, loc, elem) : scalarConstant(rewriter, loc, elem, 0);
+    Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), padValue);
+    Value init = filledTensor(rewriter, loc, type, padValue);
+    ArrayRef<int64_t> k = op.getKsize();
+    Value window = tensor::EmptyOp::create(rewriter, loc, k, elem);
+    auto strides = pairAttr(rewriter, op.getStride()), dilations = pairAttr(rewriter, {1, 1});
+    if (isMax)
+      return linalg::PoolingNchwMaxOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, window},
+                                              ValueRange{init}, strides, dilations)
+          .getResult(0);
+    Value sum = linalg::PoolingNchwSumOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, window},
+                                                 ValueRange{init}, strides, dilations)
+                    .getResult(0);
+    double area = static_cast<double>(k[0] * k[1]);
+    return buildParallelGeneric(rewriter, loc, type, sum, {}, [area](OpBuilder& b, Location l, ValueRange a) {
+      return arith::DivFOp::create(b, l, a[0], scalarConstant(b, l, a[0].getType(), area)).getResult();
+    });
+  }
+};
+
+// pool2d_grad gathers into each x position from the windows that cover it:
+// a generic over (n, c, iy, ix, ky, kx) with the window (oy, ox) computed from
+// iy + pad - ky = oy * stride. Max pooling first computes, per window, the
+// index ky * kw + kx of its first maximum (padding taps never count).
+struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
+  using KilnLowering::KilnLowering;
+
+  // Per window: i32 index of its first in-bounds maximum, -1 if none.
+  static Value windowArgmax(OpBuilder& rewriter, Location loc, Pool2DGradOp op, Value x) {
+    auto xType = op.getX().getType(), gyType = op.getGy().getType();
+    Type elem = xType.getElementType();
+    ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+    Value padded = padSpatial(rewriter, loc, x, p, lowestScalar(rewriter, loc, elem));
+    Value best = filledTensor(rewriter, loc, gyType, lowestScalar(rewriter, loc, elem));
+    auto indexType = RankedTensorType::get(gyType.getShape(), rewriter.getI32Type());
+    Value bestIndex = filledTensor(rewriter, loc, indexType, scalarConstant(rewriter, loc, rewriter.getI32Type(), -1));
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 6; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // n c oy ox ky kx
+    MLIRContext* ctx = rewriter.getContext();
+    auto outMap = AffineMap::get(6, 0, {d[0], d[1], d[2], d[3]}, ctx);
+    // The (unread) window tensor gives the loop bounds of ky and kx, as in linalg's pooling ops.
+    Value window = tensor::EmptyOp::create(rewriter, loc, k, elem);
+    SmallVector<AffineMap> maps{AffineMap::get(6, 0, {d[0], d[1], d[2] * s[0] + d[4], d[3] * s[1] + d[5]}, ctx),
+                                AffineMap::get(6, 0, {d[4], d[5]}, ctx), outMap, outMap};
+    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+    iterators.append(2, utils::IteratorType::reduction);
+    int64_t height = xType.getDimSize(2), width = xType.getDimSize(3);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{gyType, indexType}, ValueRange{padded, window}, ValueRange{best, bestIndex}, maps,
+        iterators, [&](OpBuilder& b, Location l, ValueRange a) {
+          auto inRange = [&](int64_t outDim, int64_t tapDim, int64_t dim) {
+            // oy * s + ky - p in [0, size)
+            Value o = linalg::IndexOp::create(b, l, outDim), t = linalg::IndexOp::create(b, l, tapDim);
+            Value i = arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, o, indexConstant(b, l, s[dim])), t);
+            i = arith::SubIOp::create(b, l, i, indexConstant(b, l, p[dim]));
+            Value size = indexConstant(b, l, dim == 0 ? height : width);
+            return arith::AndIOp::create(
+                b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, i, indexConstant(b, l, 0)),
+                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, i, size));
+          };
+          Value valid = arith::AndIOp::create(b, l, inRange(2, 4, 0), inRange(3, 5, 1));
+          Value tap = arith::AddIOp::create(
+              b, l, arith::MulIOp::create(b, l, linalg::IndexOp::create(b, l, 4), indexConstant(b, l, k[1])),
+              linalg::IndexOp::create(b, l, 5));
+          tap = arith::IndexCastOp::create(b, l, b.getI32Type(), tap);
+          Value v = a[0], cur = a[2], curIndex = a[3];
+          Value none = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, curIndex,
+                                             scalarConstant(b, l, b.getI32Type(), 0));
+          Value greater = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, v, cur);
+          Value tie = arith::AndIOp::create(b, l, arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v, cur),
+                                            arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, tap, curIndex));
+          Value better = arith::OrIOp::create(b, l, arith::OrIOp::create(b, l, none, greater), tie);
+          Value take = arith::AndIOp::create(b, l, valid, better);
+          linalg::YieldOp::create(b, l, ValueRange{arith::SelectOp::create(b, l, take, v, cur),
+                                                   arith::SelectOp::create(b, l, take, tap, curIndex)});
+        });
+    return generic.getResult(1);
+  }
+
+  FailureOr<Value> lower(Pool2DGradOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = op.getType(), gyType = op.getGy().getType();
+    Type elem = type.getElementType();
+    ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+    bool isMax = op.getKind() == "max";
+    Value argmax = isMax ? windowArgmax(rewriter, loc, op, adaptor.getX()) : Value();
+    Value gy = adaptor.getGy();
+    double scale = 1.0 / static_cast<double>(k[0] * k[1]);
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 6; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // n c iy ix ky kx
+    // The (unread) window tensor gives the loop bounds of ky and kx, as in linalg's pooling ops.
+    Value window = tensor::EmptyOp::create(rewriter, loc, k, elem);
+    SmallVector<AffineMap> maps{AffineMap::get(6, 0, {d[4], d[5]}, rewriter.getContext()),
+                                AffineMap::get(6, 0, {d[0], d[1], d[2], d[3]}, rewriter.getContext())};
+    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+    iterators.append(2, utils::IteratorType::reduction);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type}, ValueRange{window}, ValueRange{zeros(rewriter, loc, type)}, maps, iterators,
+        [&](OpBuilder& b, Location l, ValueRange a) {
+          Value zeroIndex = indexConstant(b, l, 0);
+          // The window along one dim: oy = (iy + p - ky) / s when exact and in range (clamped to 0 otherwise).
+          auto window = [&](int64_t inDim, int64_t tapDim, int64_t dim, Value& valid) {
+            Value t = arith::SubIOp::create(
+                b, l, arith::AddIOp::create(b, l, linalg::IndexOp::create(b, l, inDim), indexConstant(b, l, p[dim])),
+                linalg::IndexOp::create(b, l, tapDim));
+            Value stride = indexConstant(b, l, s[dim]);
+            Value o = arith::DivSIOp::create(b, l, t, stride);
+            Value ok = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, t, zeroIndex);
+            ok = arith::AndIOp::create(b, l, ok, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq,
+                                                                       arith::RemSIOp::create(b, l, t, stride), zeroIndex));
+            ok = arith::AndIOp::create(
+                b, l, ok, arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, o,
+                                                indexConstant(b, l, gyType.getDimSize(2 + dim))));
+            valid = valid ? arith::AndIOp::create(b, l, valid, ok).getResult() : ok;
+            return o;
+          };
+          Value valid;
+          Value oy = window(2, 4, 0, valid), ox = window(3, 5, 1, valid);
+          oy = arith::SelectOp::create(b, l, valid, oy, zeroIndex);
+          ox = arith::SelectOp::create(b, l, valid, ox, zeroIndex);
+          SmallVector<Value> at{linalg::IndexOp::create(b, l, 0), linalg::IndexOp::create(b, l, 1), oy, ox};
+          Value g = tensor::ExtractOp::create(b, l, gy, at);
+          Value zero = scalarConstant(b, l, elem, 0);
+          Value contribution;
+          if (isMax) {
+            Value tap = arith::AddIOp::create(
+                b, l, arith::MulIOp::create(b, l, linalg::IndexOp::create(b, l, 4), indexConstant(b, l, k[1])),
+                linalg::IndexOp::create(b, l, 5));
+            tap = arith::IndexCastOp::create(b, l, b.getI32Type(), tap);
+            Value chosen = tensor::ExtractOp::create(b, l, argmax, at);
+            Value hit = arith::AndIOp::create(b, l, valid,
+                                              arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, chosen, tap));
+            contribution = arith::SelectOp::create(b, l, hit, g, zero);
+          } else {
+            Value scaled = arith::MulFOp::create(b, l, g, scalarConstant(b, l, elem, scale));
+            contribution = arith::SelectOp::create(b, l, valid, scaled, zero);
+          }
+          linalg::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, a[1], contribution)});
+        });
+    return generic.getResult(0);
+  }
+};
+
+}  // namespace
+
+void populateContractionLoweringPatterns(RewritePatternSet& patterns) {
+  patterns.add<MatmulLowering, Conv2DLowering, Conv2DGradInputLowering, Conv2DGradFilterLowering, Pool2DLowering,
+               Pool2DGradLowering>(patterns.getContext());
+}
+
+}  // namespace kiln::passes

@@ -1,0 +1,94 @@
+// -kiln-lower-to-linalg: lowers every kiln op to linalg, tensor, arith, math and scf on tensors.
+#include "LoweringPatterns.h"
+#include "kiln/passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace kiln::passes {
+#define GEN_PASS_DEF_KILNLOWERTOLINALG
+#include "kiln/passes/Passes.h.inc"
+}  // namespace kiln::passes
+
+using namespace mlir;
+
+namespace kiln::passes {
+namespace {
+
+// kiln.fusion regions (made by the fusion pass) are lowered by inlining their
+// body in place of the op: block arguments, if any, stand for the operands and
+// the kiln.yield operands for the results. The names are matched as strings so
+// this pass does not depend on the op's C++ class.
+LogicalResult inlineFusionRegions(func::FuncOp func) {
+  SmallVector<Operation*> fusions;
+  func.walk([&](Operation* op) {
+    if (op->getName().getStringRef() == "kiln.fusion") fusions.push_back(op);
+  });
+  IRRewriter rewriter(func.getContext());
+  for (Operation* fusion : fusions) {  // post-order: inner regions first
+    if (fusion->getNumRegions() != 1 || !fusion->getRegion(0).hasOneBlock())
+      return fusion->emitError("kiln-lower-to-linalg: expected kiln.fusion with one single-block region");
+    Block& body = fusion->getRegion(0).front();
+    Operation* yield = body.getTerminator();
+    if (!yield || yield->getName().getStringRef() != "kiln.yield" ||
+        yield->getNumOperands() != fusion->getNumResults())
+      return fusion->emitError("kiln-lower-to-linalg: kiln.fusion must end in a kiln.yield of its results");
+    SmallVector<Value> arguments;
+    if (body.getNumArguments() != 0) {
+      if (body.getNumArguments() != fusion->getNumOperands())
+        return fusion->emitError("kiln-lower-to-linalg: kiln.fusion block arguments do not match its operands");
+      arguments.assign(fusion->operand_begin(), fusion->operand_end());
+    }
+    rewriter.inlineBlockBefore(&body, fusion, arguments);
+    rewriter.replaceOp(fusion, yield->getOperands());
+    rewriter.eraseOp(yield);
+  }
+  return success();
+}
+
+// Errors the patterns cannot report well, given before any rewriting.
+LogicalResult checkLowerable(func::FuncOp func) {
+  WalkResult result = func.walk([](Operation* op) {
+    if (op->getDialect() == nullptr || op->getDialect()->getNamespace() != "kiln") return WalkResult::advance();
+    if (op->getName().getStringRef() == "kiln.grad") {
+      op->emitError("kiln-lower-to-linalg: 'kiln.grad' must be removed by -kiln-autodiff before lowering");
+      return WalkResult::interrupt();
+    }
+    for (Type t : llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes())) {
+      auto ranked = dyn_cast<RankedTensorType>(t);
+      if (!ranked || !ranked.hasStaticShape()) {
+        op->emitError("kiln-lower-to-linalg: '") << op->getName() << "' needs statically shaped tensors, got " << t;
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> {
+ public:
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (failed(inlineFusionRegions(func)) || failed(checkLowerable(func))) return signalPassFailure();
+    MLIRContext* ctx = &getContext();
+    RewritePatternSet patterns(ctx);
+    populateElementwiseLoweringPatterns(patterns);
+    populateShapeOpLoweringPatterns(patterns);
+    populateReductionLoweringPatterns(patterns);
+    populateContractionLoweringPatterns(patterns);
+    populateGatherScatterRngLoweringPatterns(patterns);
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<ir::KilnDialect>();
+    target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect, math::MathDialect,
+                           scf::SCFDialect, func::FuncDialect>();
+    // Any kiln op left is reported by the driver: "failed to legalize operation 'kiln.<op>'".
+    if (failed(applyPartialConversion(func, target, std::move(patterns)))) signalPassFailure();
+  }
+};
+
+}  // namespace
+}  // namespace kiln::passes

@@ -1,0 +1,87 @@
+// Patterns and builders shared by -kiln-lower-to-linalg's op families (private to passes/lib).
+#pragma once
+
+#include "kiln/ir/KilnDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace kiln::passes {
+
+// One populate function per op family; LowerToLinalg.cpp adds them all.
+void populateElementwiseLoweringPatterns(mlir::RewritePatternSet& patterns);   // Elementwise.cpp
+void populateShapeOpLoweringPatterns(mlir::RewritePatternSet& patterns);       // ShapeOps.cpp
+void populateReductionLoweringPatterns(mlir::RewritePatternSet& patterns);     // Reductions.cpp
+void populateContractionLoweringPatterns(mlir::RewritePatternSet& patterns);   // Contractions.cpp
+void populateGatherScatterRngLoweringPatterns(mlir::RewritePatternSet& patterns);  // GatherScatterRng.cpp
+
+// Base of every kiln lowering: checks that all operand and result types are
+// statically shaped ranked tensors, then calls `lower`, which returns the
+// replacement value of the op's single result.
+template <typename OpTy>
+class KilnLowering : public mlir::OpConversionPattern<OpTy> {
+ public:
+  using mlir::OpConversionPattern<OpTy>::OpConversionPattern;
+  using OpAdaptor = typename OpTy::Adaptor;
+
+  mlir::LogicalResult matchAndRewrite(OpTy op, OpAdaptor adaptor,
+                                      mlir::ConversionPatternRewriter& rewriter) const final {
+    for (mlir::Type t : op->getOperandTypes())
+      if (!hasStaticShape(t)) return rewriter.notifyMatchFailure(op, "operand shapes must be static");
+    for (mlir::Type t : op->getResultTypes())
+      if (!hasStaticShape(t)) return rewriter.notifyMatchFailure(op, "result shapes must be static");
+    mlir::FailureOr<mlir::Value> result = lower(op, adaptor, rewriter);
+    if (mlir::failed(result)) return mlir::failure();
+    rewriter.replaceOp(op, *result);
+    return mlir::success();
+  }
+
+  virtual mlir::FailureOr<mlir::Value> lower(OpTy op, OpAdaptor adaptor,
+                                             mlir::ConversionPatternRewriter& rewriter) const = 0;
+
+ private:
+  static bool hasStaticShape(mlir::Type t) {
+    auto ranked = mlir::dyn_cast<mlir::RankedTensorType>(t);
+    return ranked && ranked.hasStaticShape();
+  }
+};
+
+// The static shape of a value of ranked tensor type.
+inline mlir::RankedTensorType tensorType(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType());
+}
+
+// tensor.empty of `type`.
+mlir::Value emptyTensor(mlir::OpBuilder& b, mlir::Location loc, mlir::RankedTensorType type);
+// linalg.fill of `scalar` into a new tensor of `type`.
+mlir::Value filledTensor(mlir::OpBuilder& b, mlir::Location loc, mlir::RankedTensorType type,
+                         mlir::Value scalar);
+// arith.constant `value` of scalar type `type` (integers truncate toward zero, i1 is value != 0).
+mlir::Value scalarConstant(mlir::OpBuilder& b, mlir::Location loc, mlir::Type type, double value);
+// The smallest value of `type`: -inf for floats, the signed minimum for integers, false for i1.
+mlir::Value lowestScalar(mlir::OpBuilder& b, mlir::Location loc, mlir::Type type);
+mlir::Value indexConstant(mlir::OpBuilder& b, mlir::Location loc, int64_t value);
+// Static sizes, offsets or strides as OpFoldResults.
+llvm::SmallVector<mlir::OpFoldResult> indexAttrs(mlir::OpBuilder& b, llvm::ArrayRef<int64_t> values);
+
+// Converts a scalar with kiln.cast semantics (the interpreter's): float->int
+// truncates, int->float is signed (i1 is 0/1), anything->i1 is `!= 0`.
+mlir::Value convertScalar(mlir::OpBuilder& b, mlir::Location loc, mlir::Value v, mlir::Type to);
+// a + b for any kiln element type (i1: or).
+mlir::Value addScalars(mlir::OpBuilder& b, mlir::Location loc, mlir::Value lhs, mlir::Value rhs);
+
+// Row-major reshape through tensor.collapse_shape / tensor.expand_shape.
+mlir::Value reshapeTensor(mlir::OpBuilder& b, mlir::Location loc, mlir::Value v,
+                          mlir::RankedTensorType target);
+
+using ScalarBodyBuilder =
+    llvm::function_ref<mlir::Value(mlir::OpBuilder&, mlir::Location, mlir::ValueRange)>;
+
+// A parallel linalg.generic producing `resultType`, reading `inputs` through
+// `inputMaps` (identity maps when empty); `body` gets the input scalars.
+mlir::Value buildParallelGeneric(mlir::OpBuilder& b, mlir::Location loc,
+                                 mlir::RankedTensorType resultType, mlir::ValueRange inputs,
+                                 llvm::ArrayRef<mlir::AffineMap> inputMaps, ScalarBodyBuilder body);
+
+}  // namespace kiln::passes

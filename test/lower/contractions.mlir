@@ -1,0 +1,112 @@
+// RUN: kiln-opt %s -kiln-lower-to-linalg | FileCheck %s
+// Matmul, convolution and pooling become named linalg ops; their gradients generics.
+
+// CHECK-DAG: #[[$TA:.*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
+// CHECK-DAG: #[[$TB:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[$C:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// CHECK-LABEL: func.func @matmul
+// CHECK: %[[Z:.*]] = linalg.fill
+// CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<2x3xf32>, tensor<3x4xf32>) outs(%[[Z]] : tensor<2x4xf32>)
+func.func @matmul(%a: tensor<2x3xf32>, %b: tensor<3x4xf32>) -> tensor<2x4xf32> {
+  %0 = kiln.matmul %a, %b : tensor<2x3xf32>, tensor<3x4xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// CHECK-LABEL: func.func @matmul_transposed
+// CHECK: linalg.matmul indexing_maps = [#[[$TA]], #[[$TB]], #[[$C]]] ins(%{{.*}}, %{{.*}} : tensor<3x2xf32>, tensor<4x3xf32>)
+func.func @matmul_transposed(%a: tensor<3x2xf32>, %b: tensor<4x3xf32>) -> tensor<2x4xf32> {
+  %0 = kiln.matmul %a, %b {transpose_a, transpose_b} : tensor<3x2xf32>, tensor<4x3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// CHECK-LABEL: func.func @batch_matmul
+// CHECK: linalg.batch_matmul ins(%{{.*}}, %{{.*}} : tensor<4x2x3xf32>, tensor<4x3x5xf32>) outs(%{{.*}} : tensor<4x2x5xf32>)
+func.func @batch_matmul(%a: tensor<4x2x3xf32>, %b: tensor<4x3x5xf32>) -> tensor<4x2x5xf32> {
+  %0 = kiln.matmul %a, %b : tensor<4x2x3xf32>, tensor<4x3x5xf32> -> tensor<4x2x5xf32>
+  return %0 : tensor<4x2x5xf32>
+}
+
+// Several batch dims are collapsed into one.
+// CHECK-LABEL: func.func @batch_matmul_rank4
+// CHECK: tensor.collapse_shape %{{.*}} {{\[}}[0, 1], [2], [3]] : tensor<2x3x4x5xf32> into tensor<6x4x5xf32>
+// CHECK: tensor.collapse_shape %{{.*}} {{\[}}[0, 1], [2], [3]] : tensor<2x3x6x5xf32> into tensor<6x6x5xf32>
+// CHECK: %[[M:.*]] = linalg.batch_matmul indexing_maps = [{{.*}}] ins({{.*}} : tensor<6x4x5xf32>, tensor<6x6x5xf32>) outs(%{{.*}} : tensor<6x4x6xf32>)
+// CHECK: tensor.expand_shape %[[M]] {{\[}}[0, 1], [2], [3]] output_shape [2, 3, 4, 6] : tensor<6x4x6xf32> into tensor<2x3x4x6xf32>
+func.func @batch_matmul_rank4(%a: tensor<2x3x4x5xf32>, %b: tensor<2x3x6x5xf32>) -> tensor<2x3x4x6xf32> {
+  %0 = kiln.matmul %a, %b {transpose_b} : tensor<2x3x4x5xf32>, tensor<2x3x6x5xf32> -> tensor<2x3x4x6xf32>
+  return %0 : tensor<2x3x4x6xf32>
+}
+
+// CHECK-LABEL: func.func @conv2d
+// CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 0, 1, 1] high[0, 0, 1, 1]
+// CHECK: linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<[2, 1]> : tensor<2xi64>} ins(%[[P]], %{{.*}} : tensor<2x3x10x10xf32>, tensor<4x3x3x3xf32>) outs(%{{.*}} : tensor<2x4x4x8xf32>)
+func.func @conv2d(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x4x4x8xf32> {
+  %0 = kiln.conv2d %x, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x4x4x8xf32>
+  return %0 : tensor<2x4x4x8xf32>
+}
+
+// gy dilated by the stride into a zero buffer, then a stride-1 convolution with the flipped filter.
+// CHECK-LABEL: func.func @conv2d_grad_input
+// CHECK: %[[D:.*]] = tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 1, 1] [2, 4, 4, 8] [1, 1, 2, 1] : tensor<2x4x4x8xf32> into tensor<2x4x10x10xf32>
+// CHECK: %[[F:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}]
+// CHECK-SAME: ins(%{{.*}} : tensor<4x3x3x3xf32>) outs(%{{.*}} : tensor<3x4x3x3xf32>)
+// CHECK: linalg.conv_2d_nchw_fchw {{.*}} ins(%[[D]], %[[F]] : tensor<2x4x10x10xf32>, tensor<3x4x3x3xf32>) outs(%{{.*}} : tensor<2x3x8x8xf32>)
+func.func @conv2d_grad_input(%gy: tensor<2x4x4x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x3x8x8xf32> {
+  %0 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x4x4x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x3x8x8xf32>
+  return %0 : tensor<2x3x8x8xf32>
+}
+
+// CHECK-LABEL: func.func @conv2d_grad_filter
+// CHECK: tensor.pad
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]
+// CHECK: arith.mulf
+// CHECK-NEXT: arith.addf
+func.func @conv2d_grad_filter(%x: tensor<2x3x8x8xf32>, %gy: tensor<2x4x4x8xf32>) -> tensor<4x3x3x3xf32> {
+  %0 = kiln.conv2d_grad_filter %x, %gy {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<2x4x4x8xf32> -> tensor<4x3x3x3xf32>
+  return %0 : tensor<4x3x3x3xf32>
+}
+
+// CHECK-LABEL: func.func @max_pool
+// CHECK: %[[NEG:.*]] = arith.constant 0xFF800000 : f32
+// CHECK: tensor.pad %{{.*}} low[0, 0, 1, 1] high[0, 0, 1, 1]
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: tensor.yield %[[NEG]]
+// CHECK: linalg.pooling_nchw_max {dilations = dense<1> : tensor<2xi64>, strides = dense<2> : tensor<2xi64>}
+func.func @max_pool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = kiln.pool2d "max", %x {ksize = array<i64: 3, 3>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<1x2x4x4xf32> -> tensor<1x2x2x2xf32>
+  return %0 : tensor<1x2x2x2xf32>
+}
+
+// CHECK-LABEL: func.func @avg_pool
+// CHECK: %[[S:.*]] = linalg.pooling_nchw_sum
+// CHECK: linalg.generic {{.*}} ins(%[[S]] : tensor<1x2x2x2xf32>)
+// CHECK: arith.constant 4.000000e+00 : f32
+// CHECK-NEXT: arith.divf
+func.func @avg_pool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = kiln.pool2d "avg", %x {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<1x2x4x4xf32> -> tensor<1x2x2x2xf32>
+  return %0 : tensor<1x2x2x2xf32>
+}
+
+// Max: per-window first-maximum index, then each x position gathers from the windows that chose it.
+// CHECK-LABEL: func.func @max_pool_grad
+// CHECK: %[[ARG:.*]]:2 = linalg.generic
+// CHECK-SAME: outs(%{{.*}}, %{{.*}} : tensor<1x2x2x2xf32>, tensor<1x2x2x2xi32>)
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]
+// CHECK: tensor.extract %{{.*}}[
+// CHECK: tensor.extract %[[ARG]]#1[
+func.func @max_pool_grad(%x: tensor<1x2x4x4xf32>, %gy: tensor<1x2x2x2xf32>) -> tensor<1x2x4x4xf32> {
+  %0 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<1x2x4x4xf32>, tensor<1x2x2x2xf32> -> tensor<1x2x4x4xf32>
+  return %0 : tensor<1x2x4x4xf32>
+}
+
+// CHECK-LABEL: func.func @avg_pool_grad
+// CHECK: linalg.generic
+// CHECK: arith.constant 2.500000e-01 : f32
+// CHECK-NEXT: arith.mulf
+func.func @avg_pool_grad(%x: tensor<1x2x4x4xf32>, %gy: tensor<1x2x2x2xf32>) -> tensor<1x2x4x4xf32> {
+  %0 = kiln.pool2d_grad "avg", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<1x2x4x4xf32>, tensor<1x2x2x2xf32> -> tensor<1x2x4x4xf32>
+  return %0 : tensor<1x2x4x4xf32>
+}

@@ -1,0 +1,139 @@
+// The compiled CPU backend against the reference interpreter, and its KILN_DUMP files.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <kiln/kiln.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Graph = std::function<std::vector<Array>()>;
+
+// Runs `graph` (which records ops and realizes its results) on one backend,
+// with an empty in-memory cache so that it is compiled for that backend.
+std::vector<Array> run_on(const char* backend, const Graph& graph) {
+  setenv("KILN_BACKEND", backend, 1);
+  clear_memory_cache();
+  std::vector<Array> results = graph();
+  clear_memory_cache();
+  unsetenv("KILN_BACKEND");
+  return results;
+}
+
+bool cpu_backend_available() {
+  setenv("KILN_BACKEND", "cpu", 1);
+  bool ok = true;
+  try {
+    backend_name();
+  } catch (const Error&) {
+    ok = false;
+  }
+  unsetenv("KILN_BACKEND");
+  return ok;
+}
+
+void expect_same(const Graph& graph, double tolerance = 1e-5) {
+  std::vector<Array> expected = run_on("interp", graph);
+  std::vector<Array> actual = run_on("cpu", graph);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    SCOPED_TRACE("result " + std::to_string(i));
+    ASSERT_EQ(actual[i].shape(), expected[i].shape());
+    ASSERT_EQ(actual[i].dtype(), expected[i].dtype());
+    for (int64_t j = 0; j < expected[i].size(); ++j) {
+      double e = expected[i].at(j), a = actual[i].at(j);
+      ASSERT_NEAR(a, e, tolerance * (1 + std::abs(e))) << "at flat index " << j;
+    }
+  }
+}
+
+class CpuBackend : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_backend_available()) GTEST_SKIP() << "this build has no -kiln-lower-to-linalg yet";
+  }
+};
+
+}  // namespace
+
+TEST_F(CpuBackend, ElementwiseChain) {
+  expect_same([] {
+    Variable x(Array::randn({37, 19}, 1));
+    Variable y = F::tanh(x * 2.0f + 1.0f) * F::sigmoid(x) - F::exp(-x) / (F::relu(x) + 3.0f);
+    return std::vector<Array>{y.array()};
+  });
+}
+
+TEST_F(CpuBackend, LargeElementwiseRunsOnThreads) {
+  expect_same([] {
+    Variable x(Array::randn({512, 300}, 2)), z(Array::randn({512, 300}, 3));
+    Variable y = F::exp(F::tanh(x) * z) + x;
+    return std::vector<Array>{y.array()};
+  });
+}
+
+TEST_F(CpuBackend, LinearReluForwardBackward) {
+  expect_same([] {
+    Parameter W(Array::randn({7, 5}, 11)), b(Array::randn({7}, 12));
+    Variable x(Array::randn({4, 5}, 4));
+    Variable y = F::relu(F::linear(x, W, b));
+    Variable loss = F::sum(y * y);
+    loss.backward();
+    return std::vector<Array>{y.array(), loss.array(), W.grad(), b.grad()};
+  });
+}
+
+TEST_F(CpuBackend, MatmulLargeWithBias) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({64, 96}, 5)), b(Array::randn({96, 80}, 6)), bias(Array::randn({80}, 7));
+        Variable y = F::relu(F::matmul(a, b) + F::broadcast_to(bias, {64, 80}));
+        return std::vector<Array>{y.array()};
+      },
+      1e-4);
+}
+
+TEST_F(CpuBackend, Reductions) {
+  expect_same([] {
+    Variable x(Array::randn({6, 9}, 8));
+    using Axis = std::vector<int64_t>;
+    return std::vector<Array>{F::sum(x, Axis{0}).array(), F::sum(x, Axis{1}, true).array(),
+                              F::max(x, Axis{1}).array(), F::mean(x).array(),
+                              F::softmax(x).array(),      F::log_softmax(x).array()};
+  });
+}
+
+TEST_F(CpuBackend, SoftmaxCrossEntropyGradient) {
+  expect_same([] {
+    Parameter W(Array::randn({4, 6}, 13)), b(Array::randn({4}, 14));
+    Variable x(Array::randn({5, 6}, 9));
+    Variable t(Array::from<int32_t>({0, 3, 1, 2, 3}, {5}));
+    Variable loss = F::softmax_cross_entropy(F::linear(x, W, b), t);
+    loss.backward();
+    return std::vector<Array>{loss.array(), W.grad(), b.grad()};
+  });
+}
+
+TEST_F(CpuBackend, DumpWritesEveryStage) {
+  fs::path dir = fs::path(KILN_BINARY_DIR) / "test-dump-cpu";
+  fs::remove_all(dir);
+  setenv("KILN_DUMP", dir.c_str(), 1);
+  run_on("cpu", [] {
+    Variable x(Array::randn({3, 4}, 10));
+    return std::vector<Array>{F::exp(x * 3.0f).array()};
+  });
+  unsetenv("KILN_DUMP");
+  std::vector<std::string> suffixes;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    EXPECT_GT(fs::file_size(entry.path()), 0u) << name;
+    suffixes.push_back(name.substr(name.find('.')));
+  }
+  EXPECT_THAT(suffixes, ::testing::UnorderedElementsAre(".kiln.mlir", ".frontend.mlir", ".linalg.mlir",
+                                                        ".ll", ".summary.txt"));
+}

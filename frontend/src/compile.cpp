@@ -4,11 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 
 #include "graph.h"
 #include "kiln/cache.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/codegen/interp.h"
+#include "kiln/kernel_cache.h"
 #include "kiln/passes/Passes.h"
 #include "llvm/Support/raw_os_ostream.h"
 #include "llvm/Support/raw_ostream.h"
@@ -122,11 +124,40 @@ class InterpExecutable : public Executable {
 
 // A graph compiled by the CPU backend: outputs are allocated here and written
 // by the kernel in place (out-params); inputs are read in place.
+// A gather whose ids are a graph argument: checked before the kernel runs, since
+// compiled code cannot throw (the interpreter checks every gather itself).
+struct GatherIdCheck {
+  size_t arg;
+  int64_t rows;
+  std::string where;  // "file:line: " of the user's call, or ""
+};
+
+std::vector<GatherIdCheck> gatherIdChecks(const GraphSpec& graph) {
+  std::vector<GatherIdCheck> checks;
+  int nargs = static_cast<int>(graph.args.size());
+  auto shapeOf = [&](int v) { return v < nargs ? graph.args[v].shape : graph.ops[v - nargs].shape; };
+  for (const GraphOp& op : graph.ops) {
+    if (op.op != "kiln.gather" || op.operands[1] >= nargs) continue;
+    std::string where = op.line > 0 ? fmt::format("{}:{}: ", op.file, op.line) : "";
+    checks.push_back({static_cast<size_t>(op.operands[1]), shapeOf(op.operands[0]).at(0), where});
+  }
+  return checks;
+}
+
 class CpuExecutable : public Executable {
  public:
-  CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, std::vector<GraphSpec::Arg> outputs)
-      : kernel_(std::move(kernel)), outputs_(std::move(outputs)) {}
+  CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, std::vector<GraphSpec::Arg> outputs,
+                std::vector<GatherIdCheck> checks)
+      : kernel_(std::move(kernel)), outputs_(std::move(outputs)), checks_(std::move(checks)) {}
   std::vector<Array> run(const std::vector<Array>& args) override {
+    for (const GatherIdCheck& c : checks_) {
+      const Array& ids = args.at(c.arg);
+      for (int64_t i = 0; i < ids.size(); ++i) {
+        auto id = static_cast<int64_t>(ids.at(i));
+        if (id < 0 || id >= c.rows)
+          throw Error(fmt::format("{}kiln: embed/gather: id {} out of range [0, {})", c.where, id, c.rows));
+      }
+    }
     std::vector<Array> results;
     results.reserve(outputs_.size());
     for (const GraphSpec::Arg& o : outputs_) results.emplace_back(o.shape, o.dtype);
@@ -137,7 +168,29 @@ class CpuExecutable : public Executable {
  private:
   std::unique_ptr<cpu::Kernel> kernel_;
   std::vector<GraphSpec::Arg> outputs_;
+  std::vector<GatherIdCheck> checks_;
 };
+
+std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
+  std::vector<GraphSpec::Arg> outputs;
+  int nargs = static_cast<int>(graph.args.size());
+  for (int o : graph.outputs)
+    outputs.push_back(o < nargs ? graph.args[o]
+                                : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
+  return outputs;
+}
+
+// The disk cache of compiled objects, keyed by the graph's structure, kiln's
+// version and the target (LLVM version, CPU, features, threading, -O level).
+KernelCache& diskCache() {
+  static KernelCache cache;
+  return cache;
+}
+
+std::string diskKey(const GraphSpec& graph) {
+  static const std::string target = cpu::host_target_id();
+  return KernelCache::make_key({"kiln-cpu-object", KILN_VERSION_STRING, target, graph.key()});
+}
 
 // 16 hex digits of a stable 64-bit hash (FNV-1a) of the graph's structural key.
 std::string graphHash(const GraphSpec& graph) {
@@ -166,9 +219,8 @@ void writeDump(const std::string& prefix, const char* suffix, mlir::ModuleOp mod
 
 std::string backendFromEnvironment() {
   const char* env = std::getenv("KILN_BACKEND");
-  // 'cpu' passes every golden; it becomes the default once compiled code also
-  // reports out-of-range gather ids (the interpreter throws, the lowering clamps).
-  return env && *env ? env : "interp";
+  // The compiled CPU backend is the default; 'interp' is the reference interpreter.
+  return env && *env ? env : "cpu";
 }
 
 std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp module,
@@ -181,6 +233,7 @@ std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp
   cpu::CompileReport report;
   std::vector<uint8_t> object = cpu::compile_module(module, options, &report);
   auto loadStart = std::chrono::steady_clock::now();
+  diskCache().put(diskKey(graph), object);
   std::unique_ptr<cpu::Kernel> kernel = cpu::Kernel::load_object(object);
   auto end = std::chrono::steady_clock::now();
   if (!dump.empty()) {
@@ -192,19 +245,23 @@ std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp
                        graph.outputs.size(), object.size(), ms(start, end), report.linalg_ms,
                        report.llvm_dialect_ms, report.object_ms, ms(loadStart, end));
   }
-  std::vector<GraphSpec::Arg> outputs;
-  int nargs = static_cast<int>(graph.args.size());
-  for (int o : graph.outputs)
-    outputs.push_back(o < nargs ? graph.args[o]
-                                : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
-  return std::make_shared<CpuExecutable>(std::move(kernel), std::move(outputs));
+  return std::make_shared<CpuExecutable>(std::move(kernel), outputTypes(graph), gatherIdChecks(graph));
 }
 
 }  // namespace
 
-std::shared_ptr<Executable> compile_graph(const GraphSpec& graph) {
+std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk) {
   auto start = std::chrono::steady_clock::now();
   std::string backend = backend_name();
+  if (from_disk) *from_disk = false;
+  if (backend == "cpu") {
+    // A disk hit links the cached object: no MLIR at all.
+    if (std::optional<std::vector<uint8_t>> object = diskCache().get(diskKey(graph))) {
+      if (from_disk) *from_disk = true;
+      return std::make_shared<CpuExecutable>(cpu::Kernel::load_object(*object), outputTypes(graph),
+                                             gatherIdChecks(graph));
+    }
+  }
   mlir::MLIRContext& ctx = context();
   DiagnosticCollector diagnostics(ctx);
   mlir::OwningOpRef<mlir::ModuleOp> module = emitModule(graph);

@@ -35,7 +35,9 @@ class Executable {
 };
 
 // Emits the graph as kiln IR, runs the frontend pipeline and compiles it for
-// the backend chosen by KILN_BACKEND. Throws kiln::Error on failure.
-std::shared_ptr<Executable> compile_graph(const GraphSpec& graph);
+// the backend chosen by KILN_BACKEND. The cpu backend first looks in the disk
+// cache ($KILN_CACHE_DIR) and then skips MLIR entirely; *from_disk says so.
+// Throws kiln::Error on failure.
+std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk = nullptr);
 
 }  // namespace kiln::detail

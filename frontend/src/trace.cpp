@@ -226,7 +226,8 @@ void realize() {
   GraphBuilder builder(outputs);
   builder.finalize();
   GraphCache& c = cache();
-  std::string key = builder.spec.key();
+  // Graphs compiled for one backend are not reused by another (KILN_BACKEND may change).
+  std::string key = backend_name() + "|" + builder.spec.key();
   auto it = c.compiled.find(key);
   std::shared_ptr<Executable> exe;
   if (it != c.compiled.end()) {
@@ -239,11 +240,17 @@ void realize() {
       fmt::print(stderr, "kiln: cache miss ({} args, {} ops): {}\n", builder.spec.args.size(),
                  builder.spec.ops.size(), explain_miss(builder.spec, c.specs));
     auto start = std::chrono::steady_clock::now();
-    exe = compile_graph(builder.spec);
+    bool from_disk = false;
+    exe = compile_graph(builder.spec, &from_disk);
     c.specs.push_back(builder.spec);
-    c.stats.compile_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++c.stats.misses;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (from_disk) {
+      ++c.stats.disk_hits;
+      c.stats.load_seconds += seconds;
+    } else {
+      ++c.stats.misses;
+      c.stats.compile_seconds += seconds;
+    }
     c.compiled.emplace(std::move(key), exe);
   }
   std::vector<Array> results = exe->run(builder.arg_values);
@@ -258,8 +265,8 @@ void realize() {
 namespace kiln {
 
 std::string CacheStats::to_string() const {
-  return fmt::format("cache: {} memory hits, {} disk hits, {} misses, {:.3f} s compiling",
-                     memory_hits, disk_hits, misses, compile_seconds);
+  return fmt::format("cache: {} memory hits, {} disk hits, {} misses, {:.3f} s compiling, {:.3f} s loading",
+                     memory_hits, disk_hits, misses, compile_seconds, load_seconds);
 }
 CacheStats cache_stats() { return detail::cache().stats; }
 void reset_cache_stats() { detail::cache().stats = CacheStats(); }

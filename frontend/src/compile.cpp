@@ -181,15 +181,15 @@ std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
 }
 
 // The disk cache of compiled objects, keyed by the graph's structure, kiln's
-// version and the target (LLVM version, CPU, features, threading, -O level).
+// version and the target (LLVM version, CPU, features, threading, -O level, GEMM choice).
 KernelCache& diskCache() {
   static KernelCache cache;
   return cache;
 }
 
 std::string diskKey(const GraphSpec& graph) {
-  static const std::string target = cpu::host_target_id();
-  return KernelCache::make_key({"kiln-cpu-object", KILN_VERSION_STRING, target, graph.key()});
+  // Not cached: the pipeline options in it (KILN_GEMM, ...) follow the environment.
+  return KernelCache::make_key({"kiln-cpu-object", KILN_VERSION_STRING, cpu::host_target_id(), graph.key()});
 }
 
 // 16 hex digits of a stable 64-bit hash (FNV-1a) of the graph's structural key.
@@ -279,7 +279,15 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_dis
   if (mlir::failed(pm.run(*module)))
     throw Error("kiln: compiling the graph failed:\n" + diagnostics.text);
   writeDump(dump, ".frontend.mlir", *module);
-  if (backend == "cpu") return compileForCpu(graph, *module, hash, dump, start);
+  if (backend == "cpu") {
+    // Fusion regions group each kernel's ops; the lowering turns a region into fused loops.
+    mlir::PassManager fuse(&ctx);
+    fuse.addNestedPass<mlir::func::FuncOp>(passes::createKilnFuse());
+    if (mlir::failed(fuse.run(*module)))
+      throw Error("kiln: fusing the graph failed:\n" + diagnostics.text);
+    writeDump(dump, ".fused.mlir", *module);
+    return compileForCpu(graph, *module, hash, dump, start);
+  }
   return std::make_shared<InterpExecutable>(std::move(module));
 }
 

@@ -52,7 +52,8 @@ class BlockFuser {
     for (Operation* op : opsWithRole({Role::Elementwise, Role::Layout}))
       for (Operation* producer : producersOf(op))
         if (Group* g = groupOf_.lookup(producer)) tryMerge(groupOf_[op], g);
-    for (auto& g : groups_) trimLayoutSinks(*g);
+    // By index: trimming appends new groups, which would invalidate iterators.
+    for (size_t i = 0; i < groups_.size(); ++i) trimLayoutSinks(*groups_[i]);
     for (auto& g : groups_)
       if (hasArithmetic(*g)) materialize(*g);
     for (Operation* constant : clonedConstants_)

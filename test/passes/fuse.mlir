@@ -357,3 +357,22 @@ func.func @fuse_constant_cloned(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf
   %b = kiln.mul %t, %c : tensor<4xf32>
   return %a, %b, %c : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// logsumexp: the trailing reshape leaves its group while groups are being trimmed
+// (a regression test: trimming used to invalidate the group list it walked).
+// CHECK-LABEL: func.func @fuse_logsumexp
+// CHECK: kiln.fusion "reduction"
+// CHECK: kiln.reshape
+func.func @fuse_logsumexp(%arg0: tensor<2x3x2xf64>) -> tensor<2x2xf64> {
+  %0 = kiln.reduce_max %arg0, [1] keepdims : tensor<2x3x2xf64> -> tensor<2x1x2xf64>
+  %1 = kiln.broadcast_to %0 : tensor<2x1x2xf64> -> tensor<2x3x2xf64>
+  %2 = kiln.sub %arg0, %1 : tensor<2x3x2xf64>
+  %3 = kiln.exp %2 : tensor<2x3x2xf64>
+  %4 = kiln.reduce_sum %3, [1] keepdims : tensor<2x3x2xf64> -> tensor<2x1x2xf64>
+  %5 = kiln.log %4 : tensor<2x1x2xf64>
+  %6 = kiln.add %5, %0 : tensor<2x1x2xf64>
+  %7 = kiln.reshape %6 : tensor<2x1x2xf64> -> tensor<2x2xf64>
+  return %7 : tensor<2x2xf64>
+}

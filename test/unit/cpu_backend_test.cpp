@@ -134,6 +134,6 @@ TEST_F(CpuBackend, DumpWritesEveryStage) {
     EXPECT_GT(fs::file_size(entry.path()), 0u) << name;
     suffixes.push_back(name.substr(name.find('.')));
   }
-  EXPECT_THAT(suffixes, ::testing::UnorderedElementsAre(".kiln.mlir", ".frontend.mlir", ".linalg.mlir",
+  EXPECT_THAT(suffixes, ::testing::UnorderedElementsAre(".kiln.mlir", ".frontend.mlir", ".fused.mlir", ".linalg.mlir",
                                                         ".ll", ".summary.txt"));
 }

@@ -182,9 +182,16 @@ std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
 
 // The disk cache of compiled objects, keyed by the graph's structure, kiln's
 // version and the target (LLVM version, CPU, features, threading, -O level, GEMM choice).
+// Follows KILN_CACHE_DIR and KILN_CACHE_MAX_MB when they change (tests, tools).
 KernelCache& diskCache() {
-  static KernelCache cache;
-  return cache;
+  static std::unique_ptr<KernelCache> cache;
+  static std::string settings;
+  std::string now = KernelCache::default_dir() + "|" + std::to_string(KernelCache::default_max_bytes());
+  if (!cache || now != settings) {
+    cache = std::make_unique<KernelCache>();
+    settings = now;
+  }
+  return *cache;
 }
 
 std::string diskKey(const GraphSpec& graph) {

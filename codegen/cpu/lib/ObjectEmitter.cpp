@@ -71,13 +71,20 @@ void addPackedEntry(llvm::Module& module, const std::string& entry) {
 }  // namespace
 
 std::string host_target_id(int opt_level) {
-  initializeNativeTarget();
-  std::string id = "llvm-" LLVM_VERSION_STRING ";" + llvm::sys::getProcessTriple() + ";" +
-                   llvm::sys::getHostCPUName().str() + ";";
-  for (const auto& feature : llvm::sys::getHostCPUFeatures())
-    if (feature.second) id += "+" + feature.first().str();
-  id += default_pipeline_options().parallel ? ";omp" : ";serial";
+  static const std::string host = [] {
+    initializeNativeTarget();
+    std::string id = "llvm-" LLVM_VERSION_STRING ";" + llvm::sys::getProcessTriple() + ";" +
+                     llvm::sys::getHostCPUName().str() + ";";
+    for (const auto& feature : llvm::sys::getHostCPUFeatures())
+      if (feature.second) id += "+" + feature.first().str();
+    return id;
+  }();
+  // The pipeline options follow the environment (KILN_NUM_THREADS, KILN_GEMM) on every call.
+  PipelineOptions pipeline = default_pipeline_options();
+  std::string id = host;
+  id += pipeline.parallel ? ";omp" : ";serial";
   id += ";O" + std::to_string(opt_level);
+  id += pipeline.gemm_blas ? ";gemm=blas" : ";gemm=codegen";
   return id;
 }
 

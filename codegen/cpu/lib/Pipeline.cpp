@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/error.h"
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/BufferizationToMemRef/BufferizationToMemRef.h"
@@ -125,6 +126,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   addBufferizationPasses(pm);
+  if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm);
 }
@@ -134,6 +136,16 @@ PipelineOptions default_pipeline_options() {
   const char* threads = std::getenv("KILN_NUM_THREADS");
   if (threads && std::string(threads) == "1") options.parallel = false;
   if (!openmpRuntimeAvailable()) options.parallel = false;
+  const char* gemm = std::getenv("KILN_GEMM");
+  if (gemm && *gemm) {
+    std::string choice(gemm);
+    if (choice == "codegen")
+      options.gemm_blas = false;
+    else if (choice == "blas")
+      options.gemm_blas = true;
+    else
+      throw Error("kiln: KILN_GEMM must be 'blas' or 'codegen', not '" + choice + "'");
+  }
   return options;
 }
 
@@ -165,6 +177,9 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
   Option<int64_t> minParallelWork{*this, "min-parallel-work",
                                   llvm::cl::desc("See -kiln-sequentialize-small-loops"),
                                   llvm::cl::init(PipelineOptions{}.min_parallel_work)};
+  Option<bool> gemmBlas{*this, "gemm-blas",
+                        llvm::cl::desc("Matmuls call kiln's BLAS runtime functions (-kiln-matmul-to-blas)"),
+                        llvm::cl::init(PipelineOptions{}.gemm_blas)};
 };
 }  // namespace
 
@@ -173,11 +188,12 @@ void registerCpuPipelines() {
   mlir::PassPipelineRegistration<LowerToLLVMPipelineOptions>(
       "kiln-lower-to-llvm",
       "linalg on tensors to the LLVM dialect: fuse, bufferize (results as out-params), "
-      "loops, OpenMP, LLVM",
+      "matmuls to BLAS calls, loops, OpenMP, LLVM",
       [](mlir::OpPassManager& pm, const LowerToLLVMPipelineOptions& options) {
         PipelineOptions pipeline;
         pipeline.parallel = options.parallel;
         pipeline.min_parallel_work = options.minParallelWork;
+        pipeline.gemm_blas = options.gemmBlas;
         buildLowerToLLVMPipeline(pm, pipeline);
       });
 }

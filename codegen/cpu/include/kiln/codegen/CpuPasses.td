@@ -54,4 +54,21 @@ def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::
   let dependentDialects = ["mlir::scf::SCFDialect"];
 }
 
+def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
+  let summary = "Replaces linalg.matmul and linalg.batch_matmul on f32/f64 memrefs by calls to BLAS";
+  let description = [{
+    Runs after bufferization. A `linalg.matmul` or `linalg.batch_matmul` whose
+    operands are f32 or f64 strided memrefs and whose indexing maps are the
+    plain ones or transpose A and/or B (what -kiln-lower-to-linalg produces)
+    becomes a `func.call` of `kiln_gemm_<f32|f64>` or
+    `kiln_batch_gemm_<f32|f64>` (declared with `llvm.emit_c_interface`, defined
+    in kiln's runtime on top of cblas), with the memrefs cast to fully dynamic
+    strided layouts and the transpositions as i32 flags:
+    C += op(A) * op(B), per batch for the batched form. Any other
+    contraction (broadcast maps, mixed or integer types) is left to the loops.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // KILN_CODEGEN_CPU_PASSES_TD

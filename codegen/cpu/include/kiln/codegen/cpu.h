@@ -30,11 +30,15 @@ struct PipelineOptions {
   bool parallel = true;
   // See -kiln-sequentialize-small-loops.
   int64_t min_parallel_work = 32768;
+  // Matmuls (linalg.matmul, linalg.batch_matmul on f32/f64) call OpenBLAS through
+  // kiln's runtime (-kiln-matmul-to-blas) instead of becoming loops.
+  bool gemm_blas = true;
 };
 
 // Adds the passes from linalg/tensor/arith/math on tensors to the LLVM dialect:
 // elementwise fusion, one-shot bufferization with function boundaries, results
-// as caller-provided out-params, buffer deallocation, linalg to (parallel)
+// as caller-provided out-params, buffer deallocation, matmuls to BLAS calls
+// (options.gemm_blas), linalg to (parallel)
 // loops, OpenMP, and conversion to LLVM with `llvm.emit_c_interface` wrappers.
 void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& options = {});
 
@@ -45,12 +49,14 @@ void registerCpuDialects(mlir::DialectRegistry& registry);
 void registerCpuPipelines();
 
 // The pipeline options for this process: KILN_NUM_THREADS=1, or no libomp,
-// turns threads off.
+// turns threads off; KILN_GEMM=codegen|blas (default blas) picks how matmuls
+// run (generated loops or OpenBLAS). Read from the environment on every call.
 PipelineOptions default_pipeline_options();
 
 // Everything that makes an object file differ besides its IR: LLVM version,
 // target triple, host CPU name and features, threads or not, optimization
-// level. Part of a disk-cache key.
+// level, GEMM choice ("gemm=blas|codegen"). Part of a disk-cache key; the
+// CPU part is computed once, the pipeline options each call.
 std::string host_target_id(int opt_level = 3);
 
 // Translates `module` (LLVM dialect, entry `entry` with a C interface) to LLVM

@@ -1,0 +1,273 @@
+// KILN_GEMM=blas (matmuls call OpenBLAS through kiln's runtime) against KILN_GEMM=codegen
+// (generated loops) on the compiled CPU backend: plain, transposed, batched and f64
+// matmuls, a training step's gradients, and the disk-cache key.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <kiln/kiln.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+using namespace kiln;
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace {
+
+// A fresh disk cache for this process, so that every variant is compiled here (and
+// leaves its KILN_DUMP files) instead of coming from an earlier run.
+struct FreshDiskCache {
+  fs::path dir = fs::temp_directory_path() / ("kiln_gemm_test_cache_" + std::to_string(::getpid()));
+  FreshDiskCache() {
+    fs::remove_all(dir);
+    setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  }
+  ~FreshDiskCache() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+} fresh_disk_cache;
+
+using Graph = std::function<std::vector<Array>()>;
+
+struct GemmRun {
+  std::vector<Array> results;
+  std::string llvm_ir;  // the optimized LLVM IR of every graph compiled for the run
+};
+
+// Runs `graph` on the compiled CPU backend with KILN_GEMM=`gemm`, compiling it afresh.
+GemmRun run_with(const char* gemm, const Graph& graph) {
+  static int counter = 0;
+  fs::path dump = fs::temp_directory_path() /
+                  ("kiln_gemm_test_dump_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  fs::remove_all(dump);
+  setenv("KILN_BACKEND", "cpu", 1);
+  setenv("KILN_GEMM", gemm, 1);
+  setenv("KILN_DUMP", dump.c_str(), 1);
+  clear_memory_cache();
+  GemmRun run;
+  run.results = graph();
+  clear_memory_cache();
+  unsetenv("KILN_DUMP");
+  unsetenv("KILN_GEMM");
+  unsetenv("KILN_BACKEND");
+  if (fs::exists(dump))
+    for (const auto& entry : fs::directory_iterator(dump))
+      if (entry.path().extension() == ".ll") {
+        std::ifstream in(entry.path());
+        std::stringstream text;
+        text << in.rdbuf();
+        run.llvm_ir += text.str();
+      }
+  fs::remove_all(dump);
+  return run;
+}
+
+// Runs `graph` with BLAS and with generated loops: the BLAS build calls `symbols`
+// (e.g. "kiln_gemm_f32"), the loops call no kiln_*gemm function, and results agree.
+// (Each .array() realizes, and compiles, a graph of its own.)
+void expect_same(const Graph& graph, const std::vector<std::string>& symbols, double tolerance = 1e-4) {
+  GemmRun blas = run_with("blas", graph);
+  GemmRun loops = run_with("codegen", graph);
+  for (const std::string& symbol : symbols) EXPECT_THAT(blas.llvm_ir, HasSubstr("_mlir_ciface_" + symbol));
+  EXPECT_THAT(loops.llvm_ir, Not(HasSubstr("gemm_f")));
+  ASSERT_EQ(blas.results.size(), loops.results.size());
+  for (size_t i = 0; i < loops.results.size(); ++i) {
+    SCOPED_TRACE("result " + std::to_string(i));
+    const Array &expected = loops.results[i], &actual = blas.results[i];
+    ASSERT_EQ(actual.shape(), expected.shape());
+    ASSERT_EQ(actual.dtype(), expected.dtype());
+    for (int64_t j = 0; j < expected.size(); ++j) {
+      double e = expected.at(j), a = actual.at(j);
+      ASSERT_NEAR(a, e, tolerance * (1 + std::abs(e))) << "at flat index " << j;
+    }
+  }
+}
+
+class Gemm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("KILN_BACKEND", "cpu", 1);
+    bool ok = true;
+    try {
+      backend_name();
+    } catch (const Error&) {
+      ok = false;
+    }
+    unsetenv("KILN_BACKEND");
+    if (!ok) GTEST_SKIP() << "this build has no compiled CPU backend";
+  }
+};
+
+}  // namespace
+
+TEST_F(Gemm, Plain) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({33, 47}, 1)), b(Array::randn({47, 29}, 2));
+        return std::vector<Array>{F::matmul(a, b).array()};
+      },
+      {"kiln_gemm_f32"});
+}
+
+TEST_F(Gemm, Transposed) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({13, 21}, 3)), at(Array::randn({21, 13}, 4));
+        Variable b(Array::randn({21, 9}, 5)), bt(Array::randn({9, 21}, 6));
+        return std::vector<Array>{F::matmul(at, b, true, false).array(), F::matmul(a, bt, false, true).array(),
+                                  F::matmul(at, bt, true, true).array(), F::matmul(a, b).array()};
+      },
+      {"kiln_gemm_f32"});
+}
+
+TEST_F(Gemm, Batched) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({5, 6, 7}, 7)), b(Array::randn({5, 7, 4}, 8));
+        Variable at(Array::randn({5, 7, 6}, 9)), bt(Array::randn({5, 4, 7}, 10));
+        // Rank 4: the batch dimensions are collapsed into one.
+        Variable c(Array::randn({2, 3, 4, 5}, 11)), d(Array::randn({2, 3, 6, 5}, 12));
+        return std::vector<Array>{F::batch_matmul(a, b).array(), F::batch_matmul(at, b, true, false).array(),
+                                  F::batch_matmul(a, bt, false, true).array(),
+                                  F::batch_matmul(at, bt, true, true).array(), F::matmul(c, d, false, true).array()};
+      },
+      {"kiln_batch_gemm_f32"});
+}
+
+TEST_F(Gemm, Float64) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({17, 23}, 13, DType::f64)), b(Array::randn({23, 11}, 14, DType::f64));
+        Variable c(Array::randn({3, 4, 5}, 15, DType::f64)), d(Array::randn({3, 6, 5}, 16, DType::f64));
+        return std::vector<Array>{F::matmul(a, b).array(), F::matmul(b, a, true, true).array(),
+                                  F::batch_matmul(c, d, false, true).array()};
+      },
+      {"kiln_gemm_f64", "kiln_batch_gemm_f64"}, 1e-10);
+}
+
+// A two-layer MLP's training step: forward matmuls, and the backward ones (x^T gy
+// for W's gradient, gy W for the hidden layer's) with transposed operands.
+TEST_F(Gemm, TrainingStepGradients) {
+  expect_same(
+      [] {
+        Parameter W1(Array::randn({32, 20}, 21)), b1(Array::randn({32}, 22));
+        Parameter W2(Array::randn({10, 32}, 23)), b2(Array::randn({10}, 24));
+        Variable x(Array::randn({16, 20}, 25));
+        Variable t(Array::from<int32_t>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5}, {16}));
+        Variable h = F::relu(F::linear(x, W1, b1));
+        Variable loss = F::softmax_cross_entropy(F::linear(h, W2, b2), t);
+        loss.backward();
+        return std::vector<Array>{loss.array(), W1.grad(), b1.grad(), W2.grad(), b2.grad()};
+      },
+      {"kiln_gemm_f32"});
+}
+
+// The GEMM choice is part of the disk-cache key: switching it compiles again
+// instead of reusing the other variant's object.
+TEST_F(Gemm, ChoiceIsPartOfTheDiskCacheKey) {
+  auto graph = [] {
+    Variable a(Array::randn({7, 3}, 31)), b(Array::randn({3, 8}, 32));
+    return std::vector<Array>{F::matmul(a, b).array()};
+  };
+  // A fresh, enabled disk cache for this test (ctest turns the cache off for unit tests).
+  std::string saved_dir = std::getenv("KILN_CACHE_DIR") ? std::getenv("KILN_CACHE_DIR") : "";
+  std::string saved_max = std::getenv("KILN_CACHE_MAX_MB") ? std::getenv("KILN_CACHE_MAX_MB") : "";
+  char dir[] = "/tmp/kiln-gemm-cacheXXXXXX";
+  setenv("KILN_CACHE_DIR", mkdtemp(dir), 1);
+  setenv("KILN_CACHE_MAX_MB", "64", 1);
+  auto restore = [&] {
+    if (saved_dir.empty()) unsetenv("KILN_CACHE_DIR"); else setenv("KILN_CACHE_DIR", saved_dir.c_str(), 1);
+    if (saved_max.empty()) unsetenv("KILN_CACHE_MAX_MB"); else setenv("KILN_CACHE_MAX_MB", saved_max.c_str(), 1);
+    std::filesystem::remove_all(dir);
+  };
+  reset_cache_stats();
+  GemmRun blas = run_with("blas", graph);
+  EXPECT_EQ(cache_stats().misses, 1);
+  GemmRun loops = run_with("codegen", graph);
+  EXPECT_EQ(cache_stats().misses, 2);
+  EXPECT_EQ(cache_stats().disk_hits, 0);
+  GemmRun again = run_with("blas", graph);
+  EXPECT_EQ(cache_stats().disk_hits, 1);
+  EXPECT_EQ(again.results[0].to_vector<float>(), blas.results[0].to_vector<float>());
+  restore();
+}
+
+TEST_F(Gemm, UnknownChoiceIsAnError) {
+  setenv("KILN_GEMM", "fast", 1);
+  clear_memory_cache();
+  Variable a(Array::randn({2, 3}, 41)), b(Array::randn({3, 2}, 42));
+  try {
+    (void)F::matmul(a, b).array();
+    ADD_FAILURE() << "no error for KILN_GEMM=fast";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("KILN_GEMM"));
+  }
+  unsetenv("KILN_GEMM");
+  clear_memory_cache();
+}
+
+// The runtime function itself, on layouts the compiled graphs rarely produce: a column-major C
+// (computed as C^T += B^T A^T), an operand with no unit stride (copied first), a broadcast
+// (zero-stride) operand, and transposes; C accumulates.
+extern "C" {
+struct GemmTestMemRef2D {
+  float* allocated;
+  float* aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+};
+void _mlir_ciface_kiln_gemm_f32(GemmTestMemRef2D* a, GemmTestMemRef2D* b, GemmTestMemRef2D* c, int32_t ta,
+                                int32_t tb);
+}
+
+TEST(GemmRuntime, AnyStridesAndTransposes) {
+  const int64_t m = 5, n = 4, k = 3;
+  std::vector<float> storage(1000);
+  for (size_t i = 0; i < storage.size(); ++i) storage[i] = static_cast<float>((i * 37) % 11) - 5.0f;
+  struct Layout {
+    int64_t offset, rs, cs;  // of the logical (untransposed operand) rows x cols view
+  };
+  // Element (i, j) of an operand stored with `layout` (strides of the memref as passed, which is
+  // op(X)'s transpose when the flag is set).
+  auto desc = [&](float* base, int64_t rows, int64_t cols, Layout l) {
+    return GemmTestMemRef2D{base, base, l.offset, {rows, cols}, {l.rs, l.cs}};
+  };
+  const std::vector<Layout> aLayouts{{0, k, 1}, {7, 1, m}, {3, 2 * k, 2}, {11, 0, 1}};
+  const std::vector<Layout> bLayouts{{100, n, 1}, {200, 1, k}, {300, 3, 9}};
+  const std::vector<Layout> cLayouts{{0, n, 1}, {0, 1, m}, {0, 2 * n, 2}};
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (const Layout& la : aLayouts)
+        for (const Layout& lb : bLayouts)
+          for (const Layout& lc : cLayouts) {
+            // Stored shapes: A is k x m when transposed, B is n x k when transposed.
+            GemmTestMemRef2D a = desc(storage.data(), ta ? k : m, ta ? m : k, la);
+            GemmTestMemRef2D b = desc(storage.data(), tb ? n : k, tb ? k : n, lb);
+            std::vector<float> cBuf(100, 0.5f);
+            GemmTestMemRef2D c = desc(cBuf.data(), m, n, lc);
+            auto at = [](const GemmTestMemRef2D& d, int64_t i, int64_t j) {
+              return d.aligned[d.offset + i * d.strides[0] + j * d.strides[1]];
+            };
+            std::vector<float> expected(m * n);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                double sum = at(c, i, j);
+                for (int64_t p = 0; p < k; ++p)
+                  sum += static_cast<double>(ta ? at(a, p, i) : at(a, i, p)) * (tb ? at(b, j, p) : at(b, p, j));
+                expected[i * n + j] = static_cast<float>(sum);
+              }
+            _mlir_ciface_kiln_gemm_f32(&a, &b, &c, ta, tb);
+            SCOPED_TRACE(::testing::Message() << "ta " << ta << " tb " << tb << " A strides " << la.rs << ","
+                                              << la.cs << " B strides " << lb.rs << "," << lb.cs
+                                              << " C strides " << lc.rs << "," << lc.cs);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(at(c, i, j), expected[i * n + j], 1e-4) << i << "," << j;
+          }
+}

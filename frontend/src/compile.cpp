@@ -160,7 +160,8 @@ class CpuExecutable : public Executable {
     }
     std::vector<Array> results;
     results.reserve(outputs_.size());
-    for (const GraphSpec::Arg& o : outputs_) results.emplace_back(o.shape, o.dtype);
+    // Out-params are written entirely by the kernel: no zero-fill needed.
+    for (const GraphSpec::Arg& o : outputs_) results.push_back(Array::empty(o.shape, o.dtype));
     kernel_->call(args, results);
     return results;
   }

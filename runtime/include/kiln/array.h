@@ -43,6 +43,8 @@ class Array {
   template <typename T>
   static Array scalar(T value) { return from(std::vector<T>{value}, Shape{}); }
 
+  // Uninitialized storage (for buffers that are about to be overwritten).
+  static Array empty(Shape shape, DType dtype = DType::f32);
   static Array zeros(Shape shape, DType dtype = DType::f32);
   static Array ones(Shape shape, DType dtype = DType::f32);
   static Array full(Shape shape, double value, DType dtype = DType::f32);

@@ -66,6 +66,16 @@ int64_t Link::count_params() const {
   return n;
 }
 
+void Link::add_weight_and_bias(Parameter& W, Parameter& b, bool nobias, int64_t bias_size,
+                               Parameter::Initializer initialW, Parameter::Initializer initial_bias) {
+  W = Parameter(initialW ? std::move(initialW) : initializers::LeCunNormal());
+  add_param("W", W);
+  if (nobias) return;
+  b = Parameter(initial_bias ? std::move(initial_bias) : initializers::Zero());
+  b.initialize({bias_size});
+  add_param("b", b);
+}
+
 void Chain::add_link(const std::string& name, const Link& child) {
   for (auto& [n, c] : impl_->children)
     if (n == name) throw Error("kiln: Chain::add_link: a child named '" + name + "' exists already");

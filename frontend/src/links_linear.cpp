@@ -15,13 +15,7 @@ Linear::Linear(int64_t in, int64_t out, bool nb, Parameter::Initializer initialW
 void Linear::init(Parameter::Initializer initialW, Parameter::Initializer initial_bias) {
   if (out_size <= 0) throw Error(fmt::format("kiln: L::Linear: out_size must be positive, got {}", out_size));
   if (in_size == 0 || in_size < -1) throw Error(fmt::format("kiln: L::Linear: in_size must be positive, got {}", in_size));
-  W = Parameter(initialW ? std::move(initialW) : initializers::LeCunNormal());
-  add_param("W", W);
-  if (!nobias) {
-    b = Parameter(initial_bias ? std::move(initial_bias) : initializers::Zero());
-    b.initialize({out_size});
-    add_param("b", b);
-  }
+  add_weight_and_bias(W, b, nobias, out_size, std::move(initialW), std::move(initial_bias));
 }
 
 Variable Linear::operator()(const Variable& x) const {

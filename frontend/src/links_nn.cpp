@@ -56,13 +56,7 @@ void Convolution2D::init(Parameter::Initializer initialW, Parameter::Initializer
   check_positive("Convolution2D", "out_channels", out_channels);
   check_in("Convolution2D", "in_channels", in_channels);
   check_pairs("Convolution2D", ksize, stride, pad);
-  W = Parameter(initialW ? std::move(initialW) : initializers::LeCunNormal());
-  add_param("W", W);
-  if (!nobias) {
-    b = Parameter(initial_bias ? std::move(initial_bias) : initializers::Zero());
-    b.initialize({out_channels});
-    add_param("b", b);
-  }
+  add_weight_and_bias(W, b, nobias, out_channels, std::move(initialW), std::move(initial_bias));
 }
 
 Variable Convolution2D::operator()(const Variable& x) const {
@@ -90,13 +84,7 @@ void Deconvolution2D::init(Parameter::Initializer initialW, Parameter::Initializ
   check_positive("Deconvolution2D", "out_channels", out_channels);
   check_in("Deconvolution2D", "in_channels", in_channels);
   check_pairs("Deconvolution2D", ksize, stride, pad);
-  W = Parameter(initialW ? std::move(initialW) : initializers::LeCunNormal());
-  add_param("W", W);
-  if (!nobias) {
-    b = Parameter(initial_bias ? std::move(initial_bias) : initializers::Zero());
-    b.initialize({out_channels});
-    add_param("b", b);
-  }
+  add_weight_and_bias(W, b, nobias, out_channels, std::move(initialW), std::move(initial_bias));
 }
 
 Variable Deconvolution2D::operator()(const Variable& x) const {

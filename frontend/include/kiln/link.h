@@ -43,6 +43,12 @@ class Link {
   const std::shared_ptr<detail::LinkImpl>& impl() const { return impl_; }
 
  protected:
+  // Registers a weight W (LeCunNormal unless `initialW`; its shape is set by the
+  // caller, possibly lazily) and, unless `nobias`, a bias b of `bias_size`
+  // (zeros unless `initial_bias`): the parameters of Linear and convolutions.
+  void add_weight_and_bias(Parameter& W, Parameter& b, bool nobias, int64_t bias_size,
+                           Parameter::Initializer initialW, Parameter::Initializer initial_bias);
+
   std::shared_ptr<detail::LinkImpl> impl_;
 };
 

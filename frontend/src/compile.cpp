@@ -76,6 +76,44 @@ struct DiagnosticCollector {
         }) {}
 };
 
+// Emits g's ops at b's insertion point; `values` holds the values of g's
+// arguments (function or block arguments) and gets one value per op appended.
+// A "kiln.custom" op gets its forward and backward regions emitted recursively.
+void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& values) {
+  mlir::MLIRContext& ctx = *b.getContext();
+  mlir::Location loc = b.getUnknownLoc();
+  for (const GraphOp& op : g.ops) {
+    auto type = tensorType(b, op.shape, op.dtype);
+    mlir::Location opLoc = op.line > 0 ? mlir::Location(mlir::FileLineColLoc::get(&ctx, op.file, op.line, 0)) : loc;
+    mlir::OperationState state(opLoc, op.op);
+    for (int v : op.operands) state.operands.push_back(values[v]);
+    for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
+    state.types.push_back(type);
+    std::vector<const GraphSpec*> regions;
+    for (const auto& r : {op.forward, op.backward})
+      if (r) regions.push_back(r.get());
+    for (size_t i = 0; i < regions.size(); ++i) state.addRegion();
+    mlir::Operation* created = b.create(state);
+    for (size_t i = 0; i < regions.size(); ++i) {
+      const GraphSpec& sub = *regions[i];
+      mlir::OpBuilder::InsertionGuard guard(b);
+      std::vector<mlir::Type> argTypes;
+      std::vector<mlir::Location> argLocs;
+      for (const GraphSpec::Arg& a : sub.args) {
+        argTypes.push_back(tensorType(b, a.shape, a.dtype));
+        argLocs.push_back(opLoc);
+      }
+      mlir::Block* block = b.createBlock(&created->getRegion(i), {}, argTypes, argLocs);
+      std::vector<mlir::Value> subValues(block->args_begin(), block->args_end());
+      emitOps(b, sub, subValues);
+      std::vector<mlir::Value> yielded;
+      for (int o : sub.outputs) yielded.push_back(subValues[o]);
+      b.create<kiln::ir::YieldOp>(opLoc, yielded);
+    }
+    values.push_back(created->getResult(0));
+  }
+}
+
 mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
   mlir::MLIRContext& ctx = context();
   mlir::OpBuilder b(&ctx);
@@ -95,15 +133,7 @@ mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
   mlir::Block* entry = func.addEntryBlock();
   b.setInsertionPointToEnd(entry);
   std::vector<mlir::Value> values(entry->args_begin(), entry->args_end());
-  for (const GraphOp& op : g.ops) {
-    auto type = tensorType(b, op.shape, op.dtype);
-    mlir::Location opLoc = op.line > 0 ? mlir::Location(mlir::FileLineColLoc::get(&ctx, op.file, op.line, 0)) : loc;
-    mlir::OperationState state(opLoc, op.op);
-    for (int v : op.operands) state.operands.push_back(values[v]);
-    for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
-    state.types.push_back(type);
-    values.push_back(b.create(state)->getResult(0));
-  }
+  emitOps(b, g, values);
   std::vector<mlir::Value> results;
   for (int o : g.outputs) results.push_back(values[o]);
   b.create<mlir::func::ReturnOp>(loc, results);

@@ -16,6 +16,9 @@ struct GraphOp {
   DType dtype;
   const char* file = nullptr;  // user call site, not part of the key
   int line = 0;
+  // "kiln.custom" only: the regions' graphs (args: the block arguments;
+  // outputs: the yielded values). Part of the key.
+  std::shared_ptr<const GraphSpec> forward, backward;
 };
 
 struct GraphSpec {

@@ -46,6 +46,11 @@ static std::vector<std::weak_ptr<VariableData>>& registry() {
 
 void register_variable(const std::shared_ptr<VariableData>& data) { registry().push_back(data); }
 
+std::vector<std::string>& custom_recording_stack() {
+  thread_local std::vector<std::string> stack;
+  return stack;
+}
+
 std::string GraphSpec::key() const {
   std::string k;
   k.reserve(64 * (ops.size() + args.size()));
@@ -73,6 +78,8 @@ std::string GraphSpec::key() const {
       k += ' ';
     }
     add_shape(op.shape, op.dtype);
+    if (op.forward) k += "{" + op.forward->key() + "}";
+    if (op.backward) k += "{" + op.backward->key() + "}";
   }
   k += '|';
   for (int o : outputs) k += std::to_string(o) + ",";
@@ -182,7 +189,10 @@ class GraphBuilder {
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
-      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line};
+      if (n->op == kPlaceholderOp)
+        throw Error("kiln: a variable of a custom function's forward or backward (one of its "
+                    "inputs or a value computed from them) was used outside the function");
+      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line, n->forward, n->backward};
       for (const NodePtr& in : n->inputs) op.operands.push_back(emit(in.get()));
       spec.ops.push_back(std::move(op));
       id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args
@@ -209,6 +219,10 @@ class GraphBuilder {
 }  // namespace
 
 void realize() {
+  if (!custom_recording_stack().empty())
+    throw Error(fmt::format("kiln: FunctionNode '{}': its forward and backward only record ops; "
+                            "they cannot read values (array(), grad(), item(), printing)",
+                            custom_recording_stack().back()));
   auto& reg = registry();
   std::vector<NodePtr> outputs;
   std::unordered_set<const Node*> seen;

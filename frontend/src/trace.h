@@ -11,6 +11,8 @@
 
 namespace kiln::detail {
 
+struct GraphSpec;  // graph.h
+
 // One attribute of a recorded op. Kinds map 1:1 onto MLIR attributes when emitted.
 struct Attr {
   enum class Kind { Int, Ints, Float, Str, Unit, Splat };
@@ -44,6 +46,10 @@ struct Node {
   int line = 0;
   // For leaves: the variable whose data this is (gradients are computed for it).
   std::weak_ptr<VariableData> leaf_of;
+  // For "kiln.custom" (kiln::FunctionNode): the user's forward and backward,
+  // flattened over placeholders (arguments: the inputs; for the backward also
+  // the output and its gradient).
+  std::shared_ptr<const GraphSpec> forward, backward;
 
   bool is_leaf() const { return op == "leaf"; }
   bool realized() const { return value.has_value(); }
@@ -63,6 +69,13 @@ NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner
 // Records an op. Inputs must all be set; shape/dtype are the already-checked result.
 NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape,
                   DType dtype);
+
+// Placeholder nodes stand for a custom function's arguments while its forward
+// and backward are recorded (op "placeholder"); they never reach a graph.
+constexpr const char* kPlaceholderOp = "placeholder";
+// The names of the custom functions being recorded (innermost last); realize()
+// refuses to run while one is.
+std::vector<std::string>& custom_recording_stack();
 
 // Registers a handle so that realize() computes the pending nodes it holds.
 void register_variable(const std::shared_ptr<VariableData>& data);

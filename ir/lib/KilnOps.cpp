@@ -449,3 +449,31 @@ LogicalResult FusionOp::verifyRegions() {
   }
   return success();
 }
+
+//===--- custom ------------------------------------------------------------===//
+
+YieldOp CustomOp::getForwardYield() { return cast<YieldOp>(getForwardBody()->getTerminator()); }
+YieldOp CustomOp::getBackwardYield() { return cast<YieldOp>(getBackwardBody()->getTerminator()); }
+
+LogicalResult CustomOp::verifyRegions() {
+  Block* fwd = getForwardBody();
+  Block* bwd = getBackwardBody();
+  TypeRange inputs = getInputs().getTypes();
+  Type result = getType();
+  if (fwd->getArgumentTypes() != inputs)
+    return emitOpError("forward region arguments must match the inputs one to one in type");
+  auto fwdYield = dyn_cast<YieldOp>(fwd->getTerminator());
+  if (!fwdYield) return emitOpError("forward region must end with kiln.yield");
+  if (fwdYield.getValues().size() != 1 || fwdYield.getValues()[0].getType() != result)
+    return emitOpError("forward region must yield one value of the result type ") << result;
+  SmallVector<Type> expected(inputs.begin(), inputs.end());
+  expected.append({result, result});
+  if (bwd->getArgumentTypes() != TypeRange(expected))
+    return emitOpError("backward region arguments must be the inputs' types, then the result "
+                       "type twice (result, cotangent)");
+  auto bwdYield = dyn_cast<YieldOp>(bwd->getTerminator());
+  if (!bwdYield) return emitOpError("backward region must end with kiln.yield");
+  if (bwdYield.getValues().getTypes() != inputs)
+    return emitOpError("backward region must yield one cotangent per input, of the input's type");
+  return success();
+}

@@ -5,6 +5,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/IRMapping.h"
 
 using namespace mlir;
 using namespace kiln::ir;
@@ -333,5 +334,24 @@ KILN_VJP(ScatterAddOp) {
   KILN_VJP_SETUP;
   grads.push_back(Value());
   grads.push_back(builder.create<GatherOp>(getLoc(), g, getIds()));
+  return success();
+}
+
+// ---- user-defined functions ---------------------------------------------------
+
+// The user's backward region, cloned at the insertion point with its arguments
+// bound to (inputs, result, cotangent).
+KILN_VJP(CustomOp) {
+  Block* body = getBackwardBody();
+  IRMapping map;
+  unsigned n = getInputs().size();
+  for (unsigned i = 0; i < n; ++i) map.map(body->getArgument(i), getInputs()[i]);
+  map.map(body->getArgument(n), getResult());
+  map.map(body->getArgument(n + 1), resultGrads[0]);
+  for (Operation& op : body->without_terminator()) builder.clone(op, map);
+  for (auto [input, value] : llvm::zip(getInputs(), getBackwardYield().getValues())) {
+    bool isFloat = isa<FloatType>(cast<RankedTensorType>(input.getType()).getElementType());
+    grads.push_back(isFloat ? map.lookupOrDefault(value) : Value());
+  }
   return success();
 }

@@ -8,6 +8,8 @@ namespace kiln::passes {
 
 void buildKilnFrontendPipeline(mlir::OpPassManager& pm) {
   pm.addNestedPass<mlir::func::FuncOp>(createKilnAutodiff());
+  // kiln.custom ops have served autodiff (their backward regions): inline their forwards.
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnInlineCustom());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
 }
@@ -15,7 +17,7 @@ void buildKilnFrontendPipeline(mlir::OpPassManager& pm) {
 void registerKilnPipelines() {
   registerKilnPasses();
   mlir::PassPipelineRegistration<>("kiln-frontend-pipeline",
-                                   "autodiff, canonicalize and CSE, as run before every backend",
+                                   "autodiff, custom-op inlining, canonicalize and CSE, as run before every backend",
                                    buildKilnFrontendPipeline);
 }
 

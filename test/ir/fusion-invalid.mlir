@@ -75,6 +75,6 @@ func.func @implicit_capture(%x: tensor<3xf32>, %y: tensor<3xf32>) -> tensor<3xf3
 // -----
 
 func.func @yield_outside(%x: tensor<3xf32>) -> tensor<3xf32> {
-  // expected-error @+1 {{expects parent op 'kiln.fusion'}}
+  // expected-error @+1 {{expects parent op to be one of 'kiln.fusion, kiln.custom'}}
   kiln.yield %x : tensor<3xf32>
 }

@@ -15,3 +15,4 @@
 #include "kiln/gradient_check.h"
 #include "kiln/datasets.h"
 #include "kiln/training.h"
+#include "kiln/function_node.h"

@@ -371,10 +371,59 @@ def Kiln_FusionOp : Kiln_Op<"fusion", [IsolatedFromAbove, RecursiveMemoryEffects
   }];
 }
 
-def Kiln_YieldOp : Kiln_Op<"yield", [Pure, Terminator, HasParent<"FusionOp">]> {
-  let summary = "Terminates a kiln.fusion region with the values it returns";
+def Kiln_YieldOp : Kiln_Op<"yield", [Pure, Terminator, ParentOneOf<["FusionOp", "CustomOp"]>]> {
+  let summary = "Terminates a kiln.fusion or kiln.custom region with the values it returns";
   let arguments = (ins Variadic<AnyType>:$values);
   let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
+//===----------------------------------------------------------------------===//
+// User-defined functions (kiln::FunctionNode; inlined by -kiln-inline-custom)
+//===----------------------------------------------------------------------===//
+
+def Kiln_CustomOp : Kiln_Op<"custom", [IsolatedFromAbove, RecursiveMemoryEffects,
+    SingleBlock, VJP]> {
+  let summary = "A user-defined function: a forward region and its own backward region";
+  let description = [{
+    Recorded by `kiln::FunctionNode` (Chainer's FunctionNode): one op whose
+    value is computed by the `forward` region and whose vector-Jacobian
+    product is the `backward` region, written by the user (a straight-through
+    estimator, a gradient-clipping identity, ...).
+
+    - `forward`: block arguments are bound to the inputs; yields the result.
+    - `backward`: block arguments are the inputs, the result and the result's
+      cotangent; yields one cotangent per input, of the input's type (zeros
+      where the user gives none; integer inputs get no gradient).
+
+    `-kiln-autodiff` clones the backward region in place of the VJP; then
+    `-kiln-inline-custom` replaces the op by its forward region's ops, so no
+    backend sees it. The op is pure when every op inside is.
+
+    ```mlir
+    %y = kiln.custom "ste" ins(%x : tensor<3xf32>) -> tensor<3xf32> forward {
+    ^bb0(%a: tensor<3xf32>):
+      %s = kiln.sign %a : tensor<3xf32>
+      kiln.yield %s : tensor<3xf32>
+    } backward {
+    ^bb0(%a: tensor<3xf32>, %r: tensor<3xf32>, %g: tensor<3xf32>):
+      kiln.yield %g : tensor<3xf32>
+    }
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, Variadic<Kiln_Tensor>:$inputs);
+  let results = (outs Kiln_Tensor:$result);
+  let regions = (region SizedRegion<1>:$forward, SizedRegion<1>:$backward);
+  let assemblyFormat = [{
+    $name (`ins` `(` $inputs^ `:` type($inputs) `)`)? `->` type($result)
+    attr-dict-with-keyword `forward` $forward `backward` $backward
+  }];
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::Block* getForwardBody() { return &getForward().front(); }
+    ::mlir::Block* getBackwardBody() { return &getBackward().front(); }
+    YieldOp getForwardYield();
+    YieldOp getBackwardYield();
+  }];
 }
 
 #endif // KILN_OPS_TD

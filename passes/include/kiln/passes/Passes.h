@@ -16,7 +16,8 @@ namespace kiln::passes {
 #define GEN_PASS_REGISTRATION
 #include "kiln/passes/Passes.h.inc"
 
-// The pipeline the frontend runs before a backend: autodiff, canonicalize, CSE.
+// The pipeline the frontend runs before a backend: autodiff, inline kiln.custom,
+// canonicalize, CSE.
 void buildKilnFrontendPipeline(mlir::OpPassManager& pm);
 // Registers the passes above and the named pipeline `kiln-frontend-pipeline`.
 void registerKilnPipelines();

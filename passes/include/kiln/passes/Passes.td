@@ -75,4 +75,15 @@ def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
                            "mlir::scf::SCFDialect"];
 }
 
+def KilnInlineCustom : Pass<"kiln-inline-custom", "mlir::func::FuncOp"> {
+  let summary = "Replaces each kiln.custom by its forward region's ops";
+  let description = [{
+    Runs after `-kiln-autodiff` (which uses each `kiln.custom`'s backward
+    region as its VJP): the forward region's ops move before the op, with
+    block arguments replaced by the inputs and the result by the yielded
+    value; the backward region is dropped. No backend sees `kiln.custom`.
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

@@ -175,8 +175,8 @@ void Optimizer::update() {
 
 SGD::SGD(double lr) { hyperparam.lr = lr; }
 
-Variable SGD::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                          std::map<std::string, Variable>&) {
+Variable SGD::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                          std::map<std::string, Variable>&) const {
   return p - ctx.scalar(ctx.hp.lr) * g;
 }
 
@@ -185,8 +185,8 @@ MomentumSGD::MomentumSGD(double lr, double momentum) {
   hyperparam.momentum = momentum;
 }
 
-Variable MomentumSGD::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                                  std::map<std::string, Variable>& state) {
+Variable MomentumSGD::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                                         std::map<std::string, Variable>& state) const {
   Variable v = state.at("v") * ctx.hp.momentum - ctx.scalar(ctx.hp.lr) * g;
   state["v"] = v;
   return p + v;
@@ -197,8 +197,8 @@ NesterovAG::NesterovAG(double lr, double momentum) {
   hyperparam.momentum = momentum;
 }
 
-Variable NesterovAG::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                                 std::map<std::string, Variable>& state) {
+Variable NesterovAG::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                                        std::map<std::string, Variable>& state) const {
   double mu = ctx.hp.momentum;
   Variable lr = ctx.scalar(ctx.hp.lr);
   Variable v = state.at("v") * mu - lr * g;
@@ -211,8 +211,8 @@ AdaGrad::AdaGrad(double lr, double eps) {
   hyperparam.eps = eps;
 }
 
-Variable AdaGrad::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                              std::map<std::string, Variable>& state) {
+Variable AdaGrad::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                                     std::map<std::string, Variable>& state) const {
   Variable h = state.at("h") + g * g;
   state["h"] = h;
   return p - ctx.scalar(ctx.hp.lr) * g / (F::sqrt(h) + ctx.hp.eps);
@@ -224,8 +224,8 @@ RMSprop::RMSprop(double lr, double alpha, double eps) {
   hyperparam.eps = eps;
 }
 
-Variable RMSprop::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                              std::map<std::string, Variable>& state) {
+Variable RMSprop::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                                     std::map<std::string, Variable>& state) const {
   double a = ctx.hp.alpha;
   Variable ms = state.at("ms") * a + (1.0 - a) * (g * g);
   state["ms"] = ms;
@@ -252,8 +252,8 @@ double Adam::alpha_t(const Hyperparameter& hp, int64_t t) {
   return hp.alpha * std::sqrt(fix2) / fix1;
 }
 
-Variable Adam::step(const StepContext& ctx, const Variable& p, const Variable& g,
-                           std::map<std::string, Variable>& state) {
+Variable Adam::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
+                                  std::map<std::string, Variable>& state) const {
   const Hyperparameter& hp = ctx.hp;
   Variable m = state.at("m");
   Variable v = state.at("v");

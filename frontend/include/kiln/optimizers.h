@@ -157,11 +157,7 @@ class SGD : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // v = momentum * v - lr * g; p += v
@@ -173,11 +169,7 @@ class MomentumSGD : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // Nesterov's accelerated gradient (Chainer's form):
@@ -190,11 +182,7 @@ class NesterovAG : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // h += g^2; p -= lr * g / (sqrt(h) + eps)
@@ -206,11 +194,7 @@ class AdaGrad : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // ms = alpha * ms + (1 - alpha) * g^2; p -= lr * g / (sqrt(ms) + eps)
@@ -222,11 +206,7 @@ class RMSprop : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // m += (1-beta1)(g-m); v += (1-beta2)(g^2-v); (amsgrad: vhat = max(vhat, v))
@@ -251,11 +231,7 @@ class Adam : public Optimizer {
 
  protected:
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state) const override {
-    return step(ctx, p, g, state);
-  }
-  static Variable step(const StepContext& ctx, const Variable& p, const Variable& g,
-                       std::map<std::string, Variable>& state);
+                       std::map<std::string, Variable>& state) const override;
 };
 
 // Chainer's AdamW: Adam whose weight decay is decoupled from the gradient

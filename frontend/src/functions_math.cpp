@@ -11,21 +11,37 @@ using namespace detail;
 // A new variable on the same node (like Chainer, not x itself: the output's
 // grad must not be x's grad).
 Variable identity(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return Variable(x.node()); }
+  detail::LocationScope location_scope(loc);
+  return Variable(x.node());
+}
 Variable add(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("add", "kiln.add", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("add", "kiln.add", a, b);
+}
 Variable sub(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("sub", "kiln.sub", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("sub", "kiln.sub", a, b);
+}
 Variable mul(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("mul", "kiln.mul", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("mul", "kiln.mul", a, b);
+}
 Variable div(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("div", "kiln.div", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("div", "kiln.div", a, b);
+}
 Variable negative(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return record_like("kiln.neg", {x}); }
+  detail::LocationScope location_scope(loc);
+  return record_like("kiln.neg", {x});
+}
 Variable maximum(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("maximum", "kiln.max", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("maximum", "kiln.max", a, b);
+}
 Variable minimum(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return binary("minimum", "kiln.min", a, b); }
+  detail::LocationScope location_scope(loc);
+  return binary("minimum", "kiln.min", a, b);
+}
 Variable pow(const Variable& a, const Variable& b, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
   check_float("pow", "x", a);
@@ -49,17 +65,29 @@ Variable where(const Variable& condition, const Variable& x, const Variable& y, 
 }
 
 Variable absolute(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("absolute", "kiln.abs", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("absolute", "kiln.abs", x);
+}
 Variable square(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); check_float("square", "x", x); return x * x; }
+  detail::LocationScope location_scope(loc);
+  check_float("square", "x", x); return x * x;
+}
 Variable sqrt(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("sqrt", "kiln.sqrt", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("sqrt", "kiln.sqrt", x);
+}
 Variable rsqrt(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return 1.0 / sqrt(x); }
+  detail::LocationScope location_scope(loc);
+  return 1.0 / sqrt(x);
+}
 Variable exp(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("exp", "kiln.exp", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("exp", "kiln.exp", x);
+}
 Variable log(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("log", "kiln.log", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("log", "kiln.log", x);
+}
 
 Variable clip(const Variable& x, double x_min, double x_max, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -75,26 +103,44 @@ Variable cast(const Variable& x, DType dtype, SourceLocation loc) {
 }
 
 Variable equal(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("equal", "eq", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("equal", "eq", a, b);
+}
 Variable not_equal(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("not_equal", "ne", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("not_equal", "ne", a, b);
+}
 Variable less(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("less", "lt", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("less", "lt", a, b);
+}
 Variable less_equal(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("less_equal", "le", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("less_equal", "le", a, b);
+}
 Variable greater(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("greater", "gt", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("greater", "gt", a, b);
+}
 Variable greater_equal(const Variable& a, const Variable& b, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return compare("greater_equal", "ge", a, b); }
+  detail::LocationScope location_scope(loc);
+  return compare("greater_equal", "ge", a, b);
+}
 
 // ---- activations ----------------------------------------------------------------
 
 Variable relu(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("relu", "kiln.relu", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("relu", "kiln.relu", x);
+}
 Variable sigmoid(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("sigmoid", "kiln.sigmoid", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("sigmoid", "kiln.sigmoid", x);
+}
 Variable tanh(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return unary("tanh", "kiln.tanh", x); }
+  detail::LocationScope location_scope(loc);
+  return unary("tanh", "kiln.tanh", x);
+}
 
 Variable leaky_relu(const Variable& x, double slope, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -215,7 +261,9 @@ Variable argmax(const Variable& x, std::optional<int64_t> axis, SourceLocation l
 }
 
 Variable argmin(const Variable& x, std::optional<int64_t> axis, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return argmax(-x, axis); }
+  detail::LocationScope location_scope(loc);
+  return argmax(-x, axis);
+}
 
 Variable logsumexp(const Variable& x, const Axes& axis, SourceLocation loc) {
   detail::LocationScope location_scope(loc);

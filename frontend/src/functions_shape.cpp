@@ -53,7 +53,9 @@ Variable transpose(const Variable& x, const std::vector<int64_t>& axes, SourceLo
 }
 
 Variable broadcast_to(const Variable& x, const Shape& shape, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return broadcast_as(x, shape); }
+  detail::LocationScope location_scope(loc);
+  return broadcast_as(x, shape);
+}
 
 Variable expand_dims(const Variable& x, int64_t axis, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -80,7 +82,9 @@ Variable squeeze(const Variable& x, const Axes& axis, SourceLocation loc) {
 }
 
 Variable flatten(const Variable& x, SourceLocation loc) {
-  detail::LocationScope location_scope(loc); return reshape(x, {x.size()}); }
+  detail::LocationScope location_scope(loc);
+  return reshape(x, {x.size()});
+}
 
 Variable concat(const std::vector<Variable>& xs, int64_t axis, SourceLocation loc) {
   detail::LocationScope location_scope(loc);

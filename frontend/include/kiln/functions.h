@@ -42,178 +42,152 @@ using Axes = std::optional<std::vector<int64_t>>;  // nullopt: all axes
 namespace functions {
 
 // ---- arithmetic (numpy broadcasting) ----
-Variable identity(const Variable& x, 
+Variable identity(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable add(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable sub(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable mul(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable div(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable negative(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable maximum(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable add(const Variable& a, const Variable& b, 
+Variable minimum(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable sub(const Variable& a, const Variable& b, 
+Variable pow(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable pow(const Variable& a, double b, SourceLocation loc = SourceLocation::current());
+Variable where(const Variable& condition, const Variable& x, const Variable& y,
     SourceLocation loc = SourceLocation::current());
-Variable mul(const Variable& a, const Variable& b, 
+Variable absolute(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable square(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable sqrt(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable rsqrt(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable exp(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable log(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable clip(const Variable& x, double x_min, double x_max,
     SourceLocation loc = SourceLocation::current());
-Variable div(const Variable& a, const Variable& b, 
-    SourceLocation loc = SourceLocation::current());
-Variable negative(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable maximum(const Variable& a, const Variable& b, 
-    SourceLocation loc = SourceLocation::current());
-Variable minimum(const Variable& a, const Variable& b, 
-    SourceLocation loc = SourceLocation::current());
-Variable pow(const Variable& a, const Variable& b, 
-    SourceLocation loc = SourceLocation::current());
-Variable pow(const Variable& a, double b, 
-    SourceLocation loc = SourceLocation::current());
-Variable where(const Variable& condition, const Variable& x, const Variable& y, 
-    SourceLocation loc = SourceLocation::current());
-Variable absolute(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable square(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable sqrt(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable rsqrt(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable exp(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable log(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable clip(const Variable& x, double x_min, double x_max, 
-    SourceLocation loc = SourceLocation::current());
-Variable cast(const Variable& x, DType dtype, 
-    SourceLocation loc = SourceLocation::current());
+Variable cast(const Variable& x, DType dtype, SourceLocation loc = SourceLocation::current());
 // Comparisons give bool variables and pass no gradient.
-Variable equal(const Variable& a, const Variable& b, 
+Variable equal(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable not_equal(const Variable& a, const Variable& b, 
+Variable not_equal(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable less(const Variable& a, const Variable& b, 
+Variable less(const Variable& a, const Variable& b, SourceLocation loc = SourceLocation::current());
+Variable less_equal(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable less_equal(const Variable& a, const Variable& b, 
+Variable greater(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
-Variable greater(const Variable& a, const Variable& b, 
-    SourceLocation loc = SourceLocation::current());
-Variable greater_equal(const Variable& a, const Variable& b, 
+Variable greater_equal(const Variable& a, const Variable& b,
     SourceLocation loc = SourceLocation::current());
 
 // ---- shapes ----
-Variable reshape(const Variable& x, const Shape& shape, 
+Variable reshape(const Variable& x, const Shape& shape,
     SourceLocation loc = SourceLocation::current());  // one -1 allowed
-Variable transpose(const Variable& x, const std::vector<int64_t>& axes = {}, 
+Variable transpose(const Variable& x, const std::vector<int64_t>& axes = {},
     SourceLocation loc = SourceLocation::current());  // {}: reverse
-Variable broadcast_to(const Variable& x, const Shape& shape, 
+Variable broadcast_to(const Variable& x, const Shape& shape,
     SourceLocation loc = SourceLocation::current());
-Variable expand_dims(const Variable& x, int64_t axis, 
+Variable expand_dims(const Variable& x, int64_t axis,
     SourceLocation loc = SourceLocation::current());
-Variable squeeze(const Variable& x, const Axes& axis = std::nullopt, 
+Variable squeeze(const Variable& x, const Axes& axis = std::nullopt,
     SourceLocation loc = SourceLocation::current());
-Variable flatten(const Variable& x, 
+Variable flatten(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable concat(const std::vector<Variable>& xs, int64_t axis = 1,
     SourceLocation loc = SourceLocation::current());
-Variable concat(const std::vector<Variable>& xs, int64_t axis = 1, 
+std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t axis,
     SourceLocation loc = SourceLocation::current());
-std::vector<Variable> split_axis(const Variable& x, int64_t sections, int64_t axis, 
+std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& indices, int64_t axis,
     SourceLocation loc = SourceLocation::current());
-std::vector<Variable> split_axis(const Variable& x, const std::vector<int64_t>& indices, int64_t axis, 
+Variable stack(const std::vector<Variable>& xs, int64_t axis = 0,
     SourceLocation loc = SourceLocation::current());
-Variable stack(const std::vector<Variable>& xs, int64_t axis = 0, 
-    SourceLocation loc = SourceLocation::current());
-Variable get_item(const Variable& x, const std::vector<Index>& slices, 
+Variable get_item(const Variable& x, const std::vector<Index>& slices,
     SourceLocation loc = SourceLocation::current());
 Variable pad(const Variable& x, const std::vector<std::pair<int64_t, int64_t>>& pad_width,
-             double constant_value = 0.0, 
-    SourceLocation loc = SourceLocation::current());
+             double constant_value = 0.0, SourceLocation loc = SourceLocation::current());
 
 // ---- reductions ----
-Variable sum(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false, 
+Variable sum(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false,
     SourceLocation loc = SourceLocation::current());
-Variable mean(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false, 
+Variable mean(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false,
     SourceLocation loc = SourceLocation::current());
-Variable max(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false, 
+Variable max(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false,
     SourceLocation loc = SourceLocation::current());
-Variable min(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false, 
+Variable min(const Variable& x, const Axes& axis = std::nullopt, bool keepdims = false,
     SourceLocation loc = SourceLocation::current());
-Variable argmax(const Variable& x, std::optional<int64_t> axis = std::nullopt, 
+Variable argmax(const Variable& x, std::optional<int64_t> axis = std::nullopt,
     SourceLocation loc = SourceLocation::current());
-Variable argmin(const Variable& x, std::optional<int64_t> axis = std::nullopt, 
+Variable argmin(const Variable& x, std::optional<int64_t> axis = std::nullopt,
     SourceLocation loc = SourceLocation::current());
-Variable logsumexp(const Variable& x, const Axes& axis = std::nullopt, 
+Variable logsumexp(const Variable& x, const Axes& axis = std::nullopt,
     SourceLocation loc = SourceLocation::current());
 
 // ---- linear algebra ----
-Variable matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false, 
+Variable matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false,
     SourceLocation loc = SourceLocation::current());
-Variable batch_matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false, 
+Variable batch_matmul(const Variable& a, const Variable& b, bool transa = false, bool transb = false,
     SourceLocation loc = SourceLocation::current());
 Variable linear(const Variable& x, const Variable& W, const Variable& b = Variable(),
-                int64_t n_batch_axes = 1, 
-    SourceLocation loc = SourceLocation::current());
+                int64_t n_batch_axes = 1, SourceLocation loc = SourceLocation::current());
 
 // ---- activations ----
-Variable relu(const Variable& x, 
+Variable relu(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable leaky_relu(const Variable& x, double slope = 0.2,
     SourceLocation loc = SourceLocation::current());
-Variable leaky_relu(const Variable& x, double slope = 0.2, 
+Variable elu(const Variable& x, double alpha = 1.0, SourceLocation loc = SourceLocation::current());
+Variable sigmoid(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable tanh(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable softplus(const Variable& x, double beta = 1.0,
     SourceLocation loc = SourceLocation::current());
-Variable elu(const Variable& x, double alpha = 1.0, 
+Variable gelu(const Variable& x, SourceLocation loc = SourceLocation::current());
+Variable swish(const Variable& x, const Variable& beta,
     SourceLocation loc = SourceLocation::current());
-Variable sigmoid(const Variable& x, 
+Variable softmax(const Variable& x, int64_t axis = 1,
     SourceLocation loc = SourceLocation::current());
-Variable tanh(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable softplus(const Variable& x, double beta = 1.0, 
-    SourceLocation loc = SourceLocation::current());
-Variable gelu(const Variable& x, 
-    SourceLocation loc = SourceLocation::current());
-Variable swish(const Variable& x, const Variable& beta, 
-    SourceLocation loc = SourceLocation::current());
-Variable softmax(const Variable& x, int64_t axis = 1, 
-    SourceLocation loc = SourceLocation::current());
-Variable log_softmax(const Variable& x, int64_t axis = 1, 
+Variable log_softmax(const Variable& x, int64_t axis = 1,
     SourceLocation loc = SourceLocation::current());
 // Counter-based Philox RNG: same seed and call order give the same mask on
 // every backend. Identity when config().train is false.
-Variable dropout(const Variable& x, double ratio = 0.5, 
+Variable dropout(const Variable& x, double ratio = 0.5,
     SourceLocation loc = SourceLocation::current());
 void set_dropout_seed(uint64_t seed);
 
 // ---- losses and metrics ----
 Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normalize = true,
-                               int64_t ignore_label = -1, const std::string& reduce = "mean", 
+                               int64_t ignore_label = -1, const std::string& reduce = "mean",
     SourceLocation loc = SourceLocation::current());
-Variable mean_squared_error(const Variable& x0, const Variable& x1, 
+Variable mean_squared_error(const Variable& x0, const Variable& x1,
     SourceLocation loc = SourceLocation::current());
 Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normalize = true,
-                               const std::string& reduce = "mean", 
+                               const std::string& reduce = "mean",
     SourceLocation loc = SourceLocation::current());
 Variable huber_loss(const Variable& x, const Variable& t, double delta,
-                    const std::string& reduce = "sum_along_second_axis", 
+                    const std::string& reduce = "sum_along_second_axis",
     SourceLocation loc = SourceLocation::current());
 Variable accuracy(const Variable& y, const Variable& t,
-                  std::optional<int64_t> ignore_label = std::nullopt, 
+                  std::optional<int64_t> ignore_label = std::nullopt,
     SourceLocation loc = SourceLocation::current());
 
 // ---- CNN ----
 Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
-                        Pair stride = 1, Pair pad = 0, 
+                        Pair stride = 1, Pair pad = 0,
     SourceLocation loc = SourceLocation::current());
 Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
                           Pair stride = 1, Pair pad = 0,
-                          std::optional<Pair> outsize = std::nullopt, 
+                          std::optional<Pair> outsize = std::nullopt,
     SourceLocation loc = SourceLocation::current());
 Variable max_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride = std::nullopt,
-                        Pair pad = 0, bool cover_all = true, 
+                        Pair pad = 0, bool cover_all = true,
     SourceLocation loc = SourceLocation::current());
 Variable average_pooling_2d(const Variable& x, Pair ksize,
-                            std::optional<Pair> stride = std::nullopt, Pair pad = 0, 
+                            std::optional<Pair> stride = std::nullopt, Pair pad = 0,
     SourceLocation loc = SourceLocation::current());
 Variable batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
-                             double eps = 2e-5, 
-    SourceLocation loc = SourceLocation::current());
+                             double eps = 2e-5, SourceLocation loc = SourceLocation::current());
 Variable fixed_batch_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
-                                   const Variable& mean, const Variable& var, double eps = 2e-5, 
+                                   const Variable& mean, const Variable& var, double eps = 2e-5,
     SourceLocation loc = SourceLocation::current());
 Variable layer_normalization(const Variable& x, const Variable& gamma, const Variable& beta,
-                             double eps = 1e-5, 
-    SourceLocation loc = SourceLocation::current());
+                             double eps = 1e-5, SourceLocation loc = SourceLocation::current());
 Variable embed_id(const Variable& x, const Variable& W,
-                  std::optional<int64_t> ignore_label = std::nullopt, 
+                  std::optional<int64_t> ignore_label = std::nullopt,
     SourceLocation loc = SourceLocation::current());
 
 }  // namespace functions

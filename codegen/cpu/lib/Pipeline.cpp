@@ -18,6 +18,9 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferDeallocationOpInterfaceImpl.h"
@@ -42,10 +45,13 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/SubsetInsertionOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/Transforms/SubsetOpInterfaceImpl.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -81,6 +87,13 @@ void addBufferizationPasses(mlir::OpPassManager& pm) {
 
 void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(createKilnLowerStridedCopies());
+  if (!options.gemm_blas) {
+    // The tiled matmuls of -kiln-tile-matmuls: their scf.forall over output blocks
+    // becomes a parallel loop (threads below), their 2-D vector transfers 1-D ones.
+    pm.addNestedPass<mlir::func::FuncOp>(mlir::createForallToParallelLoopPass());
+    pm.addNestedPass<mlir::func::FuncOp>(
+        mlir::createConvertVectorToSCFPass(mlir::VectorTransferToSCFOptions().enableFullUnroll()));
+  }
   pm.addNestedPass<mlir::func::FuncOp>(mlir::createConvertLinalgToParallelLoopsPass());
   KilnSequentializeSmallLoopsOptions sequentialize;
   sequentialize.minParallelWork = options.parallel ? options.min_parallel_work : INT64_MAX;
@@ -94,8 +107,12 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addPass(mlir::createSCFToControlFlowPass());
 }
 
-void addLLVMConversionPasses(mlir::OpPassManager& pm) {
+void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(mlir::LLVM::createLLVMRequestCWrappersPass());
+  if (!options.gemm_blas) {
+    pm.addPass(mlir::createConvertVectorToLLVMPass());
+    pm.addPass(mlir::createUBToLLVMConversionPass());
+  }
   pm.addPass(mlir::memref::createExpandStridedMetadataPass());
   pm.addPass(mlir::createLowerAffinePass());
   pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass());
@@ -125,10 +142,11 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createLinalgElementwiseOpFusionPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  if (!options.gemm_blas) pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls());
   addBufferizationPasses(pm);
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
   addLoopPasses(pm, options);
-  addLLVMConversionPasses(pm);
+  addLLVMConversionPasses(pm, options);
 }
 
 PipelineOptions default_pipeline_options() {
@@ -165,6 +183,8 @@ void registerCpuDialects(mlir::DialectRegistry& registry) {
   mlir::scf::registerBufferDeallocationOpInterfaceExternalModels(registry);
   mlir::tensor::registerBufferizableOpInterfaceExternalModels(registry);
   mlir::tensor::registerSubsetOpInterfaceExternalModels(registry);
+  mlir::vector::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::vector::registerSubsetOpInterfaceExternalModels(registry);
   mlir::registerBuiltinDialectTranslation(registry);
   mlir::registerLLVMDialectTranslation(registry);
   mlir::registerOpenMPDialectTranslation(registry);

@@ -31,7 +31,8 @@ struct PipelineOptions {
   // See -kiln-sequentialize-small-loops.
   int64_t min_parallel_work = 32768;
   // Matmuls (linalg.matmul, linalg.batch_matmul on f32/f64) call OpenBLAS through
-  // kiln's runtime (-kiln-matmul-to-blas) instead of becoming loops.
+  // kiln's runtime (-kiln-matmul-to-blas); when false, static f32/f64 matmuls are
+  // tiled and vectorized (-kiln-tile-matmuls), the rest become loops.
   bool gemm_blas = true;
 };
 

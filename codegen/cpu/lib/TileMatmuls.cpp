@@ -1,0 +1,195 @@
+// -kiln-tile-matmuls: linalg.matmul / linalg.batch_matmul on static f32/f64 tensors become
+// cache-tiled (scf.forall over output tiles, scf.for over k), register-tiled and vectorized
+// loops whose inner kernel is a grid of vector FMAs on an accumulator held in registers.
+// Used by KILN_GEMM=codegen; runs on tensors, before bufferization.
+#include <algorithm>
+#include <optional>
+
+#include "kiln/codegen/cpu.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+
+namespace kiln::cpu {
+
+#define GEN_PASS_DEF_KILNTILEMATMULS
+#include "kiln/codegen/CpuPasses.h.inc"
+
+namespace {
+
+using namespace mlir;
+
+// Tile sizes per loop dim of the op ([batch,] m, n, k).
+struct MatmulTiles {
+  SmallVector<int64_t> cache;     // forall tiles: batch 1, m, n; k 0
+  SmallVector<int64_t> kcache;    // scf.for over k
+  SmallVector<int64_t> registers; // the vectorized kernel: batch 1, mr, nr, 1
+};
+
+// Largest multiple of `step` that divides `size` and is at most max(cap, step).
+int64_t divisorTile(int64_t size, int64_t step, int64_t cap) {
+  for (int64_t t = std::max(cap / step, int64_t(1)) * step; t >= step; t -= step)
+    if (size % t == 0) return t;
+  return step;
+}
+
+// Largest divisor of `size` among `candidates` (in order of preference).
+std::optional<int64_t> firstDivisor(int64_t size, std::initializer_list<int64_t> candidates) {
+  for (int64_t c : candidates)
+    if (c <= size && size % c == 0) return c;
+  return std::nullopt;
+}
+
+bool isPlainMatmulMaps(linalg::LinalgOp op, bool batched) {
+  // Every map a projected permutation (plain or transposed operands, no broadcasts),
+  // and the result map the identity on [batch,] m, n.
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps.size() != 3) return false;
+  unsigned rank = batched ? 3 : 2;
+  for (AffineMap m : maps)
+    if (!m.isProjectedPermutation() || m.getNumResults() != rank) return false;
+  return maps[2] == AffineMap::getMultiDimIdentityMap(rank + 1, op->getContext()).getMajorSubMap(rank);
+}
+
+std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
+  bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
+  if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) return std::nullopt;
+  if (!op.hasPureTensorSemantics() || op.hasDynamicShape()) return std::nullopt;
+  if (op->getNumResults() != 1) return std::nullopt;
+  Type elem = getElementTypeOrSelf(op->getResult(0).getType());
+  if (!elem.isF32() && !elem.isF64()) return std::nullopt;
+  for (Value v : op->getOperands())
+    if (getElementTypeOrSelf(v.getType()) != elem) return std::nullopt;
+  if (!isPlainMatmulMaps(op, batched)) return std::nullopt;
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  unsigned first = batched ? 1 : 0;
+  if (ranges.size() != first + 3) return std::nullopt;
+  int64_t m = ranges[first], n = ranges[first + 1], k = ranges[first + 2];
+  if (m <= 0 || n <= 0 || k <= 0) return std::nullopt;
+
+  // Register tile: mr rows of A times an nr-wide row of B per k step.
+  int64_t mr = *firstDivisor(m, {8, 6, 4, 7, 5, 3, 2, 1});
+  std::optional<int64_t> nr = firstDivisor(n, {32, 24, 16, 8});
+  if (!nr && n <= 32) nr = n;
+  if (!nr) nr = firstDivisor(n, {31, 30, 29, 28, 27, 26, 25, 23, 22, 21, 20, 19, 18, 17, 15, 14, 13, 12,
+                                 11, 10, 9, 7, 6, 5, 4});
+  if (!nr) return std::nullopt;  // awkward: keep the plain loops
+  // Cache tiles: output blocks for threads and L2, a k panel for L1/L2.
+  int64_t mc = divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
+  int64_t kc = divisorTile(k, 1, 256);
+  if (kc < 32) kc = k;
+
+  MatmulTiles t;
+  if (batched) {
+    t.cache.push_back(1);
+    t.kcache.push_back(0);
+    t.registers.push_back(1);
+  }
+  t.cache.append({mc, nc, 0});
+  t.kcache.append({0, 0, kc == k ? 0 : kc});
+  t.registers.append({mr, *nr, 1});
+  return t;
+}
+
+SmallVector<OpFoldResult> asFoldResults(Builder& b, ArrayRef<int64_t> sizes) {
+  SmallVector<OpFoldResult> r;
+  for (int64_t s : sizes) r.push_back(b.getIndexAttr(s));
+  return r;
+}
+
+FailureOr<Operation*> tileOnce(RewriterBase& rewriter, Operation* op, ArrayRef<int64_t> sizes,
+                               scf::SCFTilingOptions::LoopType loopType) {
+  if (llvm::all_of(sizes, [](int64_t s) { return s == 0; })) return op;
+  scf::SCFTilingOptions options;
+  options.setTileSizes(asFoldResults(rewriter, sizes));
+  options.setLoopType(loopType);
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(rewriter, cast<TilingInterface>(op), options);
+  if (failed(tiled)) return failure();
+  rewriter.replaceOp(op, tiled->replacements);
+  return tiled->tiledOps.back();
+}
+
+struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    MLIRContext* ctx = &getContext();
+    SmallVector<std::pair<linalg::LinalgOp, MatmulTiles>> work;
+    func.walk([&](linalg::LinalgOp op) {
+      if (auto tiles = chooseTiles(op)) work.push_back({op, *tiles});
+    });
+    if (work.empty()) return;
+
+    IRRewriter rewriter(ctx);
+    SmallVector<Operation*> kernels;
+    for (auto& [op, tiles] : work) {
+      FailureOr<Operation*> tiled =
+          tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
+      if (succeeded(tiled))
+        tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
+      if (succeeded(tiled))
+        tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp);
+      if (failed(tiled)) {
+        op->emitError("kiln-tile-matmuls: tiling failed");
+        return signalPassFailure();
+      }
+      kernels.push_back(*tiled);
+    }
+    for (Operation* kernel : kernels) {
+      rewriter.setInsertionPoint(kernel);
+      FailureOr<linalg::VectorizationResult> vectorized =
+          linalg::vectorize(rewriter, kernel, /*inputVectorSizes=*/{}, /*inputScalableVecDims=*/{},
+                            /*vectorizeNDExtract=*/false, /*flatten1DDepthwiseConv=*/false,
+                            /*assumeDynamicDimsMatchVecSizes=*/false, /*createNamedContraction=*/true);
+      if (failed(vectorized)) continue;  // stays a (small, tiled) linalg op: loops later
+      rewriter.replaceOp(kernel, vectorized->replacements);
+    }
+
+    // Fold the slices of the tiles, then keep each accumulator tile in registers across
+    // the k loop (hoisting its extract/insert and read/write pairs out of the loop).
+    {
+      RewritePatternSet patterns(ctx);
+      tensor::ExtractSliceOp::getCanonicalizationPatterns(patterns, ctx);
+      tensor::InsertSliceOp::getCanonicalizationPatterns(patterns, ctx);
+      vector::TransferReadOp::getCanonicalizationPatterns(patterns, ctx);
+      vector::TransferWriteOp::getCanonicalizationPatterns(patterns, ctx);
+      scf::ForOp::getCanonicalizationPatterns(patterns, ctx);
+      affine::AffineApplyOp::getCanonicalizationPatterns(patterns, ctx);
+      if (failed(applyPatternsGreedily(func, std::move(patterns)))) return signalPassFailure();
+    }
+    SmallVector<scf::ForOp> loops;
+    func.walk([&](scf::ForOp loop) { loops.push_back(loop); });  // innermost first
+    for (scf::ForOp loop : loops) {
+      if (!loop->getParentOfType<scf::ForallOp>()) continue;
+      rewriter.setInsertionPoint(loop);
+      hoistLoopInvariantSubsets(rewriter, cast<LoopLikeOpInterface>(loop.getOperation()));
+    }
+
+    // vector.contract -> outer products -> FMAs on rows of the accumulator.
+    {
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorContractLoweringPatterns(patterns, vector::VectorContractLowering::OuterProduct);
+      vector::populateVectorOuterProductLoweringPatterns(patterns);
+      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
+      vector::populateVectorTransposeLoweringPatterns(patterns, vector::VectorTransposeLowering::EltWise);
+      vector::populateVectorBroadcastLoweringPatterns(patterns);
+      vector::populateVectorShapeCastLoweringPatterns(patterns);
+      scf::ForOp::getCanonicalizationPatterns(patterns, ctx);
+      if (failed(applyPatternsGreedily(func, std::move(patterns)))) return signalPassFailure();
+    }
+  }
+};
+
+}  // namespace
+
+}  // namespace kiln::cpu

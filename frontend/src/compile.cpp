@@ -88,6 +88,16 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
   for (const GraphOp& op : g.ops) {
     auto type = tensorType(b, op.shape, op.dtype);
     mlir::Location opLoc = op.line > 0 ? mlir::Location(mlir::FileLineColLoc::get(&ctx, op.file, op.line, 0)) : loc;
+    if (op.op == "kiln.constant" && !type.hasStaticShape()) {
+      // A splat of a symbolic (batch) shape: a 0-d constant broadcast to it.
+      auto scalarType = tensorType(b, {}, op.dtype);
+      mlir::OperationState constant(opLoc, op.op);
+      for (const Attr& a : op.attrs) constant.addAttribute(a.name, toAttribute(b, a, scalarType));
+      constant.types.push_back(scalarType);
+      mlir::Value scalar = b.create(constant)->getResult(0);
+      values.push_back(b.create<kiln::ir::BroadcastToOp>(opLoc, type, scalar).getResult());
+      continue;
+    }
     mlir::OperationState state(opLoc, op.op);
     for (int v : op.operands) state.operands.push_back(values[v]);
     for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
@@ -161,9 +171,32 @@ class InterpExecutable : public Executable {
 // compiled code cannot throw (the interpreter checks every gather itself).
 struct GatherIdCheck {
   size_t arg;
-  int64_t rows;
+  int64_t rows;  // kBatchDim: the run-time batch size
   std::string where;  // "file:line: " of the user's call, or ""
 };
+
+// Where the run-time batch size of a graph with symbolic dimensions is read:
+// the first argument with one, as -kiln-lower-to-linalg does.
+struct BatchSource {
+  size_t arg = 0, dim = 0;
+  bool present = false;
+};
+
+BatchSource batchSource(const GraphSpec& graph) {
+  for (size_t a = 0; a < graph.args.size(); ++a)
+    for (size_t d = 0; d < graph.args[a].shape.size(); ++d)
+      if (graph.args[a].shape[d] == kBatchDim) return {a, d, true};
+  return {};
+}
+
+std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
+  std::vector<GraphSpec::Arg> outputs;
+  int nargs = static_cast<int>(graph.args.size());
+  for (int o : graph.outputs)
+    outputs.push_back(o < nargs ? graph.args[o]
+                                : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
+  return outputs;
+}
 
 std::vector<GatherIdCheck> gatherIdChecks(const GraphSpec& graph) {
   std::vector<GatherIdCheck> checks;
@@ -179,22 +212,29 @@ std::vector<GatherIdCheck> gatherIdChecks(const GraphSpec& graph) {
 
 class CpuExecutable : public Executable {
  public:
-  CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, std::vector<GraphSpec::Arg> outputs,
-                std::vector<GatherIdCheck> checks)
-      : kernel_(std::move(kernel)), outputs_(std::move(outputs)), checks_(std::move(checks)) {}
+  CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, const GraphSpec& graph)
+      : kernel_(std::move(kernel)), outputs_(outputTypes(graph)), checks_(gatherIdChecks(graph)),
+        batch_(batchSource(graph)) {}
   std::vector<Array> run(const std::vector<Array>& args) override {
+    int64_t batch = batch_.present ? args.at(batch_.arg).shape().at(batch_.dim) : 0;
     for (const GatherIdCheck& c : checks_) {
       const Array& ids = args.at(c.arg);
+      int64_t rows = c.rows == kBatchDim ? batch : c.rows;
       for (int64_t i = 0; i < ids.size(); ++i) {
         auto id = static_cast<int64_t>(ids.at(i));
-        if (id < 0 || id >= c.rows)
-          throw Error(fmt::format("{}kiln: embed/gather: id {} out of range [0, {})", c.where, id, c.rows));
+        if (id < 0 || id >= rows)
+          throw Error(fmt::format("{}kiln: embed/gather: id {} out of range [0, {})", c.where, id, rows));
       }
     }
     std::vector<Array> results;
     results.reserve(outputs_.size());
     // Out-params are written entirely by the kernel: no zero-fill needed.
-    for (const GraphSpec::Arg& o : outputs_) results.push_back(Array::empty(o.shape, o.dtype));
+    for (const GraphSpec::Arg& o : outputs_) {
+      Shape shape = o.shape;
+      for (int64_t& d : shape)
+        if (d == kBatchDim) d = batch;
+      results.push_back(Array::empty(shape, o.dtype));
+    }
     kernel_->call(args, results);
     return results;
   }
@@ -203,16 +243,8 @@ class CpuExecutable : public Executable {
   std::unique_ptr<cpu::Kernel> kernel_;
   std::vector<GraphSpec::Arg> outputs_;
   std::vector<GatherIdCheck> checks_;
+  BatchSource batch_;
 };
-
-std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
-  std::vector<GraphSpec::Arg> outputs;
-  int nargs = static_cast<int>(graph.args.size());
-  for (int o : graph.outputs)
-    outputs.push_back(o < nargs ? graph.args[o]
-                                : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
-  return outputs;
-}
 
 // The disk cache of compiled objects, keyed by the graph's structure, kiln's
 // version and the target (LLVM version, CPU, features, threading, -O level, GEMM choice).
@@ -303,7 +335,7 @@ std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp
                        graph.outputs.size(), object.size(), ms(start, end), report.linalg_ms,
                        report.llvm_dialect_ms, report.object_ms, ms(loadStart, end));
   }
-  return std::make_shared<CpuExecutable>(std::move(kernel), outputTypes(graph), gatherIdChecks(graph));
+  return std::make_shared<CpuExecutable>(std::move(kernel), graph);
 }
 
 }  // namespace
@@ -316,8 +348,7 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_dis
     // A disk hit links the cached object: no MLIR at all.
     if (std::optional<std::vector<uint8_t>> object = diskCache().get(diskKey(graph))) {
       if (from_disk) *from_disk = true;
-      return std::make_shared<CpuExecutable>(cpu::Kernel::load_object(*object), outputTypes(graph),
-                                             gatherIdChecks(graph));
+      return std::make_shared<CpuExecutable>(cpu::Kernel::load_object(*object), graph);
     }
   }
   mlir::MLIRContext& ctx = context();

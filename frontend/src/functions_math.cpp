@@ -233,9 +233,8 @@ Variable mean(const Variable& x, const Axes& axis, bool keepdims, SourceLocation
   detail::LocationScope location_scope(loc);
   check_float("mean", "x", x);
   std::vector<int64_t> axes = normalize_axes("mean", axis, x.ndim());
-  int64_t count = 1;
-  for (int64_t a : axes) count *= x.shape()[a];
-  return sum(x, axes, keepdims) * (1.0 / static_cast<double>(count));
+  // numpy: the mean over no elements is nan (0 * inf); the count is a graph value.
+  return sum(x, axes, keepdims) * (constant(1.0, {}, x.dtype()) / dim_size(x, axes, x.dtype()));
 }
 
 Variable max(const Variable& x, const Axes& axis, bool keepdims, SourceLocation loc) {

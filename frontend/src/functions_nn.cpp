@@ -107,7 +107,7 @@ Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normal
     Variable count = sum_all(as_float(valid, x.dtype()));
     return total / maximum(count, constant_like(1.0, count));
   }
-  return total * (1.0 / static_cast<double>(std::max<int64_t>(x.shape()[0], 1)));
+  return total * inverse_count(x, {0}, x.dtype());
 }
 
 Variable mean_squared_error(const Variable& x0, const Variable& x1, SourceLocation loc) {
@@ -118,7 +118,7 @@ Variable mean_squared_error(const Variable& x0, const Variable& x1, SourceLocati
   if (x0.shape() != x1.shape())
     type_error(fn, "x0.shape == x1.shape", fmt::format("{} != {}", shape_str(x0.shape()), shape_str(x1.shape())));
   Variable d = x0 - x1;
-  return sum_all(d * d) * (1.0 / static_cast<double>(std::max<int64_t>(d.size(), 1)));
+  return sum_all(d * d) * inverse_count(d, all_dims(d), d.dtype());
 }
 
 Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normalize,
@@ -146,8 +146,8 @@ Variable sigmoid_cross_entropy(const Variable& x, const Variable& t, bool normal
     Variable count = sum_all(as_float(valid, x.dtype()));
     return total / maximum(count, constant_like(1.0, count));
   }
-  int64_t n = x.ndim() > 0 ? x.shape()[0] : 1;
-  return total * (1.0 / static_cast<double>(std::max<int64_t>(n, 1)));
+  if (x.ndim() == 0) return total;
+  return total * inverse_count(x, {0}, x.dtype());
 }
 
 Variable huber_loss(const Variable& x, const Variable& t, double delta, const std::string& reduce, SourceLocation loc) {
@@ -185,7 +185,7 @@ Variable accuracy(const Variable& y, const Variable& t, std::optional<int64_t> i
   Variable pred = cast(argmax(y, 1), t.dtype());
   Variable correct = equal(pred, t);
   if (!ignore_label) {
-    return sum_all(cast(correct, y.dtype())) * (1.0 / static_cast<double>(std::max<int64_t>(t.size(), 1)));
+    return sum_all(cast(correct, y.dtype())) * inverse_count(t, all_dims(t), y.dtype());
   }
   Variable valid = not_equal(t, constant_like(static_cast<double>(*ignore_label), t));
   Variable hits = sum_all(cast(where(valid, correct, constant(0.0, correct.shape(), DType::b8)), y.dtype()));

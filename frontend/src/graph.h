@@ -1,5 +1,6 @@
 // A realizable graph: the pending part of the trace flattened in topological order.
 #pragma once
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,8 +22,17 @@ struct GraphOp {
   std::shared_ptr<const GraphSpec> forward, backward;
 };
 
+// A dimension of a compiled graph that is the symbolic batch size (MLIR's `?`).
+inline constexpr int64_t kBatchDim = std::numeric_limits<int64_t>::min();
+
 struct GraphSpec {
-  struct Arg { Shape shape; DType dtype; };
+  struct Arg {
+    Shape shape;
+    DType dtype;
+    // A data batch (a leaf that is not model or optimizer state, rank >= 1):
+    // its leading dimension may become the symbolic batch size. Not part of the key.
+    bool batch_candidate = false;
+  };
   std::vector<Arg> args;
   std::vector<GraphOp> ops;
   std::vector<int> outputs;  // value ids

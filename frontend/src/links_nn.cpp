@@ -113,6 +113,7 @@ BatchNormalization::BatchNormalization(int64_t sz, double dc, double ep, DType d
   avg_mean = Variable(Array::zeros({size}, dtype), /*requires_grad=*/false);
   avg_var = Variable(Array::ones({size}, dtype), /*requires_grad=*/false);
   N = Variable(Array::scalar<int64_t>(0), /*requires_grad=*/false);
+  for (Variable* v : {&avg_mean, &avg_var, &N}) detail::mark_state(v->impl());
   add_persistent("avg_mean", avg_mean);
   add_persistent("avg_var", avg_var);
   add_persistent("N", N);
@@ -139,11 +140,12 @@ Variable BatchNormalization::operator()(const Variable& x) const {
   Variable var = F::mean(xc * xc, axes);
   Variable y = F::fixed_batch_normalization(x, gamma, beta, mu, var, eps);
   // Running statistics (Chainer): the variance is corrected to the unbiased estimate.
-  int64_t m = x.size() / size;
-  double adjust = static_cast<double>(m) / static_cast<double>(std::max<int64_t>(m - 1, 1));
+  // m = x.size / size, as a graph value (the batch size may be symbolic).
+  Variable m = detail::dim_size(x, axes, x.dtype());
+  Variable adjust = m / F::maximum(m - 1.0, detail::constant(1.0, {}, x.dtype()));
   Variable mean_v = avg_mean, var_v = avg_var;
   Variable new_mean = mean_v * decay + mu * (1.0 - decay);
-  Variable new_var = var_v * decay + var * ((1.0 - decay) * adjust);
+  Variable new_var = var_v * decay + var * (adjust * (1.0 - decay));
   if (new_mean.dtype() != avg_mean.dtype()) new_mean = F::cast(new_mean, avg_mean.dtype());
   if (new_var.dtype() != avg_var.dtype()) new_var = F::cast(new_var, avg_var.dtype());
   set_value(avg_mean, new_mean);

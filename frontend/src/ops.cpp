@@ -53,6 +53,23 @@ Variable constant(double value, const Shape& shape, DType dtype) {
 Variable constant_like(double value, const Variable& x) { return constant(value, x.shape(), x.dtype()); }
 Variable scalar_like(double value, const Variable& x) { return constant_like(value, x); }
 
+Variable dim_size(const Variable& x, const std::vector<int64_t>& dims, DType dtype) {
+  return Variable(make_node("kiln.dim_size", {x.node()}, {ints_attr("dims", dims)}, {}, dtype));
+}
+
+Variable inverse_count(const Variable& x, const std::vector<int64_t>& dims, DType dtype) {
+  int64_t count = 1;
+  for (int64_t d : dims) count *= x.shape()[d];
+  if (count == 0) return constant(1.0, {}, dtype);
+  return constant(1.0, {}, dtype) / dim_size(x, dims, dtype);
+}
+
+std::vector<int64_t> all_dims(const Variable& x) {
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < x.ndim(); ++d) dims.push_back(d);
+  return dims;
+}
+
 void type_error(const std::string& fn, const std::string& expect, const std::string& actual) {
   throw Error(fmt::format("Invalid operation is performed in: {} (Forward)\n\nExpect: {}\nActual: {}",
                           fn, expect, actual));

@@ -30,6 +30,14 @@ Variable record_like(const std::string& op, const std::vector<Variable>& inputs,
 // A constant filled with `value`.
 Variable constant(double value, const Shape& shape, DType dtype);
 Variable constant_like(double value, const Variable& x);
+// The product of x's sizes along `dims` as a 0-d variable of `dtype`,
+// computed in the graph (kiln.dim_size) so that a compiled graph with a
+// symbolic batch size uses the run-time count. Not differentiable.
+Variable dim_size(const Variable& x, const std::vector<int64_t>& dims, DType dtype);
+// 1 / dim_size(x, dims) (1 when that count is 0), for means.
+Variable inverse_count(const Variable& x, const std::vector<int64_t>& dims, DType dtype);
+// All of x's dimensions: 0 .. ndim-1.
+std::vector<int64_t> all_dims(const Variable& x);
 
 // Chainer's type-check error: "Invalid operation is performed in: fn (Forward)\n\nExpect: ...\nActual: ...".
 [[noreturn]] void type_error(const std::string& fn, const std::string& expect, const std::string& actual);

@@ -76,8 +76,10 @@ void Optimizer::init_state(UpdateRule& rule, const Parameter& param) const {
   const Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : hyperparam;
   for (const std::string& s : state_names(hp)) {
     auto it = rule.state.find(s);
-    if (it == rule.state.end() || it->second.is_null())
+    if (it == rule.state.end() || it->second.is_null()) {
       rule.state[s] = Variable(Array::zeros(param.shape(), param.dtype()), false);
+      detail::mark_state(rule.state[s].impl());
+    }
   }
 }
 
@@ -164,6 +166,7 @@ void Optimizer::update() {
       for (auto& [key, s] : u.rule->state) {
         // A fresh leaf holding the value: the trace behind the state is dropped.
         Variable fresh(s.array(), false);
+        detail::mark_state(fresh.impl());
         s = fresh;
       }
     }

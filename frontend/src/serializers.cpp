@@ -1,5 +1,6 @@
 // NumPy .npz reading/writing (libzip) and Chainer-compatible snapshots of links and optimizers.
 #include "kiln/serializers.h"
+#include "trace.h"
 
 #include <zip.h>
 
@@ -568,7 +569,10 @@ void from_arrays(const std::map<std::string, Array>& arrays, optimizers::Optimiz
   opt.epoch = epoch;
   for (RuleLoad& rl : rules) {
     rl.rule->t = rl.t;
-    for (auto& [s, a] : rl.state) rl.rule->state[s] = Variable(a, false);
+    for (auto& [s, a] : rl.state) {
+      rl.rule->state[s] = Variable(a, false);
+      detail::mark_state(rl.rule->state[s].impl());
+    }
   }
 }
 

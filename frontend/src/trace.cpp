@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <algorithm>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -26,7 +28,13 @@ NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner
   n->dtype = value.dtype();
   n->value = value;
   n->leaf_of = owner;
+  n->state = owner && owner->state;
   return n;
+}
+
+void mark_state(const std::shared_ptr<VariableData>& data) {
+  data->state = true;
+  if (data->node && data->node->is_leaf()) data->node->state = true;
 }
 
 NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape, DType dtype) {
@@ -56,7 +64,7 @@ std::string GraphSpec::key() const {
   k.reserve(64 * (ops.size() + args.size()));
   auto add_shape = [&](const Shape& s, DType t) {
     k += dtype_name(t);
-    for (int64_t d : s) k += "x" + std::to_string(d);
+    for (int64_t d : s) k += d == kBatchDim ? std::string("x?") : "x" + std::to_string(d);
     k += ';';
   };
   for (const Arg& a : args) add_shape(a.shape, a.dtype);
@@ -90,6 +98,9 @@ namespace {
 
 struct GraphCache {
   std::unordered_map<std::string, std::shared_ptr<Executable>> compiled;
+  // Symbolic-batch keys whose graph could not be compiled with a symbolic
+  // batch size: their instances are compiled for their concrete shapes.
+  std::unordered_set<std::string> concrete_only;
   std::vector<GraphSpec> specs;  // compiled graphs, for KILN_EXPLAIN_CACHE_MISSES
   CacheStats stats;
 };
@@ -185,7 +196,9 @@ class GraphBuilder {
     int id;
     if (n->is_leaf() || (n->realized() && !recompute_.count(n))) {
       id = static_cast<int>(spec.args.size());
-      spec.args.push_back({n->shape, n->dtype});
+      std::shared_ptr<VariableData> owner = n->leaf_of.lock();
+      bool candidate = n->is_leaf() && !n->shape.empty() && !n->state && !(owner && owner->state);
+      spec.args.push_back({n->shape, n->dtype, candidate});
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
@@ -216,6 +229,69 @@ class GraphBuilder {
   std::vector<const Node*> arg_ids_;
 };
 
+// ---- The symbolic batch size ----------------------------------------------------
+//
+// A graph compiled by the cpu backend has the batch size as a symbolic
+// dimension, so that another batch size (the last partial batch of an epoch,
+// an evaluation batch) reuses it. The batch size B is the leading dimension
+// shared by most data arguments (leaves that are not model or optimizer
+// state). Every dimension equal to B, anywhere in the graph, becomes `?`:
+// two graphs get one key exactly when they differ only in the value of B, so
+// the compiled code, where every `?` is the run-time B, computes either one.
+// (A dimension equal to B only by coincidence, say a hidden size, just makes
+// that graph's key specific to this B.)
+
+bool symbolic_batch_enabled() {
+  const char* env = std::getenv("KILN_SYMBOLIC_BATCH");
+  return !(env && std::string(env) == "0");
+}
+
+std::optional<int64_t> batch_size_of(const GraphSpec& g) {
+  std::vector<std::pair<int64_t, int>> counts;  // leading dim, arguments (first seen first)
+  for (const GraphSpec::Arg& a : g.args) {
+    if (!a.batch_candidate || a.shape.empty()) continue;
+    auto it = std::find_if(counts.begin(), counts.end(), [&](auto& c) { return c.first == a.shape[0]; });
+    if (it == counts.end()) counts.push_back({a.shape[0], 1});
+    else ++it->second;
+  }
+  if (counts.empty()) return std::nullopt;
+  auto best = std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  // Sizes 0 and 1 stay concrete: 1 is also what broadcasting stretches.
+  if (best->first < 2) return std::nullopt;
+  return best->first;
+}
+
+GraphSpec with_symbolic_batch(const GraphSpec& g, int64_t batch) {
+  GraphSpec s = g;
+  auto erase = [&](Shape& shape) {
+    for (int64_t& d : shape)
+      if (d == batch) d = kBatchDim;
+  };
+  for (GraphSpec::Arg& a : s.args) erase(a.shape);
+  int nargs = static_cast<int>(s.args.size());
+  for (GraphOp& op : s.ops) {
+    erase(op.shape);
+    if (op.op == "kiln.slice") {
+      // A batch dimension kept whole: limit `?` (kiln.slice's rule for dynamic dimensions).
+      int x = op.operands[0];
+      const Shape& in = x < nargs ? s.args[x].shape : s.ops[x - nargs].shape;
+      std::vector<int64_t>* start = nullptr, *limit = nullptr, *step = nullptr;
+      for (Attr& a : op.attrs) {
+        if (a.name == "start") start = &a.ints;
+        if (a.name == "limit") limit = &a.ints;
+        if (a.name == "step") step = &a.ints;
+      }
+      if (start && limit && step)
+        for (size_t d = 0; d < in.size() && d < limit->size(); ++d)
+          if (in[d] == kBatchDim && (*start)[d] == 0 && (*step)[d] == 1 && (*limit)[d] == batch)
+            (*limit)[d] = kBatchDim;
+    }
+    if (op.forward) op.forward = std::make_shared<GraphSpec>(with_symbolic_batch(*op.forward, batch));
+    if (op.backward) op.backward = std::make_shared<GraphSpec>(with_symbolic_batch(*op.backward, batch));
+  }
+  return s;
+}
+
 }  // namespace
 
 void realize() {
@@ -240,8 +316,18 @@ void realize() {
   GraphBuilder builder(outputs);
   builder.finalize();
   GraphCache& c = cache();
+  std::string backend = backend_name();
+  // The cpu backend compiles the batch size as a symbolic dimension.
+  std::optional<int64_t> batch;
+  if (backend == "cpu" && symbolic_batch_enabled()) batch = batch_size_of(builder.spec);
+  GraphSpec symbolic;
+  if (batch) {
+    symbolic = with_symbolic_batch(builder.spec, *batch);
+    if (c.concrete_only.count(backend + "|" + symbolic.key())) batch.reset();
+  }
+  const GraphSpec& spec = batch ? symbolic : builder.spec;
   // Graphs compiled for one backend are not reused by another (KILN_BACKEND may change).
-  std::string key = backend_name() + "|" + builder.spec.key();
+  std::string key = backend + "|" + spec.key();
   auto it = c.compiled.find(key);
   std::shared_ptr<Executable> exe;
   if (it != c.compiled.end()) {
@@ -251,12 +337,25 @@ void realize() {
     const char* explain_env = std::getenv("KILN_EXPLAIN_CACHE_MISSES");
     bool explain = explain_env && *explain_env && std::string(explain_env) != "0";
     if (explain)
-      fmt::print(stderr, "kiln: cache miss ({} args, {} ops): {}\n", builder.spec.args.size(),
-                 builder.spec.ops.size(), explain_miss(builder.spec, c.specs));
+      fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
+                 batch ? fmt::format(", batch size {} symbolic", *batch) : "", explain_miss(spec, c.specs));
     auto start = std::chrono::steady_clock::now();
     bool from_disk = false;
-    exe = compile_graph(builder.spec, &from_disk);
-    c.specs.push_back(builder.spec);
+    try {
+      exe = compile_graph(spec, &from_disk);
+      c.specs.push_back(spec);
+    } catch (const Error& e) {
+      if (!batch) throw;
+      // Some op cannot take a symbolic size where this graph has one: this
+      // structure is compiled for each concrete batch size instead.
+      if (explain)
+        fmt::print(stderr, "kiln: compiling with a symbolic batch size failed, compiling for batch size {}: {}\n",
+                   *batch, e.what());
+      c.concrete_only.insert(key);
+      key = backend + "|" + builder.spec.key();
+      exe = compile_graph(builder.spec, &from_disk);
+      c.specs.push_back(builder.spec);
+    }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (from_disk) {
       ++c.stats.disk_hits;
@@ -287,6 +386,7 @@ void reset_cache_stats() { detail::cache().stats = CacheStats(); }
 void clear_memory_cache() {
   detail::cache().compiled.clear();
   detail::cache().specs.clear();
+  detail::cache().concrete_only.clear();
 }
 
 }  // namespace kiln

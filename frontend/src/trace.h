@@ -46,6 +46,8 @@ struct Node {
   int line = 0;
   // For leaves: the variable whose data this is (gradients are computed for it).
   std::weak_ptr<VariableData> leaf_of;
+  // For leaves: state (see VariableData::state) or a gradient, never a data batch.
+  bool state = false;
   // For "kiln.custom" (kiln::FunctionNode): the user's forward and backward,
   // flattened over placeholders (arguments: the inputs; for the backward also
   // the output and its gradient).
@@ -63,9 +65,15 @@ struct VariableData {
   bool requires_grad = true;
   std::string name;
   Parameter::Initializer initializer;  // Parameters initialized lazily
+  // Model or optimizer state (Parameters, optimizer slots, running
+  // statistics): never a data batch, so its leading dimension never chooses
+  // the symbolic batch size of a compiled graph.
+  bool state = false;
 };
 
 NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner);
+// Marks `data` and its current leaf as state (see VariableData::state).
+void mark_state(const std::shared_ptr<VariableData>& data);
 // Records an op. Inputs must all be set; shape/dtype are the already-checked result.
 NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape,
                   DType dtype);

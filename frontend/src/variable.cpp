@@ -78,6 +78,7 @@ static void check_grad_shape(const Variable& v, const Shape& shape, DType dtype)
 void Variable::set_grad(const Array& g) {
   check_grad_shape(*this, g.shape(), g.dtype());
   data_->grad = detail::make_leaf(g, nullptr);
+  data_->grad->state = true;  // a gradient, not a data batch
 }
 
 void Variable::set_grad_var(const Variable& g) {
@@ -137,15 +138,20 @@ void Variable::backward() {
 
 // ---- Parameter ------------------------------------------------------------------
 
-Parameter::Parameter() { data_ = new_data(); }
+Parameter::Parameter() {
+  data_ = new_data();
+  data_->state = true;
+}
 
 Parameter::Parameter(const Array& data) {
   data_ = new_data();
+  data_->state = true;
   data_->node = detail::make_leaf(data, data_);
 }
 
 Parameter::Parameter(Initializer init) {
   data_ = new_data();
+  data_->state = true;
   data_->initializer = std::move(init);
 }
 

@@ -23,7 +23,8 @@ RankedTensorType rankedType(Value v) { return cast<RankedTensorType>(v.getType()
 
 std::string shapeString(ArrayRef<int64_t> shape) {
   std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + (ShapedType::isDynamic(shape[i]) ? std::string("?") : std::to_string(shape[i]));
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
@@ -41,7 +42,23 @@ LogicalResult checkAxes(std::optional<Location> loc, ArrayRef<int64_t> axes, int
 }
 
 // Output size of a sliding window (convolution/pooling), cover_all = false.
-int64_t windowOut(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
+// A dynamic (`?`) input size gives a dynamic output size.
+int64_t windowOut(int64_t in, int64_t k, int64_t s, int64_t p) {
+  if (ShapedType::isDynamic(in)) return ShapedType::kDynamic;
+  return (in + 2 * p - k) / s + 1;
+}
+
+// Static element count and number of dynamic dimensions: two shapes hold the
+// same number of elements for every value of the (one) symbolic batch size
+// when both agree.
+std::pair<int64_t, int64_t> symbolicSize(ArrayRef<int64_t> shape) {
+  int64_t product = 1, dynamic = 0;
+  for (int64_t d : shape) {
+    if (ShapedType::isDynamic(d)) ++dynamic;
+    else product *= d;
+  }
+  return {product, dynamic};
+}
 
 LogicalResult checkPair(std::optional<Location> loc, ArrayRef<int64_t> v, const char* name,
                         int64_t minimum) {
@@ -129,7 +146,7 @@ LogicalResult BroadcastToOp::verify() {
 }
 
 LogicalResult ReshapeOp::verify() {
-  if (getX().getType().getNumElements() != getType().getNumElements())
+  if (symbolicSize(getX().getType().getShape()) != symbolicSize(getType().getShape()))
     return emitOpError("cannot reshape ")
            << shapeString(getX().getType().getShape()) << " to " << shapeString(getType().getShape());
   if (getX().getType().getElementType() != getType().getElementType())
@@ -160,6 +177,13 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext*, std::optional<Location> lo
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < rank; ++i) {
     if (step[i] <= 0) return emitOptionalError(loc, "step must be positive, got ", step[i]);
+    bool dynamic = in.isDynamicDim(i);
+    if (dynamic && (start[i] != 0 || step[i] != 1 || limit[i] != ShapedType::kDynamic))
+      return emitOptionalError(loc, "a dynamic dimension (", i, ") can only be kept whole");
+    if (dynamic) {
+      shape.push_back(ShapedType::kDynamic);
+      continue;
+    }
     if (start[i] < 0 || limit[i] < start[i] || limit[i] > in.getDimSize(i))
       return emitOptionalError(loc, "slice [", start[i], ", ", limit[i], ") out of bounds for dimension ",
                                i, " of size ", in.getDimSize(i));
@@ -181,6 +205,12 @@ LogicalResult PadOp::inferReturnTypes(MLIRContext*, std::optional<Location> loc,
     if (low[i] < 0 || high[i] < 0 || interior[i] < 0)
       return emitOptionalError(loc, "padding amounts must be non-negative");
     int64_t n = in.getDimSize(i);
+    if (ShapedType::isDynamic(n)) {
+      if (low[i] || high[i] || interior[i])
+        return emitOptionalError(loc, "a dynamic dimension (", i, ") cannot be padded");
+      shape.push_back(n);
+      continue;
+    }
     shape.push_back(low[i] + high[i] + n + std::max<int64_t>(n - 1, 0) * interior[i]);
   }
   types.push_back(tensorOf(shape, in.getElementType()));
@@ -208,7 +238,8 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext*, std::optional<Location> l
     for (int64_t d = 0; d < t.getRank(); ++d)
       if (d != axis && t.getDimSize(d) != first.getDimSize(d))
         return emitOptionalError(loc, "concat inputs differ in dimension ", d);
-    shape[axis] += t.getDimSize(axis);
+    if (t.isDynamicDim(axis) || ShapedType::isDynamic(shape[axis])) shape[axis] = ShapedType::kDynamic;
+    else shape[axis] += t.getDimSize(axis);
   }
   types.push_back(tensorOf(shape, first.getElementType()));
   return success();
@@ -252,6 +283,11 @@ LogicalResult ArgmaxOp::inferReturnTypes(MLIRContext* ctx, std::optional<Locatio
   return success();
 }
 
+LogicalResult DimSizeOp::verify() {
+  if (getType().getRank() != 0) return emitOpError("result must be 0-d, got ") << getType();
+  return checkAxes(getLoc(), getDims(), getX().getType().getRank(), "dim_size");
+}
+
 //===--- matmul, convolution, pooling, gather ------------------------------===//
 
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext*, std::optional<Location> loc,
@@ -292,7 +328,8 @@ static LogicalResult checkConv(std::optional<Location> loc, RankedTensorType x, 
                              w.getDimSize(1));
   int64_t ho = windowOut(x.getDimSize(2), w.getDimSize(2), stride[0], pad[0]);
   int64_t wo = windowOut(x.getDimSize(3), w.getDimSize(3), stride[1], pad[1]);
-  if (ho <= 0 || wo <= 0) return emitOptionalError(loc, "conv2d filter larger than padded input");
+  if ((ho <= 0 && !ShapedType::isDynamic(ho)) || (wo <= 0 && !ShapedType::isDynamic(wo)))
+    return emitOptionalError(loc, "conv2d filter larger than padded input");
   SmallVector<int64_t> expect{x.getDimSize(0), w.getDimSize(0), ho, wo};
   if (y.getShape() != ArrayRef<int64_t>(expect))
     return emitOptionalError(loc, "conv2d output shape ", shapeString(y.getShape()), " expected ",
@@ -337,7 +374,8 @@ static LogicalResult checkPool(std::optional<Location> loc, StringRef kind, Rank
   if (x.getRank() != 4) return emitOptionalError(loc, "pooling input must be 4-d (NCHW)");
   out.assign({x.getDimSize(0), x.getDimSize(1), windowOut(x.getDimSize(2), k[0], s[0], p[0]),
               windowOut(x.getDimSize(3), k[1], s[1], p[1])});
-  if (out[2] <= 0 || out[3] <= 0) return emitOptionalError(loc, "pooling window larger than padded input");
+  if ((out[2] <= 0 && !ShapedType::isDynamic(out[2])) || (out[3] <= 0 && !ShapedType::isDynamic(out[3])))
+    return emitOptionalError(loc, "pooling window larger than padded input");
   return success();
 }
 
@@ -407,12 +445,8 @@ LogicalResult GradOp::verify() {
 
 FusionOp::Role FusionOp::roleOf(Operation* op) {
   if (!isa<KilnDialect>(op->getDialect()) || op->getNumRegions() != 0) return Role::Opaque;
-  auto staticTensor = [](Type t) {
-    auto ranked = dyn_cast<RankedTensorType>(t);
-    return ranked && ranked.hasStaticShape();
-  };
-  if (!llvm::all_of(op->getResultTypes(), staticTensor) ||
-      !llvm::all_of(op->getOperandTypes(), staticTensor))
+  auto rankedTensor = [](Type t) { return isa<RankedTensorType>(t); };
+  if (!llvm::all_of(op->getResultTypes(), rankedTensor) || !llvm::all_of(op->getOperandTypes(), rankedTensor))
     return Role::Opaque;
   if (op->hasTrait<OpTrait::ConstantLike>()) return Role::Constant;
   if (op->hasTrait<OpTrait::Elementwise>()) return Role::Elementwise;

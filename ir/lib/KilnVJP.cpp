@@ -23,7 +23,11 @@ struct VJPBuilder {
     Attribute elem = isa<FloatType>(t.getElementType())
                          ? Attribute(b.getFloatAttr(t.getElementType(), value))
                          : Attribute(b.getIntegerAttr(t.getElementType(), (int64_t)value));
-    return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, elem));
+    if (t.hasStaticShape()) return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, elem));
+    // A dynamic (batch) dimension: a 0-d constant broadcast to the run-time shape.
+    auto scalar = RankedTensorType::get({}, t.getElementType());
+    Value c = b.create<ConstantOp>(loc, DenseElementsAttr::get(scalar, elem));
+    return b.create<BroadcastToOp>(loc, t, c);
   }
   Value splatLike(Value v, double value) { return splat(type(v), value); }
   Value add(Value x, Value y) { return b.create<AddOp>(loc, x.getType(), x, y); }
@@ -203,6 +207,12 @@ KILN_VJP(SliceOp) {
   SmallVector<int64_t> low, high, interior;
   for (int64_t d = 0; d < in.getRank(); ++d) {
     int64_t n = out.getDimSize(d), start = getStart()[d], step = getStep()[d];
+    if (in.isDynamicDim(d)) {  // kept whole (the verifier allows nothing else)
+      low.push_back(0);
+      high.push_back(0);
+      interior.push_back(0);
+      continue;
+    }
     low.push_back(start);
     int64_t last = n > 0 ? start + (n - 1) * step + 1 : start;
     high.push_back(in.getDimSize(d) - last);
@@ -220,6 +230,12 @@ KILN_VJP(PadOp) {
   SmallVector<int64_t> start, limit, step;
   for (int64_t d = 0; d < in.getRank(); ++d) {
     int64_t n = in.getDimSize(d), lo = getLow()[d], st = getInterior()[d] + 1;
+    if (in.isDynamicDim(d)) {  // not padded (the verifier allows nothing else)
+      start.push_back(0);
+      limit.push_back(ShapedType::kDynamic);
+      step.push_back(1);
+      continue;
+    }
     start.push_back(lo);
     limit.push_back(n > 0 ? lo + (n - 1) * st + 1 : lo);
     step.push_back(st);

@@ -25,7 +25,17 @@ using Role = FusionOp::Role;
 
 namespace {
 
-int64_t numElements(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
+// An iteration space's size: the product of the static dimensions and the
+// number of dynamic ones (all dynamic dimensions are the one batch size).
+using Space = std::pair<int64_t, int64_t>;
+Space numElements(Value v) {
+  Space s{1, 0};
+  for (int64_t d : cast<RankedTensorType>(v.getType()).getShape()) {
+    if (ShapedType::isDynamic(d)) ++s.second;
+    else s.first *= d;
+  }
+  return s;
+}
 
 // A fusion group under construction: ops of one block that become one kernel.
 struct Group {
@@ -145,7 +155,7 @@ class BlockFuser {
       for (Value operand : contraction->getOperands())
         if (Operation* def = operand.getDefiningOp())
           if (llvm::is_contained(a.ops, def) || llvm::is_contained(b.ops, def)) return false;
-    SmallVector<int64_t, 2> spaces;
+    SmallVector<Space, 2> spaces;
     if (contraction) spaces = {numElements(contraction->getResult(0))};
     if (reduction)
       spaces = {numElements(reduction->getOperand(0)), numElements(reduction->getResult(0))};

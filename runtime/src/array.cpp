@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <sstream>
@@ -39,7 +40,8 @@ std::string shape_str(const Shape& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
-    s += std::to_string(shape[i]);
+    // A symbolic (batch) size in a compiled graph's shapes prints as "?".
+    s += shape[i] == std::numeric_limits<int64_t>::min() ? std::string("?") : std::to_string(shape[i]);
   }
   if (shape.size() == 1) s += ",";
   return s + ")";

@@ -111,3 +111,36 @@ func.func @slice_bounds(%x: tensor<4xf32>) -> tensor<2xf32> {
   %0 = kiln.slice %x {start = array<i64: 2>, limit = array<i64: 6>, step = array<i64: 2>} : tensor<4xf32> -> tensor<2xf32>
   return %0 : tensor<2xf32>
 }
+
+// -----
+
+func.func @dim_size_not_scalar(%x: tensor<?x3xf32>) -> tensor<1xf32> {
+  // expected-error @+1 {{result must be 0-d}}
+  %0 = kiln.dim_size %x, [0] : tensor<?x3xf32> -> tensor<1xf32>
+  return %0 : tensor<1xf32>
+}
+
+// -----
+
+func.func @dim_size_axis(%x: tensor<?x3xf32>) -> tensor<f32> {
+  // expected-error @+1 {{dim_size axis 2 out of range for rank 2}}
+  %0 = kiln.dim_size %x, [2] : tensor<?x3xf32> -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// -----
+
+func.func @slice_dynamic_part(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{a dynamic dimension (0) can only be kept whole}}
+  %0 = kiln.slice %x {start = array<i64: 1, 0>, limit = array<i64: -9223372036854775808, 3>, step = array<i64: 1, 1>} : tensor<?x3xf32> -> tensor<?x3xf32>
+  return %0 : tensor<?x3xf32>
+}
+
+// -----
+
+func.func @reshape_dynamic_count(%x: tensor<?x4xf32>) -> tensor<8xf32> {
+  // expected-error @+1 {{cannot reshape (?, 4) to (8,)}}
+  %0 = kiln.reshape %x : tensor<?x4xf32> -> tensor<8xf32>
+  return %0 : tensor<8xf32>
+}

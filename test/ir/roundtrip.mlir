@@ -124,3 +124,17 @@ func.func @generators_and_grad(%x: tensor<3xf32>, %key: tensor<2xi64>) -> (tenso
   %g = kiln.grad %y, %one, %x : tensor<f32>, tensor<3xf32>
   return %i, %r, %g : tensor<2x3xi32>, tensor<4xf32>, tensor<3xf32>
 }
+
+// A symbolic batch dimension (`?`): type inference keeps it through the ops.
+// CHECK-LABEL: func.func @symbolic_batch
+func.func @symbolic_batch(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> (tensor<?x3xf32>, tensor<f32>, tensor<?x2xf32>) {
+  // CHECK: kiln.matmul %{{.*}}, %{{.*}} {transpose_b} : tensor<?x4xf32>, tensor<3x4xf32> -> tensor<?x3xf32>
+  %y = kiln.matmul %x, %w {transpose_b} : tensor<?x4xf32>, tensor<3x4xf32> -> tensor<?x3xf32>
+  // CHECK: kiln.dim_size %{{.*}}, [0, 1] : tensor<?x3xf32> -> tensor<f32>
+  %n = kiln.dim_size %y, [0, 1] : tensor<?x3xf32> -> tensor<f32>
+  // CHECK: kiln.reshape %{{.*}} : tensor<?x4xf32> -> tensor<?x2x2xf32>
+  %r = kiln.reshape %x : tensor<?x4xf32> -> tensor<?x2x2xf32>
+  // A dynamic dimension is sliced whole: limit ? (-9223372036854775808).
+  %s = kiln.slice %x {start = array<i64: 0, 1>, limit = array<i64: -9223372036854775808, 3>, step = array<i64: 1, 1>} : tensor<?x4xf32> -> tensor<?x2xf32>
+  return %y, %n, %s : tensor<?x3xf32>, tensor<f32>, tensor<?x2xf32>
+}

@@ -11,8 +11,9 @@ func.func @grad_left(%x: tensor<3xf32>) -> tensor<3xf32> {
 
 // -----
 
-func.func @dynamic_shape(%x: tensor<?xf32>) -> tensor<?xf32> {
-  // expected-error @+1 {{'kiln.exp' needs statically shaped tensors, got 'tensor<?xf32>'}}
-  %y = kiln.exp %x : tensor<?xf32>
-  return %y : tensor<?xf32>
+// A dynamic dimension is the batch size, read from an argument: here there is none.
+// expected-error @+1 {{dynamic dimensions need an argument with a dynamic (batch) dimension}}
+func.func @dynamic_without_source(%x: tensor<3xf32>) -> tensor<?x3xf32> {
+  %y = kiln.broadcast_to %x : tensor<3xf32> -> tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
 }

@@ -376,3 +376,33 @@ func.func @fuse_logsumexp(%arg0: tensor<2x3x2xf64>) -> tensor<2x2xf64> {
   %7 = kiln.reshape %6 : tensor<2x1x2xf64> -> tensor<2x2xf64>
   return %7 : tensor<2x2xf64>
 }
+
+// -----
+
+// A symbolic batch dimension (`?`) fuses like a static one: one contraction
+// region with its epilogue, and the softmax's reduction region.
+// CHECK-LABEL: func.func @fuse_dynamic_batch
+// CHECK: %[[H:.*]] = kiln.fusion "contraction" ins(%arg0, %arg1, %arg2 : {{.*}}) -> (tensor<?x3xf32>) {
+// CHECK:        kiln.matmul
+// CHECK-NEXT:   kiln.broadcast_to
+// CHECK-NEXT:   kiln.add
+// CHECK-NEXT:   kiln.tanh
+// CHECK: kiln.fusion "reduction" ins(%[[H]] : tensor<?x3xf32>) -> (tensor<?x3xf32>) {
+// CHECK:        kiln.reduce_max
+// CHECK:        kiln.exp
+// CHECK:        kiln.reduce_sum
+// CHECK:        kiln.div
+func.func @fuse_dynamic_batch(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>) -> tensor<?x3xf32> {
+  %0 = kiln.matmul %x, %w {transpose_b} : tensor<?x4xf32>, tensor<3x4xf32> -> tensor<?x3xf32>
+  %1 = kiln.broadcast_to %b : tensor<3xf32> -> tensor<?x3xf32>
+  %2 = kiln.add %0, %1 : tensor<?x3xf32>
+  %3 = kiln.tanh %2 : tensor<?x3xf32>
+  %4 = kiln.reduce_max %3, [1] keepdims : tensor<?x3xf32> -> tensor<?x1xf32>
+  %5 = kiln.broadcast_to %4 : tensor<?x1xf32> -> tensor<?x3xf32>
+  %6 = kiln.sub %3, %5 : tensor<?x3xf32>
+  %7 = kiln.exp %6 : tensor<?x3xf32>
+  %8 = kiln.reduce_sum %7, [1] keepdims : tensor<?x3xf32> -> tensor<?x1xf32>
+  %9 = kiln.broadcast_to %8 : tensor<?x1xf32> -> tensor<?x3xf32>
+  %10 = kiln.div %7, %9 : tensor<?x3xf32>
+  return %10 : tensor<?x3xf32>
+}

@@ -21,8 +21,8 @@ struct KilnCopyRepeatedResults : impl::KilnCopyRepeatedResultsBase<KilnCopyRepea
         mlir::Value value = operand.get();
         auto type = mlir::dyn_cast<mlir::RankedTensorType>(value.getType());
         if (!type || seen.insert(value).second) continue;
-        mlir::Value empty =
-            mlir::tensor::EmptyOp::create(b, ret.getLoc(), type.getShape(), type.getElementType());
+        mlir::Value empty = mlir::tensor::EmptyOp::create(
+            b, ret.getLoc(), mlir::tensor::getMixedSizes(b, ret.getLoc(), value), type.getElementType());
         auto copy = mlir::linalg::CopyOp::create(b, ret.getLoc(), value, empty);
         operand.set(copy->getResult(0));
       }

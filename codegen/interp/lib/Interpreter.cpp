@@ -381,6 +381,13 @@ const llvm::StringMap<Eval>& evaluators() {
       }
       return out;
     };
+    t["kiln.dim_size"] = [](Operation* op, const Operands& in) {
+      Tensor out = makeTensor(op->getResult(0));
+      double product = 1;
+      for (int64_t d : cast<ir::DimSizeOp>(op).getDims()) product *= static_cast<double>(in[0]->shape[d]);
+      out.data[0] = product;
+      return out;
+    };
     t["kiln.matmul"] = evalMatmul;
     t["kiln.conv2d"] = [](Operation* op, const Operands& in) {
       auto conv = cast<ir::Conv2DOp>(op);

@@ -20,13 +20,23 @@ Value zeros(OpBuilder& b, Location loc, RankedTensorType type) {
 Value padSpatial(OpBuilder& b, Location loc, Value x, ArrayRef<int64_t> pad, Value padValue) {
   if (pad[0] == 0 && pad[1] == 0) return x;
   auto type = tensorType(x);
-  SmallVector<int64_t> shape(type.getShape());
+  SmallVector<int64_t> shape(type.getShape());  // spatial dims are static (checked by the callers)
   shape[2] += 2 * pad[0];
   shape[3] += 2 * pad[1];
   SmallVector<int64_t> amounts{0, 0, pad[0], pad[1]};
   return tensor::PadOp::create(b, loc, RankedTensorType::get(shape, type.getElementType()), x,
                                indexAttrs(b, amounts), indexAttrs(b, amounts), padValue)
       .getResult();
+}
+
+// Convolution and pooling lowerings take a dynamic size only in dimension 0
+// (the batch) of their NCHW tensors; filters are static.
+bool batchOnlyDynamic(Operation* op) {
+  for (Type t : llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes())) {
+    auto type = cast<RankedTensorType>(t);
+    if (!staticExcept(type, type.getRank() == 4 ? ArrayRef<int64_t>{0} : ArrayRef<int64_t>{})) return false;
+  }
+  return true;
 }
 
 DenseIntElementsAttr pairAttr(OpBuilder& b, ArrayRef<int64_t> values) {
@@ -46,7 +56,9 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
     // (B1, ..., Bn, R, C) -> (B1 * ... * Bn, R, C)
     auto collapsedType = [&](RankedTensorType t) {
       SmallVector<int64_t> shape{1, t.getDimSize(rank - 2), t.getDimSize(rank - 1)};
-      for (int64_t d = 0; d < rank - 2; ++d) shape[0] *= t.getDimSize(d);
+      for (int64_t d = 0; d < rank - 2; ++d)
+        shape[0] = ShapedType::isDynamic(shape[0]) || t.isDynamicDim(d) ? ShapedType::kDynamic
+                                                                         : shape[0] * t.getDimSize(d);
       return RankedTensorType::get(shape, t.getElementType());
     };
     auto accType = resultType;
@@ -56,7 +68,18 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
       accType = collapsedType(resultType);
     }
     bool batched = rank >= 3;
-    Value init = zeros(rewriter, loc, accType);
+    Value init;
+    if (rank > 3 && accType.isDynamicDim(0)) {
+      // The collapsed batch is the batch size times the static batch dims: take it from `a`.
+      Value rows = tensor::DimOp::create(rewriter, loc, a, 0);
+      Value empty = tensor::EmptyOp::create(rewriter, loc, accType.getShape(), accType.getElementType(),
+                                            ValueRange{rows});
+      init = linalg::FillOp::create(rewriter, loc, ValueRange{scalarConstant(rewriter, loc, accType.getElementType(), 0)},
+                                    ValueRange{empty})
+                 .getResult(0);
+    } else {
+      init = zeros(rewriter, loc, accType);
+    }
     Operation* mm = batched ? linalg::BatchMatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
                                                             ValueRange{init}).getOperation()
                             : linalg::MatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
@@ -87,6 +110,7 @@ struct Conv2DLowering : KilnLowering<Conv2DOp> {
   FailureOr<Value> lower(Conv2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = cast<RankedTensorType>(op.getType());
+    if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
     return linalg::Conv2DNchwFchwOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, adaptor.getW()},
@@ -106,6 +130,7 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
     Location loc = op.getLoc();
     auto type = op.getType();
     auto gyType = op.getGy().getType(), wType = op.getW().getType();
+    if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Type elem = type.getElementType();
     ArrayRef<int64_t> stride = op.getStride();
     // Per spatial dim: the dilated and padded gy is buffer[cropOffset : cropOffset + size].
@@ -122,11 +147,12 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
     }
     Value dilated = tensor::InsertSliceOp::create(
         rewriter, loc, adaptor.getGy(), zeros(rewriter, loc, RankedTensorType::get(buffer, elem)),
-        indexAttrs(rewriter, insertAt), indexAttrs(rewriter, gyType.getShape()),
+        indexAttrs(rewriter, insertAt), mixedSizes(rewriter, gyType),
         indexAttrs(rewriter, {1, 1, stride[0], stride[1]}));
     if (cropSize != buffer)
       dilated = tensor::ExtractSliceOp::create(rewriter, loc, RankedTensorType::get(cropSize, elem), dilated,
-                                               indexAttrs(rewriter, cropAt), indexAttrs(rewriter, cropSize),
+                                               indexAttrs(rewriter, cropAt),
+                                               mixedSizes(rewriter, RankedTensorType::get(cropSize, elem)),
                                                indexAttrs(rewriter, {1, 1, 1, 1}));
     // flipped[c, o, i, j] = w[o, c, kh - 1 - i, kw - 1 - j]
     int64_t kh = wType.getDimSize(2), kw = wType.getDimSize(3);
@@ -150,6 +176,7 @@ struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
                          ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = op.getType();
+    if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
     ArrayRef<int64_t> s = op.getStride();
@@ -178,6 +205,7 @@ struct Pool2DLowering : KilnLowering<Pool2DOp> {
   FailureOr<Value> lower(Pool2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = cast<RankedTensorType>(op.getType());
+    if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Type elem = type.getElementType();
     bool isMax = op.getKind() == "max";
     Value padValue = isMax ? lowestScalar(rewriter, loc, elem) : scalarConstant(rewriter, loc, elem, 0);
@@ -262,6 +290,7 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
   FailureOr<Value> lower(Pool2DGradOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = op.getType(), gyType = op.getGy().getType();
+    if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Type elem = type.getElementType();
     ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
     bool isMax = op.getKind() == "max";

@@ -30,6 +30,8 @@ struct GatherLowering : KilnLowering<GatherOp> {
   FailureOr<Value> lower(GatherOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     auto type = cast<RankedTensorType>(op.getType());
     int64_t rank = type.getRank(), rows = op.getTable().getType().getDimSize(0);
+    if (!staticExcept(op.getTable().getType(), {}))
+      return rewriter.notifyMatchFailure(op, "the table must be static");
     Value table = adaptor.getTable();
     SmallVector<AffineExpr> leading;
     for (int64_t d = 0; d < rank - 1; ++d) leading.push_back(rewriter.getAffineDimExpr(d));
@@ -52,14 +54,16 @@ struct ScatterAddLowering : KilnLowering<ScatterAddOp> {
     auto type = op.getType();
     Type elem = type.getElementType();
     int64_t rows = type.getDimSize(0), width = type.getDimSize(1);
-    int64_t count = op.getIds().getType().getNumElements();
+    if (!type.hasStaticShape()) return rewriter.notifyMatchFailure(op, "the result (table) must be static");
+    auto idsType = op.getIds().getType();
+    int64_t count = idsType.hasStaticShape() ? idsType.getNumElements() : ShapedType::kDynamic;
     Value ids = reshapeTensor(rewriter, loc, adaptor.getIds(),
                               RankedTensorType::get({count}, op.getIds().getType().getElementType()));
     Value updates = reshapeTensor(rewriter, loc, adaptor.getUpdates(), RankedTensorType::get({count, width}, elem));
     Value init = filledTensor(rewriter, loc, type, scalarConstant(rewriter, loc, elem, 0));
     Value zero = indexConstant(rewriter, loc, 0), one = indexConstant(rewriter, loc, 1);
     auto outer = scf::ForOp::create(
-        rewriter, loc, zero, indexConstant(rewriter, loc, count), one, ValueRange{init},
+        rewriter, loc, zero, tensor::DimOp::create(rewriter, loc, ids, 0), one, ValueRange{init},
         [&](OpBuilder& b, Location l, Value i, ValueRange acc) {
           auto [row, inRange] = clampRow(b, l, tensor::ExtractOp::create(b, l, ids, i), rows);
           auto inner = scf::ForOp::create(
@@ -101,11 +105,12 @@ struct RngUniformLowering : KilnLowering<RngUniformOp> {
       k0.push_back(arith::AddIOp::create(rewriter, loc, k0.back(), constant32(rewriter, loc, 0x9E3779B9u)));
       k1.push_back(arith::AddIOp::create(rewriter, loc, k1.back(), constant32(rewriter, loc, 0xBB67AE85u)));
     }
-    ArrayRef<int64_t> shape = type.getShape();
+    SmallVector<Value> sizes;
+    for (int64_t d = 0; d < type.getRank(); ++d) sizes.push_back(dimValue(rewriter, loc, type, d));
     return buildParallelGeneric(rewriter, loc, type, {}, {}, [&](OpBuilder& b, Location l, ValueRange) -> Value {
       Value flat = indexConstant(b, l, 0);
       for (int64_t d = 0; d < type.getRank(); ++d) {
-        flat = arith::MulIOp::create(b, l, flat, indexConstant(b, l, shape[d]));
+        flat = arith::MulIOp::create(b, l, flat, sizes[d]);
         flat = arith::AddIOp::create(b, l, flat, linalg::IndexOp::create(b, l, d));
       }
       Value counter = arith::AddIOp::create(b, l, offset, arith::IndexCastOp::create(b, l, i64, flat));

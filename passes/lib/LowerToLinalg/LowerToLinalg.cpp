@@ -49,9 +49,12 @@ LogicalResult inlineFusionRegions(func::FuncOp func) {
   return success();
 }
 
-// Errors the patterns cannot report well, given before any rewriting.
+// Errors the patterns cannot report well, given before any rewriting. When
+// some kiln value has a dynamic dimension, the batch size is computed at the
+// function's entry from the first argument with a dynamic dimension.
 LogicalResult checkLowerable(func::FuncOp func) {
-  WalkResult result = func.walk([](Operation* op) {
+  bool dynamic = false;
+  WalkResult result = func.walk([&](Operation* op) {
     if (op->getDialect() == nullptr || op->getDialect()->getNamespace() != "kiln") return WalkResult::advance();
     if (op->getName().getStringRef() == "kiln.grad") {
       op->emitError("kiln-lower-to-linalg: 'kiln.grad' must be removed by -kiln-autodiff before lowering");
@@ -59,14 +62,28 @@ LogicalResult checkLowerable(func::FuncOp func) {
     }
     for (Type t : llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes())) {
       auto ranked = dyn_cast<RankedTensorType>(t);
-      if (!ranked || !ranked.hasStaticShape()) {
-        op->emitError("kiln-lower-to-linalg: '") << op->getName() << "' needs statically shaped tensors, got " << t;
+      if (!ranked) {
+        op->emitError("kiln-lower-to-linalg: '") << op->getName() << "' needs ranked tensors, got " << t;
         return WalkResult::interrupt();
       }
+      dynamic |= !ranked.hasStaticShape();
     }
     return WalkResult::advance();
   });
-  return failure(result.wasInterrupted());
+  if (result.wasInterrupted()) return failure();
+  if (!dynamic || func.isExternal()) return success();
+  for (BlockArgument arg : func.getArguments()) {
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type || type.hasStaticShape()) continue;
+    int64_t d = 0;
+    while (!type.isDynamicDim(d)) ++d;
+    OpBuilder b = OpBuilder::atBlockBegin(&func.front());
+    Operation* size = tensor::DimOp::create(b, arg.getLoc(), arg, d);
+    size->setAttr(kBatchSizeAttr, b.getUnitAttr());
+    return success();
+  }
+  return func.emitError("kiln-lower-to-linalg: dynamic dimensions need an argument with a dynamic (batch) "
+                        "dimension to take their size from");
 }
 
 class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> {
@@ -86,7 +103,8 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();
     // Any kiln op left is reported by the driver: "failed to legalize operation 'kiln.<op>'".
-    if (failed(applyPartialConversion(func, target, std::move(patterns)))) signalPassFailure();
+    if (failed(applyPartialConversion(func, target, std::move(patterns)))) return signalPassFailure();
+    func.walk([](tensor::DimOp dim) { dim->removeAttr(kBatchSizeAttr); });
   }
 };
 

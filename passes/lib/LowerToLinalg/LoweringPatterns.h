@@ -17,8 +17,10 @@ void populateContractionLoweringPatterns(mlir::RewritePatternSet& patterns);   /
 void populateGatherScatterRngLoweringPatterns(mlir::RewritePatternSet& patterns);  // GatherScatterRng.cpp
 
 // Base of every kiln lowering: checks that all operand and result types are
-// statically shaped ranked tensors, then calls `lower`, which returns the
-// replacement value of the op's single result.
+// ranked tensors, then calls `lower`, which returns the replacement value of
+// the op's single result. A dynamic (`?`) dimension is the function's batch
+// size (see batchSize); a lowering that cannot handle one where it appears
+// fails to match.
 template <typename OpTy>
 class KilnLowering : public mlir::OpConversionPattern<OpTy> {
  public:
@@ -28,9 +30,9 @@ class KilnLowering : public mlir::OpConversionPattern<OpTy> {
   mlir::LogicalResult matchAndRewrite(OpTy op, OpAdaptor adaptor,
                                       mlir::ConversionPatternRewriter& rewriter) const final {
     for (mlir::Type t : op->getOperandTypes())
-      if (!hasStaticShape(t)) return rewriter.notifyMatchFailure(op, "operand shapes must be static");
+      if (!mlir::isa<mlir::RankedTensorType>(t)) return rewriter.notifyMatchFailure(op, "operands must be ranked");
     for (mlir::Type t : op->getResultTypes())
-      if (!hasStaticShape(t)) return rewriter.notifyMatchFailure(op, "result shapes must be static");
+      if (!mlir::isa<mlir::RankedTensorType>(t)) return rewriter.notifyMatchFailure(op, "results must be ranked");
     mlir::FailureOr<mlir::Value> result = lower(op, adaptor, rewriter);
     if (mlir::failed(result)) return mlir::failure();
     rewriter.replaceOp(op, *result);
@@ -39,20 +41,33 @@ class KilnLowering : public mlir::OpConversionPattern<OpTy> {
 
   virtual mlir::FailureOr<mlir::Value> lower(OpTy op, OpAdaptor adaptor,
                                              mlir::ConversionPatternRewriter& rewriter) const = 0;
-
- private:
-  static bool hasStaticShape(mlir::Type t) {
-    auto ranked = mlir::dyn_cast<mlir::RankedTensorType>(t);
-    return ranked && ranked.hasStaticShape();
-  }
 };
+
+// Whether `type` is static outside its dimensions listed in `mayBeDynamic`.
+inline bool staticExcept(mlir::RankedTensorType type, llvm::ArrayRef<int64_t> mayBeDynamic) {
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d) && !llvm::is_contained(mayBeDynamic, d)) return false;
+  return true;
+}
+
+// Dynamic dimensions: every `?` in a function lowered by -kiln-lower-to-linalg
+// has one run-time extent, the batch size. The pass computes it once at the
+// function's entry (tensor.dim of the first argument with a dynamic
+// dimension, marked with this attribute); batchSize finds that value from
+// any insertion point inside the function.
+inline constexpr const char* kBatchSizeAttr = "kiln.batch_size";
+mlir::Value batchSize(mlir::OpBuilder& b);
+// Size of dimension `d` of `type`: a constant, or the batch size when dynamic.
+mlir::Value dimValue(mlir::OpBuilder& b, mlir::Location loc, mlir::RankedTensorType type, int64_t d);
+// The sizes of `type` as OpFoldResults (the batch size for dynamic dimensions).
+llvm::SmallVector<mlir::OpFoldResult> mixedSizes(mlir::OpBuilder& b, mlir::RankedTensorType type);
 
 // The static shape of a value of ranked tensor type.
 inline mlir::RankedTensorType tensorType(mlir::Value v) {
   return mlir::cast<mlir::RankedTensorType>(v.getType());
 }
 
-// tensor.empty of `type`.
+// tensor.empty of `type` (dynamic dimensions sized by the batch size).
 mlir::Value emptyTensor(mlir::OpBuilder& b, mlir::Location loc, mlir::RankedTensorType type);
 // linalg.fill of `scalar` into a new tensor of `type`.
 mlir::Value filledTensor(mlir::OpBuilder& b, mlir::Location loc, mlir::RankedTensorType type,

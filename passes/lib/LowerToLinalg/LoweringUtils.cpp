@@ -2,6 +2,7 @@
 #include "LoweringPatterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 
@@ -9,8 +10,32 @@ using namespace mlir;
 
 namespace kiln::passes {
 
+Value batchSize(OpBuilder& b) {
+  Operation* parent = b.getInsertionBlock()->getParentOp();
+  auto func = dyn_cast<func::FuncOp>(parent);
+  if (!func) func = parent->getParentOfType<func::FuncOp>();
+  if (func)
+    for (Operation& op : func.front())
+      if (op.hasAttr(kBatchSizeAttr)) return op.getResult(0);
+  llvm::report_fatal_error("kiln-lower-to-linalg: a dynamic dimension without the function's batch size");
+}
+
+Value dimValue(OpBuilder& b, Location loc, RankedTensorType type, int64_t d) {
+  return type.isDynamicDim(d) ? batchSize(b) : indexConstant(b, loc, type.getDimSize(d));
+}
+
+SmallVector<OpFoldResult> mixedSizes(OpBuilder& b, RankedTensorType type) {
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    sizes.push_back(type.isDynamicDim(d) ? OpFoldResult(batchSize(b)) : OpFoldResult(b.getIndexAttr(type.getDimSize(d))));
+  return sizes;
+}
+
 Value emptyTensor(OpBuilder& b, Location loc, RankedTensorType type) {
-  return tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  SmallVector<Value> dynamic;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d)) dynamic.push_back(batchSize(b));
+  return tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType(), dynamic);
 }
 
 Value filledTensor(OpBuilder& b, Location loc, RankedTensorType type, Value scalar) {
@@ -94,8 +119,10 @@ Value reshapeTensor(OpBuilder& b, Location loc, Value v, RankedTensorType target
     if (auto groups = getReassociationIndicesForCollapse(target.getShape(), source.getShape()))
       return tensor::ExpandShapeOp::create(b, loc, target, v, *groups);
   }
-  // No single collapse/expand: go through the flat vector.
-  auto flat = RankedTensorType::get({source.getNumElements()}, source.getElementType());
+  // No single collapse/expand: go through the flat vector (dynamic when the
+  // source has a dynamic dimension; the expansion infers it back).
+  auto flat = RankedTensorType::get({source.hasStaticShape() ? source.getNumElements() : ShapedType::kDynamic},
+                                    source.getElementType());
   Value flatValue = v;
   if (source.getRank() != 1) flatValue = tensor::CollapseShapeOp::create(b, loc, flat, v, oneGroup(source.getRank()));
   if (target.getRank() == 1) return flatValue;

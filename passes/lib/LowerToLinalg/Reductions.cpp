@@ -3,6 +3,7 @@
 #include "LoweringPatterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;
 using namespace kiln::ir;
@@ -92,10 +93,30 @@ struct ArgmaxLowering : KilnLowering<ArgmaxOp> {
   }
 };
 
+// The product of the selected sizes: constants, times tensor.dim of x for dynamic ones.
+struct DimSizeLowering : KilnLowering<DimSizeOp> {
+  using KilnLowering::KilnLowering;
+  FailureOr<Value> lower(DimSizeOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto in = op.getX().getType();
+    auto type = cast<RankedTensorType>(op.getType());
+    int64_t product = 1;
+    for (int64_t d : op.getDims())
+      if (!in.isDynamicDim(d)) product *= in.getDimSize(d);
+    Value count = indexConstant(rewriter, loc, product);
+    for (int64_t d : op.getDims())
+      if (in.isDynamicDim(d))
+        count = arith::MulIOp::create(rewriter, loc, count, tensor::DimOp::create(rewriter, loc, adaptor.getX(), d));
+    Value scalar = arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(), count);
+    scalar = convertScalar(rewriter, loc, scalar, type.getElementType());
+    return tensor::FromElementsOp::create(rewriter, loc, type, ValueRange{scalar}).getResult();
+  }
+};
+
 }  // namespace
 
 void populateReductionLoweringPatterns(RewritePatternSet& patterns) {
-  patterns.add<ReduceLowering<ReduceSumOp, false>, ReduceLowering<ReduceMaxOp, true>, ArgmaxLowering>(
+  patterns.add<ReduceLowering<ReduceSumOp, false>, ReduceLowering<ReduceMaxOp, true>, ArgmaxLowering, DimSizeLowering>(
       patterns.getContext());
 }
 

@@ -56,8 +56,7 @@ struct SliceLowering : KilnLowering<SliceOp> {
     auto type = cast<RankedTensorType>(op.getType());
     return tensor::ExtractSliceOp::create(rewriter, op.getLoc(), type, adaptor.getX(),
                                           indexAttrs(rewriter, op.getStart()),
-                                          indexAttrs(rewriter, type.getShape()),
-                                          indexAttrs(rewriter, op.getStep()))
+                                          mixedSizes(rewriter, type), indexAttrs(rewriter, op.getStep()))
         .getResult();
   }
 };
@@ -78,7 +77,7 @@ struct PadLowering : KilnLowering<PadOp> {
     for (int64_t i : op.getInterior()) strides.push_back(i + 1);
     Value filled = filledTensor(rewriter, loc, type, value);
     return tensor::InsertSliceOp::create(rewriter, loc, adaptor.getX(), filled, indexAttrs(rewriter, op.getLow()),
-                                         indexAttrs(rewriter, op.getX().getType().getShape()),
+                                         mixedSizes(rewriter, op.getX().getType()),
                                          indexAttrs(rewriter, strides))
         .getResult();
   }
@@ -89,6 +88,8 @@ struct ReverseLowering : KilnLowering<ReverseOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(ReverseOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     auto type = op.getType();
+    for (int64_t d : op.getDimensions())
+      if (type.isDynamicDim(d)) return rewriter.notifyMatchFailure(op, "reversing a dynamic dimension");
     SmallVector<AffineExpr> exprs;
     for (int64_t d = 0; d < type.getRank(); ++d) {
       AffineExpr i = rewriter.getAffineDimExpr(d);
@@ -106,13 +107,14 @@ struct ConcatLowering : KilnLowering<ConcatOp> {
     if (adaptor.getInputs().size() == 1) return adaptor.getInputs()[0];
     auto type = cast<RankedTensorType>(op.getType());
     int64_t axis = op.getAxis();
+    if (type.isDynamicDim(axis)) return rewriter.notifyMatchFailure(op, "concatenating along a dynamic dimension");
     Value result = emptyTensor(rewriter, op.getLoc(), type);
     SmallVector<int64_t> offsets(type.getRank(), 0), strides(type.getRank(), 1);
     for (Value input : adaptor.getInputs()) {
-      auto shape = tensorType(input).getShape();
+      auto inputType = tensorType(input);
       result = tensor::InsertSliceOp::create(rewriter, op.getLoc(), input, result, indexAttrs(rewriter, offsets),
-                                             indexAttrs(rewriter, shape), indexAttrs(rewriter, strides));
-      offsets[axis] += shape[axis];
+                                             mixedSizes(rewriter, inputType), indexAttrs(rewriter, strides));
+      offsets[axis] += inputType.getDimSize(axis);
     }
     return result;
   }

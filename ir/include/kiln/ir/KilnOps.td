@@ -209,6 +209,24 @@ def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$x `,` $axis attr-dict `:` type($x) `->` type($result)";
 }
 
+def Kiln_DimSizeOp : Kiln_Op<"dim_size", [Pure]> {
+  let summary = "The product of some dimensions of `x`, as a 0-d tensor";
+  let description = [{
+    Counts for means and normalizations. With a symbolic (`?`) batch
+    dimension the count is known only at run time, so it is an op rather
+    than a constant; static dimensions lower to a constant. `x` is read for
+    its shape only: no gradient flows through this op.
+
+    ```mlir
+    %n = kiln.dim_size %x, [0, 2] : tensor<?x3x4xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$dims);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x `,` $dims attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Contractions, convolution, pooling, gather
 //===----------------------------------------------------------------------===//

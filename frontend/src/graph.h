@@ -2,6 +2,7 @@
 #pragma once
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,9 +30,12 @@ struct GraphSpec {
   struct Arg {
     Shape shape;
     DType dtype;
-    // A data batch (a leaf that is not model or optimizer state, rank >= 1):
-    // its leading dimension may become the symbolic batch size. Not part of the key.
+    // Not part of the key:
+    // a data batch (a leaf that is not model or optimizer state, rank >= 1):
+    // its leading dimension may choose the symbolic batch size;
     bool batch_candidate = false;
+    // model or optimizer state, or a gradient: never has a batch dimension.
+    bool state = false;
   };
   std::vector<Arg> args;
   std::vector<GraphOp> ops;
@@ -39,6 +43,19 @@ struct GraphSpec {
   // Exact structural key (op kinds, attributes, shapes, dtypes, wiring; no values).
   std::string key() const;
 };
+
+// The symbolic batch size (symbolic_batch.cpp): `graph` is the traced graph
+// with every batch dimension `?` (kBatchDim); `batch` the traced value.
+struct SymbolicGraph {
+  GraphSpec graph;
+  int64_t batch;
+};
+// The batch size of a traced graph: the leading dimension most data arguments share.
+std::optional<int64_t> batch_size_of(const GraphSpec& g);
+// `g` with a symbolic batch size, or nullopt when it has none (no data
+// arguments, batch size 0 or 1, KILN_SYMBOLIC_BATCH=0, or KILN_GEMM=codegen
+// with a matmul).
+std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g);
 
 // A compiled graph of some backend.
 class Executable {

@@ -197,8 +197,9 @@ class GraphBuilder {
     if (n->is_leaf() || (n->realized() && !recompute_.count(n))) {
       id = static_cast<int>(spec.args.size());
       std::shared_ptr<VariableData> owner = n->leaf_of.lock();
-      bool candidate = n->is_leaf() && !n->shape.empty() && !n->state && !(owner && owner->state);
-      spec.args.push_back({n->shape, n->dtype, candidate});
+      bool state = n->is_leaf() && (n->state || (owner && owner->state));
+      bool candidate = n->is_leaf() && !n->shape.empty() && !state;
+      spec.args.push_back({n->shape, n->dtype, candidate, state});
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
@@ -229,69 +230,6 @@ class GraphBuilder {
   std::vector<const Node*> arg_ids_;
 };
 
-// ---- The symbolic batch size ----------------------------------------------------
-//
-// A graph compiled by the cpu backend has the batch size as a symbolic
-// dimension, so that another batch size (the last partial batch of an epoch,
-// an evaluation batch) reuses it. The batch size B is the leading dimension
-// shared by most data arguments (leaves that are not model or optimizer
-// state). Every dimension equal to B, anywhere in the graph, becomes `?`:
-// two graphs get one key exactly when they differ only in the value of B, so
-// the compiled code, where every `?` is the run-time B, computes either one.
-// (A dimension equal to B only by coincidence, say a hidden size, just makes
-// that graph's key specific to this B.)
-
-bool symbolic_batch_enabled() {
-  const char* env = std::getenv("KILN_SYMBOLIC_BATCH");
-  return !(env && std::string(env) == "0");
-}
-
-std::optional<int64_t> batch_size_of(const GraphSpec& g) {
-  std::vector<std::pair<int64_t, int>> counts;  // leading dim, arguments (first seen first)
-  for (const GraphSpec::Arg& a : g.args) {
-    if (!a.batch_candidate || a.shape.empty()) continue;
-    auto it = std::find_if(counts.begin(), counts.end(), [&](auto& c) { return c.first == a.shape[0]; });
-    if (it == counts.end()) counts.push_back({a.shape[0], 1});
-    else ++it->second;
-  }
-  if (counts.empty()) return std::nullopt;
-  auto best = std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) { return a.second < b.second; });
-  // Sizes 0 and 1 stay concrete: 1 is also what broadcasting stretches.
-  if (best->first < 2) return std::nullopt;
-  return best->first;
-}
-
-GraphSpec with_symbolic_batch(const GraphSpec& g, int64_t batch) {
-  GraphSpec s = g;
-  auto erase = [&](Shape& shape) {
-    for (int64_t& d : shape)
-      if (d == batch) d = kBatchDim;
-  };
-  for (GraphSpec::Arg& a : s.args) erase(a.shape);
-  int nargs = static_cast<int>(s.args.size());
-  for (GraphOp& op : s.ops) {
-    erase(op.shape);
-    if (op.op == "kiln.slice") {
-      // A batch dimension kept whole: limit `?` (kiln.slice's rule for dynamic dimensions).
-      int x = op.operands[0];
-      const Shape& in = x < nargs ? s.args[x].shape : s.ops[x - nargs].shape;
-      std::vector<int64_t>* start = nullptr, *limit = nullptr, *step = nullptr;
-      for (Attr& a : op.attrs) {
-        if (a.name == "start") start = &a.ints;
-        if (a.name == "limit") limit = &a.ints;
-        if (a.name == "step") step = &a.ints;
-      }
-      if (start && limit && step)
-        for (size_t d = 0; d < in.size() && d < limit->size(); ++d)
-          if (in[d] == kBatchDim && (*start)[d] == 0 && (*step)[d] == 1 && (*limit)[d] == batch)
-            (*limit)[d] = kBatchDim;
-    }
-    if (op.forward) op.forward = std::make_shared<GraphSpec>(with_symbolic_batch(*op.forward, batch));
-    if (op.backward) op.backward = std::make_shared<GraphSpec>(with_symbolic_batch(*op.backward, batch));
-  }
-  return s;
-}
-
 }  // namespace
 
 void realize() {
@@ -317,53 +255,64 @@ void realize() {
   builder.finalize();
   GraphCache& c = cache();
   std::string backend = backend_name();
-  // The cpu backend compiles the batch size as a symbolic dimension.
-  std::optional<int64_t> batch;
-  if (backend == "cpu" && symbolic_batch_enabled()) batch = batch_size_of(builder.spec);
-  GraphSpec symbolic;
-  if (batch) {
-    symbolic = with_symbolic_batch(builder.spec, *batch);
-    if (c.concrete_only.count(backend + "|" + symbolic.key())) batch.reset();
-  }
-  const GraphSpec& spec = batch ? symbolic : builder.spec;
   // Graphs compiled for one backend are not reused by another (KILN_BACKEND may change).
-  std::string key = backend + "|" + spec.key();
-  auto it = c.compiled.find(key);
+  std::string key = backend + "|" + builder.spec.key();
   std::shared_ptr<Executable> exe;
-  if (it != c.compiled.end()) {
+  if (auto it = c.compiled.find(key); it != c.compiled.end()) {
     ++c.stats.memory_hits;
     exe = it->second;
   } else {
-    const char* explain_env = std::getenv("KILN_EXPLAIN_CACHE_MISSES");
-    bool explain = explain_env && *explain_env && std::string(explain_env) != "0";
-    if (explain)
-      fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
-                 batch ? fmt::format(", batch size {} symbolic", *batch) : "", explain_miss(spec, c.specs));
-    auto start = std::chrono::steady_clock::now();
-    bool from_disk = false;
-    try {
-      exe = compile_graph(spec, &from_disk);
-      c.specs.push_back(spec);
-    } catch (const Error& e) {
-      if (!batch) throw;
-      // Some op cannot take a symbolic size where this graph has one: this
-      // structure is compiled for each concrete batch size instead.
+    // The cpu backend compiles the batch size as a symbolic dimension: the
+    // graph may be compiled already for another batch size.
+    std::optional<SymbolicGraph> symbolic;
+    std::string symbolic_key;
+    if (backend == "cpu") symbolic = symbolic_batch_graph(builder.spec);
+    if (symbolic) {
+      symbolic_key = backend + "|" + symbolic->graph.key();
+      if (c.concrete_only.count(symbolic_key)) symbolic.reset();
+    }
+    if (symbolic) {
+      if (auto it = c.compiled.find(symbolic_key); it != c.compiled.end()) {
+        ++c.stats.memory_hits;
+        exe = it->second;
+      }
+    }
+    if (!exe) {
+      const GraphSpec& spec = symbolic ? symbolic->graph : builder.spec;
+      const char* explain_env = std::getenv("KILN_EXPLAIN_CACHE_MISSES");
+      bool explain = explain_env && *explain_env && std::string(explain_env) != "0";
       if (explain)
-        fmt::print(stderr, "kiln: compiling with a symbolic batch size failed, compiling for batch size {}: {}\n",
-                   *batch, e.what());
-      c.concrete_only.insert(key);
-      key = backend + "|" + builder.spec.key();
-      exe = compile_graph(builder.spec, &from_disk);
-      c.specs.push_back(builder.spec);
+        fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
+                   symbolic ? fmt::format(", batch size {} symbolic", symbolic->batch) : "",
+                   explain_miss(spec, c.specs));
+      auto start = std::chrono::steady_clock::now();
+      bool from_disk = false;
+      try {
+        exe = compile_graph(spec, &from_disk);
+        c.specs.push_back(spec);
+      } catch (const Error& e) {
+        if (!symbolic) throw;
+        // Some op cannot take a symbolic size where this graph has one: this
+        // structure is compiled for each concrete batch size instead.
+        if (explain)
+          fmt::print(stderr, "kiln: compiling with a symbolic batch size failed, compiling for batch size {}: {}\n",
+                     symbolic->batch, e.what());
+        c.concrete_only.insert(symbolic_key);
+        symbolic.reset();
+        exe = compile_graph(builder.spec, &from_disk);
+        c.specs.push_back(builder.spec);
+      }
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (from_disk) {
+        ++c.stats.disk_hits;
+        c.stats.load_seconds += seconds;
+      } else {
+        ++c.stats.misses;
+        c.stats.compile_seconds += seconds;
+      }
+      if (symbolic) c.compiled.emplace(symbolic_key, exe);
     }
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (from_disk) {
-      ++c.stats.disk_hits;
-      c.stats.load_seconds += seconds;
-    } else {
-      ++c.stats.misses;
-      c.stats.compile_seconds += seconds;
-    }
+    // Later calls with these exact shapes find it without building the symbolic key.
     c.compiled.emplace(std::move(key), exe);
   }
   std::vector<Array> results = exe->run(builder.arg_values);

@@ -79,6 +79,8 @@ void addBufferizationPasses(mlir::OpPassManager& pm) {
   outParams.hoistStaticAllocs = true;
   outParams.modifyPublicFunctions = true;
   pm.addPass(mlir::bufferization::createBufferResultsToOutParamsPass(outParams));
+  // Dynamically sized (batch) results too are written straight into their out-params.
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnWriteResultsInPlace());
   pm.addPass(mlir::createCanonicalizerPass());
   mlir::bufferization::BufferDeallocationPipelineOptions dealloc;
   mlir::bufferization::buildBufferDeallocationPipeline(pm, dealloc);

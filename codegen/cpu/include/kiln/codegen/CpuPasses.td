@@ -15,6 +15,19 @@ def KilnCopyRepeatedResults : Pass<"kiln-copy-repeated-results", "mlir::func::Fu
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
 }
 
+def KilnWriteResultsInPlace : Pass<"kiln-write-results-in-place", "mlir::func::FuncOp"> {
+  let summary = "Computes a result directly in its out-param instead of a buffer copied into it";
+  let description = [{
+    After `buffer-results-to-out-params`, a result whose buffer has a dynamic
+    size (the symbolic batch size) is still a `memref.alloc` copied into the
+    out-param at the end (`hoist-static-allocs` only replaces static ones).
+    When the copy is the buffer's last use, has the out-param's type, and is
+    the out-param's only use, the buffer is replaced by the out-param: no
+    allocation, no copy. The caller allocates out-params of the result's run-time shape.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect"];
+}
+
 def KilnGeneralizeNamedOps : Pass<"kiln-generalize-named-ops", "mlir::func::FuncOp"> {
   let summary = "Turns named linalg ops other than contractions, convolutions and fills into linalg.generic";
   let description = [{

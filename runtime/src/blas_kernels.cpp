@@ -2,7 +2,9 @@
 // on top of OpenBLAS's cblas. The JIT finds them in the process (libkiln exports them).
 //
 // Each takes MLIR memref descriptors (the C interface of a function declared with
-// `llvm.emit_c_interface`) and computes C += op(A) * op(B), linalg's semantics.
+// `llvm.emit_c_interface`) and computes C += op(A) * op(B), linalg's semantics,
+// or C = op(A) * op(B) (beta 0) when `accumulate` is 0: -kiln-matmul-to-blas
+// passes 0 when C was just filled with zeros, and removes that fill.
 #include <cblas.h>
 
 #include <algorithm>
@@ -73,19 +75,25 @@ std::vector<T> contiguous(const View<T>& v) {
 }
 
 inline void gemmCall(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const float* a,
-                     int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemmCall(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const double* a,
-                     int64_t lda, const double* b, int64_t ldb, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
+                     int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
-// C (m x n) += A (m x k) * B (k x n), any strides.
+// C (m x n) += A (m x k) * B (k x n), or C = A * B without `accumulate`; any strides.
 template <typename T>
-void gemm(View<T> a, View<T> b, View<T> c) {
+void gemm(View<T> a, View<T> b, View<T> c, bool accumulate) {
   int64_t m = c.rows, n = c.cols, k = a.cols;
-  if (m == 0 || n == 0 || k == 0) return;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c.data[i * c.rs + j * c.cs] = T(0);
+    return;
+  }
   // cblas wants C row-major: if C is column-major instead, compute C^T += B^T A^T.
   if (!(n <= 1 || c.cs == 1) && (m <= 1 || c.rs == 1)) {
     View<T> at = a.transposed(), bt = b.transposed();
@@ -98,7 +106,7 @@ void gemm(View<T> a, View<T> b, View<T> c) {
   std::vector<T> cCopy;
   View<T> cWork = c;
   if (!cf.ok || cf.trans) {
-    cCopy = contiguous(c);
+    cCopy = accumulate ? contiguous(c) : std::vector<T>(static_cast<size_t>(m * n));
     cWork = {cCopy.data(), m, n, n, 1};
     cf = {true, false, n};
   }
@@ -115,7 +123,7 @@ void gemm(View<T> a, View<T> b, View<T> c) {
     bf = {true, false, std::max<int64_t>(b.cols, 1)};
   }
   gemmCall(af.trans ? CblasTrans : CblasNoTrans, bf.trans ? CblasTrans : CblasNoTrans, m, n, k, a.data, af.ld,
-           b.data, bf.ld, cWork.data, cf.ld);
+           b.data, bf.ld, T(accumulate ? 1 : 0), cWork.data, cf.ld);
   if (!cCopy.empty())
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c.data[i * c.rs + j * c.cs] = cCopy[i * n + j];
@@ -131,15 +139,18 @@ View<T> viewOf(const StridedMemRef<T, N>* d, bool trans, int64_t batch = 0) {
 }
 
 template <typename T>
-void gemm2d(StridedMemRef<T, 2>* a, StridedMemRef<T, 2>* b, StridedMemRef<T, 2>* c, int32_t ta, int32_t tb) {
+void gemm2d(StridedMemRef<T, 2>* a, StridedMemRef<T, 2>* b, StridedMemRef<T, 2>* c, int32_t ta, int32_t tb,
+            int32_t accumulate) {
   applyThreadSetting();
-  gemm(viewOf(a, ta != 0), viewOf(b, tb != 0), viewOf(c, false));
+  gemm(viewOf(a, ta != 0), viewOf(b, tb != 0), viewOf(c, false), accumulate != 0);
 }
 
 template <typename T>
-void gemm3d(StridedMemRef<T, 3>* a, StridedMemRef<T, 3>* b, StridedMemRef<T, 3>* c, int32_t ta, int32_t tb) {
+void gemm3d(StridedMemRef<T, 3>* a, StridedMemRef<T, 3>* b, StridedMemRef<T, 3>* c, int32_t ta, int32_t tb,
+            int32_t accumulate) {
   applyThreadSetting();
-  for (int64_t i = 0; i < c->sizes[0]; ++i) gemm(viewOf(a, ta != 0, i), viewOf(b, tb != 0, i), viewOf(c, false, i));
+  for (int64_t i = 0; i < c->sizes[0]; ++i)
+    gemm(viewOf(a, ta != 0, i), viewOf(b, tb != 0, i), viewOf(c, false, i), accumulate != 0);
 }
 
 }  // namespace
@@ -149,29 +160,31 @@ extern "C" {
 __attribute__((visibility("default"))) void _mlir_ciface_kiln_gemm_f32(StridedMemRef<float, 2>* a,
                                                                          StridedMemRef<float, 2>* b,
                                                                          StridedMemRef<float, 2>* c, int32_t ta,
-                                                                         int32_t tb) {
-  gemm2d(a, b, c, ta, tb);
+                                                                         int32_t tb, int32_t accumulate) {
+  gemm2d(a, b, c, ta, tb, accumulate);
 }
 
 __attribute__((visibility("default"))) void _mlir_ciface_kiln_gemm_f64(StridedMemRef<double, 2>* a,
                                                                          StridedMemRef<double, 2>* b,
                                                                          StridedMemRef<double, 2>* c, int32_t ta,
-                                                                         int32_t tb) {
-  gemm2d(a, b, c, ta, tb);
+                                                                         int32_t tb, int32_t accumulate) {
+  gemm2d(a, b, c, ta, tb, accumulate);
 }
 
 __attribute__((visibility("default"))) void _mlir_ciface_kiln_batch_gemm_f32(StridedMemRef<float, 3>* a,
                                                                                StridedMemRef<float, 3>* b,
                                                                                StridedMemRef<float, 3>* c,
-                                                                               int32_t ta, int32_t tb) {
-  gemm3d(a, b, c, ta, tb);
+                                                                               int32_t ta, int32_t tb,
+                                                                               int32_t accumulate) {
+  gemm3d(a, b, c, ta, tb, accumulate);
 }
 
 __attribute__((visibility("default"))) void _mlir_ciface_kiln_batch_gemm_f64(StridedMemRef<double, 3>* a,
                                                                                StridedMemRef<double, 3>* b,
                                                                                StridedMemRef<double, 3>* c,
-                                                                               int32_t ta, int32_t tb) {
-  gemm3d(a, b, c, ta, tb);
+                                                                               int32_t ta, int32_t tb,
+                                                                               int32_t accumulate) {
+  gemm3d(a, b, c, ta, tb, accumulate);
 }
 
 }  // extern "C"

@@ -9,6 +9,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
 
@@ -69,6 +70,27 @@ MemRefType dynamicStridedType(unsigned rank, Type elem) {
 
 std::string elemSuffix(Type elem) { return elem.isF32() ? "f32" : "f64"; }
 
+// The linalg.fill of zero into `c` that `matmul` accumulates onto, if nothing
+// else touches `c` in between: BLAS then writes C with beta = 0 instead.
+linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
+  Block* block = matmul->getBlock();
+  linalg::FillOp fill;
+  for (Operation* user : c.getUsers()) {
+    if (user == matmul) continue;
+    Operation* inBlock = block->findAncestorOpInBlock(*user);
+    if (!inBlock) return {};
+    if (matmul->isBeforeInBlock(inBlock)) continue;  // after the matmul: fine
+    auto f = dyn_cast<linalg::FillOp>(user);
+    // Before the matmul, only the fill (the latest one) may use C.
+    if (!f || f->getBlock() != block || (fill && f->isBeforeInBlock(fill))) return {};
+    if (fill) return {};  // two writers before the matmul
+    fill = f;
+  }
+  if (!fill || fill.getOutputs().size() != 1 || fill.getOutputs()[0] != c) return {};
+  if (!matchPattern(fill.getInputs()[0], m_AnyZeroFloat())) return {};
+  return fill;
+}
+
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -96,7 +118,7 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       MemRefType dynType = dynamicStridedType(rank, elem);
       std::string name = std::string(batched ? "kiln_batch_gemm_" : "kiln_gemm_") + elemSuffix(elem);
       Type i32 = rewriter.getI32Type();
-      auto fnType = rewriter.getFunctionType({dynType, dynType, dynType, i32, i32}, {});
+      auto fnType = rewriter.getFunctionType({dynType, dynType, dynType, i32, i32, i32}, {});
       auto callee = symbols.lookup<func::FuncOp>(name);
       if (!callee) {
         // Declarations go first in the module, in the order they are needed.
@@ -120,9 +142,11 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
         return memref::CastOp::create(rewriter, loc, dynType, v);
       };
       auto flag = [&](bool on) -> Value { return arith::ConstantIntOp::create(rewriter, loc, on ? 1 : 0, 32); };
+      linalg::FillOp fill = zeroFillBefore(op, c);
       func::CallOp::create(rewriter, loc, callee,
-                           ValueRange{cast(a), cast(b), cast(c), flag(t->a), flag(t->b)});
+                           ValueRange{cast(a), cast(b), cast(c), flag(t->a), flag(t->b), flag(!fill)});
       rewriter.eraseOp(op);
+      if (fill) rewriter.eraseOp(fill);
     }
   }
 };

@@ -4,19 +4,19 @@
 
 // A plain matmul on memrefs: operands cast to fully dynamic strided layouts,
 // transposition flags 0, one declaration with a C interface.
-// CHECK-LABEL: func.func private @kiln_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i32, i32)
+// CHECK-LABEL: func.func private @kiln_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i32, i32, i32)
 // CHECK-SAME:    attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @plain
 // CHECK-DAG:     %[[A:.*]] = memref.cast %{{.*}} : memref<4x3xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK-DAG:     %[[B:.*]] = memref.cast %{{.*}} : memref<3x5xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK-DAG:     %[[C:.*]] = memref.cast %{{.*}} : memref<4x5xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
-// CHECK:         call @kiln_gemm_f32(%[[A]], %[[B]], %[[C]], %c0_i32, %c0_i32)
+// CHECK:         call @kiln_gemm_f32(%[[A]], %[[B]], %[[C]], %c0_i32, %c0_i32, %c1_i32)
 // CHECK-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @plain
 // LLVM:          llvm.call @kiln_gemm_f32
 // LLVM-NOT:      llvm.fmul
 // LLVM-LABEL:  llvm.func @_mlir_ciface_plain
-// LLVM:        llvm.func @_mlir_ciface_kiln_gemm_f32(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32)
+// LLVM:        llvm.func @_mlir_ciface_kiln_gemm_f32(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i32)
 // LOOPS-LABEL: llvm.func @plain
 // LOOPS-NOT:     kiln_gemm
 // LOOPS:         llvm.fmul
@@ -31,10 +31,10 @@ func.func @plain(%a: memref<4x3xf32>, %b: memref<3x5xf32>, %c: memref<4x5xf32>) 
 // Transposes as -kiln-lower-to-linalg writes them (indexing_maps); a strided
 // operand (a subview) is fine too.
 // CHECK-LABEL: func.func @transposed
-// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c1_i32, %c1_i32)
-// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c1_i32, %c0_i32)
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c1_i32, %c1_i32, %c1_i32)
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c1_i32, %c0_i32, %c1_i32)
 // CHECK:         memref.cast %{{.*}} : memref<4x3xf32, strided<[10, 1], offset: 2>> to memref<?x?xf32, strided<[?, ?], offset: ?>>
-// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c1_i32)
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c1_i32, %c1_i32)
 // CHECK-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @transposed
 // LLVM-COUNT-3:  llvm.call @kiln_gemm_f32
@@ -55,13 +55,13 @@ func.func @transposed(%at: memref<3x4xf32>, %bt: memref<5x3xf32>, %b: memref<3x5
 // -----
 
 // Batched, plain and with B transposed; f64.
-// CHECK-LABEL: func.func private @kiln_batch_gemm_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i32, i32)
+// CHECK-LABEL: func.func private @kiln_batch_gemm_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i32, i32, i32)
 // CHECK-SAME:    attributes {llvm.emit_c_interface}
-// CHECK-LABEL: func.func private @kiln_gemm_f64(memref<?x?xf64, strided<[?, ?], offset: ?>>, memref<?x?xf64, strided<[?, ?], offset: ?>>, memref<?x?xf64, strided<[?, ?], offset: ?>>, i32, i32)
+// CHECK-LABEL: func.func private @kiln_gemm_f64(memref<?x?xf64, strided<[?, ?], offset: ?>>, memref<?x?xf64, strided<[?, ?], offset: ?>>, memref<?x?xf64, strided<[?, ?], offset: ?>>, i32, i32, i32)
 // CHECK-LABEL: func.func @batched
-// CHECK:         call @kiln_batch_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32)
-// CHECK:         call @kiln_batch_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c1_i32)
-// CHECK:         call @kiln_gemm_f64(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32)
+// CHECK:         call @kiln_batch_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32, %c1_i32)
+// CHECK:         call @kiln_batch_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c1_i32, %c1_i32)
+// CHECK:         call @kiln_gemm_f64(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32, %c1_i32)
 // CHECK-NOT:     linalg.batch_matmul
 // LLVM-LABEL:  llvm.func @batched
 // LLVM-COUNT-2:  llvm.call @kiln_batch_gemm_f32
@@ -95,4 +95,34 @@ func.func @unsupported(%i: memref<2x2xi32>, %ci: memref<2x2xi32>, %h: memref<2x2
   linalg.matmul indexing_maps = [#bcast, #b, #c] ins(%v, %f : memref<2xf32>, memref<2x2xf32>) outs(%f : memref<2x2xf32>)
   %r = linalg.matmul ins(%t, %t : tensor<2x2xf32>, tensor<2x2xf32>) outs(%t : tensor<2x2xf32>) -> tensor<2x2xf32>
   return %r : tensor<2x2xf32>
+}
+
+// -----
+
+// C just filled with zeros: the fill is removed and BLAS overwrites C (accumulate 0).
+// A fill with another value, or a use of C in between, keeps the fill.
+// CHECK-LABEL: func.func @overwrite
+// CHECK-NOT:     linalg.fill
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32, %c0_i32)
+// CHECK-LABEL: func.func @keep_fill
+// CHECK:         linalg.fill ins(%{{.*}} : f32)
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32, %c1_i32)
+// CHECK:         linalg.fill
+// CHECK:         memref.copy
+// CHECK:         call @kiln_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %c0_i32, %c0_i32, %c1_i32)
+func.func @overwrite(%a: memref<4x3xf32>, %b: memref<3x5xf32>, %c: memref<4x5xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x5xf32>)
+  linalg.matmul ins(%a, %b : memref<4x3xf32>, memref<3x5xf32>) outs(%c : memref<4x5xf32>)
+  return
+}
+func.func @keep_fill(%a: memref<4x3xf32>, %b: memref<3x5xf32>, %c: memref<4x5xf32>, %d: memref<4x5xf32>) {
+  %one = arith.constant 1.0 : f32
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%one : f32) outs(%c : memref<4x5xf32>)
+  linalg.matmul ins(%a, %b : memref<4x3xf32>, memref<3x5xf32>) outs(%c : memref<4x5xf32>)
+  linalg.fill ins(%zero : f32) outs(%d : memref<4x5xf32>)
+  memref.copy %c, %d : memref<4x5xf32> to memref<4x5xf32>
+  linalg.matmul ins(%a, %b : memref<4x3xf32>, memref<3x5xf32>) outs(%d : memref<4x5xf32>)
+  return
 }

@@ -76,8 +76,10 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
     becomes a `func.call` of `kiln_gemm_<f32|f64>` or
     `kiln_batch_gemm_<f32|f64>` (declared with `llvm.emit_c_interface`, defined
     in kiln's runtime on top of cblas), with the memrefs cast to fully dynamic
-    strided layouts and the transpositions as i32 flags:
-    C += op(A) * op(B), per batch for the batched form. Any other
+    strided layouts and the transpositions as i32 flags, then an `accumulate`
+    flag: C += op(A) * op(B), per batch for the batched form; when C was just
+    filled with zeros (nothing else uses it in between), the fill is removed
+    and `accumulate` is 0, so BLAS writes C (beta = 0). Any other
     contraction (broadcast maps, mixed or integer types) is left to the loops.
   }];
   let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",

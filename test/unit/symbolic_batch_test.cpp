@@ -4,6 +4,7 @@
 #include <kiln/kiln.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 using namespace kiln;
@@ -197,6 +198,30 @@ TEST_F(SymbolicBatch, BatchEqualToEverySizeOfAClassifier) {
     return std::vector<Array>{loss.array(), acc.array(), l1.W.grad(), l2.b.grad()};
   };
   EXPECT_EQ(compiles_over({10, 7, 10, 3}, step, 1e-4), 1);
+}
+
+TEST_F(SymbolicBatch, DiskCacheServesOtherBatchSizes) {
+  // A graph compiled at batch 8 is loaded from disk for batch 5 (a new process
+  // is a cleared memory cache), with no compile.
+  std::string dir = std::string(KILN_BINARY_DIR) + "/test-symbolic-disk-cache";
+  std::filesystem::remove_all(dir);
+  setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  setenv("KILN_CACHE_MAX_MB", "64", 1);
+  Parameter W(Array::randn({3, 4}, 100));
+  auto run = [&](int64_t n) {
+    clear_memory_cache();
+    CacheStats before = cache_stats();
+    Variable y = F::sum(F::tanh(F::linear(Variable(Array::randn({n, 4}, 101)), W)), std::vector<int64_t>{1});
+    Array result = y.array();
+    CacheStats after = cache_stats();
+    EXPECT_EQ(result.shape(), Shape{n});
+    return std::make_pair(after.misses - before.misses, after.disk_hits - before.disk_hits);
+  };
+  EXPECT_EQ(run(8), std::make_pair(int64_t{1}, int64_t{0}));
+  EXPECT_EQ(run(5), std::make_pair(int64_t{0}, int64_t{1}));
+  setenv("KILN_CACHE_MAX_MB", "0", 1);
+  unsetenv("KILN_CACHE_DIR");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(SymbolicBatch, CanBeTurnedOff) {

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <functional>
 
+#include "expect_arrays.h"
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -39,17 +41,7 @@ bool cpu_backend_available() {
 
 void expect_same(const Graph& graph, double tolerance = 1e-5) {
   std::vector<Array> expected = run_on("interp", graph);
-  std::vector<Array> actual = run_on("cpu", graph);
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < expected.size(); ++i) {
-    SCOPED_TRACE("result " + std::to_string(i));
-    ASSERT_EQ(actual[i].shape(), expected[i].shape());
-    ASSERT_EQ(actual[i].dtype(), expected[i].dtype());
-    for (int64_t j = 0; j < expected[i].size(); ++j) {
-      double e = expected[i].at(j), a = actual[i].at(j);
-      ASSERT_NEAR(a, e, tolerance * (1 + std::abs(e))) << "at flat index " << j;
-    }
-  }
+  expect_arrays_near(run_on("cpu", graph), expected, tolerance);
 }
 
 class CpuBackend : public ::testing::Test {

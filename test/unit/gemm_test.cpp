@@ -12,6 +12,8 @@
 #include <functional>
 #include <sstream>
 
+#include "expect_arrays.h"
+
 using namespace kiln;
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -76,17 +78,7 @@ void expect_same(const Graph& graph, const std::vector<std::string>& symbols, do
   GemmRun loops = run_with("codegen", graph);
   for (const std::string& symbol : symbols) EXPECT_THAT(blas.llvm_ir, HasSubstr("_mlir_ciface_" + symbol));
   EXPECT_THAT(loops.llvm_ir, Not(HasSubstr("gemm_f")));
-  ASSERT_EQ(blas.results.size(), loops.results.size());
-  for (size_t i = 0; i < loops.results.size(); ++i) {
-    SCOPED_TRACE("result " + std::to_string(i));
-    const Array &expected = loops.results[i], &actual = blas.results[i];
-    ASSERT_EQ(actual.shape(), expected.shape());
-    ASSERT_EQ(actual.dtype(), expected.dtype());
-    for (int64_t j = 0; j < expected.size(); ++j) {
-      double e = expected.at(j), a = actual.at(j);
-      ASSERT_NEAR(a, e, tolerance * (1 + std::abs(e))) << "at flat index " << j;
-    }
-  }
+  expect_arrays_near(blas.results, loops.results, tolerance);
 }
 
 class Gemm : public ::testing::Test {

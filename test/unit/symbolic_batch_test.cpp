@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <functional>
 
+#include "expect_arrays.h"
+
 using namespace kiln;
 
 namespace {
@@ -19,19 +21,6 @@ std::vector<Array> run_on(const char* backend, const Step& step, int64_t batch) 
   std::vector<Array> results = step(batch);
   unsetenv("KILN_BACKEND");
   return results;
-}
-
-void expect_near(const std::vector<Array>& actual, const std::vector<Array>& expected, double tolerance) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < expected.size(); ++i) {
-    SCOPED_TRACE("result " + std::to_string(i));
-    ASSERT_EQ(actual[i].shape(), expected[i].shape());
-    ASSERT_EQ(actual[i].dtype(), expected[i].dtype());
-    for (int64_t j = 0; j < expected[i].size(); ++j) {
-      double e = expected[i].at(j), a = actual[i].at(j);
-      ASSERT_NEAR(a, e, tolerance * (1 + std::abs(e))) << "at flat index " << j;
-    }
-  }
 }
 
 // Runs `step` on the cpu backend at each batch size in turn, with one memory
@@ -47,7 +36,7 @@ int64_t compiles_over(const std::vector<int64_t>& batches, const Step& step, dou
     CacheStats after = cache_stats();
     compiles += (after.misses - before.misses) + (after.disk_hits - before.disk_hits);
     std::vector<Array> expected = run_on("interp", step, batch);
-    expect_near(actual, expected, tolerance);
+    expect_arrays_near(actual, expected, tolerance);
   }
   return compiles;
 }
@@ -167,7 +156,7 @@ TEST_F(SymbolicBatch, TrainingWithAPartialLastBatch) {
   auto [interp_compiles, interp_params] = train("interp");
   EXPECT_EQ(cpu_compiles, 1);
   EXPECT_EQ(interp_compiles, 2);  // the interpreter keeps concrete shapes
-  expect_near(cpu_params, interp_params, 1e-4);
+  expect_arrays_near(cpu_params, interp_params, 1e-4);
 }
 
 TEST_F(SymbolicBatch, BatchEqualToAHiddenSizeIsOneGraph) {

@@ -213,6 +213,42 @@ TEST_F(SymbolicBatch, DiskCacheServesOtherBatchSizes) {
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(SymbolicBatch, ShapeFunctionsLayersAndCustomFunctions) {
+  L::Deconvolution2D deconv(2, 3, 2, 2, 0);
+  L::LayerNormalization norm(12);
+  FunctionNode square{"Square",
+                      [](const std::vector<Variable>& in) { return in[0] * in[0]; },
+                      [](const std::vector<Variable>& in, const Variable&, const Variable& gy) {
+                        return std::vector<Variable>{gy * in[0] * 2.0};
+                      }};
+  Step step = [&](int64_t n) {
+    deconv.cleargrads();
+    norm.cleargrads();
+    Variable x(Array::randn({n, 2, 3, 3}, 110 + n));
+    Variable h = deconv(x);                                              // (n, 3, 6, 6)
+    Variable p = F::average_pooling_2d(h, 3);                            // (n, 3, 2, 2)
+    Variable flat = F::reshape(F::transpose(p, {0, 2, 3, 1}), {n, 12});  // (n, 12)
+    std::vector<Variable> parts = F::split_axis(flat, 3, 1);             // 3 x (n, 4)
+    Variable joined = F::concat({parts[2], parts[0], parts[1]}, 1);
+    Variable cols = F::get_item(joined, {Slice{}, Slice{1, 9, 2}});      // (n, 4)
+    Variable y = square({F::tanh(norm(joined))});
+    Variable loss = F::mean(y) + F::sum(cols * cols) + F::mean(F::stack({cols, cols}, 1));
+    loss.backward();
+    return std::vector<Array>{loss.array(), y.array(), deconv.W.grad(), norm.gamma.grad()};
+  };
+  EXPECT_EQ(compiles_over({6, 4, 9}, step, 1e-4), 1);
+}
+
+TEST_F(SymbolicBatch, PartOfTheBatchIsConcretePerSize) {
+  // Slicing part of the batch dimension cannot be symbolic: compiled per batch size, still correct.
+  Step step = [](int64_t n) {
+    Variable x(Array::randn({n, 3}, 120 + n));
+    Variable head = F::get_item(x, {Slice{0, 2, std::nullopt}});
+    return std::vector<Array>{F::sum(head * head).array()};
+  };
+  EXPECT_EQ(compiles_over({5, 7}, step), 2);
+}
+
 TEST_F(SymbolicBatch, CanBeTurnedOff) {
   setenv("KILN_SYMBOLIC_BATCH", "0", 1);
   Step step = [](int64_t n) { return std::vector<Array>{F::mean(Variable(Array::randn({n, 3}, 80))).array()}; };

@@ -53,8 +53,7 @@ struct SymbolicGraph {
 // The batch size of a traced graph: the leading dimension most data arguments share.
 std::optional<int64_t> batch_size_of(const GraphSpec& g);
 // `g` with a symbolic batch size, or nullopt when it has none (no data
-// arguments, batch size 0 or 1, KILN_SYMBOLIC_BATCH=0, or KILN_GEMM=codegen
-// with a matmul).
+// arguments, batch size 0 or 1, or KILN_SYMBOLIC_BATCH=0).
 std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g);
 
 // A compiled graph of some backend.

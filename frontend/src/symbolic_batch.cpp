@@ -237,11 +237,6 @@ GraphSpec erase_by_value(const GraphSpec& g, int64_t batch) {
   return apply_masks(g, masks, batch);
 }
 
-bool gemm_is_generated() {
-  const char* gemm = std::getenv("KILN_GEMM");
-  return gemm && std::string(gemm) == "codegen";
-}
-
 }  // namespace
 
 std::optional<int64_t> batch_size_of(const GraphSpec& g) {
@@ -262,10 +257,6 @@ std::optional<int64_t> batch_size_of(const GraphSpec& g) {
 std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g) {
   const char* env = std::getenv("KILN_SYMBOLIC_BATCH");
   if (env && std::string(env) == "0") return std::nullopt;
-  // The generated GEMM (KILN_GEMM=codegen) is specialized to its sizes.
-  if (gemm_is_generated())
-    for (const GraphOp& op : g.ops)
-      if (op.op == "kiln.matmul") return std::nullopt;
   std::optional<int64_t> batch = batch_size_of(g);
   if (!batch) return std::nullopt;
   size_t nargs = g.args.size();

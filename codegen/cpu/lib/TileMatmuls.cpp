@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
@@ -34,6 +35,9 @@ struct MatmulTiles {
   SmallVector<int64_t> cache;     // forall tiles: batch 1, m, n; k 0
   SmallVector<int64_t> kcache;    // scf.for over k
   SmallVector<int64_t> registers; // the vectorized kernel: batch 1, mr, nr, 1
+  // m is dynamic (the symbolic batch size): the register loop over m is
+  // peeled, full mr-row tiles are vectorized and the last partial one is not.
+  bool peelRows = false;
 };
 
 // Largest multiple of `step` that divides `size` and is at most max(cap, step).
@@ -64,7 +68,7 @@ bool isPlainMatmulMaps(linalg::LinalgOp op, bool batched) {
 std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
   if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) return std::nullopt;
-  if (!op.hasPureTensorSemantics() || op.hasDynamicShape()) return std::nullopt;
+  if (!op.hasPureTensorSemantics()) return std::nullopt;
   if (op->getNumResults() != 1) return std::nullopt;
   Type elem = getElementTypeOrSelf(op->getResult(0).getType());
   if (!elem.isF32() && !elem.isF64()) return std::nullopt;
@@ -75,18 +79,23 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
   unsigned first = batched ? 1 : 0;
   if (ranges.size() != first + 3) return std::nullopt;
   int64_t m = ranges[first], n = ranges[first + 1], k = ranges[first + 2];
-  if (m <= 0 || n <= 0 || k <= 0) return std::nullopt;
+  // The batch, the rows (m) and the reduction (k) may be dynamic (the
+  // symbolic batch size: x W^T, gy W and gy^T x of a training step); n not.
+  bool dynamicRows = ShapedType::isDynamic(m), dynamicDepth = ShapedType::isDynamic(k);
+  if (ShapedType::isDynamic(n)) return std::nullopt;
+  if ((!dynamicRows && m <= 0) || n <= 0 || (!dynamicDepth && k <= 0)) return std::nullopt;
 
   // Register tile: mr rows of A times an nr-wide row of B per k step.
-  int64_t mr = *firstDivisor(m, {8, 6, 4, 7, 5, 3, 2, 1});
+  int64_t mr = dynamicRows ? 8 : *firstDivisor(m, {8, 6, 4, 7, 5, 3, 2, 1});
   std::optional<int64_t> nr = firstDivisor(n, {32, 24, 16, 8});
   if (!nr && n <= 32) nr = n;
   if (!nr) nr = firstDivisor(n, {31, 30, 29, 28, 27, 26, 25, 23, 22, 21, 20, 19, 18, 17, 15, 14, 13, 12,
                                  11, 10, 9, 7, 6, 5, 4});
   if (!nr) return std::nullopt;  // awkward: keep the plain loops
   // Cache tiles: output blocks for threads and L2, a k panel for L1/L2.
-  int64_t mc = divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
-  int64_t kc = divisorTile(k, 1, 256);
+  int64_t mc = dynamicRows ? 64 : divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
+  // A dynamic k runs whole in the k loop of the register kernel (no k panel).
+  int64_t kc = dynamicDepth ? k : divisorTile(k, 1, 256);
   if (kc < 32) kc = k;
 
   MatmulTiles t;
@@ -98,6 +107,7 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
   t.cache.append({mc, nc, 0});
   t.kcache.append({0, 0, kc == k ? 0 : kc});
   t.registers.append({mr, *nr, 1});
+  t.peelRows = dynamicRows;
   return t;
 }
 
@@ -108,7 +118,8 @@ SmallVector<OpFoldResult> asFoldResults(Builder& b, ArrayRef<int64_t> sizes) {
 }
 
 FailureOr<Operation*> tileOnce(RewriterBase& rewriter, Operation* op, ArrayRef<int64_t> sizes,
-                               scf::SCFTilingOptions::LoopType loopType) {
+                               scf::SCFTilingOptions::LoopType loopType,
+                               SmallVectorImpl<LoopLikeOpInterface>* loops = nullptr) {
   if (llvm::all_of(sizes, [](int64_t s) { return s == 0; })) return op;
   scf::SCFTilingOptions options;
   options.setTileSizes(asFoldResults(rewriter, sizes));
@@ -117,7 +128,14 @@ FailureOr<Operation*> tileOnce(RewriterBase& rewriter, Operation* op, ArrayRef<i
   FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(rewriter, cast<TilingInterface>(op), options);
   if (failed(tiled)) return failure();
   rewriter.replaceOp(op, tiled->replacements);
+  if (loops) loops->assign(tiled->loops.begin(), tiled->loops.end());
   return tiled->tiledOps.back();
+}
+
+// A matmul tile inside kiln's tiling (an scf.forall) with static shapes: vectorizable.
+bool isStaticKernel(linalg::LinalgOp op) {
+  return isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) && op.hasPureTensorSemantics() &&
+         !op.hasDynamicShape() && op->getParentOfType<scf::ForallOp>();
 }
 
 struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
@@ -131,20 +149,45 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
     if (work.empty()) return;
 
     IRRewriter rewriter(ctx);
-    SmallVector<Operation*> kernels;
     for (auto& [op, tiles] : work) {
+      SmallVector<LoopLikeOpInterface> registerLoops;
       FailureOr<Operation*> tiled =
           tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
       if (succeeded(tiled))
-        tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp);
+        tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,
+                         &registerLoops);
       if (failed(tiled)) {
         op->emitError("kiln-tile-matmuls: tiling failed");
         return signalPassFailure();
       }
-      kernels.push_back(*tiled);
+      if (tiles.peelRows) {
+        // The register loop over m (after the batch loop, if any): full tiles, then the rest.
+        size_t rows = registerLoops.size() == 4 ? 1 : 0;
+        auto loop = rows < registerLoops.size() ? dyn_cast<scf::ForOp>(registerLoops[rows].getOperation())
+                                                : scf::ForOp();
+        scf::ForOp partial;
+        if (loop) (void)scf::peelForLoopAndSimplifyBounds(rewriter, loop, partial);
+      }
     }
+    // Tiles with constant sizes get static types (peeled loops' full tiles too).
+    {
+      RewritePatternSet patterns(ctx);
+      tensor::ExtractSliceOp::getCanonicalizationPatterns(patterns, ctx);
+      tensor::InsertSliceOp::getCanonicalizationPatterns(patterns, ctx);
+      tensor::CastOp::getCanonicalizationPatterns(patterns, ctx);
+      affine::AffineMinOp::getCanonicalizationPatterns(patterns, ctx);
+      affine::AffineApplyOp::getCanonicalizationPatterns(patterns, ctx);
+      ctx->getLoadedDialect<linalg::LinalgDialect>()->getCanonicalizationPatterns(patterns);
+      linalg::MatmulOp::getCanonicalizationPatterns(patterns, ctx);
+      linalg::BatchMatmulOp::getCanonicalizationPatterns(patterns, ctx);
+      if (failed(applyPatternsGreedily(func, std::move(patterns)))) return signalPassFailure();
+    }
+    SmallVector<Operation*> kernels;
+    func.walk([&](linalg::LinalgOp op) {
+      if (isStaticKernel(op)) kernels.push_back(op);
+    });
     for (Operation* kernel : kernels) {
       rewriter.setInsertionPoint(kernel);
       FailureOr<linalg::VectorizationResult> vectorized =

@@ -64,3 +64,47 @@ func.func @dynamic(%a: tensor<?x?xf32>, %b: tensor<?x?xf32>, %c: tensor<?x?xf32>
   %r = linalg.matmul ins(%a, %b : tensor<?x?xf32>, tensor<?x?xf32>) outs(%c : tensor<?x?xf32>) -> tensor<?x?xf32>
   return %r : tensor<?x?xf32>
 }
+
+// -----
+
+// A dynamic m (the symbolic batch size): 64-row blocks, and in each the
+// register loop over rows is peeled: full 8-row tiles are vectorized, the
+// last partial tile (fewer than 8 rows) stays a linalg.matmul (loops later).
+// CHECK-LABEL: func.func @dynamic_rows
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (64, 32)
+// CHECK:           scf.for %{{.*}} = %c0 to %[[FULL:.*]] step %c8
+// CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
+// CHECK:           scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c8
+// CHECK:             linalg.matmul {{.*}} -> tensor<?x32xf32>
+// LLVM-LABEL:  llvm.func @dynamic_rows
+// LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
+func.func @dynamic_rows(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %a, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%m) : tensor<?x32xf32>
+  %z = arith.constant 0.0 : f32
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %r = linalg.matmul ins(%a, %b : tensor<?x64xf32>, tensor<64x32xf32>) outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
+// -----
+
+// A dynamic k (a weight gradient over the batch): no k panel, the register
+// kernel's k loop runs to the run-time size.
+// CHECK-LABEL: func.func @dynamic_depth
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 32) step (64, 32)
+// CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c8
+// CHECK:             scf.for %{{.*}} = %c0 to %[[K:.*]] step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:     linalg.matmul
+func.func @dynamic_depth(%a: tensor<?x64xf32>, %b: tensor<?x32xf32>) -> tensor<64x32xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<64x32xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %r = linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>,
+                                      affine_map<(d0, d1, d2) -> (d0, d1)>]
+         ins(%a, %b : tensor<?x64xf32>, tensor<?x32xf32>) outs(%f : tensor<64x32xf32>) -> tensor<64x32xf32>
+  return %r : tensor<64x32xf32>
+}

@@ -87,18 +87,22 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
 }
 
 def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
-  let summary = "Tiles and vectorizes linalg.matmul and linalg.batch_matmul on static f32/f64 tensors";
+  let summary = "Tiles and vectorizes linalg.matmul and linalg.batch_matmul on f32/f64 tensors";
   let description = [{
     The generated GEMM of KILN_GEMM=codegen, run on tensors before
-    bufferization. A matmul (or batch_matmul) with static shapes, f32 or f64
+    bufferization. A matmul (or batch_matmul) with a static n, f32 or f64
     operands and plain or transposed operand maps is tiled into output blocks
     (`scf.forall`, later parallel loops over threads), a k panel (`scf.for`),
     and register tiles of up to 8x32 (`scf.for` over m, n, k). Each register
     tile is vectorized into a `vector.contract`, its accumulator is hoisted out
     of the k loop into loop-carried vectors, and the contraction is lowered to
-    outer products, i.e. vector FMAs. Tile sizes divide the shapes (e.g. 784,
-    1000, 10), so no partial tiles occur; a shape without a usable register
-    tile, dynamic shapes and other contractions are left to the plain loops.
+    outer products, i.e. vector FMAs. Tile sizes divide static shapes (e.g.
+    784, 1000, 10), so no partial tiles occur. A dynamic m (the symbolic batch
+    size) gets 64-row blocks whose register loop over rows is peeled: full
+    8-row tiles are vectorized, the last partial tile runs as loops. A dynamic
+    k has no k panel: the register kernel's k loop runs to the run-time size.
+    A shape without a usable register tile, a dynamic n and other
+    contractions are left to the plain loops.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
                            "mlir::vector::VectorDialect", "mlir::affine::AffineDialect",

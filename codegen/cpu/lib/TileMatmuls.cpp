@@ -168,7 +168,20 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
         auto loop = rows < registerLoops.size() ? dyn_cast<scf::ForOp>(registerLoops[rows].getOperation())
                                                 : scf::ForOp();
         scf::ForOp partial;
-        if (loop) (void)scf::peelForLoopAndSimplifyBounds(rewriter, loop, partial);
+        if (loop && succeeded(scf::peelForLoopAndSimplifyBounds(rewriter, loop, partial)) && partial) {
+          // The partial tile (fewer than mr rows): one row at a time, each vectorized.
+          SmallVector<Operation*> rest;
+          partial.walk([&](linalg::LinalgOp inner) {
+            if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(inner.getOperation())) rest.push_back(inner);
+          });
+          SmallVector<int64_t> rowTiles(tiles.registers.size(), 0);
+          rowTiles[rows] = 1;
+          for (Operation* inner : rest)
+            if (failed(tileOnce(rewriter, inner, rowTiles, scf::SCFTilingOptions::LoopType::ForOp))) {
+              inner->emitError("kiln-tile-matmuls: tiling the partial tile failed");
+              return signalPassFailure();
+            }
+        }
       }
     }
     // Tiles with constant sizes get static types (peeled loops' full tiles too).

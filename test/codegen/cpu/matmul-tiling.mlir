@@ -68,15 +68,19 @@ func.func @dynamic(%a: tensor<?x?xf32>, %b: tensor<?x?xf32>, %c: tensor<?x?xf32>
 // -----
 
 // A dynamic m (the symbolic batch size): 64-row blocks, and in each the
-// register loop over rows is peeled: full 8-row tiles are vectorized, the
-// last partial tile (fewer than 8 rows) stays a linalg.matmul (loops later).
+// register loop over rows is peeled: full 8-row tiles are vectorized with the
+// accumulator in registers, the last partial tile (fewer than 8 rows) one
+// vectorized row at a time.
 // CHECK-LABEL: func.func @dynamic_rows
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (64, 32)
 // CHECK:           scf.for %{{.*}} = %c0 to %[[FULL:.*]] step %c8
 // CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
 // CHECK:           scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c8
-// CHECK:             linalg.matmul {{.*}} -> tensor<?x32xf32>
+// CHECK:             scf.for
+// CHECK:               scf.for %{{.*}} = %c0 to %{{.*}} step %c1
+// CHECK:                 vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @dynamic_rows
 // LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
 func.func @dynamic_rows(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>) -> tensor<?x32xf32> {

@@ -99,7 +99,8 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     outer products, i.e. vector FMAs. Tile sizes divide static shapes (e.g.
     784, 1000, 10), so no partial tiles occur. A dynamic m (the symbolic batch
     size) gets 64-row blocks whose register loop over rows is peeled: full
-    8-row tiles are vectorized, the last partial tile runs as loops. A dynamic
+    8-row tiles are vectorized, the last partial tile one vectorized row at a
+    time. A dynamic
     k has no k panel: the register kernel's k loop runs to the run-time size.
     A shape without a usable register tile, a dynamic n and other
     contractions are left to the plain loops.

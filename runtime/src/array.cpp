@@ -93,6 +93,29 @@ BufferPool& pool() {
 
 }  // namespace
 
+namespace detail {
+
+// Compiled kernels allocate their intermediate buffers from the same pool
+// (JitKernel binds the kernels' malloc/free to these): a training step
+// reuses the previous step's buffers instead of fresh pages. A 64-byte
+// header before each block keeps its pooled size for the free.
+void* kernel_malloc(size_t nbytes) {
+  constexpr size_t kHeader = 64;
+  size_t padded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64 + kHeader;
+  auto* p = static_cast<uint8_t*>(pool().take(padded));
+  if (!p) return nullptr;
+  *reinterpret_cast<size_t*>(p) = padded;
+  return p + kHeader;
+}
+
+void kernel_free(void* q) {
+  if (!q) return;
+  auto* p = static_cast<uint8_t*>(q) - 64;
+  pool().give(p, *reinterpret_cast<size_t*>(p));
+}
+
+}  // namespace detail
+
 // 64-byte aligned storage; zero-filled unless `zero` is false.
 static std::shared_ptr<uint8_t> allocate(size_t nbytes, bool zero = true) {
   size_t padded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;

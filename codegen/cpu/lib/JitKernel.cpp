@@ -7,6 +7,7 @@
 
 #include "kiln/codegen/cpu.h"
 #include "kiln/error.h"
+#include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
@@ -87,6 +88,15 @@ std::unique_ptr<Kernel> Kernel::load_object(const std::vector<uint8_t>& object, 
       j.lljit->getDataLayout().getGlobalPrefix());
   if (!process) throw Error("kiln: cpu backend: " + llvm::toString(process.takeError()));
   impl->dylib->addGenerator(std::move(*process));
+  // The kernel's malloc/free (intermediate buffers) come from kiln's buffer
+  // pool: buffers are reused across calls instead of fresh pages each step.
+  llvm::orc::SymbolMap allocator;
+  allocator[j.lljit->mangleAndIntern("malloc")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&kiln::detail::kernel_malloc), llvm::JITSymbolFlags::Exported};
+  allocator[j.lljit->mangleAndIntern("free")] = {llvm::orc::ExecutorAddr::fromPtr(&kiln::detail::kernel_free),
+                                                 llvm::JITSymbolFlags::Exported};
+  if (llvm::Error err = impl->dylib->define(llvm::orc::absoluteSymbols(std::move(allocator))))
+    throw Error("kiln: cpu backend: " + llvm::toString(std::move(err)));
 
   llvm::StringRef bytes(reinterpret_cast<const char*>(object.data()), object.size());
   std::unique_ptr<Kernel> kernel(new Kernel(std::move(impl)));  // removes the dylib on error

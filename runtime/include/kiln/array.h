@@ -13,6 +13,13 @@
 
 namespace kiln {
 
+namespace detail {
+// The allocator of compiled kernels' intermediate buffers: pooled by size with
+// the arrays' storage, so buffers are reused across steps (see JitKernel).
+void* kernel_malloc(size_t nbytes);
+void kernel_free(void* p);
+}  // namespace detail
+
 using Shape = std::vector<int64_t>;
 
 int64_t shape_size(const Shape& shape);

@@ -95,7 +95,7 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
       for (const Attr& a : op.attrs) constant.addAttribute(a.name, toAttribute(b, a, scalarType));
       constant.types.push_back(scalarType);
       mlir::Value scalar = b.create(constant)->getResult(0);
-      values.push_back(b.create<kiln::ir::BroadcastToOp>(opLoc, type, scalar).getResult());
+      values.push_back(kiln::ir::BroadcastToOp::create(b, opLoc, type, scalar).getResult());
       continue;
     }
     mlir::OperationState state(opLoc, op.op);
@@ -121,7 +121,7 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
       emitOps(b, sub, subValues);
       std::vector<mlir::Value> yielded;
       for (int o : sub.outputs) yielded.push_back(subValues[o]);
-      b.create<kiln::ir::YieldOp>(opLoc, yielded);
+      kiln::ir::YieldOp::create(b, opLoc, yielded);
     }
     values.push_back(created->getResult(0));
   }
@@ -142,14 +142,14 @@ mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
   };
   for (int o : g.outputs) resultTypes.push_back(valueType(o));
   b.setInsertionPointToEnd(module.getBody());
-  auto func = b.create<mlir::func::FuncOp>(loc, "graph", b.getFunctionType(argTypes, resultTypes));
+  auto func = mlir::func::FuncOp::create(b, loc, "graph", b.getFunctionType(argTypes, resultTypes));
   mlir::Block* entry = func.addEntryBlock();
   b.setInsertionPointToEnd(entry);
   std::vector<mlir::Value> values(entry->args_begin(), entry->args_end());
   emitOps(b, g, values);
   std::vector<mlir::Value> results;
   for (int o : g.outputs) results.push_back(values[o]);
-  b.create<mlir::func::ReturnOp>(loc, results);
+  mlir::func::ReturnOp::create(b, loc, results);
   return module;
 }
 

@@ -73,6 +73,9 @@ std::string elemSuffix(Type elem) { return elem.isF32() ? "f32" : "f64"; }
 // The linalg.fill of zero into `c` that `matmul` accumulates onto, if nothing
 // else touches `c` in between: BLAS then writes C with beta = 0 instead.
 linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
+  // C must be a whole buffer (an allocation or an argument): a view could be
+  // written through its source by an op this does not see.
+  if (!c.getDefiningOp<memref::AllocOp>() && !isa<BlockArgument>(c)) return {};
   Block* block = matmul->getBlock();
   linalg::FillOp fill;
   for (Operation* user : c.getUsers()) {

@@ -70,28 +70,25 @@ MemRefType dynamicStridedType(unsigned rank, Type elem) {
 
 std::string elemSuffix(Type elem) { return elem.isF32() ? "f32" : "f64"; }
 
-// The linalg.fill of zero into `c` that `matmul` accumulates onto, if nothing
-// else touches `c` in between: BLAS then writes C with beta = 0 instead.
+// The linalg.fill of zero into `c` that `matmul` accumulates onto, if it is
+// the last op before the matmul that touches `c`: BLAS then writes C with
+// beta = 0 instead. C must be a whole buffer (an allocation or an argument)
+// with no views: a write through a view would not be seen here.
 linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
-  // C must be a whole buffer (an allocation or an argument): a view could be
-  // written through its source by an op this does not see.
   if (!c.getDefiningOp<memref::AllocOp>() && !isa<BlockArgument>(c)) return {};
-  Block* block = matmul->getBlock();
-  linalg::FillOp fill;
-  for (Operation* user : c.getUsers()) {
-    if (user == matmul) continue;
-    Operation* inBlock = block->findAncestorOpInBlock(*user);
-    if (!inBlock) return {};
-    if (matmul->isBeforeInBlock(inBlock)) continue;  // after the matmul: fine
-    auto f = dyn_cast<linalg::FillOp>(user);
-    // Before the matmul, only the fill (the latest one) may use C.
-    if (!f || f->getBlock() != block || (fill && f->isBeforeInBlock(fill))) return {};
-    if (fill) return {};  // two writers before the matmul
-    fill = f;
+  for (Operation* user : c.getUsers())
+    if (llvm::any_of(user->getResultTypes(), [](Type t) { return isa<BaseMemRefType>(t); })) return {};
+  for (Operation* op = matmul->getPrevNode(); op; op = op->getPrevNode()) {
+    bool uses = false;
+    op->walk([&](Operation* inner) { uses |= llvm::is_contained(inner->getOperands(), c); });
+    if (!uses) continue;
+    auto fill = dyn_cast<linalg::FillOp>(op);
+    if (fill && fill.getOutputs().size() == 1 && fill.getOutputs()[0] == c &&
+        matchPattern(fill.getInputs()[0], m_AnyZeroFloat()))
+      return fill;
+    return {};
   }
-  if (!fill || fill.getOutputs().size() != 1 || fill.getOutputs()[0] != c) return {};
-  if (!matchPattern(fill.getInputs()[0], m_AnyZeroFloat())) return {};
-  return fill;
+  return {};
 }
 
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
@@ -101,6 +98,11 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
     module.walk([&](linalg::LinalgOp op) {
       if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) matmuls.push_back(op);
     });
+    // Decided before any rewrite (the casts this pass adds are views of C).
+    llvm::DenseMap<Operation*, linalg::FillOp> zeroFills;
+    for (linalg::LinalgOp op : matmuls)
+      if (op.hasPureBufferSemantics() && op->getNumOperands() == 3)
+        if (linalg::FillOp fill = zeroFillBefore(op, op->getOperand(2))) zeroFills[op] = fill;
     IRRewriter rewriter(&getContext());
     SymbolTable symbols(module);
     Operation* lastDecl = nullptr;
@@ -145,7 +147,7 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
         return memref::CastOp::create(rewriter, loc, dynType, v);
       };
       auto flag = [&](bool on) -> Value { return arith::ConstantIntOp::create(rewriter, loc, on ? 1 : 0, 32); };
-      linalg::FillOp fill = zeroFillBefore(op, c);
+      linalg::FillOp fill = zeroFills.lookup(op);
       func::CallOp::create(rewriter, loc, callee,
                            ValueRange{cast(a), cast(b), cast(c), flag(t->a), flag(t->b), flag(!fill)});
       rewriter.eraseOp(op);

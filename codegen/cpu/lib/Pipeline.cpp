@@ -144,6 +144,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createLinalgElementwiseOpFusionPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
   if (!options.gemm_blas) pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls());
   addBufferizationPasses(pm);
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());

@@ -28,6 +28,18 @@ def KilnWriteResultsInPlace : Pass<"kiln-write-results-in-place", "mlir::func::F
   let dependentDialects = ["mlir::memref::MemRefDialect"];
 }
 
+def KilnCloneSharedFills : Pass<"kiln-clone-shared-fills", "mlir::func::FuncOp"> {
+  let summary = "Gives each op that accumulates into a linalg.fill its own fill";
+  let description = [{
+    CSE merges equal fills (zeros of one shape), so one fill can be the init
+    (`outs`) of several matmuls or reductions; bufferization then fills one
+    buffer and copies it into each consumer's. Cloning the fill for every
+    such use after the first lets each consumer fill its own buffer in place
+    (and -kiln-matmul-to-blas then drops a zero fill before a GEMM).
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def KilnGeneralizeNamedOps : Pass<"kiln-generalize-named-ops", "mlir::func::FuncOp"> {
   let summary = "Turns named linalg ops other than contractions, convolutions and fills into linalg.generic";
   let description = [{

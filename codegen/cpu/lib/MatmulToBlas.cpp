@@ -75,7 +75,10 @@ std::string elemSuffix(Type elem) { return elem.isF32() ? "f32" : "f64"; }
 // beta = 0 instead. C must be a whole buffer (an allocation or an argument)
 // with no views: a write through a view would not be seen here.
 linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
-  if (!c.getDefiningOp<memref::AllocOp>() && !isa<BlockArgument>(c)) return {};
+  // (A view kiln-plan-buffers made is a whole buffer: what shares its memory is dead meanwhile.)
+  auto planned = c.getDefiningOp<memref::ViewOp>();
+  if (!c.getDefiningOp<memref::AllocOp>() && !isa<BlockArgument>(c) && !(planned && planned->hasAttr("kiln.planned")))
+    return {};
   for (Operation* user : c.getUsers())
     if (llvm::any_of(user->getResultTypes(), [](Type t) { return isa<BaseMemRefType>(t); })) return {};
   for (Operation* op = matmul->getPrevNode(); op; op = op->getPrevNode()) {

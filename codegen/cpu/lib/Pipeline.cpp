@@ -81,6 +81,8 @@ void addBufferizationPasses(mlir::OpPassManager& pm) {
   pm.addPass(mlir::bufferization::createBufferResultsToOutParamsPass(outParams));
   // Dynamically sized (batch) results too are written straight into their out-params.
   pm.addNestedPass<mlir::func::FuncOp>(createKilnWriteResultsInPlace());
+  // The remaining intermediate buffers: one arena per call, shared by lifetime.
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnPlanBuffers());
   pm.addPass(mlir::createCanonicalizerPass());
   mlir::bufferization::BufferDeallocationPipelineOptions dealloc;
   mlir::bufferization::buildBufferDeallocationPipeline(pm, dealloc);

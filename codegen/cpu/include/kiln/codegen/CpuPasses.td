@@ -40,6 +40,22 @@ def KilnCloneSharedFills : Pass<"kiln-clone-shared-fills", "mlir::func::FuncOp">
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
 
+def KilnPlanBuffers : Pass<"kiln-plan-buffers", "mlir::func::FuncOp"> {
+  let summary = "Places a function's intermediate buffers in one arena by their lifetimes";
+  let description = [{
+    After bufferization (before buffer deallocation), each `memref.alloc` in
+    the function's entry block whose uses (through views) stay in the
+    function becomes a `memref.view` into an arena allocated once per call:
+    buffers whose lifetimes (from the allocation to the last use, in entry
+    block order) do not overlap share memory. Statically sized buffers go in
+    one arena with constant offsets; buffers with one dynamic dimension sized
+    by the same value (the symbolic batch size N) in a second arena of size
+    c * N whose offsets are multiples of N, planned on their per-N sizes.
+    Offsets are 64-byte aligned. The views carry `kiln.planned`.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
+}
+
 def KilnGeneralizeNamedOps : Pass<"kiln-generalize-named-ops", "mlir::func::FuncOp"> {
   let summary = "Turns named linalg ops other than contractions, convolutions and fills into linalg.generic";
   let description = [{

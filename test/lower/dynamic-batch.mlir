@@ -76,3 +76,15 @@ func.func @conv(%x: tensor<?x2x5x5xf32>, %w: tensor<3x2x3x3xf32>) -> tensor<?x3x
   %0 = kiln.conv2d %x, %w {stride = array<i64: 1, 1>, pad = array<i64: 1, 1>} : tensor<?x2x5x5xf32>, tensor<3x2x3x3xf32> -> tensor<?x3x5x5xf32>
   return %0 : tensor<?x3x5x5xf32>
 }
+
+// Every other dynamic argument dimension is checked to be the batch size.
+// CHECK-LABEL: func.func @two_dynamic_arguments
+// CHECK:         %[[N:.*]] = tensor.dim %arg0, %{{.*}} : tensor<?x3xf32>
+// CHECK:         %[[M:.*]] = tensor.dim %arg1, %{{.*}} : tensor<?x3xf32>
+// CHECK:         %[[SAME:.*]] = arith.cmpi eq, %[[M]], %[[N]] : index
+// CHECK:         cf.assert %[[SAME]], "kiln: every dynamic dimension must be the batch size (argument 1, dimension 0)"
+// CHECK:         linalg.generic
+func.func @two_dynamic_arguments(%x: tensor<?x3xf32>, %y: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  %0 = kiln.add %x, %y : tensor<?x3xf32>
+  return %0 : tensor<?x3xf32>
+}

@@ -3,6 +3,7 @@
 #include "kiln/passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -80,6 +81,19 @@ LogicalResult checkLowerable(func::FuncOp func) {
     OpBuilder b = OpBuilder::atBlockBegin(&func.front());
     Operation* size = tensor::DimOp::create(b, arg.getLoc(), arg, d);
     size->setAttr(kBatchSizeAttr, b.getUnitAttr());
+    // Every other dynamic argument dimension must be that size (kiln's convention).
+    for (BlockArgument other : func.getArguments()) {
+      auto otherType = dyn_cast<RankedTensorType>(other.getType());
+      if (!otherType) continue;
+      for (int64_t od = 0; od < otherType.getRank(); ++od) {
+        if (!otherType.isDynamicDim(od) || (other == arg && od == d)) continue;
+        Value extent = tensor::DimOp::create(b, other.getLoc(), other, od);
+        Value same = arith::CmpIOp::create(b, other.getLoc(), arith::CmpIPredicate::eq, extent, size->getResult(0));
+        cf::AssertOp::create(b, other.getLoc(), same,
+                             "kiln: every dynamic dimension must be the batch size (argument " +
+                                 std::to_string(other.getArgNumber()) + ", dimension " + std::to_string(od) + ")");
+      }
+    }
     return success();
   }
   return func.emitError("kiln-lower-to-linalg: dynamic dimensions need an argument with a dynamic (batch) "
@@ -101,7 +115,7 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<ir::KilnDialect>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect, math::MathDialect,
-                           scf::SCFDialect, func::FuncDialect>();
+                           scf::SCFDialect, func::FuncDialect, cf::ControlFlowDialect>();
     // Any kiln op left is reported by the driver: "failed to legalize operation 'kiln.<op>'".
     if (failed(applyPartialConversion(func, target, std::move(patterns)))) return signalPassFailure();
     func.walk([](tensor::DimOp dim) { dim->removeAttr(kBatchSizeAttr); });

@@ -59,7 +59,7 @@ def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
   let summary = "Lowers kiln ops to linalg, tensor, arith, math and scf on tensors";
   let description = [{
     Every kiln op except `kiln.grad` (which `-kiln-autodiff` removes first)
-    becomes upstream ops on statically shaped tensors: named linalg ops for
+    becomes upstream ops on tensors: named linalg ops for
     matmul, convolution and pooling; `linalg.generic` for elementwise ops,
     broadcasts, reversals, argmax, the convolution filter gradient and pooling
     gradients; `linalg.reduce` for reductions; tensor slices, pads, reshapes
@@ -68,11 +68,19 @@ def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
     `kiln.fusion` regions, if any, are inlined and their ops lowered.
     Semantics follow the reference interpreter (codegen/interp); gather ids
     out of range are clamped to the table. Fails, naming the op, if any kiln
-    op is left or a shape is dynamic.
+    op is left.
+
+    Dynamic dimensions follow kiln's convention: every `?` in a function is
+    one run-time size, the batch size. It is read at the entry from the first
+    argument with a dynamic dimension (`tensor.dim`), and a `cf.assert`
+    checks that every other dynamic argument dimension has that size. Ops
+    whose lowering needs a static size there (a convolution's spatial or
+    channel dimensions, a gather table, the axis of a concatenation or
+    reversal) fail to lower.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",
-                           "mlir::scf::SCFDialect"];
+                           "mlir::scf::SCFDialect", "mlir::cf::ControlFlowDialect"];
 }
 
 def KilnInlineCustom : Pass<"kiln-inline-custom", "mlir::func::FuncOp"> {

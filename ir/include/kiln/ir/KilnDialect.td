@@ -11,6 +11,12 @@ def Kiln_Dialect : Dialect {
     Ops on ranked tensors of f32, f64, i32, i64 and i1. Elementwise binary ops
     take operands of one shape; broadcasting is explicit (`kiln.broadcast_to`).
     Every differentiable op implements `VJPOpInterface`, used by `-kiln-autodiff`.
+
+    Dynamic dimensions (`?`) stand for one size per function, the symbolic
+    batch size: the frontend compiles a graph with every batch dimension `?`
+    so other batch sizes reuse it. Shape rules treat two `?` as equal; a
+    dynamic dimension can be sliced only whole and not padded; run-time
+    counts over it come from `kiln.dim_size`.
   }];
   let cppNamespace = "::kiln::ir";
 }

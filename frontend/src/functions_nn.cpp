@@ -66,6 +66,7 @@ Variable dropout(const Variable& x, double ratio, SourceLocation loc) {
   // (seed, offset) enter as an input, so every step has the same graph (one compile).
   Variable key(Array::from<int64_t>({static_cast<int64_t>(st.seed), static_cast<int64_t>(st.offset)}, {2}),
                /*requires_grad=*/false);
+  detail::mark_state(key.impl());  // RNG state: its leading 2 is never a batch size
   st.offset += static_cast<uint64_t>(x.size());
   Variable u = record("kiln.rng_uniform", {key}, {}, x.shape(), x.dtype());
   // Chainer: mask = (rand >= ratio) * scale; y = x * mask.

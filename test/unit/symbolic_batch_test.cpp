@@ -122,6 +122,14 @@ TEST_F(SymbolicBatch, EmbeddingAndDropout) {
     return std::vector<Array>{y.array(), embed.W.grad()};
   };
   EXPECT_EQ(compiles_over({6, 5, 9}, step), 1);
+  // Dropout's Philox key (2 values) is state: it never becomes the batch size,
+  // even when it is the only other input.
+  Step only_dropout = [](int64_t n) {
+    F::set_dropout_seed(3);
+    Variable y = F::dropout(Variable(Array::randn({n}, 130 + n)), 0.5);
+    return std::vector<Array>{y.array()};
+  };
+  EXPECT_EQ(compiles_over({7, 4, 11}, only_dropout), 1);
 }
 
 TEST_F(SymbolicBatch, TrainingWithAPartialLastBatch) {

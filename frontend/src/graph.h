@@ -31,9 +31,11 @@ struct GraphSpec {
     Shape shape;
     DType dtype;
     // Not part of the key:
-    // a data batch (a leaf that is not model or optimizer state, rank >= 1):
-    // its leading dimension may choose the symbolic batch size;
-    bool batch_candidate = false;
+    // whose leading dimension may choose the symbolic batch size: 2 for a data
+    // batch (a leaf that is not model or optimizer state, rank >= 1), 1 for a
+    // value computed earlier (not a gradient), used when no data batch is an
+    // argument; 0 otherwise;
+    int batch_candidate = 0;
     // model or optimizer state, or a gradient: never has a batch dimension.
     bool state = false;
   };

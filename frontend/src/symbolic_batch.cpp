@@ -240,9 +240,13 @@ GraphSpec erase_by_value(const GraphSpec& g, int64_t batch) {
 }  // namespace
 
 std::optional<int64_t> batch_size_of(const GraphSpec& g) {
-  std::vector<std::pair<int64_t, int>> counts;  // leading dim, data arguments (first seen first)
+  // Data batches if any are arguments, else values computed earlier.
+  int level = 0;
+  for (const GraphSpec::Arg& a : g.args) level = std::max(level, a.batch_candidate);
+  if (level == 0) return std::nullopt;
+  std::vector<std::pair<int64_t, int>> counts;  // leading dim, arguments (first seen first)
   for (const GraphSpec::Arg& a : g.args) {
-    if (!a.batch_candidate || a.shape.empty()) continue;
+    if (a.batch_candidate != level || a.shape.empty()) continue;
     auto it = std::find_if(counts.begin(), counts.end(), [&](auto& c) { return c.first == a.shape[0]; });
     if (it == counts.end()) counts.push_back({a.shape[0], 1});
     else ++it->second;

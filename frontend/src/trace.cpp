@@ -198,7 +198,7 @@ class GraphBuilder {
       id = static_cast<int>(spec.args.size());
       std::shared_ptr<VariableData> owner = n->leaf_of.lock();
       bool state = n->is_leaf() && (n->state || (owner && owner->state));
-      bool candidate = n->is_leaf() && !n->shape.empty() && !state;
+      int candidate = n->shape.empty() || state ? 0 : n->is_leaf() ? 2 : n->op == "kiln.grad" ? 0 : 1;
       spec.args.push_back({n->shape, n->dtype, candidate, state});
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);

@@ -247,6 +247,23 @@ TEST_F(SymbolicBatch, ShapeFunctionsLayersAndCustomFunctions) {
   EXPECT_EQ(compiles_over({6, 4, 9}, step, 1e-4), 1);
 }
 
+TEST_F(SymbolicBatch, ReductionsOverTheBatchAndTheirGradients) {
+  Parameter w(Array::randn({5}, 140));
+  Step step = [&](int64_t n) {
+    w.cleargrad();
+    Variable x(Array::randn({n, 5}, 141 + n));
+    Variable h = F::leaky_relu(x * F::broadcast_to(w, {n, 5}));
+    using Axis = std::vector<int64_t>;
+    Variable loss = F::sum(F::max(h, Axis{0})) + F::sum(F::min(h, Axis{0}, true)) +
+                    F::sum(F::logsumexp(h, Axis{0})) + F::mean(F::clip(F::softplus(h), 0.1, 2.0)) +
+                    F::sum(F::where(F::greater(F::cast(F::argmax(h, 1), DType::f32), Variable(Array::full({n}, 2.0))),
+                                    F::sum(h, Axis{1}), F::sum(h, Axis{1}) * 0.5f));
+    loss.backward();
+    return std::vector<Array>{loss.array(), w.grad(), F::argmax(h, 0).array()};
+  };
+  EXPECT_EQ(compiles_over({6, 3, 10}, step, 1e-4), 2);  // the step, and argmax(h, 0) after it
+}
+
 TEST_F(SymbolicBatch, PartOfTheBatchIsConcretePerSize) {
   // Slicing part of the batch dimension cannot be symbolic: compiled per batch size, still correct.
   Step step = [](int64_t n) {

@@ -72,6 +72,15 @@ Dim join(Dim a, Dim b) {
   return kUnknown;
 }
 
+// The join, per dimension, of the masks of rank `rank` (kUnknown joins as the identity).
+Mask join_all(const std::vector<const Mask*>& masks, size_t rank) {
+  Mask r(rank, kUnknown);
+  for (const Mask* m : masks)
+    if (m->size() == rank)
+      for (size_t d = 0; d < rank; ++d) r[d] = join(r[d], (*m)[d]);
+  return r;
+}
+
 int64_t product(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to && i < s.size(); ++i) p *= s[i];
@@ -96,13 +105,7 @@ Mask result_mask(const GraphOp& op, const std::vector<const Shape*>& shapes, con
   auto in = [&](size_t i) -> const Mask& { return *masks.at(i); };
   auto in_shape = [&](size_t i) -> const Shape& { return *shapes.at(i); };
   const std::string& name = op.op;
-  if (is_elementwise(name)) {
-    Mask r(rank, kUnknown);
-    for (size_t i = 0; i < masks.size(); ++i)
-      if (in(i).size() == rank)
-        for (size_t d = 0; d < rank; ++d) r[d] = i == 0 ? in(i)[d] : join(r[d], in(i)[d]);
-    return r;
-  }
+  if (is_elementwise(name)) return join_all(masks, rank);
   if (name == "kiln.broadcast_to" && masks.size() == 1 && in(0).size() <= rank) {
     size_t offset = rank - in(0).size();
     for (size_t d = 0; d < rank; ++d) {
@@ -186,10 +189,7 @@ Mask result_mask(const GraphOp& op, const std::vector<const Shape*>& shapes, con
   }
   if (name == "kiln.concat") {
     int64_t axis = int_of(op, "axis", -1);
-    Mask r(rank, kUnknown);
-    for (size_t i = 0; i < masks.size(); ++i)
-      if (in(i).size() == rank)
-        for (size_t d = 0; d < rank; ++d) r[d] = i == 0 ? in(i)[d] : join(r[d], in(i)[d]);
+    Mask r = join_all(masks, rank);
     if (axis >= 0 && static_cast<size_t>(axis) < rank) r[axis] = kNo;
     return r;
   }

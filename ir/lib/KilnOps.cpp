@@ -13,6 +13,15 @@ using namespace kiln::ir;
 #define GET_OP_CLASSES
 #include "kiln/ir/KilnOps.cpp.inc"
 
+std::pair<int64_t, int64_t> kiln::ir::symbolicSize(ArrayRef<int64_t> shape) {
+  int64_t product = 1, dynamic = 0;
+  for (int64_t d : shape) {
+    if (ShapedType::isDynamic(d)) ++dynamic;
+    else product *= d;
+  }
+  return {product, dynamic};
+}
+
 namespace {
 
 RankedTensorType tensorOf(ArrayRef<int64_t> shape, Type elem) {
@@ -48,17 +57,6 @@ int64_t windowOut(int64_t in, int64_t k, int64_t s, int64_t p) {
   return (in + 2 * p - k) / s + 1;
 }
 
-// Static element count and number of dynamic dimensions: two shapes hold the
-// same number of elements for every value of the (one) symbolic batch size
-// when both agree.
-std::pair<int64_t, int64_t> symbolicSize(ArrayRef<int64_t> shape) {
-  int64_t product = 1, dynamic = 0;
-  for (int64_t d : shape) {
-    if (ShapedType::isDynamic(d)) ++dynamic;
-    else product *= d;
-  }
-  return {product, dynamic};
-}
 
 LogicalResult checkPair(std::optional<Location> loc, ArrayRef<int64_t> v, const char* name,
                         int64_t minimum) {

@@ -28,14 +28,7 @@ namespace {
 // An iteration space's size: the product of the static dimensions and the
 // number of dynamic ones (all dynamic dimensions are the one batch size).
 using Space = std::pair<int64_t, int64_t>;
-Space numElements(Value v) {
-  Space s{1, 0};
-  for (int64_t d : cast<RankedTensorType>(v.getType()).getShape()) {
-    if (ShapedType::isDynamic(d)) ++s.second;
-    else s.first *= d;
-  }
-  return s;
-}
+Space numElements(Value v) { return symbolicSize(cast<RankedTensorType>(v.getType()).getShape()); }
 
 // A fusion group under construction: ops of one block that become one kernel.
 struct Group {

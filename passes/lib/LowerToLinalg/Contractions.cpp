@@ -68,18 +68,8 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
       accType = collapsedType(resultType);
     }
     bool batched = rank >= 3;
-    Value init;
-    if (rank > 3 && accType.isDynamicDim(0)) {
-      // The collapsed batch is the batch size times the static batch dims: take it from `a`.
-      Value rows = tensor::DimOp::create(rewriter, loc, a, 0);
-      Value empty = tensor::EmptyOp::create(rewriter, loc, accType.getShape(), accType.getElementType(),
-                                            ValueRange{rows});
-      init = linalg::FillOp::create(rewriter, loc, ValueRange{scalarConstant(rewriter, loc, accType.getElementType(), 0)},
-                                    ValueRange{empty})
-                 .getResult(0);
-    } else {
-      init = zeros(rewriter, loc, accType);
-    }
+    // Zeros of the result type (whose `?` is the batch size), collapsed like the operands.
+    Value init = reshapeTensor(rewriter, loc, zeros(rewriter, loc, resultType), accType);
     Operation* mm = batched ? linalg::BatchMatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
                                                             ValueRange{init}).getOperation()
                             : linalg::MatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},

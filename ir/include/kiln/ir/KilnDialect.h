@@ -13,3 +13,10 @@
 
 #define GET_OP_CLASSES
 #include "kiln/ir/KilnOps.h.inc"
+
+namespace kiln::ir {
+// Static element count and number of dynamic dimensions of a shape: two
+// shapes hold the same number of elements for every value of the (one)
+// symbolic batch size when both agree.
+std::pair<int64_t, int64_t> symbolicSize(llvm::ArrayRef<int64_t> shape);
+}  // namespace kiln::ir

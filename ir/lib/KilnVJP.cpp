@@ -23,25 +23,25 @@ struct VJPBuilder {
     Attribute elem = isa<FloatType>(t.getElementType())
                          ? Attribute(b.getFloatAttr(t.getElementType(), value))
                          : Attribute(b.getIntegerAttr(t.getElementType(), (int64_t)value));
-    if (t.hasStaticShape()) return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, elem));
+    if (t.hasStaticShape()) return ConstantOp::create(b, loc, DenseElementsAttr::get(t, elem));
     // A dynamic (batch) dimension: a 0-d constant broadcast to the run-time shape.
     auto scalar = RankedTensorType::get({}, t.getElementType());
-    Value c = b.create<ConstantOp>(loc, DenseElementsAttr::get(scalar, elem));
-    return b.create<BroadcastToOp>(loc, t, c);
+    Value c = ConstantOp::create(b, loc, DenseElementsAttr::get(scalar, elem));
+    return BroadcastToOp::create(b, loc, t, c);
   }
   Value splatLike(Value v, double value) { return splat(type(v), value); }
-  Value add(Value x, Value y) { return b.create<AddOp>(loc, x.getType(), x, y); }
-  Value sub(Value x, Value y) { return b.create<SubOp>(loc, x.getType(), x, y); }
-  Value mul(Value x, Value y) { return b.create<MulOp>(loc, x.getType(), x, y); }
-  Value div(Value x, Value y) { return b.create<DivOp>(loc, x.getType(), x, y); }
-  Value neg(Value x) { return b.create<NegOp>(loc, x.getType(), x); }
-  Value compare(StringRef pred, Value x, Value y) { return b.create<CompareOp>(loc, pred, x, y); }
-  Value select(Value c, Value x, Value y) { return b.create<SelectOp>(loc, x.getType(), c, x, y); }
+  Value add(Value x, Value y) { return AddOp::create(b, loc, x.getType(), x, y); }
+  Value sub(Value x, Value y) { return SubOp::create(b, loc, x.getType(), x, y); }
+  Value mul(Value x, Value y) { return MulOp::create(b, loc, x.getType(), x, y); }
+  Value div(Value x, Value y) { return DivOp::create(b, loc, x.getType(), x, y); }
+  Value neg(Value x) { return NegOp::create(b, loc, x.getType(), x); }
+  Value compare(StringRef pred, Value x, Value y) { return CompareOp::create(b, loc, pred, x, y); }
+  Value select(Value c, Value x, Value y) { return SelectOp::create(b, loc, x.getType(), c, x, y); }
   Value reshape(Value x, RankedTensorType t) {
-    return x.getType() == t ? x : b.create<ReshapeOp>(loc, t, x).getResult();
+    return x.getType() == t ? x : ReshapeOp::create(b, loc, t, x).getResult();
   }
   Value broadcast(Value x, RankedTensorType t) {
-    return x.getType() == t ? x : b.create<BroadcastToOp>(loc, t, x).getResult();
+    return x.getType() == t ? x : BroadcastToOp::create(b, loc, t, x).getResult();
   }
   // g passed through where cond holds, zero elsewhere.
   Value mask(Value cond, Value g) { return select(cond, g, splatLike(g, 0.0)); }
@@ -54,7 +54,7 @@ struct VJPBuilder {
     for (int64_t d = 0; d < gt.getRank(); ++d)
       if (d < offset || (t.getDimSize(d - offset) == 1 && gt.getDimSize(d) != 1)) axes.push_back(d);
     Value s = g;
-    if (!axes.empty()) s = b.create<ReduceSumOp>(loc, g, b.getDenseI64ArrayAttr(axes), false);
+    if (!axes.empty()) s = ReduceSumOp::create(b, loc, g, b.getDenseI64ArrayAttr(axes), false);
     return reshape(s, t);
   }
   // Shape of a reduction's input with the reduced axes kept as size 1.
@@ -105,7 +105,7 @@ KILN_VJP(ReluOp) {
 }
 KILN_VJP(AbsOp) {
   KILN_VJP_SETUP;
-  grads.push_back(v.mul(g, builder.create<SignOp>(getLoc(), getX().getType(), getX())));
+  grads.push_back(v.mul(g, SignOp::create(builder, getLoc(), getX().getType(), getX())));
   return success();
 }
 KILN_VJP(SignOp) { KILN_VJP_SETUP; grads.push_back(v.splatLike(g, 0.0)); return success(); }
@@ -122,7 +122,7 @@ KILN_VJP(Expm1Op) {
 KILN_VJP(ErfOp) {
   KILN_VJP_SETUP;
   Value x = getX();
-  Value e = builder.create<ExpOp>(getLoc(), x.getType(), v.neg(v.mul(x, x)));
+  Value e = ExpOp::create(builder, getLoc(), x.getType(), v.neg(v.mul(x, x)));
   grads.push_back(v.mul(g, v.mul(e, v.splatLike(x, 2.0 / std::sqrt(M_PI)))));
   return success();
 }
@@ -158,8 +158,8 @@ KILN_VJP(PowOp) {
   KILN_VJP_SETUP;
   Value x = getLhs(), p = getRhs(), y = getResult();
   Value pm1 = v.sub(p, v.splatLike(p, 1.0));
-  Value dx = v.mul(g, v.mul(p, builder.create<PowOp>(getLoc(), x.getType(), x, pm1)));
-  Value dp = v.mul(g, v.mul(y, builder.create<LogOp>(getLoc(), x.getType(), x)));
+  Value dx = v.mul(g, v.mul(p, PowOp::create(builder, getLoc(), x.getType(), x, pm1)));
+  Value dp = v.mul(g, v.mul(y, LogOp::create(builder, getLoc(), x.getType(), x)));
   grads.append({dx, dp});
   return success();
 }
@@ -175,7 +175,7 @@ KILN_VJP(CastOp) {
   if (!isa<FloatType>(in.getElementType()) || !isa<FloatType>(getType().getElementType())) {
     grads.push_back(Value());
   } else {
-    grads.push_back(builder.create<CastOp>(getLoc(), in, g));
+    grads.push_back(CastOp::create(builder, getLoc(), in, g));
   }
   return success();
 }
@@ -197,7 +197,7 @@ KILN_VJP(TransposeOp) {
   ArrayRef<int64_t> perm = getPermutation();
   SmallVector<int64_t> inverse(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = i;
-  grads.push_back(builder.create<TransposeOp>(getLoc(), g, builder.getDenseI64ArrayAttr(inverse)));
+  grads.push_back(TransposeOp::create(builder, getLoc(), g, builder.getDenseI64ArrayAttr(inverse)));
   return success();
 }
 KILN_VJP(SliceOp) {
@@ -218,10 +218,10 @@ KILN_VJP(SliceOp) {
     high.push_back(in.getDimSize(d) - last);
     interior.push_back(step - 1);
   }
-  grads.push_back(builder.create<PadOp>(getLoc(), g, builder.getDenseI64ArrayAttr(low),
-                                        builder.getDenseI64ArrayAttr(high),
-                                        builder.getDenseI64ArrayAttr(interior),
-                                        builder.getF64FloatAttr(0.0)));
+  grads.push_back(PadOp::create(builder, getLoc(), g, builder.getDenseI64ArrayAttr(low),
+                                builder.getDenseI64ArrayAttr(high),
+                                builder.getDenseI64ArrayAttr(interior),
+                                builder.getF64FloatAttr(0.0)));
   return success();
 }
 KILN_VJP(PadOp) {
@@ -240,14 +240,14 @@ KILN_VJP(PadOp) {
     limit.push_back(n > 0 ? lo + (n - 1) * st + 1 : lo);
     step.push_back(st);
   }
-  grads.push_back(builder.create<SliceOp>(getLoc(), g, builder.getDenseI64ArrayAttr(start),
-                                          builder.getDenseI64ArrayAttr(limit),
-                                          builder.getDenseI64ArrayAttr(step)));
+  grads.push_back(SliceOp::create(builder, getLoc(), g, builder.getDenseI64ArrayAttr(start),
+                                  builder.getDenseI64ArrayAttr(limit),
+                                  builder.getDenseI64ArrayAttr(step)));
   return success();
 }
 KILN_VJP(ReverseOp) {
   KILN_VJP_SETUP;
-  grads.push_back(builder.create<ReverseOp>(getLoc(), g.getType(), g, getDimensionsAttr()));
+  grads.push_back(ReverseOp::create(builder, getLoc(), g.getType(), g, getDimensionsAttr()));
   return success();
 }
 KILN_VJP(ConcatOp) {
@@ -260,9 +260,9 @@ KILN_VJP(ConcatOp) {
     start[axis] = offset;
     limit[axis] = offset + t.getDimSize(axis);
     offset += t.getDimSize(axis);
-    grads.push_back(builder.create<SliceOp>(getLoc(), g, builder.getDenseI64ArrayAttr(start),
-                                            builder.getDenseI64ArrayAttr(limit),
-                                            builder.getDenseI64ArrayAttr(step)));
+    grads.push_back(SliceOp::create(builder, getLoc(), g, builder.getDenseI64ArrayAttr(start),
+                                    builder.getDenseI64ArrayAttr(limit),
+                                    builder.getDenseI64ArrayAttr(step)));
   }
   return success();
 }
@@ -293,7 +293,7 @@ KILN_VJP(MatmulOp) {
   Value a = getA(), bm = getB();
   bool ta = getTransposeA(), tb = getTransposeB();
   auto mm = [&](Value x, Value y, bool tx, bool ty) -> Value {
-    auto op = builder.create<MatmulOp>(getLoc(), x, y, tx, ty);
+    auto op = MatmulOp::create(builder, getLoc(), x, y, tx, ty);
     return op.getResult();
   };
   Value da, db;
@@ -307,28 +307,28 @@ KILN_VJP(MatmulOp) {
 KILN_VJP(Conv2DOp) {
   KILN_VJP_SETUP;
   auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(builder.create<Conv2DGradInputOp>(getLoc(), getX().getType(), g, getW(), s, p));
-  grads.push_back(builder.create<Conv2DGradFilterOp>(getLoc(), getW().getType(), getX(), g, s, p));
+  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), g, getW(), s, p));
+  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), getX(), g, s, p));
   return success();
 }
 KILN_VJP(Conv2DGradInputOp) {
   KILN_VJP_SETUP;
   auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(builder.create<Conv2DOp>(getLoc(), g, getW(), s, p));
-  grads.push_back(builder.create<Conv2DGradFilterOp>(getLoc(), getW().getType(), g, getGy(), s, p));
+  grads.push_back(Conv2DOp::create(builder, getLoc(), g, getW(), s, p));
+  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), g, getGy(), s, p));
   return success();
 }
 KILN_VJP(Conv2DGradFilterOp) {
   KILN_VJP_SETUP;
   auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(builder.create<Conv2DGradInputOp>(getLoc(), getX().getType(), getGy(), g, s, p));
-  grads.push_back(builder.create<Conv2DOp>(getLoc(), getX(), g, s, p));
+  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), getGy(), g, s, p));
+  grads.push_back(Conv2DOp::create(builder, getLoc(), getX(), g, s, p));
   return success();
 }
 KILN_VJP(Pool2DOp) {
   KILN_VJP_SETUP;
-  grads.push_back(builder.create<Pool2DGradOp>(getLoc(), getX().getType(), getX(), g, getKindAttr(),
-                                               getKsizeAttr(), getStrideAttr(), getPadAttr()));
+  grads.push_back(Pool2DGradOp::create(builder, getLoc(), getX().getType(), getX(), g, getKindAttr(),
+                                       getKsizeAttr(), getStrideAttr(), getPadAttr()));
   return success();
 }
 KILN_VJP(Pool2DGradOp) {
@@ -336,20 +336,20 @@ KILN_VJP(Pool2DGradOp) {
   if (getKind() != "avg")
     return emitOpError("second-order gradient of max pooling is not supported");
   grads.push_back(Value());
-  grads.push_back(builder.create<Pool2DOp>(getLoc(), g, getKindAttr(), getKsizeAttr(),
-                                           getStrideAttr(), getPadAttr()));
+  grads.push_back(Pool2DOp::create(builder, getLoc(), g, getKindAttr(), getKsizeAttr(),
+                                   getStrideAttr(), getPadAttr()));
   return success();
 }
 KILN_VJP(GatherOp) {
   KILN_VJP_SETUP;
-  grads.push_back(builder.create<ScatterAddOp>(getLoc(), getTable().getType(), getIds(), g));
+  grads.push_back(ScatterAddOp::create(builder, getLoc(), getTable().getType(), getIds(), g));
   grads.push_back(Value());
   return success();
 }
 KILN_VJP(ScatterAddOp) {
   KILN_VJP_SETUP;
   grads.push_back(Value());
-  grads.push_back(builder.create<GatherOp>(getLoc(), g, getIds()));
+  grads.push_back(GatherOp::create(builder, getLoc(), g, getIds()));
   return success();
 }
 

@@ -213,7 +213,8 @@ TEST_P(FunctionNodeTest, WithoutBackwardIsPlainAutodiff) {
   EXPECT_THAT(values(x.grad()), near({2, -6}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, FunctionNodeTest, ::testing::Values("interp", "cpu"));
+INSTANTIATE_TEST_SUITE_P(Backends, FunctionNodeTest, ::testing::Values("interp", "cpu"),
+                         [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
 
 TEST(FunctionNodeErrors, CapturedVariable) {
   Variable w(Array::from({1.f, 2.f}, {2}));

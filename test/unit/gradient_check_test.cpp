@@ -43,6 +43,9 @@ struct Case {
   std::vector<Array> inputs;
   gradient_check::Options options{};
 };
+// gtest prints a parameter in failure messages and test listings: the case's name,
+// not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 Case single(std::string name, std::function<Variable(const Vs&)> f, std::vector<Array> in,
             gradient_check::Options o = {}) {

@@ -1,9 +1,12 @@
 // Emits a GraphSpec as a kiln func.func, runs the frontend pipeline, and builds an Executable.
 #include <dlfcn.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -13,6 +16,7 @@
 #include "kiln/cache.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/codegen/interp.h"
+#include "kiln/env.h"
 #include "kiln/kernel_cache.h"
 #include "kiln/passes/Passes.h"
 #include "llvm/Support/raw_os_ostream.h"
@@ -291,12 +295,20 @@ std::string graphHash(const GraphSpec& graph) {
   return text;
 }
 
-// KILN_DUMP=dir: each compiled graph leaves <dir>/<graph hash>.* files.
+// KILN_DUMP=dir: each compiled graph leaves <dir>/<graph hash>.* files. A folder
+// that cannot be created or written is reported once, and nothing is dumped.
 std::string dumpPrefix(const std::string& hash) {
-  const char* dir = std::getenv("KILN_DUMP");
-  if (!dir || !*dir) return {};
-  std::error_code ignored;
-  std::filesystem::create_directories(dir, ignored);
+  std::string dir = env::get_string("KILN_DUMP");
+  if (dir.empty()) return {};
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error || ::access(dir.c_str(), W_OK | X_OK) != 0) {
+    std::string reason = error ? error.message() : std::strerror(errno);
+    env::warn_once("KILN_DUMP=" + dir, fmt::format("kiln: KILN_DUMP={}: cannot create or write this folder ({}); "
+                                                   "nothing is dumped",
+                                                   dir, reason));
+    return {};
+  }
   return (std::filesystem::path(dir) / hash).string();
 }
 
@@ -308,9 +320,9 @@ void writeDump(const std::string& prefix, const char* suffix, mlir::ModuleOp mod
 }
 
 std::string backendFromEnvironment() {
-  const char* env = std::getenv("KILN_BACKEND");
   // The compiled CPU backend is the default; 'interp' is the reference interpreter.
-  return env && *env ? env : "cpu";
+  std::string name = env::get_string("KILN_BACKEND");
+  return !name.empty() ? name : "cpu";
 }
 
 std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp module,
@@ -348,6 +360,11 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_dis
     // A disk hit links the cached object: no MLIR at all.
     if (std::optional<std::vector<uint8_t>> object = diskCache().get(diskKey(graph))) {
       if (from_disk) *from_disk = true;
+      if (!env::get_string("KILN_DUMP").empty())
+        env::warn_once("KILN_DUMP and the disk cache",
+                       "kiln: KILN_DUMP: graphs loaded from the disk cache (" + diskCache().dir() +
+                           ") are not compiled, so nothing is dumped for them; to dump every graph, "
+                           "turn the disk cache off with KILN_CACHE_MAX_MB=0 or clear that folder");
       return std::make_shared<CpuExecutable>(cpu::Kernel::load_object(*object), graph);
     }
   }

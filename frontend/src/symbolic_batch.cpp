@@ -27,6 +27,7 @@
 #include <unordered_set>
 
 #include "graph.h"
+#include "kiln/env.h"
 
 namespace kiln::detail {
 namespace {
@@ -259,8 +260,7 @@ std::optional<int64_t> batch_size_of(const GraphSpec& g) {
 }
 
 std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g) {
-  const char* env = std::getenv("KILN_SYMBOLIC_BATCH");
-  if (env && std::string(env) == "0") return std::nullopt;
+  if (!env::get_flag("KILN_SYMBOLIC_BATCH", true)) return std::nullopt;
   std::optional<int64_t> batch = batch_size_of(g);
   if (!batch) return std::nullopt;
   size_t nargs = g.args.size();

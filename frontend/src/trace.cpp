@@ -11,6 +11,7 @@
 
 #include "graph.h"
 #include "kiln/cache.h"
+#include "kiln/env.h"
 
 namespace kiln::detail {
 
@@ -279,8 +280,7 @@ void realize() {
     }
     if (!exe) {
       const GraphSpec& spec = symbolic ? symbolic->graph : builder.spec;
-      const char* explain_env = std::getenv("KILN_EXPLAIN_CACHE_MISSES");
-      bool explain = explain_env && *explain_env && std::string(explain_env) != "0";
+      bool explain = env::get_flag("KILN_EXPLAIN_CACHE_MISSES", false);
       if (explain)
         fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
                    symbolic ? fmt::format(", batch size {} symbolic", symbolic->batch) : "",

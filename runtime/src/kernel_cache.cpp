@@ -1,5 +1,6 @@
 // kiln::KernelCache: entry format, verification, atomic writes and LRU eviction on disk.
 #include "kiln/kernel_cache.h"
+#include "kiln/env.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -156,7 +157,7 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 }  // namespace
 
 std::string KernelCache::default_dir() {
-  if (const char* dir = std::getenv("KILN_CACHE_DIR"); dir && *dir) return dir;
+  if (std::string dir = env::get_string("KILN_CACHE_DIR"); !dir.empty()) return dir;
   const char* home = std::getenv("HOME");
   if (!home || !*home) {
     if (const struct passwd* pw = ::getpwuid(::getuid())) home = pw->pw_dir;
@@ -166,16 +167,8 @@ std::string KernelCache::default_dir() {
 }
 
 uint64_t KernelCache::default_max_bytes() {
-  const char* text = std::getenv("KILN_CACHE_MAX_MB");
-  if (!text || !*text) return kDefaultMaxBytes;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long mb = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || text[0] == '-' || mb > (UINT64_MAX >> 20)) {
-    fmt::print(stderr, "kiln: ignoring KILN_CACHE_MAX_MB={} (not a number of megabytes); using {}\n",
-               text, kDefaultMaxBytes >> 20);
-    return kDefaultMaxBytes;
-  }
+  int64_t mb = env::get_int("KILN_CACHE_MAX_MB", kDefaultMaxBytes >> 20, 0, INT64_MAX >> 20,
+                            "the default, in megabytes; 0 turns the disk cache off");
   return static_cast<uint64_t>(mb) << 20;
 }
 

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/env.h"
 #include "kiln/error.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
@@ -26,9 +27,7 @@ void loadOpenMPRuntime() {
   std::call_once(once, [] {
     std::string error;
     if (llvm::sys::DynamicLibrary::LoadLibraryPermanently("libomp.so.5", &error)) return;
-    const char* threads = std::getenv("KILN_NUM_THREADS");
-    int n = threads ? std::atoi(threads) : 0;
-    if (n > 0)
+    if (int n = env::num_threads(); n > 0)
       if (auto* set = reinterpret_cast<void (*)(int)>(
               llvm::sys::DynamicLibrary::SearchForAddressOfSymbol("omp_set_num_threads")))
         set(n);

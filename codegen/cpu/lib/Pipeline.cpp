@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/env.h"
 #include "kiln/error.h"
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -156,12 +157,9 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
 
 PipelineOptions default_pipeline_options() {
   PipelineOptions options;
-  const char* threads = std::getenv("KILN_NUM_THREADS");
-  if (threads && std::string(threads) == "1") options.parallel = false;
+  if (env::num_threads() == 1) options.parallel = false;
   if (!openmpRuntimeAvailable()) options.parallel = false;
-  const char* gemm = std::getenv("KILN_GEMM");
-  if (gemm && *gemm) {
-    std::string choice(gemm);
+  if (std::string choice = env::get_string("KILN_GEMM"); !choice.empty()) {
     if (choice == "codegen")
       options.gemm_blas = false;
     else if (choice == "blas")

@@ -6,7 +6,7 @@
 namespace kiln {
 
 Config& config() {
-  static Config c;
+  thread_local Config c;
   return c;
 }
 
@@ -32,5 +32,7 @@ ConfigGuard::ConfigGuard(ConfigGuard&& other) noexcept
 }
 
 ConfigGuard using_config(const std::string& key, bool value) { return ConfigGuard(key, value); }
+ConfigGuard no_backprop_mode() { return ConfigGuard("enable_backprop", false); }
+ConfigGuard force_backprop_mode() { return ConfigGuard("enable_backprop", true); }
 
 }  // namespace kiln

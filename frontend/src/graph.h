@@ -58,7 +58,8 @@ std::optional<int64_t> batch_size_of(const GraphSpec& g);
 // arguments, batch size 0 or 1, or KILN_SYMBOLIC_BATCH=0).
 std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g);
 
-// A compiled graph of some backend.
+// A compiled graph of some backend. run() may be called from several threads
+// at once (each call has its own buffers).
 class Executable {
  public:
   virtual ~Executable() = default;
@@ -68,7 +69,8 @@ class Executable {
 // Emits the graph as kiln IR, runs the frontend pipeline and compiles it for
 // the backend chosen by KILN_BACKEND. The cpu backend first looks in the disk
 // cache ($KILN_CACHE_DIR) and then skips MLIR entirely; *from_disk says so.
-// Throws kiln::Error on failure.
+// Throws kiln::Error on failure. Thread-safe: compiles are serialized (kiln's
+// MLIRContext is single-threaded).
 std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk = nullptr);
 
 }  // namespace kiln::detail

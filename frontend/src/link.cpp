@@ -96,11 +96,11 @@ Variable Sequential::operator()(const Variable& x) const {
 // ---- seeds and initializers --------------------------------------------------------
 
 static uint64_t& seed_state() {
-  static uint64_t s = 0;
+  thread_local uint64_t s = 0;  // per thread: models built on separate threads do not race
   return s;
 }
 static uint64_t& seed_counter() {
-  static uint64_t c = 0;
+  thread_local uint64_t c = 0;
   return c;
 }
 

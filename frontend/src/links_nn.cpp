@@ -34,10 +34,14 @@ void detach(const Variable& v, bool force) {
     if (!force) return;
     detail::realize();
   }
+  detail::claim(v.impl());
   data.node = detail::make_leaf(*data.node->value, v.impl());
 }
 
-void set_value(const Variable& v, const Variable& value) { v.impl()->node = value.node(); }
+void set_value(const Variable& v, const Variable& value) {
+  detail::claim(v.impl());
+  v.impl()->node = value.node();
+}
 
 }  // namespace
 

@@ -7,11 +7,11 @@ namespace kiln {
 
 namespace detail {
 Observation*& current_observation() {
-  static Observation* current = nullptr;
+  thread_local Observation* current = nullptr;  // per thread: each thread's Trainer reports apart
   return current;
 }
 std::string& current_observer() {
-  static std::string observer;
+  thread_local std::string observer;
   return observer;
 }
 }  // namespace detail

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -12,6 +13,7 @@
 #include "graph.h"
 #include "kiln/cache.h"
 #include "kiln/env.h"
+#include "kiln/config.h"
 
 namespace kiln::detail {
 
@@ -45,15 +47,33 @@ NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shap
   n->attrs = std::move(attrs);
   n->shape = std::move(shape);
   n->dtype = dtype;
+  n->no_backprop = !config().enable_backprop && !n->inputs.empty();
   return n;
 }
 
+// The variables this thread owns (or owned: entries claimed by another thread
+// since are dropped at the next realize).
 static std::vector<std::weak_ptr<VariableData>>& registry() {
-  static std::vector<std::weak_ptr<VariableData>> r;
+  thread_local std::vector<std::weak_ptr<VariableData>> r;
   return r;
 }
 
-void register_variable(const std::shared_ptr<VariableData>& data) { registry().push_back(data); }
+void claim(const std::shared_ptr<VariableData>& data) {
+  std::thread::id me = std::this_thread::get_id();
+  if (data->thread.load(std::memory_order_relaxed) == me) return;
+  data->thread.store(me, std::memory_order_relaxed);
+  registry().push_back(data);
+}
+
+void collapse_to_leaf(Node& n) {
+  n.op = "leaf";
+  n.attrs.clear();
+  n.inputs.clear();
+  n.forward.reset();
+  n.backward.reset();
+  n.state = true;  // a gradient: never a data batch
+  n.no_backprop = false;
+}
 
 std::vector<std::string>& custom_recording_stack() {
   thread_local std::vector<std::string> stack;
@@ -104,6 +124,9 @@ struct GraphCache {
   std::unordered_set<std::string> concrete_only;
   std::vector<GraphSpec> specs;  // compiled graphs, for KILN_EXPLAIN_CACHE_MISSES
   CacheStats stats;
+  // Guards every field above. Held for lookups and bookkeeping, not while a
+  // graph compiles or runs.
+  std::mutex mutex;
 };
 
 std::string describe_value(const GraphSpec& g, int id) {
@@ -183,10 +206,12 @@ class GraphBuilder {
       if (n->op == "kiln.grad") ys.push_back(n->inputs[0].get());
       for (const NodePtr& in : n->inputs) work.push_back(in.get());
     }
+    has_grad_requests_ = !ys.empty();
     while (!ys.empty()) {
       const Node* n = ys.back();
       ys.pop_back();
-      if (n->is_leaf() || !recompute_.insert(n).second) continue;
+      // No gradient flows through a node recorded without backprop: what is behind it need not be recomputed.
+      if (n->is_leaf() || n->no_backprop || !recompute_.insert(n).second) continue;
       for (const NodePtr& in : n->inputs) ys.push_back(in.get());
     }
   }
@@ -211,6 +236,11 @@ class GraphBuilder {
       for (const NodePtr& in : n->inputs) op.operands.push_back(emit(in.get()));
       spec.ops.push_back(std::move(op));
       id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args
+      if (n->no_backprop && has_grad_requests_) {
+        // A gradient barrier where a gradient is requested: -kiln-autodiff sends none through it.
+        spec.ops.push_back(GraphOp{"kiln.stop_gradient", {}, {id}, n->shape, n->dtype, n->file, n->line});
+        id = -static_cast<int>(spec.ops.size());
+      }
     }
     ids_[n] = id;
     return id;
@@ -226,6 +256,7 @@ class GraphBuilder {
   }
 
  private:
+  bool has_grad_requests_ = false;
   std::unordered_set<const Node*> recompute_;
   std::unordered_map<const Node*, int> ids_;
   std::vector<const Node*> arg_ids_;
@@ -239,15 +270,21 @@ void realize() {
                             "they cannot read values (array(), grad(), item(), printing)",
                             custom_recording_stack().back()));
   auto& reg = registry();
+  std::thread::id me = std::this_thread::get_id();
   std::vector<NodePtr> outputs;
-  std::unordered_set<const Node*> seen;
+  std::unordered_set<const Node*> seen, data_nodes;
+  std::vector<Node*> grads;  // gradients computed here: collapsed to leaves afterwards
   size_t live = 0;
   for (auto& weak : reg) {
     auto data = weak.lock();
-    if (!data) continue;
+    if (!data || data->thread.load(std::memory_order_relaxed) != me) continue;
     reg[live++] = weak;
+    if (data->node) data_nodes.insert(data->node.get());
     for (const NodePtr& n : {data->node, data->grad})
-      if (n && !n->realized() && seen.insert(n.get()).second) outputs.push_back(n);
+      if (n && !n->realized() && seen.insert(n.get()).second) {
+        outputs.push_back(n);
+        if (n == data->grad) grads.push_back(n.get());
+      }
   }
   reg.resize(live);
   if (outputs.empty()) return;
@@ -258,11 +295,15 @@ void realize() {
   std::string backend = backend_name();
   // Graphs compiled for one backend are not reused by another (KILN_BACKEND may change).
   std::string key = backend + "|" + builder.spec.key();
-  std::shared_ptr<Executable> exe;
-  if (auto it = c.compiled.find(key); it != c.compiled.end()) {
+  auto lookup = [&c](const std::string& k) -> std::shared_ptr<Executable> {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.compiled.find(k);
+    if (it == c.compiled.end()) return nullptr;
     ++c.stats.memory_hits;
-    exe = it->second;
-  } else {
+    return it->second;
+  };
+  std::shared_ptr<Executable> exe = lookup(key);
+  if (!exe) {
     // The cpu backend compiles the batch size as a symbolic dimension: the
     // graph may be compiled already for another batch size.
     std::optional<SymbolicGraph> symbolic;
@@ -270,26 +311,24 @@ void realize() {
     if (backend == "cpu") symbolic = symbolic_batch_graph(builder.spec);
     if (symbolic) {
       symbolic_key = backend + "|" + symbolic->graph.key();
+      std::lock_guard<std::mutex> lock(c.mutex);
       if (c.concrete_only.count(symbolic_key)) symbolic.reset();
     }
-    if (symbolic) {
-      if (auto it = c.compiled.find(symbolic_key); it != c.compiled.end()) {
-        ++c.stats.memory_hits;
-        exe = it->second;
-      }
-    }
+    if (symbolic) exe = lookup(symbolic_key);
     if (!exe) {
       const GraphSpec& spec = symbolic ? symbolic->graph : builder.spec;
       bool explain = env::get_flag("KILN_EXPLAIN_CACHE_MISSES", false);
-      if (explain)
+      if (explain) {
+        std::lock_guard<std::mutex> lock(c.mutex);
         fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
                    symbolic ? fmt::format(", batch size {} symbolic", symbolic->batch) : "",
                    explain_miss(spec, c.specs));
+      }
       auto start = std::chrono::steady_clock::now();
       bool from_disk = false;
+      const GraphSpec* compiled_spec = &spec;
       try {
         exe = compile_graph(spec, &from_disk);
-        c.specs.push_back(spec);
       } catch (const Error& e) {
         if (!symbolic) throw;
         // Some op cannot take a symbolic size where this graph has one: this
@@ -297,12 +336,17 @@ void realize() {
         if (explain)
           fmt::print(stderr, "kiln: compiling with a symbolic batch size failed, compiling for batch size {}: {}\n",
                      symbolic->batch, e.what());
-        c.concrete_only.insert(symbolic_key);
+        {
+          std::lock_guard<std::mutex> lock(c.mutex);
+          c.concrete_only.insert(symbolic_key);
+        }
         symbolic.reset();
+        compiled_spec = &builder.spec;
         exe = compile_graph(builder.spec, &from_disk);
-        c.specs.push_back(builder.spec);
       }
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::lock_guard<std::mutex> lock(c.mutex);
+      c.specs.push_back(*compiled_spec);
       if (from_disk) {
         ++c.stats.disk_hits;
         c.stats.load_seconds += seconds;
@@ -313,6 +357,7 @@ void realize() {
       if (symbolic) c.compiled.emplace(symbolic_key, exe);
     }
     // Later calls with these exact shapes find it without building the symbolic key.
+    std::lock_guard<std::mutex> lock(c.mutex);
     c.compiled.emplace(std::move(key), exe);
   }
   std::vector<Array> results = exe->run(builder.arg_values);
@@ -320,6 +365,10 @@ void realize() {
     throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",
                             results.size(), outputs.size()));
   for (size_t i = 0; i < outputs.size(); ++i) outputs[i]->value = std::move(results[i]);
+  // A computed gradient is a value, not a graph: a gradient accumulated over
+  // many steps (an input's, nobody reads) holds no earlier step.
+  for (Node* g : grads)
+    if (!data_nodes.count(g)) collapse_to_leaf(*g);
 }
 
 }  // namespace kiln::detail
@@ -330,9 +379,16 @@ std::string CacheStats::to_string() const {
   return fmt::format("cache: {} memory hits, {} disk hits, {} misses, {:.3f} s compiling, {:.3f} s loading",
                      memory_hits, disk_hits, misses, compile_seconds, load_seconds);
 }
-CacheStats cache_stats() { return detail::cache().stats; }
-void reset_cache_stats() { detail::cache().stats = CacheStats(); }
+CacheStats cache_stats() {
+  std::lock_guard<std::mutex> lock(detail::cache().mutex);
+  return detail::cache().stats;
+}
+void reset_cache_stats() {
+  std::lock_guard<std::mutex> lock(detail::cache().mutex);
+  detail::cache().stats = CacheStats();
+}
 void clear_memory_cache() {
+  std::lock_guard<std::mutex> lock(detail::cache().mutex);
   detail::cache().compiled.clear();
   detail::cache().specs.clear();
   detail::cache().concrete_only.clear();

@@ -1,7 +1,9 @@
 // The lazy trace: nodes recorded by every op call, and the handles that keep them.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +50,9 @@ struct Node {
   std::weak_ptr<VariableData> leaf_of;
   // For leaves: state (see VariableData::state) or a gradient, never a data batch.
   bool state = false;
+  // Recorded with enable_backprop off (no_backprop_mode): gradients do not flow
+  // through this node to its inputs (like a Chainer variable without a creator).
+  bool no_backprop = false;
   // For "kiln.custom" (kiln::FunctionNode): the user's forward and backward,
   // flattened over placeholders (arguments: the inputs; for the backward also
   // the output and its gradient).
@@ -69,6 +74,9 @@ struct VariableData {
   // statistics): never a data batch, so its leading dimension never chooses
   // the symbolic batch size of a compiled graph.
   bool state = false;
+  // The thread that last created or changed this variable: realize() on that
+  // thread computes its pending nodes (see claim()).
+  std::atomic<std::thread::id> thread{};
 };
 
 NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner);
@@ -85,11 +93,22 @@ constexpr const char* kPlaceholderOp = "placeholder";
 // refuses to run while one is.
 std::vector<std::string>& custom_recording_stack();
 
-// Registers a handle so that realize() computes the pending nodes it holds.
-void register_variable(const std::shared_ptr<VariableData>& data);
+// Makes the calling thread the owner of `data`: realize() on this thread
+// computes the pending nodes it holds. Called when a variable is created and
+// whenever its data or grad is replaced. Each thread realizes only the
+// variables it owns, so separate models on separate threads never touch each
+// other's nodes; one variable used by two threads at once is not supported.
+void claim(const std::shared_ptr<VariableData>& data);
+inline void register_variable(const std::shared_ptr<VariableData>& data) { claim(data); }
 
-// Computes every pending node that a live variable references (its data or
-// grad), in one compiled graph.
+// Computes every pending node that a live variable of this thread references
+// (its data or grad), in one compiled graph. Thread-safe: the graph cache is
+// locked, compiles are serialized (one MLIRContext), kernels run concurrently.
 void realize();
+
+// Turns a realized node into a leaf holding its value: the trace behind it is
+// released. Used for gradients once computed (they are not differentiated
+// again), so accumulating a gradient over many steps keeps no earlier graph.
+void collapse_to_leaf(Node& n);
 
 }  // namespace kiln::detail

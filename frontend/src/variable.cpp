@@ -43,12 +43,16 @@ DType Variable::dtype() const { return checked(data_, "dtype").node->dtype; }
 
 Array Variable::array() const {
   const NodePtr& n = checked(data_, "array").node;
-  if (!n->realized()) detail::realize();
+  if (!n->realized()) {
+    detail::claim(data_);
+    detail::realize();
+  }
   return *n->value;
 }
 
 void Variable::set_array(const Array& a) {
   if (!data_) data_ = new_data();
+  detail::claim(data_);
   data_->node = detail::make_leaf(a, data_);
 }
 
@@ -58,7 +62,10 @@ Array Variable::grad() const {
   if (!has_grad())
     throw Error("kiln: Variable::grad: the variable has no gradient (call backward() first, or "
                 "check has_grad())");
-  if (!data_->grad->realized()) detail::realize();
+  if (!data_->grad->realized()) {
+    detail::claim(data_);
+    detail::realize();
+  }
   return *data_->grad->value;
 }
 
@@ -77,6 +84,7 @@ static void check_grad_shape(const Variable& v, const Shape& shape, DType dtype)
 
 void Variable::set_grad(const Array& g) {
   check_grad_shape(*this, g.shape(), g.dtype());
+  detail::claim(data_);
   data_->grad = detail::make_leaf(g, nullptr);
   data_->grad->state = true;  // a gradient, not a data batch
 }
@@ -84,11 +92,14 @@ void Variable::set_grad(const Array& g) {
 void Variable::set_grad_var(const Variable& g) {
   if (g.is_null()) { cleargrad(); return; }
   check_grad_shape(*this, g.shape(), g.dtype());
+  detail::claim(data_);
   data_->grad = g.node();
 }
 
 void Variable::cleargrad() {
-  if (data_) data_->grad = nullptr;
+  if (!data_) return;
+  detail::claim(data_);
+  data_->grad = nullptr;
 }
 
 bool Variable::requires_grad() const { return data_ && data_->requires_grad; }
@@ -112,8 +123,11 @@ void Variable::backward() {
                               "variable gets the initial gradient 1, set one with set_grad() first",
                               shape_str(y->shape)));
     seed = detail::make_node("kiln.constant", {}, {detail::splat_attr("value", 1.0)}, y->shape, y->dtype);
+    detail::claim(data_);
     data_->grad = seed;
   }
+  // A leaf's backward leaves its gradient as it is (the seed), as in Chainer.
+  if (y->is_leaf()) return;
   // Every leaf variable that y depends on and that requires a gradient.
   std::unordered_set<const detail::Node*> visited;
   std::vector<NodePtr> work{y}, leaves;
@@ -126,12 +140,14 @@ void Variable::backward() {
       if (owner && owner->requires_grad && is_floating(n->dtype)) leaves.push_back(n);
       continue;
     }
+    if (n->no_backprop) continue;  // recorded under no_backprop_mode: no creator to go back through
     for (const NodePtr& in : n->inputs) work.push_back(in);
   }
   for (const NodePtr& leaf : leaves) {
     auto owner = leaf->leaf_of.lock();
     NodePtr g = detail::make_node("kiln.grad", {y, seed, leaf}, {}, leaf->shape, leaf->dtype);
     if (owner->grad) g = detail::make_node("kiln.add", {owner->grad, g}, {}, leaf->shape, leaf->dtype);
+    detail::claim(owner);
     owner->grad = g;
   }
 }
@@ -160,6 +176,7 @@ bool Parameter::is_initialized() const { return data_->node != nullptr; }
 void Parameter::initialize(const Shape& shape, DType dtype) {
   if (!data_->initializer)
     throw Error("kiln: Parameter::initialize: the parameter has no initializer");
+  detail::claim(data_);
   data_->node = detail::make_leaf(data_->initializer(shape, dtype), data_);
 }
 

@@ -66,12 +66,12 @@ class BackwardSweep {
     Attribute zero = isa<FloatType>(t.getElementType())
                          ? Attribute(b.getFloatAttr(t.getElementType(), 0.0))
                          : Attribute(b.getIntegerAttr(t.getElementType(), 0));
-    return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, zero));
+    return ConstantOp::create(b, loc, DenseElementsAttr::get(t, zero));
   }
 
   void accumulate(OpBuilder& b, Value v, Value g) {
     Value& slot = cotangent_[v];
-    slot = slot ? b.create<AddOp>(g.getLoc(), g.getType(), slot, g).getResult() : g;
+    slot = slot ? AddOp::create(b, g.getLoc(), g.getType(), slot, g).getResult() : g;
   }
 
   // Values that depend on any requested x, in program order up to `anchor`.
@@ -122,7 +122,7 @@ struct KilnAutodiffPass : kiln::passes::impl::KilnAutodiffBase<KilnAutodiffPass>
       getOperation().walk([&](GradOp g) {
         if (!first) first = g;
       });
-      if (!first) return;
+      if (!first) break;
       SmallVector<GradOp> group;
       getOperation().walk([&](GradOp g) {
         if (g.getY() == first.getY() && g.getSeed() == first.getSeed()) group.push_back(g);
@@ -130,6 +130,11 @@ struct KilnAutodiffPass : kiln::passes::impl::KilnAutodiffBase<KilnAutodiffPass>
       if (failed(BackwardSweep(first.getY(), first.getSeed(), group).run()))
         return signalPassFailure();
     }
+    // Gradient barriers have served: each is its operand from here on.
+    getOperation().walk([](StopGradientOp op) {
+      op.replaceAllUsesWith(op.getX());
+      op.erase();
+    });
   }
 };
 

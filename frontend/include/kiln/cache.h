@@ -14,6 +14,7 @@ struct CacheStats {
   std::string to_string() const;
 };
 
+// The statistics and the cache are process-wide; these are safe from any thread.
 CacheStats cache_stats();
 void reset_cache_stats();
 void clear_memory_cache();

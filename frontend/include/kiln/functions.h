@@ -147,7 +147,7 @@ Variable log_softmax(const Variable& x, int64_t axis = 1,
 // every backend. Identity when config().train is false.
 Variable dropout(const Variable& x, double ratio = 0.5,
     SourceLocation loc = SourceLocation::current());
-void set_dropout_seed(uint64_t seed);
+void set_dropout_seed(uint64_t seed);  // the calling thread's dropout stream
 
 // ---- losses and metrics ----
 Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normalize = true,

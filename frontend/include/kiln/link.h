@@ -83,6 +83,7 @@ class Sequential : public ChainList {
 };
 
 // Seeds the generator behind default initializers (fixed default seed 0, so runs repeat).
+// Per thread: a model built on a thread draws from that thread's generator.
 void set_random_seed(uint64_t seed);
 uint64_t next_random_seed();
 

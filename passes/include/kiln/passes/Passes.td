@@ -12,7 +12,8 @@ def KilnAutodiff : Pass<"kiln-autodiff", "mlir::func::FuncOp"> {
     `VJPOpInterface` for its operand cotangents, sums cotangents of values
     with several uses, and replaces each `kiln.grad` by the cotangent of its
     `x` (zeros where y does not depend on x). Ops without the interface
-    (comparisons, argmax, iota, rng) pass no gradient.
+    (comparisons, argmax, iota, rng, `kiln.stop_gradient`) pass no gradient.
+    Finally every `kiln.stop_gradient` is replaced by its operand.
   }];
   let dependentDialects = ["kiln::ir::KilnDialect"];
 }

@@ -1,6 +1,7 @@
 // kiln's benchmarks next to peers measured in the same run: OpenBLAS sgemm, a triad loop, LibTorch's MLP step.
 //   kiln_bench [OUT.json]   (bench/run.sh sets threads and passes LibTorch's ms/step in KILN_BENCH_TORCH_MS)
 #include <cblas.h>
+#include <kiln/env.h>
 #include <kiln/kiln.h>
 #include <unistd.h>
 
@@ -43,8 +44,8 @@ struct MLP : Chain {
 };
 
 int threads() {
-  const char* e = std::getenv("KILN_NUM_THREADS");
-  return e && *e ? std::atoi(e) : static_cast<int>(std::thread::hardware_concurrency());
+  int n = env::num_threads();  // 0: unset, all hardware threads
+  return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // STREAM triad a = b + s*c over n floats, split over threads.
@@ -161,11 +162,11 @@ int main(int argc, char** argv) {
     step();
     double warm = cache_stats().load_seconds - loaded_before;
     rows.push_back({"MLP step cold compile", "s", compile, 1.0, "target", false});
-    rows.push_back({"MLP step warm disk-cache load", "ms", std::max(warm, 0.0) * 1e3, 20.0, "target", false});
+    if (cache_stats().disk_hits == 0) warm = -1;  // not loaded from disk (cache off): n/a
+    rows.push_back({"MLP step warm disk-cache load", "ms", warm < 0 ? -1.0 : warm * 1e3, 20.0, "target", false});
     (void)cold;
-    if (cache_stats().disk_hits == 0) warm = -1;  // not loaded from disk: report as missing
-    const char* torch_ms = std::getenv("KILN_BENCH_TORCH_MS");
-    double peer = torch_ms && *torch_ms ? std::atof(torch_ms) : 0.0;
+    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_MS");
+    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
     rows.push_back({"MLP 784-1000-1000-10 b128 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
   }
 
@@ -173,11 +174,17 @@ int main(int argc, char** argv) {
   std::string json = "{\n  \"backend\": \"" + backend_name() + "\", \"threads\": " + std::to_string(nthreads) + ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    double ratio = r.peer > 0 ? r.kiln / r.peer : 0.0;
-    fmt::print("{:<38} {:>12.3f} {:>12.3f} {:>10.3f}  {}, {}{}\n", r.name, r.kiln, r.peer, ratio, r.unit, r.peer_name,
+    // A value not measured (no LibTorch, no disk cache) is negative or 0: n/a in the
+    // table, null in the JSON, and so is the ratio.
+    bool has_kiln = r.kiln >= 0, has_peer = r.peer > 0, has_ratio = has_kiln && has_peer;
+    auto text = [](bool has, double v) { return has ? fmt::format("{:.3f}", v) : std::string("n/a"); };
+    auto json_number = [](bool has, double v) { return has ? fmt::format("{}", v) : std::string("null"); };
+    fmt::print("{:<38} {:>12} {:>12} {:>10}  {}, {}{}\n", r.name, text(has_kiln, r.kiln), text(has_peer, r.peer),
+               text(has_ratio, r.kiln / r.peer), r.unit, r.peer_name,
                r.higher_is_better ? " (higher is better)" : " (lower is better)");
     json += fmt::format("    {{\"name\": \"{}\", \"unit\": \"{}\", \"kiln\": {}, \"peer\": {}, \"peer_name\": \"{}\", \"ratio\": {}}}{}\n",
-                        r.name, r.unit, r.kiln, r.peer, r.peer_name, ratio, i + 1 < rows.size() ? "," : "");
+                        r.name, r.unit, json_number(has_kiln, r.kiln), json_number(has_peer, r.peer), r.peer_name,
+                        json_number(has_ratio, r.kiln / r.peer), i + 1 < rows.size() ? "," : "");
   }
   json += "  ]\n}\n";
   std::ofstream(out) << json;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs kiln's benchmarks and the LibTorch peer with the same thread count; prints a table, writes JSON.
-#   run.sh KILN_BENCH [TORCH_BENCH] [OUT.json]
+#   run.sh KILN_BENCH OUT.json [TORCH_BENCH]   (no TORCH_BENCH: the LibTorch row shows n/a)
 set -euo pipefail
-kiln_bench=$1 torch_bench=${2:-} out=${3:-bench-results.json}
+kiln_bench=$1 out=$2 torch_bench=${3:-}
 threads=${KILN_NUM_THREADS:-$(nproc)}
 # OpenBLAS at its best (the image sets Haswell kernels): see shared NOTES-MLIR.md.
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE

@@ -150,6 +150,17 @@ bool make_directories(const std::string& path) {
   return is_directory(path);
 }
 
+// What a non-regular file is, for messages.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -188,7 +199,11 @@ KernelCache::KernelCache(std::string dir, uint64_t max_bytes)
     disable("~/.cache/kiln (no home directory, set KILN_CACHE_DIR)");
     return;
   }
-  if (!make_directories(dir_) || ::access(dir_.c_str(), W_OK | X_OK) != 0) disable(dir_);
+  if (!make_directories(dir_) || ::access(dir_.c_str(), R_OK | X_OK) != 0) {
+    disable(dir_);
+    return;
+  }
+  if (::access(dir_.c_str(), W_OK) != 0) read_only_ = true;  // warned at the first skipped put
 }
 
 void KernelCache::disable(const std::string& dir) {
@@ -198,6 +213,27 @@ void KernelCache::disable(const std::string& dir) {
   warned_ = true;
   fmt::print(stderr, "kiln: cache directory {} is not writable; using the in-memory cache only\n",
              dir);
+}
+
+void KernelCache::make_read_only() {
+  read_only_ = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (read_only_warned_) return;
+  read_only_warned_ = true;
+  fmt::print(stderr,
+             "kiln: cache directory {} is not writable; reading its entries but storing no new ones\n",
+             dir_);
+}
+
+// A directory where an entry belongs: get misses and put cannot rename over
+// it, so that graph is never cached on disk. Said once per path.
+void KernelCache::report_directory(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!reported_.insert(path).second) return;
+  fmt::print(stderr,
+             "kiln: cache entry {} is a directory, not a file; this graph is not cached on disk "
+             "until it is removed\n",
+             path);
 }
 
 // One warning per corrupt entry: an entry that could not be removed (and so is
@@ -230,6 +266,58 @@ std::string KernelCache::temp_path() {
   return fmt::format("{}/{}{}-{}-{:016x}", dir_, kTempPrefix, ::getpid(), n, random);
 }
 
+KernelCacheEntry KernelCache::decode_entry(const uint8_t* data, size_t size, const std::string& key) {
+  KernelCacheEntry entry;
+  auto corrupt = [&](const char* reason) {
+    entry.status = KernelCacheEntry::Status::corrupt;
+    entry.reason = reason;
+    return entry;
+  };
+  if (size < kHeaderSize) return corrupt("truncated");
+  if (std::memcmp(data, kMagic, sizeof kMagic) != 0) return corrupt("bad magic");
+  if (load_u32(data + 8) != kFormatVersion) {  // another kiln's format: rewritten
+    entry.status = KernelCacheEntry::Status::other_format;
+    return entry;
+  }
+  const uint64_t key_size = load_u32(data + 12);
+  const uint64_t payload_size = load_u64(data + 16);
+  const uint64_t payload_checksum = load_u64(data + 24);
+  const uint64_t stored_header_checksum = load_u64(data + 32);
+  const uint64_t body_size = size - kHeaderSize;
+  if (key_size > body_size || payload_size > body_size - key_size) return corrupt("truncated");
+  if (payload_size != body_size - key_size) return corrupt("size mismatch");
+
+  const std::string stored_key(reinterpret_cast<const char*>(data + kHeaderSize), key_size);
+  if (header_checksum(data, stored_key) != stored_header_checksum)
+    return corrupt("checksum mismatch");
+  if (stored_key != key) {  // another key with the same hash
+    entry.status = KernelCacheEntry::Status::other_key;
+    return entry;
+  }
+  const uint8_t* payload = data + kHeaderSize + key_size;
+  if (fnv1a(payload, payload_size) != payload_checksum) return corrupt("checksum mismatch");
+  entry.status = KernelCacheEntry::Status::valid;
+  entry.payload_offset = kHeaderSize + key_size;
+  entry.payload_size = payload_size;
+  return entry;
+}
+
+std::vector<uint8_t> KernelCache::encode_entry(const std::string& key,
+                                               const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> out(kHeaderSize + key.size() + payload.size());
+  uint8_t* header = out.data();
+  std::memcpy(header, kMagic, sizeof kMagic);
+  store_u32(header + 8, kFormatVersion);
+  store_u32(header + 12, static_cast<uint32_t>(key.size()));
+  store_u64(header + 16, payload.size());
+  store_u64(header + 24, fnv1a(payload.data(), payload.size()));
+  store_u64(header + 32, header_checksum(header, key));
+  std::memcpy(out.data() + kHeaderSize, key.data(), key.size());
+  if (!payload.empty())
+    std::memcpy(out.data() + kHeaderSize + key.size(), payload.data(), payload.size());
+  return out;
+}
+
 std::optional<std::vector<uint8_t>> KernelCache::get(const std::string& key) {
   auto miss = [&]() -> std::optional<std::vector<uint8_t>> {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -238,70 +326,61 @@ std::optional<std::vector<uint8_t>> KernelCache::get(const std::string& key) {
   };
   if (!enabled()) return miss();
   const std::string path = entry_path(key);
-  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.fd < 0) return miss();
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it changes nothing for a file).
+  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   struct stat st;
-  if (::fstat(file.fd, &st) != 0) return miss();
+  if (file.fd < 0) {
+    // A socket (or a device node without its device) cannot be opened: reported below.
+    if (errno != ENXIO || ::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return miss();
+  } else if (::fstat(file.fd, &st) != 0) {
+    return miss();
+  }
 
   // A corrupt entry is removed, unless another process has already replaced it.
   auto corrupt = [&](const char* reason) {
     struct stat now;
     bool removed = true;
-    if (::stat(path.c_str(), &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+    if (::lstat(path.c_str(), &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
       removed = ::unlink(path.c_str()) == 0 || errno == ENOENT;
     report_corrupt(path, reason, removed);
     return miss();
   };
+  if (S_ISDIR(st.st_mode)) {
+    report_directory(path);
+    return miss();
+  }
+  if (!S_ISREG(st.st_mode))
+    return corrupt(fmt::format("{}, not a regular file", file_kind(st.st_mode)).c_str());
 
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  uint8_t header[kHeaderSize];
-  ssize_t n = read_full(file.fd, header, kHeaderSize);
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  ssize_t n = read_full(file.fd, bytes.data(), bytes.size());
   if (n < 0) return miss();
-  if (static_cast<size_t>(n) < kHeaderSize) return corrupt("truncated");
-  if (std::memcmp(header, kMagic, sizeof kMagic) != 0) return corrupt("bad magic");
-  if (load_u32(header + 8) != kFormatVersion) return miss();  // another kiln's format: rewritten
-  const uint64_t key_size = load_u32(header + 12);
-  const uint64_t payload_size = load_u64(header + 16);
-  const uint64_t payload_checksum = load_u64(header + 24);
-  const uint64_t stored_header_checksum = load_u64(header + 32);
-  const uint64_t body_size = file_size - kHeaderSize;
-  if (key_size > body_size || payload_size > body_size - key_size) return corrupt("truncated");
-  if (payload_size != body_size - key_size) return corrupt("size mismatch");
+  bytes.resize(static_cast<size_t>(n));  // the file shrank meanwhile: checked as truncated
+  const KernelCacheEntry entry = decode_entry(bytes.data(), bytes.size(), key);
+  switch (entry.status) {
+    case KernelCacheEntry::Status::corrupt: return corrupt(entry.reason);
+    case KernelCacheEntry::Status::other_key:
+    case KernelCacheEntry::Status::other_format: return miss();
+    case KernelCacheEntry::Status::valid: break;
+  }
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(entry.payload_offset));
 
-  std::string stored_key(key_size, '\0');
-  n = read_full(file.fd, stored_key.data(), key_size);
-  if (n < 0) return miss();
-  if (static_cast<uint64_t>(n) != key_size) return corrupt("truncated");
-  if (header_checksum(header, stored_key) != stored_header_checksum)
-    return corrupt("checksum mismatch");
-  if (stored_key != key) return miss();  // another key with the same hash
-
-  std::vector<uint8_t> payload(payload_size);
-  n = read_full(file.fd, payload.data(), payload_size);
-  if (n < 0) return miss();
-  if (static_cast<uint64_t>(n) != payload_size) return corrupt("truncated");
-  if (fnv1a(payload.data(), payload.size()) != payload_checksum)
-    return corrupt("checksum mismatch");
-
-  touch(file.fd);  // most recently used
+  touch(file.fd);  // most recently used (fails harmlessly in a read-only directory's files)
   std::lock_guard<std::mutex> lock(mutex_);
   ++stats_.disk_hits;
-  return payload;
+  return bytes;
 }
 
 void KernelCache::put(const std::string& key, const std::vector<uint8_t>& bytes) {
   if (!enabled()) return;
+  if (read_only_) {
+    make_read_only();  // says so once
+    return;
+  }
   if (key.size() > UINT32_MAX) return;
   const uint64_t entry_size = kHeaderSize + key.size() + bytes.size();
   if (entry_size > max_bytes_) return;  // would evict everything and still not fit
-
-  uint8_t header[kHeaderSize];
-  std::memcpy(header, kMagic, sizeof kMagic);
-  store_u32(header + 8, kFormatVersion);
-  store_u32(header + 12, static_cast<uint32_t>(key.size()));
-  store_u64(header + 16, bytes.size());
-  store_u64(header + 24, fnv1a(bytes.data(), bytes.size()));
-  store_u64(header + 32, header_checksum(header, key));
+  const std::vector<uint8_t> entry = encode_entry(key, bytes);
 
   const std::string path = entry_path(key);
   const std::string temp = temp_path();
@@ -309,16 +388,18 @@ void KernelCache::put(const std::string& key, const std::vector<uint8_t>& bytes)
   int fd = create();
   if (fd < 0 && errno == ENOENT && make_directories(dir_)) fd = create();  // removed meanwhile
   if (fd < 0) {
-    if (errno == EACCES || errno == EPERM || errno == EROFS || errno == ENOENT) disable(dir_);
+    if (errno == EACCES || errno == EPERM || errno == EROFS) make_read_only();
+    else if (errno == ENOENT) disable(dir_);
     return;
   }
-  bool ok = write_full(fd, header, kHeaderSize) && write_full(fd, key.data(), key.size()) &&
-            write_full(fd, bytes.data(), bytes.size());
+  bool ok = write_full(fd, entry.data(), entry.size());
   if (ok) touch(fd);
   ok = ok && ::fsync(fd) == 0;
   ok = (::close(fd) == 0) && ok;
   if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
     ::unlink(temp.c_str());  // a full disk or an I/O error: the entry is simply not stored
+    if (ok && (error == EISDIR || error == ENOTEMPTY || error == EEXIST)) report_directory(path);
     return;
   }
   {

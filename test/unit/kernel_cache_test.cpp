@@ -1,5 +1,7 @@
-// kiln::KernelCache: round trips, persistence, corruption, LRU eviction, unwritable and shared directories.
+// kiln::KernelCache: round trips, persistence, corruption, LRU eviction, read-only, unreadable and
+// shared directories, and things other than files where entries belong.
 #include <fcntl.h>
+#include <grp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/kernel_cache.h>
@@ -13,6 +15,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -58,6 +62,71 @@ std::vector<std::string> non_entries(const std::string& dir) {
     if (name.size() < 3 || name.compare(name.size() - 3, 3, ".kc") != 0 || name[0] == '.')
       names.push_back(name);
   return names;
+}
+
+std::string fmt_line(const char* name, int64_t value) {
+  return std::string(name) + "=" + std::to_string(value) + "\n";
+}
+
+constexpr int kSkip = 77;  // the child's exit code when it cannot test what it should
+
+// What run_unprivileged's child reported.
+struct Unprivileged {
+  bool skipped = false;
+  std::string report;  // what the body appended
+  std::string err;     // the child's stderr
+};
+
+// Reads `fd` to its end, then closes it.
+std::string drain(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// Runs `body` in a forked child that cannot bypass file permissions: as root
+// (where chmod does not stop writes) the child first becomes the user
+// "nobody" (uid/gid 65534); `writable_dir`, if given, is handed to that user.
+// The child exits kSkip when it cannot drop the privileges.
+Unprivileged run_unprivileged(const std::function<void(std::string&)>& body,
+                              const std::string& writable_dir = "") {
+  int out[2], err[2];
+  if (::pipe(out) != 0 || ::pipe(err) != 0) return {true, "", ""};
+  std::fflush(stderr);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(out[0]);
+    ::close(err[0]);
+    ::dup2(err[1], 2);
+    if (::geteuid() == 0) {
+      const uid_t nobody = 65534;
+      if (!writable_dir.empty() && ::chown(writable_dir.c_str(), nobody, nobody) != 0) ::_exit(kSkip);
+      if (::setgroups(0, nullptr) != 0 || ::setgid(nobody) != 0 || ::setuid(nobody) != 0)
+        ::_exit(kSkip);
+    }
+    std::string report;
+    body(report);
+    std::fflush(stderr);
+    (void)!::write(out[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  Unprivileged result;
+  result.report = drain(out[0]);
+  result.err = drain(err[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  result.skipped = WIFEXITED(status) && WEXITSTATUS(status) == kSkip;
+  if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && !result.skipped))
+    ADD_FAILURE() << "child ended with status " << status << ": " << result.err;
+  return result;
 }
 
 // A fresh directory, removed (permissions restored first) at the end of the test.
@@ -322,41 +391,159 @@ TEST_F(KernelCacheTest, DirectoryThatCannotBeCreatedDisablesTheCache) {
   EXPECT_FALSE(cache.enabled());
 }
 
-TEST_F(KernelCacheTest, UnwritableDirectoryWarnsOnceAndDisablesTheCache) {
-  std::string ro = dir_ + "/readonly";
-  ASSERT_EQ(::mkdir(ro.c_str(), 0500), 0);
-  ASSERT_EQ(::chmod(ro.c_str(), 0500), 0);
-  if (::access(ro.c_str(), W_OK) == 0) GTEST_SKIP() << "running as root: chmod 0500 still writable";
+TEST_F(KernelCacheTest, ReadOnlyDirectoryIsReadButNotWritten) {
+  // A pre-filled cache, then made read-only for a process that cannot write it.
+  {
+    KernelCache writer(dir_, 1 << 20);
+    writer.put("a", bytes_of("1"));
+    writer.put("b", pattern(3000, 4));
+  }
+  const std::vector<std::string> before = list_dir(dir_);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0555), 0);
+  Unprivileged run = run_unprivileged([&](std::string& report) {
+    if (::access(dir_.c_str(), W_OK) == 0 || ::access(dir_.c_str(), R_OK | X_OK) != 0)
+      ::_exit(kSkip);
+    KernelCache cache(dir_, 1 << 20);
+    report += fmt_line("enabled", cache.enabled());
+    report += fmt_line("writable", cache.writable());
+    report += fmt_line("a", cache.get("a") == bytes_of("1"));
+    report += fmt_line("b", cache.get("b") == pattern(3000, 4));
+    cache.put("c", bytes_of("3"));  // skipped, with one warning
+    cache.put("d", bytes_of("4"));
+    report += fmt_line("c", cache.get("c").has_value());
+    report += fmt_line("hits", cache.stats().disk_hits);
+    report += fmt_line("written", cache.stats().bytes_written);
+  });
+  if (run.skipped) GTEST_SKIP() << "cannot drop write permission here (root without setuid?)";
+  EXPECT_EQ(run.report,
+            "enabled=1\nwritable=0\na=1\nb=1\nc=0\nhits=2\nwritten=0\n");
+  EXPECT_EQ(run.err, "kiln: cache directory " + dir_ +
+                         " is not writable; reading its entries but storing no new ones\n");
+  EXPECT_EQ(list_dir(dir_), before);
+}
 
-  for (const std::string& target : {ro, ro + "/sub/dir"}) {
-    ::testing::internal::CaptureStderr();
-    KernelCache cache(target, 1 << 20);
-    EXPECT_FALSE(cache.enabled());
-    cache.put("k", bytes_of("v"));
+TEST_F(KernelCacheTest, DirectoryThatBecomesReadOnlyLaterKeepsBeingRead) {
+  const std::string later = dir_ + "/later";
+  ASSERT_EQ(::mkdir(later.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);  // reachable by the unprivileged child
+  Unprivileged run = run_unprivileged([&](std::string& report) {
+    // The child owns nothing: it gets a directory of its own, then loses the right to write it.
+    const std::string mine = later + "/mine";
+    if (::mkdir(mine.c_str(), 0755) != 0 && errno != EEXIST) ::_exit(kSkip);
+    KernelCache cache(mine, 1 << 20);
+    cache.put("a", bytes_of("1"));
+    ::chmod(mine.c_str(), 0555);
+    if (::access(mine.c_str(), W_OK) == 0) ::_exit(kSkip);
+    cache.put("b", bytes_of("2"));
+    cache.put("c", bytes_of("3"));
+    report += fmt_line("enabled", cache.enabled());
+    report += fmt_line("writable", cache.writable());
+    report += fmt_line("a", cache.get("a") == bytes_of("1"));
+    report += fmt_line("b", cache.get("b").has_value());
+    report += fmt_line("files", list_dir(mine).size());
+  }, /*writable_dir=*/later);
+  if (run.skipped) GTEST_SKIP() << "cannot drop write permission here (root without setuid?)";
+  EXPECT_EQ(run.report, "enabled=1\nwritable=0\na=1\nb=0\nfiles=1\n");
+  EXPECT_EQ(run.err, "kiln: cache directory " + later + "/mine" +
+                         " is not writable; reading its entries but storing no new ones\n");
+}
+
+TEST_F(KernelCacheTest, UnreadableDirectoryWarnsOnceAndDisablesTheCache) {
+  std::string locked = dir_ + "/locked";
+  ASSERT_EQ(::mkdir(locked.c_str(), 0), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  Unprivileged run = run_unprivileged([&](std::string& report) {
+    if (::access(locked.c_str(), R_OK) == 0) ::_exit(kSkip);
+    for (const std::string& target : {locked, locked + "/sub/dir"}) {
+      KernelCache cache(target, 1 << 20);
+      cache.put("k", bytes_of("v"));
+      report += fmt_line("hit", cache.get("k").has_value());
+      cache.put("k", bytes_of("v"));
+      report += fmt_line("enabled", cache.enabled());
+      report += fmt_line("misses", cache.stats().disk_misses);
+    }
+  });
+  if (run.skipped) GTEST_SKIP() << "cannot drop read permission here (root without setuid?)";
+  EXPECT_EQ(run.report, "hit=0\nenabled=0\nmisses=1\nhit=0\nenabled=0\nmisses=1\n");
+  EXPECT_EQ(run.err,
+            "kiln: cache directory " + locked + " is not writable; using the in-memory cache only\n"
+            "kiln: cache directory " + locked + "/sub/dir is not writable; using the in-memory cache only\n");
+}
+
+TEST_F(KernelCacheTest, FifoInPlaceOfAnEntryIsRecompiledWithoutBlocking) {
+  KernelCache cache(dir_, 1 << 20);
+  const std::string path = cache.entry_path("k");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0644), 0);
+  ::testing::internal::CaptureStderr();
+  auto got = std::async(std::launch::async, [&] { return cache.get("k"); });
+  if (got.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Unblock the reader so the test ends, then fail.
+    int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    got.wait();
+    ::testing::internal::GetCapturedStderr();
+    FAIL() << "get() blocked on a FIFO";
+  }
+  EXPECT_FALSE(got.get().has_value());
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "kiln: cache entry " + path + " is corrupt (a FIFO, not a regular file); recompiling\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path)));  // removed like a corrupt entry
+  EXPECT_EQ(cache.stats().corrupt_entries, 1);
+  cache.put("k", bytes_of("v"));  // the recompiled entry takes its place
+  EXPECT_EQ(cache.get("k"), bytes_of("v"));
+  EXPECT_TRUE(fs::is_regular_file(path));
+}
+
+TEST_F(KernelCacheTest, DirectoryInPlaceOfAnEntryWarnsOnceAndOtherKeysAreCached) {
+  KernelCache cache(dir_, 1 << 20);
+  const std::string path = cache.entry_path("k");
+  ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);
+  write_file(path + "/inside", bytes_of("someone's file"));
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 3; ++i) {
     EXPECT_FALSE(cache.get("k").has_value());
     cache.put("k", bytes_of("v"));
-    std::string err = ::testing::internal::GetCapturedStderr();
-    EXPECT_EQ(err, "kiln: cache directory " + target +
-                       " is not writable; using the in-memory cache only\n");
-    EXPECT_EQ(cache.stats().disk_misses, 1);
-    EXPECT_EQ(cache.stats().bytes_written, 0);
   }
-  EXPECT_TRUE(list_dir(ro).empty());
+  cache.put("other", bytes_of("w"));
+  EXPECT_EQ(cache.get("other"), bytes_of("w"));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "kiln: cache entry " + path +
+                " is a directory, not a file; this graph is not cached on disk until it is removed\n");
+  EXPECT_TRUE(fs::is_directory(path));  // left as it was
+  EXPECT_EQ(read_file(path + "/inside"), bytes_of("someone's file"));
+  EXPECT_TRUE(non_entries(dir_).empty()) << ::testing::PrintToString(non_entries(dir_));
+  // Removing it lets the graph be cached again.
+  fs::remove_all(path);
+  cache.put("k", bytes_of("v"));
+  EXPECT_EQ(cache.get("k"), bytes_of("v"));
+}
 
-  // A directory that becomes read-only later: one warning, then a no-op.
-  std::string later = dir_ + "/later";
-  KernelCache cache(later, 1 << 20);
-  ASSERT_TRUE(cache.enabled());
-  cache.put("a", bytes_of("1"));
-  ASSERT_EQ(::chmod(later.c_str(), 0500), 0);
-  ::testing::internal::CaptureStderr();
-  cache.put("b", bytes_of("2"));
-  cache.put("c", bytes_of("3"));
-  std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(err, "kiln: cache directory " + later +
-                     " is not writable; using the in-memory cache only\n");
-  EXPECT_FALSE(cache.enabled());
-  EXPECT_EQ(list_dir(later).size(), 1u);
+TEST(KernelCacheEntry, EncodeDecodeRoundTripAndEveryCorruption) {
+  const std::string key = "the key";
+  const std::vector<uint8_t> payload = pattern(300, 8);
+  const std::vector<uint8_t> entry = KernelCache::encode_entry(key, payload);
+  ASSERT_EQ(entry.size(), 40 + key.size() + payload.size());
+  kiln::KernelCacheEntry ok = KernelCache::decode_entry(entry.data(), entry.size(), key);
+  ASSERT_EQ(ok.status, kiln::KernelCacheEntry::Status::valid);
+  ASSERT_EQ(ok.payload_size, payload.size());
+  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), entry.begin() + ok.payload_offset));
+  EXPECT_EQ(KernelCache::decode_entry(entry.data(), entry.size(), "another key").status,
+            kiln::KernelCacheEntry::Status::other_key);
+  // Every prefix is corrupt, and so is every single flipped bit except in the version.
+  for (size_t n = 0; n < entry.size(); ++n)
+    EXPECT_EQ(KernelCache::decode_entry(entry.data(), n, key).status,
+              kiln::KernelCacheEntry::Status::corrupt) << "prefix " << n;
+  for (size_t i = 0; i < entry.size(); ++i) {
+    std::vector<uint8_t> bad = entry;
+    bad[i] ^= 0x10;
+    auto status = KernelCache::decode_entry(bad.data(), bad.size(), key).status;
+    if (i >= 8 && i < 12) EXPECT_EQ(status, kiln::KernelCacheEntry::Status::other_format);
+    else EXPECT_EQ(status, kiln::KernelCacheEntry::Status::corrupt) << "byte " << i;
+  }
+  // An empty payload and an empty key are entries too.
+  const std::vector<uint8_t> empty = KernelCache::encode_entry("", {});
+  EXPECT_EQ(KernelCache::decode_entry(empty.data(), empty.size(), "").status,
+            kiln::KernelCacheEntry::Status::valid);
 }
 
 TEST_F(KernelCacheTest, NoTemporaryFilesRemainAfterPut) {

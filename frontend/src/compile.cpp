@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "graph.h"
+#include "kiln/build_identity.h"
 #include "kiln/cache.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/codegen/interp.h"
@@ -264,26 +265,10 @@ KernelCache& diskCache() {
   return *cache;
 }
 
-// Identifies the compiler that produced an object: the size and modification
-// time of the libkiln that is running, so a rebuilt kiln never loads objects
-// compiled by an older pipeline (the version string alone changes too rarely).
-const std::string& compilerIdentity() {
-  static const std::string id = [] {
-    Dl_info info{};
-    struct stat st {};
-    if (dladdr(reinterpret_cast<void*>(&compilerIdentity), &info) && info.dli_fname &&
-        stat(info.dli_fname, &st) == 0)
-      return fmt::format("{}:{}:{}", info.dli_fname, static_cast<long long>(st.st_size),
-                         static_cast<long long>(st.st_mtime));
-    return std::string("unknown-build");
-  }();
-  return id;
-}
-
 std::string diskKey(const GraphSpec& graph) {
   // Not cached: the pipeline options in it (KILN_GEMM, ...) follow the environment.
   return KernelCache::make_key(
-      {"kiln-cpu-object", KILN_VERSION_STRING, compilerIdentity(), cpu::host_target_id(), graph.key()});
+      {"kiln-cpu-object", KILN_VERSION_STRING, kiln::compiler_identity(), cpu::host_target_id(), graph.key()});
 }
 
 // 16 hex digits of a stable 64-bit hash (FNV-1a) of the graph's structural key.

@@ -1,10 +1,20 @@
-// Serializers: npz round trips, Chainer-written snapshots, numpy interop, and
-// failed loads that leave the target unchanged.
+// Serializers: npz round trips, Chainer-written snapshots, numpy interop,
+// failed loads that leave the target unchanged, and saves that only ever
+// replace regular files (through symlinks; no temporary files left by kill -9).
+#include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/kiln.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -85,6 +95,39 @@ void expect_error(Fn fn, const std::string& file, const std::string& key = "") {
     EXPECT_NE(msg.find(file), std::string::npos) << msg;
     if (!key.empty()) EXPECT_NE(msg.find(key), std::string::npos) << msg;
   }
+}
+
+std::string read_all(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The names in `dir`, sorted.
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The message of the kiln::Error `fn` throws ("" and a failure when none).
+template <class Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected kiln::Error";
+  return "";
+}
+
+// A pid that no process has: a child that has exited and been reaped.
+pid_t dead_pid() {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  return child;
 }
 
 }  // namespace
@@ -372,4 +415,165 @@ TEST_F(Serializers, OptimizerRoundTrip) {
   serializers::save_npz(path("sgd.npz"), sgd);
   EXPECT_EQ(npz::read(path("sgd.npz")).size(), 2u + 6u);
   expect_error([&] { serializers::load_npz(path("sgd.npz"), opt3); }, "sgd.npz", "/m");
+}
+
+TEST_F(Serializers, SaveThroughASymlinkReplacesTheTargetAndKeepsTheLink) {
+  set_random_seed(1);
+  MLP a;
+  set_random_seed(2);
+  MLP b;
+  fs::create_directory(path("real"));
+  const std::string target = path("real/model.npz");
+  serializers::save_npz(target, a);
+  ASSERT_EQ(::chmod(target.c_str(), 0640), 0);
+  // link.npz -> real/model.npz (relative), chain.npz -> link.npz (absolute).
+  fs::create_symlink("real/model.npz", path("link.npz"));
+  fs::create_symlink(path("link.npz"), path("chain.npz"));
+
+  serializers::save_npz(path("chain.npz"), b);
+  EXPECT_TRUE(fs::is_symlink(path("link.npz")));
+  EXPECT_TRUE(fs::is_symlink(path("chain.npz")));
+  EXPECT_EQ(fs::read_symlink(path("link.npz")), "real/model.npz");
+  EXPECT_EQ(fs::read_symlink(path("chain.npz")), path("link.npz"));
+  MLP loaded;
+  serializers::load_npz(target, loaded);  // the target holds the new values
+  expect_unchanged(loaded, snapshot(b));
+  EXPECT_EQ(fs::status(target).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  // The temporary file was beside the target, and is gone.
+  EXPECT_EQ(names_in(dir), (std::vector<std::string>{"chain.npz", "link.npz", "real"}));
+  EXPECT_EQ(names_in(path("real")), std::vector<std::string>{"model.npz"});
+
+  // A dangling link: the file it names is created, the link kept.
+  fs::create_symlink("real/new.npz", path("dangling.npz"));
+  serializers::save_npz(path("dangling.npz"), a);
+  EXPECT_TRUE(fs::is_symlink(path("dangling.npz")));
+  EXPECT_TRUE(fs::is_regular_file(path("real/new.npz")));
+  // A loop is an error naming the path, not a hang.
+  fs::create_symlink("loop2.npz", path("loop1.npz"));
+  fs::create_symlink("loop1.npz", path("loop2.npz"));
+  EXPECT_THAT(error_of([&] { serializers::save_npz(path("loop1.npz"), a); }),
+              ::testing::AllOf(::testing::HasSubstr(path("loop1.npz")),
+                               ::testing::HasSubstr("too many levels of symbolic links")));
+}
+
+TEST_F(Serializers, SaveRefusesWhatIsNotARegularFileAndLeavesIt) {
+  MLP model;
+  const std::string fifo = path("pipe.npz");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  EXPECT_THAT(error_of([&] { serializers::save_npz(fifo, model); }),
+              ::testing::AllOf(::testing::HasSubstr("'" + fifo + "'"), ::testing::HasSubstr("a FIFO"),
+                               ::testing::HasSubstr("not a regular file")));
+  struct stat st;
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+
+  const std::string folder = path("folder.npz");
+  fs::create_directory(folder);
+  std::ofstream(folder + "/inside") << "kept";
+  EXPECT_THAT(error_of([&] { serializers::save_npz(folder, model); }),
+              ::testing::AllOf(::testing::HasSubstr("'" + folder + "'"),
+                               ::testing::HasSubstr("a directory")));
+  EXPECT_TRUE(fs::is_directory(folder));
+  EXPECT_EQ(read_all(folder + "/inside"), "kept");
+
+  // Through a symlink: the message names both.
+  fs::create_symlink("pipe.npz", path("to-pipe.npz"));
+  EXPECT_THAT(error_of([&] { serializers::save_npz(path("to-pipe.npz"), model); }),
+              ::testing::AllOf(::testing::HasSubstr(path("to-pipe.npz")),
+                               ::testing::HasSubstr("a symbolic link to '" + fifo + "'"),
+                               ::testing::HasSubstr("a FIFO")));
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+
+  // A device node (what /dev/null is), made in the test's own directory: needs root.
+  const std::string device = path("null.npz");
+  if (::mknod(device.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    EXPECT_THAT(error_of([&] { serializers::save_npz(device, model); }),
+                ::testing::HasSubstr("a character device"));
+    ASSERT_EQ(::lstat(device.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+  // Nothing else was created.
+  for (const std::string& name : names_in(dir))
+    EXPECT_EQ(name.find("kiln-tmp"), std::string::npos) << name;
+}
+
+TEST_F(Serializers, SaveRemovesTheTemporaryFilesOfDeadSaves) {
+  MLP model;
+  const std::string target = path("m.npz");
+  const std::string prefix = npz::temp_file_prefix(target);
+  ASSERT_EQ(prefix.rfind(path(".m.npz.kiln-tmp-"), 0), 0u) << prefix;
+  const pid_t dead = dead_pid();
+  pid_t alive = ::fork();  // a process saving right now
+  if (alive == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  const std::string dead_temp = prefix + std::to_string(dead) + "-0";
+  const std::string dead_libzip_temp = prefix + std::to_string(dead) + "-3.Xy12Ab";  // libzip's own
+  const std::string live_temp = prefix + std::to_string(alive) + "-0";
+  const std::string other_target = npz::temp_file_prefix(path("other.npz")) + std::to_string(dead) + "-0";
+  // Temporary files of another host: only removed once old.
+  const std::string host_tag = prefix.substr(prefix.size() - 9, 8);
+  const std::string other_host = path(".m.npz.kiln-tmp-") + (host_tag == "00000000" ? "11111111" : "00000000");
+  const std::string old_remote = other_host + "-42-0", fresh_remote = other_host + "-43-0";
+  for (const std::string& f : {dead_temp, dead_libzip_temp, live_temp, other_target, old_remote, fresh_remote})
+    std::ofstream(f) << std::string(1000, 'x');
+  struct timespec old[2] = {{std::time(nullptr) - 7200, 0}, {std::time(nullptr) - 7200, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, old_remote.c_str(), old, 0), 0);
+
+  serializers::save_npz(target, model);
+  ::kill(alive, SIGKILL);
+  ::waitpid(alive, nullptr, 0);
+  EXPECT_FALSE(fs::exists(dead_temp));
+  EXPECT_FALSE(fs::exists(dead_libzip_temp));
+  EXPECT_FALSE(fs::exists(old_remote));
+  EXPECT_TRUE(fs::exists(live_temp));
+  EXPECT_TRUE(fs::exists(other_target));  // another file's: not this save's business
+  EXPECT_TRUE(fs::exists(fresh_remote));
+  // The next save, now that the writer is gone, removes its file too.
+  serializers::save_npz(target, model);
+  EXPECT_FALSE(fs::exists(live_temp));
+}
+
+TEST_F(Serializers, SavesKilledMidwayLeaveAValidFileAndNoTemporaryFiles) {
+  // 16 MB of data: a kill -9 lands inside a save most of the time.
+  std::map<std::string, Array> big{{"w", Array::randn({4, 1 << 20}, 7, DType::f32)}};
+  std::map<std::string, Array> small{{"w", Array::zeros({2})}};
+  const std::string target = path("snapshot.npz");
+  npz::write(target, small);
+  for (int round = 0; round < 8; ++round) {
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) npz::write(target, big, /*compression=*/false);
+    }
+    ::usleep(static_cast<useconds_t>(30000 + 17000 * round));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    // Atomic: the target is always one complete archive, old or new.
+    auto arrays = npz::read(target);
+    ASSERT_EQ(arrays.count("w"), 1u) << "round " << round;
+  }
+  npz::write(target, small);
+  EXPECT_EQ(names_in(dir), std::vector<std::string>{"snapshot.npz"});
+  expect_equal(npz::read(target).at("w"), small.at("w"));
+}
+
+TEST_F(Serializers, ReadBytesReadsAnArchiveInMemoryAndRejectsGarbage) {
+  std::map<std::string, Array> m{{"a", Array::from(std::vector<int32_t>{1, 2, 3}, {3})}};
+  npz::write(path("a.npz"), m);
+  const std::string bytes = read_all(path("a.npz"));
+  auto r = npz::read_bytes(bytes.data(), bytes.size(), "in memory");
+  ASSERT_EQ(r.size(), 1u);
+  expect_equal(r.at("a"), m.at("a"));
+  for (size_t n : {size_t{0}, size_t{1}, size_t{21}, bytes.size() / 2, bytes.size() - 1})
+    EXPECT_THAT(error_of([&] { npz::read_bytes(bytes.data(), n, "in memory"); }),
+                ::testing::HasSubstr("'in memory'")) << n;
+  // An empty file is not an archive either (what a zip source of no bytes reads as).
+  std::ofstream(path("zero.npz")).close();
+  EXPECT_THAT(error_of([&] { npz::read(path("zero.npz")); }),
+              ::testing::AllOf(::testing::HasSubstr(path("zero.npz")),
+                               ::testing::HasSubstr("not an npz archive")));
 }

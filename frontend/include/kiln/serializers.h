@@ -1,43 +1,22 @@
 // kiln::serializers: Chainer-compatible npz snapshots of links and optimizers,
-// and kiln::npz, the NumPy .npz reader/writer under them.
+// over kiln::npz, the NumPy .npz reader/writer (kiln/npz.h).
 #pragma once
 #include <map>
 #include <string>
 
 #include "kiln/array.h"
 #include "kiln/link.h"
+#include "kiln/npz.h"
 #include "kiln/optimizers.h"
 
 namespace kiln {
-
-namespace npz {
-
-// Reads every array of a NumPy .npz archive (entries "<key>.npy", NPY format
-// v1/v2/v3, C or Fortran order, either byte order; dtypes float32, float64,
-// int32, int64, bool, and int8/uint8/int16/uint16 (as int32) and uint32 (as
-// int64)). Entries that hold no numbers (Python objects such as Chainer's
-// None, strings) are left out.
-// Throws kiln::Error naming the file (and the key) when the archive cannot be
-// opened, is corrupt or truncated, or holds an unsupported array.
-std::map<std::string, Array> read(const std::string& path);
-
-// Writes `arrays` as an .npz archive (NPY v1.0, little-endian, C order),
-// deflate-compressed or stored. Writes a temporary file in the same
-// directory and renames it over `path`, so readers never see a partial file.
-void write(const std::string& path, const std::map<std::string, Array>& arrays,
-           bool compression = true);
-
-// The NPY encoding of one array (v1.0) and its parser; `what` names the
-// array in error messages.
-std::string encode_npy(const Array& a);
-Array decode_npy(const std::string& bytes, const std::string& what);
-
-}  // namespace npz
 
 namespace serializers {
 
 // Saves the initialized parameters and the persistent values of `link` under
 // Chainer's keys (namedparams names without the leading "/": "predictor/l1/W").
+// Written by npz::write: atomically, through symbolic links, and never over
+// anything but a regular file (see kiln/npz.h).
 void save_npz(const std::string& path, const Link& link, bool compression = true);
 
 // Loads parameters and persistents saved by save_npz or by Chainer. Keys are

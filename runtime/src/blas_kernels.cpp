@@ -1,10 +1,12 @@
 // GEMM for compiled graphs (KILN_GEMM=blas): the functions that -kiln-matmul-to-blas calls,
 // on top of OpenBLAS's cblas. The JIT finds them in the process (libkiln exports them).
 //
-// Each takes MLIR memref descriptors (the C interface of a function declared with
-// `llvm.emit_c_interface`) and computes C += op(A) * op(B), linalg's semantics,
-// or C = op(A) * op(B) (beta 0) when `accumulate` is 0: -kiln-matmul-to-blas
-// passes 0 when C was just filled with zeros, and removes that fill.
+// Their ABI is kiln/gemm_abi.h: MLIR memref descriptors (the C interface of a
+// function declared with `llvm.emit_c_interface`); C += op(A) * op(B), linalg's
+// semantics, or C = op(A) * op(B) (beta 0) when `accumulate` is 0:
+// -kiln-matmul-to-blas passes 0 when C was just filled with zeros, and removes that fill.
+#include "kiln/gemm_abi.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -13,25 +15,17 @@
 #include <mutex>
 #include <vector>
 
+#include "kiln/env.h"
+
 namespace {
 
-// MLIR's descriptor of a ranked memref: {allocated, aligned, offset, sizes[N], strides[N]}.
-template <typename T, int N>
-struct StridedMemRef {
-  T* allocated;
-  T* aligned;
-  int64_t offset;
-  int64_t sizes[N];
-  int64_t strides[N];
-};
+using kiln::gemm_abi::StridedMemRef;
 
 // KILN_NUM_THREADS=n (n > 0) also bounds OpenBLAS's threads; applied once.
 void applyThreadSetting() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* threads = std::getenv("KILN_NUM_THREADS");
-    int n = threads ? std::atoi(threads) : 0;
-    if (n > 0) openblas_set_num_threads(n);
+    if (int n = kiln::env::num_threads(); n > 0) openblas_set_num_threads(n);
   });
 }
 

@@ -3,6 +3,7 @@
 // matmuls, a training step's gradients, and the disk-cache key.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <kiln/gemm_abi.h>
 #include <kiln/kiln.h>
 #include <unistd.h>
 
@@ -206,18 +207,9 @@ TEST_F(Gemm, UnknownChoiceIsAnError) {
 
 // The runtime function itself, on layouts the compiled graphs rarely produce: a column-major C
 // (computed as C^T += B^T A^T), an operand with no unit stride (copied first), a broadcast
-// (zero-stride) operand, and transposes; C accumulates.
-extern "C" {
-struct GemmTestMemRef2D {
-  float* allocated;
-  float* aligned;
-  int64_t offset;
-  int64_t sizes[2];
-  int64_t strides[2];
-};
-void _mlir_ciface_kiln_gemm_f32(GemmTestMemRef2D* a, GemmTestMemRef2D* b, GemmTestMemRef2D* c, int32_t ta,
-                                int32_t tb);
-}
+// (zero-stride) operand, and transposes; C accumulates, or is overwritten (accumulate = 0).
+// Declared by kiln/gemm_abi.h, the header the pass and the runtime share.
+using GemmTestMemRef2D = gemm_abi::StridedMemRef<float, 2>;
 
 TEST(GemmRuntime, AnyStridesAndTransposes) {
   const int64_t m = 5, n = 4, k = 3;
@@ -234,11 +226,12 @@ TEST(GemmRuntime, AnyStridesAndTransposes) {
   const std::vector<Layout> aLayouts{{0, k, 1}, {7, 1, m}, {3, 2 * k, 2}, {11, 0, 1}};
   const std::vector<Layout> bLayouts{{100, n, 1}, {200, 1, k}, {300, 3, 9}};
   const std::vector<Layout> cLayouts{{0, n, 1}, {0, 1, m}, {0, 2 * n, 2}};
-  for (int ta = 0; ta < 2; ++ta)
-    for (int tb = 0; tb < 2; ++tb)
+  for (int accumulate = 0; accumulate < 2; ++accumulate)
+    for (int t = 0; t < 4; ++t)
       for (const Layout& la : aLayouts)
         for (const Layout& lb : bLayouts)
           for (const Layout& lc : cLayouts) {
+            const int ta = t & 1, tb = t >> 1;
             // Stored shapes: A is k x m when transposed, B is n x k when transposed.
             GemmTestMemRef2D a = desc(storage.data(), ta ? k : m, ta ? m : k, la);
             GemmTestMemRef2D b = desc(storage.data(), tb ? n : k, tb ? k : n, lb);
@@ -250,15 +243,15 @@ TEST(GemmRuntime, AnyStridesAndTransposes) {
             std::vector<float> expected(m * n);
             for (int64_t i = 0; i < m; ++i)
               for (int64_t j = 0; j < n; ++j) {
-                double sum = at(c, i, j);
+                double sum = accumulate ? at(c, i, j) : 0.0;
                 for (int64_t p = 0; p < k; ++p)
                   sum += static_cast<double>(ta ? at(a, p, i) : at(a, i, p)) * (tb ? at(b, j, p) : at(b, p, j));
                 expected[i * n + j] = static_cast<float>(sum);
               }
-            _mlir_ciface_kiln_gemm_f32(&a, &b, &c, ta, tb);
-            SCOPED_TRACE(::testing::Message() << "ta " << ta << " tb " << tb << " A strides " << la.rs << ","
-                                              << la.cs << " B strides " << lb.rs << "," << lb.cs
-                                              << " C strides " << lc.rs << "," << lc.cs);
+            _mlir_ciface_kiln_gemm_f32(&a, &b, &c, ta, tb, accumulate);
+            SCOPED_TRACE(::testing::Message() << "accumulate " << accumulate << " ta " << ta << " tb " << tb
+                                              << " A strides " << la.rs << "," << la.cs << " B strides " << lb.rs
+                                              << "," << lb.cs << " C strides " << lc.rs << "," << lc.cs);
             for (int64_t i = 0; i < m; ++i)
               for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(at(c, i, j), expected[i * n + j], 1e-4) << i << "," << j;
           }

@@ -1,9 +1,10 @@
 // -kiln-matmul-to-blas: linalg.matmul / linalg.batch_matmul on f32/f64 memrefs become calls of
-// kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp).
+// kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp), whose ABI is kiln/gemm_abi.h.
 #include <optional>
 #include <string>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/gemm_abi.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -124,9 +125,13 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       if (!t) continue;
 
       MemRefType dynType = dynamicStridedType(rank, elem);
-      std::string name = std::string(batched ? "kiln_batch_gemm_" : "kiln_gemm_") + elemSuffix(elem);
+      std::string name =
+          std::string(batched ? gemm_abi::kBatchGemmPrefix : gemm_abi::kGemmPrefix) + elemSuffix(elem);
+      // kiln/gemm_abi.h: memrefs A, B, C, then the i32 flags transpose_a, transpose_b, accumulate.
       Type i32 = rewriter.getI32Type();
-      auto fnType = rewriter.getFunctionType({dynType, dynType, dynType, i32, i32, i32}, {});
+      SmallVector<Type> params(gemm_abi::kNumMemRefParams, dynType);
+      params.append(gemm_abi::kNumFlagParams, i32);
+      auto fnType = rewriter.getFunctionType(params, {});
       auto callee = symbols.lookup<func::FuncOp>(name);
       if (!callee) {
         // Declarations go first in the module, in the order they are needed.
@@ -151,8 +156,9 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       };
       auto flag = [&](bool on) -> Value { return arith::ConstantIntOp::create(rewriter, loc, on ? 1 : 0, 32); };
       linalg::FillOp fill = zeroFills.lookup(op);
-      func::CallOp::create(rewriter, loc, callee,
-                           ValueRange{cast(a), cast(b), cast(c), flag(t->a), flag(t->b), flag(!fill)});
+      SmallVector<Value> args{cast(a), cast(b), cast(c), flag(t->a), flag(t->b), flag(!fill)};
+      assert(args.size() == static_cast<size_t>(gemm_abi::kNumParams) && "kiln/gemm_abi.h arity");
+      func::CallOp::create(rewriter, loc, callee, args);
       rewriter.eraseOp(op);
       if (fill) rewriter.eraseOp(fill);
     }

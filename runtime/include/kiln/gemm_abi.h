@@ -1,0 +1,68 @@
+// The C ABI of the GEMM functions that compiled graphs call (KILN_GEMM=blas): one
+// definition for the pass that emits the calls (-kiln-matmul-to-blas), the runtime
+// that defines them (runtime/src/blas_kernels.cpp) and the tests. No MLIR here.
+//
+// Each function is the C interface (`llvm.emit_c_interface`, hence the
+// `_mlir_ciface_` prefix) of a function declared by the pass as
+//   func.func private @kiln_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>> A, B, C,
+//                                    i32 transpose_a, i32 transpose_b, i32 accumulate)
+// and computes C += op(A) * op(B) (linalg's semantics), or C = op(A) * op(B)
+// when `accumulate` is 0. The batched forms take rank-3 memrefs and loop over
+// the leading dimension.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln::gemm_abi {
+
+// MLIR's descriptor of a ranked memref: {allocated, aligned, offset, sizes[N], strides[N]}.
+template <typename T, int N>
+struct StridedMemRef {
+  T* allocated;
+  T* aligned;
+  int64_t offset;
+  int64_t sizes[N];
+  int64_t strides[N];
+};
+
+// The symbol names without the `_mlir_ciface_` prefix, as the pass declares them:
+// <prefix><element type>, the element type "f32" or "f64".
+inline constexpr const char* kGemmPrefix = "kiln_gemm_";
+inline constexpr const char* kBatchGemmPrefix = "kiln_batch_gemm_";
+// The parameters, in order: the memrefs A, B and C, then the i32 flags
+// transpose_a, transpose_b and accumulate.
+inline constexpr int kNumMemRefParams = 3;
+inline constexpr int kNumFlagParams = 3;
+inline constexpr int kNumParams = kNumMemRefParams + kNumFlagParams;
+
+template <typename R, typename... Args>
+constexpr int arity(R (*)(Args...)) {
+  return static_cast<int>(sizeof...(Args));
+}
+
+}  // namespace kiln::gemm_abi
+
+extern "C" {
+void _mlir_ciface_kiln_gemm_f32(kiln::gemm_abi::StridedMemRef<float, 2>* a,
+                                kiln::gemm_abi::StridedMemRef<float, 2>* b,
+                                kiln::gemm_abi::StridedMemRef<float, 2>* c, int32_t transpose_a,
+                                int32_t transpose_b, int32_t accumulate);
+void _mlir_ciface_kiln_gemm_f64(kiln::gemm_abi::StridedMemRef<double, 2>* a,
+                                kiln::gemm_abi::StridedMemRef<double, 2>* b,
+                                kiln::gemm_abi::StridedMemRef<double, 2>* c, int32_t transpose_a,
+                                int32_t transpose_b, int32_t accumulate);
+void _mlir_ciface_kiln_batch_gemm_f32(kiln::gemm_abi::StridedMemRef<float, 3>* a,
+                                      kiln::gemm_abi::StridedMemRef<float, 3>* b,
+                                      kiln::gemm_abi::StridedMemRef<float, 3>* c, int32_t transpose_a,
+                                      int32_t transpose_b, int32_t accumulate);
+void _mlir_ciface_kiln_batch_gemm_f64(kiln::gemm_abi::StridedMemRef<double, 3>* a,
+                                      kiln::gemm_abi::StridedMemRef<double, 3>* b,
+                                      kiln::gemm_abi::StridedMemRef<double, 3>* c, int32_t transpose_a,
+                                      int32_t transpose_b, int32_t accumulate);
+}
+
+static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_gemm_f32) == kiln::gemm_abi::kNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_gemm_f64) == kiln::gemm_abi::kNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_batch_gemm_f32) == kiln::gemm_abi::kNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_batch_gemm_f64) == kiln::gemm_abi::kNumParams,
+              "the GEMM declarations and kNumParams disagree");

@@ -22,6 +22,48 @@ func.func @int_div_max(%a: tensor<4xi32>, %b: tensor<4xi32>) -> tensor<4xi32> {
   return %1 : tensor<4xi32>
 }
 
+// Integer division never traps (NumPy's answers): the divisor is made safe
+// (0 and -1 become 1), then d == -1 gives 0 - x (MIN / -1 wraps to MIN) and d == 0 gives 0.
+// CHECK-LABEL: func.func @int_div_safe
+// CHECK: ^bb0(%[[X:[a-z0-9_]+]]: i32, %[[D:[a-z0-9_]+]]: i32, %{{.*}}: i32):
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i32
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i32
+// CHECK-DAG: %[[MONE:.*]] = arith.constant -1 : i32
+// CHECK: %[[BY0:.*]] = arith.cmpi eq, %[[D]], %[[ZERO]] : i32
+// CHECK: %[[BYM1:.*]] = arith.cmpi eq, %[[D]], %[[MONE]] : i32
+// CHECK: %[[UNSAFE:.*]] = arith.ori %[[BY0]], %[[BYM1]] : i1
+// CHECK: %[[SAFE:.*]] = arith.select %[[UNSAFE]], %[[ONE]], %[[D]] : i32
+// CHECK: %[[Q:.*]] = arith.divsi %[[X]], %[[SAFE]] : i32
+// CHECK: %[[NEG:.*]] = arith.subi %[[ZERO]], %[[X]] : i32
+// CHECK: %[[Q1:.*]] = arith.select %[[BYM1]], %[[NEG]], %[[Q]] : i32
+// CHECK: %[[Q2:.*]] = arith.select %[[BY0]], %[[ZERO]], %[[Q1]] : i32
+// CHECK: linalg.yield %[[Q2]] : i32
+func.func @int_div_safe(%a: tensor<4xi32>, %b: tensor<4xi32>) -> tensor<4xi32> {
+  %0 = kiln.div %a, %b : tensor<4xi32>
+  return %0 : tensor<4xi32>
+}
+
+// Float division stays IEEE (x / 0 is inf or NaN): no selects.
+// CHECK-LABEL: func.func @float_div
+// CHECK: arith.divf
+// CHECK-NOT: arith.select
+// CHECK: linalg.yield
+func.func @float_div(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = kiln.div %a, %b : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// relu keeps NaN: the unordered compare `ugt` is true for NaN.
+// CHECK-LABEL: func.func @relu_nan
+// CHECK: ^bb0(%[[X:[a-z0-9_]+]]: f32, %{{.*}}: f32):
+// CHECK: %[[Z:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: %[[K:.*]] = arith.cmpf ugt, %[[X]], %[[Z]] : f32
+// CHECK: arith.select %[[K]], %[[X]], %[[Z]] : f32
+func.func @relu_nan(%x: tensor<3xf32>) -> tensor<3xf32> {
+  %0 = kiln.relu %x : tensor<3xf32>
+  return %0 : tensor<3xf32>
+}
+
 // std::max/min semantics: a select on an ordered compare.
 // CHECK-LABEL: func.func @float_max_min
 // CHECK: %[[LT:.*]] = arith.cmpf olt, %[[A:.*]], %[[B:.*]] : f32
@@ -57,13 +99,13 @@ func.func @unary_math(%x: tensor<3xf64>) -> tensor<3xf64> {
   return %8 : tensor<3xf64>
 }
 
-// sigmoid = 1 / (1 + exp(-x)); relu = x > 0 ? x : 0.
+// sigmoid = 1 / (1 + exp(-x)); relu = x > 0 || isnan(x) ? x : 0.
 // CHECK-LABEL: func.func @sigmoid_relu
 // CHECK: arith.negf
 // CHECK-NEXT: math.exp
 // CHECK-NEXT: arith.addf
 // CHECK-NEXT: arith.divf
-// CHECK: arith.cmpf ogt
+// CHECK: arith.cmpf ugt
 // CHECK-NEXT: arith.select
 func.func @sigmoid_relu(%x: tensor<3xf32>) -> tensor<3xf32> {
   %0 = kiln.sigmoid %x : tensor<3xf32>

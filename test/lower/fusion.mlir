@@ -7,7 +7,7 @@
 // CHECK: linalg.generic
 // CHECK: arith.addf
 // CHECK: linalg.generic
-// CHECK: arith.cmpf ogt
+// CHECK: arith.cmpf ugt
 // CHECK: return
 func.func @fused_epilogue(%x: tensor<2x3xf32>, %w: tensor<3x4xf32>, %b: tensor<4xf32>) -> tensor<2x4xf32> {
   %r = kiln.fusion "contraction" ins(%x, %w, %b : tensor<2x3xf32>, tensor<3x4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>) {

@@ -43,3 +43,31 @@ func.func @argmax(%x: tensor<4x2x5xf32>) -> tensor<4x5xi32> {
   %0 = kiln.argmax %x, 1 : tensor<4x2x5xf32> -> tensor<4x5xi32>
   return %0 : tensor<4x5xi32>
 }
+
+// NaN is the largest (NumPy: the first NaN's index): with a NaN kept, only an
+// earlier NaN replaces it; else a NaN x is taken, or the ordered rule above.
+// CHECK-LABEL: func.func @argmax_nan
+// CHECK: ^bb0(%[[X:[a-z0-9_]+]]: f32, %[[BEST:[a-z0-9_]+]]: f32, %[[IDX:[a-z0-9_]+]]: i32):
+// CHECK: %[[K:.*]] = arith.index_cast
+// CHECK: %[[EARLIER:.*]] = arith.cmpi slt, %[[K]], %[[IDX]] : i32
+// CHECK: %[[ORDERED:.*]] = arith.ori
+// CHECK: %[[XNAN:.*]] = arith.cmpf uno, %[[X]], %[[X]] : f32
+// CHECK: %[[BNAN:.*]] = arith.cmpf uno, %[[BEST]], %[[BEST]] : f32
+// CHECK: %[[EARLYNAN:.*]] = arith.andi %[[XNAN]], %[[EARLIER]] : i1
+// CHECK: %[[ANYNAN:.*]] = arith.ori %[[XNAN]], %[[ORDERED]] : i1
+// CHECK: %[[TAKE:.*]] = arith.select %[[BNAN]], %[[EARLYNAN]], %[[ANYNAN]] : i1
+// CHECK: arith.select %[[TAKE]], %[[X]], %[[BEST]] : f32
+// CHECK: arith.select %[[TAKE]], %[[K]], %[[IDX]] : i32
+func.func @argmax_nan(%x: tensor<3x4xf32>) -> tensor<3xi32> {
+  %0 = kiln.argmax %x, 1 : tensor<3x4xf32> -> tensor<3xi32>
+  return %0 : tensor<3xi32>
+}
+
+// Integers have no NaN: no unordered compare.
+// CHECK-LABEL: func.func @argmax_int
+// CHECK-NOT: arith.cmpf
+// CHECK: linalg.yield
+func.func @argmax_int(%x: tensor<3x4xi32>) -> tensor<3xi32> {
+  %0 = kiln.argmax %x, 1 : tensor<3x4xi32> -> tensor<3xi32>
+  return %0 : tensor<3xi32>
+}

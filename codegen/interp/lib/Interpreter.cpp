@@ -89,7 +89,7 @@ double applyUnary(StringRef name, double x) {
   if (name == "kiln.sqrt") return std::sqrt(x);
   if (name == "kiln.tanh") return std::tanh(x);
   if (name == "kiln.sigmoid") return 1.0 / (1.0 + std::exp(-x));
-  if (name == "kiln.relu") return x > 0 ? x : 0.0;
+  if (name == "kiln.relu") return x > 0 || std::isnan(x) ? x : 0.0;  // NaN passes through
   if (name == "kiln.abs") return std::fabs(x);
   if (name == "kiln.sign") return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0);
   if (name == "kiln.log1p") return std::log1p(x);
@@ -98,11 +98,24 @@ double applyUnary(StringRef name, double x) {
   throw Error(("kiln interp: unknown unary op " + name).str());
 }
 
-double applyBinary(StringRef name, double a, double b, bool integer) {
+// kiln.div of integers of type `dtype`: truncation toward zero, x / 0 = 0 and
+// MIN / -1 = MIN (wraps), as the linalg lowering computes it.
+double integerDivide(double a, double b, DType dtype) {
+  if (b == 0) return 0.0;
+  if (b == -1) {
+    if (dtype == DType::i32 && a == static_cast<double>(std::numeric_limits<int32_t>::min())) return a;
+    if (dtype == DType::i64 && a == static_cast<double>(std::numeric_limits<int64_t>::min())) return a;
+    return -a;
+  }
+  return std::trunc(a / b);
+}
+
+double applyBinary(StringRef name, double a, double b, DType dtype) {
+  bool integer = !is_floating(dtype);
   if (name == "kiln.add") return a + b;
   if (name == "kiln.sub") return a - b;
   if (name == "kiln.mul") return a * b;
-  if (name == "kiln.div") return integer ? std::trunc(a / b) : a / b;
+  if (name == "kiln.div") return integer ? integerDivide(a, b, dtype) : a / b;
   if (name == "kiln.max") return std::max(a, b);
   if (name == "kiln.min") return std::min(a, b);
   if (name == "kiln.pow") return std::pow(a, b);
@@ -219,7 +232,9 @@ const llvm::StringMap<Eval>& evaluators() {
     t["kiln.rng_uniform"] = [](Operation* op, const Operands& in) {
       auto rng = cast<ir::RngUniformOp>(op);
       Tensor out = makeTensor(rng.getResult());
-      auto seed = static_cast<uint64_t>(in[0]->data[0]), offset = static_cast<uint64_t>(in[0]->data[1]);
+      // int64 (held as double) to uint64 through int64: a seed of -1 is 2^64 - 1.
+      auto seed = static_cast<uint64_t>(static_cast<int64_t>(in[0]->data[0]));
+      auto offset = static_cast<uint64_t>(static_cast<int64_t>(in[0]->data[1]));
       for (int64_t i = 0; i < out.size(); ++i) out.data[i] = philox::uniform(seed, offset + i);
       return out;
     };
@@ -237,9 +252,8 @@ const llvm::StringMap<Eval>& evaluators() {
       t[name] = [](Operation* op, const Operands& in) {
         Tensor out = makeTensor(op->getResult(0));
         StringRef n = op->getName().getStringRef();
-        bool integer = !is_floating(out.dtype);
         for (int64_t i = 0; i < out.size(); ++i)
-          out.data[i] = applyBinary(n, in[0]->data[i], in[1]->data[i], integer);
+          out.data[i] = applyBinary(n, in[0]->data[i], in[1]->data[i], out.dtype);
         return out;
       };
     }
@@ -361,7 +375,8 @@ const llvm::StringMap<Eval>& evaluators() {
           int64_t dst = 0;
           for (size_t d = 0; d < idx.size(); ++d) dst += (kept[d] == 1 ? 0 : idx[d]) * ks[d];
           double v = x.data[flat];
-          out.data[dst] = isMax ? std::max(out.data[dst], v) : out.data[dst] + v;
+          // max propagates NaN (arith.maximumf, NumPy's max).
+          out.data[dst] = isMax ? (std::isnan(v) || v > out.data[dst] ? v : out.data[dst]) : out.data[dst] + v;
         });
         return out;
       };
@@ -375,8 +390,10 @@ const llvm::StringMap<Eval>& evaluators() {
       int64_t n = x.shape[axis], inner = stridesOf(x.shape)[axis];
       for (int64_t o = 0; o < out.size(); ++o) {
         int64_t outer = o / inner, i = o % inner, base = outer * n * inner + i, best = 0;
-        for (int64_t k = 1; k < n; ++k)
-          if (x.data[base + k * inner] > x.data[base + best * inner]) best = k;
+        // The first maximum, or the first NaN (NumPy's argmax).
+        for (int64_t k = 1; k < n && !std::isnan(x.data[base + best * inner]); ++k)
+          if (std::isnan(x.data[base + k * inner]) || x.data[base + k * inner] > x.data[base + best * inner])
+            best = k;
         out.data[o] = static_cast<double>(best);
       }
       return out;

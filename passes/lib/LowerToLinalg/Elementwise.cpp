@@ -46,9 +46,13 @@ Value sigmoidFn(OpBuilder& b, Location loc, ValueRange a) {
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, a[0]));
   return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
 }
+// x > 0 ? x : 0, with NaN passed through (NumPy's maximum(x, 0)): the unordered
+// `ugt` is true for NaN.
 Value reluFn(OpBuilder& b, Location loc, ValueRange a) {
   Value zero = zeroLike(b, loc, a[0]);
-  return arith::SelectOp::create(b, loc, cmpGreater(b, loc, a[0], zero), a[0], zero);
+  Value keep = isFloat(a[0]) ? arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UGT, a[0], zero).getResult()
+                             : cmpGreater(b, loc, a[0], zero);
+  return arith::SelectOp::create(b, loc, keep, a[0], zero);
 }
 Value absFn(OpBuilder& b, Location loc, ValueRange a) {
   if (isFloat(a[0])) return math::AbsFOp::create(b, loc, a[0]);
@@ -69,6 +73,24 @@ Value arithFn(OpBuilder& b, Location loc, ValueRange a) {
   if (isFloat(a[0])) return FloatOp::create(b, loc, a[0], a[1]);
   return IntOp::create(b, loc, a[0], a[1]);
 }
+// Integer division truncates toward zero and never traps (NumPy's answers for
+// the cases C leaves undefined): x / 0 = 0, and MIN / -1 = MIN (wraps). The
+// divisor is made safe first, so that no lane of a vectorized loop divides by
+// 0 or -1: q = x / (d == 0 || d == -1 ? 1 : d), then d == -1 gives 0 - x
+// (wrapping) and d == 0 gives 0.
+Value divFn(OpBuilder& b, Location loc, ValueRange a) {
+  if (isFloat(a[0])) return arith::DivFOp::create(b, loc, a[0], a[1]);
+  Type t = a[0].getType();
+  Value zero = scalarConstant(b, loc, t, 0), one = scalarConstant(b, loc, t, 1);
+  Value minusOne = scalarConstant(b, loc, t, -1);
+  Value byZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, a[1], zero);
+  Value byMinusOne = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, a[1], minusOne);
+  Value safe = arith::SelectOp::create(b, loc, arith::OrIOp::create(b, loc, byZero, byMinusOne), one, a[1]);
+  Value q = arith::DivSIOp::create(b, loc, a[0], safe);
+  q = arith::SelectOp::create(b, loc, byMinusOne, arith::SubIOp::create(b, loc, zero, a[0]), q);
+  return arith::SelectOp::create(b, loc, byZero, zero, q);
+}
+
 // std::max(a, b) is (a < b) ? b : a; std::min(a, b) is (b < a) ? b : a.
 Value maxFn(OpBuilder& b, Location loc, ValueRange a) {
   if (!isFloat(a[0])) return arith::MaxSIOp::create(b, loc, a[0], a[1]);
@@ -203,7 +225,7 @@ void populateElementwiseLoweringPatterns(RewritePatternSet& patterns) {
   patterns.add<ElementwiseLowering<AddOp>>(ctx, arithFn<arith::AddFOp, arith::AddIOp>);
   patterns.add<ElementwiseLowering<SubOp>>(ctx, arithFn<arith::SubFOp, arith::SubIOp>);
   patterns.add<ElementwiseLowering<MulOp>>(ctx, arithFn<arith::MulFOp, arith::MulIOp>);
-  patterns.add<ElementwiseLowering<DivOp>>(ctx, arithFn<arith::DivFOp, arith::DivSIOp>);
+  patterns.add<ElementwiseLowering<DivOp>>(ctx, divFn);
   patterns.add<ElementwiseLowering<MaxOp>>(ctx, maxFn);
   patterns.add<ElementwiseLowering<MinOp>>(ctx, minFn);
   patterns.add<ElementwiseLowering<PowOp>>(ctx, powFn);

@@ -49,7 +49,9 @@ struct ReduceLowering : KilnLowering<OpTy> {
 
 // One generic with outputs (running max, its index); the reduction keeps the
 // larger value and, on ties, the smaller index, so the first maximum wins
-// whatever the iteration order.
+// whatever the iteration order. NaN is larger than everything (NumPy: the
+// index of the first NaN): a NaN is taken over any number, and over another
+// NaN when earlier.
 struct ArgmaxLowering : KilnLowering<ArgmaxOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(ArgmaxOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
@@ -86,6 +88,14 @@ struct ArgmaxLowering : KilnLowering<ArgmaxOp> {
           }
           Value earlier = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, k, bestIndex);
           Value take = arith::OrIOp::create(b, l, greater, arith::AndIOp::create(b, l, equal, earlier));
+          if (isFloat) {
+            // best is NaN: only an earlier NaN; else a NaN x, or the ordered rule above.
+            Value xNaN = arith::CmpFOp::create(b, l, arith::CmpFPredicate::UNO, x, x);
+            Value bestNaN = arith::CmpFOp::create(b, l, arith::CmpFPredicate::UNO, best, best);
+            Value earlierNaN = arith::AndIOp::create(b, l, xNaN, earlier);
+            Value nanOrOrdered = arith::OrIOp::create(b, l, xNaN, take);
+            take = arith::SelectOp::create(b, l, bestNaN, earlierNaN, nanOrOrdered);
+          }
           linalg::YieldOp::create(b, l, ValueRange{arith::SelectOp::create(b, l, take, x, best),
                                                    arith::SelectOp::create(b, l, take, k, bestIndex)});
         });

@@ -68,7 +68,12 @@ def Kiln_LogOp : Kiln_UnaryOp<"log", "natural logarithm">;
 def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root">;
 def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "hyperbolic tangent">;
 def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "logistic sigmoid 1/(1+exp(-x))">;
-def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)">;
+def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)"> {
+  let description = [{
+    NumPy's `maximum(x, 0)`: x where x > 0, else 0; NaN stays NaN (so a NaN
+    is not hidden, as in Chainer).
+  }];
+}
 def Kiln_AbsOp : Kiln_UnaryOp<"abs", "absolute value">;
 def Kiln_SignOp : Kiln_UnaryOp<"sign", "sign (-1, 0 or 1)">;
 def Kiln_Log1pOp : Kiln_UnaryOp<"log1p", "log(1 + x)">;
@@ -86,7 +91,14 @@ class Kiln_BinaryOp<string mnemonic, string desc>
 def Kiln_AddOp : Kiln_BinaryOp<"add", "sum">;
 def Kiln_SubOp : Kiln_BinaryOp<"sub", "difference">;
 def Kiln_MulOp : Kiln_BinaryOp<"mul", "product">;
-def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient">;
+def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient"> {
+  let description = [{
+    Floats: IEEE division (x / 0 is +-inf or NaN). Integers: truncation
+    toward zero, defined for every operand, on every backend, never a trap:
+    as NumPy answers (with its RuntimeWarning) where C is undefined,
+    x / 0 = 0 and MIN / -1 = MIN (the quotient wraps).
+  }];
+}
 def Kiln_MaxOp : Kiln_BinaryOp<"max", "maximum">;
 def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum">;
 def Kiln_PowOp : Kiln_BinaryOp<"pow", "power lhs^rhs">;
@@ -204,6 +216,10 @@ def Kiln_ReduceMaxOp : Kiln_ReduceOp<"reduce_max", "Maximum">;
 
 def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
   let summary = "Index (i32) of the first maximum along `axis` (removed)";
+  let description = [{
+    NaN counts as larger than any number: where a slice holds NaN the result
+    is the index of its first NaN (NumPy's argmax).
+  }];
   let arguments = (ins Kiln_Tensor:$x, I64Attr:$axis);
   let results = (outs TensorOf<[I32]>:$result);
   let assemblyFormat = "$x `,` $axis attr-dict `:` type($x) `->` type($result)";

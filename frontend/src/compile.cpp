@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "kiln/cache.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/codegen/interp.h"
+#include "kiln/config.h"
 #include "kiln/env.h"
 #include "kiln/kernel_cache.h"
 #include "kiln/passes/Passes.h"
@@ -30,6 +33,9 @@
 
 namespace kiln::detail {
 namespace {
+
+// The op whose second result reports an id or label out of range (see RangeCheck).
+constexpr const char* kCheckRangeOp = "kiln.check_range";
 
 mlir::MLIRContext& context() {
   static mlir::MLIRContext* ctx = [] {
@@ -87,7 +93,10 @@ struct DiagnosticCollector {
 // Emits g's ops at b's insertion point; `values` holds the values of g's
 // arguments (function or block arguments) and gets one value per op appended.
 // A "kiln.custom" op gets its forward and backward regions emitted recursively.
-void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& values) {
+// A "kiln.check_range" op has a second result, its status, appended to
+// `statuses` (when given: the function's own ops; a region's checks go unread).
+void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& values,
+             std::vector<mlir::Value>* statuses = nullptr) {
   mlir::MLIRContext& ctx = *b.getContext();
   mlir::Location loc = b.getUnknownLoc();
   for (const GraphOp& op : g.ops) {
@@ -107,6 +116,8 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
     for (int v : op.operands) state.operands.push_back(values[v]);
     for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
     state.types.push_back(type);
+    bool check = op.op == kCheckRangeOp;
+    if (check) state.types.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
     std::vector<const GraphSpec*> regions;
     for (const auto& r : {op.forward, op.backward})
       if (r) regions.push_back(r.get());
@@ -129,6 +140,7 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
       kiln::ir::YieldOp::create(b, opLoc, yielded);
     }
     values.push_back(created->getResult(0));
+    if (check && statuses) statuses->push_back(created->getResult(1));
   }
 }
 
@@ -146,14 +158,18 @@ mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
     return tensorType(b, op.shape, op.dtype);
   };
   for (int o : g.outputs) resultTypes.push_back(valueType(o));
+  // Then the statuses of the run-time checks (see RangeCheck), in op order.
+  for (const GraphOp& op : g.ops)
+    if (op.op == kCheckRangeOp) resultTypes.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
   b.setInsertionPointToEnd(module.getBody());
   auto func = mlir::func::FuncOp::create(b, loc, "graph", b.getFunctionType(argTypes, resultTypes));
   mlir::Block* entry = func.addEntryBlock();
   b.setInsertionPointToEnd(entry);
-  std::vector<mlir::Value> values(entry->args_begin(), entry->args_end());
-  emitOps(b, g, values);
+  std::vector<mlir::Value> values(entry->args_begin(), entry->args_end()), statuses;
+  emitOps(b, g, values, &statuses);
   std::vector<mlir::Value> results;
   for (int o : g.outputs) results.push_back(values[o]);
+  results.insert(results.end(), statuses.begin(), statuses.end());
   mlir::func::ReturnOp::create(b, loc, results);
   return module;
 }
@@ -170,16 +186,6 @@ class InterpExecutable : public Executable {
   mlir::OwningOpRef<mlir::ModuleOp> module_;
 };
 
-// A graph compiled by the CPU backend: outputs are allocated here and written
-// by the kernel in place (out-params); inputs are read in place.
-// A gather whose ids are a graph argument: checked before the kernel runs, since
-// compiled code cannot throw (the interpreter checks every gather itself).
-struct GatherIdCheck {
-  size_t arg;
-  int64_t rows;  // kBatchDim: the run-time batch size
-  std::string where;  // "file:line: " of the user's call, or ""
-};
-
 // Where the run-time batch size of a graph with symbolic dimensions is read:
 // the first argument with one, as -kiln-lower-to-linalg does.
 struct BatchSource {
@@ -194,43 +200,26 @@ BatchSource batchSource(const GraphSpec& graph) {
   return {};
 }
 
+// The function's results: the graph's outputs, then one status (tensor<2xi64>) per run-time check.
 std::vector<GraphSpec::Arg> outputTypes(const GraphSpec& graph) {
   std::vector<GraphSpec::Arg> outputs;
   int nargs = static_cast<int>(graph.args.size());
   for (int o : graph.outputs)
     outputs.push_back(o < nargs ? graph.args[o]
                                 : GraphSpec::Arg{graph.ops[o - nargs].shape, graph.ops[o - nargs].dtype});
+  for (const GraphOp& op : graph.ops)
+    if (op.op == kCheckRangeOp) outputs.push_back(GraphSpec::Arg{{2}, DType::i64});
   return outputs;
 }
 
-std::vector<GatherIdCheck> gatherIdChecks(const GraphSpec& graph) {
-  std::vector<GatherIdCheck> checks;
-  int nargs = static_cast<int>(graph.args.size());
-  auto shapeOf = [&](int v) { return v < nargs ? graph.args[v].shape : graph.ops[v - nargs].shape; };
-  for (const GraphOp& op : graph.ops) {
-    if (op.op != "kiln.gather" || op.operands[1] >= nargs) continue;
-    std::string where = op.line > 0 ? fmt::format("{}:{}: ", op.file, op.line) : "";
-    checks.push_back({static_cast<size_t>(op.operands[1]), shapeOf(op.operands[0]).at(0), where});
-  }
-  return checks;
-}
-
+// A graph compiled by the CPU backend: outputs are allocated here and written
+// by the kernel in place (out-params); inputs are read in place.
 class CpuExecutable : public Executable {
  public:
   CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, const GraphSpec& graph)
-      : kernel_(std::move(kernel)), outputs_(outputTypes(graph)), checks_(gatherIdChecks(graph)),
-        batch_(batchSource(graph)) {}
+      : kernel_(std::move(kernel)), outputs_(outputTypes(graph)), batch_(batchSource(graph)) {}
   std::vector<Array> run(const std::vector<Array>& args) override {
     int64_t batch = batch_.present ? args.at(batch_.arg).shape().at(batch_.dim) : 0;
-    for (const GatherIdCheck& c : checks_) {
-      const Array& ids = args.at(c.arg);
-      int64_t rows = c.rows == kBatchDim ? batch : c.rows;
-      for (int64_t i = 0; i < ids.size(); ++i) {
-        auto id = static_cast<int64_t>(ids.at(i));
-        if (id < 0 || id >= rows)
-          throw Error(fmt::format("{}kiln: embed/gather: id {} out of range [0, {})", c.where, id, rows));
-      }
-    }
     std::vector<Array> results;
     results.reserve(outputs_.size());
     // Out-params are written entirely by the kernel: no zero-fill needed.
@@ -247,7 +236,6 @@ class CpuExecutable : public Executable {
  private:
   std::unique_ptr<cpu::Kernel> kernel_;
   std::vector<GraphSpec::Arg> outputs_;
-  std::vector<GatherIdCheck> checks_;
   BatchSource batch_;
 };
 
@@ -337,9 +325,11 @@ std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp
 
 }  // namespace
 
-std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk) {
+// The executable of `backend` ("cpu" or "interp"); its run() returns the
+// graph's outputs, then the statuses of its run-time checks.
+static std::shared_ptr<Executable> compileBackend(const GraphSpec& graph, bool* from_disk,
+                                                  const std::string& backend) {
   auto start = std::chrono::steady_clock::now();
-  std::string backend = backend_name();
   if (from_disk) *from_disk = false;
   if (backend == "cpu") {
     // A disk hit links the cached object: no MLIR at all.
@@ -382,7 +372,184 @@ std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_dis
   return std::make_shared<InterpExecutable>(std::move(module));
 }
 
+namespace {
+
+// A kiln.check_range of the graph, and what its error names.
+struct RangeCheck {
+  std::string function, operand;
+  int64_t limit = 0;
+  std::optional<int64_t> ignore;
+  Shape shape;        // of the checked value (kBatchDim: the run-time batch size)
+  std::string where;  // "file:line: " of the user's call, or ""
+};
+
+std::vector<RangeCheck> rangeChecks(const GraphSpec& graph) {
+  std::vector<RangeCheck> checks;
+  for (const GraphOp& op : graph.ops) {
+    if (op.op != kCheckRangeOp) continue;
+    RangeCheck c;
+    for (const Attr& a : op.attrs) {
+      if (a.name == "function") c.function = a.s;
+      if (a.name == "operand") c.operand = a.s;
+      if (a.name == "limit") c.limit = a.i;
+      if (a.name == "ignore") c.ignore = a.i;
+    }
+    c.shape = op.shape;
+    c.where = op.line > 0 ? fmt::format("{}:{}: ", op.file, op.line) : "";
+    checks.push_back(std::move(c));
+  }
+  return checks;
+}
+
+// Chainer's message: "Each label `t` need to satisfy `0 <= t < x.shape[1] or t == -1`",
+// with the offending element: "..., but t[3] = 12".
+[[noreturn]] void raiseRangeError(const RangeCheck& c, int64_t flat, int64_t value, int64_t batch) {
+  std::string index;
+  if (!c.shape.empty()) {
+    std::vector<int64_t> idx(c.shape.size());
+    for (size_t d = c.shape.size(); d-- > 0;) {
+      int64_t size = c.shape[d] == kBatchDim ? batch : c.shape[d];
+      idx[d] = size > 0 ? flat % size : 0;
+      flat = size > 0 ? flat / size : 0;
+    }
+    for (size_t d = 0; d < idx.size(); ++d) index += (d ? ", " : "[") + std::to_string(idx[d]);
+    index += "]";
+  }
+  std::string valid = fmt::format("0 <= {} < {}", c.operand, c.limit);
+  if (c.ignore) valid += fmt::format(" or {} == {}", c.operand, *c.ignore);
+  throw Error(fmt::format("{}kiln: {}: each value of `{}` needs to satisfy `{}`, but {}{} = {}", c.where, c.function,
+                          c.operand, valid, c.operand, index, value));
+}
+
+// The graph with every symbolic (batch) dimension replaced by `batch`.
+void concretize(GraphSpec& g, int64_t batch) {
+  auto fix = [batch](std::vector<int64_t>& v) {
+    for (int64_t& d : v)
+      if (d == kBatchDim) d = batch;
+  };
+  for (GraphSpec::Arg& a : g.args) fix(a.shape);
+  for (GraphOp& op : g.ops) {
+    fix(op.shape);
+    for (Attr& a : op.attrs) fix(a.ints);
+    for (std::shared_ptr<const GraphSpec>* region : {&op.forward, &op.backward})
+      if (*region) {
+        auto copy = std::make_shared<GraphSpec>(**region);
+        concretize(*copy, batch);
+        *region = std::move(copy);
+      }
+  }
+}
+
+int64_t firstNonFinite(const Array& a) {
+  if (!is_floating(a.dtype())) return -1;
+  for (int64_t i = 0; i < a.size(); ++i)
+    if (!std::isfinite(a.at(i))) return i;
+  return -1;
+}
+
+std::string nonFiniteName(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+// Debug mode found a non-finite value in output `output`: runs the graph again
+// on the interpreter with every floating op value as an output, and names the
+// first op (in the order the user's code recorded them) whose value is not finite.
+[[noreturn]] void raiseNonFinite(const GraphSpec& graph, const std::vector<Array>& args, int64_t batch,
+                                 size_t output, double value) {
+  GraphSpec all = graph;
+  if (batch > 0) concretize(all, batch);
+  int nargs = static_cast<int>(all.args.size());
+  all.outputs.clear();
+  for (size_t i = 0; i < all.ops.size(); ++i)
+    if (is_floating(all.ops[i].dtype)) all.outputs.push_back(nargs + static_cast<int>(i));
+  const GraphOp* culprit = nullptr;
+  std::string found;
+  std::string failure;
+  try {
+    std::vector<Array> values = compileBackend(all, nullptr, "interp")->run(args);
+    for (size_t k = 0; k < all.outputs.size() && k < values.size() && !culprit; ++k)
+      if (int64_t i = firstNonFinite(values[k]); i >= 0) {
+        culprit = &all.ops[all.outputs[k] - nargs];
+        found = nonFiniteName(values[k].at(i));
+      }
+  } catch (const Error& e) {
+    failure = e.what();
+  }
+  if (!culprit) {
+    // Not reproduced by the interpreter: name the op behind the output.
+    int id = graph.outputs.at(output);
+    if (id < nargs)
+      throw Error(fmt::format("kiln: debug mode: {} in output {} of the graph, an input of it{}", nonFiniteName(value),
+                              output, failure.empty() ? "" : " (" + failure + ")"));
+    culprit = &graph.ops[id - nargs];
+    found = nonFiniteName(value);
+  }
+  std::string where = culprit->line > 0 ? fmt::format("{}:{}: ", culprit->file, culprit->line) : "";
+  throw Error(fmt::format("{}kiln: debug mode: {} is detected on forward computation of {}", where, found,
+                          culprit->op));
+}
+
+// Every backend's executable behind the same checks: a failed kiln.check_range
+// becomes a kiln::Error after the call, and in debug mode (kiln::set_debug,
+// KILN_DEBUG=1) a NaN or inf in an output names the op that produced it.
+class CheckedExecutable : public Executable {
+ public:
+  CheckedExecutable(std::shared_ptr<Executable> inner, const GraphSpec& graph)
+      : inner_(std::move(inner)), graph_(graph), checks_(rangeChecks(graph)), batch_(batchSource(graph)) {}
+
+  std::vector<Array> run(const std::vector<Array>& args) override {
+    std::vector<Array> results = inner_->run(args);
+    size_t outputs = graph_.outputs.size();
+    if (results.size() != outputs + checks_.size())
+      throw Error(fmt::format("kiln: internal error: the compiled graph returned {} results for {} outputs and {} "
+                              "checks", results.size(), outputs, checks_.size()));
+    int64_t batch = batch_.present ? args.at(batch_.arg).shape().at(batch_.dim) : 0;
+    for (size_t c = 0; c < checks_.size(); ++c) {
+      const Array& status = results[outputs + c];
+      if (status.at(0) >= 0)
+        raiseRangeError(checks_[c], static_cast<int64_t>(status.at(0)), static_cast<int64_t>(status.at(1)), batch);
+    }
+    results.resize(outputs);
+    if (is_debug())
+      for (size_t o = 0; o < outputs; ++o)
+        if (int64_t i = firstNonFinite(results[o]); i >= 0) raiseNonFinite(graph_, args, batch, o, results[o].at(i));
+    return results;
+  }
+
+ private:
+  std::shared_ptr<Executable> inner_;
+  GraphSpec graph_;
+  std::vector<RangeCheck> checks_;
+  BatchSource batch_;
+};
+
+// set_debug's value: -1 until set, then 0 or 1.
+std::atomic<int>& debugSetting() {
+  static std::atomic<int> setting{-1};
+  return setting;
+}
+
+}  // namespace
+
+std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk) {
+  return std::make_shared<CheckedExecutable>(compileBackend(graph, from_disk, backend_name()), graph);
+}
+
 }  // namespace kiln::detail
+
+namespace kiln {
+
+void set_debug(bool debug) { detail::debugSetting().store(debug ? 1 : 0); }
+
+bool is_debug() {
+  int setting = detail::debugSetting().load();
+  if (setting >= 0) return setting != 0;
+  static const bool from_environment = [] {
+    const char* env = std::getenv("KILN_DEBUG");
+    return env && *env && std::string(env) != "0";
+  }();
+  return from_environment;
+}
+
+}  // namespace kiln
 
 namespace kiln {
 

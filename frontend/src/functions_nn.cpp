@@ -37,6 +37,16 @@ Variable sum_all(const Variable& x) { return sum(x); }
 
 Variable as_float(const Variable& b, DType dtype) { return cast(b, dtype); }
 
+// t itself, checked when the graph runs: an element outside [0, limit) other
+// than `ignore` raises kiln::Error after the run, on every backend
+// (kiln.check_range), naming `function`, `operand`, the value and the range.
+Variable check_range(const std::string& function, const std::string& operand, const Variable& t, int64_t limit,
+                     std::optional<int64_t> ignore) {
+  Attrs attrs{int_attr("limit", limit), str_attr("function", function), str_attr("operand", operand)};
+  if (ignore) attrs.push_back(int_attr("ignore", *ignore));
+  return record("kiln.check_range", {t}, std::move(attrs), t.shape(), t.dtype());
+}
+
 struct DropoutState {
   uint64_t seed = 0;
   uint64_t offset = 0;
@@ -93,14 +103,16 @@ Variable softmax_cross_entropy(const Variable& x, const Variable& t, bool normal
   if (reduce != "mean" && reduce != "no")
     throw Error(fmt::format("only 'mean' and 'no' are valid for 'reduce', but '{}' is given", reduce));
 
+  // Labels outside [0, classes) other than ignore_label raise when the graph runs (Chainer raises).
+  Variable labels = check_range("softmax_cross_entropy", "t", t, x.shape()[1], ignore_label);
   Variable logp = log_softmax(x, 1);
   // One-hot of t along axis 1: iota(axis 1) == t[:, None, ...].
   Variable classes = record("kiln.iota", {}, {int_attr("dimension", 1)}, x.shape(), t.dtype());
   Shape tview = t.shape();
   tview.insert(tview.begin() + 1, 1);
-  Variable onehot = equal(classes, reshape(t, tview));
+  Variable onehot = equal(classes, reshape(labels, tview));
   Variable picked = sum(where(onehot, logp, constant_like(0.0, logp)), std::vector<int64_t>{1});
-  Variable valid = not_equal(t, constant_like(static_cast<double>(ignore_label), t));
+  Variable valid = not_equal(labels, constant_like(static_cast<double>(ignore_label), labels));
   Variable loss = where(valid, -picked, constant_like(0.0, picked));
   if (reduce == "no") return loss;
   Variable total = sum_all(loss);
@@ -397,9 +409,11 @@ Variable embed_id(const Variable& x, const Variable& W, std::optional<int64_t> i
   check_ndim(fn, "W", W, 2);
   Shape out = x.shape();
   out.push_back(W.shape()[1]);
-  if (!ignore_label) return record("kiln.gather", {W, x}, {}, out, W.dtype());
-  Variable ignored = equal(x, constant_like(static_cast<double>(*ignore_label), x));
-  Variable safe_ids = where(ignored, constant_like(0.0, x), x);
+  // Ids outside [0, len(W)) other than ignore_label raise when the graph runs.
+  Variable ids = check_range("embed_id", "x", x, W.shape()[0], ignore_label);
+  if (!ignore_label) return record("kiln.gather", {W, ids}, {}, out, W.dtype());
+  Variable ignored = equal(ids, constant_like(static_cast<double>(*ignore_label), ids));
+  Variable safe_ids = where(ignored, constant_like(0.0, ids), ids);
   Variable rows = record("kiln.gather", {W, safe_ids}, {}, out, W.dtype());
   Shape mview = x.shape();
   mview.push_back(1);

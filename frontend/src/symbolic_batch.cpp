@@ -151,6 +151,7 @@ Mask result_mask(const GraphOp& op, const std::vector<const Shape*>& shapes, con
     return r;
   }
   if (name == "kiln.dim_size") return m;
+  if (name == "kiln.check_range" && masks.size() == 1) return in(0);  // x passed through
   if (name == "kiln.matmul" && masks.size() == 2 && in(0).size() == rank && in(1).size() == rank && rank >= 2) {
     bool ta = find_attr(op, "transpose_a") != nullptr, tb = find_attr(op, "transpose_b") != nullptr;
     for (size_t d = 0; d + 2 < rank; ++d) m[d] = join(in(0)[d], in(1)[d]);

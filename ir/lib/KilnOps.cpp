@@ -424,6 +424,24 @@ LogicalResult ScatterAddOp::verify() {
   return success();
 }
 
+//===--- run-time checks ---------------------------------------------------===//
+
+LogicalResult CheckRangeOp::inferReturnTypes(MLIRContext* ctx, std::optional<Location>, Adaptor adaptor,
+                                             SmallVectorImpl<Type>& types) {
+  types.push_back(adaptor.getX().getType());
+  types.push_back(tensorOf({2}, IntegerType::get(ctx, 64)));
+  return success();
+}
+
+LogicalResult CheckRangeOp::verify() {
+  auto limit = static_cast<int64_t>(getLimit());  // I64Attr's getter is unsigned
+  if (limit < 0) return emitOpError("limit must be >= 0, got ") << limit;
+  auto status = dyn_cast<RankedTensorType>(getStatus().getType());
+  if (!status || status.getShape() != ArrayRef<int64_t>{2})
+    return emitOpError("status must be tensor<2xi64>, got ") << getStatus().getType();
+  return success();
+}
+
 //===--- grad --------------------------------------------------------------===//
 
 LogicalResult GradOp::inferReturnTypes(MLIRContext*, std::optional<Location>, Adaptor adaptor,

@@ -144,3 +144,19 @@ func.func @reshape_dynamic_count(%x: tensor<?x4xf32>) -> tensor<8xf32> {
   %0 = kiln.reshape %x : tensor<?x4xf32> -> tensor<8xf32>
   return %0 : tensor<8xf32>
 }
+
+// -----
+
+func.func @check_range_negative_limit(%t: tensor<4xi32>) -> tensor<2xi64> {
+  // expected-error @+1 {{limit must be >= 0, got -1}}
+  %r, %s = kiln.check_range %t, limit = -1 {function = "f", operand = "t"} : tensor<4xi32>
+  return %s : tensor<2xi64>
+}
+
+// -----
+
+func.func @check_range_float(%t: tensor<4xf32>) -> tensor<2xi64> {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit signless integer or 64-bit signless integer values}}
+  %r, %s = kiln.check_range %t, limit = 3 {function = "f", operand = "t"} : tensor<4xf32>
+  return %s : tensor<2xi64>
+}

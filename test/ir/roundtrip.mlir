@@ -138,3 +138,12 @@ func.func @symbolic_batch(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> (tensor<?
   %s = kiln.slice %x {start = array<i64: 0, 1>, limit = array<i64: -9223372036854775808, 3>, step = array<i64: 1, 1>} : tensor<?x4xf32> -> tensor<?x2xf32>
   return %y, %n, %s : tensor<?x3xf32>, tensor<f32>, tensor<?x2xf32>
 }
+
+// CHECK-LABEL: func.func @check_range
+func.func @check_range(%t: tensor<?xi32>, %x: tensor<2x3xi64>) -> (tensor<?xi32>, tensor<2xi64>, tensor<2x3xi64>, tensor<2xi64>) {
+  // CHECK: %{{.*}}, %{{.*}} = kiln.check_range %{{.*}}, limit = 10, ignore = -1 {function = "softmax_cross_entropy", operand = "t"} : tensor<?xi32>
+  %r, %s = kiln.check_range %t, limit = 10, ignore = -1 {function = "softmax_cross_entropy", operand = "t"} : tensor<?xi32>
+  // CHECK: kiln.check_range %{{.*}}, limit = 4 {function = "embed_id", operand = "x"} : tensor<2x3xi64>
+  %r2, %s2 = kiln.check_range %x, limit = 4 {function = "embed_id", operand = "x"} : tensor<2x3xi64>
+  return %r, %s, %r2, %s2 : tensor<?xi32>, tensor<2xi64>, tensor<2x3xi64>, tensor<2xi64>
+}

@@ -48,3 +48,49 @@ func.func @rng(%key: tensor<2xi64>) -> tensor<2x3xf32> {
   %0 = kiln.rng_uniform %key : tensor<2xi64> -> tensor<2x3xf32>
   return %0 : tensor<2x3xf32>
 }
+
+// check_range: x passes through; the status is [first bad flat index, its value]
+// (or [-1, 0]) from a reduction over every dimension into two 0-d accumulators.
+// CHECK-LABEL: func.func @check_range
+// CHECK-SAME: (%[[T:.*]]: tensor<2x3xi32>)
+// CHECK-DAG: %[[M1:.*]] = arith.constant -1 : i64
+// CHECK-DAG: %[[I:.*]] = linalg.fill ins(%[[M1]] : i64) outs(%{{.*}} : tensor<i64>)
+// CHECK-DAG: %[[V:.*]] = linalg.fill ins(%{{.*}} : i64) outs(%{{.*}} : tensor<i64>)
+// CHECK: %[[R:.*]]:2 = linalg.generic
+// CHECK-SAME: iterator_types = ["reduction", "reduction"]
+// CHECK-SAME: ins(%[[T]] : tensor<2x3xi32>) outs(%[[I]], %[[V]] : tensor<i64>, tensor<i64>)
+// CHECK: ^bb0(%[[X:[a-z0-9_]+]]: i32, %[[FIRST:[a-z0-9_]+]]: i64, %[[VAL:[a-z0-9_]+]]: i64):
+// CHECK: %[[X64:.*]] = arith.extsi %[[X]] : i32 to i64
+// CHECK: linalg.index 0
+// CHECK: linalg.index 1
+// CHECK: %[[FLAT:.*]] = arith.index_cast %{{.*}} : index to i64
+// CHECK: %[[LO:.*]] = arith.cmpi slt, %[[X64]], %{{.*}} : i64
+// CHECK: %[[C10:.*]] = arith.constant 10 : i64
+// CHECK: %[[HI:.*]] = arith.cmpi sge, %[[X64]], %[[C10]] : i64
+// CHECK: %[[OUT:.*]] = arith.ori %[[LO]], %[[HI]] : i1
+// CHECK: %[[IGN:.*]] = arith.cmpi ne, %[[X64]], %{{.*}} : i64
+// CHECK: %[[BAD:.*]] = arith.andi %[[OUT]], %[[IGN]] : i1
+// CHECK: %[[TAKE:.*]] = arith.andi %[[BAD]], %{{.*}} : i1
+// CHECK: %[[NI:.*]] = arith.select %[[TAKE]], %[[FLAT]], %[[FIRST]] : i64
+// CHECK: %[[NV:.*]] = arith.select %[[TAKE]], %[[X64]], %[[VAL]] : i64
+// CHECK: linalg.yield %[[NI]], %[[NV]] : i64, i64
+// CHECK: %[[E0:.*]] = tensor.extract %[[R]]#0[] : tensor<i64>
+// CHECK: %[[E1:.*]] = tensor.extract %[[R]]#1[] : tensor<i64>
+// CHECK: %[[S:.*]] = tensor.from_elements %[[E0]], %[[E1]] : tensor<2xi64>
+// CHECK: return %[[T]], %[[S]] : tensor<2x3xi32>, tensor<2xi64>
+func.func @check_range(%t: tensor<2x3xi32>) -> (tensor<2x3xi32>, tensor<2xi64>) {
+  %r, %s = kiln.check_range %t, limit = 10, ignore = -1 {function = "softmax_cross_entropy", operand = "t"} : tensor<2x3xi32>
+  return %r, %s : tensor<2x3xi32>, tensor<2xi64>
+}
+
+// Without `ignore`, nothing but the range; a dynamic (batch) dimension is read with tensor.dim.
+// CHECK-LABEL: func.func @check_range_dynamic
+// CHECK: tensor.dim
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["reduction"]
+// CHECK-NOT: arith.cmpi ne
+// CHECK: linalg.yield
+func.func @check_range_dynamic(%t: tensor<?xi64>) -> (tensor<?xi64>, tensor<2xi64>) {
+  %r, %s = kiln.check_range %t, limit = 3 {function = "embed_id", operand = "x"} : tensor<?xi64>
+  return %r, %s : tensor<?xi64>, tensor<2xi64>
+}

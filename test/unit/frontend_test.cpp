@@ -197,5 +197,5 @@ TEST(Trace, RuntimeErrorsNameTheUsersLine) {
   Variable y = F::embed_id(ids, W);
   std::string msg = error_of([&] { y.array(); });
   EXPECT_THAT(msg, HasSubstr(fmt::format("frontend_test.cpp:{}:", line)));
-  EXPECT_THAT(msg, HasSubstr("out of range"));
+  EXPECT_THAT(msg, HasSubstr("embed_id: each value of `x` needs to satisfy `0 <= x < 3`, but x[1] = 7"));
 }

@@ -1,9 +1,11 @@
 // Reference interpreter: evaluates kiln ops one by one on float64/int64 host tensors.
 #include "kiln/codegen/interp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <unordered_map>
 
 #include "kiln/ir/KilnDialect.h"
@@ -461,9 +463,8 @@ const llvm::StringMap<Eval>& evaluators() {
       const Tensor &table = *in[0], &ids = *in[1];
       int64_t rows = table.shape[0], width = table.shape[1];
       for (int64_t i = 0; i < ids.size(); ++i) {
-        auto id = static_cast<int64_t>(ids.data[i]);
-        if (id < 0 || id >= rows)
-          throw Error(fmt::format("kiln: embed/gather: id {} out of range [0, {})", id, rows));
+        // Clamped, as compiled code does; the kiln.check_range in front reports it.
+        int64_t id = std::clamp<int64_t>(static_cast<int64_t>(ids.data[i]), 0, std::max<int64_t>(rows - 1, 0));
         for (int64_t j = 0; j < width; ++j) out.data[i * width + j] = table.data[id * width + j];
       }
       return out;
@@ -482,6 +483,24 @@ const llvm::StringMap<Eval>& evaluators() {
     return t;
   }();
   return table;
+}
+
+// kiln.check_range's status: [flat index, value] of the first element of x
+// outside [0, limit) and not `ignore`, or [-1, 0].
+Tensor checkRangeStatus(ir::CheckRangeOp op, const Tensor& x) {
+  Tensor status = makeTensor(op.getStatus());
+  status.data = {-1.0, 0.0};
+  auto limit = static_cast<int64_t>(op.getLimit());  // I64Attr's getters are unsigned
+  std::optional<int64_t> ignore;
+  if (op.getIgnore()) ignore = static_cast<int64_t>(*op.getIgnore());
+  for (int64_t i = 0; i < x.size(); ++i) {
+    auto v = static_cast<int64_t>(x.data[i]);
+    if ((v < 0 || v >= limit) && (!ignore || v != *ignore)) {
+      status.data = {static_cast<double>(i), static_cast<double>(v)};
+      break;
+    }
+  }
+  return status;
 }
 
 }  // namespace
@@ -510,6 +529,13 @@ std::vector<Array> run(func::FuncOp func, const std::vector<Array>& args) {
         results.push_back(std::move(a));
       }
       return results;
+    }
+    if (auto check = dyn_cast<ir::CheckRangeOp>(op)) {  // two results: x itself and the status
+      const Tensor& x = values.at(check.getX().getAsOpaquePointer());
+      Tensor status = checkRangeStatus(check, x);
+      values[check.getResult().getAsOpaquePointer()] = x;
+      values[check.getStatus().getAsOpaquePointer()] = std::move(status);
+      continue;
     }
     auto it = table.find(op.getName().getStringRef());
     if (it == table.end())

@@ -28,4 +28,13 @@ class ConfigGuard {
 
 [[nodiscard]] ConfigGuard using_config(const std::string& key, bool value);
 
+// Chainer's debug mode (chainer.set_debug / chainer.is_debug), for the whole
+// process: after each run of a graph, every floating value it realizes is
+// checked, and a NaN or inf throws kiln::Error naming the op that first
+// produced one and its call site (file:line); to find that op, the graph is
+// run again on the interpreter. Off by default; KILN_DEBUG=1 turns it on
+// (read once), set_debug overrides.
+void set_debug(bool debug);
+bool is_debug();
+
 }  // namespace kiln

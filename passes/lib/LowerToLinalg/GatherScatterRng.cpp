@@ -1,6 +1,7 @@
 // Lowers kiln's indexed ops and the random generator: gather (linalg.generic
-// with tensor.extract), scatter_add (scf.for loops on tensors) and rng_uniform
-// (Philox-4x32-10 in arith, bit-exact with runtime/include/kiln/philox.h).
+// with tensor.extract), scatter_add (scf.for loops on tensors), check_range
+// (a reduction to the first bad id) and rng_uniform (Philox-4x32-10 in arith,
+// bit-exact with runtime/include/kiln/philox.h).
 #include "LoweringPatterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -23,8 +24,8 @@ std::pair<Value, Value> clampRow(OpBuilder& b, Location loc, Value id, int64_t r
   return {clamped, inRange};
 }
 
-// result[i..., j] = table[ids[i...], j]. Ids out of [0, rows) are clamped
-// (the interpreter throws instead; compiled code cannot).
+// result[i..., j] = table[ids[i...], j]. Ids out of [0, rows) are clamped, as
+// in the interpreter; the kiln.check_range in front of a user's gather reports them.
 struct GatherLowering : KilnLowering<GatherOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(GatherOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
@@ -79,6 +80,64 @@ struct ScatterAddLowering : KilnLowering<ScatterAddOp> {
           scf::YieldOp::create(b, l, inner.getResults());
         });
     return outer.getResult(0);
+  }
+};
+
+// result = x; status = [flat index, value] of the first element outside
+// [0, limit) and not `ignore`, or [-1, 0]: one linalg.generic reducing over
+// every dimension into two 0-d accumulators. An element replaces the kept one
+// when it is bad and comes earlier (or none is kept), so the answer does not
+// depend on the iteration order.
+struct CheckRangeLowering : OpConversionPattern<CheckRangeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(CheckRangeOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = dyn_cast<RankedTensorType>(op.getX().getType());
+    if (!type) return rewriter.notifyMatchFailure(op, "x must be ranked");
+    int64_t rank = type.getRank();
+    Type i64 = rewriter.getI64Type();
+    auto scalar = RankedTensorType::get({}, i64);
+    Value index = filledTensor(rewriter, loc, scalar, scalarConstant(rewriter, loc, i64, -1));
+    Value value = filledTensor(rewriter, loc, scalar, scalarConstant(rewriter, loc, i64, 0));
+    SmallVector<Value> sizes;
+    for (int64_t d = 0; d < rank; ++d) sizes.push_back(dimValue(rewriter, loc, type, d));
+    auto toScalar = AffineMap::get(rank, 0, {}, rewriter.getContext());
+    SmallVector<AffineMap> maps{rewriter.getMultiDimIdentityMap(rank), toScalar, toScalar};
+    SmallVector<utils::IteratorType> iterators(rank, utils::IteratorType::reduction);
+    auto limit = static_cast<int64_t>(op.getLimit());  // I64Attr's getters are unsigned
+    std::optional<int64_t> ignore;
+    if (op.getIgnore()) ignore = static_cast<int64_t>(*op.getIgnore());
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{scalar, scalar}, ValueRange{adaptor.getX()}, ValueRange{index, value}, maps,
+        iterators, [&](OpBuilder& b, Location l, ValueRange args) {
+          Value v = args[0];
+          if (v.getType() != i64) v = arith::ExtSIOp::create(b, l, i64, v);
+          Value flat = indexConstant(b, l, 0);
+          for (int64_t d = 0; d < rank; ++d) {
+            flat = arith::MulIOp::create(b, l, flat, sizes[d]);
+            flat = arith::AddIOp::create(b, l, flat, linalg::IndexOp::create(b, l, d));
+          }
+          flat = arith::IndexCastOp::create(b, l, i64, flat);
+          auto constant = [&](int64_t c) -> Value { return arith::ConstantIntOp::create(b, l, c, 64); };
+          Value below = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, v, constant(0));
+          Value above = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, v, constant(limit));
+          Value bad = arith::OrIOp::create(b, l, below, above);
+          if (ignore) {
+            Value ignored = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, v, constant(*ignore));
+            bad = arith::AndIOp::create(b, l, bad, ignored);
+          }
+          Value none = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, args[1], constant(0));
+          Value earlier = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, flat, args[1]);
+          Value take = arith::AndIOp::create(b, l, bad, arith::OrIOp::create(b, l, none, earlier));
+          linalg::YieldOp::create(b, l, ValueRange{arith::SelectOp::create(b, l, take, flat, args[1]),
+                                                   arith::SelectOp::create(b, l, take, v, args[2])});
+        });
+    Value first = tensor::ExtractOp::create(rewriter, loc, generic.getResult(0), ValueRange{});
+    Value offending = tensor::ExtractOp::create(rewriter, loc, generic.getResult(1), ValueRange{});
+    Value status = tensor::FromElementsOp::create(rewriter, loc, RankedTensorType::get({2}, i64),
+                                                  ValueRange{first, offending});
+    rewriter.replaceOp(op, ValueRange{adaptor.getX(), status});
+    return success();
   }
 };
 
@@ -138,7 +197,7 @@ struct RngUniformLowering : KilnLowering<RngUniformOp> {
 }  // namespace
 
 void populateGatherScatterRngLoweringPatterns(RewritePatternSet& patterns) {
-  patterns.add<GatherLowering, ScatterAddLowering, RngUniformLowering>(patterns.getContext());
+  patterns.add<GatherLowering, ScatterAddLowering, CheckRangeLowering, RngUniformLowering>(patterns.getContext());
 }
 
 }  // namespace kiln::passes

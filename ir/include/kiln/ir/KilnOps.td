@@ -317,6 +317,11 @@ def Kiln_Pool2DGradOp : Kiln_Op<"pool2d_grad", [Pure, VJP]> {
 def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP,
     InferTypeOpAdaptor]> {
   let summary = "Rows of a table: result[i..., :] = table[ids[i...], :]";
+  let description = [{
+    An id outside [0, rows) reads the nearest row (it is clamped), on every
+    backend, so no memory outside the table is read. Ids from users are
+    checked by a `kiln.check_range` in front, which raises the error.
+  }];
   let arguments = (ins Kiln_Tensor:$table, Kiln_IntTensor:$ids);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$table `,` $ids attr-dict `:` type($table) `,` type($ids) `->` type($result)";
@@ -327,6 +332,38 @@ def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP]> {
   let arguments = (ins Kiln_IntTensor:$ids, Kiln_Tensor:$updates);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$ids `,` $updates attr-dict `:` type($ids) `,` type($updates) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Run-time checks
+//===----------------------------------------------------------------------===//
+
+def Kiln_CheckRangeOp : Kiln_Op<"check_range", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Passes integer ids through and reports the first one outside [0, limit)";
+  let description = [{
+    How a run-time error (an id or a label out of range) leaves a kernel, on
+    every backend. `result` is `x` unchanged; `status` is [the flat index (C
+    order) of the first element of `x` outside [0, `limit`) and not equal to
+    `ignore`, that element], or [-1, 0] when there is none.
+
+    Compiled code cannot throw: the frontend makes every status a result of
+    the graph's function (an out-param of the CPU kernel) and, after the
+    call, turns a status other than [-1, 0] into a kiln::Error naming
+    `function` (the user's function, e.g. "softmax_cross_entropy"),
+    `operand` (its argument, e.g. "t"), the value and the valid range. The
+    users of `result` (gather clamps, a one-hot compare matches nothing)
+    read no memory out of bounds meanwhile.
+
+    ```mlir
+    %t2, %status = kiln.check_range %t, limit = 10, ignore = -1
+        {function = "softmax_cross_entropy", operand = "t"} : tensor<4xi32>
+    ```
+  }];
+  let arguments = (ins Kiln_IntTensor:$x, I64Attr:$limit, OptionalAttr<I64Attr>:$ignore,
+                   StrAttr:$function, StrAttr:$operand);
+  let results = (outs Kiln_IntTensor:$result, TensorOf<[I64]>:$status);
+  let assemblyFormat = "$x `,` `limit` `=` $limit (`,` `ignore` `=` $ignore^)? attr-dict `:` type($x)";
   let hasVerifier = 1;
 }
 

@@ -37,6 +37,13 @@ namespace {
 // The op whose second result reports an id or label out of range (see RangeCheck).
 constexpr const char* kCheckRangeOp = "kiln.check_range";
 
+// kiln's MLIRContext is single-threaded (no locks in its uniquers): everything
+// that touches it (emitting, passes, the interpreter) holds this mutex.
+std::recursive_mutex& mlirMutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
 mlir::MLIRContext& context() {
   static mlir::MLIRContext* ctx = [] {
     auto* c = new mlir::MLIRContext(mlir::MLIRContext::Threading::DISABLED);
@@ -177,7 +184,12 @@ mlir::OwningOpRef<mlir::ModuleOp> emitModule(const GraphSpec& g) {
 class InterpExecutable : public Executable {
  public:
   explicit InterpExecutable(mlir::OwningOpRef<mlir::ModuleOp> m) : module_(std::move(m)) {}
+  ~InterpExecutable() override {
+    std::lock_guard<std::recursive_mutex> lock(mlirMutex());
+    module_ = nullptr;
+  }
   std::vector<Array> run(const std::vector<Array>& args) override {
+    std::lock_guard<std::recursive_mutex> lock(mlirMutex());
     auto func = mlir::cast<mlir::func::FuncOp>(module_->getBody()->front());
     return interp::run(func, args);
   }
@@ -329,6 +341,8 @@ std::shared_ptr<Executable> compileForCpu(const GraphSpec& graph, mlir::ModuleOp
 // graph's outputs, then the statuses of its run-time checks.
 static std::shared_ptr<Executable> compileBackend(const GraphSpec& graph, bool* from_disk,
                                                   const std::string& backend) {
+  // One compile at a time: the MLIRContext, the JIT's set-up and the disk cache handle are shared.
+  std::lock_guard<std::recursive_mutex> lock(mlirMutex());
   auto start = std::chrono::steady_clock::now();
   if (from_disk) *from_disk = false;
   if (backend == "cpu") {

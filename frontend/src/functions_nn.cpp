@@ -52,7 +52,7 @@ struct DropoutState {
   uint64_t offset = 0;
 };
 DropoutState& dropout_state() {
-  static DropoutState s;
+  thread_local DropoutState s;  // per thread, like the rest of the trace
   return s;
 }
 

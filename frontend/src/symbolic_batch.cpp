@@ -93,7 +93,7 @@ bool is_elementwise(const std::string& op) {
       "kiln.neg",   "kiln.exp",     "kiln.log",   "kiln.sqrt",  "kiln.tanh", "kiln.sigmoid",
       "kiln.relu",  "kiln.abs",     "kiln.sign",  "kiln.log1p", "kiln.expm1", "kiln.erf",
       "kiln.add",   "kiln.sub",     "kiln.mul",   "kiln.div",   "kiln.max",  "kiln.min",
-      "kiln.pow",   "kiln.compare", "kiln.select", "kiln.cast", "kiln.reverse"};
+      "kiln.pow",   "kiln.compare", "kiln.select", "kiln.cast", "kiln.reverse", "kiln.stop_gradient"};
   return names.count(op) > 0;
 }
 

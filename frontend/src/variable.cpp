@@ -126,8 +126,9 @@ void Variable::backward() {
     detail::claim(data_);
     data_->grad = seed;
   }
-  // A leaf's backward leaves its gradient as it is (the seed), as in Chainer.
-  if (y->is_leaf()) return;
+  // A leaf's own backward leaves its gradient as it is (the seed), as in Chainer.
+  // (Another variable on the same leaf, F::identity's result, passes the seed to it.)
+  if (y->is_leaf() && y->leaf_of.lock() == data_) return;
   // Every leaf variable that y depends on and that requires a gradient.
   std::unordered_set<const detail::Node*> visited;
   std::vector<NodePtr> work{y}, leaves;

@@ -195,3 +195,12 @@ TEST(LeafBackward, ScalarLeafGetsGradientOne) {
   s.backward();
   EXPECT_EQ(s.grad().item<float>(), 1.f);
 }
+
+// F::identity's result shares x's leaf: its backward gives x the seed (Chainer's identity is a function node).
+TEST(LeafBackward, IdentityOfALeafPassesTheSeedOn) {
+  Variable x(Array::from({1.f, 2.f}, {2}));
+  Variable y = F::identity(x);
+  y.set_grad(Array::from({3.f, -4.f}, {2}));
+  y.backward();
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{3.f, -4.f}));
+}

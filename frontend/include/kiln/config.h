@@ -1,4 +1,6 @@
-// Global configuration, like chainer.config / chainer.using_config.
+// Configuration, like chainer.config / chainer.using_config. Per thread, as
+// chainer.config is: each thread starts with the defaults below, and
+// using_config on one thread does not change another's.
 #pragma once
 #include <string>
 
@@ -6,10 +8,13 @@ namespace kiln {
 
 struct Config {
   bool train = true;            // dropout and batch normalization behave as in training
-  bool enable_backprop = true;  // record gradients
+  // Off: ops record no backward path, as in Chainer: backward() does not reach
+  // the inputs of values computed meanwhile (a frozen feature extractor gets no
+  // gradients and is not updated), even when they meet a differentiated path later.
+  bool enable_backprop = true;
 };
 
-Config& config();
+Config& config();  // the calling thread's configuration
 
 // Restores the previous value when destroyed: { auto g = using_config("train", false); ... }
 class ConfigGuard {
@@ -27,6 +32,9 @@ class ConfigGuard {
 };
 
 [[nodiscard]] ConfigGuard using_config(const std::string& key, bool value);
+// chainer.no_backprop_mode() / chainer.force_backprop_mode(): enable_backprop off / on in a scope.
+[[nodiscard]] ConfigGuard no_backprop_mode();
+[[nodiscard]] ConfigGuard force_backprop_mode();
 
 // Chainer's debug mode (chainer.set_debug / chainer.is_debug), for the whole
 // process: after each run of a graph, every floating value it realizes is

@@ -384,6 +384,22 @@ def Kiln_GradOp : Kiln_Op<"grad", [Pure, AllTypesMatch<["y", "seed"]>, InferType
   let hasVerifier = 1;
 }
 
+def Kiln_StopGradientOp : Kiln_Op<"stop_gradient", [Pure, SameOperandsAndResultType]> {
+  let summary = "The identity, through which no gradient flows (removed by -kiln-autodiff)";
+  let description = [{
+    Marks a value computed with backprop disabled (Chainer's
+    `no_backprop_mode`): `-kiln-autodiff` sends no cotangent through it to
+    its operand, then replaces it by its operand, so later passes and every
+    backend never see it.
+    ```mlir
+    %f = kiln.stop_gradient %features : tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_Tensor:$x);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x)";
+}
+
 //===----------------------------------------------------------------------===//
 // Fusion regions (built by -kiln-fuse, inlined back by -kiln-unfuse)
 //===----------------------------------------------------------------------===//

@@ -1,9 +1,12 @@
 // RUN: kiln-opt %s -kiln-lower-to-linalg | FileCheck %s
-// Matmul, convolution and pooling become named linalg ops; their gradients generics.
+// Matmul and pooling become named linalg ops, convolutions and their gradients
+// im2col + one linalg.matmul each, pooling gradients generics.
 
 // CHECK-DAG: #[[$TA:.*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
 // CHECK-DAG: #[[$TB:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-DAG: #[[$C:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// The conv2d im2col below (stride 2, 1): cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + j].
+// CHECK-DAG: #[[$WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d3, d0, d4 * 2 + d1, d2 + d5)>
 
 // CHECK-LABEL: func.func @matmul
 // CHECK: %[[Z:.*]] = linalg.fill
@@ -38,31 +41,46 @@ func.func @batch_matmul_rank4(%a: tensor<2x3x4x5xf32>, %b: tensor<2x3x6x5xf32>) 
   return %0 : tensor<2x3x4x6xf32>
 }
 
+// im2col: cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + j], one GEMM w[f, c*3*3] * cols,
+// then the [f, n, y*x] result back to NCHW.
 // CHECK-LABEL: func.func @conv2d
 // CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 0, 1, 1] high[0, 0, 1, 1]
-// CHECK: linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<[2, 1]> : tensor<2xi64>} ins(%[[P]], %{{.*}} : tensor<2x3x10x10xf32>, tensor<4x3x3x3xf32>) outs(%{{.*}} : tensor<2x4x4x8xf32>)
+// CHECK: %[[WIN:.*]] = linalg.generic {indexing_maps = [#[[$WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<3x3x3x2x4x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<3x3x3x2x4x8xf32> into tensor<27x64xf32>
+// CHECK: %[[W:.*]] = tensor.collapse_shape %arg1 {{\[}}[0], [1, 2, 3]] : tensor<4x3x3x3xf32> into tensor<4x27xf32>
+// CHECK: %[[MM:.*]] = linalg.matmul ins(%[[W]], %[[COLS]] : tensor<4x27xf32>, tensor<27x64xf32>) outs(%{{.*}} : tensor<4x64xf32>)
+// CHECK: %[[PLANES:.*]] = tensor.expand_shape %[[MM]] {{\[}}[0], [1, 2]] output_shape [4, 2, 32]
+// CHECK: %[[NCHW:.*]] = linalg.generic {{.*}} ins(%[[PLANES]] : tensor<4x2x32xf32>) outs(%{{.*}} : tensor<2x4x32xf32>)
+// CHECK: tensor.expand_shape %[[NCHW]] {{\[}}[0], [1], [2, 3]] output_shape [2, 4, 4, 8]
+// CHECK-NOT: linalg.conv
 func.func @conv2d(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x4x4x8xf32> {
   %0 = kiln.conv2d %x, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x4x4x8xf32>
   return %0 : tensor<2x4x4x8xf32>
 }
 
-// gy dilated by the stride into a zero buffer, then a stride-1 convolution with the flipped filter.
+// gy dilated by the stride into a zero buffer, then a stride-1 convolution (im2col + GEMM) with the flipped filter.
 // CHECK-LABEL: func.func @conv2d_grad_input
 // CHECK: %[[D:.*]] = tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 1, 1] [2, 4, 4, 8] [1, 1, 2, 1] : tensor<2x4x4x8xf32> into tensor<2x4x10x10xf32>
 // CHECK: %[[F:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}]
 // CHECK-SAME: ins(%{{.*}} : tensor<4x3x3x3xf32>) outs(%{{.*}} : tensor<3x4x3x3xf32>)
-// CHECK: linalg.conv_2d_nchw_fchw {{.*}} ins(%[[D]], %[[F]] : tensor<2x4x10x10xf32>, tensor<3x4x3x3xf32>) outs(%{{.*}} : tensor<2x3x8x8xf32>)
+// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[D]] : tensor<2x4x10x10xf32>) outs(%{{.*}} : tensor<4x3x3x2x8x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<36x128xf32>
+// CHECK: %[[FM:.*]] = tensor.collapse_shape %[[F]] {{.*}} into tensor<3x36xf32>
+// CHECK: linalg.matmul ins(%[[FM]], %[[COLS]] : tensor<3x36xf32>, tensor<36x128xf32>) outs(%{{.*}} : tensor<3x128xf32>)
 func.func @conv2d_grad_input(%gy: tensor<2x4x4x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x3x8x8xf32> {
   %0 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x4x4x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x3x8x8xf32>
   return %0 : tensor<2x3x8x8xf32>
 }
 
+// One GEMM gy[f, n*y*x] * cols^T over the forward's im2col.
 // CHECK-LABEL: func.func @conv2d_grad_filter
-// CHECK: tensor.pad
-// CHECK: linalg.generic
-// CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]
-// CHECK: arith.mulf
-// CHECK-NEXT: arith.addf
+// CHECK: %[[P:.*]] = tensor.pad
+// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<3x3x3x2x4x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<27x64xf32>
+// CHECK: %[[GYT:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<2x4x4x8xf32>) outs(%{{.*}} : tensor<4x2x4x8xf32>)
+// CHECK: %[[GY:.*]] = tensor.collapse_shape %[[GYT]] {{.*}} into tensor<4x64xf32>
+// CHECK: %[[GW:.*]] = linalg.matmul indexing_maps = [#{{.*}}, #[[$TB]], #{{.*}}] ins(%[[GY]], %[[COLS]] : tensor<4x64xf32>, tensor<27x64xf32>) outs(%{{.*}} : tensor<4x27xf32>)
+// CHECK: tensor.expand_shape %[[GW]] {{\[}}[0], [1, 2, 3]] output_shape [4, 3, 3, 3]
 func.func @conv2d_grad_filter(%x: tensor<2x3x8x8xf32>, %gy: tensor<2x4x4x8xf32>) -> tensor<4x3x3x3xf32> {
   %0 = kiln.conv2d_grad_filter %x, %gy {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<2x4x4x8xf32> -> tensor<4x3x3x3xf32>
   return %0 : tensor<4x3x3x3xf32>

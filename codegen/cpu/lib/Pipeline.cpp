@@ -144,7 +144,7 @@ bool openmpRuntimeAvailable() {
 void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCopyRepeatedResults());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnGeneralizeNamedOps());
-  pm.addPass(mlir::createLinalgElementwiseOpFusionPass());
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnFuseElementwise());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());

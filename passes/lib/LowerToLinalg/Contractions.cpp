@@ -1,5 +1,5 @@
 // Lowers kiln's contractions: matmul (linalg.matmul / linalg.batch_matmul),
-// conv2d and its gradients (linalg.conv_2d_nchw_fchw, linalg.generic), pool2d
+// conv2d and its gradients (im2col + one linalg.matmul each), pool2d
 // (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic).
 #include "LoweringPatterns.h"
 
@@ -95,6 +95,77 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
   }
 };
 
+// The product of two sizes, dynamic when either is.
+int64_t mulSizes(int64_t a, int64_t b) { return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) ? ShapedType::kDynamic : a * b; }
+
+// im2col of a padded NCHW x for a kh x kw window at `stride`, as the matrix
+// cols[(c*kh + i)*kw + j, (n*oh + y)*ow + x] = xpad[n, c, y*s0 + i, x*s1 + j]:
+// one gather pass whose inner loop runs along a row of x; the GEMMs below read
+// it as a plain row-major matrix. Its columns are dynamic (n*oh*ow) when the batch is.
+Value im2col(OpBuilder& b, Location loc, Value xPadded, int64_t kh, int64_t kw, ArrayRef<int64_t> stride,
+             int64_t oh, int64_t ow) {
+  auto xType = tensorType(xPadded);
+  int64_t n = xType.getDimSize(0), c = xType.getDimSize(1);
+  Type elem = xType.getElementType();
+  auto windowsType = RankedTensorType::get({c, kh, kw, n, oh, ow}, elem);
+  SmallVector<AffineExpr> d;
+  for (int64_t i = 0; i < 6; ++i) d.push_back(b.getAffineDimExpr(i));  // c i j n y x
+  auto map = AffineMap::get(6, 0, {d[3], d[0], d[4] * stride[0] + d[1], d[5] * stride[1] + d[2]}, b.getContext());
+  Value windows = buildParallelGeneric(b, loc, windowsType, xPadded, {map},
+                                       [](OpBuilder&, Location, ValueRange args) { return args[0]; });
+  return reshapeTensor(b, loc, windows, RankedTensorType::get({c * kh * kw, mulSizes(n, oh * ow)}, elem));
+}
+
+// The 2-D GEMM lhs[m, k] * rhs[k, n] (rhs given as [n, k] when `transposeRhs`)
+// onto zeros: a linalg.matmul as -kiln-matmul-to-blas and -kiln-tile-matmuls
+// expect it. A dynamic m or n here is a multiple of the batch size (n*oh*ow),
+// so the result is sized from the operands, not by batchSize.
+Value gemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeRhs, RankedTensorType resultType) {
+  SmallVector<Value> dynamic;
+  if (resultType.isDynamicDim(0)) dynamic.push_back(tensor::DimOp::create(b, loc, lhs, 0));
+  if (resultType.isDynamicDim(1)) dynamic.push_back(tensor::DimOp::create(b, loc, rhs, transposeRhs ? 0 : 1));
+  Value empty = tensor::EmptyOp::create(b, loc, resultType.getShape(), resultType.getElementType(), dynamic);
+  Value zero = scalarConstant(b, loc, resultType.getElementType(), 0);
+  Value init = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty}).getResult(0);
+  Operation* mm = linalg::MatmulOp::create(b, loc, TypeRange{resultType}, ValueRange{lhs, rhs}, ValueRange{init});
+  if (transposeRhs) {
+    AffineExpr m = b.getAffineDimExpr(0), n = b.getAffineDimExpr(1), k = b.getAffineDimExpr(2);
+    auto mapOf = [&](AffineExpr r, AffineExpr c) { return AffineMapAttr::get(AffineMap::get(3, 0, {r, c}, b.getContext())); };
+    mm->setAttr("indexing_maps", b.getArrayAttr({mapOf(m, k), mapOf(n, k), mapOf(m, n)}));
+  }
+  return mm->getResult(0);
+}
+
+// A copy of `v` with its dimensions permuted: result dimension r is v's dimension perm[r].
+Value permuteDims(OpBuilder& b, Location loc, Value v, ArrayRef<unsigned> perm) {
+  auto type = tensorType(v);
+  SmallVector<int64_t> shape;
+  SmallVector<AffineExpr> read(perm.size());
+  for (unsigned r = 0; r < perm.size(); ++r) {
+    shape.push_back(type.getDimSize(perm[r]));
+    read[perm[r]] = b.getAffineDimExpr(r);
+  }
+  auto map = AffineMap::get(perm.size(), 0, read, b.getContext());
+  return buildParallelGeneric(b, loc, RankedTensorType::get(shape, type.getElementType()), v, {map},
+                              [](OpBuilder&, Location, ValueRange args) { return args[0]; });
+}
+
+// A convolution of a padded NCHW x with an FCHW filter as one GEMM:
+// out[f, n*oh*ow] = w[f, c*kh*kw] * im2col(x), then back to NCHW (a copy of
+// whole oh*ow planes).
+Value convolutionAsGemm(OpBuilder& b, Location loc, Value xPadded, Value w, ArrayRef<int64_t> stride,
+                        RankedTensorType resultType) {
+  auto wType = tensorType(w);
+  int64_t f = wType.getDimSize(0), k = wType.getDimSize(1) * wType.getDimSize(2) * wType.getDimSize(3);
+  int64_t n = resultType.getDimSize(0), oh = resultType.getDimSize(2), ow = resultType.getDimSize(3);
+  Type elem = resultType.getElementType();
+  Value cols = im2col(b, loc, xPadded, wType.getDimSize(2), wType.getDimSize(3), stride, oh, ow);
+  Value wMatrix = reshapeTensor(b, loc, w, RankedTensorType::get({f, k}, elem));
+  Value out = gemm(b, loc, wMatrix, cols, false, RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
+  Value planes = reshapeTensor(b, loc, out, RankedTensorType::get({f, n, oh * ow}, elem));
+  return reshapeTensor(b, loc, permuteDims(b, loc, planes, {1, 0, 2}), resultType);
+}
+
 struct Conv2DLowering : KilnLowering<Conv2DOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(Conv2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
@@ -103,10 +174,7 @@ struct Conv2DLowering : KilnLowering<Conv2DOp> {
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
-    return linalg::Conv2DNchwFchwOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, adaptor.getW()},
-                                            ValueRange{zeros(rewriter, loc, type)},
-                                            pairAttr(rewriter, op.getStride()), pairAttr(rewriter, {1, 1}))
-        .getResult(0);
+    return convolutionAsGemm(rewriter, loc, x, adaptor.getW(), op.getStride(), type);
   }
 };
 
@@ -152,14 +220,12 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
     auto flipMap = AffineMap::get(4, 0, {o, c, kh - 1 - i, kw - 1 - j}, rewriter.getContext());
     Value flipped = buildParallelGeneric(rewriter, loc, flippedType, adaptor.getW(), {flipMap},
                                          [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-    return linalg::Conv2DNchwFchwOp::create(rewriter, loc, TypeRange{type}, ValueRange{dilated, flipped},
-                                            ValueRange{zeros(rewriter, loc, type)}, pairAttr(rewriter, {1, 1}),
-                                            pairAttr(rewriter, {1, 1}))
-        .getResult(0);
+    return convolutionAsGemm(rewriter, loc, dilated, flipped, {1, 1}, type);
   }
 };
 
-// gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i, ox*s + j] * gy[n, o, oy, ox].
+// gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i, ox*s + j] * gy[n, o, oy, ox]:
+// one GEMM gy[o, n*oh*ow] * im2col(x)^T (the same im2col as the forward's, which CSE shares).
 struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(Conv2DGradFilterOp op, OpAdaptor adaptor,
@@ -167,24 +233,17 @@ struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
     Location loc = op.getLoc();
     auto type = op.getType();
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
-    Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
+    Type elem = type.getElementType();
+    Value zero = scalarConstant(rewriter, loc, elem, 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
-    ArrayRef<int64_t> s = op.getStride();
-    SmallVector<AffineExpr> d;
-    for (int64_t i = 0; i < 7; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // o c i j n oy ox
-    MLIRContext* ctx = rewriter.getContext();
-    SmallVector<AffineMap> maps{AffineMap::get(7, 0, {d[4], d[1], d[5] * s[0] + d[2], d[6] * s[1] + d[3]}, ctx),
-                                AffineMap::get(7, 0, {d[4], d[0], d[5], d[6]}, ctx),
-                                AffineMap::get(7, 0, {d[0], d[1], d[2], d[3]}, ctx)};
-    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
-    iterators.append(3, utils::IteratorType::reduction);
-    return linalg::GenericOp::create(rewriter, loc, TypeRange{type}, ValueRange{x, adaptor.getGy()},
-                                     ValueRange{zeros(rewriter, loc, type)}, maps, iterators,
-                                     [](OpBuilder& b, Location l, ValueRange a) {
-                                       Value prod = arith::MulFOp::create(b, l, a[0], a[1]);
-                                       linalg::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, a[2], prod)});
-                                     })
-        .getResult(0);
+    auto gyType = tensorType(adaptor.getGy());
+    int64_t f = type.getDimSize(0), k = type.getDimSize(1) * type.getDimSize(2) * type.getDimSize(3);
+    int64_t n = gyType.getDimSize(0), oh = gyType.getDimSize(2), ow = gyType.getDimSize(3);
+    Value cols = im2col(rewriter, loc, x, type.getDimSize(2), type.getDimSize(3), op.getStride(), oh, ow);
+    Value gyMatrix = reshapeTensor(rewriter, loc, permuteDims(rewriter, loc, adaptor.getGy(), {1, 0, 2, 3}),
+                                   RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
+    Value gw = gemm(rewriter, loc, gyMatrix, cols, true, RankedTensorType::get({f, k}, elem));
+    return reshapeTensor(rewriter, loc, gw, type);
   }
 };
 

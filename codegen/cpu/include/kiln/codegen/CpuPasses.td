@@ -28,6 +28,20 @@ def KilnWriteResultsInPlace : Pass<"kiln-write-results-in-place", "mlir::func::F
   let dependentDialects = ["mlir::memref::MemRefDialect"];
 }
 
+def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "Upstream linalg elementwise fusion that leaves contractions whole";
+  let description = [{
+    The patterns of `-linalg-fuse-elementwise-ops` (producer/consumer fusion of
+    elementwise generics, reshapes folded by expansion, constant folding),
+    with a control function that never fuses into or out of a contraction
+    (`linalg.matmul`, ...): folding the im2col reshape of a convolution into
+    its GEMM would turn the GEMM into a generic loop nest that
+    `-kiln-matmul-to-blas` and `-kiln-tile-matmuls` do not recognize.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
+                           "mlir::affine::AffineDialect"];
+}
+
 def KilnCloneSharedFills : Pass<"kiln-clone-shared-fills", "mlir::func::FuncOp"> {
   let summary = "Gives each op that accumulates into a linalg.fill its own fill";
   let description = [{

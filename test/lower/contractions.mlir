@@ -108,14 +108,32 @@ func.func @avg_pool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
 }
 
 // Max: per-window first-maximum index, then each x position gathers from the windows that chose it.
+// Overlapping windows (stride 1): the argmax per window, then per x element a
+// loop over the taps that cover it.
 // CHECK-LABEL: func.func @max_pool_grad
 // CHECK: %[[ARG:.*]]:2 = linalg.generic
-// CHECK-SAME: outs(%{{.*}}, %{{.*}} : tensor<1x2x2x2xf32>, tensor<1x2x2x2xi32>)
+// CHECK-SAME: outs(%{{.*}}, %{{.*}} : tensor<1x2x3x3xf32>, tensor<1x2x3x3xi32>)
 // CHECK: linalg.generic
 // CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]
 // CHECK: tensor.extract %{{.*}}[
 // CHECK: tensor.extract %[[ARG]]#1[
-func.func @max_pool_grad(%x: tensor<1x2x4x4xf32>, %gy: tensor<1x2x2x2xf32>) -> tensor<1x2x4x4xf32> {
+func.func @max_pool_grad(%x: tensor<1x2x4x4xf32>, %gy: tensor<1x2x3x3xf32>) -> tensor<1x2x4x4xf32> {
+  %0 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 1, 1>, pad = array<i64: 0, 0>} : tensor<1x2x4x4xf32>, tensor<1x2x3x3xf32> -> tensor<1x2x4x4xf32>
+  return %0 : tensor<1x2x4x4xf32>
+}
+
+// Windows that tile x (stride = window, no padding): one parallel pass over gx
+// viewed as [n, c, oy, ky, ox, kx], gy where the tap is the window's argmax.
+// CHECK-LABEL: func.func @max_pool_grad_tiling
+// CHECK: %[[ARG:.*]]:2 = linalg.generic
+// CHECK: %[[T:.*]] = linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME: ins(%arg1, %[[ARG]]#1 : tensor<1x2x2x2xf32>, tensor<1x2x2x2xi32>) outs(%{{.*}} : tensor<1x2x2x2x2x2xf32>)
+// CHECK: arith.cmpi eq
+// CHECK: arith.select
+// CHECK-NOT: tensor.extract
+// CHECK: tensor.collapse_shape %[[T]] {{\[}}[0], [1], [2, 3], [4, 5]] : tensor<1x2x2x2x2x2xf32> into tensor<1x2x4x4xf32>
+func.func @max_pool_grad_tiling(%x: tensor<1x2x4x4xf32>, %gy: tensor<1x2x2x2xf32>) -> tensor<1x2x4x4xf32> {
   %0 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<1x2x4x4xf32>, tensor<1x2x2x2xf32> -> tensor<1x2x4x4xf32>
   return %0 : tensor<1x2x4x4xf32>
 }

@@ -215,6 +215,7 @@ std::vector<Case> cases() {
   add("deconvolution_2d_outsize", [](const Vs& v) { return F::deconvolution_2d(v[0], v[1], Variable(), 2, 0, Pair{5, 3}); },
       {randn({2, 1, 2, 2}), randn({1, 2, 2, 2})});
   add("max_pooling_2d_cover_all", [](const Vs& v) { return F::max_pooling_2d(v[0], 2); }, {distinct({1, 2, 5, 5})});
+  add("max_pooling_2d_tiling", [](const Vs& v) { return F::max_pooling_2d(v[0], 2, 2, 0, false); }, {distinct({2, 3, 4, 6})});
   add("max_pooling_2d_pad", [](const Vs& v) { return F::max_pooling_2d(v[0], 3, 2, 1, false); }, {distinct({2, 1, 4, 5})});
   add("average_pooling_2d", [](const Vs& v) { return F::average_pooling_2d(v[0], 2); }, {randn({1, 2, 4, 4})});
   add("average_pooling_2d_pad", [](const Vs& v) { return F::average_pooling_2d(v[0], {3, 2}, 1, 1); }, {randn({2, 1, 3, 3})});

@@ -336,6 +336,44 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
     return generic.getResult(1);
   }
 
+  // Windows that tile x exactly (stride = window, no padding, no remainder):
+  // each x element lies in one window, so no loop over the window's taps.
+  static bool tilesExactly(Pool2DGradOp op) {
+    ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+    auto xType = op.getX().getType(), gyType = op.getGy().getType();
+    for (int64_t d = 0; d < 2; ++d)
+      if (k[d] != s[d] || p[d] != 0 || gyType.getDimSize(2 + d) * k[d] != xType.getDimSize(2 + d)) return false;
+    return true;
+  }
+
+  // gx viewed as [n, c, oy, ky, ox, kx]: gy[n, c, oy, ox] where (ky, kx) is the
+  // window's chosen tap (max) or gy / (kh * kw) (average); one parallel pass.
+  static Value nonOverlappingGrad(OpBuilder& b, Location loc, Pool2DGradOp op, Value gy, Value argmax,
+                                  double scale) {
+    auto type = op.getType();
+    Type elem = type.getElementType();
+    ArrayRef<int64_t> k = op.getKsize();
+    auto gyType = op.getGy().getType();
+    auto tiledType = RankedTensorType::get({type.getDimSize(0), type.getDimSize(1), gyType.getDimSize(2), k[0],
+                                            gyType.getDimSize(3), k[1]}, elem);
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 6; ++i) d.push_back(b.getAffineDimExpr(i));  // n c oy ky ox kx
+    auto windowMap = AffineMap::get(6, 0, {d[0], d[1], d[2], d[4]}, b.getContext());
+    SmallVector<Value> inputs{gy};
+    if (argmax) inputs.push_back(argmax);
+    SmallVector<AffineMap> maps(inputs.size(), windowMap);
+    Value tiled = buildParallelGeneric(b, loc, tiledType, inputs, maps, [&](OpBuilder& nb, Location l, ValueRange a) {
+      if (!argmax) return arith::MulFOp::create(nb, l, a[0], scalarConstant(nb, l, elem, scale)).getResult();
+      Value tap = arith::AddIOp::create(
+          nb, l, arith::MulIOp::create(nb, l, linalg::IndexOp::create(nb, l, 3), indexConstant(nb, l, k[1])),
+          linalg::IndexOp::create(nb, l, 5));
+      tap = arith::IndexCastOp::create(nb, l, nb.getI32Type(), tap);
+      Value hit = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, a[1], tap);
+      return arith::SelectOp::create(nb, l, hit, a[0], scalarConstant(nb, l, elem, 0)).getResult();
+    });
+    return reshapeTensor(b, loc, tiled, type);
+  }
+
   FailureOr<Value> lower(Pool2DGradOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = op.getType(), gyType = op.getGy().getType();
@@ -346,6 +384,7 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
     Value argmax = isMax ? windowArgmax(rewriter, loc, op, adaptor.getX()) : Value();
     Value gy = adaptor.getGy();
     double scale = 1.0 / static_cast<double>(k[0] * k[1]);
+    if (tilesExactly(op)) return nonOverlappingGrad(rewriter, loc, op, gy, argmax, scale);
     SmallVector<AffineExpr> d;
     for (int64_t i = 0; i < 6; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // n c iy ix ky kx
     // The (unread) window tensor gives the loop bounds of ky and kx, as in linalg's pooling ops.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds kiln with sanitizers and runs its tests: build-asan (AddressSanitizer, LeakSanitizer
+# and UBSan; every ctest test) and build-tsan (ThreadSanitizer; the Threads.* tests).
+# JIT-compiled kernels, LLVM/MLIR, libomp and OpenBLAS are not instrumented.
+# KILN_JOBS sets the build and test parallelism (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${KILN_JOBS:-2}
+configure() {  # configure DIR SANITIZERS
+  cmake -G Ninja -S . -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BUILD_TESTS=ON -DKILN_SANITIZE="$2" >/dev/null
+}
+
+configure build-asan address,undefined
+cmake --build build-asan -j"$jobs"
+ctest --test-dir build-asan -j"$jobs" --output-on-failure
+
+# ThreadSanitizer: only what the Threads tests need (libkiln and threads_test).
+if [[ -f test/unit/threads_test.cpp ]]; then
+  configure build-tsan thread
+  cmake --build build-tsan -j"$jobs" --target threads_test
+  ctest --test-dir build-tsan -j"$jobs" -R Threads --no-tests=error --output-on-failure
+else
+  echo "run_sanitizers.sh: no test/unit/threads_test.cpp: no ThreadSanitizer tests to run"
+fi

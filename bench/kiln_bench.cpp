@@ -43,6 +43,18 @@ struct MLP : Chain {
   Variable operator()(const Variable& x) const { return l3(F::relu(l2(F::relu(l1(x))))); }
 };
 
+// The CIFAR-shaped CNN of issue 12 (and of torch_mlp_bench cnn).
+struct CNN : Chain {
+  L::Convolution2D c1{3, 32, 3, 1, 1}, c2{32, 64, 3, 1, 1};
+  L::Linear fc{64 * 8 * 8, 10};
+  CNN() { add_link("c1", c1); add_link("c2", c2); add_link("fc", fc); }
+  Variable operator()(const Variable& x) const {
+    Variable h = F::max_pooling_2d(F::relu(c1(x)), 2, 2);
+    h = F::max_pooling_2d(F::relu(c2(h)), 2, 2);
+    return fc(h);
+  }
+};
+
 int threads() {
   int n = env::num_threads();  // 0: unset, all hardware threads
   return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -168,6 +180,30 @@ int main(int argc, char** argv) {
     std::string torch_ms = env::get_string("KILN_BENCH_TORCH_MS");
     double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
     rows.push_back({"MLP 784-1000-1000-10 b128 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+  }
+
+  // CNN b64 3x32x32 (conv3x3 32 + relu + maxpool2, conv3x3 64 + relu + maxpool2, linear 10), SGD step.
+  {
+    L::Classifier<CNN> model;
+    optimizers::SGD opt(0.01);
+    opt.setup(model);
+    Variable x(Array::randn({64, 3, 32, 32}, 5), false);
+    std::vector<int32_t> labels(64);
+    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+    Variable t(Array::from(labels, {64}), false);
+    auto step = [&] {
+      model.cleargrads();
+      Variable loss = model(x, t);
+      loss.backward();
+      opt.update();
+    };
+    double before = cache_stats().compile_seconds;
+    step();
+    rows.push_back({"CNN step cold compile", "s", cache_stats().compile_seconds - before, 1.5, "target", false});
+    double steady = time_per_call(step, 2.0);
+    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_CNN_MS");
+    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
+    rows.push_back({"CNN b64 3x32x32 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
   }
 
   fmt::print("{:<38} {:>12} {:>12} {:>10}  {}\n", "benchmark", "kiln", "peer", "kiln/peer", "unit, peer");

@@ -1,6 +1,8 @@
 // kiln::compiler_identity: the GNU build ID of the loaded libkiln, or a hash of its file.
 #include "kiln/build_identity.h"
 
+#include "hash.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -69,22 +71,9 @@ int find_build_id(struct dl_phdr_info* info, size_t, void* data) {
   return 1;  // the object holding the address: stop
 }
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
-
-uint64_t fnv1a(const uint8_t* p, size_t size, uint64_t h) {
-  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
-
-// splitmix64's finalizer.
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+using detail::fnv1a;
+using detail::kFnvOffset;
+using detail::mix64;
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 // kiln::KernelCache: entry format, verification, atomic writes and LRU eviction on disk.
 #include "kiln/kernel_cache.h"
+#include "hash.h"
 #include "kiln/env.h"
 
 #include <dirent.h>
@@ -39,23 +40,9 @@ constexpr const char* kTempPrefix = ".tmp-";
 // A temporary file this old was left by a process that died while writing it.
 constexpr int64_t kStaleTempSeconds = 3600;
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
-
-uint64_t fnv1a(const void* data, size_t size, uint64_t h = kFnvOffset) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
-
-// splitmix64's finalizer: spreads every input bit over the whole word.
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+using detail::fnv1a;
+using detail::kFnvOffset;
+using detail::mix64;
 
 // 32 hex digits: two FNV-1a 64 hashes with different offset bases, finalized.
 std::string hash128_hex(std::string_view s) {

@@ -12,26 +12,11 @@
 #include <limits>
 #include <string>
 
+#include "on_backend.h"
+
 using namespace kiln;
 
 namespace {
-
-class OnBackend : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    setenv("KILN_BACKEND", GetParam(), 1);
-    clear_memory_cache();
-    try {
-      backend_name();
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-  }
-  void TearDown() override {
-    clear_memory_cache();
-    unsetenv("KILN_BACKEND");
-  }
-};
 
 INSTANTIATE_TEST_SUITE_P(Backends, OnBackend, ::testing::Values("cpu", "interp"),
                          [](const auto& info) { return std::string(info.param); });

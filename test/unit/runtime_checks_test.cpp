@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "on_backend.h"
+
 using namespace kiln;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -26,26 +28,6 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 std::string here(int line) { return fmt::format("runtime_checks_test.cpp:{}:", line); }
-
-// Each test runs on the compiled CPU backend and on the interpreter, each graph
-// compiled afresh for it.
-class OnBackend : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    setenv("KILN_BACKEND", GetParam(), 1);
-    clear_memory_cache();
-    try {
-      backend_name();
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-  }
-  void TearDown() override {
-    set_debug(false);
-    clear_memory_cache();
-    unsetenv("KILN_BACKEND");
-  }
-};
 
 INSTANTIATE_TEST_SUITE_P(Backends, OnBackend, ::testing::Values("cpu", "interp"),
                          [](const auto& info) { return std::string(info.param); });

@@ -58,8 +58,14 @@ static std::vector<std::weak_ptr<VariableData>>& registry() {
   return r;
 }
 
+uint64_t thread_token() {
+  static std::atomic<uint64_t> next{1};
+  thread_local const uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
+  return token;
+}
+
 void claim(const std::shared_ptr<VariableData>& data) {
-  std::thread::id me = std::this_thread::get_id();
+  uint64_t me = thread_token();
   if (data->thread.load(std::memory_order_relaxed) == me) return;
   data->thread.store(me, std::memory_order_relaxed);
   registry().push_back(data);
@@ -270,7 +276,7 @@ void realize() {
                             "they cannot read values (array(), grad(), item(), printing)",
                             custom_recording_stack().back()));
   auto& reg = registry();
-  std::thread::id me = std::this_thread::get_id();
+  uint64_t me = thread_token();
   std::vector<NodePtr> outputs;
   std::unordered_set<const Node*> seen, data_nodes;
   std::vector<Node*> grads;  // gradients computed here: collapsed to leaves afterwards

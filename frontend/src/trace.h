@@ -3,7 +3,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,9 +73,9 @@ struct VariableData {
   // statistics): never a data batch, so its leading dimension never chooses
   // the symbolic batch size of a compiled graph.
   bool state = false;
-  // The thread that last created or changed this variable: realize() on that
-  // thread computes its pending nodes (see claim()).
-  std::atomic<std::thread::id> thread{};
+  // The thread that last created or changed this variable (its thread_token()):
+  // realize() on that thread computes its pending nodes (see claim()).
+  std::atomic<uint64_t> thread{0};
 };
 
 NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner);
@@ -99,6 +98,9 @@ std::vector<std::string>& custom_recording_stack();
 // variables it owns, so separate models on separate threads never touch each
 // other's nodes; one variable used by two threads at once is not supported.
 void claim(const std::shared_ptr<VariableData>& data);
+// The calling thread's token, never 0 and never reused by a later thread
+// (std::thread::id values are reused once a thread has ended).
+uint64_t thread_token();
 inline void register_variable(const std::shared_ptr<VariableData>& data) { claim(data); }
 
 // Computes every pending node that a live variable of this thread references

@@ -110,3 +110,20 @@ TEST(Threads, ModelBuiltOnOneThreadTrainedOnAnother) {
     for (int c = 0; c < 3; ++c) EXPECT_FLOAT_EQ(w[r * 3 + c], before[r * 3 + c] - 0.5f * (c + 1));
   EXPECT_EQ(f.b.grad().to_vector<float>(), (std::vector<float>{1.f, 1.f}));
 }
+
+// A gradient left pending by a thread that has ended is computed by whichever
+// thread reads it next (thread ids are reused by later threads: ownership must not be).
+TEST(Threads, PendingGradientOfAnEndedThreadIsComputedByTheReader) {
+  L::Linear f(3, 2);
+  Variable x(Array::from({1.f, 2.f, 3.f}, {1, 3}), false);
+  std::thread([&] {
+    Variable loss = F::sum(f(x));
+    loss.backward();
+  }).join();
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> gb;
+    std::thread([&] { gb = f.b.grad().to_vector<float>(); }).join();
+    EXPECT_EQ(gb, (std::vector<float>{1.f, 1.f})) << "round " << round;
+  }
+  EXPECT_EQ(f.W.grad().to_vector<float>(), (std::vector<float>{1.f, 2.f, 3.f, 1.f, 2.f, 3.f}));
+}

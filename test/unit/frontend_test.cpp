@@ -3,20 +3,13 @@
 #include <gtest/gtest.h>
 #include <kiln/kiln.h>
 
+#include "error_of.h"
+
 using namespace kiln;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Array x23() { return Array::from({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3}); }
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "error_of.h"
+
 using namespace kiln;
 using ::testing::DoubleNear;
 using ::testing::ElementsAre;
@@ -55,15 +57,6 @@ std::vector<double> values(const Array& a) {
   std::vector<::testing::Matcher<double>> m;
   for (double e : expected) m.push_back(DoubleNear(e, tol));
   return ElementsAreArray(m);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 Variable xs() { return Variable(Array::from({-2.f, -0.5f, 0.f, 0.3f, 1.5f}, {5})); }

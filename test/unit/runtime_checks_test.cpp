@@ -10,6 +10,7 @@
 #include <string>
 
 #include "on_backend.h"
+#include "error_of.h"
 
 using namespace kiln;
 using ::testing::AllOf;
@@ -17,15 +18,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string here(int line) { return fmt::format("runtime_checks_test.cpp:{}:", line); }
 

@@ -314,18 +314,27 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext*, std::optional<Location> l
   return success();
 }
 
-// Shared checks of conv2d and its two gradients: x (N,C,H,W), w (O,C,kh,kw), y (N,O,Ho,Wo).
+// The extent d * (k - 1) + 1 of a filter of size k dilated by d.
+static int64_t dilatedExtent(int64_t k, int64_t d) { return d * (k - 1) + 1; }
+
+// Shared checks of conv2d and its two gradients: x (N,C,H,W), w (O,C/groups,kh,kw), y (N,O,Ho,Wo).
 static LogicalResult checkConv(std::optional<Location> loc, RankedTensorType x, RankedTensorType w,
-                               RankedTensorType y, ArrayRef<int64_t> stride, ArrayRef<int64_t> pad) {
-  if (failed(checkPair(loc, stride, "stride", 1)) || failed(checkPair(loc, pad, "pad", 0)))
+                               RankedTensorType y, ArrayRef<int64_t> stride, ArrayRef<int64_t> pad,
+                               ArrayRef<int64_t> dilate, int64_t groups) {
+  if (failed(checkPair(loc, stride, "stride", 1)) || failed(checkPair(loc, pad, "pad", 0)) ||
+      failed(checkPair(loc, dilate, "dilate", 1)))
     return failure();
   if (x.getRank() != 4 || w.getRank() != 4 || y.getRank() != 4)
     return emitOptionalError(loc, "conv2d tensors must be 4-d (NCHW, OIHW)");
-  if (x.getDimSize(1) != w.getDimSize(1))
+  if (groups < 1) return emitOptionalError(loc, "conv2d groups must be >= 1, got ", groups);
+  if (x.getDimSize(1) % groups != 0 || w.getDimSize(0) % groups != 0)
+    return emitOptionalError(loc, "conv2d channels (input ", x.getDimSize(1), ", output ", w.getDimSize(0),
+                             ") not divisible by groups ", groups);
+  if (x.getDimSize(1) != w.getDimSize(1) * groups)
     return emitOptionalError(loc, "conv2d channels differ: input ", x.getDimSize(1), ", filter ",
-                             w.getDimSize(1));
-  int64_t ho = windowOut(x.getDimSize(2), w.getDimSize(2), stride[0], pad[0]);
-  int64_t wo = windowOut(x.getDimSize(3), w.getDimSize(3), stride[1], pad[1]);
+                             w.getDimSize(1), " x groups ", groups);
+  int64_t ho = windowOut(x.getDimSize(2), dilatedExtent(w.getDimSize(2), dilate[0]), stride[0], pad[0]);
+  int64_t wo = windowOut(x.getDimSize(3), dilatedExtent(w.getDimSize(3), dilate[1]), stride[1], pad[1]);
   if ((ho <= 0 && !ShapedType::isDynamic(ho)) || (wo <= 0 && !ShapedType::isDynamic(wo)))
     return emitOptionalError(loc, "conv2d filter larger than padded input");
   SmallVector<int64_t> expect{x.getDimSize(0), w.getDimSize(0), ho, wo};
@@ -338,27 +347,29 @@ static LogicalResult checkConv(std::optional<Location> loc, RankedTensorType x, 
 LogicalResult Conv2DOp::inferReturnTypes(MLIRContext*, std::optional<Location> loc,
                                          Adaptor adaptor, SmallVectorImpl<Type>& types) {
   auto x = rankedType(adaptor.getX()), w = rankedType(adaptor.getW());
-  if (failed(checkPair(loc, adaptor.getStride(), "stride", 1)) ||
-      failed(checkPair(loc, adaptor.getPad(), "pad", 0)))
+  auto s = adaptor.getStride(), p = adaptor.getPad(), d = adaptor.getDilate();
+  if (failed(checkPair(loc, s, "stride", 1)) || failed(checkPair(loc, p, "pad", 0)) ||
+      failed(checkPair(loc, d, "dilate", 1)))
     return failure();
   if (x.getRank() != 4 || w.getRank() != 4)
     return emitOptionalError(loc, "conv2d operands must be 4-d (NCHW, OIHW)");
-  auto s = adaptor.getStride(), p = adaptor.getPad();
   SmallVector<int64_t> shape{x.getDimSize(0), w.getDimSize(0),
-                             windowOut(x.getDimSize(2), w.getDimSize(2), s[0], p[0]),
-                             windowOut(x.getDimSize(3), w.getDimSize(3), s[1], p[1])};
+                             windowOut(x.getDimSize(2), dilatedExtent(w.getDimSize(2), d[0]), s[0], p[0]),
+                             windowOut(x.getDimSize(3), dilatedExtent(w.getDimSize(3), d[1]), s[1], p[1])};
   auto y = tensorOf(shape, x.getElementType());
-  if (failed(checkConv(loc, x, w, y, s, p))) return failure();
+  if (failed(checkConv(loc, x, w, y, s, p, d, adaptor.getGroups()))) return failure();
   types.push_back(y);
   return success();
 }
 
 LogicalResult Conv2DGradInputOp::verify() {
-  return checkConv(getLoc(), getType(), getW().getType(), getGy().getType(), getStride(), getPad());
+  return checkConv(getLoc(), getType(), getW().getType(), getGy().getType(), getStride(), getPad(), getDilate(),
+                   getGroups());
 }
 
 LogicalResult Conv2DGradFilterOp::verify() {
-  return checkConv(getLoc(), getX().getType(), getType(), getGy().getType(), getStride(), getPad());
+  return checkConv(getLoc(), getX().getType(), getType(), getGy().getType(), getStride(), getPad(), getDilate(),
+                   getGroups());
 }
 
 static LogicalResult checkPool(std::optional<Location> loc, StringRef kind, RankedTensorType x,

@@ -306,23 +306,26 @@ KILN_VJP(MatmulOp) {
 }
 KILN_VJP(Conv2DOp) {
   KILN_VJP_SETUP;
-  auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), g, getW(), s, p));
-  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), getX(), g, s, p));
+  auto s = getStrideAttr(), p = getPadAttr(), d = getDilateAttr();
+  auto groups = getGroupsAttr();
+  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), g, getW(), s, p, d, groups));
+  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), getX(), g, s, p, d, groups));
   return success();
 }
 KILN_VJP(Conv2DGradInputOp) {
   KILN_VJP_SETUP;
-  auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(Conv2DOp::create(builder, getLoc(), g, getW(), s, p));
-  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), g, getGy(), s, p));
+  auto s = getStrideAttr(), p = getPadAttr(), d = getDilateAttr();
+  auto groups = getGroupsAttr();
+  grads.push_back(Conv2DOp::create(builder, getLoc(), g, getW(), s, p, d, groups));
+  grads.push_back(Conv2DGradFilterOp::create(builder, getLoc(), getW().getType(), g, getGy(), s, p, d, groups));
   return success();
 }
 KILN_VJP(Conv2DGradFilterOp) {
   KILN_VJP_SETUP;
-  auto s = getStrideAttr(), p = getPadAttr();
-  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), getGy(), g, s, p));
-  grads.push_back(Conv2DOp::create(builder, getLoc(), getX(), g, s, p));
+  auto s = getStrideAttr(), p = getPadAttr(), d = getDilateAttr();
+  auto groups = getGroupsAttr();
+  grads.push_back(Conv2DGradInputOp::create(builder, getLoc(), getX().getType(), getGy(), g, s, p, d, groups));
+  grads.push_back(Conv2DOp::create(builder, getLoc(), getX(), g, s, p, d, groups));
   return success();
 }
 KILN_VJP(Pool2DOp) {

@@ -148,23 +148,25 @@ Tensor evalMatmul(Operation* op, const Operands& in) {
   return out;
 }
 
-// Calls f(n, o, c, oy, ox, iy, ix, ky, kx) for every in-bounds tap of a conv2d
-// with x (N,C,H,W), w (O,C,kh,kw), y (N,O,Ho,Wo).
-template <typename F>
-void forEachConvTap(const Shape& x, const Shape& w, const Shape& y, ArrayRef<int64_t> s,
-                    ArrayRef<int64_t> p, F&& f) {
+// Calls f(xi, wi, yi) for every in-bounds tap of a conv2d with x (N,C,H,W),
+// w (O,C/groups,kh,kw), y (N,O,Ho,Wo): output channel o reads the input
+// channels of its group, o / (O/groups).
+template <typename Conv, typename F>
+void forEachConvTap(Conv conv, const Shape& x, const Shape& w, const Shape& y, F&& f) {
+  ArrayRef<int64_t> s = conv.getStride(), p = conv.getPad(), d = conv.getDilate();
+  int64_t groupOut = y[1] / conv.getGroups(), groupIn = w[1];
   for (int64_t n = 0; n < y[0]; ++n)
     for (int64_t o = 0; o < y[1]; ++o)
       for (int64_t oy = 0; oy < y[2]; ++oy)
         for (int64_t ox = 0; ox < y[3]; ++ox)
-          for (int64_t c = 0; c < x[1]; ++c)
+          for (int64_t c = 0; c < groupIn; ++c)
             for (int64_t ky = 0; ky < w[2]; ++ky) {
-              int64_t iy = oy * s[0] - p[0] + ky;
+              int64_t iy = oy * s[0] - p[0] + ky * d[0];
               if (iy < 0 || iy >= x[2]) continue;
               for (int64_t kx = 0; kx < w[3]; ++kx) {
-                int64_t ix = ox * s[1] - p[1] + kx;
+                int64_t ix = ox * s[1] - p[1] + kx * d[1];
                 if (ix < 0 || ix >= x[3]) continue;
-                int64_t xi = ((n * x[1] + c) * x[2] + iy) * x[3] + ix;
+                int64_t xi = ((n * x[1] + o / groupOut * groupIn + c) * x[2] + iy) * x[3] + ix;
                 int64_t wi = ((o * w[1] + c) * w[2] + ky) * w[3] + kx;
                 int64_t yi = ((n * y[1] + o) * y[2] + oy) * y[3] + ox;
                 f(xi, wi, yi);
@@ -411,21 +413,21 @@ const llvm::StringMap<Eval>& evaluators() {
     t["kiln.conv2d"] = [](Operation* op, const Operands& in) {
       auto conv = cast<ir::Conv2DOp>(op);
       Tensor out = makeTensor(conv.getResult());
-      forEachConvTap(in[0]->shape, in[1]->shape, out.shape, conv.getStride(), conv.getPad(),
+      forEachConvTap(conv, in[0]->shape, in[1]->shape, out.shape,
                      [&](int64_t xi, int64_t wi, int64_t yi) { out.data[yi] += in[0]->data[xi] * in[1]->data[wi]; });
       return out;
     };
     t["kiln.conv2d_grad_input"] = [](Operation* op, const Operands& in) {
       auto conv = cast<ir::Conv2DGradInputOp>(op);
       Tensor out = makeTensor(conv.getResult());
-      forEachConvTap(out.shape, in[1]->shape, in[0]->shape, conv.getStride(), conv.getPad(),
+      forEachConvTap(conv, out.shape, in[1]->shape, in[0]->shape,
                      [&](int64_t xi, int64_t wi, int64_t yi) { out.data[xi] += in[0]->data[yi] * in[1]->data[wi]; });
       return out;
     };
     t["kiln.conv2d_grad_filter"] = [](Operation* op, const Operands& in) {
       auto conv = cast<ir::Conv2DGradFilterOp>(op);
       Tensor out = makeTensor(conv.getResult());
-      forEachConvTap(in[0]->shape, out.shape, in[1]->shape, conv.getStride(), conv.getPad(),
+      forEachConvTap(conv, in[0]->shape, out.shape, in[1]->shape,
                      [&](int64_t xi, int64_t wi, int64_t yi) { out.data[wi] += in[0]->data[xi] * in[1]->data[yi]; });
       return out;
     };

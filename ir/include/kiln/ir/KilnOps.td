@@ -247,6 +247,11 @@ def Kiln_DimSizeOp : Kiln_Op<"dim_size", [Pure]> {
 // Contractions, convolution, pooling, gather
 //===----------------------------------------------------------------------===//
 
+// conv2d's filter dilation (one entry per spatial dim) and group count;
+// defaults make a plain convolution.
+def Kiln_ConvDilateAttr : DefaultValuedAttr<DenseI64ArrayAttr, "{1, 1}">;
+def Kiln_ConvGroupsAttr : DefaultValuedAttr<I64Attr, "1">;
+
 def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP,
     InferTypeOpAdaptor]> {
   let summary = "Batched matrix product over the last two dimensions";
@@ -263,8 +268,16 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP,
 def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP,
     InferTypeOpAdaptor]> {
   let summary = "2-D cross-correlation, NCHW input, OIHW filter";
+  let description = [{
+    x (N, C, H, W), w (O, C/groups, kh, kw), result (N, O, Ho, Wo) with
+    Ho = (H + 2 pad - (dilate (kh - 1) + 1)) / stride + 1 (likewise Wo), as
+    Chainer's convolution_2d with cover_all false. `dilate` spaces the filter
+    taps; with `groups` g, C and O split into g groups and output group i
+    reads only input group i. Both default to 1 (and are then not printed).
+  }];
   let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$w,
-                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad,
+                   Kiln_ConvDilateAttr:$dilate, Kiln_ConvGroupsAttr:$groups);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$x `,` $w attr-dict `:` type($x) `,` type($w) `->` type($result)";
 }
@@ -272,11 +285,13 @@ def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP,
 def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP]> {
   let summary = "Transpose of conv2d with respect to its input (deconvolution)";
   let description = [{
-    Given gy (N, O, Ho, Wo) and the filter (O, C, kh, kw), returns the input
-    gradient (N, C, H, W) of the result type.
+    Given gy (N, O, Ho, Wo) and the filter (O, C/groups, kh, kw), returns the
+    input gradient (N, C, H, W) of the result type, for the conv2d with the
+    same stride, pad, dilate and groups.
   }];
   let arguments = (ins Kiln_FloatTensor:$gy, Kiln_FloatTensor:$w,
-                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad,
+                   Kiln_ConvDilateAttr:$dilate, Kiln_ConvGroupsAttr:$groups);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$gy `,` $w attr-dict `:` type($gy) `,` type($w) `->` type($result)";
   let hasVerifier = 1;
@@ -284,8 +299,14 @@ def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP]> {
 
 def Kiln_Conv2DGradFilterOp : Kiln_Op<"conv2d_grad_filter", [Pure, VJP]> {
   let summary = "Gradient of conv2d with respect to its filter";
+  let description = [{
+    Given x (N, C, H, W) and gy (N, O, Ho, Wo), returns the filter gradient
+    (O, C/groups, kh, kw) of the result type, for the conv2d with the same
+    stride, pad, dilate and groups.
+  }];
   let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$gy,
-                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
+                   DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad,
+                   Kiln_ConvDilateAttr:$dilate, Kiln_ConvGroupsAttr:$groups);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$x `,` $gy attr-dict `:` type($x) `,` type($gy) `->` type($result)";
   let hasVerifier = 1;

@@ -1,5 +1,6 @@
 // Lowers kiln's contractions: matmul (linalg.matmul / linalg.batch_matmul),
-// conv2d and its gradients (im2col + one linalg.matmul each), pool2d
+// conv2d and its gradients (im2col + one linalg.matmul each, a batch_matmul
+// over the groups of a grouped one, a GEMM per image for 1x1 filters), pool2d
 // (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic).
 #include "LoweringPatterns.h"
 
@@ -43,6 +44,25 @@ DenseIntElementsAttr pairAttr(OpBuilder& b, ArrayRef<int64_t> values) {
   return DenseIntElementsAttr::get(RankedTensorType::get({2}, b.getI64Type()), values);
 }
 
+// Gives a linalg.matmul / batch_matmul the indexing_maps that read A as
+// [k, m] and B as [n, k] where the flags say so (loop dims [batch,] m, n, k).
+void setTransposeMaps(OpBuilder& b, Operation* mm, bool batched, bool transposeA, bool transposeB) {
+  if (!transposeA && !transposeB) return;
+  int64_t first = batched ? 1 : 0, numDims = first + 3;
+  auto dim = [&](int64_t i) { return b.getAffineDimExpr(first + i); };
+  SmallVector<AffineExpr> lead;
+  if (batched) lead.push_back(b.getAffineDimExpr(0));
+  auto mapOf = [&](AffineExpr r, AffineExpr c) {
+    SmallVector<AffineExpr> e(lead);
+    e.push_back(r);
+    e.push_back(c);
+    return AffineMapAttr::get(AffineMap::get(numDims, 0, e, b.getContext()));
+  };
+  AffineExpr m = dim(0), n = dim(1), k = dim(2);
+  mm->setAttr("indexing_maps", b.getArrayAttr({transposeA ? mapOf(k, m) : mapOf(m, k),
+                                               transposeB ? mapOf(n, k) : mapOf(k, n), mapOf(m, n)}));
+}
+
 // Batched matmul: rank 2 is linalg.matmul, rank 3 linalg.batch_matmul, more
 // batch dimensions are collapsed into one. Transpose flags become the named
 // op's indexing_maps.
@@ -74,23 +94,7 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
                                                             ValueRange{init}).getOperation()
                             : linalg::MatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b},
                                                        ValueRange{init}).getOperation();
-    if (op.getTransposeA() || op.getTransposeB()) {
-      // Loop dims: [batch,] m, n, k.
-      int64_t first = batched ? 1 : 0, numDims = first + 3;
-      auto dim = [&](int64_t i) { return rewriter.getAffineDimExpr(first + i); };
-      SmallVector<AffineExpr> lead;
-      if (batched) lead.push_back(rewriter.getAffineDimExpr(0));
-      auto mapOf = [&](AffineExpr r, AffineExpr c) {
-        SmallVector<AffineExpr> e(lead);
-        e.push_back(r);
-        e.push_back(c);
-        return AffineMapAttr::get(AffineMap::get(numDims, 0, e, rewriter.getContext()));
-      };
-      AffineExpr m = dim(0), n = dim(1), k = dim(2);
-      mm->setAttr("indexing_maps",
-                  rewriter.getArrayAttr({op.getTransposeA() ? mapOf(k, m) : mapOf(m, k),
-                                         op.getTransposeB() ? mapOf(n, k) : mapOf(k, n), mapOf(m, n)}));
-    }
+    setTransposeMaps(rewriter, mm, batched, op.getTransposeA(), op.getTransposeB());
     return reshapeTensor(rewriter, loc, mm->getResult(0), resultType);
   }
 };
@@ -98,42 +102,72 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
 // The product of two sizes, dynamic when either is.
 int64_t mulSizes(int64_t a, int64_t b) { return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) ? ShapedType::kDynamic : a * b; }
 
-// im2col of a padded NCHW x for a kh x kw window at `stride`, as the matrix
-// cols[(c*kh + i)*kw + j, (n*oh + y)*ow + x] = xpad[n, c, y*s0 + i, x*s1 + j]:
+// The extent d * (k - 1) + 1 of a filter of size k dilated by d.
+int64_t dilatedExtent(int64_t k, int64_t d) { return d * (k - 1) + 1; }
+
+// im2col of a padded NCHW x for a kh x kw window at `stride` and `dilate`, as the matrix
+// cols[(c*kh + i)*kw + j, (n*oh + y)*ow + x] = xpad[n, c, y*s0 + i*d0, x*s1 + j*d1]:
 // one gather pass whose inner loop runs along a row of x; the GEMMs below read
 // it as a plain row-major matrix. Its columns are dynamic (n*oh*ow) when the batch is.
+// The rows of one channel group are contiguous.
 Value im2col(OpBuilder& b, Location loc, Value xPadded, int64_t kh, int64_t kw, ArrayRef<int64_t> stride,
-             int64_t oh, int64_t ow) {
+             ArrayRef<int64_t> dilate, int64_t oh, int64_t ow) {
   auto xType = tensorType(xPadded);
   int64_t n = xType.getDimSize(0), c = xType.getDimSize(1);
   Type elem = xType.getElementType();
   auto windowsType = RankedTensorType::get({c, kh, kw, n, oh, ow}, elem);
   SmallVector<AffineExpr> d;
   for (int64_t i = 0; i < 6; ++i) d.push_back(b.getAffineDimExpr(i));  // c i j n y x
-  auto map = AffineMap::get(6, 0, {d[3], d[0], d[4] * stride[0] + d[1], d[5] * stride[1] + d[2]}, b.getContext());
+  auto map = AffineMap::get(
+      6, 0, {d[3], d[0], d[4] * stride[0] + d[1] * dilate[0], d[5] * stride[1] + d[2] * dilate[1]}, b.getContext());
   Value windows = buildParallelGeneric(b, loc, windowsType, xPadded, {map},
                                        [](OpBuilder&, Location, ValueRange args) { return args[0]; });
   return reshapeTensor(b, loc, windows, RankedTensorType::get({c * kh * kw, mulSizes(n, oh * ow)}, elem));
 }
 
-// The 2-D GEMM lhs[m, k] * rhs[k, n] (rhs given as [n, k] when `transposeRhs`)
-// onto zeros: a linalg.matmul as -kiln-matmul-to-blas and -kiln-tile-matmuls
-// expect it. A dynamic m or n here is a multiple of the batch size (n*oh*ow),
-// so the result is sized from the operands, not by batchSize.
-Value gemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeRhs, RankedTensorType resultType) {
+// The GEMM op(lhs)[m, k] * op(rhs)[k, n] onto zeros, where op reads lhs as [k, m]
+// (`transposeLhs`) and rhs as [n, k] (`transposeRhs`); 3-d operands multiply
+// batch-wise over their leading dimension. A linalg.matmul or batch_matmul as
+// -kiln-matmul-to-blas and -kiln-tile-matmuls expect it. A dynamic dimension
+// here is the batch size or a multiple of it (n*oh*ow), so the result is sized
+// from the operands, not by batchSize.
+Value gemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeLhs, bool transposeRhs,
+           RankedTensorType resultType) {
+  bool batched = resultType.getRank() == 3;
+  int64_t first = batched ? 1 : 0;
   SmallVector<Value> dynamic;
-  if (resultType.isDynamicDim(0)) dynamic.push_back(tensor::DimOp::create(b, loc, lhs, 0));
-  if (resultType.isDynamicDim(1)) dynamic.push_back(tensor::DimOp::create(b, loc, rhs, transposeRhs ? 0 : 1));
+  if (batched && resultType.isDynamicDim(0)) dynamic.push_back(tensor::DimOp::create(b, loc, lhs, 0));
+  if (resultType.isDynamicDim(first))
+    dynamic.push_back(tensor::DimOp::create(b, loc, lhs, first + (transposeLhs ? 1 : 0)));
+  if (resultType.isDynamicDim(first + 1))
+    dynamic.push_back(tensor::DimOp::create(b, loc, rhs, first + (transposeRhs ? 0 : 1)));
   Value empty = tensor::EmptyOp::create(b, loc, resultType.getShape(), resultType.getElementType(), dynamic);
   Value zero = scalarConstant(b, loc, resultType.getElementType(), 0);
   Value init = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty}).getResult(0);
-  Operation* mm = linalg::MatmulOp::create(b, loc, TypeRange{resultType}, ValueRange{lhs, rhs}, ValueRange{init});
-  if (transposeRhs) {
-    AffineExpr m = b.getAffineDimExpr(0), n = b.getAffineDimExpr(1), k = b.getAffineDimExpr(2);
-    auto mapOf = [&](AffineExpr r, AffineExpr c) { return AffineMapAttr::get(AffineMap::get(3, 0, {r, c}, b.getContext())); };
-    mm->setAttr("indexing_maps", b.getArrayAttr({mapOf(m, k), mapOf(n, k), mapOf(m, n)}));
-  }
+  Operation* mm = batched ? linalg::BatchMatmulOp::create(b, loc, TypeRange{resultType}, ValueRange{lhs, rhs},
+                                                          ValueRange{init}).getOperation()
+                          : linalg::MatmulOp::create(b, loc, TypeRange{resultType}, ValueRange{lhs, rhs},
+                                                     ValueRange{init}).getOperation();
+  setTransposeMaps(b, mm, batched, transposeLhs, transposeRhs);
   return mm->getResult(0);
+}
+
+// lhs[m, k] * rhs[k, n] (rhs given as [n, k] when `transposeRhs`) in `groups`
+// independent blocks: the rows of lhs, of the result and of rhs's k (or n)
+// dimension split into `groups` equal consecutive parts, block g of the result
+// being lhs block g times rhs block g. One group is one linalg.matmul, more a
+// linalg.batch_matmul over the groups (reshapes of the same buffers, no copies).
+Value groupedGemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeRhs, int64_t groups,
+                  RankedTensorType resultType) {
+  if (groups == 1) return gemm(b, loc, lhs, rhs, false, transposeRhs, resultType);
+  auto split = [&](Value v) {
+    auto type = tensorType(v);
+    return reshapeTensor(b, loc, v, RankedTensorType::get({groups, type.getDimSize(0) / groups, type.getDimSize(1)},
+                                                          type.getElementType()));
+  };
+  auto blocksType = RankedTensorType::get({groups, resultType.getDimSize(0) / groups, resultType.getDimSize(1)},
+                                          resultType.getElementType());
+  return reshapeTensor(b, loc, gemm(b, loc, split(lhs), split(rhs), false, transposeRhs, blocksType), resultType);
 }
 
 // A copy of `v` with its dimensions permuted: result dimension r is v's dimension perm[r].
@@ -150,20 +184,63 @@ Value permuteDims(OpBuilder& b, Location loc, Value v, ArrayRef<unsigned> perm) 
                               [](OpBuilder&, Location, ValueRange args) { return args[0]; });
 }
 
-// A convolution of a padded NCHW x with an FCHW filter as one GEMM:
-// out[f, n*oh*ow] = w[f, c*kh*kw] * im2col(x), then back to NCHW (a copy of
-// whole oh*ow planes).
+// A convolution of a padded NCHW x with an FCHW filter (C = channels / groups) as GEMMs:
+// out[f, n*oh*ow] = w[f, c*kh*kw] * im2col(x) per group (one GEMM when groups is 1),
+// then back to NCHW (a copy of whole oh*ow planes).
 Value convolutionAsGemm(OpBuilder& b, Location loc, Value xPadded, Value w, ArrayRef<int64_t> stride,
-                        RankedTensorType resultType) {
+                        ArrayRef<int64_t> dilate, int64_t groups, RankedTensorType resultType) {
   auto wType = tensorType(w);
   int64_t f = wType.getDimSize(0), k = wType.getDimSize(1) * wType.getDimSize(2) * wType.getDimSize(3);
   int64_t n = resultType.getDimSize(0), oh = resultType.getDimSize(2), ow = resultType.getDimSize(3);
   Type elem = resultType.getElementType();
-  Value cols = im2col(b, loc, xPadded, wType.getDimSize(2), wType.getDimSize(3), stride, oh, ow);
+  Value cols = im2col(b, loc, xPadded, wType.getDimSize(2), wType.getDimSize(3), stride, dilate, oh, ow);
   Value wMatrix = reshapeTensor(b, loc, w, RankedTensorType::get({f, k}, elem));
-  Value out = gemm(b, loc, wMatrix, cols, false, RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
+  Value out = groupedGemm(b, loc, wMatrix, cols, false, groups, RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
   Value planes = reshapeTensor(b, loc, out, RankedTensorType::get({f, n, oh * ow}, elem));
   return reshapeTensor(b, loc, permuteDims(b, loc, planes, {1, 0, 2}), resultType);
+}
+
+// A 1x1 filter at stride 1 without padding in one group (dilation is moot):
+// each image is a matrix [channels, h*w] already, so the convolution is a GEMM
+// per image with no im2col. It pays when broadcasting the filter over the batch
+// copies less than the im2col and NCHW transposes it replaces (or the batch is 1).
+template <typename Conv>
+bool isPointwise(Conv op, RankedTensorType filter, RankedTensorType image) {
+  if (filter.getDimSize(2) != 1 || filter.getDimSize(3) != 1 || op.getGroups() != 1) return false;
+  if (llvm::any_of(op.getStride(), [](int64_t s) { return s != 1; }) ||
+      llvm::any_of(op.getPad(), [](int64_t p) { return p != 0; }))
+    return false;
+  int64_t o = filter.getDimSize(0), c = filter.getDimSize(1);
+  return image.getDimSize(0) == 1 || o * c <= (o + c) * image.getDimSize(2) * image.getDimSize(3);
+}
+
+// out[n] = op(w)[r, k] * x[n][k, h*w] for every image n of the NCHW x, op
+// transposing w (given as [k, r]) when `transposeW`: one GEMM of reshapes for
+// one image, else one batched GEMM over the images with w broadcast over them.
+Value gemmPerImage(OpBuilder& b, Location loc, Value w, bool transposeW, Value x, RankedTensorType resultType) {
+  auto xType = tensorType(x), wType = tensorType(w);
+  Type elem = resultType.getElementType();
+  int64_t n = xType.getDimSize(0), c = xType.getDimSize(1), r = resultType.getDimSize(1);
+  int64_t plane = xType.getDimSize(2) * xType.getDimSize(3);
+  if (n == 1) {
+    Value image = reshapeTensor(b, loc, x, RankedTensorType::get({c, plane}, elem));
+    return reshapeTensor(b, loc, gemm(b, loc, w, image, transposeW, false, RankedTensorType::get({r, plane}, elem)),
+                         resultType);
+  }
+  auto filtersType = RankedTensorType::get({n, wType.getDimSize(0), wType.getDimSize(1)}, elem);
+  auto broadcast = AffineMap::get(3, 0, {b.getAffineDimExpr(1), b.getAffineDimExpr(2)}, b.getContext());
+  Value filters = buildParallelGeneric(b, loc, filtersType, w, {broadcast},
+                                       [](OpBuilder&, Location, ValueRange args) { return args[0]; });
+  Value images = reshapeTensor(b, loc, x, RankedTensorType::get({n, c, plane}, elem));
+  Value out = gemm(b, loc, filters, images, transposeW, false, RankedTensorType::get({n, r, plane}, elem));
+  return reshapeTensor(b, loc, out, resultType);
+}
+
+// The filter as an [rows, cols] matrix (a 1x1 filter's O x C).
+Value filterMatrix(OpBuilder& b, Location loc, Value w) {
+  auto type = tensorType(w);
+  return reshapeTensor(b, loc, w, RankedTensorType::get({type.getDimSize(0), type.getDimSize(1)},
+                                                        type.getElementType()));
 }
 
 struct Conv2DLowering : KilnLowering<Conv2DOp> {
@@ -172,15 +249,18 @@ struct Conv2DLowering : KilnLowering<Conv2DOp> {
     Location loc = op.getLoc();
     auto type = cast<RankedTensorType>(op.getType());
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
+    if (isPointwise(op, op.getW().getType(), op.getX().getType()))
+      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), false, adaptor.getX(), type);
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
-    return convolutionAsGemm(rewriter, loc, x, adaptor.getW(), op.getStride(), type);
+    return convolutionAsGemm(rewriter, loc, x, adaptor.getW(), op.getStride(), op.getDilate(), op.getGroups(), type);
   }
 };
 
 // The input gradient is a stride-1 convolution of gy, dilated by the stride
-// and padded by kernel - 1 - pad (cropped where that is negative), with the
-// filter flipped spatially and its O and C dimensions swapped.
+// and padded by the dilated kernel extent - 1 - pad (cropped where that is
+// negative), with the filter flipped spatially and, within each group, its O
+// and C dimensions swapped; the filter's dilation and the groups stay.
 struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(Conv2DGradInputOp op, OpAdaptor adaptor,
@@ -189,13 +269,15 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
     auto type = op.getType();
     auto gyType = op.getGy().getType(), wType = op.getW().getType();
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
+    if (isPointwise(op, wType, type))
+      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), true, adaptor.getGy(), type);
     Type elem = type.getElementType();
-    ArrayRef<int64_t> stride = op.getStride();
+    ArrayRef<int64_t> stride = op.getStride(), dilate = op.getDilate();
     // Per spatial dim: the dilated and padded gy is buffer[cropOffset : cropOffset + size].
     SmallVector<int64_t> buffer{gyType.getDimSize(0), gyType.getDimSize(1), 0, 0};
     SmallVector<int64_t> insertAt(4, 0), cropAt(4, 0), cropSize(buffer);
     for (int64_t d = 0; d < 2; ++d) {
-      int64_t k = wType.getDimSize(2 + d), s = stride[d], p = op.getPad()[d];
+      int64_t k = dilatedExtent(wType.getDimSize(2 + d), dilate[d]), s = stride[d], p = op.getPad()[d];
       int64_t dilated = (gyType.getDimSize(2 + d) - 1) * s + 1, size = type.getDimSize(2 + d) + k - 1;
       int64_t low = k - 1 - p, high = size - low - dilated;
       buffer[2 + d] = std::max<int64_t>(low, 0) + dilated + std::max<int64_t>(high, 0);
@@ -212,20 +294,36 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
                                                indexAttrs(rewriter, cropAt),
                                                mixedSizes(rewriter, RankedTensorType::get(cropSize, elem)),
                                                indexAttrs(rewriter, {1, 1, 1, 1}));
-    // flipped[c, o, i, j] = w[o, c, kh - 1 - i, kw - 1 - j]
-    int64_t kh = wType.getDimSize(2), kw = wType.getDimSize(3);
-    auto flippedType = RankedTensorType::get({wType.getDimSize(1), wType.getDimSize(0), kh, kw}, elem);
-    AffineExpr c = rewriter.getAffineDimExpr(0), o = rewriter.getAffineDimExpr(1);
-    AffineExpr i = rewriter.getAffineDimExpr(2), j = rewriter.getAffineDimExpr(3);
-    auto flipMap = AffineMap::get(4, 0, {o, c, kh - 1 - i, kw - 1 - j}, rewriter.getContext());
-    Value flipped = buildParallelGeneric(rewriter, loc, flippedType, adaptor.getW(), {flipMap},
-                                         [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-    return convolutionAsGemm(rewriter, loc, dilated, flipped, {1, 1}, type);
+    Value flipped = flipFilter(rewriter, loc, adaptor.getW(), op.getGroups());
+    return convolutionAsGemm(rewriter, loc, dilated, flipped, {1, 1}, dilate, op.getGroups(), type);
+  }
+
+  // flipped[g*C + c, o, i, j] = w[g*O + o, c, kh - 1 - i, kw - 1 - j] for the
+  // O output and C input channels per group of w (the whole of w in one group).
+  static Value flipFilter(OpBuilder& b, Location loc, Value w, int64_t groups) {
+    auto wType = tensorType(w);
+    Type elem = wType.getElementType();
+    int64_t o = wType.getDimSize(0), c = wType.getDimSize(1), kh = wType.getDimSize(2), kw = wType.getDimSize(3);
+    auto flippedType = RankedTensorType::get({c * groups, o / groups, kh, kw}, elem);
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 5; ++i) d.push_back(b.getAffineDimExpr(i));  // [g] c o i j
+    auto body = [](OpBuilder&, Location, ValueRange args) { return args[0]; };
+    if (groups == 1)
+      return buildParallelGeneric(b, loc, flippedType, w,
+                                  {AffineMap::get(4, 0, {d[1], d[0], kh - 1 - d[2], kw - 1 - d[3]}, b.getContext())},
+                                  body);
+    Value blocks = reshapeTensor(b, loc, w, RankedTensorType::get({groups, o / groups, c, kh, kw}, elem));
+    auto map = AffineMap::get(5, 0, {d[0], d[2], d[1], kh - 1 - d[3], kw - 1 - d[4]}, b.getContext());
+    Value flipped = buildParallelGeneric(b, loc, RankedTensorType::get({groups, c, o / groups, kh, kw}, elem),
+                                         blocks, {map}, body);
+    return reshapeTensor(b, loc, flipped, flippedType);
   }
 };
 
-// gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i, ox*s + j] * gy[n, o, oy, ox]:
-// one GEMM gy[o, n*oh*ow] * im2col(x)^T (the same im2col as the forward's, which CSE shares).
+// gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i*d, ox*s + j*d] * gy[n, o, oy, ox]
+// (c within o's group): GEMMs gy[o, n*oh*ow] * im2col(x)^T per group, over the
+// forward's im2col (which CSE shares). A 1x1 filter on one image at stride 1
+// without padding is one GEMM gy[o, h*w] * x[c, h*w]^T of the tensors as they are.
 struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(Conv2DGradFilterOp op, OpAdaptor adaptor,
@@ -234,15 +332,25 @@ struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
     auto type = op.getType();
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Type elem = type.getElementType();
-    Value zero = scalarConstant(rewriter, loc, elem, 0);
-    Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
     auto gyType = tensorType(adaptor.getGy());
     int64_t f = type.getDimSize(0), k = type.getDimSize(1) * type.getDimSize(2) * type.getDimSize(3);
     int64_t n = gyType.getDimSize(0), oh = gyType.getDimSize(2), ow = gyType.getDimSize(3);
-    Value cols = im2col(rewriter, loc, x, type.getDimSize(2), type.getDimSize(3), op.getStride(), oh, ow);
+    auto matrixType = RankedTensorType::get({f, k}, elem);
+    if (n == 1 && isPointwise(op, type, op.getX().getType())) {
+      auto plane = [&](Value v) {
+        auto t = tensorType(v);
+        return reshapeTensor(rewriter, loc, v, RankedTensorType::get({t.getDimSize(1), oh * ow}, elem));
+      };
+      Value gw = gemm(rewriter, loc, plane(adaptor.getGy()), plane(adaptor.getX()), false, true, matrixType);
+      return reshapeTensor(rewriter, loc, gw, type);
+    }
+    Value zero = scalarConstant(rewriter, loc, elem, 0);
+    Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
+    Value cols = im2col(rewriter, loc, x, type.getDimSize(2), type.getDimSize(3), op.getStride(), op.getDilate(),
+                        oh, ow);
     Value gyMatrix = reshapeTensor(rewriter, loc, permuteDims(rewriter, loc, adaptor.getGy(), {1, 0, 2, 3}),
                                    RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
-    Value gw = gemm(rewriter, loc, gyMatrix, cols, true, RankedTensorType::get({f, k}, elem));
+    Value gw = groupedGemm(rewriter, loc, gyMatrix, cols, true, op.getGroups(), matrixType);
     return reshapeTensor(rewriter, loc, gw, type);
   }
 };

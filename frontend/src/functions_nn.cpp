@@ -19,11 +19,33 @@ void check_pair(const std::string& fn, const char* name, const Pair& p, int64_t 
     type_error(fn, fmt::format("{} >= {}", name, minimum), fmt::format("{} = {}", name, pair_str(p)));
 }
 
-// Chainer's get_conv_outsize (floor, or cover_all).
+// Chainer's get_conv_outsize (floor, or cover_all) for a window of extent k.
 int64_t conv_outsize(int64_t size, int64_t k, int64_t s, int64_t p, bool cover_all = false) {
   int64_t span = size + 2 * p - k + (cover_all ? s - 1 : 0);
   if (span < 0) return 0;  // floor division of a negative span: no window fits
   return span / s + 1;
+}
+
+// The extent d * (k - 1) + 1 of a filter of size k dilated by d.
+int64_t dilated_extent(int64_t k, int64_t d) { return d * (k - 1) + 1; }
+
+// Chainer's checks of a convolution's groups: both channel counts divisible by it.
+void check_groups(const std::string& fn, int64_t groups, const char* in_name, int64_t in_channels,
+                  const char* out_name, int64_t out_channels) {
+  if (groups < 1) type_error(fn, "groups >= 1", fmt::format("groups = {}", groups));
+  if (in_channels % groups != 0)
+    type_error(fn, fmt::format("{} % groups == 0", in_name), fmt::format("{} % {} != 0", in_channels, groups));
+  if (out_channels % groups != 0)
+    type_error(fn, fmt::format("{} % groups == 0", out_name), fmt::format("{} % {} != 0", out_channels, groups));
+}
+
+// The conv2d family's attributes (dilate and groups only where they are not 1, so
+// the IR of a plain convolution stays as before).
+Attrs conv_attrs(Pair stride, Pair pad, Pair dilate, int64_t groups) {
+  Attrs attrs{ints_attr("stride", {stride.h, stride.w}), ints_attr("pad", {pad.h, pad.w})};
+  if (dilate.h != 1 || dilate.w != 1) attrs.push_back(ints_attr("dilate", {dilate.h, dilate.w}));
+  if (groups != 1) attrs.push_back(int_attr("groups", groups));
+  return attrs;
 }
 
 // x reshaped to broadcast along axis 1 of an ndim-d tensor: (1, C, 1, ...).
@@ -208,7 +230,8 @@ Variable accuracy(const Variable& y, const Variable& t, std::optional<int64_t> i
 
 // ---- convolution ------------------------------------------------------------------
 
-Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad, SourceLocation loc) {
+Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad,
+                        bool cover_all, Pair dilate, int64_t groups, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
   const std::string fn = "Convolution2DFunction";
   check_float(fn, "x", x);
@@ -216,30 +239,39 @@ Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b,
   check_same_dtype(fn, "x", x, "W", W);
   check_ndim(fn, "x", x, 4);
   check_ndim(fn, "W", W, 4);
-  if (x.shape()[1] != W.shape()[1])
-    type_error(fn, "x.shape[1] == W.shape[1]", fmt::format("{} != {}", x.shape()[1], W.shape()[1]));
+  check_groups(fn, groups, "x.shape[1]", x.shape()[1], "W.shape[0]", W.shape()[0]);
+  if (x.shape()[1] != W.shape()[1] * groups)
+    type_error(fn, "x.shape[1] == W.shape[1] * groups",
+               fmt::format("{} != {} * {}", x.shape()[1], W.shape()[1], groups));
   check_pair(fn, "stride", stride, 1);
   check_pair(fn, "pad", pad, 0);
-  int64_t oh = conv_outsize(x.shape()[2], W.shape()[2], stride.h, pad.h);
-  int64_t ow = conv_outsize(x.shape()[3], W.shape()[3], stride.w, pad.w);
+  check_pair(fn, "dilate", dilate, 1);
+  int64_t h = x.shape()[2], w = x.shape()[3];
+  int64_t kh = dilated_extent(W.shape()[2], dilate.h), kw = dilated_extent(W.shape()[3], dilate.w);
+  int64_t oh = conv_outsize(h, kh, stride.h, pad.h, cover_all);
+  int64_t ow = conv_outsize(w, kw, stride.w, pad.w, cover_all);
   if (oh <= 0 || ow <= 0)
     type_error(fn, "the filter fits in the padded input (output size > 0)",
-               fmt::format("x.shape = {}, W.shape = {}, pad = {}", shape_str(x.shape()), shape_str(W.shape()),
-                           pair_str(pad)));
+               fmt::format("x.shape = {}, W.shape = {}, pad = {}, dilate = {}", shape_str(x.shape()),
+                           shape_str(W.shape()), pair_str(pad), pair_str(dilate)));
   if (!b.is_null()) {
     check_same_dtype(fn, "x", x, "b", b);
     if (b.ndim() != 1 || b.shape()[0] != W.shape()[0])
       type_error(fn, "b.shape == (W.shape[0],)", fmt::format("{} vs {}", shape_str(b.shape()), shape_str(W.shape())));
   }
-  Variable y = record("kiln.conv2d", {x, W},
-                      {ints_attr("stride", {stride.h, stride.w}), ints_attr("pad", {pad.h, pad.w})},
+  // cover_all: windows past the padded input read extra zero padding on the high side.
+  Variable in = x;
+  int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride.h + kh - (h + 2 * pad.h));
+  int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride.w + kw - (w + 2 * pad.w));
+  if (extra_h > 0 || extra_w > 0) in = functions::pad(x, {{0, 0}, {0, 0}, {0, extra_h}, {0, extra_w}});
+  Variable y = record("kiln.conv2d", {in, W}, conv_attrs(stride, pad, dilate, groups),
                       {x.shape()[0], W.shape()[0], oh, ow}, x.dtype());
   if (!b.is_null()) y = y + channel_view(b, 4);
   return y;
 }
 
 Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& b, Pair stride, Pair pad,
-                          std::optional<Pair> outsize, SourceLocation loc) {
+                          std::optional<Pair> outsize, Pair dilate, int64_t groups, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
   const std::string fn = "Deconvolution2DFunction";
   check_float(fn, "x", x);
@@ -249,9 +281,12 @@ Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& 
   check_ndim(fn, "W", W, 4);
   if (x.shape()[1] != W.shape()[0])
     type_error(fn, "x.shape[1] == W.shape[0]", fmt::format("{} != {}", x.shape()[1], W.shape()[0]));
+  check_groups(fn, groups, "x.shape[1]", x.shape()[1], "W.shape[1] * groups", W.shape()[1] * groups);
   check_pair(fn, "stride", stride, 1);
   check_pair(fn, "pad", pad, 0);
-  int64_t kh = W.shape()[2], kw = W.shape()[3], h = x.shape()[2], w = x.shape()[3];
+  check_pair(fn, "dilate", dilate, 1);
+  int64_t kh = dilated_extent(W.shape()[2], dilate.h), kw = dilated_extent(W.shape()[3], dilate.w);
+  int64_t h = x.shape()[2], w = x.shape()[3], out_c = W.shape()[1] * groups;
   // Chainer's get_deconv_outsize.
   int64_t full_h = stride.h * (h - 1) + kh - 2 * pad.h, full_w = stride.w * (w - 1) + kw - 2 * pad.w;
   int64_t oh = outsize ? outsize->h : full_h, ow = outsize ? outsize->w : full_w;
@@ -269,16 +304,16 @@ Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& 
   }
   if (!b.is_null()) {
     check_same_dtype(fn, "x", x, "b", b);
-    if (b.ndim() != 1 || b.shape()[0] != W.shape()[1])
-      type_error(fn, "b.shape == (W.shape[1],)", fmt::format("{} vs {}", shape_str(b.shape()), shape_str(W.shape())));
+    if (b.ndim() != 1 || b.shape()[0] != out_c)
+      type_error(fn, groups == 1 ? "b.shape == (W.shape[1],)" : "b.shape == (W.shape[1] * groups,)",
+                 fmt::format("{} vs {}", shape_str(b.shape()), shape_str(W.shape())));
   }
   // conv2d_grad_input needs floor(conv_outsize(out)) == in; a smaller (cover_all) outsize is the
   // top-left crop of a larger one.
   int64_t ch = conv_outsize(oh, kh, stride.h, pad.h) == h ? oh : full_h;
   int64_t cw = conv_outsize(ow, kw, stride.w, pad.w) == w ? ow : full_w;
-  Variable y = record("kiln.conv2d_grad_input", {x, W},
-                      {ints_attr("stride", {stride.h, stride.w}), ints_attr("pad", {pad.h, pad.w})},
-                      {x.shape()[0], W.shape()[1], ch, cw}, x.dtype());
+  Variable y = record("kiln.conv2d_grad_input", {x, W}, conv_attrs(stride, pad, dilate, groups),
+                      {x.shape()[0], out_c, ch, cw}, x.dtype());
   if (ch != oh || cw != ow)
     y = get_item(y, {Slice{}, Slice{}, Slice{std::nullopt, oh, std::nullopt}, Slice{std::nullopt, ow, std::nullopt}});
   if (!b.is_null()) y = y + channel_view(b, 4);

@@ -25,6 +25,19 @@ void check_pairs(const char* link, Pair ksize, Pair stride, Pair pad) {
                             link, ksize.h, ksize.w, stride.h, stride.w, pad.h, pad.w));
 }
 
+// Chainer's checks of a convolution's dilate and groups (in_channels once known, > 0).
+void check_dilate_groups(const char* link, Pair dilate, int64_t groups, int64_t in_channels, int64_t out_channels) {
+  if (dilate.h <= 0 || dilate.w <= 0)
+    throw Error(fmt::format("kiln: L::{}: dilate must be positive, got ({}, {})", link, dilate.h, dilate.w));
+  check_positive(link, "groups", groups);
+  if (out_channels % groups != 0)
+    throw Error(fmt::format("kiln: L::{}: the number of output channels ({}) must be divisible by the number "
+                            "of groups ({})", link, out_channels, groups));
+  if (in_channels > 0 && in_channels % groups != 0)
+    throw Error(fmt::format("kiln: L::{}: the number of input channels ({}) must be divisible by the number "
+                            "of groups ({})", link, in_channels, groups));
+}
+
 // The value of a persistent as a plain leaf with no trace behind it (Chainer keeps
 // persistents as arrays): realized running statistics do not pull earlier graphs along.
 void detach(const Variable& v, bool force) {
@@ -50,16 +63,18 @@ void set_value(const Variable& v, const Variable& value) {
 Convolution2D::Convolution2D(int64_t out, Pair k) : out_channels(out), ksize(k) { init(nullptr, nullptr); }
 
 Convolution2D::Convolution2D(int64_t in, int64_t out, Pair k, Pair s, Pair p, bool nb,
-                             Parameter::Initializer initialW, Parameter::Initializer initial_bias)
-    : in_channels(in), out_channels(out), ksize(k), stride(s), pad(p), nobias(nb) {
+                             Parameter::Initializer initialW, Parameter::Initializer initial_bias, Pair d,
+                             int64_t g)
+    : in_channels(in), out_channels(out), ksize(k), stride(s), pad(p), dilate(d), groups(g), nobias(nb) {
   init(std::move(initialW), std::move(initial_bias));
-  if (in_channels > 0) W.initialize({out_channels, in_channels, ksize.h, ksize.w});
+  if (in_channels > 0) W.initialize({out_channels, in_channels / groups, ksize.h, ksize.w});
 }
 
 void Convolution2D::init(Parameter::Initializer initialW, Parameter::Initializer initial_bias) {
   check_positive("Convolution2D", "out_channels", out_channels);
   check_in("Convolution2D", "in_channels", in_channels);
   check_pairs("Convolution2D", ksize, stride, pad);
+  check_dilate_groups("Convolution2D", dilate, groups, in_channels, out_channels);
   add_weight_and_bias(W, b, nobias, out_channels, std::move(initialW), std::move(initial_bias));
 }
 
@@ -67,9 +82,10 @@ Variable Convolution2D::operator()(const Variable& x) const {
   if (!W.is_initialized()) {
     if (x.ndim() != 4)
       throw Error("kiln: L::Convolution2D: cannot infer in_channels from an input of shape " + shape_str(x.shape()));
-    const_cast<Parameter&>(W).initialize({out_channels, x.shape()[1], ksize.h, ksize.w}, x.dtype());
+    check_dilate_groups("Convolution2D", dilate, groups, x.shape()[1], out_channels);
+    const_cast<Parameter&>(W).initialize({out_channels, x.shape()[1] / groups, ksize.h, ksize.w}, x.dtype());
   }
-  return F::convolution_2d(x, W, nobias ? Variable() : Variable(b), stride, pad);
+  return F::convolution_2d(x, W, nobias ? Variable() : Variable(b), stride, pad, false, dilate, groups);
 }
 
 // ---- Deconvolution2D ----------------------------------------------------------------
@@ -78,16 +94,18 @@ Deconvolution2D::Deconvolution2D(int64_t out, Pair k) : out_channels(out), ksize
 
 Deconvolution2D::Deconvolution2D(int64_t in, int64_t out, Pair k, Pair s, Pair p, bool nb,
                                  std::optional<Pair> osize, Parameter::Initializer initialW,
-                                 Parameter::Initializer initial_bias)
-    : in_channels(in), out_channels(out), ksize(k), stride(s), pad(p), outsize(osize), nobias(nb) {
+                                 Parameter::Initializer initial_bias, Pair d, int64_t g)
+    : in_channels(in), out_channels(out), ksize(k), stride(s), pad(p), dilate(d), groups(g), outsize(osize),
+      nobias(nb) {
   init(std::move(initialW), std::move(initial_bias));
-  if (in_channels > 0) W.initialize({in_channels, out_channels, ksize.h, ksize.w});
+  if (in_channels > 0) W.initialize({in_channels, out_channels / groups, ksize.h, ksize.w});
 }
 
 void Deconvolution2D::init(Parameter::Initializer initialW, Parameter::Initializer initial_bias) {
   check_positive("Deconvolution2D", "out_channels", out_channels);
   check_in("Deconvolution2D", "in_channels", in_channels);
   check_pairs("Deconvolution2D", ksize, stride, pad);
+  check_dilate_groups("Deconvolution2D", dilate, groups, in_channels, out_channels);
   add_weight_and_bias(W, b, nobias, out_channels, std::move(initialW), std::move(initial_bias));
 }
 
@@ -96,9 +114,10 @@ Variable Deconvolution2D::operator()(const Variable& x) const {
     if (x.ndim() != 4)
       throw Error("kiln: L::Deconvolution2D: cannot infer in_channels from an input of shape " +
                   shape_str(x.shape()));
-    const_cast<Parameter&>(W).initialize({x.shape()[1], out_channels, ksize.h, ksize.w}, x.dtype());
+    check_dilate_groups("Deconvolution2D", dilate, groups, x.shape()[1], out_channels);
+    const_cast<Parameter&>(W).initialize({x.shape()[1], out_channels / groups, ksize.h, ksize.w}, x.dtype());
   }
-  return F::deconvolution_2d(x, W, nobias ? Variable() : Variable(b), stride, pad, outsize);
+  return F::deconvolution_2d(x, W, nobias ? Variable() : Variable(b), stride, pad, outsize, dilate, groups);
 }
 
 // ---- BatchNormalization -------------------------------------------------------------

@@ -73,6 +73,53 @@ TEST(FunctionErrors, DeconvolutionChannelsAndOutsize) {
               HasSubstr("get_conv_outsize(outsize, W.shape[2:], stride, pad) == x.shape[2:]"));
 }
 
+TEST(FunctionErrors, ConvolutionGroupsAndDilate) {
+  auto conv = [](Shape x, Shape w, Pair dilate, int64_t groups) {
+    return error_of([&] { F::convolution_2d(f32(x), f32(w), Variable(), 1, 0, false, dilate, groups); });
+  };
+  std::string in = conv({1, 3, 5, 5}, {4, 1, 3, 3}, 1, 2);
+  EXPECT_THAT(in, HasSubstr("Convolution2DFunction"));
+  EXPECT_THAT(in, HasSubstr("Expect: x.shape[1] % groups == 0"));
+  EXPECT_THAT(in, HasSubstr("Actual: 3 % 2 != 0"));
+  std::string out = conv({1, 4, 5, 5}, {3, 2, 3, 3}, 1, 2);
+  EXPECT_THAT(out, HasSubstr("Expect: W.shape[0] % groups == 0"));
+  EXPECT_THAT(out, HasSubstr("Actual: 3 % 2 != 0"));
+  std::string w = conv({1, 4, 5, 5}, {4, 4, 3, 3}, 1, 2);
+  EXPECT_THAT(w, HasSubstr("Expect: x.shape[1] == W.shape[1] * groups"));
+  EXPECT_THAT(w, HasSubstr("Actual: 4 != 4 * 2"));
+  EXPECT_THAT(conv({1, 4, 5, 5}, {4, 4, 3, 3}, 1, 0), HasSubstr("Expect: groups >= 1"));
+  std::string d = conv({1, 4, 5, 5}, {4, 4, 3, 3}, {1, 0}, 1);
+  EXPECT_THAT(d, HasSubstr("Expect: dilate >= 1"));
+  EXPECT_THAT(d, HasSubstr("Actual: dilate = (1, 0)"));
+  // Dilation 3 spreads a 3x3 filter over 7x7: larger than the input.
+  EXPECT_THAT(conv({1, 4, 5, 5}, {4, 4, 3, 3}, 3, 1), HasSubstr("the filter fits in the padded input"));
+}
+
+TEST(FunctionErrors, DeconvolutionGroupsAndDilate) {
+  EXPECT_THAT(error_of([] { F::deconvolution_2d(f32({1, 3, 4, 4}), f32({3, 2, 3, 3}), Variable(), 1, 0, std::nullopt, 1, 2); }),
+              HasSubstr("Expect: x.shape[1] % groups == 0"));
+  std::string b = error_of([] {
+    F::deconvolution_2d(f32({1, 4, 4, 4}), f32({4, 3, 3, 3}), f32({3}), 1, 0, std::nullopt, 1, 2);
+  });
+  EXPECT_THAT(b, HasSubstr("Deconvolution2DFunction"));
+  EXPECT_THAT(b, HasSubstr("Expect: b.shape == (W.shape[1] * groups,)"));
+  EXPECT_THAT(error_of([] { F::deconvolution_2d(f32({1, 4, 4, 4}), f32({4, 3, 3, 3}), Variable(), 1, 0, std::nullopt, 0); }),
+              HasSubstr("Expect: dilate >= 1"));
+}
+
+TEST(FunctionErrors, ConvolutionLinkGroups) {
+  EXPECT_THAT(error_of([] { L::Convolution2D(3, 4, 3, 1, 0, false, nullptr, nullptr, 1, 2); }),
+              HasSubstr("L::Convolution2D: the number of input channels (3) must be divisible by the number of groups (2)"));
+  EXPECT_THAT(error_of([] { L::Convolution2D(4, 3, 3, 1, 0, false, nullptr, nullptr, 1, 2); }),
+              HasSubstr("the number of output channels (3) must be divisible by the number of groups (2)"));
+  L::Convolution2D lazy(-1, 4, 3, 1, 0, false, nullptr, nullptr, 1, 2);
+  EXPECT_THAT(error_of([&] { lazy(f32({1, 3, 5, 5})); }), HasSubstr("the number of input channels (3)"));
+  EXPECT_THAT(error_of([] { L::Deconvolution2D(4, 4, 3, 1, 0, false, std::nullopt, nullptr, nullptr, 0); }),
+              HasSubstr("L::Deconvolution2D: dilate must be positive, got (0, 0)"));
+  EXPECT_THAT(error_of([] { L::Deconvolution2D(4, 4, 3, 1, 0, false, std::nullopt, nullptr, nullptr, 1, 0); }),
+              HasSubstr("L::Deconvolution2D: groups must be positive, got 0"));
+}
+
 TEST(FunctionErrors, PoolingWindowLargerThanPaddedInput) {
   std::string msg = error_of([] { F::max_pooling_2d(f32({1, 1, 2, 2}), 3, 1, 0, false); });
   EXPECT_THAT(msg, HasSubstr("MaxPooling2D"));

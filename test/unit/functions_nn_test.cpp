@@ -233,6 +233,62 @@ TEST(Deconvolution2D, IsTheTransposeOfConvolution) {
   EXPECT_NEAR(lhs, rhs, 1e-3 * std::max(1.0, std::abs(lhs)));
 }
 
+TEST(Convolution2D, DilateSpacesTheTaps) {
+  Variable x(iota({1, 1, 4, 4}));  // 1..16
+  Variable W(Array::ones({1, 1, 2, 2}));
+  // Taps (0,0), (0,2), (2,0), (2,2): a 3x3 extent, 2x2 outputs.
+  Variable y = F::convolution_2d(x, W, Variable(), 1, 0, false, 2);
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_VALUES(values(y), {1 + 3 + 9 + 11, 2 + 4 + 10 + 12, 5 + 7 + 13 + 15, 6 + 8 + 14 + 16});
+  // Dilation (1, 3), stride (3, 1), padding 1: rows {-1, 0} and {2, 3}, columns
+  // {-1, 2}, {0, 3} and {1, 4} (-1 and 4 are padding).
+  Variable y2 = F::convolution_2d(x, W, Variable(), {3, 1}, 1, false, {1, 3});
+  EXPECT_EQ(y2.shape(), (Shape{1, 1, 2, 3}));
+  EXPECT_VALUES(values(y2), {3, 1 + 4, 2, 11 + 15, 9 + 12 + 13 + 16, 10 + 14});
+}
+
+TEST(Convolution2D, GroupsSeeOnlyTheirChannels) {
+  // Group g of the output is the convolution of input group g with its filters.
+  Array xa = Array::randn({2, 4, 5, 5}, 1), wa = Array::randn({6, 2, 3, 3}, 2), ba = Array::randn({6}, 3);
+  Variable x(xa), W(wa), b(ba);
+  Variable y = F::convolution_2d(x, W, b, 2, 1, false, 2, 2);
+  EXPECT_EQ(y.shape(), (Shape{2, 6, 2, 2}));
+  Slice all{};
+  auto channels = [&](const Variable& v, int64_t from, int64_t to) {
+    return F::get_item(v, {all, Slice{from, to, std::nullopt}});
+  };
+  auto part = [&](int64_t i) {
+    return F::convolution_2d(channels(x, 2 * i, 2 * i + 2), F::get_item(W, {Slice{3 * i, 3 * i + 3, std::nullopt}}),
+                             F::get_item(b, {Slice{3 * i, 3 * i + 3, std::nullopt}}), 2, 1, false, 2);
+  };
+  Variable expected = F::concat({part(0), part(1)}, 1);
+  EXPECT_THAT(values(y), Pointwise(Near(1e-4), values(expected)));
+  // Depthwise (groups == channels): each channel with its own filter.
+  Variable dw = F::convolution_2d(x, Variable(Array::ones({4, 1, 1, 1})), Variable(), 1, 0, false, 1, 4);
+  EXPECT_THAT(values(dw), Pointwise(Near(1e-6), xa.to_vector<double>()));
+}
+
+TEST(Convolution2D, CoverAllAddsAPartialWindow) {
+  Variable x(iota({1, 1, 3, 3}));  // 1..9
+  Variable W(Array::ones({1, 1, 2, 2}));
+  Variable y = F::convolution_2d(x, W, Variable(), 2, 0, true);
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_VALUES(values(y), {12, 9, 15, 9});
+}
+
+TEST(Deconvolution2D, DilateAndGroupsAreTheTransposeOfConvolution) {
+  // <conv(x, W), y> == <x, deconv(y, W)> with the same stride, pad, dilate and groups.
+  Array xa = Array::randn({2, 4, 7, 6}, 1), wa = Array::randn({4, 2, 3, 2}, 2);
+  Variable x(xa), W(wa);
+  Variable c = F::convolution_2d(x, W, Variable(), {2, 1}, {1, 2}, false, {2, 3}, 2);
+  Array ya = Array::randn(c.shape(), 3);
+  Variable d = F::deconvolution_2d(Variable(ya), W, Variable(), {2, 1}, {1, 2}, Pair{7, 6}, {2, 3}, 2);
+  EXPECT_EQ(d.shape(), x.shape());
+  double lhs = F::sum(c * Variable(ya)).item<double>();
+  double rhs = F::sum(x * d).item<double>();
+  EXPECT_NEAR(lhs, rhs, 1e-3 * std::max(1.0, std::abs(lhs)));
+}
+
 // ---- pooling ------------------------------------------------------------------------
 
 TEST(MaxPooling2D, CoverAllAddsPartialWindows) {
@@ -367,6 +423,23 @@ TEST(Links, Convolution2D) {
   loss.backward();
   EXPECT_EQ(conv.W.grad().shape(), (Shape{3, 2, 3, 3}));
   EXPECT_THAT(conv.b.grad().to_vector<double>(), Pointwise(Near(1e-4), std::vector<double>{9, 9, 9}));
+}
+
+TEST(Links, Convolution2DDilateGroups) {
+  L::Convolution2D conv(4, 6, 3, 1, 2, false, nullptr, nullptr, 2, 2);
+  EXPECT_EQ(conv.W.shape(), (Shape{6, 2, 3, 3}));  // (out_channels, in_channels / groups, kh, kw)
+  EXPECT_EQ(conv(Variable(Array::randn({1, 4, 5, 5}, 1))).shape(), (Shape{1, 6, 5, 5}));
+  L::Convolution2D lazy(-1, 4, 1, 1, 0, true, nullptr, nullptr, 1, 4);
+  EXPECT_EQ(lazy(Variable(Array::randn({2, 8, 3, 3}, 2))).shape(), (Shape{2, 4, 3, 3}));
+  EXPECT_EQ(lazy.W.shape(), (Shape{4, 2, 1, 1}));
+}
+
+TEST(Links, Deconvolution2DDilateGroups) {
+  L::Deconvolution2D deconv(4, 6, 3, 2, 1, false, std::nullopt, nullptr, nullptr, 2, 2);
+  EXPECT_EQ(deconv.W.shape(), (Shape{4, 3, 3, 3}));  // (in_channels, out_channels / groups, kh, kw)
+  EXPECT_EQ(deconv.b.shape(), Shape{6});
+  // 2 * (3 - 1) + 5 - 2 * 1
+  EXPECT_EQ(deconv(Variable(Array::randn({1, 4, 3, 3}, 1))).shape(), (Shape{1, 6, 7, 7}));
 }
 
 TEST(Links, Deconvolution2D) {

@@ -214,6 +214,17 @@ std::vector<Case> cases() {
       {randn({1, 2, 3, 2}), randn({2, 3, 3, 3}), randn({3})});
   add("deconvolution_2d_outsize", [](const Vs& v) { return F::deconvolution_2d(v[0], v[1], Variable(), 2, 0, Pair{5, 3}); },
       {randn({2, 1, 2, 2}), randn({1, 2, 2, 2})});
+  add("convolution_2d_dilate_groups", [](const Vs& v) {
+        return F::convolution_2d(v[0], v[1], v[2], {2, 1}, {1, 1}, false, {2, 1}, 2);
+      }, {randn({2, 4, 6, 5}), randn({6, 2, 2, 3}), randn({6})});
+  add("convolution_2d_depthwise_dilate_cover_all", [](const Vs& v) {
+        return F::convolution_2d(v[0], v[1], Variable(), 2, 0, true, 2, 3);
+      }, {randn({1, 3, 6, 6}), randn({3, 1, 2, 2})});
+  add("convolution_2d_1x1", [](const Vs& v) { return F::convolution_2d(v[0], v[1], v[2]); },
+      {randn({2, 4, 2, 3}), randn({3, 4, 1, 1}), randn({3})});
+  add("deconvolution_2d_dilate_groups", [](const Vs& v) {
+        return F::deconvolution_2d(v[0], v[1], v[2], 2, 1, std::nullopt, 2, 2);
+      }, {randn({1, 4, 3, 2}), randn({4, 1, 2, 2}), randn({2})});
   add("max_pooling_2d_cover_all", [](const Vs& v) { return F::max_pooling_2d(v[0], 2); }, {distinct({1, 2, 5, 5})});
   add("max_pooling_2d_tiling", [](const Vs& v) { return F::max_pooling_2d(v[0], 2, 2, 0, false); }, {distinct({2, 3, 4, 6})});
   add("max_pooling_2d_pad", [](const Vs& v) { return F::max_pooling_2d(v[0], 3, 2, 1, false); }, {distinct({2, 1, 4, 5})});

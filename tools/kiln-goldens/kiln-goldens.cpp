@@ -376,13 +376,13 @@ const std::map<std::string, Fn>& function_table() {
     // CNN
     t["convolution_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
       need_inputs(in, 2, 3);
-      return {F::convolution_2d(in[0], in[1], opt_input(in, 2), a.pair("stride", 1),
-                                a.pair("pad", 0))};
+      return {F::convolution_2d(in[0], in[1], opt_input(in, 2), a.pair("stride", 1), a.pair("pad", 0),
+                                a.boolean("cover_all", false), a.pair("dilate", 1), a.integer("groups", 1))};
     };
     t["deconvolution_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
       need_inputs(in, 2, 3);
-      return {F::deconvolution_2d(in[0], in[1], opt_input(in, 2), a.pair("stride", 1),
-                                  a.pair("pad", 0), a.opt_pair("outsize"))};
+      return {F::deconvolution_2d(in[0], in[1], opt_input(in, 2), a.pair("stride", 1), a.pair("pad", 0),
+                                  a.opt_pair("outsize"), a.pair("dilate", 1), a.integer("groups", 1))};
     };
     t["max_pooling_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
       need_inputs(in, 1, 1);

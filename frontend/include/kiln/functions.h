@@ -166,12 +166,18 @@ Variable accuracy(const Variable& y, const Variable& t,
     SourceLocation loc = SourceLocation::current());
 
 // ---- CNN ----
+// Chainer's convolution_2d: x (N, C, H, W), W (O, C/groups, kh, kw), b (O,). The filter
+// taps are `dilate` apart (extent dilate*(k-1)+1); with `groups` g, output channel group i
+// sees only input channel group i. cover_all: one more output row/column where the
+// last window would be cut off (zero padding beyond the input).
 Variable convolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
-                        Pair stride = 1, Pair pad = 0,
-    SourceLocation loc = SourceLocation::current());
+                        Pair stride = 1, Pair pad = 0, bool cover_all = false, Pair dilate = 1,
+                        int64_t groups = 1, SourceLocation loc = SourceLocation::current());
+// Chainer's deconvolution_2d: x (N, C, H, W), W (C, O/groups, kh, kw), b (O,); the transpose
+// of convolution_2d with the same stride, pad, dilate and groups.
 Variable deconvolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
                           Pair stride = 1, Pair pad = 0,
-                          std::optional<Pair> outsize = std::nullopt,
+                          std::optional<Pair> outsize = std::nullopt, Pair dilate = 1, int64_t groups = 1,
     SourceLocation loc = SourceLocation::current());
 Variable max_pooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride = std::nullopt,
                         Pair pad = 0, bool cover_all = true,

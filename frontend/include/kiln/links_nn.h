@@ -7,40 +7,45 @@
 
 namespace kiln::links {
 
-// 2-d convolution. W: (out_channels, in_channels, kh, kw), LeCunNormal; b: (out_channels,), zeros.
-// in_channels -1 (Chainer's None) infers it from the first input.
+// 2-d convolution. W: (out_channels, in_channels/groups, kh, kw), LeCunNormal; b: (out_channels,),
+// zeros. in_channels -1 (Chainer's None) infers it from the first input. dilate and groups as
+// in F::convolution_2d; both channel counts must be divisible by groups.
 class Convolution2D : public Link {
  public:
   // Chainer's short form Convolution2D(out_channels, ksize): in_channels inferred.
   Convolution2D(int64_t out_channels, Pair ksize);
   Convolution2D(int64_t in_channels, int64_t out_channels, Pair ksize, Pair stride = 1, Pair pad = 0,
                 bool nobias = false, Parameter::Initializer initialW = nullptr,
-                Parameter::Initializer initial_bias = nullptr);
+                Parameter::Initializer initial_bias = nullptr, Pair dilate = 1, int64_t groups = 1);
   Variable operator()(const Variable& x) const;
   Variable forward(const Variable& x) const { return (*this)(x); }
 
   Parameter W, b;
   int64_t in_channels = -1, out_channels = 0;
-  Pair ksize = 1, stride = 1, pad = 0;
+  Pair ksize = 1, stride = 1, pad = 0, dilate = 1;
+  int64_t groups = 1;
   bool nobias = false;
 
  private:
   void init(Parameter::Initializer initialW, Parameter::Initializer initial_bias);
 };
 
-// 2-d transposed convolution. W: (in_channels, out_channels, kh, kw); b: (out_channels,).
+// 2-d transposed convolution. W: (in_channels, out_channels/groups, kh, kw); b: (out_channels,).
+// dilate and groups as in F::deconvolution_2d.
 class Deconvolution2D : public Link {
  public:
   Deconvolution2D(int64_t out_channels, Pair ksize);
   Deconvolution2D(int64_t in_channels, int64_t out_channels, Pair ksize, Pair stride = 1, Pair pad = 0,
                   bool nobias = false, std::optional<Pair> outsize = std::nullopt,
-                  Parameter::Initializer initialW = nullptr, Parameter::Initializer initial_bias = nullptr);
+                  Parameter::Initializer initialW = nullptr, Parameter::Initializer initial_bias = nullptr,
+                  Pair dilate = 1, int64_t groups = 1);
   Variable operator()(const Variable& x) const;
   Variable forward(const Variable& x) const { return (*this)(x); }
 
   Parameter W, b;
   int64_t in_channels = -1, out_channels = 0;
-  Pair ksize = 1, stride = 1, pad = 0;
+  Pair ksize = 1, stride = 1, pad = 0, dilate = 1;
+  int64_t groups = 1;
   std::optional<Pair> outsize;
   bool nobias = false;
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs kiln's benchmarks and the LibTorch peer with the same thread count; prints a table, writes JSON.
 #   run.sh KILN_BENCH OUT.json [TORCH_BENCH]   (no TORCH_BENCH: the LibTorch row shows n/a)
+# Then the Python peers (PyTorch 2.x eager and torch.compile, JAX jit: bench/torch_step_bench.py) from the
+# venv that bench/setup_peers.sh makes ($KILN_PEERS_VENV, default build/peers-venv); none there: skipped.
 set -euo pipefail
 kiln_bench=$1 out=$2 torch_bench=${3:-}
 threads=${KILN_NUM_THREADS:-$(nproc)}
@@ -14,3 +16,9 @@ if [[ -n "$torch_bench" && -x "$torch_bench" ]]; then
   torch_cnn_ms=$(OMP_WAIT_POLICY=passive "$torch_bench" "$threads" cnn)
 fi
 KILN_BENCH_TORCH_MS="$torch_ms" KILN_BENCH_TORCH_CNN_MS="$torch_cnn_ms" "$kiln_bench" "$out"
+venv=${KILN_PEERS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/build/peers-venv}
+if [[ -x "$venv/bin/python" ]]; then
+  "$venv/bin/python" "$(dirname "$0")/torch_step_bench.py" all "$out" "$threads"
+else
+  echo "PyTorch 2.x and JAX peers skipped: no venv at $venv (make it with: bash bench/setup_peers.sh)"
+fi

@@ -10,6 +10,7 @@ using namespace kiln::ir;
 
 #include "kiln/ir/KilnDialect.cpp.inc"
 #include "kiln/ir/KilnInterfaces.cpp.inc"
+#include "kiln/ir/KilnBatchInterface.cpp.inc"
 
 void KilnDialect::initialize() {
   addOperations<

@@ -34,16 +34,29 @@ class BackwardSweep {
     SmallVector<Operation*> ordered(cone.begin(), cone.end());
     llvm::sort(ordered, [](Operation* a, Operation* c) { return c->isBeforeInBlock(a); });
     for (Operation* op : ordered) {
-      SmallVector<Value> resultGrads;
-      bool any = false;
-      for (Value r : op->getResults()) {
-        Value g = cotangent_.lookup(r);
-        any |= bool(g);
-        resultGrads.push_back(g ? g : zerosLike(b, op->getLoc(), r));
-      }
+      bool any = false, anyFloat = false;
+      for (Value r : op->getResults())
+        if (cotangent_.lookup(r)) {
+          any = true;
+          anyFloat |= isa<FloatType>(cast<ShapedType>(r.getType()).getElementType());
+        }
       if (!any) continue;
       auto vjp = dyn_cast<VJPOpInterface>(op);
-      if (!vjp) continue;  // not differentiable: no gradient flows through it
+      if (!vjp) {
+        // A gradient barrier stops it, and integer or boolean values carry none;
+        // any other op on the path must know its VJP, or the gradient would be
+        // silently wrong.
+        if (isa<StopGradientOp>(op) || !anyFloat) continue;
+        return op->emitError("cannot differentiate through '")
+               << op->getName() << "': it has no vector-Jacobian product (VJPOpInterface), and a "
+               << "gradient reaches it; keep it off the differentiated path (stop_gradient, "
+               << "no_backprop_mode) or give it a VJP";
+      }
+      SmallVector<Value> resultGrads;
+      for (Value r : op->getResults()) {
+        Value g = cotangent_.lookup(r);
+        resultGrads.push_back(g ? g : zerosLike(b, op->getLoc(), r));
+      }
       SmallVector<Value> operandGrads;
       if (failed(vjp.buildVJP(b, resultGrads, operandGrads))) return failure();
       if (operandGrads.size() != op->getNumOperands())
@@ -66,7 +79,7 @@ class BackwardSweep {
     Attribute zero = isa<FloatType>(t.getElementType())
                          ? Attribute(b.getFloatAttr(t.getElementType(), 0.0))
                          : Attribute(b.getIntegerAttr(t.getElementType(), 0));
-    return ConstantOp::create(b, loc, DenseElementsAttr::get(t, zero));
+    return createSplat(b, loc, t, zero);  // a symbolic (batch) shape too
   }
 
   void accumulate(OpBuilder& b, Value v, Value g) {

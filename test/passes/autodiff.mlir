@@ -105,3 +105,18 @@ func.func @strided_slice(%x: tensor<7xf32>, %gy: tensor<3xf32>) -> tensor<7xf32>
   %g = kiln.grad %y, %gy, %x : tensor<3xf32>, tensor<7xf32>
   return %g : tensor<7xf32>
 }
+
+// -----
+
+// No dependence on a value of a symbolic (batch) shape: its zero gradient is a
+// 0-d constant broadcast to the run-time shape.
+// CHECK-LABEL: func.func @zero_gradient_of_symbolic_shape
+// CHECK: %[[Z:.*]] = kiln.constant dense<0.000000e+00> : tensor<f32>
+// CHECK: %[[B:.*]] = kiln.broadcast_to %[[Z]] : tensor<f32> -> tensor<?x4xf32>
+// CHECK: return %[[B]]
+func.func @zero_gradient_of_symbolic_shape(%x: tensor<?x4xf32>, %y: tensor<?x4xf32>) -> tensor<?x4xf32> {
+  %s = kiln.reduce_sum %y, [0, 1] : tensor<?x4xf32> -> tensor<f32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %g = kiln.grad %s, %one, %x : tensor<f32>, tensor<?x4xf32>
+  return %g : tensor<?x4xf32>
+}

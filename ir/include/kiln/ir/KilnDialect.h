@@ -9,7 +9,9 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "kiln/ir/KilnDialect.h.inc"
+#include "kiln/ir/BatchDims.h"
 #include "kiln/ir/KilnInterfaces.h.inc"
+#include "kiln/ir/KilnBatchInterface.h.inc"
 
 #define GET_OP_CLASSES
 #include "kiln/ir/KilnOps.h.inc"

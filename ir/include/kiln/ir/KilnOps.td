@@ -4,17 +4,22 @@
 
 include "kiln/ir/KilnDialect.td"
 include "kiln/ir/KilnInterfaces.td"
+include "kiln/ir/KilnBatchInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
 
 defvar VJP = DeclareOpInterfaceMethods<Kiln_VJPOpInterface>;
+// The batch-dimension rule (ir/lib/KilnBatch.cpp); BatchAttrs: it also rewrites
+// attributes that carry sizes. Elementwise ops follow their operands without one.
+defvar Batch = DeclareOpInterfaceMethods<Kiln_BatchDimOpInterface>;
+defvar BatchAttrs = DeclareOpInterfaceMethods<Kiln_BatchDimOpInterface, ["generalizeBatch"]>;
 
 //===----------------------------------------------------------------------===//
 // Constants and generators
 //===----------------------------------------------------------------------===//
 
-def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike, Pure,
+def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike, Pure, BatchAttrs,
     InferTypeOpAdaptor]> {
   let summary = "A tensor constant";
   let description = [{
@@ -28,7 +33,7 @@ def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike, Pure,
   let hasFolder = 1;
 }
 
-def Kiln_IotaOp : Kiln_Op<"iota", [Pure]> {
+def Kiln_IotaOp : Kiln_Op<"iota", [Pure, Batch]> {
   let summary = "Index along one dimension: result[i...] = i[dimension]";
   let arguments = (ins I64Attr:$dimension);
   let results = (outs Kiln_Tensor:$result);
@@ -36,7 +41,7 @@ def Kiln_IotaOp : Kiln_Op<"iota", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Kiln_RngUniformOp : Kiln_Op<"rng_uniform", [Pure]> {
+def Kiln_RngUniformOp : Kiln_Op<"rng_uniform", [Pure, Batch]> {
   let summary = "Counter-based (Philox-4x32-10) uniform numbers in [0, 1)";
   let description = [{
     `key` holds (seed, offset). Element i (C order) is derived from the key
@@ -54,44 +59,60 @@ def Kiln_RngUniformOp : Kiln_Op<"rng_uniform", [Pure]> {
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-class Kiln_UnaryOp<string mnemonic, string desc, list<Trait> traits = []>
-    : Kiln_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType, VJP], traits)> {
-  let summary = "Elementwise " # desc;
+// An elementwise op whose scalar computation is `scalar` (kiln/ir/ScalarExpr.h:
+// `x`, `y` are the operands), read by every backend through ScalarOpInterface.
+class Kiln_ScalarOpBase<string scalar> {
+  code scalarSemantics = [{
+    ::llvm::StringRef getScalarSemantics() { return "}] # scalar # [{"; }
+  }];
+}
+
+class Kiln_UnaryOp<string mnemonic, string desc, string scalar, list<Trait> traits = []>
+    : Kiln_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType, VJP,
+                                     Kiln_ScalarOpInterface], traits)>,
+      Kiln_ScalarOpBase<scalar> {
+  let summary = "Elementwise " # desc # ": `" # scalar # "`";
   let arguments = (ins Kiln_Tensor:$x);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($x)";
+  let extraClassDeclaration = scalarSemantics;
 }
 
-def Kiln_NegOp : Kiln_UnaryOp<"neg", "negation">;
-def Kiln_ExpOp : Kiln_UnaryOp<"exp", "exponential">;
-def Kiln_LogOp : Kiln_UnaryOp<"log", "natural logarithm">;
-def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root">;
-def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "hyperbolic tangent">;
-def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "logistic sigmoid 1/(1+exp(-x))">;
-def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)"> {
+def Kiln_NegOp : Kiln_UnaryOp<"neg", "negation", "(neg x)">;
+def Kiln_ExpOp : Kiln_UnaryOp<"exp", "exponential", "(exp x)">;
+def Kiln_LogOp : Kiln_UnaryOp<"log", "natural logarithm", "(log x)">;
+def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root", "(sqrt x)">;
+def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "hyperbolic tangent", "(tanh x)">;
+def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "logistic sigmoid",
+                                  "(div 1 (add 1 (exp (neg x))))">;
+def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)", "(select (gtu x 0) x 0)"> {
   let description = [{
     NumPy's `maximum(x, 0)`: x where x > 0, else 0; NaN stays NaN (so a NaN
     is not hidden, as in Chainer).
   }];
 }
-def Kiln_AbsOp : Kiln_UnaryOp<"abs", "absolute value">;
-def Kiln_SignOp : Kiln_UnaryOp<"sign", "sign (-1, 0 or 1)">;
-def Kiln_Log1pOp : Kiln_UnaryOp<"log1p", "log(1 + x)">;
-def Kiln_Expm1Op : Kiln_UnaryOp<"expm1", "exp(x) - 1">;
-def Kiln_ErfOp : Kiln_UnaryOp<"erf", "error function">;
+def Kiln_AbsOp : Kiln_UnaryOp<"abs", "absolute value", "(abs x)">;
+def Kiln_SignOp : Kiln_UnaryOp<"sign", "sign (-1, 0 or 1)",
+                               "(select (gt x 0) 1 (select (lt x 0) -1 0))">;
+def Kiln_Log1pOp : Kiln_UnaryOp<"log1p", "log(1 + x)", "(log1p x)">;
+def Kiln_Expm1Op : Kiln_UnaryOp<"expm1", "exp(x) - 1", "(expm1 x)">;
+def Kiln_ErfOp : Kiln_UnaryOp<"erf", "error function", "(erf x)">;
 
-class Kiln_BinaryOp<string mnemonic, string desc>
-    : Kiln_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType, VJP]> {
-  let summary = "Elementwise " # desc # " of two tensors of one type";
+class Kiln_BinaryOp<string mnemonic, string desc, string scalar>
+    : Kiln_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType, VJP,
+                         Kiln_ScalarOpInterface]>,
+      Kiln_ScalarOpBase<scalar> {
+  let summary = "Elementwise " # desc # " of two tensors of one type: `" # scalar # "`";
   let arguments = (ins Kiln_Tensor:$lhs, Kiln_Tensor:$rhs);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+  let extraClassDeclaration = scalarSemantics;
 }
 
-def Kiln_AddOp : Kiln_BinaryOp<"add", "sum">;
-def Kiln_SubOp : Kiln_BinaryOp<"sub", "difference">;
-def Kiln_MulOp : Kiln_BinaryOp<"mul", "product">;
-def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient"> {
+def Kiln_AddOp : Kiln_BinaryOp<"add", "sum", "(add x y)">;
+def Kiln_SubOp : Kiln_BinaryOp<"sub", "difference", "(sub x y)">;
+def Kiln_MulOp : Kiln_BinaryOp<"mul", "product", "(mul x y)">;
+def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient", "(div x y)"> {
   let description = [{
     Floats: IEEE division (x / 0 is +-inf or NaN). Integers: truncation
     toward zero, defined for every operand, on every backend, never a trap:
@@ -99,12 +120,13 @@ def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient"> {
     x / 0 = 0 and MIN / -1 = MIN (the quotient wraps).
   }];
 }
-def Kiln_MaxOp : Kiln_BinaryOp<"max", "maximum">;
-def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum">;
-def Kiln_PowOp : Kiln_BinaryOp<"pow", "power lhs^rhs">;
+// std::max / std::min: (x < y) ? y : x and (y < x) ? y : x.
+def Kiln_MaxOp : Kiln_BinaryOp<"max", "maximum", "(select (lt x y) y x)">;
+def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum", "(select (lt y x) y x)">;
+def Kiln_PowOp : Kiln_BinaryOp<"pow", "power lhs^rhs", "(pow x y)">;
 
 def Kiln_CompareOp : Kiln_Op<"compare", [Pure, Elementwise, AllTypesMatch<["lhs", "rhs"]>,
-    InferTypeOpAdaptor]> {
+    InferTypeOpAdaptor, DeclareOpInterfaceMethods<Kiln_ScalarOpInterface>]> {
   let summary = "Elementwise comparison (eq, ne, lt, le, gt, ge) giving i1";
   let arguments = (ins StrAttr:$predicate, Kiln_Tensor:$lhs, Kiln_Tensor:$rhs);
   let results = (outs TensorOf<[I1]>:$result);
@@ -112,28 +134,31 @@ def Kiln_CompareOp : Kiln_Op<"compare", [Pure, Elementwise, AllTypesMatch<["lhs"
   let hasVerifier = 1;
 }
 
-def Kiln_SelectOp : Kiln_Op<"select", [Pure, Elementwise, VJP,
-    AllTypesMatch<["on_true", "on_false", "result"]>]> {
+def Kiln_SelectOp : Kiln_Op<"select", [Pure, Elementwise, VJP, Kiln_ScalarOpInterface,
+    AllTypesMatch<["on_true", "on_false", "result"]>]>, Kiln_ScalarOpBase<"(select x y z)"> {
   let summary = "Elementwise cond ? on_true : on_false";
   let arguments = (ins TensorOf<[I1]>:$cond, Kiln_Tensor:$on_true, Kiln_Tensor:$on_false);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$cond `,` $on_true `,` $on_false attr-dict `:` type($cond) `,` type($result)";
   let hasVerifier = 1;
+  let extraClassDeclaration = scalarSemantics;
 }
 
-def Kiln_CastOp : Kiln_Op<"cast", [Pure, Elementwise, VJP]> {
+def Kiln_CastOp : Kiln_Op<"cast", [Pure, Elementwise, VJP, Kiln_ScalarOpInterface]>,
+    Kiln_ScalarOpBase<"(convert x)"> {
   let summary = "Elementwise conversion to another element type";
   let arguments = (ins Kiln_Tensor:$x);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
   let hasVerifier = 1;
+  let extraClassDeclaration = scalarSemantics;
 }
 
 //===----------------------------------------------------------------------===//
 // Shape and data movement
 //===----------------------------------------------------------------------===//
 
-def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure, VJP]> {
+def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure, VJP, Batch]> {
   let summary = "numpy broadcasting of x to the result's shape";
   let description = [{
     Trailing dimensions are aligned; each input dimension is 1 or equal to the
@@ -145,7 +170,7 @@ def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure, VJP]> {
   let hasVerifier = 1;
 }
 
-def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure, VJP]> {
+def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure, VJP, Batch]> {
   let summary = "Row-major reshape to the result's shape (same element count)";
   let arguments = (ins Kiln_Tensor:$x);
   let results = (outs Kiln_Tensor:$result);
@@ -153,7 +178,7 @@ def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure, VJP]> {
   let hasVerifier = 1;
 }
 
-def Kiln_TransposeOp : Kiln_Op<"transpose", [Pure, VJP,
+def Kiln_TransposeOp : Kiln_Op<"transpose", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "Permutes dimensions: result.shape[i] = x.shape[permutation[i]]";
   let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$permutation);
@@ -161,7 +186,7 @@ def Kiln_TransposeOp : Kiln_Op<"transpose", [Pure, VJP,
   let assemblyFormat = "$x `,` $permutation attr-dict `:` type($x) `->` type($result)";
 }
 
-def Kiln_SliceOp : Kiln_Op<"slice", [Pure, VJP,
+def Kiln_SliceOp : Kiln_Op<"slice", [Pure, VJP, BatchAttrs,
     InferTypeOpAdaptor]> {
   let summary = "Strided slice x[start:limit:step] per dimension (step > 0)";
   let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$start,
@@ -170,7 +195,7 @@ def Kiln_SliceOp : Kiln_Op<"slice", [Pure, VJP,
   let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
 }
 
-def Kiln_PadOp : Kiln_Op<"pad", [Pure, VJP,
+def Kiln_PadOp : Kiln_Op<"pad", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "Pads with a constant: low/high edges and interior gaps per dimension";
   let description = [{
@@ -183,7 +208,7 @@ def Kiln_PadOp : Kiln_Op<"pad", [Pure, VJP,
   let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
 }
 
-def Kiln_ReverseOp : Kiln_Op<"reverse", [Pure, VJP, SameOperandsAndResultType]> {
+def Kiln_ReverseOp : Kiln_Op<"reverse", [Pure, VJP, Batch, SameOperandsAndResultType]> {
   let summary = "Reverses the order of elements along the given dimensions";
   let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$dimensions);
   let results = (outs Kiln_Tensor:$result);
@@ -191,7 +216,7 @@ def Kiln_ReverseOp : Kiln_Op<"reverse", [Pure, VJP, SameOperandsAndResultType]> 
   let hasVerifier = 1;
 }
 
-def Kiln_ConcatOp : Kiln_Op<"concat", [Pure, VJP,
+def Kiln_ConcatOp : Kiln_Op<"concat", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "Concatenates tensors of one element type along `axis`";
   let arguments = (ins Variadic<Kiln_Tensor>:$inputs, I64Attr:$axis);
@@ -204,7 +229,7 @@ def Kiln_ConcatOp : Kiln_Op<"concat", [Pure, VJP,
 //===----------------------------------------------------------------------===//
 
 class Kiln_ReduceOp<string mnemonic, string desc>
-    : Kiln_Op<mnemonic, [Pure, VJP, InferTypeOpAdaptor]> {
+    : Kiln_Op<mnemonic, [Pure, VJP, Batch, InferTypeOpAdaptor]> {
   let summary = desc # " over `axes`, keeping them as size 1 with `keepdims`";
   let arguments = (ins Kiln_Tensor:$x, DenseI64ArrayAttr:$axes, UnitAttr:$keepdims);
   let results = (outs Kiln_Tensor:$result);
@@ -214,7 +239,7 @@ class Kiln_ReduceOp<string mnemonic, string desc>
 def Kiln_ReduceSumOp : Kiln_ReduceOp<"reduce_sum", "Sum">;
 def Kiln_ReduceMaxOp : Kiln_ReduceOp<"reduce_max", "Maximum">;
 
-def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
+def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, Batch, InferTypeOpAdaptor]> {
   let summary = "Index (i32) of the first maximum along `axis` (removed)";
   let description = [{
     NaN counts as larger than any number: where a slice holds NaN the result
@@ -225,13 +250,14 @@ def Kiln_ArgmaxOp : Kiln_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$x `,` $axis attr-dict `:` type($x) `->` type($result)";
 }
 
-def Kiln_DimSizeOp : Kiln_Op<"dim_size", [Pure]> {
+def Kiln_DimSizeOp : Kiln_Op<"dim_size", [Pure, Batch, VJP]> {
   let summary = "The product of some dimensions of `x`, as a 0-d tensor";
   let description = [{
     Counts for means and normalizations. With a symbolic (`?`) batch
     dimension the count is known only at run time, so it is an op rather
     than a constant; static dimensions lower to a constant. `x` is read for
-    its shape only: no gradient flows through this op.
+    its shape only: its VJP gives `x` no gradient (the count is constant in
+    x's values).
 
     ```mlir
     %n = kiln.dim_size %x, [0, 2] : tensor<?x3x4xf32> -> tensor<f32>
@@ -252,7 +278,7 @@ def Kiln_DimSizeOp : Kiln_Op<"dim_size", [Pure]> {
 def Kiln_ConvDilateAttr : DefaultValuedAttr<DenseI64ArrayAttr, "{1, 1}">;
 def Kiln_ConvGroupsAttr : DefaultValuedAttr<I64Attr, "1">;
 
-def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP,
+def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "Batched matrix product over the last two dimensions";
   let description = [{
@@ -265,7 +291,7 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP,
   let assemblyFormat = "$a `,` $b attr-dict `:` type($a) `,` type($b) `->` type($result)";
 }
 
-def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP,
+def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "2-D cross-correlation, NCHW input, OIHW filter";
   let description = [{
@@ -282,7 +308,7 @@ def Kiln_Conv2DOp : Kiln_Op<"conv2d", [Pure, VJP,
   let assemblyFormat = "$x `,` $w attr-dict `:` type($x) `,` type($w) `->` type($result)";
 }
 
-def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP]> {
+def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP, Batch]> {
   let summary = "Transpose of conv2d with respect to its input (deconvolution)";
   let description = [{
     Given gy (N, O, Ho, Wo) and the filter (O, C/groups, kh, kw), returns the
@@ -297,7 +323,7 @@ def Kiln_Conv2DGradInputOp : Kiln_Op<"conv2d_grad_input", [Pure, VJP]> {
   let hasVerifier = 1;
 }
 
-def Kiln_Conv2DGradFilterOp : Kiln_Op<"conv2d_grad_filter", [Pure, VJP]> {
+def Kiln_Conv2DGradFilterOp : Kiln_Op<"conv2d_grad_filter", [Pure, VJP, Batch]> {
   let summary = "Gradient of conv2d with respect to its filter";
   let description = [{
     Given x (N, C, H, W) and gy (N, O, Ho, Wo), returns the filter gradient
@@ -312,7 +338,7 @@ def Kiln_Conv2DGradFilterOp : Kiln_Op<"conv2d_grad_filter", [Pure, VJP]> {
   let hasVerifier = 1;
 }
 
-def Kiln_Pool2DOp : Kiln_Op<"pool2d", [Pure, VJP,
+def Kiln_Pool2DOp : Kiln_Op<"pool2d", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "2-D max or average pooling over NCHW";
   let description = [{
@@ -326,7 +352,7 @@ def Kiln_Pool2DOp : Kiln_Op<"pool2d", [Pure, VJP,
   let hasVerifier = 1;
 }
 
-def Kiln_Pool2DGradOp : Kiln_Op<"pool2d_grad", [Pure, VJP]> {
+def Kiln_Pool2DGradOp : Kiln_Op<"pool2d_grad", [Pure, VJP, Batch]> {
   let summary = "Gradient of pool2d with respect to its input x";
   let arguments = (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$gy, StrAttr:$kind,
                    DenseI64ArrayAttr:$ksize, DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$pad);
@@ -335,7 +361,7 @@ def Kiln_Pool2DGradOp : Kiln_Op<"pool2d_grad", [Pure, VJP]> {
   let hasVerifier = 1;
 }
 
-def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP,
+def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP, Batch,
     InferTypeOpAdaptor]> {
   let summary = "Rows of a table: result[i..., :] = table[ids[i...], :]";
   let description = [{
@@ -348,7 +374,7 @@ def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP,
   let assemblyFormat = "$table `,` $ids attr-dict `:` type($table) `,` type($ids) `->` type($result)";
 }
 
-def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP]> {
+def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP, Batch]> {
   let summary = "Transpose of gather: result[ids[i...], :] += updates[i..., :], zeros elsewhere";
   let arguments = (ins Kiln_IntTensor:$ids, Kiln_Tensor:$updates);
   let results = (outs Kiln_Tensor:$result);
@@ -360,7 +386,7 @@ def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP]> {
 // Run-time checks
 //===----------------------------------------------------------------------===//
 
-def Kiln_CheckRangeOp : Kiln_Op<"check_range", [Pure, InferTypeOpAdaptor]> {
+def Kiln_CheckRangeOp : Kiln_Op<"check_range", [Pure, Batch, InferTypeOpAdaptor]> {
   let summary = "Passes integer ids through and reports the first one outside [0, limit)";
   let description = [{
     How a run-time error (an id or a label out of range) leaves a kernel, on
@@ -392,7 +418,7 @@ def Kiln_CheckRangeOp : Kiln_Op<"check_range", [Pure, InferTypeOpAdaptor]> {
 // Autodiff request
 //===----------------------------------------------------------------------===//
 
-def Kiln_GradOp : Kiln_Op<"grad", [Pure, AllTypesMatch<["y", "seed"]>, InferTypeOpAdaptor]> {
+def Kiln_GradOp : Kiln_Op<"grad", [Pure, Batch, AllTypesMatch<["y", "seed"]>, InferTypeOpAdaptor]> {
   let summary = "Gradient of <y, seed> with respect to x (replaced by -kiln-autodiff)";
   let description = [{
     ```mlir
@@ -405,7 +431,7 @@ def Kiln_GradOp : Kiln_Op<"grad", [Pure, AllTypesMatch<["y", "seed"]>, InferType
   let hasVerifier = 1;
 }
 
-def Kiln_StopGradientOp : Kiln_Op<"stop_gradient", [Pure, SameOperandsAndResultType]> {
+def Kiln_StopGradientOp : Kiln_Op<"stop_gradient", [Pure, Batch, SameOperandsAndResultType]> {
   let summary = "The identity, through which no gradient flows (removed by -kiln-autodiff)";
   let description = [{
     Marks a value computed with backprop disabled (Chainer's
@@ -490,7 +516,7 @@ def Kiln_YieldOp : Kiln_Op<"yield", [Pure, Terminator, ParentOneOf<["FusionOp", 
 //===----------------------------------------------------------------------===//
 
 def Kiln_CustomOp : Kiln_Op<"custom", [IsolatedFromAbove, RecursiveMemoryEffects,
-    SingleBlock, VJP]> {
+    SingleBlock, VJP, BatchAttrs]> {
   let summary = "A user-defined function: a forward region and its own backward region";
   let description = [{
     Recorded by `kiln::FunctionNode` (Chainer's FunctionNode): one op whose

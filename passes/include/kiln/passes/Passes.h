@@ -16,6 +16,17 @@ namespace kiln::passes {
 #define GEN_PASS_REGISTRATION
 #include "kiln/passes/Passes.h.inc"
 
+// The argument marks -kiln-generalize-batch reads (and removes): the candidate
+// level of a data argument (i64: 2 data batch, 1 computed earlier) and the
+// unit mark of model or optimizer state.
+inline constexpr llvm::StringLiteral kBatchCandidateAttr = "kiln.batch_candidate";
+inline constexpr llvm::StringLiteral kStateAttr = "kiln.state";
+
+// The kernel (kiln.fusion region) an op lowered by -kiln-lower-to-linalg came
+// from: the name its location carries, e.g. "3:contraction:matmul+add+relu
+// (mlp.cpp:41)"; empty for an op of no region. Backends fuse only ops of one kernel.
+llvm::StringRef kernelOf(mlir::Operation* op);
+
 // The pipeline the frontend runs before a backend: autodiff, inline kiln.custom,
 // canonicalize, CSE.
 void buildKilnFrontendPipeline(mlir::OpPassManager& pm);

@@ -95,4 +95,38 @@ def KilnInlineCustom : Pass<"kiln-inline-custom", "mlir::func::FuncOp"> {
   let dependentDialects = ["kiln::ir::KilnDialect"];
 }
 
+def KilnGeneralizeBatch : Pass<"kiln-generalize-batch", "mlir::func::FuncOp"> {
+  let summary = "Makes the batch size of a traced function a symbolic (`?`) dimension";
+  let description = [{
+    The frontend emits a graph with concrete shapes and marks its arguments:
+    `kiln.batch_candidate = 2` on data batches (leaves that are not model or
+    optimizer state), `= 1` on values computed earlier, and `kiln.state` on
+    model or optimizer state and gradients, which never hold the batch. The
+    batch size B is the leading dimension most arguments of the highest
+    candidate level share (sizes 0 and 1 stay concrete). The leading
+    dimension of every argument that is not state and has size B is the
+    batch; each op's `BatchDimOpInterface` (or its `Elementwise` trait)
+    says which result dimensions follow. Dimensions that ops introduce from
+    attributes (broadcast targets, splat constants, iota, random numbers)
+    take the answer of the elementwise ops that combine them with other
+    values, so a hidden size equal to B stays static; those still unknown
+    are the batch where they equal B. Then every batch dimension becomes
+    `?`, and ops rewrite the attributes that carry its size (a slice's
+    limit; a splat constant becomes a 0-d constant broadcast to the shape).
+
+    When an op has no rule, or its rule cannot take a symbolic batch size
+    with its operands (a convolution whose channels are the batch, part of
+    the batch sliced), the function keeps its concrete shapes and the pass
+    emits a remark on that op saying why. The marks are removed either way,
+    so one traced structure gives one function text for every batch size.
+
+    ```mlir
+    func.func @f(%x: tensor<8x3xf32> {kiln.batch_candidate = 2 : i64}) -> tensor<8x3xf32>
+    // becomes
+    func.func @f(%x: tensor<?x3xf32>) -> tensor<?x3xf32>
+    ```
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

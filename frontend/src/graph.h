@@ -23,7 +23,8 @@ struct GraphOp {
   std::shared_ptr<const GraphSpec> forward, backward;
 };
 
-// A dimension of a compiled graph that is the symbolic batch size (MLIR's `?`).
+// A dimension of a compiled graph that is the symbolic batch size (MLIR's `?`,
+// which kiln::shape_str prints as "?").
 inline constexpr int64_t kBatchDim = std::numeric_limits<int64_t>::min();
 
 struct GraphSpec {
@@ -46,18 +47,6 @@ struct GraphSpec {
   std::string key() const;
 };
 
-// The symbolic batch size (symbolic_batch.cpp): `graph` is the traced graph
-// with every batch dimension `?` (kBatchDim); `batch` the traced value.
-struct SymbolicGraph {
-  GraphSpec graph;
-  int64_t batch;
-};
-// The batch size of a traced graph: the leading dimension most data arguments share.
-std::optional<int64_t> batch_size_of(const GraphSpec& g);
-// `g` with a symbolic batch size, or nullopt when it has none (no data
-// arguments, batch size 0 or 1, or KILN_SYMBOLIC_BATCH=0).
-std::optional<SymbolicGraph> symbolic_batch_graph(const GraphSpec& g);
-
 // A compiled graph of some backend. run() may be called from several threads
 // at once (each call has its own buffers).
 class Executable {
@@ -66,11 +55,58 @@ class Executable {
   virtual std::vector<Array> run(const std::vector<Array>& args) = 0;
 };
 
-// Emits the graph as kiln IR, runs the frontend pipeline and compiles it for
-// the backend chosen by KILN_BACKEND. The cpu backend first looks in the disk
-// cache ($KILN_CACHE_DIR) and then skips MLIR entirely; *from_disk says so.
-// Throws kiln::Error on failure. Thread-safe: compiles are serialized (kiln's
-// MLIRContext is single-threaded).
-std::shared_ptr<Executable> compile_graph(const GraphSpec& graph, bool* from_disk = nullptr);
+// A kiln.check_range of a graph, and what its error names.
+struct RangeCheck {
+  std::string function, operand;
+  int64_t limit = 0;
+  std::optional<int64_t> ignore;
+  Shape shape;        // of the checked value
+  std::string where;  // "file:line: " of the user's call, or ""
+};
+
+class Backend;  // backend.h
+struct PreparedModule;
+
+// The backend KILN_BACKEND names (default "cpu"); throws kiln::Error when it
+// is unknown or unavailable in this build.
+const Backend& current_backend();
+// Its name and options (Backend::options_key): what its cache keys start with.
+std::string backend_key(const Backend& backend);
+
+// A graph emitted as kiln IR for a backend (compile.cpp), with its batch
+// size symbolic (`?`, by -kiln-generalize-batch) where the backend takes one
+// and KILN_SYMBOLIC_BATCH is not 0.
+struct PreparedGraph {
+  const Backend* backend = nullptr;
+  // backend_key() and the module's text: one key for every batch size of one
+  // structure, and the key of the compiled code in memory and on disk.
+  std::string key;
+  // The traced batch size where it became `?`, else 0; the argument shapes
+  // with kBatchDim where they are `?`.
+  int64_t batch = 0;
+  std::vector<Shape> arg_shapes;
+  // Why the batch size stays concrete where the graph had one, from
+  // -kiln-generalize-batch: "file:line: kiln: the batch size stays concrete:
+  // 'kiln.slice' cannot take ...", else "".
+  std::string concrete_reason;
+  // The graph's run-time checks, in the order of their statuses among its results.
+  std::vector<RangeCheck> checks;
+  std::shared_ptr<PreparedModule> module;
+};
+
+// Emits, verifies and generalizes `graph` for `backend`. Throws kiln::Error.
+PreparedGraph prepare_graph(const GraphSpec& graph, const Backend& backend);
+// Compiles a prepared graph for its backend (its module is used up), or
+// loads it from the backend's disk cache (*from_disk says so). The
+// executable's run() returns the graph's outputs, then the statuses of its
+// run-time checks. Throws kiln::Error. Thread-safe: compiles are serialized
+// (kiln's MLIRContext is single-threaded).
+std::shared_ptr<Executable> compile_prepared(PreparedGraph& graph, bool* from_disk = nullptr);
+// `inner` (an executable of `graph`, or of its generalized form) behind
+// `graph`'s run-time checks (checked_executable.cpp): a failed
+// kiln.check_range (`checks`, from prepare_graph) becomes a kiln::Error, and in debug mode a NaN or inf in
+// an output names the op that produced it. run() returns the outputs only.
+std::shared_ptr<Executable> checked_executable(std::shared_ptr<Executable> inner, const GraphSpec& graph,
+                                               std::vector<RangeCheck> checks);
 
 }  // namespace kiln::detail

@@ -91,7 +91,7 @@ std::string GraphSpec::key() const {
   k.reserve(64 * (ops.size() + args.size()));
   auto add_shape = [&](const Shape& s, DType t) {
     k += dtype_name(t);
-    for (int64_t d : s) k += d == kBatchDim ? std::string("x?") : "x" + std::to_string(d);
+    for (int64_t d : s) k += "x" + std::to_string(d);
     k += ';';
   };
   for (const Arg& a : args) add_shape(a.shape, a.dtype);
@@ -124,11 +124,14 @@ std::string GraphSpec::key() const {
 namespace {
 
 struct GraphCache {
+  // By backend_key() and the traced graph's structural key: the fast path,
+  // no MLIR. Each entry is a module's executable behind that graph's checks.
   std::unordered_map<std::string, std::shared_ptr<Executable>> compiled;
-  // Symbolic-batch keys whose graph could not be compiled with a symbolic
-  // batch size: their instances are compiled for their concrete shapes.
-  std::unordered_set<std::string> concrete_only;
-  std::vector<GraphSpec> specs;  // compiled graphs, for KILN_EXPLAIN_CACHE_MISSES
+  // By PreparedGraph::key (the generalized module's text): one executable for
+  // every batch size of a structure.
+  std::unordered_map<std::string, std::shared_ptr<Executable>> modules;
+  // Compiled graphs as KILN_EXPLAIN_CACHE_MISSES shows them (`?`: the batch size).
+  std::vector<GraphSpec> specs;
   CacheStats stats;
   // Guards every field above. Held for lookups and bookkeeping, not while a
   // graph compiles or runs.
@@ -184,6 +187,76 @@ std::string explain_miss(const GraphSpec& g, const std::vector<GraphSpec>& cache
 GraphCache& cache() {
   static GraphCache c;
   return c;
+}
+
+// `g` as KILN_EXPLAIN_CACHE_MISSES shows it: the prepared arguments' shapes
+// (kBatchDim where `?`), and op dimensions of the symbolic batch's size as `?`.
+GraphSpec explained(const GraphSpec& g, const PreparedGraph& prepared) {
+  GraphSpec shown = g;
+  for (size_t a = 0; a < shown.args.size() && a < prepared.arg_shapes.size(); ++a)
+    shown.args[a].shape = prepared.arg_shapes[a];
+  if (prepared.batch > 0)
+    for (GraphOp& op : shown.ops)
+      for (int64_t& d : op.shape)
+        if (d == prepared.batch) d = kBatchDim;
+  return shown;
+}
+
+// The executable of `spec` for the current backend: by its structural key
+// (no MLIR), else by its prepared module's key (another batch size of a
+// structure compiled before), else compiled.
+std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec) {
+  GraphCache& c = cache();
+  const Backend& backend = current_backend();
+  // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
+  std::string key = backend_key(backend) + "|" + spec.key();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.compiled.find(key);
+    if (it != c.compiled.end()) {
+      ++c.stats.memory_hits;
+      return it->second;
+    }
+  }
+  PreparedGraph prepared = prepare_graph(spec, backend);
+  std::shared_ptr<Executable> inner;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.modules.find(prepared.key);
+    if (it != c.modules.end()) {
+      ++c.stats.memory_hits;
+      inner = it->second;
+    }
+  }
+  if (!inner) {
+    GraphSpec shown = explained(spec, prepared);
+    if (env::get_flag("KILN_EXPLAIN_CACHE_MISSES", false)) {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
+                 prepared.batch > 0 ? fmt::format(", batch size {} symbolic", prepared.batch) : "",
+                 explain_miss(shown, c.specs));
+      if (!prepared.concrete_reason.empty()) fmt::print(stderr, "{}\n", prepared.concrete_reason);
+    }
+    auto start = std::chrono::steady_clock::now();
+    bool from_disk = false;
+    inner = compile_prepared(prepared, &from_disk);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.specs.push_back(std::move(shown));
+    if (from_disk) {
+      ++c.stats.disk_hits;
+      c.stats.load_seconds += seconds;
+    } else {
+      ++c.stats.misses;
+      c.stats.compile_seconds += seconds;
+    }
+    c.modules.emplace(prepared.key, inner);
+  }
+  std::shared_ptr<Executable> exe = checked_executable(std::move(inner), spec, std::move(prepared.checks));
+  // Later calls with these exact shapes find it without MLIR.
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.compiled.emplace(std::move(key), exe);
+  return exe;
 }
 
 // Flattens the pending subgraph behind `outputs` into a GraphSpec and its argument values.
@@ -297,75 +370,7 @@ void realize() {
 
   GraphBuilder builder(outputs);
   builder.finalize();
-  GraphCache& c = cache();
-  std::string backend = backend_name();
-  // Graphs compiled for one backend are not reused by another (KILN_BACKEND may change).
-  std::string key = backend + "|" + builder.spec.key();
-  auto lookup = [&c](const std::string& k) -> std::shared_ptr<Executable> {
-    std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.compiled.find(k);
-    if (it == c.compiled.end()) return nullptr;
-    ++c.stats.memory_hits;
-    return it->second;
-  };
-  std::shared_ptr<Executable> exe = lookup(key);
-  if (!exe) {
-    // The cpu backend compiles the batch size as a symbolic dimension: the
-    // graph may be compiled already for another batch size.
-    std::optional<SymbolicGraph> symbolic;
-    std::string symbolic_key;
-    if (backend == "cpu") symbolic = symbolic_batch_graph(builder.spec);
-    if (symbolic) {
-      symbolic_key = backend + "|" + symbolic->graph.key();
-      std::lock_guard<std::mutex> lock(c.mutex);
-      if (c.concrete_only.count(symbolic_key)) symbolic.reset();
-    }
-    if (symbolic) exe = lookup(symbolic_key);
-    if (!exe) {
-      const GraphSpec& spec = symbolic ? symbolic->graph : builder.spec;
-      bool explain = env::get_flag("KILN_EXPLAIN_CACHE_MISSES", false);
-      if (explain) {
-        std::lock_guard<std::mutex> lock(c.mutex);
-        fmt::print(stderr, "kiln: cache miss ({} args, {} ops{}): {}\n", spec.args.size(), spec.ops.size(),
-                   symbolic ? fmt::format(", batch size {} symbolic", symbolic->batch) : "",
-                   explain_miss(spec, c.specs));
-      }
-      auto start = std::chrono::steady_clock::now();
-      bool from_disk = false;
-      const GraphSpec* compiled_spec = &spec;
-      try {
-        exe = compile_graph(spec, &from_disk);
-      } catch (const Error& e) {
-        if (!symbolic) throw;
-        // Some op cannot take a symbolic size where this graph has one: this
-        // structure is compiled for each concrete batch size instead.
-        if (explain)
-          fmt::print(stderr, "kiln: compiling with a symbolic batch size failed, compiling for batch size {}: {}\n",
-                     symbolic->batch, e.what());
-        {
-          std::lock_guard<std::mutex> lock(c.mutex);
-          c.concrete_only.insert(symbolic_key);
-        }
-        symbolic.reset();
-        compiled_spec = &builder.spec;
-        exe = compile_graph(builder.spec, &from_disk);
-      }
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::lock_guard<std::mutex> lock(c.mutex);
-      c.specs.push_back(*compiled_spec);
-      if (from_disk) {
-        ++c.stats.disk_hits;
-        c.stats.load_seconds += seconds;
-      } else {
-        ++c.stats.misses;
-        c.stats.compile_seconds += seconds;
-      }
-      if (symbolic) c.compiled.emplace(symbolic_key, exe);
-    }
-    // Later calls with these exact shapes find it without building the symbolic key.
-    std::lock_guard<std::mutex> lock(c.mutex);
-    c.compiled.emplace(std::move(key), exe);
-  }
+  std::shared_ptr<Executable> exe = lookup_or_compile(builder.spec);
   std::vector<Array> results = exe->run(builder.arg_values);
   if (results.size() != outputs.size())
     throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",
@@ -397,7 +402,7 @@ void clear_memory_cache() {
   std::lock_guard<std::mutex> lock(detail::cache().mutex);
   detail::cache().compiled.clear();
   detail::cache().specs.clear();
-  detail::cache().concrete_only.clear();
+  detail::cache().modules.clear();
 }
 
 }  // namespace kiln

@@ -1,5 +1,6 @@
 // The cpu backend compiles the batch size as a symbolic dimension: other batch
 // sizes reuse the compiled graph, and give the interpreter's results.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/kiln.h>
 
@@ -10,6 +11,7 @@
 #include "expect_arrays.h"
 
 using namespace kiln;
+using ::testing::HasSubstr;
 
 namespace {
 
@@ -272,6 +274,15 @@ TEST_F(SymbolicBatch, PartOfTheBatchIsConcretePerSize) {
     return std::vector<Array>{F::sum(head * head).array()};
   };
   EXPECT_EQ(compiles_over({5, 7}, step), 2);
+  // KILN_EXPLAIN_CACHE_MISSES names the op, at the user's line.
+  setenv("KILN_EXPLAIN_CACHE_MISSES", "1", 1);
+  testing::internal::CaptureStderr();
+  compiles_over({6}, step);
+  std::string err = testing::internal::GetCapturedStderr();
+  unsetenv("KILN_EXPLAIN_CACHE_MISSES");
+  EXPECT_THAT(err, HasSubstr("symbolic_batch_test.cpp:"));
+  EXPECT_THAT(err, HasSubstr(": kiln: the batch size stays concrete: 'kiln.slice' cannot take a symbolic batch "
+                             "size with operands (B, 3)"));
 }
 
 TEST_F(SymbolicBatch, CanBeTurnedOff) {

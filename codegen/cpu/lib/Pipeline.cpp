@@ -170,6 +170,14 @@ PipelineOptions default_pipeline_options() {
   return options;
 }
 
+std::string pipeline_environment() {
+  std::string text = "KILN_NUM_THREADS=";
+  text += env::get_string("KILN_NUM_THREADS");
+  text += ";KILN_GEMM=";
+  text += env::get_string("KILN_GEMM");
+  return text;
+}
+
 void registerCpuDialects(mlir::DialectRegistry& registry) {
   registry.insert<mlir::affine::AffineDialect, mlir::arith::ArithDialect,
                   mlir::bufferization::BufferizationDialect, mlir::cf::ControlFlowDialect,

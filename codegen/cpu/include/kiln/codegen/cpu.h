@@ -53,6 +53,10 @@ void registerCpuPipelines();
 // turns threads off; KILN_GEMM=codegen|blas (default blas) picks how matmuls
 // run (generated loops or OpenBLAS). Read from the environment on every call.
 PipelineOptions default_pipeline_options();
+// The environment default_pipeline_options reads, as text (a few getenv calls,
+// no parsing): what changes the options within a process, for in-memory cache
+// keys on the hot path. Equal text, equal options.
+std::string pipeline_environment();
 
 // Everything that makes an object file differ besides its IR: LLVM version,
 // target triple, host CPU name and features, threads or not, optimization

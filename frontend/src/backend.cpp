@@ -1,0 +1,48 @@
+// The registry of backends and the choice by KILN_BACKEND.
+#include "backend.h"
+
+#include "kiln/cache.h"
+#include "kiln/env.h"
+
+namespace kiln::detail {
+
+const std::vector<const Backend*>& backends() {
+  static const std::vector<const Backend*> all{&cpu_backend(), &interp_backend()};
+  return all;
+}
+
+const Backend& backend_named(const std::string& name) {
+  for (const Backend* b : backends())
+    if (name == b->name()) {
+      if (std::string reason = b->unavailable_reason(); !reason.empty()) throw Error(reason);
+      return *b;
+    }
+  std::string known;
+  for (size_t i = 0; i < backends().size(); ++i) {
+    const Backend* b = backends()[i];
+    known += i == 0 ? "" : i + 1 == backends().size() ? " and " : ", ";
+    known += fmt::format("'{}' ({})", b->name(), b->description());
+  }
+  throw Error("kiln: KILN_BACKEND=" + name + ": unknown backend; this build has " + known +
+              "; 'cuda' is not implemented yet");
+}
+
+const Backend& current_backend() {
+  std::string name = env::get_string("KILN_BACKEND");
+  return backend_named(!name.empty() ? name : backends().front()->name());
+}
+
+std::string backend_key(const Backend& backend) {
+  std::string key = backend.name();
+  key += '|';
+  key += backend.options_key();
+  return key;
+}
+
+}  // namespace kiln::detail
+
+namespace kiln {
+
+std::string backend_name() { return detail::current_backend().name(); }
+
+}  // namespace kiln

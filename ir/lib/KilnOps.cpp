@@ -2,6 +2,7 @@
 #include "kiln/ir/KilnDialect.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -74,6 +75,12 @@ LogicalResult ConstantOp::inferReturnTypes(MLIRContext*, std::optional<Location>
                                            Adaptor adaptor, SmallVectorImpl<Type>& types) {
   auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
   if (!type) return emitOptionalError(loc, "constant value must be a ranked tensor");
+  // Elements attributes of dynamic shape are malformed (MLIR asserts on them
+  // where assertions are on): a constant of a symbolic shape is a 0-d
+  // constant broadcast to it.
+  if (!type.hasStaticShape())
+    return emitOptionalError(loc, "constant value must have a static shape, got ", type,
+                             " (broadcast a 0-d constant to a dynamic shape)");
   types.push_back(type);
   return success();
 }
@@ -110,6 +117,14 @@ LogicalResult CompareOp::verify() {
   if (!llvm::is_contained(names, getPredicate()))
     return emitOpError("unknown predicate '") << getPredicate() << "' (expected eq, ne, lt, le, gt or ge)";
   return success();
+}
+
+// The predicate is one of the scalar comparisons (ScalarExpr.h): `ne` is true
+// for NaN as C's !=, the others are ordered.
+StringRef CompareOp::getScalarSemantics() {
+  return llvm::StringSwitch<StringRef>(getPredicate())
+      .Case("eq", "(eq x y)").Case("ne", "(ne x y)").Case("lt", "(lt x y)")
+      .Case("le", "(le x y)").Case("gt", "(gt x y)").Default("(ge x y)");
 }
 
 LogicalResult SelectOp::verify() {

@@ -169,6 +169,12 @@ KILN_VJP(SelectOp) {
   grads.append({Value(), v.select(getCond(), g, zero), v.select(getCond(), zero, g)});
   return success();
 }
+// The count depends on x's shape only: x gets no gradient.
+KILN_VJP(DimSizeOp) {
+  grads.push_back(Value());
+  return success();
+}
+
 KILN_VJP(CastOp) {
   KILN_VJP_SETUP;
   auto in = getX().getType();

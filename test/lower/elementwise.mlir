@@ -1,5 +1,7 @@
 // RUN: kiln-opt %s -kiln-lower-to-linalg | FileCheck %s
-// Elementwise kiln ops become parallel linalg.generic ops with arith/math bodies.
+// Elementwise kiln ops become parallel linalg.generic ops with arith/math bodies: one
+// pattern for every op with ScalarOpInterface emits the op's scalar expression from
+// KilnOps.td (e.g. relu's `(select (gtu x 0) x 0)`), operands left to right.
 
 // CHECK-LABEL: func.func @add_f32
 // CHECK: %[[E:.*]] = tensor.empty() : tensor<2x3xf32>
@@ -13,9 +15,11 @@ func.func @add_f32(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<2x3xf32> 
   return %0 : tensor<2x3xf32>
 }
 
+// max is `(select (lt x y) y x)` for integers too.
 // CHECK-LABEL: func.func @int_div_max
 // CHECK: arith.divsi
-// CHECK: arith.maxsi
+// CHECK: %[[LT:.*]] = arith.cmpi slt, %[[Q:.*]], %[[B:.*]] : i32
+// CHECK: arith.select %[[LT]], %[[B]], %[[Q]] : i32
 func.func @int_div_max(%a: tensor<4xi32>, %b: tensor<4xi32>) -> tensor<4xi32> {
   %0 = kiln.div %a, %b : tensor<4xi32>
   %1 = kiln.max %0, %b : tensor<4xi32>
@@ -163,4 +167,52 @@ func.func @constant_iota() -> (tensor<2xf32>, tensor<2x3xf32>) {
   %c = kiln.constant dense<[1.0, 2.0]> : tensor<2xf32>
   %i = kiln.iota dim = 1 : tensor<2x3xf32>
   return %c, %i : tensor<2xf32>, tensor<2x3xf32>
+}
+
+// sign is `(select (gt x 0) 1 (select (lt x 0) -1 0))`: each constant once.
+// CHECK-LABEL: func.func @sign_f32
+// CHECK: ^bb0(%[[X:[a-z0-9_]+]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: %[[Z:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT: %[[GT:.*]] = arith.cmpf ogt, %[[X]], %[[Z]] : f32
+// CHECK-NEXT: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT: %[[LT:.*]] = arith.cmpf olt, %[[X]], %[[Z]] : f32
+// CHECK-NEXT: %[[MONE:.*]] = arith.constant -1.000000e+00 : f32
+// CHECK-NEXT: %[[IN:.*]] = arith.select %[[LT]], %[[MONE]], %[[Z]] : f32
+// CHECK-NEXT: %[[S:.*]] = arith.select %[[GT]], %[[ONE]], %[[IN]] : f32
+// CHECK-NEXT: linalg.yield %[[S]] : f32
+func.func @sign_f32(%x: tensor<3xf32>) -> tensor<3xf32> {
+  %0 = kiln.sign %x : tensor<3xf32>
+  return %0 : tensor<3xf32>
+}
+
+// compare "ne" is C's != (true for NaN); the others are ordered. Booleans compare unsigned.
+// CHECK-LABEL: func.func @compares
+// CHECK: arith.cmpf une
+// CHECK: arith.cmpf ole
+// CHECK: arith.cmpi ult
+func.func @compares(%a: tensor<3xf32>, %b: tensor<3xf32>, %c: tensor<3xi1>) -> (tensor<3xi1>, tensor<3xi1>, tensor<3xi1>) {
+  %0 = kiln.compare "ne", %a, %b : tensor<3xf32>
+  %1 = kiln.compare "le", %a, %b : tensor<3xf32>
+  %2 = kiln.compare "lt", %c, %0 : tensor<3xi1>
+  return %0, %1, %2 : tensor<3xi1>, tensor<3xi1>, tensor<3xi1>
+}
+
+// Arithmetic on booleans is computed in f64 and converted back (`!= 0`).
+// CHECK-LABEL: func.func @bool_add_via_f64
+// CHECK: arith.uitofp %{{.*}} : i1 to f64
+// CHECK: arith.addf %{{.*}}, %{{.*}} : f64
+// CHECK: arith.cmpf une
+func.func @bool_add_via_f64(%a: tensor<3xi1>, %b: tensor<3xi1>) -> tensor<3xi1> {
+  %0 = kiln.add %a, %b : tensor<3xi1>
+  return %0 : tensor<3xi1>
+}
+
+// Integer abs: a select (math.absi has no libm lowering).
+// CHECK-LABEL: func.func @int_abs
+// CHECK: arith.subi
+// CHECK: arith.cmpi slt
+// CHECK: arith.select
+func.func @int_abs(%x: tensor<3xi64>) -> tensor<3xi64> {
+  %0 = kiln.abs %x : tensor<3xi64>
+  return %0 : tensor<3xi64>
 }

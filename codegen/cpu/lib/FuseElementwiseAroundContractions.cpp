@@ -1,5 +1,6 @@
 // -kiln-fuse-elementwise: upstream linalg elementwise fusion, except that contractions stay whole.
 #include "kiln/codegen/cpu.h"
+#include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
@@ -25,12 +26,16 @@ bool isContraction(Operation* op) {
 struct KilnFuseElementwise : impl::KilnFuseElementwiseBase<KilnFuseElementwise> {
   void runOnOperation() override {
     MLIRContext* ctx = &getContext();
-    // Upstream's rule (a producer with one use), and never into or out of a
+    // Upstream's rule (a producer with one use), within one kernel (the
+    // kiln.fusion region both ops came from: the fusion pass decided, this
+    // pass does not re-decide across kernels), and never into or out of a
     // contraction: folding a reshape into a matmul would turn it into a
     // generic contraction loop that no GEMM pass recognizes.
     linalg::ControlFusionFn control = [](OpOperand* fused) {
       Operation* producer = fused->get().getDefiningOp();
-      return producer && producer->hasOneUse() && !isContraction(producer) && !isContraction(fused->getOwner());
+      Operation* consumer = fused->getOwner();
+      return producer && producer->hasOneUse() && !isContraction(producer) && !isContraction(consumer) &&
+             passes::kernelOf(producer) == passes::kernelOf(consumer);
     };
     RewritePatternSet patterns(ctx);
     linalg::populateElementwiseOpsFusionPatterns(patterns, control);

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/ScalarExpr.h"
 #include "kiln/philox.h"
 #include "llvm/ADT/StringMap.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -84,44 +85,31 @@ std::vector<int64_t> i64s(Operation* op, StringRef name) {
 using Operands = std::vector<const Tensor*>;
 using Eval = std::function<Tensor(Operation*, const Operands&)>;
 
-double applyUnary(StringRef name, double x) {
-  if (name == "kiln.neg") return -x;
-  if (name == "kiln.exp") return std::exp(x);
-  if (name == "kiln.log") return std::log(x);
-  if (name == "kiln.sqrt") return std::sqrt(x);
-  if (name == "kiln.tanh") return std::tanh(x);
-  if (name == "kiln.sigmoid") return 1.0 / (1.0 + std::exp(-x));
-  if (name == "kiln.relu") return x > 0 || std::isnan(x) ? x : 0.0;  // NaN passes through
-  if (name == "kiln.abs") return std::fabs(x);
-  if (name == "kiln.sign") return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0);
-  if (name == "kiln.log1p") return std::log1p(x);
-  if (name == "kiln.expm1") return std::expm1(x);
-  if (name == "kiln.erf") return std::erf(x);
-  throw Error(("kiln interp: unknown unary op " + name).str());
-}
-
-// kiln.div of integers of type `dtype`: truncation toward zero, x / 0 = 0 and
-// MIN / -1 = MIN (wraps), as the linalg lowering computes it.
-double integerDivide(double a, double b, DType dtype) {
-  if (b == 0) return 0.0;
-  if (b == -1) {
-    if (dtype == DType::i32 && a == static_cast<double>(std::numeric_limits<int32_t>::min())) return a;
-    if (dtype == DType::i64 && a == static_cast<double>(std::numeric_limits<int64_t>::min())) return a;
-    return -a;
+ir::scalar::Type scalarTypeOf(DType t) {
+  switch (t) {
+    case DType::b8: return ir::scalar::Type::Bool;
+    case DType::i32: return ir::scalar::Type::I32;
+    case DType::i64: return ir::scalar::Type::I64;
+    case DType::f32: return ir::scalar::Type::F32;
+    case DType::f64: return ir::scalar::Type::F64;
   }
-  return std::trunc(a / b);
+  return ir::scalar::Type::F64;
 }
 
-double applyBinary(StringRef name, double a, double b, DType dtype) {
-  bool integer = !is_floating(dtype);
-  if (name == "kiln.add") return a + b;
-  if (name == "kiln.sub") return a - b;
-  if (name == "kiln.mul") return a * b;
-  if (name == "kiln.div") return integer ? integerDivide(a, b, dtype) : a / b;
-  if (name == "kiln.max") return std::max(a, b);
-  if (name == "kiln.min") return std::min(a, b);
-  if (name == "kiln.pow") return std::pow(a, b);
-  throw Error(("kiln interp: unknown binary op " + name).str());
+// An elementwise op: its scalar expression (declared with the op in ODS)
+// evaluated at every index; the computation type is the last operand's.
+Tensor evalScalarOp(Operation* op, const Operands& in) {
+  FailureOr<const ir::scalar::Expr*> expr = ir::scalar::expressionOf(op);
+  if (failed(expr))
+    throw Error(("kiln interp: op '" + op->getName().getStringRef() + "' has no valid scalar semantics").str());
+  Tensor out = makeTensor(op->getResult(0));
+  ir::scalar::Type type = scalarTypeOf(in.back()->dtype);
+  std::vector<double> args(in.size());
+  for (int64_t i = 0; i < out.size(); ++i) {
+    for (size_t k = 0; k < in.size(); ++k) args[k] = in[k]->data[i];
+    out.data[i] = ir::scalar::evaluate(**expr, args, type);
+  }
+  return out;
 }
 
 Tensor evalMatmul(Operation* op, const Operands& in) {
@@ -240,47 +228,6 @@ const llvm::StringMap<Eval>& evaluators() {
       auto seed = static_cast<uint64_t>(static_cast<int64_t>(in[0]->data[0]));
       auto offset = static_cast<uint64_t>(static_cast<int64_t>(in[0]->data[1]));
       for (int64_t i = 0; i < out.size(); ++i) out.data[i] = philox::uniform(seed, offset + i);
-      return out;
-    };
-    for (const char* name : {"kiln.neg", "kiln.exp", "kiln.log", "kiln.sqrt", "kiln.tanh",
-                             "kiln.sigmoid", "kiln.relu", "kiln.abs", "kiln.sign", "kiln.log1p",
-                             "kiln.expm1", "kiln.erf"}) {
-      t[name] = [](Operation* op, const Operands& in) {
-        Tensor out = makeTensor(op->getResult(0));
-        StringRef n = op->getName().getStringRef();
-        for (int64_t i = 0; i < out.size(); ++i) out.data[i] = applyUnary(n, in[0]->data[i]);
-        return out;
-      };
-    }
-    for (const char* name : {"kiln.add", "kiln.sub", "kiln.mul", "kiln.div", "kiln.max", "kiln.min", "kiln.pow"}) {
-      t[name] = [](Operation* op, const Operands& in) {
-        Tensor out = makeTensor(op->getResult(0));
-        StringRef n = op->getName().getStringRef();
-        for (int64_t i = 0; i < out.size(); ++i)
-          out.data[i] = applyBinary(n, in[0]->data[i], in[1]->data[i], out.dtype);
-        return out;
-      };
-    }
-    t["kiln.compare"] = [](Operation* op, const Operands& in) {
-      Tensor out = makeTensor(op->getResult(0));
-      StringRef p = cast<ir::CompareOp>(op).getPredicate();
-      for (int64_t i = 0; i < out.size(); ++i) {
-        double a = in[0]->data[i], b = in[1]->data[i];
-        bool r = p == "eq" ? a == b : p == "ne" ? a != b : p == "lt" ? a < b
-               : p == "le" ? a <= b : p == "gt" ? a > b : a >= b;
-        out.data[i] = r;
-      }
-      return out;
-    };
-    t["kiln.select"] = [](Operation* op, const Operands& in) {
-      Tensor out = makeTensor(op->getResult(0));
-      for (int64_t i = 0; i < out.size(); ++i)
-        out.data[i] = in[0]->data[i] != 0 ? in[1]->data[i] : in[2]->data[i];
-      return out;
-    };
-    t["kiln.cast"] = [](Operation* op, const Operands& in) {
-      Tensor out = makeTensor(op->getResult(0));
-      out.data = in[0]->data;
       return out;
     };
     t["kiln.broadcast_to"] = [](Operation* op, const Operands& in) {
@@ -539,14 +486,15 @@ std::vector<Array> run(func::FuncOp func, const std::vector<Array>& args) {
       values[check.getStatus().getAsOpaquePointer()] = std::move(status);
       continue;
     }
-    auto it = table.find(op.getName().getStringRef());
-    if (it == table.end())
-      throw Error(("kiln interp: op '" + op.getName().getStringRef() + "' is not supported by the interpreter").str());
     Operands operands;
     for (Value v : op.getOperands()) operands.push_back(&values.at(v.getAsOpaquePointer()));
+    auto it = table.find(op.getName().getStringRef());
+    bool elementwise = isa<ir::ScalarOpInterface>(op);
+    if (!elementwise && it == table.end())
+      throw Error(("kiln interp: op '" + op.getName().getStringRef() + "' is not supported by the interpreter").str());
     Tensor out;
     try {
-      out = it->second(&op, operands);
+      out = elementwise ? evalScalarOp(&op, operands) : it->second(&op, operands);
     } catch (const Error& e) {
       // Name the user's call site when the op carries one.
       if (auto loc = dyn_cast<FileLineColLoc>(op.getLoc()))

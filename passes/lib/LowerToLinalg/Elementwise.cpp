@@ -1,8 +1,10 @@
-// Lowers kiln's elementwise ops (unary, binary, compare, select, cast) and the
-// constant and iota generators to linalg.generic with arith/math bodies.
+// Lowers kiln's elementwise ops (every op with ScalarOpInterface: unary,
+// binary, compare, select, cast) and the constant and iota generators to
+// linalg.generic with arith/math bodies.
 #include "LoweringPatterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "kiln/ir/ScalarExpr.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
@@ -11,173 +13,172 @@ using namespace kiln::ir;
 namespace kiln::passes {
 namespace {
 
-// The scalar computation of one elementwise op. Returns a null Value (and
-// builds nothing) when the op has no native integer form: the pattern then
-// computes in f64 and converts back, as the interpreter does.
-using ScalarFn = Value (*)(OpBuilder&, Location, ValueRange);
+namespace scalar = kiln::ir::scalar;
 
-bool isFloat(Value v) { return isa<FloatType>(v.getType()); }
+bool isFloat(Type t) { return isa<FloatType>(t); }
 
-Value cmpGreater(OpBuilder& b, Location loc, Value x, Value y) {
-  if (isFloat(x)) return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, y);
-  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, x, y);
-}
-
-Value cmpLess(OpBuilder& b, Location loc, Value x, Value y) {
-  if (isFloat(x)) return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x, y);
-  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+scalar::Type scalarTypeOf(Type t) {
+  if (t.isInteger(1)) return scalar::Type::Bool;
+  if (t.isInteger(32)) return scalar::Type::I32;
+  if (t.isInteger(64)) return scalar::Type::I64;
+  if (t.isF32()) return scalar::Type::F32;
+  return scalar::Type::F64;
 }
 
-Value zeroLike(OpBuilder& b, Location loc, Value x) { return scalarConstant(b, loc, x.getType(), 0); }
-
-// Unary scalar functions, one per op.
-Value negFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (isFloat(a[0])) return arith::NegFOp::create(b, loc, a[0]);
-  return arith::SubIOp::create(b, loc, zeroLike(b, loc, a[0]), a[0]);
-}
-template <typename MathOp>
-Value floatOnlyFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (!isFloat(a[0])) return {};
-  return MathOp::create(b, loc, a[0]);
-}
-Value sigmoidFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (!isFloat(a[0])) return {};
-  Value one = scalarConstant(b, loc, a[0].getType(), 1.0);
-  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, a[0]));
-  return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
-}
-// x > 0 ? x : 0, with NaN passed through (NumPy's maximum(x, 0)): the unordered
-// `ugt` is true for NaN.
-Value reluFn(OpBuilder& b, Location loc, ValueRange a) {
-  Value zero = zeroLike(b, loc, a[0]);
-  Value keep = isFloat(a[0]) ? arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UGT, a[0], zero).getResult()
-                             : cmpGreater(b, loc, a[0], zero);
-  return arith::SelectOp::create(b, loc, keep, a[0], zero);
-}
-Value absFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (isFloat(a[0])) return math::AbsFOp::create(b, loc, a[0]);
-  // select rather than math.absi, which math-to-libm does not handle.
-  Value negated = arith::SubIOp::create(b, loc, zeroLike(b, loc, a[0]), a[0]);
-  return arith::SelectOp::create(b, loc, cmpLess(b, loc, a[0], zeroLike(b, loc, a[0])), negated, a[0]);
-}
-Value signFn(OpBuilder& b, Location loc, ValueRange a) {
-  Type t = a[0].getType();
-  Value zero = scalarConstant(b, loc, t, 0), one = scalarConstant(b, loc, t, 1), minusOne = scalarConstant(b, loc, t, -1);
-  Value negOrZero = arith::SelectOp::create(b, loc, cmpLess(b, loc, a[0], zero), minusOne, zero);
-  return arith::SelectOp::create(b, loc, cmpGreater(b, loc, a[0], zero), one, negOrZero);
+Value compare(OpBuilder& b, Location loc, scalar::Prim prim, Value x, Value y) {
+  using P = scalar::Prim;
+  if (isFloat(x.getType())) {
+    // Ordered, except ne (C's !=) and gtu, which are true for NaN.
+    arith::CmpFPredicate pred;
+    switch (prim) {
+      case P::Eq: pred = arith::CmpFPredicate::OEQ; break;
+      case P::Ne: pred = arith::CmpFPredicate::UNE; break;
+      case P::Lt: pred = arith::CmpFPredicate::OLT; break;
+      case P::Le: pred = arith::CmpFPredicate::OLE; break;
+      case P::Gt: pred = arith::CmpFPredicate::OGT; break;
+      case P::Ge: pred = arith::CmpFPredicate::OGE; break;
+      default: pred = arith::CmpFPredicate::UGT; break;
+    }
+    return arith::CmpFOp::create(b, loc, pred, x, y);
+  }
+  bool boolean = x.getType().isInteger(1);  // i1 holds 0/1, compared unsigned
+  arith::CmpIPredicate pred;
+  switch (prim) {
+    case P::Eq: pred = arith::CmpIPredicate::eq; break;
+    case P::Ne: pred = arith::CmpIPredicate::ne; break;
+    case P::Lt: pred = boolean ? arith::CmpIPredicate::ult : arith::CmpIPredicate::slt; break;
+    case P::Le: pred = boolean ? arith::CmpIPredicate::ule : arith::CmpIPredicate::sle; break;
+    case P::Ge: pred = boolean ? arith::CmpIPredicate::uge : arith::CmpIPredicate::sge; break;
+    default: pred = boolean ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt; break;  // gt, gtu
+  }
+  return arith::CmpIOp::create(b, loc, pred, x, y);
 }
 
-// Binary scalar functions.
-template <typename FloatOp, typename IntOp>
-Value arithFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (isFloat(a[0])) return FloatOp::create(b, loc, a[0], a[1]);
-  return IntOp::create(b, loc, a[0], a[1]);
-}
 // Integer division truncates toward zero and never traps (NumPy's answers for
 // the cases C leaves undefined): x / 0 = 0, and MIN / -1 = MIN (wraps). The
 // divisor is made safe first, so that no lane of a vectorized loop divides by
 // 0 or -1: q = x / (d == 0 || d == -1 ? 1 : d), then d == -1 gives 0 - x
 // (wrapping) and d == 0 gives 0.
-Value divFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (isFloat(a[0])) return arith::DivFOp::create(b, loc, a[0], a[1]);
-  Type t = a[0].getType();
+Value integerDivide(OpBuilder& b, Location loc, Value x, Value d) {
+  Type t = x.getType();
   Value zero = scalarConstant(b, loc, t, 0), one = scalarConstant(b, loc, t, 1);
   Value minusOne = scalarConstant(b, loc, t, -1);
-  Value byZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, a[1], zero);
-  Value byMinusOne = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, a[1], minusOne);
-  Value safe = arith::SelectOp::create(b, loc, arith::OrIOp::create(b, loc, byZero, byMinusOne), one, a[1]);
-  Value q = arith::DivSIOp::create(b, loc, a[0], safe);
-  q = arith::SelectOp::create(b, loc, byMinusOne, arith::SubIOp::create(b, loc, zero, a[0]), q);
+  Value byZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, zero);
+  Value byMinusOne = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, minusOne);
+  Value safe = arith::SelectOp::create(b, loc, arith::OrIOp::create(b, loc, byZero, byMinusOne), one, d);
+  Value q = arith::DivSIOp::create(b, loc, x, safe);
+  q = arith::SelectOp::create(b, loc, byMinusOne, arith::SubIOp::create(b, loc, zero, x), q);
   return arith::SelectOp::create(b, loc, byZero, zero, q);
 }
 
-// std::max(a, b) is (a < b) ? b : a; std::min(a, b) is (b < a) ? b : a.
-Value maxFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (!isFloat(a[0])) return arith::MaxSIOp::create(b, loc, a[0], a[1]);
-  return arith::SelectOp::create(b, loc, cmpLess(b, loc, a[0], a[1]), a[1], a[0]);
-}
-Value minFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (!isFloat(a[0])) return arith::MinSIOp::create(b, loc, a[0], a[1]);
-  return arith::SelectOp::create(b, loc, cmpLess(b, loc, a[1], a[0]), a[1], a[0]);
-}
-Value powFn(OpBuilder& b, Location loc, ValueRange a) {
-  if (!isFloat(a[0])) return {};
-  return math::PowFOp::create(b, loc, a[0], a[1]);
-}
-
-// One pattern for every unary and binary elementwise op: a parallel
-// linalg.generic whose body is `fn`, computed in f64 for element types `fn`
-// has no native form for (and always for i1).
-template <typename OpTy>
-class ElementwiseLowering : public KilnLowering<OpTy> {
+// Emits arith/math ops computing an expression of computation type `t`
+// (ScalarExpr.h), operands left to right, each constant once; the caller has
+// widened integer types to f64 where the expression needs it.
+class ScalarEmitter {
  public:
-  ElementwiseLowering(MLIRContext* ctx, ScalarFn fn) : KilnLowering<OpTy>(ctx), fn_(fn) {}
+  ScalarEmitter(OpBuilder& b, Location loc, ValueRange args, Type t, Type resultElem)
+      : b_(b), loc_(loc), args_(args), t_(t), resultElem_(resultElem) {}
 
-  FailureOr<Value> lower(OpTy op, typename OpTy::Adaptor adaptor,
-                         ConversionPatternRewriter& rewriter) const override {
-    auto type = cast<RankedTensorType>(op.getType());
-    ScalarFn fn = fn_;
-    return buildParallelGeneric(rewriter, op.getLoc(), type, adaptor.getOperands(), {},
-                                [fn](OpBuilder& b, Location loc, ValueRange args) {
-                                  Type elem = args[0].getType();
-                                  if (!elem.isInteger(1))
-                                    if (Value v = fn(b, loc, args)) return v;
-                                  SmallVector<Value> wide;
-                                  for (Value a : args) wide.push_back(convertScalar(b, loc, a, b.getF64Type()));
-                                  return convertScalar(b, loc, fn(b, loc, wide), elem);
-                                });
+  Value emit(const scalar::Expr& e) {
+    using P = scalar::Prim;
+    if (e.prim == P::Arg) return args_[e.arg];
+    if (e.prim == P::Const) return constant(e.value);
+    SmallVector<Value, 3> v;
+    for (const scalar::Expr& operand : e.operands) v.push_back(emit(operand));
+    bool fp = isFloat(t_);
+    switch (e.prim) {
+      case P::Neg:
+        if (fp) return arith::NegFOp::create(b_, loc_, v[0]);
+        return arith::SubIOp::create(b_, loc_, constant(0), v[0]);
+      case P::Add:
+        if (fp) return arith::AddFOp::create(b_, loc_, v[0], v[1]);
+        return arith::AddIOp::create(b_, loc_, v[0], v[1]);
+      case P::Sub:
+        if (fp) return arith::SubFOp::create(b_, loc_, v[0], v[1]);
+        return arith::SubIOp::create(b_, loc_, v[0], v[1]);
+      case P::Mul:
+        if (fp) return arith::MulFOp::create(b_, loc_, v[0], v[1]);
+        return arith::MulIOp::create(b_, loc_, v[0], v[1]);
+      case P::Div:
+        if (fp) return arith::DivFOp::create(b_, loc_, v[0], v[1]);
+        return integerDivide(b_, loc_, v[0], v[1]);
+      case P::Abs: {
+        if (fp) return math::AbsFOp::create(b_, loc_, v[0]);
+        // select rather than math.absi, which math-to-libm does not handle.
+        Value negated = arith::SubIOp::create(b_, loc_, constant(0), v[0]);
+        return arith::SelectOp::create(b_, loc_, compare(b_, loc_, P::Lt, v[0], constant(0)), negated, v[0]);
+      }
+      case P::Pow: return math::PowFOp::create(b_, loc_, v[0], v[1]);
+      case P::Exp: return math::ExpOp::create(b_, loc_, v[0]);
+      case P::Log: return math::LogOp::create(b_, loc_, v[0]);
+      case P::Sqrt: return math::SqrtOp::create(b_, loc_, v[0]);
+      case P::Tanh: return math::TanhOp::create(b_, loc_, v[0]);
+      case P::Log1p: return math::Log1pOp::create(b_, loc_, v[0]);
+      case P::Expm1: return math::ExpM1Op::create(b_, loc_, v[0]);
+      case P::Erf: return math::ErfOp::create(b_, loc_, v[0]);
+      case P::Eq: case P::Ne: case P::Lt: case P::Le: case P::Gt: case P::Ge: case P::Gtu:
+        return compare(b_, loc_, e.prim, v[0], v[1]);
+      case P::Select: return arith::SelectOp::create(b_, loc_, v[0], v[1], v[2]);
+      case P::Convert: return convertScalar(b_, loc_, v[0], resultElem_);
+      case P::Arg: case P::Const: break;
+    }
+    return {};
   }
 
  private:
-  ScalarFn fn_;
-};
-
-struct CompareLowering : KilnLowering<CompareOp> {
-  using KilnLowering::KilnLowering;
-  FailureOr<Value> lower(CompareOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
-    StringRef p = op.getPredicate();
-    return buildParallelGeneric(
-        rewriter, op.getLoc(), cast<RankedTensorType>(op.getType()), adaptor.getOperands(), {},
-        [p](OpBuilder& b, Location loc, ValueRange a) -> Value {
-          if (isFloat(a[0])) {
-            // C++'s != is true for NaN (une); the others are ordered.
-            auto pred = llvm::StringSwitch<arith::CmpFPredicate>(p)
-                            .Case("eq", arith::CmpFPredicate::OEQ).Case("ne", arith::CmpFPredicate::UNE)
-                            .Case("lt", arith::CmpFPredicate::OLT).Case("le", arith::CmpFPredicate::OLE)
-                            .Case("gt", arith::CmpFPredicate::OGT).Default(arith::CmpFPredicate::OGE);
-            return arith::CmpFOp::create(b, loc, pred, a[0], a[1]);
-          }
-          bool boolean = a[0].getType().isInteger(1);  // i1 holds 0/1, compared unsigned
-          auto pred = llvm::StringSwitch<arith::CmpIPredicate>(p)
-                          .Case("eq", arith::CmpIPredicate::eq).Case("ne", arith::CmpIPredicate::ne)
-                          .Case("lt", boolean ? arith::CmpIPredicate::ult : arith::CmpIPredicate::slt)
-                          .Case("le", boolean ? arith::CmpIPredicate::ule : arith::CmpIPredicate::sle)
-                          .Case("gt", boolean ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt)
-                          .Default(boolean ? arith::CmpIPredicate::uge : arith::CmpIPredicate::sge);
-          return arith::CmpIOp::create(b, loc, pred, a[0], a[1]);
-        });
+  Value constant(double value) {
+    for (auto& [v, c] : constants_)
+      if (v == value) return c;
+    Value c = scalarConstant(b_, loc_, t_, value);
+    constants_.push_back({value, c});
+    return c;
   }
+
+  OpBuilder& b_;
+  Location loc_;
+  ValueRange args_;
+  Type t_, resultElem_;
+  SmallVector<std::pair<double, Value>, 4> constants_;
 };
 
-struct SelectLowering : KilnLowering<SelectOp> {
-  using KilnLowering::KilnLowering;
-  FailureOr<Value> lower(SelectOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
-    return buildParallelGeneric(rewriter, op.getLoc(), cast<RankedTensorType>(op.getType()), adaptor.getOperands(), {},
-                                [](OpBuilder& b, Location loc, ValueRange a) -> Value {
-                                  return arith::SelectOp::create(b, loc, a[0], a[1], a[2]);
-                                });
-  }
-};
+// The scalar computation of `e` on `args`, widened to f64 where ScalarExpr.h says so.
+Value emitScalarExpr(OpBuilder& b, Location loc, const scalar::Expr& e, ValueRange args, Type resultElem) {
+  Type t = args.back().getType();
+  if (!scalar::computesInF64(e, scalarTypeOf(t))) return ScalarEmitter(b, loc, args, t, resultElem).emit(e);
+  SmallVector<Value> wide;
+  for (Value a : args) wide.push_back(a.getType() == t ? convertScalar(b, loc, a, b.getF64Type()) : a);
+  Value r = ScalarEmitter(b, loc, wide, b.getF64Type(), resultElem).emit(e);
+  return convertScalar(b, loc, r, resultElem);
+}
 
-struct CastLowering : KilnLowering<CastOp> {
-  using KilnLowering::KilnLowering;
-  FailureOr<Value> lower(CastOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
-    if (op.getX().getType() == op.getType()) return adaptor.getX();
-    Type to = op.getType().getElementType();
-    return buildParallelGeneric(rewriter, op.getLoc(), cast<RankedTensorType>(op.getType()), adaptor.getOperands(), {},
-                                [to](OpBuilder& b, Location loc, ValueRange a) {
-                                  return convertScalar(b, loc, a[0], to);
-                                });
+// Every op with ScalarOpInterface: a parallel linalg.generic whose body is the
+// op's scalar expression (declared with the op in ODS), computed in f64 where
+// ScalarExpr.h says so.
+struct ScalarOpLowering : OpInterfaceConversionPattern<ScalarOpInterface> {
+  using OpInterfaceConversionPattern::OpInterfaceConversionPattern;
+
+  LogicalResult matchAndRewrite(ScalarOpInterface scalarOp, ArrayRef<Value> operands,
+                                ConversionPatternRewriter& rewriter) const override {
+    Operation* op = scalarOp.getOperation();
+    for (Type t : op->getOperandTypes())
+      if (!isa<RankedTensorType>(t)) return rewriter.notifyMatchFailure(op, "operands must be ranked");
+    auto type = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    if (!type || operands.empty()) return rewriter.notifyMatchFailure(op, "results must be ranked");
+    FailureOr<const scalar::Expr*> expr = scalar::expressionOf(op);
+    if (failed(expr)) return failure();
+    const scalar::Expr& e = **expr;
+    Type resultElem = type.getElementType();
+    // A conversion to the operand's own type is the operand.
+    if (e.prim == scalar::Prim::Convert && operands[0].getType() == type) {
+      rewriter.replaceOp(op, operands[0]);
+      return success();
+    }
+    Value result = buildParallelGeneric(rewriter, op->getLoc(), type, operands, {},
+                                        [&](OpBuilder& b, Location loc, ValueRange args) {
+                                          return emitScalarExpr(b, loc, e, args, resultElem);
+                                        });
+    rewriter.replaceOp(op, result);
+    return success();
   }
 };
 
@@ -208,28 +209,17 @@ struct IotaLowering : KilnLowering<IotaOp> {
 
 }  // namespace
 
+FailureOr<Value> emitScalarOp(OpBuilder& b, Location loc, Operation* op, ValueRange scalars) {
+  FailureOr<const scalar::Expr*> expr = scalar::expressionOf(op);
+  if (failed(expr)) return failure();
+  Type resultElem = cast<ShapedType>(op->getResult(0).getType()).getElementType();
+  return emitScalarExpr(b, loc, **expr, scalars, resultElem);
+}
+
 void populateElementwiseLoweringPatterns(RewritePatternSet& patterns) {
   MLIRContext* ctx = patterns.getContext();
-  patterns.add<ElementwiseLowering<NegOp>>(ctx, negFn);
-  patterns.add<ElementwiseLowering<ExpOp>>(ctx, floatOnlyFn<math::ExpOp>);
-  patterns.add<ElementwiseLowering<LogOp>>(ctx, floatOnlyFn<math::LogOp>);
-  patterns.add<ElementwiseLowering<SqrtOp>>(ctx, floatOnlyFn<math::SqrtOp>);
-  patterns.add<ElementwiseLowering<TanhOp>>(ctx, floatOnlyFn<math::TanhOp>);
-  patterns.add<ElementwiseLowering<SigmoidOp>>(ctx, sigmoidFn);
-  patterns.add<ElementwiseLowering<ReluOp>>(ctx, reluFn);
-  patterns.add<ElementwiseLowering<AbsOp>>(ctx, absFn);
-  patterns.add<ElementwiseLowering<SignOp>>(ctx, signFn);
-  patterns.add<ElementwiseLowering<Log1pOp>>(ctx, floatOnlyFn<math::Log1pOp>);
-  patterns.add<ElementwiseLowering<Expm1Op>>(ctx, floatOnlyFn<math::ExpM1Op>);
-  patterns.add<ElementwiseLowering<ErfOp>>(ctx, floatOnlyFn<math::ErfOp>);
-  patterns.add<ElementwiseLowering<AddOp>>(ctx, arithFn<arith::AddFOp, arith::AddIOp>);
-  patterns.add<ElementwiseLowering<SubOp>>(ctx, arithFn<arith::SubFOp, arith::SubIOp>);
-  patterns.add<ElementwiseLowering<MulOp>>(ctx, arithFn<arith::MulFOp, arith::MulIOp>);
-  patterns.add<ElementwiseLowering<DivOp>>(ctx, divFn);
-  patterns.add<ElementwiseLowering<MaxOp>>(ctx, maxFn);
-  patterns.add<ElementwiseLowering<MinOp>>(ctx, minFn);
-  patterns.add<ElementwiseLowering<PowOp>>(ctx, powFn);
-  patterns.add<CompareLowering, SelectLowering, CastLowering, ConstantLowering, IotaLowering>(ctx);
+  patterns.add<ScalarOpLowering>(ctx);
+  patterns.add<ConstantLowering, IotaLowering>(ctx);
 }
 
 }  // namespace kiln::passes

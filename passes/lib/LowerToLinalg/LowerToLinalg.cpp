@@ -21,20 +21,17 @@ namespace {
 
 // kiln.fusion regions (made by the fusion pass) are lowered by inlining their
 // body in place of the op: block arguments, if any, stand for the operands and
-// the kiln.yield operands for the results. The names are matched as strings so
-// this pass does not depend on the op's C++ class.
+// the kiln.yield operands for the results.
 LogicalResult inlineFusionRegions(func::FuncOp func) {
   SmallVector<Operation*> fusions;
-  func.walk([&](Operation* op) {
-    if (op->getName().getStringRef() == "kiln.fusion") fusions.push_back(op);
-  });
+  func.walk([&](kiln::ir::FusionOp op) { fusions.push_back(op); });
   IRRewriter rewriter(func.getContext());
   for (Operation* fusion : fusions) {  // post-order: inner regions first
     if (fusion->getNumRegions() != 1 || !fusion->getRegion(0).hasOneBlock())
       return fusion->emitError("kiln-lower-to-linalg: expected kiln.fusion with one single-block region");
     Block& body = fusion->getRegion(0).front();
     Operation* yield = body.getTerminator();
-    if (!yield || yield->getName().getStringRef() != "kiln.yield" ||
+    if (!yield || !isa<kiln::ir::YieldOp>(yield) ||
         yield->getNumOperands() != fusion->getNumResults())
       return fusion->emitError("kiln-lower-to-linalg: kiln.fusion must end in a kiln.yield of its results");
     SmallVector<Value> arguments;
@@ -56,8 +53,8 @@ LogicalResult inlineFusionRegions(func::FuncOp func) {
 LogicalResult checkLowerable(func::FuncOp func) {
   bool dynamic = false;
   WalkResult result = func.walk([&](Operation* op) {
-    if (op->getDialect() == nullptr || op->getDialect()->getNamespace() != "kiln") return WalkResult::advance();
-    if (op->getName().getStringRef() == "kiln.grad") {
+    if (!isa_and_nonnull<kiln::ir::KilnDialect>(op->getDialect())) return WalkResult::advance();
+    if (isa<kiln::ir::GradOp>(op)) {
       op->emitError("kiln-lower-to-linalg: 'kiln.grad' must be removed by -kiln-autodiff before lowering");
       return WalkResult::interrupt();
     }
@@ -104,7 +101,10 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
  public:
   void runOnOperation() override {
     func::FuncOp func = getOperation();
-    if (failed(inlineFusionRegions(func)) || failed(checkLowerable(func))) return signalPassFailure();
+    // Regions of one iteration space become one kernel each; the others are
+    // inlined, their ops named after their region.
+    if (failed(checkLowerable(func)) || failed(lowerFusionKernels(func)) || failed(inlineFusionRegions(func)))
+      return signalPassFailure();
     MLIRContext* ctx = &getContext();
     RewritePatternSet patterns(ctx);
     populateElementwiseLoweringPatterns(patterns);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kiln/ir/KilnDialect.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
@@ -15,6 +16,17 @@ void populateShapeOpLoweringPatterns(mlir::RewritePatternSet& patterns);       /
 void populateReductionLoweringPatterns(mlir::RewritePatternSet& patterns);     // Reductions.cpp
 void populateContractionLoweringPatterns(mlir::RewritePatternSet& patterns);   // Contractions.cpp
 void populateGatherScatterRngLoweringPatterns(mlir::RewritePatternSet& patterns);  // GatherScatterRng.cpp
+
+// The scalar computation of an op with ScalarOpInterface on its operands'
+// scalars (its expression from KilnOps.td, as arith/math ops at the builder's
+// insertion point). Failure (with the op's diagnostic) if it has none.
+mlir::FailureOr<mlir::Value> emitScalarOp(mlir::OpBuilder& b, mlir::Location loc, mlir::Operation* op,
+                                          mlir::ValueRange scalars);  // Elementwise.cpp
+
+// kiln.fusion regions whose ops all iterate over one space become one kernel
+// each: one linalg.generic (after the region's matmul/conv2d, which stays a
+// kiln op for the contraction patterns). Other regions are left in place.
+mlir::LogicalResult lowerFusionKernels(mlir::func::FuncOp func);  // FusionKernels.cpp
 
 // Base of every kiln lowering: checks that all operand and result types are
 // ranked tensors, then calls `lower`, which returns the replacement value of

@@ -1,4 +1,5 @@
-// Interfaces of kiln ops: the vector-Jacobian product used by autodiff.
+// Interfaces of kiln ops: the vector-Jacobian product used by autodiff and the
+// scalar semantics of elementwise ops.
 #ifndef KILN_INTERFACES_TD
 #define KILN_INTERFACES_TD
 
@@ -16,6 +17,21 @@ def Kiln_VJPOpInterface : OpInterface<"VJPOpInterface"> {
     InterfaceMethod<"Builds the VJP of this op.", "::mlir::LogicalResult", "buildVJP",
       (ins "::mlir::OpBuilder &":$builder, "::mlir::ValueRange":$resultGrads,
            "::llvm::SmallVectorImpl<::mlir::Value> &":$operandGrads)>
+  ];
+}
+
+def Kiln_ScalarOpInterface : OpInterface<"ScalarOpInterface"> {
+  let description = [{
+    An elementwise op whose result element at each index is a function of its
+    operands' elements at that index, stated once, with the op, as a scalar
+    expression (syntax and primitives: kiln/ir/ScalarExpr.h). The interpreter
+    evaluates it, -kiln-lower-to-linalg emits it as arith/math ops and the
+    source emitters render it as C++: no backend has its own table of ops.
+  }];
+  let cppNamespace = "::kiln::ir";
+  let methods = [
+    InterfaceMethod<"The scalar expression of this op, e.g. `(select (gtu x 0) x 0)`.",
+      "::llvm::StringRef", "getScalarSemantics", (ins)>
   ];
 }
 

@@ -147,10 +147,104 @@ void Variable::backward() {
   for (const NodePtr& leaf : leaves) {
     auto owner = leaf->leaf_of.lock();
     NodePtr g = detail::make_node("kiln.grad", {y, seed, leaf}, {}, leaf->shape, leaf->dtype);
+    g->gradient_request = true;
     if (owner->grad) g = detail::make_node("kiln.add", {owner->grad, g}, {}, leaf->shape, leaf->dtype);
     detail::claim(owner);
     owner->grad = g;
   }
+}
+
+void Variable::backward(bool retain_grad, bool enable_double_backprop) {
+  if (retain_grad)
+    throw Error("kiln: Variable::backward: retain_grad=true (keeping the gradients of intermediate "
+                "variables) is not implemented; kiln::grad(outputs, inputs) gives the gradient of any "
+                "intermediate value");
+  backward();
+  if (enable_double_backprop) return;
+  // The gradients just requested become values no gradient flows back through.
+  std::unordered_set<const detail::Node*> visited;
+  std::vector<NodePtr> work{data_->node};
+  while (!work.empty()) {
+    NodePtr n = work.back();
+    work.pop_back();
+    if (!n || !visited.insert(n.get()).second || n->is_leaf()) continue;
+    for (const NodePtr& in : n->inputs) work.push_back(in);
+  }
+  for (const detail::Node* n : visited) {
+    if (!n->is_leaf()) continue;
+    auto owner = n->leaf_of.lock();
+    if (owner && owner->grad && !owner->grad->is_leaf()) owner->grad->no_backprop = true;
+  }
+}
+
+void Variable::unchain() {
+  Array value = array();
+  detail::claim(data_);
+  data_->node = detail::make_leaf(value, data_);
+}
+
+void Variable::unchain_backward() { unchain(); }
+
+namespace {
+// Whether `from` depends on `target` through nodes gradients flow through.
+bool depends_on(const NodePtr& from, const detail::Node* target) {
+  std::unordered_set<const detail::Node*> visited;
+  std::vector<const detail::Node*> work{from.get()};
+  while (!work.empty()) {
+    const detail::Node* n = work.back();
+    work.pop_back();
+    if (n == target) return true;
+    if (!visited.insert(n).second || n->is_leaf() || n->no_backprop) continue;
+    for (const NodePtr& in : n->inputs) work.push_back(in.get());
+  }
+  return false;
+}
+}  // namespace
+
+std::vector<Variable> grad(const std::vector<Variable>& outputs, const std::vector<Variable>& inputs,
+                           const std::vector<Variable>& grad_outputs, bool enable_double_backprop) {
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    throw Error(fmt::format("kiln: grad: grad_outputs has {} entries, expected one per output ({})",
+                            grad_outputs.size(), outputs.size()));
+  std::vector<NodePtr> seeds;
+  for (size_t j = 0; j < outputs.size(); ++j) {
+    const Variable& y = outputs[j];
+    if (y.is_null()) throw Error(fmt::format("kiln: grad: outputs[{}] is a variable with no data", j));
+    if (!is_floating(y.dtype()))
+      throw Error(fmt::format("kiln: grad: outputs[{}] has dtype {}; only floating outputs can be "
+                              "differentiated", j, dtype_name(y.dtype())));
+    const Variable* gy = grad_outputs.empty() || grad_outputs[j].is_null() ? nullptr : &grad_outputs[j];
+    if (gy && (gy->shape() != y.shape() || gy->dtype() != y.dtype()))
+      throw Error(fmt::format("kiln: grad: grad_outputs[{}] must match outputs[{}]: expected shape {} "
+                              "dtype {}, got shape {} dtype {}", j, j, shape_str(y.shape()),
+                              dtype_name(y.dtype()), shape_str(gy->shape()), dtype_name(gy->dtype())));
+    seeds.push_back(gy ? gy->node()
+                       : detail::make_node("kiln.constant", {}, {detail::splat_attr("value", 1.0)}, y.shape(),
+                                           y.dtype()));
+  }
+  std::vector<Variable> result;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Variable& x = inputs[i];
+    if (x.is_null()) throw Error(fmt::format("kiln: grad: inputs[{}] is a variable with no data", i));
+    if (!is_floating(x.dtype()))
+      throw Error(fmt::format("kiln: grad: inputs[{}] has dtype {}; gradients exist for floating "
+                              "variables only", i, dtype_name(x.dtype())));
+    NodePtr sum;
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      if (!depends_on(outputs[j].node(), x.node().get())) continue;
+      NodePtr g = detail::make_node("kiln.grad", {outputs[j].node(), seeds[j], x.node()}, {}, x.shape(), x.dtype());
+      g->gradient_request = true;
+      sum = sum ? detail::make_node("kiln.add", {sum, g}, {}, x.shape(), x.dtype()) : g;
+    }
+    if (!sum) {
+      result.emplace_back();
+      continue;
+    }
+    if (!enable_double_backprop) sum->no_backprop = true;
+    Variable gx(sum);
+    result.push_back(gx);
+  }
+  return result;
 }
 
 // ---- Parameter ------------------------------------------------------------------

@@ -43,6 +43,21 @@ class Variable {
   // from this one are computed at the next realize. Like Chainer, a size-1
   // variable gets the seed gradient 1 by default; larger ones need set_grad.
   void backward();
+  // Chainer's backward(retain_grad, enable_double_backprop): with
+  // enable_double_backprop the gradients are themselves differentiable (a
+  // gradient penalty's backward goes through them); without, they are values
+  // no gradient flows back through. retain_grad=true (gradients of
+  // intermediate variables) is not implemented and throws kiln::Error.
+  void backward(bool retain_grad, bool enable_double_backprop = false);
+
+  // Chainer's unchain(): this variable becomes a leaf holding its value (it is
+  // computed now if pending); backward() from values computed later stops
+  // here, and the graph behind it is freed unless another variable holds it.
+  void unchain();
+  // Chainer's unchain_backward(), as used by truncated BPTT: here the same as
+  // unchain() (the variables computed before this one keep their own graphs,
+  // which are freed when they go).
+  void unchain_backward();
 
   bool requires_grad() const;
   void set_requires_grad(bool on);
@@ -61,6 +76,15 @@ class Variable {
  protected:
   std::shared_ptr<detail::VariableData> data_;
 };
+
+// Chainer's chainer.grad: the gradients of sum_j <outputs[j], grad_outputs[j]>
+// with respect to each of `inputs` (leaves or intermediate values), without
+// touching any variable's grad. grad_outputs empty or an entry null: ones of
+// the output's shape. An input no output depends on gets a null Variable.
+// With enable_double_backprop the results are differentiable (grad of grad,
+// gradient penalties); without, no gradient flows back through them.
+std::vector<Variable> grad(const std::vector<Variable>& outputs, const std::vector<Variable>& inputs,
+                           const std::vector<Variable>& grad_outputs = {}, bool enable_double_backprop = false);
 
 // A Variable owned by a Link. Its value may be set lazily (`L::Linear(out)`
 // infers in_size at the first call), through an initializer.

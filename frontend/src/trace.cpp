@@ -79,6 +79,7 @@ void collapse_to_leaf(Node& n) {
   n.backward.reset();
   n.state = true;  // a gradient: never a data batch
   n.no_backprop = false;
+  n.gradient_request = false;
 }
 
 std::vector<std::string>& custom_recording_stack() {
@@ -282,7 +283,7 @@ class GraphBuilder {
       const Node* n = work.back();
       work.pop_back();
       if (n->realized() || !visited.insert(n).second) continue;
-      if (n->op == "kiln.grad") ys.push_back(n->inputs[0].get());
+      if (n->gradient_request) ys.push_back(n->inputs[0].get());
       for (const NodePtr& in : n->inputs) work.push_back(in.get());
     }
     has_grad_requests_ = !ys.empty();
@@ -303,7 +304,7 @@ class GraphBuilder {
       id = static_cast<int>(spec.args.size());
       std::shared_ptr<VariableData> owner = n->leaf_of.lock();
       bool state = n->is_leaf() && (n->state || (owner && owner->state));
-      int candidate = n->shape.empty() || state ? 0 : n->is_leaf() ? 2 : n->op == "kiln.grad" ? 0 : 1;
+      int candidate = n->shape.empty() || state ? 0 : n->is_leaf() ? 2 : n->gradient_request ? 0 : 1;
       spec.args.push_back({n->shape, n->dtype, candidate, state});
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);

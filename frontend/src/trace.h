@@ -52,6 +52,9 @@ struct Node {
   // Recorded with enable_backprop off (no_backprop_mode): gradients do not flow
   // through this node to its inputs (like a Chainer variable without a creator).
   bool no_backprop = false;
+  // A gradient request (kiln.grad, recorded by Variable::backward): the
+  // gradient of y = inputs[0], seeded by inputs[1], for the leaf inputs[2].
+  bool gradient_request = false;
   // For "kiln.custom" (kiln::FunctionNode): the user's forward and backward,
   // flattened over placeholders (arguments: the inputs; for the backward also
   // the output and its gradient).

@@ -150,6 +150,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
   if (!options.gemm_blas) pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls());
   addBufferizationPasses(pm);
+  if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm, options);
@@ -167,6 +168,9 @@ PipelineOptions default_pipeline_options() {
     else
       throw Error("kiln: KILN_GEMM must be 'blas' or 'codegen', not '" + choice + "'");
   }
+  // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
+  std::string profile = env::get_string("KILN_PROFILE");
+  options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;
   return options;
 }
 
@@ -175,6 +179,8 @@ std::string pipeline_environment() {
   text += env::get_string("KILN_NUM_THREADS");
   text += ";KILN_GEMM=";
   text += env::get_string("KILN_GEMM");
+  text += ";KILN_PROFILE=";
+  text += env::get_string("KILN_PROFILE");
   return text;
 }
 

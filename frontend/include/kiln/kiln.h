@@ -26,3 +26,4 @@
 #include "kiln/datasets.h"
 #include "kiln/training.h"
 #include "kiln/function_node.h"
+#include "kiln/profile.h"

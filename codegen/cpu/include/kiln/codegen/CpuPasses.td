@@ -15,6 +15,23 @@ def KilnCopyRepeatedResults : Pass<"kiln-copy-repeated-results", "mlir::func::Fu
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
 }
 
+def KilnProfileKernels : Pass<"kiln-profile-kernels", "mlir::ModuleOp"> {
+  let summary = "Times each kernel: calls to kiln_profile_begin/end around it (KILN_PROFILE)";
+  let description = [{
+    On buffers, before the BLAS calls and loops are made: the function's
+    top-level ops that compute (linalg ops, copies, calls) are grouped into
+    runs of one kernel (the kiln.fusion region they came from, from their
+    location; an op of no region is a kernel of its own, named after the op),
+    and each run is wrapped in `kiln_profile_begin(name)` and
+    `kiln_profile_end(name, bytes, flops)`: `name` a string constant of the
+    module, `bytes` the size of the memrefs the run reads and writes and
+    `flops` 2 * the iteration space of its contractions, computed at run time
+    where sizes are dynamic. The runtime's report: kiln/profile.h.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect", "mlir::func::FuncDialect",
+                           "mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
+}
+
 def KilnWriteResultsInPlace : Pass<"kiln-write-results-in-place", "mlir::func::FuncOp"> {
   let summary = "Computes a result directly in its out-param instead of a buffer copied into it";
   let description = [{

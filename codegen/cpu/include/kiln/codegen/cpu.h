@@ -34,6 +34,8 @@ struct PipelineOptions {
   // kiln's runtime (-kiln-matmul-to-blas); when false, static f32/f64 matmuls are
   // tiled and vectorized (-kiln-tile-matmuls), the rest become loops.
   bool gemm_blas = true;
+  // Times every kernel (-kiln-profile-kernels; KILN_PROFILE, kiln/profile.h).
+  bool profile = false;
 };
 
 // Adds the passes from linalg/tensor/arith/math on tensors to the LLVM dialect:

@@ -1,0 +1,65 @@
+// KILN_PROFILE: compiled graphs time each kernel (kiln.fusion region) and the report
+// has one line per kernel with its calls, time and rate.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <kiln/kiln.h>
+#include <kiln/profile.h>
+
+#include <cstdlib>
+#include <sstream>
+
+using namespace kiln;
+using ::testing::HasSubstr;
+
+namespace {
+
+// The line of the report whose kernel name contains `what`; "" if none.
+std::string line_with(const std::string& report, const std::string& what) {
+  std::istringstream in(report);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(what) != std::string::npos) return line;
+  return {};
+}
+
+TEST(Profile, ReportsEveryKernelWithCallsAndRates) {
+  setenv("KILN_BACKEND", "cpu", 1);
+  setenv("KILN_PROFILE", "1", 1);
+  clear_memory_cache();
+  reset_profile();
+  set_random_seed(0);
+  L::Linear l1(8, 16), l2(16, 4);
+  Variable x(Array::randn({5, 8}, 1));
+  for (int step = 0; step < 3; ++step) {
+    Variable y = l2(F::relu(l1(x)));
+    EXPECT_EQ(y.array().shape(), (Shape{5, 4}));
+  }
+  std::string report = profile_report();
+  unsetenv("KILN_PROFILE");
+  clear_memory_cache();
+  EXPECT_THAT(report, HasSubstr("kiln profile: "));
+  // Layer 1: the matmul with its bias and relu, one kernel, called once per step.
+  std::string l1_line = line_with(report, "contraction:matmul+add+relu");
+  ASSERT_FALSE(l1_line.empty()) << report;
+  std::istringstream fields(l1_line);
+  int64_t calls = 0;
+  fields >> calls;
+  EXPECT_EQ(calls, 3) << l1_line;
+  EXPECT_THAT(l1_line, HasSubstr("GFLOP/s"));
+  EXPECT_THAT(l1_line, HasSubstr("profile_test.cpp:"));  // the call site of F::relu / l1
+  reset_profile();
+  EXPECT_EQ(profile_report(), "");
+}
+
+// Without KILN_PROFILE nothing is timed.
+TEST(Profile, OffByDefault) {
+  setenv("KILN_BACKEND", "cpu", 1);
+  unsetenv("KILN_PROFILE");
+  clear_memory_cache();
+  reset_profile();
+  Variable x(Array::randn({2, 3}, 2));
+  EXPECT_EQ(F::relu(x * 2.0).array().shape(), (Shape{2, 3}));
+  EXPECT_EQ(profile_report(), "");
+}
+
+}  // namespace

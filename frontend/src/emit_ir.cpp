@@ -67,7 +67,13 @@ mlir::Attribute toAttribute(mlir::Builder& b, const Attr& a, mlir::RankedTensorT
 // Emits g's ops at b's insertion point; `values` holds the values of g's
 // arguments (function or block arguments) and gets one value per op appended.
 // A "kiln.custom" op gets its forward and backward regions emitted recursively.
-// A "kiln.check_range" op has a second result, its status, appended to
+// Whether the trace's op `name` is kiln.check_range (found by its class, not its name).
+bool isCheckRange(mlir::MLIRContext& ctx, const std::string& name) {
+  std::optional<mlir::RegisteredOperationName> info = mlir::RegisteredOperationName::lookup(name, &ctx);
+  return info && info->getTypeID() == mlir::TypeID::get<ir::CheckRangeOp>();
+}
+
+// A kiln.check_range op has a second result, its status, appended to
 // `statuses` (when given: the function's own ops; a region's checks go unread).
 void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& values,
              std::vector<mlir::Value>* statuses = nullptr) {
@@ -80,7 +86,7 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
     for (int v : op.operands) state.operands.push_back(values[v]);
     for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
     state.types.push_back(type);
-    bool check = op.op == ir::CheckRangeOp::getOperationName();
+    bool check = isCheckRange(ctx, op.op);
     if (check) state.types.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
     std::vector<const GraphSpec*> regions;
     for (const auto& r : {op.forward, op.backward})
@@ -126,7 +132,7 @@ mlir::OwningOpRef<mlir::ModuleOp> emit_module(const GraphSpec& g, bool mark_batc
   for (int o : g.outputs) resultTypes.push_back(valueType(o));
   // Then the statuses of the run-time checks (see RangeCheck), in op order.
   for (const GraphOp& op : g.ops)
-    if (op.op == ir::CheckRangeOp::getOperationName()) resultTypes.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
+    if (isCheckRange(ctx, op.op)) resultTypes.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
   b.setInsertionPointToEnd(module.getBody());
   auto func = mlir::func::FuncOp::create(b, loc, "graph", b.getFunctionType(argTypes, resultTypes));
   if (mark_batch)

@@ -23,11 +23,7 @@ struct VJPBuilder {
     Attribute elem = isa<FloatType>(t.getElementType())
                          ? Attribute(b.getFloatAttr(t.getElementType(), value))
                          : Attribute(b.getIntegerAttr(t.getElementType(), (int64_t)value));
-    if (t.hasStaticShape()) return ConstantOp::create(b, loc, DenseElementsAttr::get(t, elem));
-    // A dynamic (batch) dimension: a 0-d constant broadcast to the run-time shape.
-    auto scalar = RankedTensorType::get({}, t.getElementType());
-    Value c = ConstantOp::create(b, loc, DenseElementsAttr::get(scalar, elem));
-    return BroadcastToOp::create(b, loc, t, c);
+    return createSplat(b, loc, t, elem);  // a dynamic (batch) shape too: a 0-d constant broadcast
   }
   Value splatLike(Value v, double value) { return splat(type(v), value); }
   Value add(Value x, Value y) { return AddOp::create(b, loc, x.getType(), x, y); }

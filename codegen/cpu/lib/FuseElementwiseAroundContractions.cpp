@@ -23,19 +23,26 @@ bool isContraction(Operation* op) {
   return linalgOp && linalg::isaContractionOpInterface(linalgOp);
 }
 
+// Whether fusing `producer` into `consumer` keeps kiln's kernels whole: a
+// region lowered as one kernel (kernelOf) takes no other op and goes into
+// none; other ops fuse by upstream's rule.
+bool sameKernel(Operation* producer, Operation* consumer) {
+  return passes::kernelOf(producer) == passes::kernelOf(consumer);
+}
+
 struct KilnFuseElementwise : impl::KilnFuseElementwiseBase<KilnFuseElementwise> {
   void runOnOperation() override {
     MLIRContext* ctx = &getContext();
-    // Upstream's rule (a producer with one use), within one kernel (the
-    // kiln.fusion region both ops came from: the fusion pass decided, this
-    // pass does not re-decide across kernels), and never into or out of a
+    // Upstream's rule (a producer with one use), within one kernel (see
+    // sameKernel: the fusion pass decided which ops form a kernel, this pass
+    // does not merge two of them), and never into or out of a
     // contraction: folding a reshape into a matmul would turn it into a
     // generic contraction loop that no GEMM pass recognizes.
     linalg::ControlFusionFn control = [](OpOperand* fused) {
       Operation* producer = fused->get().getDefiningOp();
       Operation* consumer = fused->getOwner();
       return producer && producer->hasOneUse() && !isContraction(producer) && !isContraction(consumer) &&
-             passes::kernelOf(producer) == passes::kernelOf(consumer);
+             sameKernel(producer, consumer);
     };
     RewritePatternSet patterns(ctx);
     linalg::populateElementwiseOpsFusionPatterns(patterns, control);

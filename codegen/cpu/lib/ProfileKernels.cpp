@@ -22,7 +22,7 @@ bool computes(Operation* op) { return isa<linalg::LinalgOp, memref::CopyOp, scf:
 
 // The kernel `op` belongs to: its kiln.fusion region, else the op with its call site.
 std::string kernelName(Operation* op) {
-  if (StringRef k = passes::kernelOf(op); !k.empty()) return k.str();
+  if (StringRef k = passes::regionOf(op); !k.empty()) return k.str();
   std::string name = op->getName().getStringRef().str();
   Location loc = op->getLoc();
   if (auto fused = dyn_cast<FusedLoc>(loc); fused && !fused.getLocations().empty()) loc = fused.getLocations()[0];

@@ -10,10 +10,10 @@
 // of its epilogue kernel, for the contraction patterns (GEMM calls or tiled
 // GEMMs) and the reduction patterns.
 //
-// Every op lowered from a region, this way or by inlining the region (the
-// regions this builder does not take: reductions, reshapes inside a region),
-// carries the kernel's name in its location (kernelOf), and the CPU backend's
-// -kiln-fuse-elementwise fuses only ops of one kernel. (Regions left to
+// The kernel's ops carry its name in their location (kernelOf), and the CPU
+// backend's -kiln-fuse-elementwise fuses only ops of one kernel. The ops of
+// the regions this builder does not take, inlined and lowered op by op, carry
+// their region's name for KILN_PROFILE (regionOf) and fuse as upstream does. (Regions left to
 // inlining: reductions with elementwise ops over their input space, such as
 // softmax, and regions with reshapes of computed values.)
 #include "LoweringPatterns.h"
@@ -33,6 +33,10 @@ namespace kiln::passes {
 namespace {
 
 constexpr llvm::StringLiteral kKernelPrefix = "kernel ";
+// The ops of a region lowered op by op carry its name with this prefix, for
+// KILN_PROFILE's names only: they fuse by upstream's rule, also with ops of
+// other such regions (kept apart, kiln_bench's CNN step measured no faster).
+constexpr llvm::StringLiteral kRegionPrefix = "region ";
 
 // "<index>:<kind>:<op+op...>", with the first call site: e.g.
 // "3:contraction:matmul+add+relu (mlp.cpp:41)".
@@ -54,8 +58,8 @@ std::string kernelName(FusionOp fusion, int index) {
   return std::to_string(index) + ":" + fusion.getKind().str() + ":" + ops + site;
 }
 
-Location kernelLoc(Location loc, StringRef kernel) {
-  return NameLoc::get(StringAttr::get(loc.getContext(), kKernelPrefix + kernel), loc);
+Location kernelLoc(Location loc, StringRef kernel, StringRef prefix = kKernelPrefix) {
+  return NameLoc::get(StringAttr::get(loc.getContext(), prefix + kernel), loc);
 }
 
 // How a value of the region reaches the kernel's body.
@@ -277,19 +281,20 @@ class KernelBuilder {
 }  // namespace
 
 namespace {
-StringRef kernelOfLoc(Location loc) {
+StringRef nameOfLoc(Location loc, bool regions) {
   if (auto name = dyn_cast<NameLoc>(loc)) {
     StringRef s = name.getName().getValue();
-    if (s.consume_front(kKernelPrefix)) return s;
+    if (s.consume_front(kKernelPrefix) || (regions && s.consume_front(kRegionPrefix))) return s;
   }
   if (auto fused = dyn_cast<FusedLoc>(loc))  // ops merged by a later fusion
     for (Location l : fused.getLocations())
-      if (StringRef s = kernelOfLoc(l); !s.empty()) return s;
+      if (StringRef s = nameOfLoc(l, regions); !s.empty()) return s;
   return {};
 }
 }  // namespace
 
-StringRef kernelOf(Operation* op) { return kernelOfLoc(op->getLoc()); }
+StringRef kernelOf(Operation* op) { return nameOfLoc(op->getLoc(), false); }
+StringRef regionOf(Operation* op) { return nameOfLoc(op->getLoc(), true); }
 
 LogicalResult lowerFusionKernels(func::FuncOp func) {
   SmallVector<FusionOp> fusions;
@@ -303,7 +308,7 @@ LogicalResult lowerFusionKernels(func::FuncOp func) {
       continue;
     }
     // Lowered op by op (after inlining): the ops keep the kernel's name.
-    fusion.getBody()->walk([&](Operation* op) { op->setLoc(kernelLoc(op->getLoc(), kernel)); });
+    fusion.getBody()->walk([&](Operation* op) { op->setLoc(kernelLoc(op->getLoc(), kernel, kRegionPrefix)); });
   }
   return success();
 }

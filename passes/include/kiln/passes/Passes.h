@@ -26,6 +26,8 @@ inline constexpr llvm::StringLiteral kStateAttr = "kiln.state";
 // from: the name its location carries, e.g. "3:contraction:matmul+add+relu
 // (mlp.cpp:41)"; empty for an op of no region. Backends fuse only ops of one kernel.
 llvm::StringRef kernelOf(mlir::Operation* op);
+// kernelOf, or the region an op lowered op by op came from (for KILN_PROFILE's names).
+llvm::StringRef regionOf(mlir::Operation* op);
 
 // The pipeline the frontend runs before a backend: autodiff, inline kiln.custom,
 // canonicalize, CSE.

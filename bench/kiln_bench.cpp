@@ -38,8 +38,12 @@ struct Row {
 };
 
 struct MLP : Chain {
-  L::Linear l1{784, 1000}, l2{1000, 1000}, l3{1000, 10};
-  MLP() { add_link("l1", l1); add_link("l2", l2); add_link("l3", l3); }
+  L::Linear l1, l2, l3;
+  MLP(int64_t in = 784, int64_t hidden = 1000) : l1(in, hidden), l2(hidden, hidden), l3(hidden, 10) {
+    add_link("l1", l1);
+    add_link("l2", l2);
+    add_link("l3", l3);
+  }
   Variable operator()(const Variable& x) const { return l3(F::relu(l2(F::relu(l1(x))))); }
 };
 
@@ -180,6 +184,35 @@ int main(int argc, char** argv) {
     std::string torch_ms = env::get_string("KILN_BENCH_TORCH_MS");
     double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
     rows.push_back({"MLP 784-1000-1000-10 b128 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+  }
+
+  // The digits-sized MLP 64-256-256-10, b64, SGD step, always on 1 thread (per-step overhead
+  // matters here); LibTorch's figure in KILN_BENCH_TORCH_DIGITS_MS (bench/run.sh).
+  {
+    std::string saved = env::get_string("KILN_NUM_THREADS");
+    setenv("KILN_NUM_THREADS", "1", 1);
+    openblas_set_num_threads(1);
+    MLP mlp(64, 256);
+    L::Classifier<MLP> model(mlp);
+    optimizers::SGD opt(0.01);
+    opt.setup(model);
+    Variable x(Array::randn({64, 64}, 6), false);
+    std::vector<int32_t> labels(64);
+    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+    Variable t(Array::from(labels, {64}), false);
+    auto step = [&] {
+      model.cleargrads();
+      Variable loss = model(x, t);
+      loss.backward();
+      opt.update();
+    };
+    step();
+    double steady = time_per_call(step, 2.0);
+    if (saved.empty()) unsetenv("KILN_NUM_THREADS"); else setenv("KILN_NUM_THREADS", saved.c_str(), 1);
+    openblas_set_num_threads(nthreads);
+    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_DIGITS_MS");
+    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
+    rows.push_back({"MLP 64-256-256-10 b64 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
   }
 
   // CNN b64 3x32x32 (conv3x3 32 + relu + maxpool2, conv3x3 64 + relu + maxpool2, linear 10), SGD step.

@@ -9,13 +9,16 @@ threads=${KILN_NUM_THREADS:-$(nproc)}
 # OpenBLAS at its best (the image sets Haswell kernels): see shared NOTES-MLIR.md.
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 export KILN_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
-torch_ms="" torch_cnn_ms=""
+torch_ms="" torch_cnn_ms="" torch_digits_ms=""
 if [[ -n "$torch_bench" && -x "$torch_bench" ]]; then
   # LibTorch at its best: libgomp waits passively (its default spin-wait on 2 cores is several times slower).
   torch_ms=$(OMP_WAIT_POLICY=passive "$torch_bench" "$threads" mlp)
   torch_cnn_ms=$(OMP_WAIT_POLICY=passive "$torch_bench" "$threads" cnn)
+  # The digits-sized MLP runs on 1 thread for every program (kiln_bench too).
+  torch_digits_ms=$(OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$torch_bench" 1 digits)
 fi
-KILN_BENCH_TORCH_MS="$torch_ms" KILN_BENCH_TORCH_CNN_MS="$torch_cnn_ms" "$kiln_bench" "$out"
+KILN_BENCH_TORCH_MS="$torch_ms" KILN_BENCH_TORCH_CNN_MS="$torch_cnn_ms" KILN_BENCH_TORCH_DIGITS_MS="$torch_digits_ms" \
+  "$kiln_bench" "$out"
 venv=${KILN_PEERS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/build/peers-venv}
 if [[ -x "$venv/bin/python" ]]; then
   "$venv/bin/python" "$(dirname "$0")/torch_step_bench.py" all "$out" "$threads"

@@ -1,6 +1,6 @@
 // LibTorch peer: one SGD training step, f32. Prints ms/step.
-//   torch_mlp_bench THREADS [mlp|cnn]
-//   mlp: MLP 784-1000-1000-10, batch 128; cnn: the CIFAR-shaped CNN of kiln_bench (batch 64,
+//   torch_mlp_bench THREADS [mlp|digits|cnn]
+//   mlp: MLP 784-1000-1000-10, batch 128; digits: MLP 64-256-256-10, batch 64; cnn: the CIFAR-shaped CNN of kiln_bench (batch 64,
 //   3x32x32: conv3x3 32 pad 1 + relu + maxpool 2, conv3x3 64 pad 1 + relu + maxpool 2, linear 10).
 #include <torch/torch.h>
 
@@ -36,11 +36,13 @@ int main(int argc, char** argv) {
     std::printf("%.4f\n", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / n);
     return 0;
   }
-  torch::nn::Sequential mlp(torch::nn::Linear(784, 1000), torch::nn::ReLU(), torch::nn::Linear(1000, 1000),
-                            torch::nn::ReLU(), torch::nn::Linear(1000, 10));
+  bool digits = argc > 2 && std::string(argv[2]) == "digits";
+  int64_t in = digits ? 64 : 784, hidden = digits ? 256 : 1000, batch = digits ? 64 : 128;
+  torch::nn::Sequential mlp(torch::nn::Linear(in, hidden), torch::nn::ReLU(), torch::nn::Linear(hidden, hidden),
+                            torch::nn::ReLU(), torch::nn::Linear(hidden, 10));
   torch::optim::SGD opt(mlp->parameters(), torch::optim::SGDOptions(0.01));
-  auto x = torch::randn({128, 784});
-  auto t = torch::randint(0, 10, {128}, torch::kLong);
+  auto x = torch::randn({batch, in});
+  auto t = torch::randint(0, 10, {batch}, torch::kLong);
   auto step = [&] {
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(mlp->forward(x), t);
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
     return loss.item<float>();
   };
   for (int i = 0; i < 5; ++i) step();
-  int n = 30;
+  int n = digits ? 2000 : 30;
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) step();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / n;

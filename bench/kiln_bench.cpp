@@ -59,6 +59,32 @@ struct CNN : Chain {
   }
 };
 
+// Labels 0..9, cycling, for a batch of n.
+Variable cyclic_labels(int64_t n) {
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % 10);
+  return Variable(Array::from(labels, {n}), false);
+}
+
+// One SGD training step of a classifier on (x, t): cleargrads, loss, backward, update.
+template <typename Model>
+std::function<void()> training_step(Model& model, optimizers::Optimizer& opt, const Variable& x,
+                                    const Variable& t) {
+  return [&model, &opt, x, t] {
+    model.cleargrads();
+    Variable loss = model(x, t);
+    loss.backward();
+    opt.update();
+  };
+}
+
+// A step-time row against LibTorch's ms/step, which bench/run.sh passes in `peer_variable`.
+Row step_row(const std::string& name, double seconds, const char* peer_variable) {
+  std::string torch_ms = env::get_string(peer_variable);
+  double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
+  return {name, "ms", seconds * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false};
+}
+
 int threads() {
   int n = env::num_threads();  // 0: unset, all hardware threads
   return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -158,15 +184,7 @@ int main(int argc, char** argv) {
     optimizers::SGD opt(0.01);
     opt.setup(model);
     Variable x(Array::randn({128, 784}, 4), false);
-    std::vector<int32_t> labels(128);
-    for (int i = 0; i < 128; ++i) labels[i] = i % 10;
-    Variable t(Array::from(labels, {128}), false);
-    auto step = [&] {
-      model.cleargrads();
-      Variable loss = model(x, t);
-      loss.backward();
-      opt.update();
-    };
+    auto step = training_step(model, opt, x, cyclic_labels(128));
     double before = cache_stats().compile_seconds;
     auto t0 = Clock::now();
     step();
@@ -181,9 +199,7 @@ int main(int argc, char** argv) {
     if (cache_stats().disk_hits == 0) warm = -1;  // not loaded from disk (cache off): n/a
     rows.push_back({"MLP step warm disk-cache load", "ms", warm < 0 ? -1.0 : warm * 1e3, 20.0, "target", false});
     (void)cold;
-    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_MS");
-    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
-    rows.push_back({"MLP 784-1000-1000-10 b128 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+    rows.push_back(step_row("MLP 784-1000-1000-10 b128 SGD step", steady, "KILN_BENCH_TORCH_MS"));
   }
 
   // The digits-sized MLP 64-256-256-10, b64, SGD step, always on 1 thread (per-step overhead
@@ -197,22 +213,12 @@ int main(int argc, char** argv) {
     optimizers::SGD opt(0.01);
     opt.setup(model);
     Variable x(Array::randn({64, 64}, 6), false);
-    std::vector<int32_t> labels(64);
-    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-    Variable t(Array::from(labels, {64}), false);
-    auto step = [&] {
-      model.cleargrads();
-      Variable loss = model(x, t);
-      loss.backward();
-      opt.update();
-    };
+    auto step = training_step(model, opt, x, cyclic_labels(64));
     step();
     double steady = time_per_call(step, 2.0);
     if (saved.empty()) unsetenv("KILN_NUM_THREADS"); else setenv("KILN_NUM_THREADS", saved.c_str(), 1);
     openblas_set_num_threads(nthreads);
-    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_DIGITS_MS");
-    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
-    rows.push_back({"MLP 64-256-256-10 b64 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+    rows.push_back(step_row("MLP 64-256-256-10 b64 SGD step", steady, "KILN_BENCH_TORCH_DIGITS_MS"));
   }
 
   // CNN b64 3x32x32 (conv3x3 32 + relu + maxpool2, conv3x3 64 + relu + maxpool2, linear 10), SGD step.
@@ -221,22 +227,12 @@ int main(int argc, char** argv) {
     optimizers::SGD opt(0.01);
     opt.setup(model);
     Variable x(Array::randn({64, 3, 32, 32}, 5), false);
-    std::vector<int32_t> labels(64);
-    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-    Variable t(Array::from(labels, {64}), false);
-    auto step = [&] {
-      model.cleargrads();
-      Variable loss = model(x, t);
-      loss.backward();
-      opt.update();
-    };
+    auto step = training_step(model, opt, x, cyclic_labels(64));
     double before = cache_stats().compile_seconds;
     step();
     rows.push_back({"CNN step cold compile", "s", cache_stats().compile_seconds - before, 1.5, "target", false});
     double steady = time_per_call(step, 2.0);
-    std::string torch_ms = env::get_string("KILN_BENCH_TORCH_CNN_MS");
-    double peer = !torch_ms.empty() ? std::atof(torch_ms.c_str()) : 0.0;
-    rows.push_back({"CNN b64 3x32x32 SGD step", "ms", steady * 1e3, peer, peer > 0 ? "LibTorch" : "(no LibTorch)", false});
+    rows.push_back(step_row("CNN b64 3x32x32 SGD step", steady, "KILN_BENCH_TORCH_CNN_MS"));
   }
 
   fmt::print("{:<38} {:>12} {:>12} {:>10}  {}\n", "benchmark", "kiln", "peer", "kiln/peer", "unit, peer");

@@ -17,6 +17,7 @@
 // inlining: reductions with elementwise ops over their input space, such as
 // softmax, and regions with reshapes of computed values.)
 #include "LoweringPatterns.h"
+#include "kiln/ir/ScalarExpr.h"
 #include "kiln/passes/Passes.h"
 
 #include "llvm/ADT/MapVector.h"
@@ -28,6 +29,7 @@
 
 using namespace mlir;
 using namespace kiln::ir;
+namespace scalar = kiln::ir::scalar;
 
 namespace kiln::passes {
 namespace {
@@ -124,7 +126,8 @@ class KernelBuilder {
             if (!isa<BlockArgument>(operand)) return false;
           break;
         case FusionOp::Role::Elementwise:
-          if (!isa<ScalarOpInterface>(op)) return false;
+          // (An op whose expression does not parse is reported by the op-by-op lowering.)
+          if (!isa<ScalarOpInterface>(op) || failed(scalar::expressionOf(&op))) return false;
           elementwise_.push_back(&op);
           break;
         case FusionOp::Role::Constant:

@@ -122,6 +122,47 @@ KILN_VJP(ErfOp) {
   grads.push_back(v.mul(g, v.mul(e, v.splatLike(x, 2.0 / std::sqrt(M_PI)))));
   return success();
 }
+KILN_VJP(SinOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.mul(g, CosOp::create(builder, getLoc(), getX().getType(), getX())));
+  return success();
+}
+KILN_VJP(CosOp) {
+  KILN_VJP_SETUP;
+  grads.push_back(v.neg(v.mul(g, SinOp::create(builder, getLoc(), getX().getType(), getX()))));
+  return success();
+}
+// d tan = 1 + tan^2.
+KILN_VJP(TanOp) {
+  KILN_VJP_SETUP;
+  Value y = getResult();
+  grads.push_back(v.mul(g, v.add(v.splatLike(y, 1.0), v.mul(y, y))));
+  return success();
+}
+// d asin = 1 / sqrt(1 - x^2); d acos = -1 / sqrt(1 - x^2).
+KILN_VJP(AsinOp) {
+  KILN_VJP_SETUP;
+  Value x = getX();
+  Value root = SqrtOp::create(builder, getLoc(), x.getType(), v.sub(v.splatLike(x, 1.0), v.mul(x, x)));
+  grads.push_back(v.div(g, root));
+  return success();
+}
+KILN_VJP(AcosOp) {
+  KILN_VJP_SETUP;
+  Value x = getX();
+  Value root = SqrtOp::create(builder, getLoc(), x.getType(), v.sub(v.splatLike(x, 1.0), v.mul(x, x)));
+  grads.push_back(v.neg(v.div(g, root)));
+  return success();
+}
+KILN_VJP(AtanOp) {
+  KILN_VJP_SETUP;
+  Value x = getX();
+  grads.push_back(v.div(g, v.add(v.splatLike(x, 1.0), v.mul(x, x))));
+  return success();
+}
+// Piecewise constant: no gradient flows (zero almost everywhere).
+KILN_VJP(FloorOp) { KILN_VJP_SETUP; grads.push_back(v.splatLike(g, 0.0)); return success(); }
+KILN_VJP(CeilOp) { KILN_VJP_SETUP; grads.push_back(v.splatLike(g, 0.0)); return success(); }
 
 // ---- binary -------------------------------------------------------------------
 
@@ -157,6 +198,14 @@ KILN_VJP(PowOp) {
   Value dx = v.mul(g, v.mul(p, PowOp::create(builder, getLoc(), x.getType(), x, pm1)));
   Value dp = v.mul(g, v.mul(y, LogOp::create(builder, getLoc(), x.getType(), x)));
   grads.append({dx, dp});
+  return success();
+}
+// atan2(y, x): dy = x / (x^2 + y^2), dx = -y / (x^2 + y^2).
+KILN_VJP(Atan2Op) {
+  KILN_VJP_SETUP;
+  Value y = getLhs(), x = getRhs();
+  Value gr = v.div(g, v.add(v.mul(x, x), v.mul(y, y)));
+  grads.append({v.mul(gr, x), v.neg(v.mul(gr, y))});
   return success();
 }
 KILN_VJP(SelectOp) {

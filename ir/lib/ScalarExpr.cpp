@@ -29,6 +29,9 @@ constexpr PrimInfo kPrims[] = {
     {Prim::Ne, "ne", 2},       {Prim::Lt, "lt", 2},       {Prim::Le, "le", 2},
     {Prim::Gt, "gt", 2},       {Prim::Ge, "ge", 2},       {Prim::Gtu, "gtu", 2},
     {Prim::Select, "select", 3}, {Prim::Convert, "convert", 1},
+    {Prim::Sin, "sin", 1},     {Prim::Cos, "cos", 1},     {Prim::Tan, "tan", 1},
+    {Prim::Asin, "asin", 1},   {Prim::Acos, "acos", 1},   {Prim::Atan, "atan", 1},
+    {Prim::Atan2, "atan2", 2}, {Prim::Floor, "floor", 1}, {Prim::Ceil, "ceil", 1},
 };
 
 const PrimInfo* infoOf(Prim p) {
@@ -37,8 +40,8 @@ const PrimInfo* infoOf(Prim p) {
   return nullptr;
 }
 
-bool isFloatOnly(Prim p) { return p >= Prim::Pow && p <= Prim::Erf; }
-bool isArithmetic(Prim p) { return p >= Prim::Neg && p <= Prim::Erf; }
+bool isFloatOnly(Prim p) { return p >= Prim::Pow && p <= Prim::Ceil; }
+bool isArithmetic(Prim p) { return p >= Prim::Neg && p <= Prim::Ceil; }
 bool isComparison(Prim p) { return p >= Prim::Eq && p <= Prim::Gtu; }
 
 bool any(const Expr& e, bool (*pred)(Prim)) {
@@ -158,6 +161,15 @@ double eval(const Expr& e, llvm::ArrayRef<double> args, Type t) {
     case Prim::Log1p: return std::log1p(at(0));
     case Prim::Expm1: return std::expm1(at(0));
     case Prim::Erf: return std::erf(at(0));
+    case Prim::Sin: return std::sin(at(0));
+    case Prim::Cos: return std::cos(at(0));
+    case Prim::Tan: return std::tan(at(0));
+    case Prim::Asin: return std::asin(at(0));
+    case Prim::Acos: return std::acos(at(0));
+    case Prim::Atan: return std::atan(at(0));
+    case Prim::Atan2: return std::atan2(at(0), at(1));
+    case Prim::Floor: return std::floor(at(0));
+    case Prim::Ceil: return std::ceil(at(0));
     case Prim::Eq: return at(0) == at(1);
     case Prim::Ne: return at(0) != at(1);
     case Prim::Lt: return at(0) < at(1);
@@ -223,6 +235,15 @@ std::string render(const Expr& e, llvm::ArrayRef<std::string> args, Type t, Type
     case Prim::Log1p: return fn("log1p");
     case Prim::Expm1: return fn("expm1");
     case Prim::Erf: return fn("erf");
+    case Prim::Sin: return fn("sin");
+    case Prim::Cos: return fn("cos");
+    case Prim::Tan: return fn("tan");
+    case Prim::Asin: return fn("asin");
+    case Prim::Acos: return fn("acos");
+    case Prim::Atan: return fn("atan");
+    case Prim::Atan2: return fn("atan2");
+    case Prim::Floor: return fn("floor");
+    case Prim::Ceil: return fn("ceil");
     case Prim::Eq: return infix("==");
     case Prim::Ne: return infix("!=");
     case Prim::Lt: return infix("<");

@@ -54,6 +54,15 @@ func.func @ops(%x: tensor<4xf32>, %y: tensor<4xf32>, %c: tensor<4xi1>) {
   %24 = kiln.compare "ge", %x, %y : tensor<4xf32>
   %25 = kiln.select %c, %x, %y : tensor<4xi1>, tensor<4xf32>
   %26 = kiln.cast %x : tensor<4xf32> -> tensor<4xi32>
+  %27 = kiln.sin %x : tensor<4xf32>
+  %28 = kiln.cos %x : tensor<4xf32>
+  %29 = kiln.tan %x : tensor<4xf32>
+  %30 = kiln.asin %x : tensor<4xf32>
+  %31 = kiln.acos %x : tensor<4xf32>
+  %32 = kiln.atan %x : tensor<4xf32>
+  %33 = kiln.atan2 %x, %y : tensor<4xf32>
+  %34 = kiln.floor %x : tensor<4xf32>
+  %35 = kiln.ceil %x : tensor<4xf32>
   return
 }
 )mlir";
@@ -98,7 +107,7 @@ TEST_F(ScalarSemantics, EveryElementwiseOpDeclaresAValidExpression) {
     mlir::FailureOr<const scalar::Expr*> e = scalar::expressionOf(op);
     EXPECT_TRUE(mlir::succeeded(e)) << key;
   }
-  EXPECT_EQ(ops_.size(), 27u);
+  EXPECT_EQ(ops_.size(), 36u);
 }
 
 TEST_F(ScalarSemantics, ParserReportsErrorsWithTheirPlace) {
@@ -136,6 +145,12 @@ TEST_F(ScalarSemantics, EvaluatorGivesTheDocumentedValues) {
   EXPECT_EQ(eval("kiln.compare.eq", {nan, nan}, Type::F32), 0);
   EXPECT_EQ(eval("kiln.select", {0, 1, 2}, Type::F32), 2);
   EXPECT_EQ(eval("kiln.abs", {-3}, Type::I64), 3);
+  EXPECT_EQ(eval("kiln.floor", {-2.5}, Type::F32), -3);
+  EXPECT_EQ(eval("kiln.ceil", {-2.5}, Type::F64), -2);
+  EXPECT_EQ(eval("kiln.floor", {7}, Type::I32), 7);
+  EXPECT_NEAR(eval("kiln.atan2", {1, -1}, Type::F64), 3 * M_PI / 4, 1e-15);
+  EXPECT_NEAR(eval("kiln.sin", {0.5}, Type::F64), std::sin(0.5), 1e-15);
+  EXPECT_TRUE(std::isnan(eval("kiln.asin", {2}, Type::F64)));
 }
 
 TEST_F(ScalarSemantics, FloatOnlyPrimitivesOnIntegersComputeInF64) {
@@ -174,7 +189,8 @@ TEST_F(ScalarSemantics, RenderedCComputesWhatTheEvaluatorComputes) {
   for (auto& [key, op] : ops_) {
     for (Type t : {Type::F32, Type::F64, Type::I32, Type::I64, Type::Bool}) {
       // log, sqrt, log1p of negative integers are NaN, which no integer holds (undefined in C).
-      bool nanOnNegatives = key == "kiln.log" || key == "kiln.sqrt" || key == "kiln.log1p" || key == "kiln.pow";
+      bool nanOnNegatives = key == "kiln.log" || key == "kiln.sqrt" || key == "kiln.log1p" || key == "kiln.pow" ||
+                            key == "kiln.asin" || key == "kiln.acos";
       if (!scalar::isFloat(t) && nanOnNegatives) continue;
       Type result = key.rfind("kiln.compare", 0) == 0 ? Type::Bool : key == "kiln.cast" ? Type::F64 : t;
       if (key == "kiln.cast" && scalar::isFloat(t)) result = Type::Bool;

@@ -116,6 +116,15 @@ class ScalarEmitter {
       case P::Log1p: return math::Log1pOp::create(b_, loc_, v[0]);
       case P::Expm1: return math::ExpM1Op::create(b_, loc_, v[0]);
       case P::Erf: return math::ErfOp::create(b_, loc_, v[0]);
+      case P::Sin: return math::SinOp::create(b_, loc_, v[0]);
+      case P::Cos: return math::CosOp::create(b_, loc_, v[0]);
+      case P::Tan: return math::TanOp::create(b_, loc_, v[0]);
+      case P::Asin: return math::AsinOp::create(b_, loc_, v[0]);
+      case P::Acos: return math::AcosOp::create(b_, loc_, v[0]);
+      case P::Atan: return math::AtanOp::create(b_, loc_, v[0]);
+      case P::Atan2: return math::Atan2Op::create(b_, loc_, v[0], v[1]);
+      case P::Floor: return math::FloorOp::create(b_, loc_, v[0]);
+      case P::Ceil: return math::CeilOp::create(b_, loc_, v[0]);
       case P::Eq: case P::Ne: case P::Lt: case P::Le: case P::Gt: case P::Ge: case P::Gtu:
         return compare(b_, loc_, e.prim, v[0], v[1]);
       case P::Select: return arith::SelectOp::create(b_, loc_, v[0], v[1], v[2]);

@@ -97,6 +97,14 @@ def Kiln_SignOp : Kiln_UnaryOp<"sign", "sign (-1, 0 or 1)",
 def Kiln_Log1pOp : Kiln_UnaryOp<"log1p", "log(1 + x)", "(log1p x)">;
 def Kiln_Expm1Op : Kiln_UnaryOp<"expm1", "exp(x) - 1", "(expm1 x)">;
 def Kiln_ErfOp : Kiln_UnaryOp<"erf", "error function", "(erf x)">;
+def Kiln_SinOp : Kiln_UnaryOp<"sin", "sine", "(sin x)">;
+def Kiln_CosOp : Kiln_UnaryOp<"cos", "cosine", "(cos x)">;
+def Kiln_TanOp : Kiln_UnaryOp<"tan", "tangent", "(tan x)">;
+def Kiln_AsinOp : Kiln_UnaryOp<"asin", "arcsine (NaN outside [-1, 1])", "(asin x)">;
+def Kiln_AcosOp : Kiln_UnaryOp<"acos", "arccosine (NaN outside [-1, 1])", "(acos x)">;
+def Kiln_AtanOp : Kiln_UnaryOp<"atan", "arctangent", "(atan x)">;
+def Kiln_FloorOp : Kiln_UnaryOp<"floor", "largest integer <= x", "(floor x)">;
+def Kiln_CeilOp : Kiln_UnaryOp<"ceil", "smallest integer >= x", "(ceil x)">;
 
 class Kiln_BinaryOp<string mnemonic, string desc, string scalar>
     : Kiln_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType, VJP,
@@ -124,6 +132,8 @@ def Kiln_DivOp : Kiln_BinaryOp<"div", "quotient", "(div x y)"> {
 def Kiln_MaxOp : Kiln_BinaryOp<"max", "maximum", "(select (lt x y) y x)">;
 def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum", "(select (lt y x) y x)">;
 def Kiln_PowOp : Kiln_BinaryOp<"pow", "power lhs^rhs", "(pow x y)">;
+def Kiln_Atan2Op : Kiln_BinaryOp<"atan2", "arctangent of lhs / rhs in (-pi, pi] by the signs of both (C's atan2)",
+                                 "(atan2 x y)">;
 
 def Kiln_CompareOp : Kiln_Op<"compare", [Pure, Elementwise, AllTypesMatch<["lhs", "rhs"]>,
     InferTypeOpAdaptor, DeclareOpInterfaceMethods<Kiln_ScalarOpInterface>]> {

@@ -25,6 +25,7 @@
 //   div                     IEEE on floats; integers truncate toward zero,
 //                           x / 0 = 0 and MIN / -1 = MIN (never a trap)
 //   pow exp log sqrt tanh log1p expm1 erf      float only (C's functions)
+//   sin cos tan asin acos atan atan2 floor ceil float only (C's functions)
 //   abs                     |x| (fabs on floats: abs(-0.0) = +0.0)
 //   eq lt le gt ge          ordered: false when either side is NaN
 //   ne                      true when either side is NaN (C's !=)
@@ -51,7 +52,7 @@ namespace kiln::ir::scalar {
 enum class Prim : uint8_t {
   Arg, Const,
   Neg, Add, Sub, Mul, Div, Abs,
-  Pow, Exp, Log, Sqrt, Tanh, Log1p, Expm1, Erf,
+  Pow, Exp, Log, Sqrt, Tanh, Log1p, Expm1, Erf, Sin, Cos, Tan, Asin, Acos, Atan, Atan2, Floor, Ceil,
   Eq, Ne, Lt, Le, Gt, Ge, Gtu,
   Select, Convert,
 };

@@ -22,6 +22,8 @@
 #include "kiln/optimizers.h"
 #include "kiln/serializers.h"
 #include "kiln/links_nn.h"
+#include "kiln/functions_rnn.h"
+#include "kiln/links_rnn.h"
 #include "kiln/gradient_check.h"
 #include "kiln/datasets.h"
 #include "kiln/training.h"

@@ -110,8 +110,17 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(nthreads);
   std::vector<Row> rows;
   fmt::print("kiln benchmarks: backend {}, {} threads\n", backend_name(), nthreads);
+  // KILN_BENCH_ONLY=cnn,mlp,... runs only those groups (gemm, codegen, elementwise, overhead,
+  // mlp, digits, cnn); unset runs all.
+  std::string only = env::get_string("KILN_BENCH_ONLY");
+  auto want = [&](const std::string& group) {
+    if (only.empty()) return true;
+    std::string list = "," + only + ",";
+    return list.find("," + group + ",") != std::string::npos;
+  };
 
   // GEMM next to OpenBLAS sgemm.
+  if (want("gemm"))
   for (int64_t n : {256, 1024, 2048}) {
     Array a = Array::randn({n, n}, 1), b = Array::randn({n, n}, 2), c({n, n}, DType::f32);
     Variable va(a, false), vb(b, false);
@@ -128,7 +137,7 @@ int main(int argc, char** argv) {
   }
 
   // The generated GEMM (KILN_GEMM=codegen: tiled, vectorized loops, -kiln-tile-matmuls) next to OpenBLAS.
-  {
+  if (want("codegen")) {
     int64_t n = 512;
     Array a = Array::randn({n, n}, 1), b = Array::randn({n, n}, 2), c({n, n}, DType::f32);
     Variable va(a, false), vb(b, false);
@@ -149,7 +158,7 @@ int main(int argc, char** argv) {
   }
 
   // A fused elementwise chain next to a STREAM triad loop.
-  {
+  if (want("elementwise")) {
     int64_t n = 1 << 24;
     Array x = Array::randn({n}, 3);
     Variable vx(x, false);
@@ -164,7 +173,7 @@ int main(int argc, char** argv) {
   }
 
   // Per-step framework overhead on a cache hit, 10-op graph on one element.
-  {
+  if (want("overhead")) {
     Variable x(Array::from({0.5f}, {1}), false);
     double t = time_per_call([&] {
       Variable y = x;
@@ -175,7 +184,7 @@ int main(int argc, char** argv) {
   }
 
   // MLP 784-1000-1000-10, batch 128, SGD: cold compile, warm disk load, step time vs LibTorch.
-  {
+  if (want("mlp")) {
     char dir[] = "/tmp/kiln-bench-cacheXXXXXX";
     setenv("KILN_CACHE_DIR", mkdtemp(dir), 1);
     clear_memory_cache();
@@ -204,7 +213,7 @@ int main(int argc, char** argv) {
 
   // The digits-sized MLP 64-256-256-10, b64, SGD step, always on 1 thread (per-step overhead
   // matters here); LibTorch's figure in KILN_BENCH_TORCH_DIGITS_MS (bench/run.sh).
-  {
+  if (want("digits")) {
     std::string saved = env::get_string("KILN_NUM_THREADS");
     setenv("KILN_NUM_THREADS", "1", 1);
     openblas_set_num_threads(1);
@@ -222,7 +231,7 @@ int main(int argc, char** argv) {
   }
 
   // CNN b64 3x32x32 (conv3x3 32 + relu + maxpool2, conv3x3 64 + relu + maxpool2, linear 10), SGD step.
-  {
+  if (want("cnn")) {
     L::Classifier<CNN> model;
     optimizers::SGD opt(0.01);
     opt.setup(model);

@@ -16,18 +16,24 @@
 #include <vector>
 
 #include "kiln/env.h"
+#include "parallel.h"
 
-namespace {
+namespace kiln::runtime {
 
-using kiln::gemm_abi::StridedMemRef;
-
-// KILN_NUM_THREADS=n (n > 0) also bounds OpenBLAS's threads; applied once.
 void applyThreadSetting() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (int n = kiln::env::num_threads(); n > 0) openblas_set_num_threads(n);
   });
 }
+
+}  // namespace kiln::runtime
+
+namespace {
+
+using kiln::gemm_abi::StridedMemRef;
+
+using kiln::runtime::applyThreadSetting;
 
 // A rows x cols matrix at `data`, element (i, j) at data[i * rs + j * cs].
 template <typename T>

@@ -18,9 +18,10 @@ namespace {
 
 using namespace mlir;
 
+// Contractions, and the filter-gradient generic -kiln-matmul-to-blas calls a library for.
 bool isContraction(Operation* op) {
   auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
-  return linalgOp && linalg::isaContractionOpInterface(linalgOp);
+  return linalgOp && (linalg::isaContractionOpInterface(linalgOp) || op->hasAttr(passes::kConvGradFilterAttr));
 }
 
 // Whether fusing `producer` into `consumer` keeps kiln's kernels whole: a

@@ -85,7 +85,9 @@ std::vector<uint8_t> compile_module(mlir::ModuleOp module, const CompileOptions&
   auto start = Clock::now();
   runStage(module, "lowering kiln to linalg (-kiln-lower-to-linalg)", options,
            [&](mlir::OpPassManager& pm) {
-             if (mlir::failed(lowering->addToPipeline(pm, "", [](const llvm::Twine&) {
+             // KILN_GEMM=blas: convolutions call the runtime's (im2col + BLAS GEMM) too.
+             const char* lowering_options = options.pipeline.gemm_blas ? "conv-calls=true" : "";
+             if (mlir::failed(lowering->addToPipeline(pm, lowering_options, [](const llvm::Twine&) {
                    return mlir::failure();
                  })))
                throw Error("kiln: cpu backend: cannot add -kiln-lower-to-linalg");

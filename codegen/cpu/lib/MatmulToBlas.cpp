@@ -1,10 +1,13 @@
 // -kiln-matmul-to-blas: linalg.matmul / linalg.batch_matmul on f32/f64 memrefs become calls of
-// kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp), whose ABI is kiln/gemm_abi.h.
+// kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp), and so do convolutions
+// (linalg.conv_2d_nchw_fchw, the marked filter-gradient generic: runtime/src/conv_kernels.cpp);
+// their ABI is kiln/gemm_abi.h.
 #include <optional>
 #include <string>
 
 #include "kiln/codegen/cpu.h"
 #include "kiln/gemm_abi.h"
+#include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -95,58 +98,107 @@ linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
   return {};
 }
 
+// What a convolution call needs from its op: the i64 strides and dilations.
+struct ConvCall {
+  bool gradFilter = false;
+  SmallVector<int64_t, 2> strides, dilations;
+};
+
+// linalg.conv_2d_nchw_fchw (x, w -> y), or the generic -kiln-lower-to-linalg
+// marks as a filter gradient (x, gy -> gw), on f32/f64 strided memrefs.
+std::optional<ConvCall> matchConvolution(linalg::LinalgOp op) {
+  ConvCall call;
+  if (auto conv = dyn_cast<linalg::Conv2DNchwFchwOp>(op.getOperation())) {
+    call.strides.assign(conv.getStrides().getValues<int64_t>().begin(), conv.getStrides().getValues<int64_t>().end());
+    call.dilations.assign(conv.getDilations().getValues<int64_t>().begin(),
+                          conv.getDilations().getValues<int64_t>().end());
+  } else if (auto mark = op->getAttrOfType<DictionaryAttr>(passes::kConvGradFilterAttr)) {
+    auto strides = mark.getAs<DenseI64ArrayAttr>("strides"), dilations = mark.getAs<DenseI64ArrayAttr>("dilations");
+    if (!strides || !dilations || strides.size() != 2 || dilations.size() != 2) return std::nullopt;
+    call.gradFilter = true;
+    call.strides.assign(strides.asArrayRef().begin(), strides.asArrayRef().end());
+    call.dilations.assign(dilations.asArrayRef().begin(), dilations.asArrayRef().end());
+  } else {
+    return std::nullopt;
+  }
+  if (!op.hasPureBufferSemantics() || op->getNumOperands() != 3 || call.strides.size() != 2 ||
+      call.dilations.size() != 2)
+    return std::nullopt;
+  auto type = dyn_cast<MemRefType>(op->getOperand(2).getType());
+  if (!type || (!type.getElementType().isF32() && !type.getElementType().isF64())) return std::nullopt;
+  for (Value v : op->getOperands())
+    if (!isBlasOperand(v, 4, type.getElementType())) return std::nullopt;
+  return call;
+}
+
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<linalg::LinalgOp> matmuls;
+    SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) {
-      if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) matmuls.push_back(op);
+      if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) || matchConvolution(op)) ops.push_back(op);
     });
     // Decided before any rewrite (the casts this pass adds are views of C).
     llvm::DenseMap<Operation*, linalg::FillOp> zeroFills;
-    for (linalg::LinalgOp op : matmuls)
+    for (linalg::LinalgOp op : ops)
       if (op.hasPureBufferSemantics() && op->getNumOperands() == 3)
         if (linalg::FillOp fill = zeroFillBefore(op, op->getOperand(2))) zeroFills[op] = fill;
     IRRewriter rewriter(&getContext());
     SymbolTable symbols(module);
     Operation* lastDecl = nullptr;
-    for (linalg::LinalgOp op : matmuls) {
-      bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
-      unsigned rank = batched ? 3 : 2;
+    // The private declaration of `name` (llvm.emit_c_interface), made on first use;
+    // null when the module has a symbol of that name with another type.
+    auto declare = [&](const std::string& name, FunctionType fnType) -> func::FuncOp {
+      auto callee = symbols.lookup<func::FuncOp>(name);
+      if (callee) return callee.getFunctionType() == fnType ? callee : func::FuncOp();
+      // Declarations go first in the module, in the order they are needed.
+      if (lastDecl)
+        rewriter.setInsertionPointAfter(lastDecl);
+      else
+        rewriter.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(rewriter, module.getLoc(), name, fnType);
+      callee.setPrivate();
+      callee->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), rewriter.getUnitAttr());
+      symbols.insert(callee);
+      lastDecl = callee;
+      return callee;
+    };
+    for (linalg::LinalgOp op : ops) {
       if (!op.hasPureBufferSemantics() || op->getNumOperands() != 3) continue;
       Value a = op->getOperand(0), b = op->getOperand(1), c = op->getOperand(2);
       auto cType = dyn_cast<MemRefType>(c.getType());
       if (!cType) continue;
       Type elem = cType.getElementType();
       if (!elem.isF32() && !elem.isF64()) continue;
-      if (!isBlasOperand(a, rank, elem) || !isBlasOperand(b, rank, elem) || !isBlasOperand(c, rank, elem))
-        continue;
-      std::optional<Transposes> t = matchMaps(op, batched);
-      if (!t) continue;
-
-      MemRefType dynType = dynamicStridedType(rank, elem);
-      std::string name =
-          std::string(batched ? gemm_abi::kBatchGemmPrefix : gemm_abi::kGemmPrefix) + elemSuffix(elem);
-      // kiln/gemm_abi.h: memrefs A, B, C, then the i32 flags transpose_a, transpose_b, accumulate.
-      Type i32 = rewriter.getI32Type();
-      SmallVector<Type> params(gemm_abi::kNumMemRefParams, dynType);
-      params.append(gemm_abi::kNumFlagParams, i32);
-      auto fnType = rewriter.getFunctionType(params, {});
-      auto callee = symbols.lookup<func::FuncOp>(name);
-      if (!callee) {
-        // Declarations go first in the module, in the order they are needed.
-        if (lastDecl)
-          rewriter.setInsertionPointAfter(lastDecl);
-        else
-          rewriter.setInsertionPointToStart(module.getBody());
-        callee = func::FuncOp::create(rewriter, module.getLoc(), name, fnType);
-        callee.setPrivate();
-        callee->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), rewriter.getUnitAttr());
-        symbols.insert(callee);
-        lastDecl = callee;
-      } else if (callee.getFunctionType() != fnType) {
-        continue;  // a user symbol of that name: leave the loops
+      Type i32 = rewriter.getI32Type(), i64 = rewriter.getI64Type();
+      std::optional<ConvCall> conv = matchConvolution(op);
+      bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
+      unsigned rank = conv ? 4 : batched ? 3 : 2;
+      std::optional<Transposes> t;
+      if (!conv) {
+        if (!isBlasOperand(a, rank, elem) || !isBlasOperand(b, rank, elem) || !isBlasOperand(c, rank, elem))
+          continue;
+        t = matchMaps(op, batched);
+        if (!t) continue;
       }
+      MemRefType dynType = dynamicStridedType(rank, elem);
+      SmallVector<Type> params;
+      std::string name;
+      if (conv) {
+        // kiln/gemm_abi.h: memrefs (x, w, y) or (x, gy, gw), i64 sh, sw, dh, dw, i32 accumulate.
+        name = std::string(conv->gradFilter ? gemm_abi::kConvGradFilterPrefix : gemm_abi::kConvPrefix) +
+               elemSuffix(elem);
+        params.assign(gemm_abi::kConvNumMemRefParams, dynType);
+        params.append(gemm_abi::kConvNumIndexParams, i64);
+        params.push_back(i32);
+      } else {
+        // kiln/gemm_abi.h: memrefs A, B, C, then the i32 flags transpose_a, transpose_b, accumulate.
+        name = std::string(batched ? gemm_abi::kBatchGemmPrefix : gemm_abi::kGemmPrefix) + elemSuffix(elem);
+        params.assign(gemm_abi::kNumMemRefParams, dynType);
+        params.append(gemm_abi::kNumFlagParams, i32);
+      }
+      func::FuncOp callee = declare(name, rewriter.getFunctionType(params, {}));
+      if (!callee) continue;  // a user symbol of that name: leave the loops
 
       Location loc = op.getLoc();
       rewriter.setInsertionPoint(op);
@@ -155,9 +207,17 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
         return memref::CastOp::create(rewriter, loc, dynType, v);
       };
       auto flag = [&](bool on) -> Value { return arith::ConstantIntOp::create(rewriter, loc, on ? 1 : 0, 32); };
+      auto index = [&](int64_t v) -> Value { return arith::ConstantIntOp::create(rewriter, loc, v, 64); };
       linalg::FillOp fill = zeroFills.lookup(op);
-      SmallVector<Value> args{cast(a), cast(b), cast(c), flag(t->a), flag(t->b), flag(!fill)};
-      assert(args.size() == static_cast<size_t>(gemm_abi::kNumParams) && "kiln/gemm_abi.h arity");
+      SmallVector<Value> args{cast(a), cast(b), cast(c)};
+      if (conv) {
+        for (int64_t v : llvm::concat<int64_t>(conv->strides, conv->dilations)) args.push_back(index(v));
+        args.push_back(flag(!fill));
+        assert(args.size() == static_cast<size_t>(gemm_abi::kConvNumParams) && "kiln/gemm_abi.h arity");
+      } else {
+        args.append({flag(t->a), flag(t->b), flag(!fill)});
+        assert(args.size() == static_cast<size_t>(gemm_abi::kNumParams) && "kiln/gemm_abi.h arity");
+      }
       func::CallOp::create(rewriter, loc, callee, args);
       rewriter.eraseOp(op);
       if (fill) rewriter.eraseOp(fill);

@@ -1,8 +1,11 @@
 // Lowers kiln's contractions: matmul (linalg.matmul / linalg.batch_matmul),
 // conv2d and its gradients (im2col + one linalg.matmul each, a batch_matmul
-// over the groups of a grouped one, a GEMM per image for 1x1 filters), pool2d
+// over the groups of a grouped one, a GEMM per image for 1x1 filters; with
+// conv-calls, linalg.conv_2d_nchw_fchw and a marked filter-gradient generic
+// that the CPU backend turns into calls of kiln's convolutions), pool2d
 // (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic).
 #include "LoweringPatterns.h"
+#include "kiln/passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -243,8 +246,28 @@ Value filterMatrix(OpBuilder& b, Location loc, Value w) {
                                                         type.getElementType()));
 }
 
-struct Conv2DLowering : KilnLowering<Conv2DOp> {
-  using KilnLowering::KilnLowering;
+// The convolution lowerings, which know -kiln-lower-to-linalg's conv-calls option.
+template <typename OpTy>
+struct ConvLowering : KilnLowering<OpTy> {
+  ConvLowering(MLIRContext* ctx, bool convCalls) : KilnLowering<OpTy>(ctx), convCalls(convCalls) {}
+  // Whether a convolution of `groups` groups on `elem` goes to a library call (conv-calls).
+  bool callsLibrary(int64_t groups, Type elem) const { return convCalls && groups == 1 && (elem.isF32() || elem.isF64()); }
+  bool convCalls;
+};
+
+// conv-calls: the convolution of a padded NCHW x with an FCHW filter as
+// linalg.conv_2d_nchw_fchw onto zeros, which -kiln-matmul-to-blas turns into
+// a call of kiln's convolution (im2col + one GEMM over the batch).
+Value namedConvolution(OpBuilder& b, Location loc, Value xPadded, Value w, ArrayRef<int64_t> stride,
+                       ArrayRef<int64_t> dilate, RankedTensorType resultType) {
+  return linalg::Conv2DNchwFchwOp::create(b, loc, TypeRange{resultType}, ValueRange{xPadded, w},
+                                          ValueRange{zeros(b, loc, resultType)}, pairAttr(b, stride),
+                                          pairAttr(b, dilate))
+      .getResult(0);
+}
+
+struct Conv2DLowering : ConvLowering<Conv2DOp> {
+  using ConvLowering::ConvLowering;
   FailureOr<Value> lower(Conv2DOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = cast<RankedTensorType>(op.getType());
@@ -253,6 +276,8 @@ struct Conv2DLowering : KilnLowering<Conv2DOp> {
       return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), false, adaptor.getX(), type);
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
+    if (callsLibrary(op.getGroups(), type.getElementType()))
+      return namedConvolution(rewriter, loc, x, adaptor.getW(), op.getStride(), op.getDilate(), type);
     return convolutionAsGemm(rewriter, loc, x, adaptor.getW(), op.getStride(), op.getDilate(), op.getGroups(), type);
   }
 };
@@ -261,8 +286,8 @@ struct Conv2DLowering : KilnLowering<Conv2DOp> {
 // and padded by the dilated kernel extent - 1 - pad (cropped where that is
 // negative), with the filter flipped spatially and, within each group, its O
 // and C dimensions swapped; the filter's dilation and the groups stay.
-struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
-  using KilnLowering::KilnLowering;
+struct Conv2DGradInputLowering : ConvLowering<Conv2DGradInputOp> {
+  using ConvLowering::ConvLowering;
   FailureOr<Value> lower(Conv2DGradInputOp op, OpAdaptor adaptor,
                          ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
@@ -295,6 +320,8 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
                                                mixedSizes(rewriter, RankedTensorType::get(cropSize, elem)),
                                                indexAttrs(rewriter, {1, 1, 1, 1}));
     Value flipped = flipFilter(rewriter, loc, adaptor.getW(), op.getGroups());
+    if (callsLibrary(op.getGroups(), elem))
+      return namedConvolution(rewriter, loc, dilated, flipped, {1, 1}, dilate, type);
     return convolutionAsGemm(rewriter, loc, dilated, flipped, {1, 1}, dilate, op.getGroups(), type);
   }
 
@@ -324,8 +351,33 @@ struct Conv2DGradInputLowering : KilnLowering<Conv2DGradInputOp> {
 // (c within o's group): GEMMs gy[o, n*oh*ow] * im2col(x)^T per group, over the
 // forward's im2col (which CSE shares). A 1x1 filter on one image at stride 1
 // without padding is one GEMM gy[o, h*w] * x[c, h*w]^T of the tensors as they are.
-struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
-  using KilnLowering::KilnLowering;
+struct Conv2DGradFilterLowering : ConvLowering<Conv2DGradFilterOp> {
+  using ConvLowering::ConvLowering;
+
+  // conv-calls: gw[f, c, i, j] = sum over n, y, x of xpad[n, c, y*s0 + i*d0, x*s1 + j*d1] * gy[n, f, y, x]
+  // as one linalg.generic (loops f c i j | n y x) marked kConvGradFilterAttr for -kiln-matmul-to-blas.
+  static Value markedGradFilter(OpBuilder& b, Location loc, Value xPadded, Value gy, ArrayRef<int64_t> s,
+                                ArrayRef<int64_t> d, RankedTensorType type) {
+    MLIRContext* ctx = b.getContext();
+    SmallVector<AffineExpr> e;
+    for (int64_t i = 0; i < 7; ++i) e.push_back(b.getAffineDimExpr(i));  // f c i j n y x
+    SmallVector<AffineMap> maps{AffineMap::get(7, 0, {e[4], e[1], e[5] * s[0] + e[2] * d[0], e[6] * s[1] + e[3] * d[1]}, ctx),
+                                AffineMap::get(7, 0, {e[4], e[0], e[5], e[6]}, ctx),
+                                AffineMap::get(7, 0, {e[0], e[1], e[2], e[3]}, ctx)};
+    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+    iterators.append(3, utils::IteratorType::reduction);
+    auto generic = linalg::GenericOp::create(
+        b, loc, TypeRange{type}, ValueRange{xPadded, gy}, ValueRange{zeros(b, loc, type)}, maps, iterators,
+        [](OpBuilder& nb, Location l, ValueRange a) {
+          Value product = arith::MulFOp::create(nb, l, a[0], a[1]);
+          linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], product).getResult()});
+        });
+    generic->setAttr(kConvGradFilterAttr,
+                     b.getDictionaryAttr({b.getNamedAttr("strides", b.getDenseI64ArrayAttr(s)),
+                                          b.getNamedAttr("dilations", b.getDenseI64ArrayAttr(d))}));
+    return generic.getResult(0);
+  }
+
   FailureOr<Value> lower(Conv2DGradFilterOp op, OpAdaptor adaptor,
                          ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
@@ -346,6 +398,8 @@ struct Conv2DGradFilterLowering : KilnLowering<Conv2DGradFilterOp> {
     }
     Value zero = scalarConstant(rewriter, loc, elem, 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
+    if (callsLibrary(op.getGroups(), elem))
+      return markedGradFilter(rewriter, loc, x, adaptor.getGy(), op.getStride(), op.getDilate(), type);
     Value cols = im2col(rewriter, loc, x, type.getDimSize(2), type.getDimSize(3), op.getStride(), op.getDilate(),
                         oh, ow);
     Value gyMatrix = reshapeTensor(rewriter, loc, permuteDims(rewriter, loc, adaptor.getGy(), {1, 0, 2, 3}),
@@ -550,9 +604,9 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
 
 }  // namespace
 
-void populateContractionLoweringPatterns(RewritePatternSet& patterns) {
-  patterns.add<MatmulLowering, Conv2DLowering, Conv2DGradInputLowering, Conv2DGradFilterLowering, Pool2DLowering,
-               Pool2DGradLowering>(patterns.getContext());
+void populateContractionLoweringPatterns(RewritePatternSet& patterns, bool convCalls) {
+  patterns.add<MatmulLowering, Pool2DLowering, Pool2DGradLowering>(patterns.getContext());
+  patterns.add<Conv2DLowering, Conv2DGradInputLowering, Conv2DGradFilterLowering>(patterns.getContext(), convCalls);
 }
 
 }  // namespace kiln::passes

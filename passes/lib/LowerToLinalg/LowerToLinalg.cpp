@@ -99,6 +99,7 @@ LogicalResult checkLowerable(func::FuncOp func) {
 
 class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> {
  public:
+  using KilnLowerToLinalgBase::KilnLowerToLinalgBase;
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     // Regions of one iteration space become one kernel each; the others are
@@ -110,7 +111,7 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
     populateElementwiseLoweringPatterns(patterns);
     populateShapeOpLoweringPatterns(patterns);
     populateReductionLoweringPatterns(patterns);
-    populateContractionLoweringPatterns(patterns);
+    populateContractionLoweringPatterns(patterns, convCalls);
     populateGatherScatterRngLoweringPatterns(patterns);
     ConversionTarget target(*ctx);
     target.addIllegalDialect<ir::KilnDialect>();

@@ -14,7 +14,9 @@ namespace kiln::passes {
 void populateElementwiseLoweringPatterns(mlir::RewritePatternSet& patterns);   // Elementwise.cpp
 void populateShapeOpLoweringPatterns(mlir::RewritePatternSet& patterns);       // ShapeOps.cpp
 void populateReductionLoweringPatterns(mlir::RewritePatternSet& patterns);     // Reductions.cpp
-void populateContractionLoweringPatterns(mlir::RewritePatternSet& patterns);   // Contractions.cpp
+// `convCalls`: -kiln-lower-to-linalg's conv-calls option (convolutions as
+// linalg.conv_2d_nchw_fchw and the marked filter-gradient generic).
+void populateContractionLoweringPatterns(mlir::RewritePatternSet& patterns, bool convCalls);  // Contractions.cpp
 void populateGatherScatterRngLoweringPatterns(mlir::RewritePatternSet& patterns);  // GatherScatterRng.cpp
 
 // The scalar computation of an op with ScalarOpInterface on its operands'

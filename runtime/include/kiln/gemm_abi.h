@@ -35,6 +35,19 @@ inline constexpr int kNumMemRefParams = 3;
 inline constexpr int kNumFlagParams = 3;
 inline constexpr int kNumParams = kNumMemRefParams + kNumFlagParams;
 
+// Convolutions (linalg.conv_2d_nchw_fchw, and the filter-gradient generic that
+// -kiln-lower-to-linalg marks with kiln.conv2d_grad_filter): <prefix><f32|f64>,
+// parameters the NCHW memrefs (x, w, y) or (x, gy, gw), then the i64 strides
+// (sh, sw), the i64 dilations (dh, dw) and the i32 accumulate flag. x is padded
+// already: every tap x[n, c, y*sh + i*dh, x*sw + j*dw] is in bounds.
+//   conv2d:             y[n,f,y,x] (+)= sum_{c,i,j} x[n,c,y*sh+i*dh,x*sw+j*dw] * w[f,c,i,j]
+//   conv2d_grad_filter: gw[f,c,i,j] (+)= sum_{n,y,x} x[n,c,y*sh+i*dh,x*sw+j*dw] * gy[n,f,y,x]
+inline constexpr const char* kConvPrefix = "kiln_conv2d_";
+inline constexpr const char* kConvGradFilterPrefix = "kiln_conv2d_grad_filter_";
+inline constexpr int kConvNumMemRefParams = 3;
+inline constexpr int kConvNumIndexParams = 4;
+inline constexpr int kConvNumParams = kConvNumMemRefParams + kConvNumIndexParams + 1;
+
 template <typename R, typename... Args>
 constexpr int arity(R (*)(Args...)) {
   return static_cast<int>(sizeof...(Args));
@@ -59,8 +72,27 @@ void _mlir_ciface_kiln_batch_gemm_f64(kiln::gemm_abi::StridedMemRef<double, 3>* 
                                       kiln::gemm_abi::StridedMemRef<double, 3>* b,
                                       kiln::gemm_abi::StridedMemRef<double, 3>* c, int32_t transpose_a,
                                       int32_t transpose_b, int32_t accumulate);
+void _mlir_ciface_kiln_conv2d_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
+                                  kiln::gemm_abi::StridedMemRef<float, 4>* w,
+                                  kiln::gemm_abi::StridedMemRef<float, 4>* y, int64_t sh, int64_t sw,
+                                  int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_conv2d_f64(kiln::gemm_abi::StridedMemRef<double, 4>* x,
+                                  kiln::gemm_abi::StridedMemRef<double, 4>* w,
+                                  kiln::gemm_abi::StridedMemRef<double, 4>* y, int64_t sh, int64_t sw,
+                                  int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_conv2d_grad_filter_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
+                                              kiln::gemm_abi::StridedMemRef<float, 4>* gy,
+                                              kiln::gemm_abi::StridedMemRef<float, 4>* gw, int64_t sh,
+                                              int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_conv2d_grad_filter_f64(kiln::gemm_abi::StridedMemRef<double, 4>* x,
+                                              kiln::gemm_abi::StridedMemRef<double, 4>* gy,
+                                              kiln::gemm_abi::StridedMemRef<double, 4>* gw, int64_t sh,
+                                              int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
 }
 
+static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_conv2d_f32) == kiln::gemm_abi::kConvNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_conv2d_grad_filter_f64) == kiln::gemm_abi::kConvNumParams,
+              "the convolution declarations and kConvNumParams disagree");
 static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_gemm_f32) == kiln::gemm_abi::kNumParams &&
                   kiln::gemm_abi::arity(&_mlir_ciface_kiln_gemm_f64) == kiln::gemm_abi::kNumParams &&
                   kiln::gemm_abi::arity(&_mlir_ciface_kiln_batch_gemm_f32) == kiln::gemm_abi::kNumParams &&

@@ -22,6 +22,12 @@ namespace kiln::passes {
 inline constexpr llvm::StringLiteral kBatchCandidateAttr = "kiln.batch_candidate";
 inline constexpr llvm::StringLiteral kStateAttr = "kiln.state";
 
+// With -kiln-lower-to-linalg's conv-calls: the mark of the linalg.generic that
+// computes a convolution's filter gradient gw[f,c,i,j] += sum_{n,y,x}
+// xpad[n,c,y*sh+i*dh,x*sw+j*dw] * gy[n,f,y,x] (a dictionary {strides, dilations}
+// of i64 arrays), for a backend that calls a library there instead of the loops.
+inline constexpr llvm::StringLiteral kConvGradFilterAttr = "kiln.conv2d_grad_filter";
+
 // The kernel (kiln.fusion region) an op lowered by -kiln-lower-to-linalg came
 // from: the name its location carries, e.g. "3:contraction:matmul+add+relu
 // (mlp.cpp:41)"; empty for an op of no region. Backends fuse only ops of one kernel.

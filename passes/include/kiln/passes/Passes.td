@@ -79,6 +79,14 @@ def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
     channel dimensions, a gather table, the axis of a concatenation or
     reversal) fail to lower.
   }];
+  let options = [
+    Option<"convCalls", "conv-calls", "bool", /*default=*/"false",
+           "Lower f32/f64 conv2d and its input gradient (one group) to "
+           "linalg.conv_2d_nchw_fchw, and its filter gradient to a linalg.generic "
+           "marked kiln.conv2d_grad_filter, for backends that call a convolution "
+           "library there (the CPU backend with KILN_GEMM=blas: "
+           "-kiln-matmul-to-blas); otherwise im2col + GEMM in linalg">
+  ];
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",
                            "mlir::scf::SCFDialect", "mlir::cf::ControlFlowDialect"];

@@ -140,6 +140,13 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
     filled with zeros (nothing else uses it in between), the fill is removed
     and `accumulate` is 0, so BLAS writes C (beta = 0). Any other
     contraction (broadcast maps, mixed or integer types) is left to the loops.
+
+    Convolutions likewise: `linalg.conv_2d_nchw_fchw` on f32/f64 memrefs and
+    the filter-gradient `linalg.generic` that `-kiln-lower-to-linalg`'s
+    conv-calls option marks `kiln.conv2d_grad_filter` become calls of
+    `kiln_conv2d_<f32|f64>` / `kiln_conv2d_grad_filter_<f32|f64>` (memrefs,
+    i64 strides and dilations, i32 accumulate; im2col + one GEMM over the
+    batch in the runtime).
   }];
   let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];

@@ -1,8 +1,10 @@
-// Datasets (tuple, sub, random split), loaders for digits and MNIST, SerialIterator.
+// Datasets (tuple, sub, transform, concatenated), Chainer's splits, the digits and MNIST
+// loaders, and concat_examples.
 #include "kiln/datasets.h"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -39,7 +41,16 @@ std::vector<Array> TupleDataset::get_example(size_t i) const {
 
 SubDataset::SubDataset(DatasetPtr base, size_t start, size_t finish, std::vector<size_t> order)
     : base_(std::move(base)), start_(start), finish_(finish), order_(std::move(order)) {
-  size_t n = order_.empty() ? base_->size() : order_.size();
+  if (!base_) throw Error("kiln: SubDataset: argument 'dataset' is null");
+  if (!order_.empty() && order_.size() != base_->size())
+    throw Error(fmt::format("kiln: SubDataset: argument 'order' must have the same length as the base dataset: "
+                            "len(order) = {} while len(dataset) = {}",
+                            order_.size(), base_->size()));
+  for (size_t k : order_)
+    if (k >= base_->size())
+      throw Error(fmt::format("kiln: SubDataset: argument 'order' holds index {}, out of range for {} examples", k,
+                              base_->size()));
+  size_t n = base_->size();
   if (start_ > finish_ || finish_ > n)
     throw Error(fmt::format("kiln: SubDataset: range [{}, {}) out of bounds for {} examples", start_, finish_, n));
 }
@@ -50,6 +61,37 @@ std::vector<Array> SubDataset::get_example(size_t i) const {
   return base_->get_example(order_.empty() ? j : order_[j]);
 }
 
+TransformDataset::TransformDataset(DatasetPtr dataset, Transform transform)
+    : dataset_(std::move(dataset)), transform_(std::move(transform)) {
+  if (!dataset_) throw Error("kiln: TransformDataset: argument 'dataset' is null");
+  if (!transform_) throw Error("kiln: TransformDataset: argument 'transform' is empty");
+}
+
+std::vector<Array> TransformDataset::get_example(size_t i) const {
+  if (i >= size())
+    throw Error(fmt::format("kiln: TransformDataset: index {} out of range ({} examples)", i, size()));
+  return transform_(dataset_->get_example(i));
+}
+
+ConcatenatedDataset::ConcatenatedDataset(std::vector<DatasetPtr> datasets) : datasets_(std::move(datasets)) {
+  for (size_t k = 0; k < datasets_.size(); ++k) {
+    if (!datasets_[k]) throw Error(fmt::format("kiln: ConcatenatedDataset: argument 'datasets[{}]' is null", k));
+    size_ += datasets_[k]->size();
+  }
+}
+
+std::vector<Array> ConcatenatedDataset::get_example(size_t i) const {
+  if (i >= size_)
+    throw Error(fmt::format("kiln: ConcatenatedDataset: index {} out of range ({} examples)", i, size_));
+  for (const DatasetPtr& d : datasets_) {
+    if (i < d->size()) return d->get_example(i);
+    i -= d->size();
+  }
+  throw Error("kiln: ConcatenatedDataset: internal error: index past the datasets");
+}
+
+namespace detail {
+
 static uint64_t next_random(uint64_t& state) {
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -57,22 +99,102 @@ static uint64_t next_random(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-static std::vector<size_t> permutation(size_t n, uint64_t& state) {
+std::vector<size_t> shuffled_indices(size_t n, uint64_t& state) {
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[next_random(state) % i]);
   return order;
 }
 
-std::pair<std::shared_ptr<SubDataset>, std::shared_ptr<SubDataset>> split_dataset_random(
-    DatasetPtr dataset, size_t first_size, uint64_t seed) {
-  if (first_size > dataset->size())
-    throw Error(fmt::format("kiln: split_dataset_random: first_size {} exceeds the dataset size {}",
-                            first_size, dataset->size()));
+}  // namespace detail
+
+std::vector<size_t> random_permutation(size_t n, uint64_t seed) {
   uint64_t state = seed;
-  std::vector<size_t> order = permutation(dataset->size(), state);
-  return {std::make_shared<SubDataset>(dataset, 0, first_size, order),
-          std::make_shared<SubDataset>(dataset, first_size, dataset->size(), order)};
+  return detail::shuffled_indices(n, state);
+}
+
+static void check_dataset(const DatasetPtr& dataset, const char* function) {
+  if (!dataset) throw Error(fmt::format("kiln: {}: argument 'dataset' is null", function));
+}
+
+std::pair<SubDatasetPtr, SubDatasetPtr> split_dataset(DatasetPtr dataset, size_t split_at,
+                                                      std::vector<size_t> order) {
+  check_dataset(dataset, "split_dataset");
+  size_t n = dataset->size();
+  if (split_at > n)
+    throw Error(fmt::format("kiln: split_dataset: argument 'split_at' ({}) exceeds the dataset size {}", split_at, n));
+  if (!order.empty() && order.size() != n)
+    throw Error(fmt::format("kiln: split_dataset: argument 'order' must have the same length as the dataset: "
+                            "len(order) = {} while len(dataset) = {}",
+                            order.size(), n));
+  return {std::make_shared<SubDataset>(dataset, 0, split_at, order),
+          std::make_shared<SubDataset>(dataset, split_at, n, order)};
+}
+
+std::pair<SubDatasetPtr, SubDatasetPtr> split_dataset_random(DatasetPtr dataset, size_t first_size,
+                                                             uint64_t seed) {
+  check_dataset(dataset, "split_dataset_random");
+  if (first_size > dataset->size())
+    throw Error(fmt::format("kiln: split_dataset_random: argument 'first_size' ({}) exceeds the dataset size {}",
+                            first_size, dataset->size()));
+  return split_dataset(dataset, first_size, random_permutation(dataset->size(), seed));
+}
+
+static std::vector<SubDatasetPtr> split_n(const DatasetPtr& dataset, size_t n, const std::vector<size_t>& order,
+                                          const char* function) {
+  check_dataset(dataset, function);
+  if (n == 0) throw Error(fmt::format("kiln: {}: argument 'n' must be positive, got 0", function));
+  if (!order.empty() && order.size() != dataset->size())
+    throw Error(fmt::format("kiln: {}: argument 'order' must have the same length as the dataset: "
+                            "len(order) = {} while len(dataset) = {}",
+                            function, order.size(), dataset->size()));
+  size_t sub_size = dataset->size() / n;
+  std::vector<SubDatasetPtr> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(std::make_shared<SubDataset>(dataset, sub_size * i, sub_size * (i + 1), order));
+  return out;
+}
+
+std::vector<SubDatasetPtr> split_dataset_n(DatasetPtr dataset, size_t n, std::vector<size_t> order) {
+  return split_n(dataset, n, order, "split_dataset_n");
+}
+
+std::vector<SubDatasetPtr> split_dataset_n_random(DatasetPtr dataset, size_t n, uint64_t seed) {
+  check_dataset(dataset, "split_dataset_n_random");
+  return split_n(dataset, n, random_permutation(dataset->size(), seed), "split_dataset_n_random");
+}
+
+std::vector<std::pair<SubDatasetPtr, SubDatasetPtr>> get_cross_validation_datasets(DatasetPtr dataset,
+                                                                                   size_t n_folds,
+                                                                                   std::vector<size_t> order) {
+  check_dataset(dataset, "get_cross_validation_datasets");
+  size_t whole = dataset->size();
+  if (n_folds == 0) throw Error("kiln: get_cross_validation_datasets: argument 'n_folds' must be positive, got 0");
+  if (order.empty()) {
+    order.resize(whole);
+    std::iota(order.begin(), order.end(), 0);
+  } else if (order.size() != whole) {
+    throw Error(fmt::format("kiln: get_cross_validation_datasets: argument 'order' must have the same length as "
+                            "the dataset: len(order) = {} while len(dataset) = {}",
+                            order.size(), whole));
+  }
+  std::vector<size_t> test_sizes;
+  for (size_t i = 0; i < n_folds; ++i) test_sizes.push_back(whole * (i + 1) / n_folds - whole * i / n_folds);
+  std::vector<std::pair<SubDatasetPtr, SubDatasetPtr>> splits;
+  for (auto it = test_sizes.rbegin(); it != test_sizes.rend(); ++it) {
+    size_t test_size = *it;
+    splits.push_back(split_dataset(dataset, whole - test_size, order));
+    // Rotate right by test_size: the next test set is the block before this one.
+    std::rotate(order.begin(), order.end() - static_cast<std::ptrdiff_t>(test_size), order.end());
+  }
+  return splits;
+}
+
+std::vector<std::pair<SubDatasetPtr, SubDatasetPtr>> get_cross_validation_datasets_random(DatasetPtr dataset,
+                                                                                          size_t n_folds,
+                                                                                          uint64_t seed) {
+  check_dataset(dataset, "get_cross_validation_datasets_random");
+  return get_cross_validation_datasets(dataset, n_folds, random_permutation(dataset->size(), seed));
 }
 
 // Reads a whole file, gunzipping when it is gzip-compressed (gzread passes plain files through).
@@ -178,74 +300,99 @@ std::shared_ptr<TupleDataset> load_mnist(const std::string& dir, bool train) {
 
 }  // namespace datasets
 
-std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch) {
-  if (batch.empty()) throw Error("kiln: concat_examples: empty batch");
-  std::vector<Array> out;
-  for (size_t j = 0; j < batch[0].size(); ++j) {
-    const Array& first = batch[0][j];
-    Shape s = first.shape();
-    s.insert(s.begin(), static_cast<int64_t>(batch.size()));
-    Array a(s, first.dtype());
-    size_t bytes = first.nbytes();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Array& e = batch[i].at(j);
-      if (e.shape() != first.shape() || e.dtype() != first.dtype())
-        throw Error(fmt::format("kiln: concat_examples: example {} item {} has shape {} {}, expected {} {}", i, j,
-                                shape_str(e.shape()), dtype_name(e.dtype()), shape_str(first.shape()),
-                                dtype_name(first.dtype())));
-      std::memcpy(static_cast<uint8_t*>(a.raw_data()) + i * bytes, e.raw_data(), bytes);
+static void check_batch(const std::vector<std::vector<Array>>& batch, const char* function) {
+  if (batch.empty()) throw Error(fmt::format("kiln: {}: argument 'batch' is empty", function));
+  for (size_t i = 1; i < batch.size(); ++i)
+    if (batch[i].size() != batch[0].size())
+      throw Error(fmt::format("kiln: {}: argument 'batch': example {} holds {} arrays, expected {} like example 0",
+                              function, i, batch[i].size(), batch[0].size()));
+}
+
+static void check_device(int device, const char* function) {
+  if (device >= 0)
+    throw Error(fmt::format("kiln: {}: argument 'device' is {} (a GPU), but kiln's arrays are host arrays; use "
+                            "-1 (the host)",
+                            function, device));
+  if (device < -1) throw Error(fmt::format("kiln: {}: argument 'device' must be -1 (the host) or a GPU id, got {}",
+                                           function, device));
+}
+
+// result[j] of concat_examples: examples stacked; with `padding`, each example copied into the
+// leading corner of the elementwise largest shape, the rest filled with the padding value.
+static Array concat_item(const std::vector<std::vector<Array>>& batch, size_t j, std::optional<double> padding) {
+  const Array& first = batch[0][j];
+  Shape inner = first.shape();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Array& e = batch[i][j];
+    bool same_rank = e.ndim() == first.ndim();
+    if (e.dtype() != first.dtype() || !same_rank || (!padding && e.shape() != first.shape()))
+      throw Error(fmt::format("kiln: concat_examples: argument 'batch': batch[{}][{}] has shape {} {}, expected {} {} "
+                              "like batch[0][{}]{}",
+                              i, j, shape_str(e.shape()), dtype_name(e.dtype()), shape_str(first.shape()),
+                              dtype_name(first.dtype()), j,
+                              padding || !same_rank ? "" : " (give a padding value for variable-length examples)"));
+    for (size_t d = 0; d < inner.size(); ++d) inner[d] = std::max(inner[d], e.shape()[d]);
+  }
+  Shape s = inner;
+  s.insert(s.begin(), static_cast<int64_t>(batch.size()));
+  const size_t item = dtype_size(first.dtype());
+  Array out = padding ? Array::full(s, *padding, first.dtype()) : Array(s, first.dtype());
+  const size_t stride = static_cast<size_t>(shape_size(inner)) * item;
+  uint8_t* dst = static_cast<uint8_t*>(out.raw_data());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Array& e = batch[i][j];
+    const uint8_t* src = static_cast<const uint8_t*>(e.raw_data());
+    if (e.shape() == inner) {
+      std::memcpy(dst + i * stride, src, e.nbytes());
+      continue;
     }
-    out.push_back(a);
+    // Copy row by row (the last dimension contiguous) into the padded block.
+    if (e.size() == 0) continue;
+    const size_t nd = inner.size();
+    const size_t row = static_cast<size_t>(e.shape()[nd - 1]) * item;
+    const int64_t rows = e.size() / e.shape()[nd - 1];
+    std::vector<int64_t> index(nd, 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      size_t offset = 0;
+      for (size_t d = 0; d + 1 < nd; ++d) offset = offset * static_cast<size_t>(inner[d]) + static_cast<size_t>(index[d]);
+      offset *= static_cast<size_t>(inner[nd - 1]);
+      std::memcpy(dst + i * stride + offset * item, src + static_cast<size_t>(r) * row, row);
+      for (size_t d = nd - 1; d-- > 0;) {
+        if (++index[d] < e.shape()[d]) break;
+        index[d] = 0;
+      }
+    }
   }
   return out;
 }
 
-namespace iterators {
-
-SerialIterator::SerialIterator(datasets::DatasetPtr dataset, size_t batch_size, bool repeat, bool shuffle,
-                               uint64_t seed)
-    : dataset_(std::move(dataset)), batch_size_(batch_size), repeat_(repeat), shuffle_(shuffle), rng_(seed) {
-  if (batch_size_ == 0) throw Error("kiln: SerialIterator: batch_size must be positive");
-  if (dataset_->size() == 0) throw Error("kiln: SerialIterator: the dataset is empty");
-  reset();
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch) {
+  check_batch(batch, "concat_examples");
+  std::vector<Array> out;
+  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, std::nullopt));
+  return out;
 }
 
-void SerialIterator::shuffle_order() {
-  order_.resize(dataset_->size());
-  std::iota(order_.begin(), order_.end(), 0);
-  if (shuffle_) order_ = datasets::permutation(dataset_->size(), rng_);
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
+                                   std::optional<double> padding) {
+  check_device(device, "concat_examples");
+  check_batch(batch, "concat_examples");
+  std::vector<Array> out;
+  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding));
+  return out;
 }
 
-void SerialIterator::reset() {
-  epoch = 0;
-  position_ = 0;
-  is_new_epoch = false;
-  shuffle_order();
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
+                                   const std::vector<double>& padding) {
+  check_device(device, "concat_examples");
+  check_batch(batch, "concat_examples");
+  if (padding.size() != batch[0].size())
+    throw Error(fmt::format("kiln: concat_examples: argument 'padding' holds {} values, expected one per array of an "
+                            "example ({})",
+                            padding.size(), batch[0].size()));
+  std::vector<Array> out;
+  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding[j]));
+  return out;
 }
 
-bool SerialIterator::exhausted() const { return !repeat_ && epoch > 0; }
-
-double SerialIterator::epoch_detail() const {
-  return static_cast<double>(epoch) + static_cast<double>(position_) / static_cast<double>(dataset_->size());
-}
-
-std::vector<std::vector<Array>> SerialIterator::next() {
-  if (exhausted()) throw Error("kiln: SerialIterator: no more batches (repeat = false and the epoch is over)");
-  std::vector<std::vector<Array>> batch;
-  size_t n = dataset_->size();
-  size_t start_epoch = static_cast<size_t>(epoch);
-  while (batch.size() < batch_size_) {
-    batch.push_back(dataset_->get_example(order_[position_]));
-    if (++position_ == n) {
-      position_ = 0;
-      ++epoch;
-      if (!repeat_) break;
-      shuffle_order();
-    }
-  }
-  is_new_epoch = static_cast<size_t>(epoch) > start_epoch;
-  return batch;
-}
-
-}  // namespace iterators
 }  // namespace kiln

@@ -272,13 +272,13 @@ std::optional<std::pair<int64_t, std::string>> EarlyStoppingTrigger::training_le
 
 Updater::~Updater() = default;
 
-StandardUpdater::StandardUpdater(iterators::SerialIterator iterator, optimizers::Optimizer& optimizer,
+StandardUpdater::StandardUpdater(iterators::IteratorHandle iterator, optimizers::Optimizer& optimizer,
                                  LossFunc loss_func, Converter converter)
-    : iterator_(iterator),
-      initial_iterator_(std::move(iterator)),
+    : iterator_(std::move(iterator)),
       optimizer_(&optimizer),
       loss_func_(std::move(loss_func)),
       converter_(std::move(converter)) {
+  if (!iterator_) throw Error("kiln: StandardUpdater: argument 'iterator' is null");
   if (!optimizer.is_setup())
     throw Error("kiln: StandardUpdater: call optimizer.setup(model) before creating the updater");
   if (!loss_func_) throw Error("kiln: StandardUpdater: no model or loss function given");
@@ -290,16 +290,30 @@ optimizers::Optimizer& StandardUpdater::get_optimizer(const std::string& name) {
   return *optimizer_;
 }
 
-iterators::SerialIterator& StandardUpdater::get_iterator(const std::string& name) {
+iterators::Iterator& StandardUpdater::get_iterator(const std::string& name) {
   if (name != "main") throw Error("kiln: StandardUpdater: no iterator named '" + name + "'");
-  return iterator_;
+  return *iterator_;
+}
+
+std::vector<Array> StandardUpdater::convert(const iterators::Batch& batch) const {
+  try {
+    return converter_(batch);
+  } catch (const Error& e) {
+    throw Error(fmt::format("kiln: StandardUpdater: the batch of iterator 'main' at iteration {} cannot be "
+                            "converted: {}",
+                            iteration_, e.what()));
+  }
 }
 
 void StandardUpdater::update() {
-  previous_epoch_detail_ = iterator_.epoch_detail();
-  auto batch = iterator_.next();
-  ++batches_;
-  std::vector<Array> arrays = converter_(batch);
+  previous_epoch_detail_ = iterator_->epoch_detail();
+  update_core();
+  ++iteration_;
+}
+
+void StandardUpdater::update_core() {
+  auto batch = iterator_->next();
+  std::vector<Array> arrays = convert(batch);
   std::vector<Variable> inputs;
   inputs.reserve(arrays.size());
   for (const Array& a : arrays) inputs.emplace_back(a, /*requires_grad=*/false);
@@ -307,15 +321,12 @@ void StandardUpdater::update() {
     auto observer = Reporter::observe("main");
     optimizer_->update([&] { return loss_func_(inputs); });
   }
-  if (iterator_.is_new_epoch) optimizer_->new_epoch();
-  ++iteration_;
+  if (iterator_->is_new_epoch) optimizer_->new_epoch();
 }
 
 void StandardUpdater::serialize(ArrayMap& out, const std::string& prefix) {
   out[prefix + "iteration"] = Array::scalar<int64_t>(iteration_);
-  out[prefix + "iterator:main/epoch"] = Array::scalar<int64_t>(iterator_.epoch);
-  out[prefix + "iterator:main/is_new_epoch"] = Array::scalar<bool>(iterator_.is_new_epoch);
-  out[prefix + "iterator:main/batches"] = Array::scalar<int64_t>(batches_);
+  iterator_->serialize(out, prefix + "iterator:main/");
   out[prefix + "iterator:main/previous_epoch_detail"] = Array::scalar<double>(previous_epoch_detail_);
   for (auto& [k, v] : serializers::to_arrays(optimizer_->target(), prefix + "model:main/")) out[k] = v;
   for (auto& [k, v] : serializers::to_arrays(*optimizer_, prefix + "optimizer:main/")) out[k] = v;
@@ -323,26 +334,17 @@ void StandardUpdater::serialize(ArrayMap& out, const std::string& prefix) {
 
 void StandardUpdater::deserialize(const ArrayMap& in, const std::string& prefix, const std::string& file) {
   int64_t iteration = get_int(in, prefix + "iteration", file);
-  int64_t batches = get_int(in, prefix + "iterator:main/batches", file);
-  int64_t epoch = get_int(in, prefix + "iterator:main/epoch", file);
-  if (iteration < 0 || batches < 0)
-    throw Error(fmt::format("kiln: load_snapshot: '{}': negative iteration count", file));
+  if (iteration < 0) throw Error(fmt::format("kiln: load_snapshot: '{}': negative iteration count", file));
   // Model first: lazy parameters take their shapes, then the optimizer state can attach to them.
   serializers::from_arrays(in, optimizer_->target(), prefix + "model:main/", true, file);
   serializers::from_arrays(in, *optimizer_, prefix + "optimizer:main/", true, file);
-  iterators::SerialIterator it = initial_iterator_;
-  double prev = it.epoch_detail();
-  for (int64_t i = 0; i < batches; ++i) {
-    prev = it.epoch_detail();
-    it.next();
+  try {
+    iterator_->deserialize(in, prefix + "iterator:main/");
+  } catch (const Error& e) {
+    throw Error(fmt::format("kiln: load_snapshot: '{}': {}", file, e.what()));
   }
-  if (it.epoch != epoch)
-    throw Error(fmt::format("kiln: load_snapshot: '{}': the iterator replayed to epoch {} but the snapshot is at "
-                            "epoch {} (a different dataset or batch size?)",
-                            file, it.epoch, epoch));
-  iterator_ = it;
-  batches_ = batches;
-  previous_epoch_detail_ = get_double(in, prefix + "iterator:main/previous_epoch_detail", prev);
+  previous_epoch_detail_ =
+      get_double(in, prefix + "iterator:main/previous_epoch_detail", iterator_->epoch_detail());
   iteration_ = iteration;
 }
 

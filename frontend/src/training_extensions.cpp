@@ -77,23 +77,38 @@ std::string format_filename(const std::string& pattern, const Trainer& trainer) 
 
 // ---- Evaluator --------------------------------------------------------------------
 
-Evaluator::Evaluator(iterators::SerialIterator iterator, LossFunc eval_func, Converter converter, std::string name)
+Evaluator::Evaluator(iterators::IteratorHandle iterator, LossFunc eval_func, Converter converter, std::string name,
+                     EvalHook eval_hook)
     : iterator_(std::move(iterator)), eval_func_(std::move(eval_func)), converter_(std::move(converter)),
-      name_(std::move(name)) {
+      name_(std::move(name)), eval_hook_(std::move(eval_hook)) {
+  if (!iterator_) throw Error("kiln: Evaluator: argument 'iterator' is null");
   if (!eval_func_) throw Error("kiln: Evaluator: no model or evaluation function given");
   if (!converter_) converter_ = [](const std::vector<std::vector<Array>>& b) { return concat_examples(b); };
 }
 
+iterators::Iterator& Evaluator::get_iterator(const std::string& name) {
+  if (name != "main") throw Error("kiln: Evaluator: no iterator named '" + name + "'");
+  return *iterator_;
+}
+
 std::map<std::string, double> Evaluator::evaluate() {
+  if (eval_hook_) eval_hook_(*this);
   auto no_train = using_config("train", false);
   auto no_backprop = using_config("enable_backprop", false);
-  // A fresh pass every time (Chainer copies or resets the iterator).
-  iterators::SerialIterator it = iterator_;
+  // A fresh pass every time (Chainer resets the iterator).
+  iterators::Iterator& it = *iterator_;
+  it.reset();
   DictSummary summary;
   std::string observer = name_.empty() ? "main" : name_ + "/main";
   while (!it.exhausted()) {
     auto batch = it.next();
-    std::vector<Array> arrays = converter_(batch);
+    std::vector<Array> arrays;
+    try {
+      arrays = converter_(batch);
+    } catch (const Error& e) {
+      throw Error(fmt::format("kiln: Evaluator '{}': a batch of iterator 'main' cannot be converted: {}", name_,
+                              e.what()));
+    }
     std::vector<Variable> inputs;
     for (const Array& a : arrays) inputs.emplace_back(a, false);
     Observation observation;

@@ -260,39 +260,52 @@ class Updater {
 // loss = loss_func(inputs), backward, update -- with report() writing under the
 // observer "main". The model is the optimizer's target: pass it (or a loss
 // function) as the third argument; it is kept by reference.
+// The iterator is any iterators::Iterator: a value (SerialIterator, a user subclass) is
+// copied or moved in; a std::shared_ptr is shared with the caller.
+// Another step (Chainer's BPTTUpdater of the ptb example) overrides update_core() and
+// reads get_iterator(), get_optimizer(), converter() and loss_func().
 class StandardUpdater : public Updater {
  public:
-  StandardUpdater(iterators::SerialIterator iterator, optimizers::Optimizer& optimizer, LossFunc loss_func,
+  StandardUpdater(iterators::IteratorHandle iterator, optimizers::Optimizer& optimizer, LossFunc loss_func,
                   Converter converter = nullptr);
   template <class Model, std::enable_if_t<!std::is_convertible_v<Model&, LossFunc> ||
                                               std::is_base_of_v<Link, Model>,
                                           int> = 0>
-  StandardUpdater(iterators::SerialIterator iterator, optimizers::Optimizer& optimizer, Model& model,
+  StandardUpdater(iterators::IteratorHandle iterator, optimizers::Optimizer& optimizer, Model& model,
                   Converter converter = nullptr)
       : StandardUpdater(std::move(iterator), optimizer, as_loss_func(model), std::move(converter)) {}
 
+  // Chainer's update(): update_core(), then the iteration count + 1.
   void update() override;
+  // One training step from the next batch (see the class comment). A batch the converter
+  // rejects (e.g. examples of different shapes) throws kiln::Error naming the iterator.
+  virtual void update_core();
   int64_t iteration() const override { return iteration_; }
-  int64_t epoch() const override { return iterator_.epoch; }
-  double epoch_detail() const override { return iterator_.epoch_detail(); }
+  int64_t epoch() const override { return iterator_->epoch; }
+  double epoch_detail() const override { return iterator_->epoch_detail(); }
   double previous_epoch_detail() const override { return previous_epoch_detail_; }
-  bool is_new_epoch() const override { return iterator_.is_new_epoch; }
+  bool is_new_epoch() const override { return iterator_->is_new_epoch; }
   optimizers::Optimizer& get_optimizer(const std::string& name = "main") override;
-  iterators::SerialIterator& get_iterator(const std::string& name = "main");
-  // Keys (Chainer's layout under `prefix`): iteration, iterator:main/{epoch, is_new_epoch,
-  // batches, previous_epoch_detail}, model:main/..., optimizer:main/...
+  iterators::Iterator& get_iterator(const std::string& name = "main");
+  const Converter& converter() const { return converter_; }
+  const LossFunc& loss_func() const { return loss_func_; }
+  // Converts a batch with converter(); errors name the updater and the iterator.
+  std::vector<Array> convert(const iterators::Batch& batch) const;
+  // Keys (Chainer's layout under `prefix`): iteration, iterator:main/... (the iterator's
+  // serialize(), e.g. SerialIterator's current_position, epoch, is_new_epoch, order) and
+  // iterator:main/previous_epoch_detail, model:main/..., optimizer:main/...
   void serialize(ArrayMap& out, const std::string& prefix) override;
-  // Restores the model, then the optimizer, then the iterator (replayed from its
-  // state at construction to the saved number of batches, so shuffling continues
-  // identically), then the iteration count.
+  // Restores the model, then the optimizer, then the iterator (its deserialize()), then
+  // the iteration count.
   void deserialize(const ArrayMap& in, const std::string& prefix, const std::string& file) override;
+  void finalize() override { iterator_->finalize(); }
 
  private:
-  iterators::SerialIterator iterator_, initial_iterator_;
+  iterators::IteratorHandle iterator_;
   optimizers::Optimizer* optimizer_;
   LossFunc loss_func_;
   Converter converter_;
-  int64_t iteration_ = 0, batches_ = 0;
+  int64_t iteration_ = 0;
   double previous_epoch_detail_ = 0;
 };
 
@@ -419,31 +432,39 @@ void load_snapshot(const std::string& path, Trainer& trainer);
 
 namespace extensions {
 
-// Evaluates `model` on every batch of `iterator` (a fresh pass each time) with
-// train=false and enable_backprop=false, reporting under "<name>/main" and
-// returning the means over batches ("validation/main/loss", ...).
+// Evaluates `model` on every batch of `iterator` (a fresh pass each time: eval_hook(*this)
+// if given, then iterator.reset(), then batches until the iterator is exhausted or an
+// epoch ends) with train=false and enable_backprop=false, reporting under "<name>/main"
+// and returning the means over batches ("validation/main/loss", ...). The iterator is
+// any iterators::Iterator (a value is copied in, a std::shared_ptr shared); eval_hook
+// is Chainer's (e.g. resetting an RNN's state before the pass).
 class Evaluator : public Extension {
  public:
-  Evaluator(iterators::SerialIterator iterator, LossFunc eval_func, Converter converter = nullptr,
-            std::string name = "validation");
+  using EvalHook = std::function<void(Evaluator&)>;
+  Evaluator(iterators::IteratorHandle iterator, LossFunc eval_func, Converter converter = nullptr,
+            std::string name = "validation", EvalHook eval_hook = nullptr);
   template <class Model, std::enable_if_t<!std::is_convertible_v<Model&, LossFunc> ||
                                               std::is_base_of_v<Link, Model>,
                                           int> = 0>
-  Evaluator(iterators::SerialIterator iterator, Model& model, Converter converter = nullptr,
-            std::string name = "validation")
-      : Evaluator(std::move(iterator), as_loss_func(model), std::move(converter), std::move(name)) {}
+  Evaluator(iterators::IteratorHandle iterator, Model& model, Converter converter = nullptr,
+            std::string name = "validation", EvalHook eval_hook = nullptr)
+      : Evaluator(std::move(iterator), as_loss_func(model), std::move(converter), std::move(name),
+                  std::move(eval_hook)) {}
 
   std::map<std::string, double> evaluate();
   void operator()(Trainer& trainer) override;
   std::string default_name() const override { return name_; }
   Trigger default_trigger() const override { return Trigger(1, "epoch"); }
   int priority() const override { return PRIORITY_WRITER; }
+  void finalize(Trainer&) override { iterator_->finalize(); }
+  iterators::Iterator& get_iterator(const std::string& name = "main");
 
  private:
-  iterators::SerialIterator iterator_;
+  iterators::IteratorHandle iterator_;
   LossFunc eval_func_;
   Converter converter_;
   std::string name_;
+  EvalHook eval_hook_;
 };
 
 // Accumulates the observations every iteration; when `trigger` fires, appends

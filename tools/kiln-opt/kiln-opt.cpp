@@ -1,5 +1,6 @@
 // kiln-opt: mlir-opt with the kiln dialect and kiln's passes registered.
 #include "kiln/codegen/cpu.h"
+#include "kiln/codegen/cuda.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   mlir::registerTransformsPasses();  // canonicalize, cse, ...
   kiln::passes::registerKilnPipelines();
   kiln::cpu::registerCpuPipelines();
+  kiln::cuda::registerCudaPasses();  // -kiln-emit-cuda
   mlir::DialectRegistry registry;
   registry.insert<kiln::ir::KilnDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
                   mlir::linalg::LinalgDialect, mlir::math::MathDialect, mlir::scf::SCFDialect,

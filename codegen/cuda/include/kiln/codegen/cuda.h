@@ -1,0 +1,142 @@
+// The CUDA backend's code generator: kiln.fusion regions as CUDA C++ kernels,
+// compiled by NVRTC for a GPU or by the host compiler for the SIMT emulator.
+//
+// emitProgram() turns a function after -kiln-fuse into one CUDA C++ translation
+// unit: one `extern "C" __global__` kernel per kiln.fusion region (and one per
+// op outside a region), named after the region (kiln.kernel names such as
+// "3:contraction:matmul+add+relu (mlp.cpp:41)"), plus a host plan: which
+// buffers each kernel reads and writes and how it is launched. The plan holds
+// no MLIR, so a runtime can launch it without the compiler.
+//
+// Kernel shapes: an elementwise region is a grid-stride loop (128-bit vector
+// loads and stores when every operand is read whole and is 16-byte aligned);
+// a reduction region is one block per output row, with warp shuffles and
+// shared memory (softmax, log_softmax, cross entropy in one kernel); a
+// matmul region is a tiled shared-memory GEMM with the region's elementwise
+// epilogue applied to the accumulators; convolutions, pooling, gathers and
+// layout ops are generated loops. Every kernel takes its buffers in plan
+// order and `long long batch`, the run-time size of the symbolic dimension.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/dtype.h"
+
+namespace mlir {
+class ModuleOp;
+namespace func {
+class FuncOp;
+}
+}  // namespace mlir
+
+namespace kiln::cuda {
+
+// A size known up to the batch: `factor * batch^batch_power`.
+struct Extent {
+  int64_t factor = 1;
+  int batch_power = 0;
+  int64_t at(int64_t batch) const {
+    int64_t n = factor;
+    for (int i = 0; i < batch_power; ++i) n *= batch;
+    return n;
+  }
+};
+
+// One buffer of the plan: a function argument, a kernel's output or a constant.
+struct BufferInfo {
+  std::vector<int64_t> shape;  // -1: the batch size
+  DType dtype = DType::f32;
+  int argument = -1;           // the function argument it is, or -1
+};
+
+// How a kernel is launched.
+enum class LaunchKind {
+  Elements,  // grid-stride over `work` elements: grid = ceil(work / block)
+  Rows,      // one block per row, `work` rows
+  Tiles,     // 2-d tiles of `tile` x `tile`: grid (ceil(cols / tile), ceil(rows / tile), count)
+};
+
+struct KernelInfo {
+  std::string name;    // the C identifier of the __global__ function
+  std::string label;   // the region's kernel name (kernelOf), for errors and profiles
+  std::string shape;   // "elementwise", "elementwise-vectorized", "row-reduction", "gemm", "loops"
+  LaunchKind launch = LaunchKind::Elements;
+  unsigned block = 256;  // threads per block (x); Tiles: block x block threads
+  Extent work;           // Elements: elements; Rows: rows; Tiles: columns
+  Extent rows, count;    // Tiles only: rows and the number of matrices (grid z)
+  int tile = 64;
+  std::vector<int> inputs, outputs;  // buffer indices, in parameter order (inputs first)
+  int first_line = 0, last_line = 0; // lines of `source` holding this kernel (1-based)
+};
+
+struct Program {
+  std::string source;               // one CUDA C++ translation unit
+  std::vector<BufferInfo> buffers;  // arguments first, in order
+  std::vector<KernelInfo> kernels;  // in launch order
+  std::vector<int> results;         // buffer of each function result
+  int num_arguments = 0;
+};
+
+// The program of `func` (kiln ops after -kiln-fuse; fusion regions optional).
+// Throws kiln::Error naming the op for an op the emitter does not implement.
+Program emitProgram(mlir::func::FuncOp func);
+
+// The label of the kernel holding source line `line`, or "" (for NVRTC logs).
+std::string kernelAtLine(const Program& program, int line);
+
+// Registers -kiln-emit-cuda (prints each function's program, for kiln-opt and lit).
+void registerCudaPasses();
+
+// ---- NVRTC (libnvrtc loaded with dlopen; no GPU needed) ----
+
+struct NvrtcOutput {
+  std::string arch;            // "sm_90"
+  std::vector<char> cubin;     // when a real architecture was asked for
+  std::string ptx;             // always
+  std::string log;             // NVRTC's log (warnings)
+};
+
+// Whether libnvrtc can be loaded here, and its version ("13.0"); "" when not.
+bool nvrtcAvailable();
+std::string nvrtcVersion();
+// Compiles `program.source` for `arch` ("sm_80", "sm_90", or "compute_90" for PTX
+// only). A failed compile throws kiln::Error naming the kernel(s) of the lines
+// NVRTC reports, the path where the source was written and NVRTC's log.
+NvrtcOutput nvrtcCompile(const Program& program, const std::string& arch);
+// The cache key of a compile: source hash, arch and NVRTC version.
+std::string nvrtcCacheKey(const Program& program, const std::string& arch);
+
+// ---- The SIMT emulator (KILN_CUDA_EMULATE=1) ----
+
+// The header that makes generated CUDA C++ host C++ (threadIdx, blockIdx,
+// __syncthreads, warp shuffles, atomics, shared memory: each thread a fiber).
+const std::string& emulatorHeader();
+
+// A program compiled for the host and loaded with dlopen; thread-safe to launch.
+class EmulatedProgram {
+ public:
+  // Compiles with the host C++ compiler (KILN_HOST_CXX, else the one kiln was
+  // built with) into `dir` (kept by source hash, reused when present).
+  // Throws kiln::Error with the compiler's output on failure.
+  static EmulatedProgram load(const Program& program, const std::string& dir);
+  EmulatedProgram(EmulatedProgram&&) noexcept;
+  EmulatedProgram& operator=(EmulatedProgram&&) noexcept;
+  ~EmulatedProgram();
+  // Runs kernel `k` of the program as launched for `batch` on buffers (device
+  // memory = host memory), block by block.
+  void launch(size_t k, const std::vector<void*>& buffers, int64_t batch) const;
+  const Program& program() const { return program_; }
+
+ private:
+  EmulatedProgram() = default;
+  Program program_;
+  void* handle_ = nullptr;
+  std::vector<void*> entries_;
+};
+
+// The grid of kernel `k` for `batch` (x, y, z), as both runtimes launch it.
+void gridOf(const KernelInfo& k, int64_t batch, unsigned grid[3], unsigned block[3]);
+
+}  // namespace kiln::cuda

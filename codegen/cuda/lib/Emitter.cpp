@@ -1,0 +1,1253 @@
+// CUDA C++ from kiln functions after -kiln-fuse: one kernel per fusion region.
+//
+// Every value is rendered by `valueAt(v, index)`: the C expression of v's
+// element at a multi-index (strings of C expressions). Layout ops remap the
+// index, elementwise ops render their scalar semantics (scalar::renderC, the
+// one definition the interpreter and the CPU lowering also use), contractions
+// and windows become loops; what is computed once at an index is kept in a
+// local (memoized per scope), so a region's shared subexpressions are
+// computed once. Kernel shapes (grid-stride, row reduction, tiled GEMM) decide
+// the indices and seed the values they compute cooperatively (a block's
+// reduction result, a GEMM accumulator).
+#include "kiln/codegen/cuda.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "kiln/error.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/ScalarExpr.h"
+#include "kiln/passes/Passes.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/Support/raw_ostream.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Matchers.h"
+
+using namespace mlir;
+using namespace kiln::ir;
+namespace scalar = kiln::ir::scalar;
+
+namespace kiln::cuda {
+namespace {
+
+using Index = std::vector<std::string>;
+
+[[noreturn]] void notImplemented(Operation* op, const std::string& what) {
+  std::string loc;
+  llvm::raw_string_ostream os(loc);
+  op->getLoc().print(os);
+  throw Error("kiln-emit-cuda: " + op->getName().getStringRef().str() + (what.empty() ? "" : " " + what) +
+              " is not implemented in the CUDA emitter (at " + loc + ")");
+}
+
+RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+ArrayRef<int64_t> shapeOf(Value v) { return tensorOf(v).getShape(); }
+
+scalar::Type scalarType(Type t, Operation* op) {
+  if (t.isF32()) return scalar::Type::F32;
+  if (t.isF64()) return scalar::Type::F64;
+  if (t.isInteger(1)) return scalar::Type::Bool;
+  if (t.isInteger(32)) return scalar::Type::I32;
+  if (t.isInteger(64)) return scalar::Type::I64;
+  notImplemented(op, "on element type other than f32, f64, i1, i32, i64");
+}
+std::string cType(Value v) {
+  return scalar::cTypeName(scalarType(tensorOf(v).getElementType(), v.getParentBlock()->getParentOp())).str();
+}
+DType dtypeOf(Value v, Operation* op) {
+  switch (scalarType(tensorOf(v).getElementType(), op)) {
+    case scalar::Type::F32: return DType::f32;
+    case scalar::Type::F64: return DType::f64;
+    case scalar::Type::I32: return DType::i32;
+    case scalar::Type::I64: return DType::i64;
+    case scalar::Type::Bool: return DType::b8;
+  }
+  return DType::f32;
+}
+
+bool isElementwise(Operation* op) {
+  return isa<ScalarOpInterface>(op) && FusionOp::roleOf(op) == FusionOp::Role::Elementwise;
+}
+
+std::string cTypeOf(DType t) {
+  switch (t) {
+    case DType::f32: return "float";
+    case DType::f64: return "double";
+    case DType::i32: return "int32_t";
+    case DType::i64: return "int64_t";
+    case DType::b8: return "bool";
+  }
+  return "float";
+}
+
+std::string dim(int64_t d) { return ShapedType::isDynamic(d) ? "batch" : std::to_string(d); }
+
+Extent extentOf(ArrayRef<int64_t> shape) {
+  Extent e;
+  for (int64_t d : shape) {
+    if (ShapedType::isDynamic(d)) ++e.batch_power;
+    else e.factor *= d;
+  }
+  return e;
+}
+std::string extentExpr(ArrayRef<int64_t> shape) {
+  std::string s;
+  for (int64_t d : shape) s += (s.empty() ? "" : " * ") + dim(d);
+  return s.empty() ? "1" : "(" + s + ")";
+}
+
+std::string linearize(const Index& idx, ArrayRef<int64_t> shape) {
+  if (idx.empty()) return "0";
+  std::string s = idx[0];
+  for (size_t d = 1; d < idx.size(); ++d) s = "(" + s + ") * " + dim(shape[d]) + " + " + idx[d];
+  return s;
+}
+
+std::string literal(double v, scalar::Type t) {
+  char buf[64];
+  switch (t) {
+    case scalar::Type::Bool: return v != 0 ? "true" : "false";
+    case scalar::Type::I32: return std::to_string(static_cast<int32_t>(v));
+    case scalar::Type::I64: return std::to_string(static_cast<int64_t>(v)) + "LL";
+    case scalar::Type::F32:
+    case scalar::Type::F64: {
+      std::string ty = t == scalar::Type::F32 ? "float" : "double";
+      if (std::isnan(v)) return "static_cast<" + ty + ">(NAN)";
+      if (std::isinf(v)) return "static_cast<" + ty + ">(" + (v < 0 ? "-INFINITY" : "INFINITY") + ")";
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      std::string s = buf;
+      if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+      return t == scalar::Type::F32 ? s + "f" : s;
+    }
+  }
+  return "0";
+}
+
+double elementAsDouble(Attribute a) {
+  if (auto f = dyn_cast<FloatAttr>(a)) return f.getValueAsDouble();
+  if (auto i = dyn_cast<IntegerAttr>(a))
+    return i.getType().isInteger(1) ? static_cast<double>(i.getValue().getBoolValue())
+                                    : static_cast<double>(i.getValue().getSExtValue());
+  return 0;
+}
+
+// A C identifier from a kernel label: "3:contraction:matmul+add (mlp.cpp:41)" ->
+// "kiln_3_contraction_matmul_add".
+std::string identifier(const std::string& label) {
+  std::string id = "kiln_";
+  std::string core = label.substr(0, label.find(" ("));
+  for (char c : core) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return id;
+}
+
+// One kernel's code under construction.
+class KernelEmitter {
+ public:
+  KernelEmitter(std::string& globals, int& constants, const llvm::SetVector<Operation*>& ops)
+      : globals_(globals), constants_(constants), ops_(ops) {
+    scopes_.emplace_back();
+  }
+
+  // Parameters: the values read from outside the kernel, in first-use order.
+  const std::vector<Value>& inputs() const { return inputs_; }
+  std::string& code() { return code_; }
+
+  int& indent() { return indent_; }
+  void line(const std::string& s) { code_ += std::string(indent_ * 2, ' ') + s + "\n"; }
+  void open(const std::string& s) { line(s + " {"); ++indent_; scopes_.emplace_back(); }
+  void close(const std::string& tail = "") { scopes_.pop_back(); --indent_; line("}" + tail); }
+  std::string fresh(const char* prefix) { return prefix + std::to_string(next_++); }
+
+  // The name of a parameter holding `v` (an input of the kernel).
+  std::string inputName(Value v) {
+    auto it = inputIndex_.find(v);
+    if (it != inputIndex_.end()) return "in" + std::to_string(it->second);
+    inputIndex_[v] = inputs_.size();
+    inputs_.push_back(v);
+    return "in" + std::to_string(inputs_.size() - 1);
+  }
+
+  // Seeds the value of `v` at `idx` in the current scope (a cooperative result).
+  void seed(Value v, const Index& idx, const std::string& expr) { scopes_.back()[key(v, idx)] = expr; }
+
+  // The C expression of `v`'s element at `idx` (statements emitted as needed).
+  std::string valueAt(Value v, const Index& idx) {
+    std::string k = key(v, idx);
+    for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it)
+      if (auto f = it->find(k); f != it->end()) return f->second;
+    std::string expr = compute(v, idx);
+    scopes_.back()[k] = expr;
+    return expr;
+  }
+
+  bool isInside(Value v) {
+    Operation* def = v.getDefiningOp();
+    return def && ops_.contains(def);
+  }
+
+ private:
+  static std::string key(Value v, const Index& idx) {
+    std::string k = std::to_string(reinterpret_cast<uintptr_t>(v.getAsOpaquePointer()));
+    for (const std::string& i : idx) k += "|" + i;
+    return k;
+  }
+
+  // Declares a local `T name = expr;` and returns its name.
+  std::string local(Value v, const std::string& expr) {
+    std::string name = fresh("v");
+    line("const " + cType(v) + " " + name + " = " + expr + ";");
+    return name;
+  }
+
+  std::string load(Value v, const Index& idx) {
+    return inputName(v) + "[" + linearize(idx, shapeOf(v)) + "]";
+  }
+
+  // Delinearizes the C expression `linear` into an index of `shape` (locals).
+  Index delinearize(const std::string& linear, ArrayRef<int64_t> shape) {
+    Index idx(shape.size());
+    if (shape.empty()) return idx;
+    std::string l = fresh("l");
+    line("const long long " + l + " = " + linear + ";");
+    std::string stride = "1";
+    for (size_t d = shape.size(); d-- > 0;) {
+      std::string q = stride == "1" ? l : "(" + l + " / (" + stride + "))";
+      idx[d] = d == 0 ? q : "(" + q + " % " + dim(shape[d]) + ")";
+      stride = stride == "1" ? dim(shape[d]) : stride + " * " + dim(shape[d]);
+    }
+    return idx;
+  }
+
+  std::string compute(Value v, const Index& idx) {
+    if (!isInside(v)) return local(v, load(v, idx));
+    Operation* op = v.getDefiningOp();
+    ArrayRef<int64_t> out = shapeOf(v);
+    if (auto c = dyn_cast<ConstantOp>(op)) return constant(c, idx);
+    if (isElementwise(op)) {
+      FailureOr<const scalar::Expr*> e = scalar::expressionOf(op);
+      if (failed(e)) notImplemented(op, "without valid scalar semantics");
+      std::vector<std::string> args;
+      for (Value operand : op->getOperands()) args.push_back(valueAt(operand, idx));
+      scalar::Type t = scalarType(tensorOf(op->getOperands().back()).getElementType(), op);
+      scalar::Type r = scalarType(tensorOf(v).getElementType(), op);
+      return local(v, scalar::renderC(**e, args, t, r));
+    }
+    if (auto b = dyn_cast<BroadcastToOp>(op)) {
+      ArrayRef<int64_t> in = shapeOf(b.getX());
+      Index from;
+      size_t offset = out.size() - in.size();
+      for (size_t d = 0; d < in.size(); ++d) from.push_back(in[d] == 1 && out[d + offset] != 1 ? "0" : idx[d + offset]);
+      return valueAt(b.getX(), from);
+    }
+    if (auto r = dyn_cast<ReshapeOp>(op)) return valueAt(r.getX(), reshapeIndex(idx, out, shapeOf(r.getX())));
+    if (auto s = dyn_cast<StopGradientOp>(op)) return valueAt(s.getX(), idx);
+    if (auto t = dyn_cast<TransposeOp>(op)) {
+      Index from(idx.size());
+      for (auto [i, p] : llvm::enumerate(t.getPermutation())) from[p] = idx[i];
+      return valueAt(t.getX(), from);
+    }
+    if (auto s = dyn_cast<SliceOp>(op)) {
+      Index from;
+      for (size_t d = 0; d < idx.size(); ++d)
+        from.push_back("(" + std::to_string(s.getStart()[d]) + " + " + idx[d] + " * " + std::to_string(s.getStep()[d]) + ")");
+      return valueAt(s.getX(), from);
+    }
+    if (auto r = dyn_cast<ReverseOp>(op)) {
+      Index from = idx;
+      for (int64_t d : r.getDimensions()) from[d] = "(" + dim(out[d]) + " - 1 - " + idx[d] + ")";
+      return valueAt(r.getX(), from);
+    }
+    if (auto p = dyn_cast<PadOp>(op)) return pad(p, idx);
+    if (auto c = dyn_cast<ConcatOp>(op)) return concat(c, idx);
+    if (auto i = dyn_cast<IotaOp>(op)) return local(v, "static_cast<" + cType(v) + ">(" + idx[i.getDimension()] + ")");
+    if (auto d = dyn_cast<DimSizeOp>(op)) {
+      std::string p = "1.0";
+      for (int64_t a : d.getDims()) p += " * static_cast<double>(" + dim(shapeOf(d.getX())[a]) + ")";
+      return local(v, "static_cast<" + cType(v) + ">(" + p + ")");
+    }
+    if (auto c = dyn_cast<CheckRangeOp>(op)) return checkRange(c, v, idx);
+    if (auto r = dyn_cast<RngUniformOp>(op)) {
+      // Element i (C order) of the stream (seed, offset + i), as on every backend (kiln/philox.h).
+      std::string key = inputName(r.getKey());
+      return local(v, "static_cast<" + cType(v) + ">(kiln_philox_uniform(static_cast<unsigned long long>(" + key +
+                          "[0]), static_cast<unsigned long long>(" + key + "[1]) + static_cast<unsigned long long>(" +
+                          linearize(idx, out) + ")))");
+    }
+    if (isa<ReduceSumOp, ReduceMaxOp>(op)) return reduceLoop(op, idx);
+    if (auto a = dyn_cast<ArgmaxOp>(op)) return argmax(a, idx);
+    if (auto m = dyn_cast<MatmulOp>(op)) return matmulLoop(m, idx);
+    if (auto g = dyn_cast<GatherOp>(op)) return gather(g, idx);
+    if (auto s = dyn_cast<ScatterAddOp>(op)) return scatterAdd(s, idx);
+    if (auto c = dyn_cast<Conv2DOp>(op)) return conv2d(c, idx);
+    if (auto c = dyn_cast<Conv2DGradInputOp>(op)) return conv2dGradInput(c, idx);
+    if (auto c = dyn_cast<Conv2DGradFilterOp>(op)) return conv2dGradFilter(c, idx);
+    if (auto p = dyn_cast<Pool2DOp>(op)) return pool2d(p, idx);
+    if (auto p = dyn_cast<Pool2DGradOp>(op)) return pool2dGrad(p, idx);
+    notImplemented(op, "");
+  }
+
+  std::string constant(ConstantOp c, const Index& idx) {
+    auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+    if (!dense) notImplemented(c, "with a non-dense value");
+    scalar::Type t = scalarType(dense.getElementType(), c);
+    if (dense.isSplat()) return literal(elementAsDouble(dense.getSplatValue<Attribute>()), t);
+    std::string name = "kiln_constant_" + std::to_string(constants_++);
+    std::string values;
+    for (Attribute a : dense.getValues<Attribute>()) values += (values.empty() ? "" : ", ") + literal(elementAsDouble(a), t);
+    globals_ += "__device__ const " + scalar::cTypeName(t).str() + " " + name + "[] = {" + values + "};\n";
+    return local(c.getResult(), name + "[" + linearize(idx, shapeOf(c.getResult())) + "]");
+  }
+
+  // The index of a reshape's operand: direct when only size-1 dimensions are
+  // added or dropped, else through the linear index.
+  Index reshapeIndex(const Index& idx, ArrayRef<int64_t> out, ArrayRef<int64_t> in) {
+    std::vector<size_t> outDims;
+    for (size_t d = 0; d < out.size(); ++d)
+      if (out[d] != 1) outDims.push_back(d);
+    Index from;
+    size_t next = 0;
+    bool direct = true;
+    for (int64_t size : in) {
+      if (size == 1) { from.push_back("0"); continue; }
+      if (next >= outDims.size() || out[outDims[next]] != size) { direct = false; break; }
+      from.push_back(idx[outDims[next++]]);
+    }
+    if (direct && next == outDims.size()) return from;
+    return delinearize(linearize(idx, out), in);
+  }
+
+  std::string pad(PadOp p, const Index& idx) {
+    Value v = p.getResult();
+    ArrayRef<int64_t> in = shapeOf(p.getX());
+    std::string name = fresh("v");
+    scalar::Type t = scalarType(tensorOf(v).getElementType(), p);
+    line(cType(v) + " " + name + " = " + literal(p.getValue().convertToDouble(), t) + ";");
+    std::string cond = "true";
+    Index from;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      std::string step = std::to_string(p.getInterior()[d] + 1);
+      std::string q = "(" + idx[d] + " - " + std::to_string(p.getLow()[d]) + ")";
+      cond += " && " + q + " >= 0 && " + q + " % " + step + " == 0 && " + q + " / " + step + " < " + dim(in[d]);
+      from.push_back(q + " / " + step);
+    }
+    open("if (" + cond + ")");
+    line(name + " = " + valueAt(p.getX(), from) + ";");
+    close();
+    return name;
+  }
+
+  std::string concat(ConcatOp c, const Index& idx) {
+    Value v = c.getResult();
+    int64_t axis = c.getAxis();
+    std::string name = fresh("v");
+    line(cType(v) + " " + name + ";");
+    std::string offset = "0";
+    auto inputs = c.getInputs();
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      std::string end = offset + " + " + dim(shapeOf(inputs[k])[axis]);
+      Index from = idx;
+      from[axis] = "(" + idx[axis] + " - (" + offset + "))";
+      open(std::string(k == 0 ? "if" : "else if") + " (" + idx[axis] + " < " + end + ")");
+      line(name + " = " + valueAt(inputs[k], from) + ";");
+      close();
+      offset = end;
+    }
+    return name;
+  }
+
+  std::string checkRange(CheckRangeOp c, Value v, const Index& idx) {
+    if (v == c.getResult()) return valueAt(c.getX(), idx);
+    // status = [first flat index outside [0, limit) and not `ignore`, its value] or [-1, 0].
+    std::string first = fresh("first"), bad = fresh("bad"), t = fresh("t");
+    line("long long " + first + " = -1, " + bad + " = 0;");
+    open("for (long long " + t + " = 0; " + t + " < " + extentExpr(shapeOf(c.getX())) + " && " + first + " < 0; ++" + t + ")");
+    std::string x = valueAt(c.getX(), delinearize(t, shapeOf(c.getX())));
+    std::string cond = "(" + x + " < 0 || " + x + " >= " + std::to_string(c.getLimit()) + ")";
+    if (c.getIgnore()) cond += " && " + x + " != " + std::to_string(*c.getIgnore());
+    open("if (" + cond + ")");
+    line(first + " = " + t + "; " + bad + " = static_cast<long long>(" + x + ");");
+    close();
+    close();
+    return local(v, "(" + idx[0] + " == 0 ? " + first + " : " + bad + ")");
+  }
+
+  // A reduction at one result index as a loop (outside the row-reduction shape).
+  std::string reduceLoop(Operation* op, const Index& idx) {
+    Value x = op->getOperand(0), r = op->getResult(0);
+    ArrayRef<int64_t> in = shapeOf(x);
+    auto axes = isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getAxes() : cast<ReduceMaxOp>(op).getAxes();
+    bool keep = isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getKeepdims() : cast<ReduceMaxOp>(op).getKeepdims();
+    bool isMax = isa<ReduceMaxOp>(op);
+    std::string acc = fresh("acc");
+    scalar::Type t = scalarType(tensorOf(r).getElementType(), op);
+    line(cType(r) + " " + acc + " = " + (isMax ? literal(-INFINITY, t) : literal(0, t)) + ";");
+    if (isMax && !scalar::isFloat(t))
+      line(acc + " = " + (t == scalar::Type::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)") + ";");
+    Index from(in.size());
+    size_t next = 0;
+    int loops = 0;
+    for (size_t d = 0; d < in.size(); ++d) {
+      if (llvm::is_contained(axes, static_cast<int64_t>(d))) {
+        std::string j = fresh("j");
+        open("for (long long " + j + " = 0; " + j + " < " + dim(in[d]) + "; ++" + j + ")");
+        ++loops;
+        from[d] = j;
+        if (keep) ++next;
+      } else {
+        from[d] = idx[next++];
+      }
+    }
+    std::string e = valueAt(x, from);
+    line(isMax ? acc + " = (" + e + " != " + e + " || " + e + " > " + acc + ") && " + acc + " == " + acc + " ? " + e + " : " + acc + ";"
+               : acc + " += " + e + ";");
+    while (loops--) close();
+    return acc;
+  }
+
+  std::string argmax(ArgmaxOp a, const Index& idx) {
+    Value x = a.getX();
+    int64_t axis = a.getAxis();
+    ArrayRef<int64_t> in = shapeOf(x);
+    Index from;
+    size_t next = 0;
+    std::string j = fresh("j"), best = fresh("best"), bv = fresh("bv");
+    for (size_t d = 0; d < in.size(); ++d) from.push_back(static_cast<int64_t>(d) == axis ? j : idx[next++]);
+    Index first = from;
+    first[axis] = "0";
+    line("long long " + best + " = 0;");
+    line(cType(x) + " " + bv + " = " + valueAt(x, first) + ";");
+    open("for (long long " + j + " = 1; " + j + " < " + dim(in[axis]) + " && " + bv + " == " + bv + "; ++" + j + ")");
+    std::string e = valueAt(x, from);
+    open("if (" + e + " != " + e + " || " + e + " > " + bv + ")");
+    line(best + " = " + j + "; " + bv + " = " + e + ";");
+    close();
+    close();
+    return local(a.getResult(), "static_cast<int32_t>(" + best + ")");
+  }
+
+  // The operand indices of a matmul for result index `idx` and contraction index `k`.
+  static std::pair<Index, Index> matmulOperands(MatmulOp m, const Index& idx, const std::string& k) {
+    size_t n = idx.size();
+    Index a(idx.begin(), idx.end() - 2), b(idx.begin(), idx.end() - 2);
+    if (m.getTransposeA()) { a.push_back(k); a.push_back(idx[n - 2]); }
+    else { a.push_back(idx[n - 2]); a.push_back(k); }
+    if (m.getTransposeB()) { b.push_back(idx[n - 1]); b.push_back(k); }
+    else { b.push_back(k); b.push_back(idx[n - 1]); }
+    return {a, b};
+  }
+
+ public:
+  static std::string contractionSize(MatmulOp m) {
+    ArrayRef<int64_t> a = shapeOf(m.getA());
+    return dim(m.getTransposeA() ? a[a.size() - 2] : a.back());
+  }
+
+ private:
+  std::string matmulLoop(MatmulOp m, const Index& idx) {
+    Value r = m.getResult();
+    std::string acc = fresh("acc"), k = fresh("k");
+    line(cType(r) + " " + acc + " = 0;");
+    open("for (long long " + k + " = 0; " + k + " < " + contractionSize(m) + "; ++" + k + ")");
+    auto [ia, ib] = matmulOperands(m, idx, k);
+    line(acc + " += " + valueAt(m.getA(), ia) + " * " + valueAt(m.getB(), ib) + ";");
+    close();
+    return acc;
+  }
+
+  std::string gather(GatherOp g, const Index& idx) {
+    ArrayRef<int64_t> table = shapeOf(g.getTable());
+    Index ids(idx.begin(), idx.end() - 1);
+    std::string id = fresh("id");
+    line("long long " + id + " = static_cast<long long>(" + valueAt(g.getIds(), ids) + ");");
+    line(id + " = " + id + " < 0 ? 0 : " + id + " > " + dim(table[0]) + " - 1 ? " + dim(table[0]) + " - 1 : " + id + ";");
+    return valueAt(g.getTable(), {id, idx.back()});
+  }
+
+  std::string scatterAdd(ScatterAddOp s, const Index& idx) {
+    Value r = s.getResult();
+    ArrayRef<int64_t> ids = shapeOf(s.getIds());
+    int64_t rows = shapeOf(r)[0];
+    std::string acc = fresh("acc"), t = fresh("t");
+    line(cType(r) + " " + acc + " = 0;");
+    open("for (long long " + t + " = 0; " + t + " < " + extentExpr(ids) + "; ++" + t + ")");
+    Index at = delinearize(t, ids);
+    std::string id = fresh("id");
+    line("long long " + id + " = static_cast<long long>(" + valueAt(s.getIds(), at) + ");");
+    line(id + " = " + id + " < 0 ? 0 : " + id + " > " + dim(rows) + " - 1 ? " + dim(rows) + " - 1 : " + id + ";");
+    at.push_back(idx[1]);
+    open("if (" + id + " == " + idx[0] + ")");
+    line(acc + " += " + valueAt(s.getUpdates(), at) + ";");
+    close();
+    close();
+    return acc;
+  }
+
+  struct ConvGeometry {
+    std::string s0, s1, p0, p1, d0, d1;
+  };
+  template <typename Op> static ConvGeometry geometry(Op c) {
+    auto str = [](int64_t v) { return std::to_string(v); };
+    return {str(c.getStride()[0]), str(c.getStride()[1]), str(c.getPad()[0]), str(c.getPad()[1]),
+            str(c.getDilate()[0]), str(c.getDilate()[1])};
+  }
+
+  // y[n, o, oh, ow] = sum over c < C/g, kh, kw of x[n, g(o) C/g + c, oh s - p + kh d, ...] w[o, c, kh, kw]
+  std::string conv2d(Conv2DOp c, const Index& idx) {
+    ArrayRef<int64_t> x = shapeOf(c.getX()), w = shapeOf(c.getW());
+    ConvGeometry g = geometry(c);
+    std::string og = std::to_string(w[0] / c.getGroups());
+    std::string acc = fresh("acc"), ci = fresh("c"), kh = fresh("kh"), kw = fresh("kw"), h = fresh("h"), ww = fresh("w");
+    line(cType(c.getResult()) + " " + acc + " = 0;");
+    open("for (long long " + ci + " = 0; " + ci + " < " + dim(w[1]) + "; ++" + ci + ")");
+    open("for (long long " + kh + " = 0; " + kh + " < " + dim(w[2]) + "; ++" + kh + ")");
+    line("const long long " + h + " = " + idx[2] + " * " + g.s0 + " - " + g.p0 + " + " + kh + " * " + g.d0 + ";");
+    open("if (" + h + " < 0 || " + h + " >= " + dim(x[2]) + ")");
+    line("continue;");
+    close();
+    open("for (long long " + kw + " = 0; " + kw + " < " + dim(w[3]) + "; ++" + kw + ")");
+    line("const long long " + ww + " = " + idx[3] + " * " + g.s1 + " - " + g.p1 + " + " + kw + " * " + g.d1 + ";");
+    open("if (" + ww + " < 0 || " + ww + " >= " + dim(x[3]) + ")");
+    line("continue;");
+    close();
+    std::string channel = "(" + idx[1] + " / " + og + ") * " + dim(w[1]) + " + " + ci;
+    line(acc + " += " + valueAt(c.getX(), {idx[0], channel, h, ww}) + " * " + valueAt(c.getW(), {idx[1], ci, kh, kw}) + ";");
+    close();
+    close();
+    close();
+    return acc;
+  }
+
+  // dx[n, c, h, w] = sum over o of c's group, kh, kw with h = oh s - p + kh d of gy[n, o, oh, ow] w[o, c % (C/g), kh, kw]
+  std::string conv2dGradInput(Conv2DGradInputOp c, const Index& idx) {
+    ArrayRef<int64_t> gy = shapeOf(c.getGy()), w = shapeOf(c.getW());
+    ConvGeometry g = geometry(c);
+    int64_t og = w[0] / c.getGroups();
+    std::string acc = fresh("acc"), o = fresh("o"), kh = fresh("kh"), kw = fresh("kw"), th = fresh("th"), tw = fresh("tw");
+    line(cType(c.getResult()) + " " + acc + " = 0;");
+    std::string group = "(" + idx[1] + " / " + dim(w[1]) + ")";
+    open("for (long long " + o + " = " + group + " * " + std::to_string(og) + "; " + o + " < (" + group + " + 1) * " +
+         std::to_string(og) + "; ++" + o + ")");
+    open("for (long long " + kh + " = 0; " + kh + " < " + dim(w[2]) + "; ++" + kh + ")");
+    line("const long long " + th + " = " + idx[2] + " + " + g.p0 + " - " + kh + " * " + g.d0 + ";");
+    open("if (" + th + " < 0 || " + th + " % " + g.s0 + " != 0 || " + th + " / " + g.s0 + " >= " + dim(gy[2]) + ")");
+    line("continue;");
+    close();
+    open("for (long long " + kw + " = 0; " + kw + " < " + dim(w[3]) + "; ++" + kw + ")");
+    line("const long long " + tw + " = " + idx[3] + " + " + g.p1 + " - " + kw + " * " + g.d1 + ";");
+    open("if (" + tw + " < 0 || " + tw + " % " + g.s1 + " != 0 || " + tw + " / " + g.s1 + " >= " + dim(gy[3]) + ")");
+    line("continue;");
+    close();
+    line(acc + " += " + valueAt(c.getGy(), {idx[0], o, th + " / " + g.s0, tw + " / " + g.s1}) + " * " +
+         valueAt(c.getW(), {o, idx[1] + " % " + dim(w[1]), kh, kw}) + ";");
+    close();
+    close();
+    close();
+    return acc;
+  }
+
+  // dw[o, c, kh, kw] = sum over n, oh, ow of x[n, g(o) C/g + c, oh s - p + kh d, ...] gy[n, o, oh, ow]
+  std::string conv2dGradFilter(Conv2DGradFilterOp c, const Index& idx) {
+    ArrayRef<int64_t> x = shapeOf(c.getX()), gy = shapeOf(c.getGy()), w = shapeOf(c.getResult());
+    ConvGeometry g = geometry(c);
+    std::string og = std::to_string(w[0] / c.getGroups());
+    std::string acc = fresh("acc"), n = fresh("n"), oh = fresh("oh"), ow = fresh("ow"), h = fresh("h"), ww = fresh("w");
+    line(cType(c.getResult()) + " " + acc + " = 0;");
+    open("for (long long " + n + " = 0; " + n + " < " + dim(x[0]) + "; ++" + n + ")");
+    open("for (long long " + oh + " = 0; " + oh + " < " + dim(gy[2]) + "; ++" + oh + ")");
+    line("const long long " + h + " = " + oh + " * " + g.s0 + " - " + g.p0 + " + " + idx[2] + " * " + g.d0 + ";");
+    open("if (" + h + " < 0 || " + h + " >= " + dim(x[2]) + ")");
+    line("continue;");
+    close();
+    open("for (long long " + ow + " = 0; " + ow + " < " + dim(gy[3]) + "; ++" + ow + ")");
+    line("const long long " + ww + " = " + ow + " * " + g.s1 + " - " + g.p1 + " + " + idx[3] + " * " + g.d1 + ";");
+    open("if (" + ww + " < 0 || " + ww + " >= " + dim(x[3]) + ")");
+    line("continue;");
+    close();
+    std::string channel = "(" + idx[0] + " / " + og + ") * " + dim(w[1]) + " + " + idx[1];
+    line(acc + " += " + valueAt(c.getX(), {n, channel, h, ww}) + " * " + valueAt(c.getGy(), {n, idx[0], oh, ow}) + ";");
+    close();
+    close();
+    close();
+    return acc;
+  }
+
+  // The first maximum of the window of y index (n, c, oh, ow): its h, w and value (max);
+  // or the window's sum (avg). Padding taps are skipped.
+  struct Window {
+    std::string value, h, w;
+  };
+  Window window(Value x, ArrayRef<int64_t> k, ArrayRef<int64_t> s, ArrayRef<int64_t> p, bool isMax,
+                const std::string& n, const std::string& c, const std::string& oh, const std::string& ow) {
+    ArrayRef<int64_t> in = shapeOf(x);
+    Window win{fresh("win"), fresh("wh"), fresh("ww")};
+    std::string kh = fresh("kh"), kw = fresh("kw"), h = fresh("h"), w = fresh("w");
+    scalar::Type t = scalarType(tensorOf(x).getElementType(), x.getParentBlock()->getParentOp());
+    line(cType(x) + " " + win.value + " = " + (isMax ? literal(-INFINITY, t) : literal(0, t)) + ";");
+    line("long long " + win.h + " = -1, " + win.w + " = -1;");
+    open("for (long long " + kh + " = 0; " + kh + " < " + std::to_string(k[0]) + "; ++" + kh + ")");
+    line("const long long " + h + " = " + oh + " * " + std::to_string(s[0]) + " - " + std::to_string(p[0]) + " + " + kh + ";");
+    open("if (" + h + " < 0 || " + h + " >= " + dim(in[2]) + ")");
+    line("continue;");
+    close();
+    open("for (long long " + kw + " = 0; " + kw + " < " + std::to_string(k[1]) + "; ++" + kw + ")");
+    line("const long long " + w + " = " + ow + " * " + std::to_string(s[1]) + " - " + std::to_string(p[1]) + " + " + kw + ";");
+    open("if (" + w + " < 0 || " + w + " >= " + dim(in[3]) + ")");
+    line("continue;");
+    close();
+    std::string e = valueAt(x, {n, c, h, w});
+    if (isMax) {
+      open("if (" + win.h + " < 0 || " + e + " > " + win.value + ")");
+      line(win.value + " = " + e + "; " + win.h + " = " + h + "; " + win.w + " = " + w + ";");
+      close();
+    } else {
+      line(win.value + " += " + e + ";");
+    }
+    close();
+    close();
+    return win;
+  }
+
+  std::string pool2d(Pool2DOp p, const Index& idx) {
+    bool isMax = p.getKind() == "max";
+    Window win = window(p.getX(), p.getKsize(), p.getStride(), p.getPad(), isMax, idx[0], idx[1], idx[2], idx[3]);
+    if (isMax) return win.value;
+    return local(p.getResult(), win.value + " / " + std::to_string(p.getKsize()[0] * p.getKsize()[1]));
+  }
+
+  // dx[n, c, h, w] = sum over the windows holding (h, w) of gy (max: where (h, w) is the
+  // window's first maximum; avg: gy / (kh kw)).
+  std::string pool2dGrad(Pool2DGradOp p, const Index& idx) {
+    bool isMax = p.getKind() == "max";
+    auto k = p.getKsize(), s = p.getStride(), pd = p.getPad();
+    ArrayRef<int64_t> gy = shapeOf(p.getGy());
+    std::string acc = fresh("acc"), oh = fresh("oh"), ow = fresh("ow");
+    line(cType(p.getResult()) + " " + acc + " = 0;");
+    auto range = [&](const std::string& i, int d, const std::string& var) {
+      std::string t = "(" + i + " + " + std::to_string(pd[d]) + " - " + std::to_string(k[d] - 1) + ")";
+      std::string lo = "(" + t + " <= 0 ? 0 : (" + t + " + " + std::to_string(s[d] - 1) + ") / " + std::to_string(s[d]) + ")";
+      std::string hi = "(" + i + " + " + std::to_string(pd[d]) + ") / " + std::to_string(s[d]);
+      open("for (long long " + var + " = " + lo + "; " + var + " <= " + hi + " && " + var + " < " + dim(gy[d + 2]) + "; ++" + var + ")");
+    };
+    range(idx[2], 0, oh);
+    range(idx[3], 1, ow);
+    std::string g = valueAt(p.getGy(), {idx[0], idx[1], oh, ow});
+    if (isMax) {
+      Window win = window(p.getX(), k, s, pd, true, idx[0], idx[1], oh, ow);
+      open("if (" + win.h + " == " + idx[2] + " && " + win.w + " == " + idx[3] + ")");
+      line(acc + " += " + g + ";");
+      close();
+    } else {
+      line(acc + " += " + g + " / " + literal(static_cast<double>(k[0] * k[1]), scalarType(tensorOf(p.getGy()).getElementType(), p)) + ";");
+    }
+    close();
+    close();
+    return acc;
+  }
+
+  std::string& globals_;
+  int& constants_;
+  const llvm::SetVector<Operation*>& ops_;
+  std::string code_;
+  int indent_ = 1;
+  int next_ = 0;
+  std::vector<std::map<std::string, std::string>> scopes_;
+  std::vector<Value> inputs_;
+  llvm::DenseMap<Value, size_t> inputIndex_;
+};
+
+bool isLayoutOrConstant(Operation* op) {
+  auto role = FusionOp::roleOf(op);
+  return role == FusionOp::Role::Constant || role == FusionOp::Role::Layout;
+}
+
+// The kernel of one group of ops (a fusion region's body, or one op) and its outputs.
+class KernelBuilder {
+ public:
+  KernelBuilder(std::string& globals, int& constants, llvm::SetVector<Operation*> ops, std::vector<Value> outputs,
+                std::string label, std::string kind)
+      : ops_(std::move(ops)), outputs_(std::move(outputs)), e_(globals, constants, ops_) {
+    info_.label = std::move(label);
+    info_.name = identifier(info_.label);
+    kind_ = std::move(kind);
+  }
+
+  // Builds the kernel's source (signature and body) and its launch; the caller maps
+  // inputs() and outputs to buffers.
+  std::string build() {
+    if (kind_ == FusionOp::kContraction && gemm()) {
+    } else if (kind_ == FusionOp::kReduction && rowReduction()) {
+    } else {
+      elements();
+    }
+    std::string sig = "extern \"C\" __global__ void " + info_.name + "(";
+    for (auto [i, v] : llvm::enumerate(e_.inputs())) sig += "const " + cType(v) + "* __restrict__ in" + std::to_string(i) + ", ";
+    for (auto [i, v] : llvm::enumerate(outputs_)) sig += cType(v) + "* __restrict__ out" + std::to_string(i) + ", ";
+    sig += "long long batch)";
+    std::string head = "// kernel " + info_.label + " (" + info_.shape + ")\n";
+    return head + sig + " {\n" + e_.code() + "}\n";
+  }
+
+  const std::vector<Value>& inputs() const { return e_.inputs(); }
+  const std::vector<Value>& outputs() const { return outputs_; }
+  KernelInfo& info() { return info_; }
+
+ private:
+  // The outputs grouped by shape (stores of one shape share their index).
+  std::vector<std::pair<ArrayRef<int64_t>, std::vector<size_t>>> outputsByShape() {
+    std::vector<std::pair<ArrayRef<int64_t>, std::vector<size_t>>> groups;
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      ArrayRef<int64_t> s = shapeOf(outputs_[i]);
+      auto it = llvm::find_if(groups, [&](auto& g) { return g.first == s; });
+      if (it == groups.end()) groups.push_back({s, {i}});
+      else it->second.push_back(i);
+    }
+    return groups;
+  }
+
+  std::string out(size_t i) { return "out" + std::to_string(i); }
+
+  // Whether every output and every value read is whole (the space's shape, identity
+  // index) and 4 bytes wide: then 128-bit loads and stores.
+  bool vectorizable(ArrayRef<int64_t> space, size_t numGroups) {
+    if (numGroups != 1 || space.empty()) return false;
+    bool arithmetic = false;
+    for (Operation* op : ops_) {
+      if (op->hasTrait<OpTrait::ConstantLike>()) {
+        Attribute value;
+        if (!matchPattern(op->getResult(0), m_Constant(&value)) || !isa<SplatElementsAttr>(value)) return false;
+        continue;
+      }
+      if (!isElementwise(op)) return false;
+      arithmetic = true;
+      if (shapeOf(op->getResult(0)) != space) return false;
+      for (Value v : op->getOperands()) {
+        if (auto c = v.getDefiningOp(); c && ops_.contains(c)) continue;
+        if (shapeOf(v) != space) return false;
+      }
+    }
+    for (Value v : outputs_)
+      if (!v.getDefiningOp() || !ops_.contains(v.getDefiningOp())) return false;
+    auto width4 = [](Value v) {
+      Type t = tensorOf(v).getElementType();
+      return t.isF32() || t.isInteger(32);
+    };
+    for (Operation* op : ops_)
+      for (Value v : op->getOperands())
+        if (!(v.getDefiningOp() && ops_.contains(v.getDefiningOp())) && !width4(v)) return false;
+    return arithmetic && llvm::all_of(outputs_, width4);
+  }
+
+  // Grid-stride over the largest output; each output shape decomposes the index itself.
+  void elements() {
+    auto groups = outputsByShape();
+    Extent work;
+    std::string n = "0";
+    for (auto& [shape, members] : groups) {
+      Extent ext = extentOf(shape);
+      if (ext.batch_power > work.batch_power || (ext.batch_power == work.batch_power && ext.factor > work.factor)) work = ext;
+      std::string size = extentExpr(shape);
+      n = n == "0" ? size : "(" + n + " > " + size + " ? " + n + " : " + size + ")";
+    }
+    info_.launch = LaunchKind::Elements;
+    info_.work = work;
+    info_.shape = "elementwise";
+    e_.line("const long long n = " + n + ";");
+    e_.line("const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;");
+    e_.line("long long start = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;");
+    if (vectorizable(groups.front().first, groups.size())) {
+      info_.shape = "elementwise-vectorized";
+      emitVectorLoop();
+    }
+    e_.open("for (long long i = start; i < n; i += stride)");
+    for (auto& [shape, members] : groups) {
+      bool guard = groups.size() > 1;
+      if (guard) e_.open("if (i < " + extentExpr(shape) + ")");
+      else e_.open("");
+      Index idx = indexOf("i", shape, "i");
+      for (size_t m : members) e_.line(out(m) + "[i] = " + e_.valueAt(outputs_[m], idx) + ";");
+      e_.close();
+    }
+    e_.close();
+  }
+
+  // The vector loop: lanes x, y, z, w of 16-byte loads; `start` then points at the tail.
+  void emitVectorLoop() {
+    ArrayRef<int64_t> space = shapeOf(outputs_.front());
+    // Lanes first into a side buffer: they name the inputs.
+    std::string saved = std::move(e_.code());
+    e_.code().clear();
+    int depth = e_.indent();
+    e_.indent() = depth + 2;  // inside `if (aligned)` and the vector loop
+    const char* lanes[] = {"x", "y", "z", "w"};
+    std::vector<std::string> results(outputs_.size());
+    for (int l = 0; l < 4; ++l) {
+      e_.open("");
+      Index idx(space.size(), "0");
+      idx.back() = std::string("lane_") + lanes[l];  // a distinct index per lane; loads are seeded
+      for (Value v : collectInputs()) e_.seed(v, idx, std::string("a") + std::to_string(inputPosition(v)) + "." + lanes[l]);
+      for (size_t o = 0; o < outputs_.size(); ++o) e_.line("r" + std::to_string(o) + "." + lanes[l] + " = " + e_.valueAt(outputs_[o], idx) + ";");
+      e_.close();
+    }
+    std::string lanesCode = std::move(e_.code());
+    e_.code() = std::move(saved);
+    e_.indent() = depth;
+    std::string cond;
+    for (size_t i = 0; i < e_.inputs().size(); ++i) cond += "reinterpret_cast<unsigned long long>(in" + std::to_string(i) + ") | ";
+    for (size_t o = 0; o < outputs_.size(); ++o) cond += "reinterpret_cast<unsigned long long>(" + out(o) + ") | ";
+    e_.open("if (((" + cond + "0ULL) & 15ULL) == 0)");
+    e_.line("const long long n4 = n / 4;");
+    e_.open("for (long long q = start; q < n4; q += stride)");
+    auto vec = [](Value v) { return tensorOf(v).getElementType().isF32() ? std::string("float4") : std::string("int4"); };
+    for (size_t i = 0; i < e_.inputs().size(); ++i)
+      e_.line("const " + vec(e_.inputs()[i]) + " a" + std::to_string(i) + " = reinterpret_cast<const " + vec(e_.inputs()[i]) +
+              "*>(in" + std::to_string(i) + ")[q];");
+    for (size_t o = 0; o < outputs_.size(); ++o) e_.line(vec(outputs_[o]) + " r" + std::to_string(o) + ";");
+    e_.code() += lanesCode;
+    for (size_t o = 0; o < outputs_.size(); ++o)
+      e_.line("reinterpret_cast<" + vec(outputs_[o]) + "*>(" + out(o) + ")[q] = r" + std::to_string(o) + ";");
+    e_.close();
+    e_.line("start = n4 * 4 + start;  // the tail, element by element");
+    e_.close();
+  }
+
+  // The values the kernel reads from outside, registered as inputs in order.
+  std::vector<Value> collectInputs() {
+    std::vector<Value> in;
+    for (Operation* op : ops_)
+      for (Value v : op->getOperands())
+        if (!(v.getDefiningOp() && ops_.contains(v.getDefiningOp())) && !llvm::is_contained(in, v)) {
+          in.push_back(v);
+          e_.inputName(v);
+        }
+    return in;
+  }
+  size_t inputPosition(Value v) { return llvm::find(e_.inputs(), v) - e_.inputs().begin(); }
+
+  // The index of `shape` at linear position `linear`, as locals <prefix>0, <prefix>1, ...
+  Index indexOf(const std::string& linear, ArrayRef<int64_t> shape, const std::string& prefix) {
+    Index idx(shape.size());
+    if (shape.empty()) return idx;
+    std::string stride = "1";
+    for (size_t d = shape.size(); d-- > 0;) {
+      std::string q = stride == "1" ? linear : "(" + linear + " / (" + stride + "))";
+      idx[d] = d == 0 ? q : "(" + q + " % " + dim(shape[d]) + ")";
+      stride = stride == "1" ? dim(shape[d]) : stride + " * " + dim(shape[d]);
+    }
+    // Named locals: readable, and shared by every use.
+    Index named;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      std::string name = prefix + std::to_string(d);
+      e_.line("const long long " + name + " = " + idx[d] + ";");
+      named.push_back(name);
+    }
+    return named;
+  }
+
+  // One block per row of the reductions' result; all reductions of the region share
+  // their input shape and axes. Every output is over the input or the result space.
+  bool rowReduction() {
+    SmallVector<Operation*> reductions;
+    for (Operation* op : ops_)
+      if (isa<ReduceSumOp, ReduceMaxOp>(op)) reductions.push_back(op);
+    if (reductions.empty()) return false;
+    auto axesOf = [](Operation* op) {
+      return isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getAxes() : cast<ReduceMaxOp>(op).getAxes();
+    };
+    ArrayRef<int64_t> in = shapeOf(reductions[0]->getOperand(0));
+    ArrayRef<int64_t> axes = axesOf(reductions[0]);
+    for (Operation* r : reductions)
+      if (shapeOf(r->getOperand(0)) != in || axesOf(r) != axes) return false;
+    SmallVector<int64_t> keep, flat, inner, outer;
+    for (size_t d = 0; d < in.size(); ++d) {
+      bool reduced = llvm::is_contained(axes, static_cast<int64_t>(d));
+      keep.push_back(reduced ? 1 : in[d]);
+      if (reduced) inner.push_back(in[d]);
+      else { flat.push_back(in[d]); outer.push_back(in[d]); }
+    }
+    for (Value v : outputs_) {
+      ArrayRef<int64_t> s = shapeOf(v);
+      if (s != in && s != ArrayRef<int64_t>(keep) && s != ArrayRef<int64_t>(flat)) return false;
+    }
+    info_.launch = LaunchKind::Rows;
+    info_.work = extentOf(outer);
+    info_.shape = "row-reduction";
+    info_.block = 128;
+    std::set<std::string> scratch;
+    for (Operation* r : reductions) scratch.insert(cType(r->getResult(0)));
+    for (const std::string& t : scratch) e_.line("__shared__ " + t + " scratch_" + t + "[32];");
+    e_.line("const long long rows = " + extentExpr(outer) + ", inner = " + extentExpr(inner) + ";");
+    e_.open("for (long long row = blockIdx.x; row < rows; row += gridDim.x)");
+    Index rowIdx = indexOf("row", outer, "r_");
+    // The index of the input space from the row's index and the inner index `j`.
+    auto full = [&](const Index& innerIdx) {
+      Index idx;
+      size_t o = 0, i = 0;
+      for (size_t d = 0; d < in.size(); ++d)
+        idx.push_back(llvm::is_contained(axes, static_cast<int64_t>(d)) ? innerIdx[i++] : rowIdx[o++]);
+      return idx;
+    };
+    Index keepIdx, flatIdx = rowIdx;
+    for (size_t d = 0, o = 0; d < in.size(); ++d)
+      keepIdx.push_back(llvm::is_contained(axes, static_cast<int64_t>(d)) ? "0" : rowIdx[o++]);
+    auto resultIdx = [&](ArrayRef<int64_t> s) { return s == ArrayRef<int64_t>(flat) ? flatIdx : keepIdx; };
+    for (Operation* r : reductions) {
+      bool isMax = isa<ReduceMaxOp>(r);
+      std::string t = cType(r->getResult(0));
+      scalar::Type st = scalarType(tensorOf(r->getResult(0)).getElementType(), r);
+      std::string acc = e_.fresh("red");
+      std::string identity = isMax ? (scalar::isFloat(st) ? literal(-INFINITY, st)
+                                                          : st == scalar::Type::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)")
+                                   : literal(0, st);
+      e_.line(t + " " + acc + " = " + identity + ";");
+      e_.open("for (long long j = threadIdx.x; j < inner; j += blockDim.x)");
+      Index innerIdx = indexOf("j", inner, "j_");
+      std::string v = e_.valueAt(r->getOperand(0), full(innerIdx));
+      e_.line(isMax ? acc + " = kiln_max_nan(" + acc + ", " + v + ");" : acc + " += " + v + ";");
+      e_.close();
+      e_.line(acc + " = " + (isMax ? "kiln_block_max" : "kiln_block_sum") + "(" + acc + ", scratch_" + t + ");");
+      e_.seed(r->getResult(0), resultIdx(shapeOf(r->getResult(0))), acc);
+    }
+    // Outputs over the input space, then those over the result space (thread 0).
+    bool anyInner = false;
+    for (Value v : outputs_) anyInner |= shapeOf(v) == in;
+    if (anyInner) {
+      e_.open("for (long long j = threadIdx.x; j < inner; j += blockDim.x)");
+      Index innerIdx = indexOf("j", inner, "j_");
+      Index idx = full(innerIdx);
+      for (size_t o = 0; o < outputs_.size(); ++o)
+        if (shapeOf(outputs_[o]) == in) e_.line(out(o) + "[" + linearize(idx, in) + "] = " + e_.valueAt(outputs_[o], idx) + ";");
+      e_.close();
+    }
+    bool anyRow = false;
+    for (Value v : outputs_) anyRow |= shapeOf(v) != in;
+    if (anyRow) {
+      e_.open("if (threadIdx.x == 0)");
+      for (size_t o = 0; o < outputs_.size(); ++o)
+        if (shapeOf(outputs_[o]) != in) e_.line(out(o) + "[row] = " + e_.valueAt(outputs_[o], resultIdx(shapeOf(outputs_[o]))) + ";");
+      e_.close();
+    }
+    e_.close();
+    return true;
+  }
+
+  // A tiled GEMM: 64x64 tiles of the result per block of 16x16 threads (4x4 each),
+  // K in steps of 16 through shared memory; the epilogue at each accumulator.
+  bool gemm() {
+    MatmulOp m;
+    for (Operation* op : ops_)
+      if (auto mm = dyn_cast<MatmulOp>(op)) m = mm;
+    if (!m || e_.isInside(m.getA()) || e_.isInside(m.getB())) return false;
+    ArrayRef<int64_t> space = shapeOf(m.getResult());
+    for (Value v : outputs_)
+      if (shapeOf(v) != space) return false;
+    size_t rank = space.size();
+    ArrayRef<int64_t> lead = space.drop_back(2);
+    std::string M = dim(space[rank - 2]), N = dim(space[rank - 1]), K = KernelEmitter::contractionSize(m);
+    std::string T = cType(m.getResult());
+    info_.launch = LaunchKind::Tiles;
+    info_.shape = "gemm";
+    info_.block = 16;
+    info_.tile = 64;
+    info_.work = extentOf(space.take_back(1));
+    info_.rows = extentOf(space.drop_back(1).take_back(1));
+    info_.count = extentOf(lead);
+    std::string A = e_.inputName(m.getA()), B = e_.inputName(m.getB());
+    bool ta = m.getTransposeA(), tb = m.getTransposeB();
+    e_.line("__shared__ " + T + " As[16][64 + 1];  // As[k][m]");
+    e_.line("__shared__ " + T + " Bs[16][64 + 1];  // Bs[k][n]");
+    e_.line("const long long M = " + M + ", N = " + N + ", K = " + K + ", count = " + extentExpr(lead) + ";");
+    e_.line("const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;");
+    e_.open("for (long long bz = blockIdx.z; bz < count; bz += gridDim.z)");
+    e_.line("const long long m0 = static_cast<long long>(blockIdx.y) * 64, n0 = static_cast<long long>(blockIdx.x) * 64;");
+    e_.line("const " + T + "* a = " + A + " + bz * M * K;");
+    e_.line("const " + T + "* b = " + B + " + bz * K * N;");
+    e_.line(T + " acc[4][4] = {};");
+    e_.open("for (long long k0 = 0; k0 < K; k0 += 16)");
+    // Coalesced loads: consecutive threads read consecutive addresses of the operand.
+    e_.open("for (int e = tid; e < 16 * 64; e += 256)");
+    if (ta) e_.line("const int kk = e / 64, mm = e % 64;  // A is (K, M)");
+    else e_.line("const int mm = e / 16, kk = e % 16;  // A is (M, K)");
+    e_.line("const long long gm = m0 + mm, gk = k0 + kk;");
+    e_.line(std::string("As[kk][mm] = gm < M && gk < K ? ") + (ta ? "a[gk * M + gm]" : "a[gm * K + gk]") + " : " + T + "(0);");
+    if (tb) e_.line("const int nn = e / 16, kb = e % 16;  // B is (N, K)");
+    else e_.line("const int kb = e / 64, nn = e % 64;  // B is (K, N)");
+    e_.line("const long long gn = n0 + nn, gkb = k0 + kb;");
+    e_.line(std::string("Bs[kb][nn] = gn < N && gkb < K ? ") + (tb ? "b[gn * K + gkb]" : "b[gkb * N + gn]") + " : " + T + "(0);");
+    e_.close();
+    e_.line("__syncthreads();");
+    e_.open("for (int kk = 0; kk < 16; ++kk)");
+    e_.line(T + " ra[4], rb[4];");
+    e_.line("for (int r = 0; r < 4; ++r) { ra[r] = As[kk][ty * 4 + r]; rb[r] = Bs[kk][tx * 4 + r]; }");
+    e_.line("for (int r = 0; r < 4; ++r) for (int c = 0; c < 4; ++c) acc[r][c] += ra[r] * rb[c];");
+    e_.close();
+    e_.line("__syncthreads();");
+    e_.close();
+    // Epilogue.
+    Index leadIdx;
+    {
+      std::string rest = "bz";
+      for (size_t d = lead.size(); d-- > 0;) {
+        std::string name = "b" + std::to_string(d);
+        e_.line("const long long " + name + " = " + (d == 0 ? rest : rest + " % " + dim(lead[d])) + ";");
+        rest = "(" + rest + " / " + dim(lead[d]) + ")";
+        leadIdx.insert(leadIdx.begin(), name);
+      }
+    }
+    e_.open("for (int r = 0; r < 4; ++r)");
+    e_.open("for (int c = 0; c < 4; ++c)");
+    e_.line("const long long gm = m0 + ty * 4 + r, gn = n0 + tx * 4 + c;");
+    e_.open("if (gm < M && gn < N)");
+    Index idx = leadIdx;
+    idx.push_back("gm");
+    idx.push_back("gn");
+    e_.seed(m.getResult(), idx, "acc[r][c]");
+    std::string linear = "(bz * M + gm) * N + gn";
+    for (size_t o = 0; o < outputs_.size(); ++o) e_.line(out(o) + "[" + linear + "] = " + e_.valueAt(outputs_[o], idx) + ";");
+    e_.close();
+    e_.close();
+    e_.close();
+    e_.close();
+    return true;
+  }
+
+  llvm::SetVector<Operation*> ops_;
+  std::vector<Value> outputs_;
+  KernelEmitter e_;
+  KernelInfo info_;
+  std::string kind_;
+};
+
+// The prelude of every program: types for NVRTC, the scalar helpers, block reductions.
+std::string prelude() {
+  return R"(// Generated by kiln (codegen/cuda): one kernel per kiln.fusion region.
+#ifndef KILN_CUDA_EMULATE
+typedef int int32_t;
+typedef unsigned int uint32_t;
+typedef long long int64_t;
+typedef unsigned long long uint64_t;
+#endif
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+#ifndef NAN
+#define NAN __int_as_float(0x7fffffff)
+#endif
+)" + scalar::renderCPrelude() +
+         R"(// Philox-4x32-10 (Random123's philox4x32, ten rounds), as kiln/philox.h: the first word
+// for key (seed) and counter (counter, 0, 0); uniform in [0, 1) with 24 random bits.
+__device__ __forceinline__ double kiln_philox_uniform(unsigned long long seed, unsigned long long counter) {
+  unsigned int c0 = static_cast<unsigned int>(counter), c1 = static_cast<unsigned int>(counter >> 32), c2 = 0, c3 = 0;
+  unsigned int k0 = static_cast<unsigned int>(seed), k1 = static_cast<unsigned int>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    unsigned long long p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
+    unsigned int n0 = static_cast<unsigned int>(p1 >> 32) ^ c1 ^ k0, n1 = static_cast<unsigned int>(p1);
+    unsigned int n2 = static_cast<unsigned int>(p0 >> 32) ^ c3 ^ k1, n3 = static_cast<unsigned int>(p0);
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return static_cast<double>(c0 >> 8) * (1.0 / 16777216.0);
+}
+// max with NaN propagated (the first NaN wins), as the interpreter's reduce_max.
+template <typename T> __device__ __forceinline__ T kiln_max_nan(T a, T b) {
+  return a != a ? a : (b != b || b > a) ? b : a;
+}
+template <typename T> __device__ __forceinline__ T kiln_warp_sum(T v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+template <typename T> __device__ __forceinline__ T kiln_warp_max(T v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v = kiln_max_nan(v, __shfl_down_sync(0xffffffffu, v, offset));
+  return v;
+}
+// Block-wide reductions (blockDim.x a multiple of 32): every thread gets the result.
+template <typename T> __device__ T kiln_block_sum(T v, T* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = kiln_warp_sum(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < warps ? scratch[lane] : T(0);
+    v = kiln_warp_sum(v);
+    if (lane == 0) scratch[0] = v;
+  }
+  __syncthreads();
+  v = scratch[0];
+  __syncthreads();
+  return v;
+}
+template <typename T> __device__ T kiln_block_max(T v, T* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = kiln_warp_max(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < warps ? scratch[lane] : scratch[0];
+    v = kiln_warp_max(v);
+    if (lane == 0) scratch[0] = v;
+  }
+  __syncthreads();
+  v = scratch[0];
+  __syncthreads();
+  return v;
+}
+)";
+}
+
+int countLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+Program emitProgram(func::FuncOp func) {
+  Program program;
+  std::string globals, kernels;
+  int constants = 0;
+  llvm::DenseMap<Value, int> bufferOf;
+  for (auto [i, arg] : llvm::enumerate(func.getArguments())) {
+    BufferInfo b;
+    for (int64_t d : shapeOf(arg)) b.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+    b.dtype = dtypeOf(arg, func);
+    b.argument = static_cast<int>(i);
+    bufferOf[arg] = static_cast<int>(program.buffers.size());
+    program.buffers.push_back(b);
+  }
+  program.num_arguments = static_cast<int>(func.getNumArguments());
+  auto newBuffer = [&](Value v, Operation* op) {
+    BufferInfo b;
+    for (int64_t d : shapeOf(v)) b.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+    b.dtype = dtypeOf(v, op);
+    bufferOf[v] = static_cast<int>(program.buffers.size());
+    program.buffers.push_back(b);
+  };
+  std::vector<std::pair<KernelInfo, std::string>> built;
+  int index = 0;
+  for (Operation& op : func.getBody().front()) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      for (Value v : ret.getOperands()) {
+        auto it = bufferOf.find(v);
+        if (it == bufferOf.end()) notImplemented(&op, "of a value no kernel computes");
+        program.results.push_back(it->second);
+      }
+      continue;
+    }
+    if (op.getNumResults() == 0) notImplemented(&op, "without results");
+    llvm::SetVector<Operation*> ops;
+    std::vector<Value> outputs;
+    std::string kind = "op";
+    // Region values -> outer values (a region's block arguments are its inputs).
+    llvm::DenseMap<Value, Value> outer;
+    std::vector<std::pair<Value, Value>> results;  // (outer result, kernel value)
+    std::string label;
+    if (auto fusion = dyn_cast<FusionOp>(op)) {
+      kind = fusion.getKind().str();
+      for (Operation& inner : fusion.getBody()->without_terminator()) ops.insert(&inner);
+      for (auto [arg, in] : llvm::zip(fusion.getBody()->getArguments(), fusion.getInputs())) outer[arg] = in;
+      std::string ops_;
+      std::set<std::string> seen;
+      for (Operation* o : ops) {
+        if (isLayoutOrConstant(o)) continue;
+        std::string n = o->getName().stripDialect().str();
+        if (seen.insert(n).second) ops_ += (ops_.empty() ? "" : "+") + n;
+      }
+      label = std::to_string(index) + ":" + kind + ":" + ops_;
+      for (auto [res, y] : llvm::zip(fusion.getResults(), fusion.getYield().getValues()))
+        results.push_back({res, y});
+    } else {
+      ops.insert(&op);
+      label = std::to_string(index) + ":op:" + op.getName().stripDialect().str();
+      for (Value r : op.getResults()) results.push_back({r, r});
+    }
+    if (auto file = dyn_cast<FileLineColLoc>(op.getLoc()))
+      label += " (" + file.getFilename().getValue().rsplit('/').second.str() + ":" + std::to_string(file.getLine()) + ")";
+    // Yielded block arguments alias their input; a value yielded twice is one output.
+    for (auto& [res, y] : results) {
+      if (auto arg = dyn_cast<BlockArgument>(y); arg && outer.count(y)) {
+        bufferOf[res] = bufferOf.lookup(outer[y]);
+        continue;
+      }
+      if (!llvm::is_contained(outputs, y)) outputs.push_back(y);
+    }
+    if (outputs.empty()) continue;
+    KernelBuilder builder(globals, constants, ops, outputs, label, kind);
+    std::string source = builder.build();
+    KernelInfo& info = builder.info();
+    for (Value in : builder.inputs()) {
+      Value v = outer.count(in) ? outer[in] : in;
+      auto it = bufferOf.find(v);
+      if (it == bufferOf.end()) notImplemented(&op, "reading a value computed by no kernel");
+      info.inputs.push_back(it->second);
+    }
+    for (Value y : outputs) {
+      // The outer result(s) yielding y share one buffer.
+      int buffer = -1;
+      for (auto& [res, yy] : results)
+        if (yy == y) {
+          if (buffer < 0) {
+            newBuffer(res, &op);
+            buffer = bufferOf[res];
+          }
+          bufferOf[res] = buffer;
+        }
+      info.outputs.push_back(buffer);
+    }
+    built.push_back({info, source});
+    ++index;
+  }
+  program.source = prelude() + globals;
+  int line = countLines(program.source) + 1;
+  for (auto& [info, source] : built) {
+    program.source += "\n";
+    ++line;
+    info.first_line = line;
+    line += countLines(source);
+    info.last_line = line - 1;
+    program.source += source;
+    program.kernels.push_back(info);
+  }
+  // Host entry points for the SIMT emulator (compiled only there).
+  program.source += "\n#ifdef KILN_CUDA_EMULATE\n";
+  for (const KernelInfo& k : program.kernels) {
+    program.source += "extern \"C\" void " + k.name + "__emulate(void** args, const unsigned* grid, const unsigned* block) {\n";
+    program.source += "  kiln_emu::run(grid, block, [&] { " + k.name + "(";
+    size_t p = 0;
+    for (int b : k.inputs)
+      program.source += "*static_cast<const " + cTypeOf(program.buffers[b].dtype) + "* const*>(args[" + std::to_string(p++) + "]), ";
+    for (int b : k.outputs)
+      program.source += "*static_cast<" + cTypeOf(program.buffers[b].dtype) + "* const*>(args[" + std::to_string(p++) + "]), ";
+    program.source += "*static_cast<const long long*>(args[" + std::to_string(p) + "])); });\n}\n";
+  }
+  program.source += "#endif\n";
+  return program;
+}
+
+std::string kernelAtLine(const Program& program, int line) {
+  for (const KernelInfo& k : program.kernels)
+    if (line >= k.first_line && line <= k.last_line) return k.label;
+  return "";
+}
+
+void gridOf(const KernelInfo& k, int64_t batch, unsigned grid[3], unsigned block[3]) {
+  auto clamp = [](int64_t v, int64_t hi) { return static_cast<unsigned>(std::max<int64_t>(1, std::min(v, hi))); };
+  grid[0] = grid[1] = grid[2] = 1;
+  block[0] = k.block;
+  block[1] = block[2] = 1;
+  switch (k.launch) {
+    case LaunchKind::Elements: grid[0] = clamp((k.work.at(batch) + k.block - 1) / k.block, 65535); break;
+    case LaunchKind::Rows: grid[0] = clamp(k.work.at(batch), 65535); break;
+    case LaunchKind::Tiles:
+      block[1] = k.block;
+      grid[0] = clamp((k.work.at(batch) + k.tile - 1) / k.tile, 65535);
+      grid[1] = clamp((k.rows.at(batch) + k.tile - 1) / k.tile, 65535);
+      grid[2] = clamp(k.count.at(batch), 65535);
+      break;
+  }
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,329 @@
+// The SIMT emulator (KILN_CUDA_EMULATE=1): generated CUDA C++ compiled for the host
+// against a header that emulates the CUDA execution model, loaded with dlopen.
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "kiln/codegen/cuda.h"
+#include "kiln/error.h"
+
+namespace kiln::cuda {
+
+const std::string& emulatorHeader() {
+  static const std::string header = R"EMU(// kiln's SIMT emulator: CUDA's execution model on the host.
+// A launch runs block after block; the threads of a block are fibers (ucontext)
+// scheduled round-robin: __syncthreads and warp operations (shuffles, votes) wait
+// for every live thread of the block / warp, so warps run in lock-step where CUDA
+// code relies on it. Shared memory is per OS thread (blocks run one at a time),
+// device memory is host memory, atomics are plain read-modify-writes.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __shared__ static thread_local
+
+struct dim3 { unsigned x = 1, y = 1, z = 1; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
+
+namespace kiln_emu {
+
+struct Barrier {
+  int count = 0;
+  unsigned long long generation = 0;
+};
+
+struct Fiber {
+  ucontext_t context;
+  dim3 index;
+  int linear = 0;
+  bool done = false;
+};
+
+struct Block {
+  dim3 grid, block, index;
+  int threads = 0, live = 0;
+  std::vector<Fiber> fibers;
+  std::vector<int> warpLive;
+  Barrier barrier;
+  Barrier warpBarrier[32];
+  unsigned long long slots[1024];
+};
+
+inline thread_local Block* block = nullptr;
+inline thread_local Fiber* fiber = nullptr;
+inline thread_local ucontext_t scheduler;
+inline thread_local const std::function<void()>* body = nullptr;
+
+inline void yield() { swapcontext(&fiber->context, &scheduler); }
+
+// Waits until `expected` threads arrived (threads that finished count as arrived).
+inline void arrive(Barrier& b, const int& expected) {
+  unsigned long long g = b.generation;
+  if (++b.count >= expected) {
+    b.count = 0;
+    ++b.generation;
+    return;
+  }
+  while (b.generation == g) yield();
+}
+
+inline void syncWarp() { arrive(block->warpBarrier[fiber->linear >> 5], block->warpLive[fiber->linear >> 5]); }
+
+inline void trampoline() {
+  (*body)();
+  fiber->done = true;
+  --block->live;
+  int w = fiber->linear >> 5;
+  --block->warpLive[w];
+  // A barrier the others wait at may now be complete.
+  if (block->barrier.count > 0 && block->barrier.count >= block->live) { block->barrier.count = 0; ++block->barrier.generation; }
+  Barrier& wb = block->warpBarrier[w];
+  if (wb.count > 0 && wb.count >= block->warpLive[w]) { wb.count = 0; ++wb.generation; }
+}
+
+inline void run(const unsigned* grid, const unsigned* blockDims, const std::function<void()>& kernel) {
+  // Fiber stacks: mapped pages (not heap blocks), reused by every launch of this OS thread.
+  constexpr size_t kStack = 64 * 1024;
+  static thread_local std::vector<char*> stacks;
+  Block b;
+  b.grid.x = grid[0]; b.grid.y = grid[1]; b.grid.z = grid[2];
+  b.block.x = blockDims[0]; b.block.y = blockDims[1]; b.block.z = blockDims[2];
+  b.threads = static_cast<int>(b.block.x * b.block.y * b.block.z);
+  if (b.threads > 1024) std::abort();
+  while (stacks.size() < static_cast<size_t>(b.threads)) {
+    void* p = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    stacks.push_back(static_cast<char*>(p));
+  }
+  body = &kernel;
+  block = &b;
+  for (unsigned bz = 0; bz < b.grid.z; ++bz)
+    for (unsigned by = 0; by < b.grid.y; ++by)
+      for (unsigned bx = 0; bx < b.grid.x; ++bx) {
+        b.index.x = bx; b.index.y = by; b.index.z = bz;
+        b.fibers.assign(b.threads, Fiber());
+        b.live = b.threads;
+        b.warpLive.assign((b.threads + 31) / 32, 0);
+        b.barrier = Barrier();
+        for (Barrier& w : b.warpBarrier) w = Barrier();
+        for (int t = 0; t < b.threads; ++t) {
+          Fiber& f = b.fibers[t];
+          f.linear = t;
+          f.index.x = t % b.block.x;
+          f.index.y = (t / b.block.x) % b.block.y;
+          f.index.z = t / (b.block.x * b.block.y);
+          ++b.warpLive[t / 32];
+          getcontext(&f.context);
+          f.context.uc_stack.ss_sp = stacks[t];
+          f.context.uc_stack.ss_size = kStack;
+          f.context.uc_link = &scheduler;
+          makecontext(&f.context, trampoline, 0);
+        }
+        while (b.live > 0)
+          for (Fiber& f : b.fibers) {
+            if (f.done) continue;
+            fiber = &f;
+            swapcontext(&scheduler, &f.context);
+          }
+      }
+  block = nullptr;
+  fiber = nullptr;
+}
+
+}  // namespace kiln_emu
+
+#define threadIdx (kiln_emu::fiber->index)
+#define blockIdx (kiln_emu::block->index)
+#define blockDim (kiln_emu::block->block)
+#define gridDim (kiln_emu::block->grid)
+#define warpSize 32
+
+inline void __syncthreads() { kiln_emu::arrive(kiln_emu::block->barrier, kiln_emu::block->live); }
+inline void __syncwarp(unsigned = 0xffffffffu) { kiln_emu::syncWarp(); }
+
+template <typename T> T kiln_emu_shuffle(T v, int source) {
+  using namespace kiln_emu;
+  static_assert(sizeof(T) <= 8, "a shuffled value is at most 8 bytes");
+  std::memcpy(&block->slots[fiber->linear], &v, sizeof(T));
+  syncWarp();
+  T r = v;
+  int base = fiber->linear & ~31;
+  if (source >= 0 && base + source < block->threads) std::memcpy(&r, &block->slots[base + source], sizeof(T));
+  syncWarp();
+  return r;
+}
+template <typename T> T __shfl_sync(unsigned, T v, int lane, int width = 32) {
+  int me = kiln_emu::fiber->linear & 31;
+  return kiln_emu_shuffle(v, (me / width) * width + (lane % width));
+}
+template <typename T> T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+  int me = kiln_emu::fiber->linear & 31;
+  int src = static_cast<int>((me % width) + delta) < width ? me + static_cast<int>(delta) : me;
+  return kiln_emu_shuffle(v, src);
+}
+template <typename T> T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+  int me = kiln_emu::fiber->linear & 31;
+  int src = (me % width) >= static_cast<int>(delta) ? me - static_cast<int>(delta) : me;
+  return kiln_emu_shuffle(v, src);
+}
+template <typename T> T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+  int me = kiln_emu::fiber->linear & 31;
+  int src = me ^ mask;
+  return kiln_emu_shuffle(v, (src / width == me / width) ? src : me);
+}
+inline unsigned __ballot_sync(unsigned, int predicate) {
+  using namespace kiln_emu;
+  unsigned long long p = predicate != 0;
+  block->slots[fiber->linear] = p;
+  syncWarp();
+  unsigned bits = 0;
+  int base = fiber->linear & ~31;
+  for (int l = 0; l < 32 && base + l < block->threads; ++l)
+    if (!block->fibers[base + l].done && block->slots[base + l]) bits |= 1u << l;
+  syncWarp();
+  return bits;
+}
+inline int __any_sync(unsigned m, int p) { return __ballot_sync(m, p) != 0; }
+inline int __all_sync(unsigned m, int p) {
+  int base = kiln_emu::fiber->linear & ~31;
+  unsigned all = 0;
+  for (int l = 0; l < 32 && base + l < kiln_emu::block->threads; ++l)
+    if (!kiln_emu::block->fibers[base + l].done) all |= 1u << l;
+  return __ballot_sync(m, p) == all;
+}
+template <typename T> T atomicAdd(T* p, T v) { T old = *p; *p = old + v; return old; }
+template <typename T> T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; return old; }
+template <typename T> T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
+template <typename T> T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
+template <typename T> T __ldg(const T* p) { return *p; }
+inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline int __float_as_int(float v) { int i; std::memcpy(&i, &v, 4); return i; }
+)EMU";
+  return header;
+}
+
+namespace {
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Runs `command` through the shell; returns its exit status and output.
+int runCommand(const std::string& command, std::string& output) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::mutex& compileMutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
+using EmulateEntry = void (*)(void**, const unsigned*, const unsigned*);
+
+EmulatedProgram EmulatedProgram::load(const Program& program, const std::string& dir) {
+  std::string source = "#define KILN_CUDA_EMULATE 1\n" + emulatorHeader() + program.source;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(source)));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("kiln: the CUDA emulator cannot create the folder " + dir + ": " + ec.message());
+  std::filesystem::path base = std::filesystem::path(dir) / (std::string("kiln-emu-") + hash);
+  std::string so = base.string() + ".so", cpp = base.string() + ".cpp";
+  {
+    std::lock_guard<std::mutex> lock(compileMutex());
+    if (!std::filesystem::exists(so)) {
+      std::string tmp = so + ".tmp" + std::to_string(::getpid());
+      std::ofstream(cpp) << source;
+      const char* cxx = std::getenv("KILN_HOST_CXX");
+      std::string compiler = cxx && *cxx ? cxx : KILN_HOST_CXX;
+      std::string output;
+      std::string command = compiler + " -std=c++17 -O1 -fPIC -shared -w -o '" + tmp + "' '" + cpp + "'";
+      if (runCommand(command, output) != 0) {
+        std::filesystem::remove(tmp, ec);
+        throw Error("kiln: the CUDA emulator failed to compile the generated kernels (source: " + cpp +
+                    ")\ncommand: " + command + "\n" + output);
+      }
+      std::filesystem::rename(tmp, so, ec);
+      if (ec) throw Error("kiln: the CUDA emulator cannot write " + so + ": " + ec.message());
+    }
+  }
+  EmulatedProgram p;
+  p.program_ = program;
+  p.handle_ = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!p.handle_) {
+    const char* e = ::dlerror();
+    throw Error("kiln: the CUDA emulator cannot load " + so + ": " + (e ? e : "?"));
+  }
+  for (const KernelInfo& k : program.kernels) {
+    void* entry = ::dlsym(p.handle_, (k.name + "__emulate").c_str());
+    if (!entry) throw Error("kiln: the CUDA emulator finds no entry for kernel " + k.label + " in " + so);
+    p.entries_.push_back(entry);
+  }
+  return p;
+}
+
+EmulatedProgram::EmulatedProgram(EmulatedProgram&& o) noexcept
+    : program_(std::move(o.program_)), handle_(o.handle_), entries_(std::move(o.entries_)) {
+  o.handle_ = nullptr;
+}
+
+EmulatedProgram& EmulatedProgram::operator=(EmulatedProgram&& o) noexcept {
+  if (this != &o) {
+    if (handle_) ::dlclose(handle_);
+    program_ = std::move(o.program_);
+    handle_ = o.handle_;
+    entries_ = std::move(o.entries_);
+    o.handle_ = nullptr;
+  }
+  return *this;
+}
+
+EmulatedProgram::~EmulatedProgram() {
+  if (handle_) ::dlclose(handle_);
+}
+
+void EmulatedProgram::launch(size_t k, const std::vector<void*>& buffers, int64_t batch) const {
+  if (k >= entries_.size())
+    throw Error("kiln: EmulatedProgram::launch: argument k: expected < " + std::to_string(entries_.size()) +
+                ", got " + std::to_string(k));
+  const KernelInfo& info = program_.kernels[k];
+  std::vector<void*> pointers;
+  for (int b : info.inputs) pointers.push_back(buffers.at(b));
+  for (int b : info.outputs) pointers.push_back(buffers.at(b));
+  long long n = batch;
+  std::vector<void*> args;
+  for (void*& p : pointers) args.push_back(&p);
+  args.push_back(&n);
+  unsigned grid[3], block[3];
+  gridOf(info, batch, grid, block);
+  reinterpret_cast<EmulateEntry>(entries_[k])(args.data(), grid, block);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,182 @@
+// Differential tests of the CUDA emitter: each kernel kind, generated as CUDA C++, run
+// under the SIMT emulator (KILN_CUDA_EMULATE's execution model) agrees with the
+// interpreter (the oracle), including a whole MLP training step (Adam).
+#include "cuda_test_util.h"
+
+namespace kiln::cuda::testing {
+namespace {
+
+TEST(CudaEmulator, ElementwiseBroadcastChain) {
+  // (x + b) * y, relu, a compare and a cast: one grid-stride kernel with broadcasts.
+  Program p = expectAgrees(R"(
+func.func @f(%x: tensor<?x7xf32>, %b: tensor<7xf32>, %y: tensor<?x7xf32>) -> (tensor<?x7xf32>, tensor<?x7xf32>) {
+  %c = kiln.constant dense<0.5> : tensor<f32>
+  %0 = kiln.broadcast_to %b : tensor<7xf32> -> tensor<?x7xf32>
+  %1 = kiln.add %x, %0 : tensor<?x7xf32>
+  %2 = kiln.mul %1, %y : tensor<?x7xf32>
+  %3 = kiln.broadcast_to %c : tensor<f32> -> tensor<?x7xf32>
+  %4 = kiln.sub %2, %3 : tensor<?x7xf32>
+  %5 = kiln.relu %4 : tensor<?x7xf32>
+  %6 = kiln.compare "gt", %5, %3 : tensor<?x7xf32>
+  %7 = kiln.cast %6 : tensor<?x7xi1> -> tensor<?x7xf32>
+  return %5, %7 : tensor<?x7xf32>, tensor<?x7xf32>
+})", 9);
+  ASSERT_EQ(p.kernels.size(), 1u);
+  EXPECT_EQ(p.kernels[0].shape, "elementwise");
+}
+
+TEST(CudaEmulator, ElementwiseVectorizedWithTail) {
+  // Whole operands only: 128-bit loads; 4 * 7 + 2 elements leave a tail of 2.
+  Program p = expectAgrees(R"(
+func.func @f(%x: tensor<30xf32>, %y: tensor<30xf32>) -> tensor<30xf32> {
+  %0 = kiln.mul %x, %y : tensor<30xf32>
+  %1 = kiln.exp %0 : tensor<30xf32>
+  %2 = kiln.sqrt %1 : tensor<30xf32>
+  return %2 : tensor<30xf32>
+})");
+  ASSERT_EQ(p.kernels.size(), 1u);
+  EXPECT_EQ(p.kernels[0].shape, "elementwise-vectorized");
+  EXPECT_NE(p.source.find("float4"), std::string::npos);
+}
+
+TEST(CudaEmulator, ColumnSumWithEpilogue) {
+  // A bias gradient and its SGD update: reduction over the batch (axis 0), one block per column.
+  Program p = expectAgrees(R"(
+func.func @f(%g: tensor<?x37xf32>, %b: tensor<37xf32>) -> tensor<37xf32> {
+  %lr = kiln.constant dense<0.1> : tensor<37xf32>
+  %0 = kiln.reduce_sum %g, [0] : tensor<?x37xf32> -> tensor<37xf32>
+  %1 = kiln.mul %lr, %0 : tensor<37xf32>
+  %2 = kiln.sub %b, %1 : tensor<37xf32>
+  return %2 : tensor<37xf32>
+})", 300);
+  EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+  EXPECT_NE(p.source.find("kiln_block_sum"), std::string::npos);
+}
+
+TEST(CudaEmulator, SoftmaxAndLogSoftmaxRows) {
+  // Row-wise softmax and log_softmax over 300 classes (several warps per row): one kernel.
+  Program p = expectAgrees(R"(
+func.func @f(%x: tensor<?x300xf32>) -> (tensor<?x300xf32>, tensor<?x300xf32>) {
+  %0 = kiln.reduce_max %x, [1] keepdims : tensor<?x300xf32> -> tensor<?x1xf32>
+  %1 = kiln.broadcast_to %0 : tensor<?x1xf32> -> tensor<?x300xf32>
+  %2 = kiln.sub %x, %1 : tensor<?x300xf32>
+  %3 = kiln.exp %2 : tensor<?x300xf32>
+  %4 = kiln.reduce_sum %3, [1] keepdims : tensor<?x300xf32> -> tensor<?x1xf32>
+  %5 = kiln.broadcast_to %4 : tensor<?x1xf32> -> tensor<?x300xf32>
+  %6 = kiln.div %3, %5 : tensor<?x300xf32>
+  %7 = kiln.log %4 : tensor<?x1xf32>
+  %8 = kiln.broadcast_to %7 : tensor<?x1xf32> -> tensor<?x300xf32>
+  %9 = kiln.sub %2, %8 : tensor<?x300xf32>
+  return %6, %9 : tensor<?x300xf32>, tensor<?x300xf32>
+})", 5, -8.0, 8.0);
+  ASSERT_EQ(p.kernels.size(), 1u);
+  EXPECT_EQ(p.kernels[0].shape, "row-reduction");
+  EXPECT_NE(p.source.find("kiln_block_max"), std::string::npos);
+}
+
+TEST(CudaEmulator, MatmulTiledWithEpilogueAndTransposes) {
+  // Sizes that are not multiples of the 64x64 tile or the K step of 16.
+  Program p = expectAgrees(R"(
+func.func @f(%x: tensor<?x70xf32>, %w: tensor<90x70xf32>, %b: tensor<90xf32>, %g: tensor<?x90xf32>) -> (tensor<?x90xf32>, tensor<70x90xf32>) {
+  %z = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.matmul %x, %w {transpose_b} : tensor<?x70xf32>, tensor<90x70xf32> -> tensor<?x90xf32>
+  %1 = kiln.broadcast_to %b : tensor<90xf32> -> tensor<?x90xf32>
+  %2 = kiln.add %0, %1 : tensor<?x90xf32>
+  %3 = kiln.relu %2 : tensor<?x90xf32>
+  %4 = kiln.matmul %x, %g {transpose_a} : tensor<?x70xf32>, tensor<?x90xf32> -> tensor<70x90xf32>
+  return %3, %4 : tensor<?x90xf32>, tensor<70x90xf32>
+})", 67, -1.0, 1.0);
+  EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_NE(p.source.find("__syncthreads()"), std::string::npos);
+}
+
+TEST(CudaEmulator, BatchedMatmul) {
+  expectAgrees(R"(
+func.func @f(%a: tensor<3x5x20xf32>, %b: tensor<3x20x6xf32>) -> tensor<3x5x6xf32> {
+  %0 = kiln.matmul %a, %b : tensor<3x5x20xf32>, tensor<3x20x6xf32> -> tensor<3x5x6xf32>
+  %1 = kiln.tanh %0 : tensor<3x5x6xf32>
+  return %1 : tensor<3x5x6xf32>
+})", 1, -1.0, 1.0);
+}
+
+TEST(CudaEmulator, ConvolutionAndGradients) {
+  // A strided, padded, dilated grouped convolution with bias + relu, and both gradients.
+  expectAgrees(R"(
+func.func @f(%x: tensor<?x4x9x8xf32>, %w: tensor<6x2x3x3xf32>, %b: tensor<6xf32>, %gy: tensor<?x6x4x4xf32>) -> (tensor<?x6x4x4xf32>, tensor<?x4x9x8xf32>, tensor<6x2x3x3xf32>) {
+  %0 = kiln.conv2d %x, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 1>, groups = 2} : tensor<?x4x9x8xf32>, tensor<6x2x3x3xf32> -> tensor<?x6x4x4xf32>
+  %1 = kiln.reshape %b : tensor<6xf32> -> tensor<1x6x1x1xf32>
+  %2 = kiln.broadcast_to %1 : tensor<1x6x1x1xf32> -> tensor<?x6x4x4xf32>
+  %3 = kiln.add %0, %2 : tensor<?x6x4x4xf32>
+  %4 = kiln.relu %3 : tensor<?x6x4x4xf32>
+  %5 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 1>, groups = 2} : tensor<?x6x4x4xf32>, tensor<6x2x3x3xf32> -> tensor<?x4x9x8xf32>
+  %6 = kiln.conv2d_grad_filter %x, %gy {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 1>, groups = 2} : tensor<?x4x9x8xf32>, tensor<?x6x4x4xf32> -> tensor<6x2x3x3xf32>
+  return %4, %5, %6 : tensor<?x6x4x4xf32>, tensor<?x4x9x8xf32>, tensor<6x2x3x3xf32>
+})", 2, -1.0, 1.0);
+}
+
+TEST(CudaEmulator, PoolingAndGradients) {
+  expectAgrees(R"(
+func.func @f(%x: tensor<?x3x7x7xf32>, %gy: tensor<?x3x4x4xf32>) -> (tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x7x7xf32>, tensor<?x3x7x7xf32>) {
+  %0 = kiln.pool2d "max", %x {ksize = array<i64: 3, 3>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<?x3x7x7xf32> -> tensor<?x3x4x4xf32>
+  %1 = kiln.pool2d "avg", %x {ksize = array<i64: 3, 3>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<?x3x7x7xf32> -> tensor<?x3x4x4xf32>
+  %2 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 3, 3>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<?x3x7x7xf32>, tensor<?x3x4x4xf32> -> tensor<?x3x7x7xf32>
+  %3 = kiln.pool2d_grad "avg", %x, %gy {ksize = array<i64: 3, 3>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<?x3x7x7xf32>, tensor<?x3x4x4xf32> -> tensor<?x3x7x7xf32>
+  return %0, %1, %2, %3 : tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x7x7xf32>, tensor<?x3x7x7xf32>
+})", 2, -1.0, 1.0);
+}
+
+TEST(CudaEmulator, GatherScatterArgmaxLayouts) {
+  // embed_id and its gradient, argmax, a transpose and a strided slice.
+  expectAgrees(R"(
+func.func @f(%t: tensor<10x5xf32>, %ids: tensor<?xi32>, %u: tensor<?x5xf32>, %x: tensor<?x5xf32>) -> (tensor<?x5xf32>, tensor<10x5xf32>, tensor<?xi32>, tensor<5x?xf32>, tensor<3x2xf32>) {
+  %0 = kiln.gather %t, %ids : tensor<10x5xf32>, tensor<?xi32> -> tensor<?x5xf32>
+  %1 = kiln.scatter_add %ids, %u : tensor<?xi32>, tensor<?x5xf32> -> tensor<10x5xf32>
+  %2 = kiln.argmax %x, 1 : tensor<?x5xf32> -> tensor<?xi32>
+  %3 = kiln.transpose %x, [1, 0] : tensor<?x5xf32> -> tensor<5x?xf32>
+  %4 = kiln.slice %t {start = array<i64: 2, 1>, limit = array<i64: 9, 5>, step = array<i64: 3, 2>} : tensor<10x5xf32> -> tensor<3x2xf32>
+  return %0, %1, %2, %3, %4 : tensor<?x5xf32>, tensor<10x5xf32>, tensor<?xi32>, tensor<5x?xf32>, tensor<3x2xf32>
+})", 7, -1.0, 1.0);
+}
+
+TEST(CudaEmulator, PhiloxDropoutMaskMatchesInterpreter) {
+  // The same stream as the CPU backend and the interpreter: a dropout mask of ratio 0.3.
+  Program p = expectAgrees(R"(
+func.func @f(%k: tensor<2xi64>, %x: tensor<7x9xf32>) -> (tensor<7x9xf32>, tensor<7x9xf32>) {
+  %r = kiln.constant dense<0.3> : tensor<7x9xf32>
+  %s = kiln.constant dense<1.4285714> : tensor<7x9xf32>
+  %z = kiln.constant dense<0.0> : tensor<7x9xf32>
+  %0 = kiln.rng_uniform %k : tensor<2xi64> -> tensor<7x9xf32>
+  %1 = kiln.compare "ge", %0, %r : tensor<7x9xf32>
+  %2 = kiln.mul %x, %s : tensor<7x9xf32>
+  %3 = kiln.select %1, %2, %z : tensor<7x9xi1>, tensor<7x9xf32>
+  return %0, %3 : tensor<7x9xf32>, tensor<7x9xf32>
+})");
+  EXPECT_NE(p.source.find("kiln_philox_uniform"), std::string::npos);
+}
+
+TEST(CudaEmulator, MlpAdamTrainingStep) {
+  // A whole training step of the digits MLP (64-100-100-10, softmax cross entropy, Adam),
+  // as the frontend emits it (symbolic batch): every kernel against the interpreter.
+  std::string text = readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/mlp_adam_step.kiln");
+  Program p = expectAgrees(text, 16);
+  EXPECT_GE(p.kernels.size(), 10u);
+  EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+}
+
+}  // namespace
+}  // namespace kiln::cuda::testing
+
+namespace kiln::cuda::testing {
+namespace {
+
+TEST(CudaEmulator, CnnTrainingStep) {
+  // The digits CNN step (conv + batch normalization + relu + max pooling + linear layers,
+  // softmax cross entropy, Adam) as the frontend emits it: every kernel against the interpreter.
+  std::string text = readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/cnn_step.kiln");
+  Program p = expectAgrees(text, 8);
+  EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+}
+
+}  // namespace
+}  // namespace kiln::cuda::testing

@@ -1,0 +1,115 @@
+// NVRTC compiles every kernel the emitter generates (no GPU needed): a whole MLP training
+// step and CNN training step, for sm_80 and sm_90 cubins and PTX; a failing compile names
+// the kernel, the source file and NVRTC's log. Skipped where libnvrtc is not installed.
+#include "cuda_test_util.h"
+#include "kiln/error.h"
+
+namespace kiln::cuda::testing {
+namespace {
+
+#define SKIP_WITHOUT_NVRTC() \
+  if (!nvrtcAvailable()) GTEST_SKIP() << "libnvrtc is not installed (no CUDA toolkit)"
+
+void expectCubin(const NvrtcOutput& out, const std::string& arch) {
+  ASSERT_GE(out.cubin.size(), 4u) << arch;
+  EXPECT_EQ(std::string(out.cubin.data(), 4), "\x7f" "ELF") << arch;  // a cubin is an ELF file
+  EXPECT_NE(out.ptx.find(".target " + arch), std::string::npos) << arch;
+}
+
+// Every kernel of the program appears in the PTX as an entry point.
+void expectEntries(const Program& p, const NvrtcOutput& out) {
+  for (const KernelInfo& k : p.kernels) EXPECT_NE(out.ptx.find(".entry " + k.name), std::string::npos) << k.label;
+}
+
+TEST(CudaNvrtc, VersionIsReported) {
+  SKIP_WITHOUT_NVRTC();
+  std::string v = nvrtcVersion();
+  EXPECT_NE(v.find('.'), std::string::npos) << v;
+}
+
+TEST(CudaNvrtc, MlpAdamStepCompilesForSm80AndSm90) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/mlp_adam_step.kiln"));
+  Program p = emitProgram(firstFunc(*module));
+  EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    NvrtcOutput out = nvrtcCompile(p, arch);
+    expectCubin(out, arch);
+    expectEntries(p, out);
+  }
+}
+
+TEST(CudaNvrtc, CnnStepCompilesForSm90AndPtx) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/cnn_step.kiln"));
+  Program p = emitProgram(firstFunc(*module));
+  NvrtcOutput out = nvrtcCompile(p, "sm_90");
+  expectCubin(out, "sm_90");
+  expectEntries(p, out);
+  NvrtcOutput ptx = nvrtcCompile(p, "compute_90");  // PTX only, for newer GPUs
+  EXPECT_TRUE(ptx.cubin.empty());
+  EXPECT_NE(ptx.ptx.find(".target sm_90"), std::string::npos);
+}
+
+TEST(CudaNvrtc, CacheKeyHasSourceArchAndVersion) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(R"(
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.exp %x : tensor<8xf32>
+  return %0 : tensor<8xf32>
+})");
+  Program p = emitProgram(firstFunc(*module));
+  std::string k80 = nvrtcCacheKey(p, "sm_80"), k90 = nvrtcCacheKey(p, "sm_90");
+  EXPECT_NE(k80, k90);
+  EXPECT_NE(k90.find("sm_90"), std::string::npos);
+  EXPECT_NE(k90.find("nvrtc-" + nvrtcVersion()), std::string::npos);
+  Program q = p;
+  q.source += "// changed\n";
+  EXPECT_NE(nvrtcCacheKey(q, "sm_90"), k90);
+}
+
+TEST(CudaNvrtc, FailedCompileNamesKernelSourceAndLog) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(R"(
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.exp %x : tensor<8xf32>
+  return %0 : tensor<8xf32>
+})");
+  Program p = emitProgram(firstFunc(*module));
+  ASSERT_EQ(p.kernels.size(), 1u);
+  // Break the kernel's body: an undeclared identifier on one of its lines.
+  size_t at = p.source.find("const long long n = ");
+  ASSERT_NE(at, std::string::npos);
+  p.source.insert(at, "kiln_undeclared_identifier = 1; ");
+  try {
+    nvrtcCompile(p, "sm_90");
+    FAIL() << "expected kiln::Error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(p.kernels[0].label), std::string::npos) << m;
+    EXPECT_NE(m.find("source: "), std::string::npos) << m;
+    EXPECT_NE(m.find(".cu"), std::string::npos) << m;
+    EXPECT_NE(m.find("kiln_undeclared_identifier"), std::string::npos) << m;  // NVRTC's log
+    size_t path = m.find("source: ") + 8;
+    std::string file = m.substr(path, m.find(' ', path) - path);
+    EXPECT_NE(readFile(file).find("kiln_undeclared_identifier"), std::string::npos) << file;
+  }
+}
+
+TEST(CudaNvrtc, BadArchIsAnError) {
+  SKIP_WITHOUT_NVRTC();
+  Program p;
+  try {
+    nvrtcCompile(p, "volta");
+    FAIL() << "expected kiln::Error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("nvrtcCompile"), std::string::npos) << m;
+    EXPECT_NE(m.find("arch"), std::string::npos) << m;
+    EXPECT_NE(m.find("\"volta\""), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cuda::testing

@@ -1,0 +1,172 @@
+// Shared helpers of the CUDA codegen tests: parse kiln IR, fuse it, run it on the
+// interpreter (the oracle) and through the generated kernels under the SIMT emulator.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kiln/array.h"
+#include "kiln/codegen/cuda.h"
+#include "kiln/codegen/interp.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/passes/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+namespace kiln::cuda::testing {
+
+inline mlir::MLIRContext& context() {
+  static mlir::MLIRContext* ctx = [] {
+    auto* c = new mlir::MLIRContext();
+    c->loadDialect<kiln::ir::KilnDialect, mlir::func::FuncDialect>();
+    kiln::passes::registerKilnPipelines();
+    return c;
+  }();
+  return *ctx;
+}
+
+inline mlir::OwningOpRef<mlir::ModuleOp> parse(const std::string& text) {
+  auto m = mlir::parseSourceString<mlir::ModuleOp>(text, &context());
+  if (!m) ADD_FAILURE() << "does not parse:\n" << text;
+  return m;
+}
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline mlir::func::FuncOp firstFunc(mlir::ModuleOp m) { return *m.getOps<mlir::func::FuncOp>().begin(); }
+
+// `text` with -kiln-fuse applied.
+inline mlir::OwningOpRef<mlir::ModuleOp> fused(const std::string& text) {
+  auto m = parse(text);
+  mlir::PassManager pm(&context());
+  if (mlir::failed(mlir::parsePassPipeline("func.func(kiln-fuse)", pm)) || mlir::failed(pm.run(*m)))
+    ADD_FAILURE() << "-kiln-fuse failed";
+  return m;
+}
+
+// `text` with every `?` dimension replaced by `batch` (the interpreter runs concrete shapes).
+inline std::string concrete(std::string text, int64_t batch) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '?' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == '>'))
+      out += std::to_string(batch);
+    else
+      out += text[i];
+  }
+  return out;
+}
+
+// Deterministic inputs: floats in [lo, hi), integers in [0, ints).
+inline Array input(const Shape& shape, DType dtype, uint64_t seed, double lo = 0.1, double hi = 1.0, int ints = 10) {
+  Array a = Array::zeros(shape, dtype);
+  uint64_t s = seed * 2654435761u + 12345;
+  for (int64_t i = 0; i < a.size(); ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    double u = static_cast<double>(s >> 11) / 9007199254740992.0;
+    switch (dtype) {
+      case DType::f32: a.data<float>()[i] = static_cast<float>(lo + (hi - lo) * u); break;
+      case DType::f64: a.data<double>()[i] = lo + (hi - lo) * u; break;
+      case DType::i32: a.data<int32_t>()[i] = static_cast<int32_t>(u * ints); break;
+      case DType::i64: a.data<int64_t>()[i] = static_cast<int64_t>(u * ints); break;
+      case DType::b8: a.data<bool>()[i] = u < 0.5; break;
+    }
+  }
+  return a;
+}
+
+inline DType dtypeOfType(mlir::Type t) {
+  if (t.isF64()) return DType::f64;
+  if (t.isInteger(32)) return DType::i32;
+  if (t.isInteger(64)) return DType::i64;
+  if (t.isInteger(1)) return DType::b8;
+  return DType::f32;
+}
+
+// Inputs for every argument of `func` (concrete shapes).
+inline std::vector<Array> inputsFor(mlir::func::FuncOp func, double lo = 0.1, double hi = 1.0, int ints = 10) {
+  std::vector<Array> args;
+  for (auto [i, t] : llvm::enumerate(func.getArgumentTypes())) {
+    auto tensor = mlir::cast<mlir::RankedTensorType>(t);
+    Shape shape(tensor.getShape().begin(), tensor.getShape().end());
+    args.push_back(input(shape, dtypeOfType(tensor.getElementType()), i + 1, lo, hi, ints));
+  }
+  return args;
+}
+
+inline std::string emulatorDir() { return std::string(KILN_BINARY_DIR) + "/test-cache/cuda-emulator"; }
+
+// Runs `program` under the emulator on `args` (the batch size `batch`).
+inline std::vector<Array> runEmulated(const Program& program, const std::vector<Array>& args, int64_t batch) {
+  EmulatedProgram emulated = EmulatedProgram::load(program, emulatorDir());
+  std::vector<Array> storage;
+  std::vector<void*> buffers;
+  for (const BufferInfo& b : program.buffers) {
+    Shape shape;
+    for (int64_t d : b.shape) shape.push_back(d < 0 ? batch : d);
+    if (b.argument >= 0) {
+      storage.push_back(args.at(b.argument));
+    } else {
+      storage.push_back(Array::full(shape, 12345.0, b.dtype));  // garbage the kernels must overwrite
+    }
+    buffers.push_back(storage.back().raw_data());
+  }
+  for (size_t k = 0; k < program.kernels.size(); ++k) emulated.launch(k, buffers, batch);
+  std::vector<Array> results;
+  for (int r : program.results) results.push_back(storage[r].copy());
+  return results;
+}
+
+// Element-wise agreement: exact for integers and booleans, relative for floats.
+inline void expectClose(const Array& expected, const Array& actual, const std::string& what, double rtol = 1e-4,
+                        double atol = 1e-5) {
+  ASSERT_EQ(expected.shape(), actual.shape()) << what;
+  ASSERT_EQ(expected.dtype(), actual.dtype()) << what;
+  int reported = 0;
+  for (int64_t i = 0; i < expected.size(); ++i) {
+    double e = expected.at(i), a = actual.at(i);
+    bool ok = (std::isnan(e) && std::isnan(a)) || e == a ||
+              (is_floating(expected.dtype()) && std::abs(e - a) <= atol + rtol * std::abs(e));
+    if (!ok && reported++ < 5) ADD_FAILURE() << what << ": element " << i << ": interpreter " << e << ", emulated CUDA " << a;
+  }
+}
+
+// The differential check: `text` (dynamic dimensions allowed) fused and run through the
+// generated kernels agrees with the interpreter on the concrete function.
+inline Program expectAgrees(const std::string& text, int64_t batch = 6, double lo = 0.1, double hi = 1.0) {
+  auto reference = parse(concrete(text, batch));
+  if (!reference) return {};
+  mlir::func::FuncOp refFunc = firstFunc(*reference);
+  std::vector<Array> args = inputsFor(refFunc, lo, hi);
+  std::vector<Array> expected = interp::run(refFunc, args);
+  auto module = fused(text);
+  if (!module) return {};
+  Program program = emitProgram(firstFunc(*module));
+  std::vector<Array> actual = runEmulated(program, args, batch);
+  EXPECT_EQ(expected.size(), actual.size());
+  for (size_t i = 0; i < expected.size() && i < actual.size(); ++i)
+    expectClose(expected[i], actual[i], "result " + std::to_string(i));
+  return program;
+}
+
+inline bool hasKernelShape(const Program& p, const std::string& shape) {
+  for (const KernelInfo& k : p.kernels)
+    if (k.shape == shape) return true;
+  return false;
+}
+
+}  // namespace kiln::cuda::testing

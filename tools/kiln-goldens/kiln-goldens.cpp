@@ -19,6 +19,7 @@
 #define KILN_GOLDENS_HAVE_SERIALIZERS 1
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -234,6 +235,160 @@ std::vector<Index> parse_slices(const json& items) {
   return out;
 }
 
+// ---- recurrent functions and links (recurrent.json; test/goldens/README.md) -------
+
+// The n-step functions' inputs: [hx, (cx,) ws (layer-direction major), bs, xs...].
+struct NStepInputs {
+  Vars states;
+  F::Weights ws, bs;
+  Vars xs;
+};
+NStepInputs split_n_step_inputs(const Vars& in, int64_t n_states, int64_t n_weights, int64_t n_layers,
+                                int64_t directions) {
+  const size_t k = static_cast<size_t>(n_layers * directions), nw = static_cast<size_t>(n_weights);
+  const size_t head = static_cast<size_t>(n_states) + 2 * k * nw;
+  if (in.size() < head + 1) throw Error(fmt::format("takes at least {} inputs, the case has {}", head + 1, in.size()));
+  NStepInputs r;
+  r.states.assign(in.begin(), in.begin() + n_states);
+  for (size_t i = 0; i < k; ++i) {
+    auto w0 = in.begin() + n_states + i * nw, b0 = in.begin() + n_states + (k + i) * nw;
+    r.ws.emplace_back(w0, w0 + nw);
+    r.bs.emplace_back(b0, b0 + nw);
+  }
+  r.xs.assign(in.begin() + head, in.end());
+  return r;
+}
+
+Vars flatten_n_step(const Variable& hy, const Variable& cy, const Vars& ys) {
+  Vars out{hy};
+  if (!cy.is_null()) out.push_back(cy);
+  out.insert(out.end(), ys.begin(), ys.end());
+  return out;
+}
+
+// A link's case: the first inputs are its parameters (attrs "params", namedparams names
+// without the leading "/"): each parameter takes its input's value and then its place in
+// the driver's inputs, so grad_inputs are read from the link's own parameters.
+size_t bind_link_params(const Link& link, const Vars& in, const Attrs& a) {
+  std::vector<std::string> names = a.get("params").get<std::vector<std::string>>();
+  if (in.size() < names.size()) throw Error("fewer inputs than parameters");
+  auto params = link.namedparams();
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto it = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == "/" + names[i]; });
+    if (it == params.end()) throw CaseFailure{"the link has no parameter '" + names[i] + "'"};
+    Parameter p = it->second;
+    if (p.is_initialized() && p.shape() != in[i].shape())
+      throw CaseFailure{fmt::format("parameter '{}' has shape {}, the case {}", names[i], shape_str(p.shape()),
+                                    shape_str(in[i].shape()))};
+    p.set_array(in[i].array());
+    const_cast<Vars&>(in)[i] = p;
+  }
+  if (params.size() != names.size())
+    throw CaseFailure{fmt::format("the link has {} parameters, the case {}", params.size(), names.size())};
+  return names.size();
+}
+
+template <typename NStepLink>
+Fn nstep_link(int64_t n_states) {
+  return [n_states](const Vars& in, const Attrs& a) -> Vars {
+    NStepLink link(a.integer("n_layers", 1), a.integer("in_size", 0), a.integer("out_size", 0), a.num("dropout", 0.0));
+    size_t first = bind_link_params(link, in, a);
+    Vars states(static_cast<size_t>(n_states));
+    if (!a.boolean("hx_none", false))
+      for (int64_t s = 0; s < n_states; ++s) states[static_cast<size_t>(s)] = in.at(first++);
+    Vars xs(in.begin() + static_cast<std::ptrdiff_t>(first), in.end());
+    if constexpr (std::is_invocable_v<NStepLink, Variable, Variable, Vars>) {
+      auto r = link(states[0], states[1], xs);
+      return flatten_n_step(r.hy, r.cy, r.ys);
+    } else {
+      auto r = link(states[0], xs);
+      return flatten_n_step(r.hy, Variable(), r.ys);
+    }
+  };
+}
+
+void add_recurrent(std::map<std::string, Fn>& t) {
+  t["lstm"] = [](const Vars& in, const Attrs&) -> Vars {
+    need_inputs(in, 2, 2);
+    auto [c, h] = F::lstm(in[0], in[1]);
+    return {c, h};
+  };
+  t["slstm"] = [](const Vars& in, const Attrs&) -> Vars {
+    need_inputs(in, 4, 4);
+    auto [c, h] = F::slstm(in[0], in[1], in[2], in[3]);
+    return {c, h};
+  };
+  auto lstm_fn = [](bool bi) {
+    return [bi](const Vars& in, const Attrs& a) -> Vars {
+      int64_t n_layers = a.integer("n_layers", 1);
+      NStepInputs n = split_n_step_inputs(in, 2, 8, n_layers, bi ? 2 : 1);
+      auto r = (bi ? F::n_step_bilstm : F::n_step_lstm)(n_layers, a.num("dropout_ratio", 0.0), n.states[0],
+                                                       n.states[1], n.ws, n.bs, n.xs, SourceLocation::current());
+      return flatten_n_step(r.hy, r.cy, r.ys);
+    };
+  };
+  t["n_step_lstm"] = lstm_fn(false);
+  t["n_step_bilstm"] = lstm_fn(true);
+  auto gru_fn = [](bool bi) {
+    return [bi](const Vars& in, const Attrs& a) -> Vars {
+      int64_t n_layers = a.integer("n_layers", 1);
+      NStepInputs n = split_n_step_inputs(in, 1, 6, n_layers, bi ? 2 : 1);
+      auto r = (bi ? F::n_step_bigru : F::n_step_gru)(n_layers, a.num("dropout_ratio", 0.0), n.states[0], n.ws,
+                                                     n.bs, n.xs, SourceLocation::current());
+      return flatten_n_step(r.hy, Variable(), r.ys);
+    };
+  };
+  t["n_step_gru"] = gru_fn(false);
+  t["n_step_bigru"] = gru_fn(true);
+  auto rnn_fn = [](bool bi) {
+    return [bi](const Vars& in, const Attrs& a) -> Vars {
+      int64_t n_layers = a.integer("n_layers", 1);
+      NStepInputs n = split_n_step_inputs(in, 1, 2, n_layers, bi ? 2 : 1);
+      auto r = (bi ? F::n_step_birnn : F::n_step_rnn)(n_layers, a.num("dropout_ratio", 0.0), n.states[0], n.ws,
+                                                     n.bs, n.xs, a.str("activation", "tanh"),
+                                                     SourceLocation::current());
+      return flatten_n_step(r.hy, Variable(), r.ys);
+    };
+  };
+  t["n_step_rnn"] = rnn_fn(false);
+  t["n_step_birnn"] = rnn_fn(true);
+
+  // Stateful links: one call per remaining input; outputs the call's results in order.
+  t["L.LSTM"] = [](const Vars& in, const Attrs& a) -> Vars {
+    L::LSTM link(a.integer("in_size", -1), a.integer("out_size", 0));
+    Vars ys;
+    for (size_t i = bind_link_params(link, in, a); i < in.size(); ++i) ys.push_back(link(in[i]));
+    return ys;
+  };
+  t["L.GRU"] = [](const Vars& in, const Attrs& a) -> Vars {
+    L::GRU link(a.integer("in_size", -1), a.integer("out_size", 0));
+    Vars ys;
+    for (size_t i = bind_link_params(link, in, a); i < in.size(); ++i) ys.push_back(link(in[i]));
+    return ys;
+  };
+  t["L.StatelessLSTM"] = [](const Vars& in, const Attrs& a) -> Vars {
+    L::StatelessLSTM link(a.integer("in_size", -1), a.integer("out_size", 0));
+    size_t i = bind_link_params(link, in, a);
+    if (in.size() != i + 3) throw Error("L.StatelessLSTM takes (c, h, x)");
+    auto [c, h] = link(in[i], in[i + 1], in[i + 2]);
+    return {c, h};
+  };
+  t["L.StatelessGRU"] = [](const Vars& in, const Attrs& a) -> Vars {
+    L::StatelessGRU link(a.integer("in_size", -1), a.integer("out_size", 0));
+    size_t i = bind_link_params(link, in, a);
+    if (in.size() != i + 2) throw Error("L.StatelessGRU takes (h, x)");
+    return {link(in[i], in[i + 1])};
+  };
+  t["L.NStepLSTM"] = nstep_link<L::NStepLSTM>(2);
+  t["L.NStepBiLSTM"] = nstep_link<L::NStepBiLSTM>(2);
+  t["L.NStepGRU"] = nstep_link<L::NStepGRU>(1);
+  t["L.NStepBiGRU"] = nstep_link<L::NStepBiGRU>(1);
+  t["L.NStepRNNTanh"] = nstep_link<L::NStepRNNTanh>(1);
+  t["L.NStepRNNReLU"] = nstep_link<L::NStepRNNReLU>(1);
+  t["L.NStepBiRNNTanh"] = nstep_link<L::NStepBiRNNTanh>(1);
+  t["L.NStepBiRNNReLU"] = nstep_link<L::NStepBiRNNReLU>(1);
+}
+
 const std::map<std::string, Fn>& function_table() {
   static const std::map<std::string, Fn> table = [] {
     std::map<std::string, Fn> t;
@@ -410,6 +565,7 @@ const std::map<std::string, Fn>& function_table() {
       need_inputs(in, 2, 2);
       return {F::embed_id(in[0], in[1], a.opt_int("ignore_label"))};
     };
+    add_recurrent(t);
     return t;
   }();
   return table;
@@ -487,9 +643,22 @@ void run_function_case(const json& c) {
   if (jgo.size() != outputs.size())
     throw Error(fmt::format("grad_outputs has {} entries for {} outputs", jgo.size(),
                             outputs.size()));
-  for (size_t j = 0; j < outputs.size(); ++j) {
-    outputs[j].set_grad(parse_tensor(jgo[j], fmt::format("grad_outputs[{}]", j)));
-    outputs[j].backward();
+  if (outputs.size() == 1) {
+    outputs[0].set_grad(parse_tensor(jgo[0], "grad_outputs[0]"));
+    outputs[0].backward();
+  } else {
+    // One backward of sum_j <outputs[j], grad_outputs[j]> (the definition of grad_inputs):
+    // one gradient graph for all outputs, not one per output (the n-step RNN cases have many).
+    Variable total;
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      Variable gy(parse_tensor(jgo[j], fmt::format("grad_outputs[{}]", j)), false);
+      if (gy.shape() != outputs[j].shape())
+        throw CaseFailure{fmt::format("grad_outputs[{}] has shape {}, output {} has {}", j, shape_str(gy.shape()), j,
+                                      shape_str(outputs[j].shape()))};
+      Variable term = F::sum(outputs[j] * gy);
+      total = j == 0 ? term : total + term;
+    }
+    total.backward();
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (jgi[i].is_null()) continue;

@@ -7,7 +7,11 @@
 namespace kiln::detail {
 
 const std::vector<const Backend*>& backends() {
+#ifdef KILN_HAVE_CUDA
+  static const std::vector<const Backend*> all{&cpu_backend(), &interp_backend(), &cuda_backend()};
+#else
   static const std::vector<const Backend*> all{&cpu_backend(), &interp_backend()};
+#endif
   return all;
 }
 
@@ -23,8 +27,12 @@ const Backend& backend_named(const std::string& name) {
     known += i == 0 ? "" : i + 1 == backends().size() ? " and " : ", ";
     known += fmt::format("'{}' ({})", b->name(), b->description());
   }
+#ifdef KILN_HAVE_CUDA
+  throw Error("kiln: KILN_BACKEND=" + name + ": unknown backend; this build has " + known);
+#else
   throw Error("kiln: KILN_BACKEND=" + name + ": unknown backend; this build has " + known +
-              "; 'cuda' is not implemented yet");
+              "; 'cuda' needs a build with the CUDA toolkit (KILN_ENABLE_CUDA)");
+#endif
 }
 
 const Backend& current_backend() {

@@ -60,6 +60,7 @@ const Backend& backend_named(const std::string& name);
 // The backends' registrations (backend_interp.cpp, backend_cpu.cpp).
 const Backend& interp_backend();
 const Backend& cpu_backend();
+const Backend& cuda_backend();  // backend_cuda.cpp, in builds with the CUDA toolkit (KILN_HAVE_CUDA)
 
 // KILN_DUMP: writes `module` to <prefix><suffix> when prefix is not "" (compile.cpp).
 void write_dump(const std::string& prefix, const char* suffix, mlir::ModuleOp module);

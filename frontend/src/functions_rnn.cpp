@@ -89,7 +89,7 @@ std::pair<Variable, Variable> cell_step(Cell cell, const StackedWeights& w, cons
       Variable r = sigmoid(x3[0] + h3[0]);
       Variable z = sigmoid(x3[1] + h3[1]);
       Variable h_bar = tanh(x3[2] + r * h3[2]);
-      return {(1.0 - z) * h_bar + z * h, Variable()};
+      return {h_bar + z * (h - h_bar), Variable()};  // (1 - z) * h_bar + z * h
     }
     case Cell::RNNTanh: return {tanh(gx + gh), Variable()};
     case Cell::RNNReLU: return {relu(gx + gh), Variable()};

@@ -168,7 +168,7 @@ Variable StatelessGRU::operator()(const Variable& h, const Variable& x) const {
   Variable r = F::sigmoid(W_r(x) + U_r(h));
   Variable z = F::sigmoid(W_z(x) + U_z(h));
   Variable h_bar = F::tanh(W(x) + U(r * h));
-  return z * h_bar + (1.0 - z) * h;  // linear_interpolate(z, h_bar, h)
+  return h + z * (h_bar - h);  // linear_interpolate(z, h_bar, h) = z * h_bar + (1 - z) * h
 }
 
 StatefulGRU::StatefulGRU(int64_t in_size, int64_t out, Parameter::Initializer init, Parameter::Initializer inner_init,
@@ -197,7 +197,7 @@ Variable StatefulGRU::operator()(const Variable& x) {
   }
   z = F::sigmoid(z);
   h_bar = F::tanh(h_bar);
-  h = h.is_null() ? z * h_bar : z * h_bar + (1.0 - z) * h;
+  h = h.is_null() ? z * h_bar : h + z * (h_bar - h);  // linear_interpolate(z, h_bar, h)
   return h;
 }
 

@@ -183,7 +183,27 @@ void Variable::unchain() {
   data_->node = detail::make_leaf(value, data_);
 }
 
-void Variable::unchain_backward() { unchain(); }
+void Variable::unchain_backward() {
+  // Chainer: every variable behind this one loses its creator. The realize in unchain()
+  // computed every pending value a handle holds; each computed node behind this one
+  // becomes a leaf holding its value (in place, so every handle onto it sees the cut), e.g.
+  // the state of a stateful LSTM after loss.unchain_backward() in truncated BPTT.
+  NodePtr root = checked(data_, "unchain_backward").node;
+  unchain();
+  std::unordered_set<const detail::Node*> visited;
+  std::vector<NodePtr> work{root};
+  while (!work.empty()) {
+    NodePtr n = std::move(work.back());
+    work.pop_back();
+    if (!n || n->is_leaf() || !visited.insert(n.get()).second) continue;
+    work.insert(work.end(), n->inputs.begin(), n->inputs.end());
+    if (n->realized()) {
+      bool state = n->state;
+      detail::collapse_to_leaf(*n);
+      n->state = state;  // a data value stays one (it may choose the symbolic batch)
+    }
+  }
+}
 
 namespace {
 // Whether `from` depends on `target` through nodes gradients flow through.

@@ -67,7 +67,36 @@ namespace kiln::cpu {
 
 namespace {
 
+// Gives every tensor a function returns its own value before bufferization: a value
+// returned twice (CSE merges equal results, e.g. the gradients of two biases added into
+// one pre-activation) or a constant gets a copy, so results-to-out-params (which hoists a
+// result's allocation into its out-param) never sees one buffer for two out-params.
+struct UniqueReturnValues : mlir::PassWrapper<UniqueReturnValues, mlir::OperationPass<mlir::func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(UniqueReturnValues)
+  llvm::StringRef getArgument() const override { return "kiln-unique-return-values"; }
+  void runOnOperation() override {
+    getOperation().walk([](mlir::func::ReturnOp ret) {
+      llvm::SmallPtrSet<mlir::Value, 16> seen;
+      mlir::OpBuilder b(ret);
+      for (mlir::OpOperand& operand : ret->getOpOperands()) {
+        mlir::Value v = operand.get();
+        auto type = mlir::dyn_cast<mlir::RankedTensorType>(v.getType());
+        mlir::Operation* def = v.getDefiningOp();
+        bool constant = def && def->hasTrait<mlir::OpTrait::ConstantLike>();
+        if (!type || (seen.insert(v).second && !constant)) continue;
+        llvm::SmallVector<mlir::Value> dynamic;
+        for (int64_t i = 0; i < type.getRank(); ++i)
+          if (type.isDynamicDim(i)) dynamic.push_back(mlir::tensor::DimOp::create(b, ret.getLoc(), v, i));
+        mlir::Value empty =
+            mlir::tensor::EmptyOp::create(b, ret.getLoc(), type.getShape(), type.getElementType(), dynamic);
+        operand.set(mlir::linalg::CopyOp::create(b, ret.getLoc(), v, empty).getResult(0));
+      }
+    });
+  }
+};
+
 void addBufferizationPasses(mlir::OpPassManager& pm) {
+  pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<UniqueReturnValues>());
   mlir::bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion = mlir::bufferization::LayoutMapOption::IdentityLayoutMap;
@@ -150,6 +179,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
   if (!options.gemm_blas) pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls());
   addBufferizationPasses(pm);
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnDonateBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
   addLoopPasses(pm, options);

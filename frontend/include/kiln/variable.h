@@ -54,9 +54,10 @@ class Variable {
   // computed now if pending); backward() from values computed later stops
   // here, and the graph behind it is freed unless another variable holds it.
   void unchain();
-  // Chainer's unchain_backward(), as used by truncated BPTT: here the same as
-  // unchain() (the variables computed before this one keep their own graphs,
-  // which are freed when they go).
+  // Chainer's unchain_backward(), as used by truncated BPTT: unchain() this
+  // variable and every variable behind it (each becomes a leaf holding its
+  // value), so `loss.unchain_backward()` also cuts the state a stateful link
+  // (L::LSTM's h() and c()) carries into the next window.
   void unchain_backward();
 
   bool requires_grad() const;

@@ -389,6 +389,228 @@ void add_recurrent(std::map<std::string, Fn>& t) {
   t["L.NStepBiRNNReLU"] = nstep_link<L::NStepBiRNNReLU>(1);
 }
 
+// ---- more of chainer.functions (functions_extra.json) ----------------------------
+
+// pad_width: an int, one [before, after] pair, or one pair per axis.
+std::vector<std::pair<int64_t, int64_t>> parse_pad_width(const json& j) {
+  if (j.is_number_integer()) return {{j.get<int64_t>(), j.get<int64_t>()}};
+  if (j.is_array() && !j.empty() && j[0].is_number_integer()) {
+    if (j.size() == 1) return {{j[0].get<int64_t>(), j[0].get<int64_t>()}};
+    if (j.size() != 2) throw Error("pad_width needs an int, a pair or a pair per axis");
+    return {{j[0].get<int64_t>(), j[1].get<int64_t>()}};
+  }
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (const json& p : j) {
+    if (p.is_number_integer()) out.push_back({p.get<int64_t>(), p.get<int64_t>()});
+    else if (p.size() == 1) out.push_back({p[0].get<int64_t>(), p[0].get<int64_t>()});
+    else out.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>()});
+  }
+  return out;
+}
+
+Fn unary_extra(Variable (*f)(const Variable&, SourceLocation)) { return unary(f); }
+
+void add_extra(std::map<std::string, Fn>& t) {
+  // elementwise math
+  for (auto [name, f] : std::initializer_list<std::pair<const char*, Variable (*)(const Variable&, SourceLocation)>>{
+           {"sin", F::sin}, {"cos", F::cos}, {"tan", F::tan}, {"arcsin", F::arcsin}, {"arccos", F::arccos},
+           {"arctan", F::arctan}, {"sinh", F::sinh}, {"cosh", F::cosh}, {"log1p", F::log1p}, {"expm1", F::expm1},
+           {"log2", F::log2}, {"log10", F::log10}, {"erf", F::erf}, {"erfc", F::erfc}, {"floor", F::floor},
+           {"ceil", F::ceil}, {"fix", F::fix}, {"sign", F::sign}, {"hard_sigmoid", F::hard_sigmoid},
+           {"relu6", F::relu6}, {"fliplr", F::fliplr}, {"flipud", F::flipud},
+           {"batch_l2_norm_squared", F::batch_l2_norm_squared}})
+    t[name] = unary_extra(f);
+  for (auto [name, f] :
+       std::initializer_list<std::pair<const char*, Variable (*)(const Variable&, const Variable&, SourceLocation)>>{
+           {"arctan2", F::arctan2}, {"fmod", F::fmod}, {"squared_difference", F::squared_difference},
+           {"squared_error", F::squared_error}, {"absolute_error", F::absolute_error},
+           {"mean_absolute_error", F::mean_absolute_error}, {"binary_accuracy", F::binary_accuracy},
+           {"prelu", F::prelu}, {"select_item", F::select_item}})
+    t[name] = binary(f);
+  t["linear_interpolate"] = [](const Vars& in, const Attrs&) -> Vars {
+    need_inputs(in, 3, 3);
+    return {F::linear_interpolate(in[0], in[1], in[2])};
+  };
+  t["cumsum"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::cumsum(in[0], a.opt_int("axis"))};
+  };
+  t["cumprod"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::cumprod(in[0], a.opt_int("axis"))};
+  };
+  t["prod"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::prod(in[0], a.axes("axis"), a.boolean("keepdims", false))};
+  };
+  t["average"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 2);
+    return {F::average(in[0], a.axes("axis"), opt_input(in, 1), a.boolean("keepdims", false))};
+  };
+  // activations
+  t["selu"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::selu(in[0], a.num("alpha", 1.6732632423543772848170429916717),
+                    a.num("scale", 1.0507009873554804934193349852946))};
+  };
+  t["clipped_relu"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::clipped_relu(in[0], a.num("z", 20.0))};
+  };
+  t["crelu"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::crelu(in[0], a.integer("axis", 1))};
+  };
+  t["maxout"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::maxout(in[0], a.get("pool_size").get<int64_t>(), a.integer("axis", 1))};
+  };
+  // shapes
+  t["hstack"] = [](const Vars& in, const Attrs&) -> Vars { return {F::hstack(in)}; };
+  t["vstack"] = [](const Vars& in, const Attrs&) -> Vars { return {F::vstack(in)}; };
+  t["dstack"] = [](const Vars& in, const Attrs&) -> Vars { return {F::dstack(in)}; };
+  t["broadcast"] = [](const Vars& in, const Attrs&) -> Vars { return F::broadcast(in); };
+  t["tile"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::tile(in[0], a.ints("reps"))};
+  };
+  t["repeat"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::repeat(in[0], a.ints("repeats"), a.opt_int("axis"))};
+  };
+  t["flip"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::flip(in[0], a.get("axis").get<int64_t>())};
+  };
+  t["moveaxis"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::moveaxis(in[0], a.ints("source"), a.ints("destination"))};
+  };
+  t["rollaxis"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::rollaxis(in[0], a.get("axis").get<int64_t>(), a.integer("start", 0))};
+  };
+  t["swapaxes"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::swapaxes(in[0], a.get("axis1").get<int64_t>(), a.get("axis2").get<int64_t>())};
+  };
+  t["tensordot"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    if (!a.has("axes")) return {F::tensordot(in[0], in[1])};
+    const json& ax = a.get("axes");
+    if (ax.is_number_integer()) return {F::tensordot(in[0], in[1], ax.get<int64_t>())};
+    if (!ax.is_array() || ax.size() != 2) throw Error("tensordot axes: an int or [a_axes, b_axes]");
+    auto side = [](const json& v) {
+      return v.is_number_integer() ? std::vector<int64_t>{v.get<int64_t>()} : v.get<std::vector<int64_t>>();
+    };
+    return {F::tensordot(in[0], in[1], std::make_pair(side(ax[0]), side(ax[1])))};
+  };
+  t["einsum"] = [](const Vars& in, const Attrs& a) -> Vars {
+    return {F::einsum(a.get("subscripts").get<std::string>(), in)};
+  };
+  t["separate"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return F::separate(in[0], a.integer("axis", 0));
+  };
+  t["diagonal"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::diagonal(in[0], a.integer("offset", 0), a.integer("axis1", 0), a.integer("axis2", 1))};
+  };
+  t["space2depth"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::space2depth(in[0], a.get("r").get<int64_t>())};
+  };
+  t["depth2space"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::depth2space(in[0], a.get("r").get<int64_t>())};
+  };
+  t["scale"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::scale(in[0], in[1], a.integer("axis", 1))};
+  };
+  t["bias"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::bias(in[0], in[1], a.integer("axis", 1))};
+  };
+  t["bilinear"] = [](const Vars& in, const Attrs&) -> Vars {
+    if (in.size() != 3 && in.size() != 6) throw Error(fmt::format("takes 3 or 6 inputs, the case has {}", in.size()));
+    return {F::bilinear(in[0], in[1], in[2], opt_input(in, 3), opt_input(in, 4), opt_input(in, 5))};
+  };
+  t["pad"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    double value = 0.0;
+    if (a.has("constant_values")) {
+      const json& v = a.get("constant_values");
+      if (!v.is_number()) throw Error("constant_values: only one number is supported");
+      value = v.get<double>();
+    }
+    return {F::pad(in[0], parse_pad_width(a.get("pad_width")), a.str("mode", "constant"), value)};
+  };
+  // losses and metrics
+  t["hinge"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::hinge(in[0], in[1], a.str("norm", "L1"), a.str("reduce", "mean"))};
+  };
+  t["contrastive"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 3, 3);
+    return {F::contrastive(in[0], in[1], in[2], a.num("margin", 1.0), a.str("reduce", "mean"))};
+  };
+  t["triplet"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 3, 3);
+    return {F::triplet(in[0], in[1], in[2], a.num("margin", 0.2), a.str("reduce", "mean"))};
+  };
+  t["gaussian_kl_divergence"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::gaussian_kl_divergence(in[0], in[1], a.str("reduce", "sum"))};
+  };
+  t["bernoulli_nll"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::bernoulli_nll(in[0], in[1], a.str("reduce", "sum"))};
+  };
+  t["gaussian_nll"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 3, 3);
+    return {F::gaussian_nll(in[0], in[1], in[2], a.str("reduce", "sum"))};
+  };
+  t["r2_score"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 3);
+    return {F::r2_score(in[0], in[1], opt_input(in, 2), a.str("multioutput", "uniform_average"))};
+  };
+  // normalization
+  t["normalize"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::normalize(in[0], a.num("eps", 1e-5), a.integer("axis", 1))};
+  };
+  t["local_response_normalization"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::local_response_normalization(in[0], a.integer("n", 5), a.num("k", 2), a.num("alpha", 1e-4),
+                                            a.num("beta", 0.75))};
+  };
+  t["group_normalization"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 3, 3);
+    return {F::group_normalization(in[0], a.get("groups").get<int64_t>(), in[1], in[2], a.num("eps", 1e-5))};
+  };
+  // CNN
+  t["depthwise_convolution_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 3);
+    return {F::depthwise_convolution_2d(in[0], in[1], opt_input(in, 2), a.pair("stride", 1), a.pair("pad", 0))};
+  };
+  t["unpooling_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::unpooling_2d(in[0], a.pair("ksize", 0), a.opt_pair("stride"), a.pair("pad", 0), a.opt_pair("outsize"),
+                            a.boolean("cover_all", true))};
+  };
+  t["upsampling_2d"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 2, 2);
+    return {F::upsampling_2d(in[0], in[1], a.pair("ksize", 0), a.opt_pair("stride"), a.pair("pad", 0),
+                             a.opt_pair("outsize"), a.boolean("cover_all", true))};
+  };
+  t["resize_images"] = [](const Vars& in, const Attrs& a) -> Vars {
+    need_inputs(in, 1, 1);
+    return {F::resize_images(in[0], a.pair("output_shape", 0), a.str("mode", "bilinear"),
+                             a.boolean("align_corners", true))};
+  };
+}
+
 const std::map<std::string, Fn>& function_table() {
   static const std::map<std::string, Fn> table = [] {
     std::map<std::string, Fn> t;
@@ -566,6 +788,7 @@ const std::map<std::string, Fn>& function_table() {
       return {F::embed_id(in[0], in[1], a.opt_int("ignore_label"))};
     };
     add_recurrent(t);
+    add_extra(t);
     return t;
   }();
   return table;

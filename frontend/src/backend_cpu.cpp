@@ -35,6 +35,9 @@ struct Signature {
   std::vector<GraphSpec::Arg> outputs;
   size_t batch_arg = 0, batch_dim = 0;
   bool symbolic = false;
+  // (result, argument): the result may be written into the argument's buffer
+  // (kiln.donations; -kiln-donate-buffers made the kernel safe for it).
+  std::vector<std::pair<size_t, size_t>> donations;
 
   explicit Signature(mlir::func::FuncOp graph) {
     for (mlir::Type t : graph.getFunctionType().getResults())
@@ -45,6 +48,12 @@ struct Signature {
       for (size_t d = 0; d < s.size() && !symbolic; ++d)
         if (s[d] == kBatchDim) batch_arg = a, batch_dim = d, symbolic = true;
     }
+    if (auto attr = graph->getAttrOfType<mlir::DictionaryAttr>(passes::kDonationsAttr))
+      if (auto pairs = attr.getAs<mlir::DenseI64ArrayAttr>("pairs"))
+        for (size_t p = 0; p + 1 < pairs.size(); p += 2)
+          if (pairs[p] >= 0 && static_cast<size_t>(pairs[p]) < outputs.size() && pairs[p + 1] >= 0 &&
+              static_cast<size_t>(pairs[p + 1]) < inputs.size())
+            donations.emplace_back(pairs[p], pairs[p + 1]);
   }
 };
 
@@ -52,6 +61,10 @@ struct Signature {
 // by the kernel in place (out-params); inputs are read in place.
 class CpuExecutable : public Executable {
  public:
+  // The holders of a realized argument's buffer during run(): its node's value
+  // and the graph's argument list (trace.cpp realize()).
+  static constexpr long kExclusiveUses = 2;
+
   CpuExecutable(std::unique_ptr<cpu::Kernel> kernel, Signature signature)
       : kernel_(std::move(kernel)), signature_(std::move(signature)) {}
   std::vector<Array> run(const std::vector<Array>& args) override {
@@ -59,7 +72,18 @@ class CpuExecutable : public Executable {
     std::vector<Array> results;
     results.reserve(signature_.outputs.size());
     // Out-params are written entirely by the kernel: no zero-fill needed.
-    for (const GraphSpec::Arg& o : signature_.outputs) {
+    // A donated result (an optimizer update) is written into its argument's
+    // buffer when only the argument's variable and this call hold it: the
+    // parameter keeps its data pointer, and no array the user holds changes.
+    std::vector<int> donor(signature_.outputs.size(), -1);
+    for (auto [k, j] : signature_.donations)
+      if (args.at(j).use_count() <= kExclusiveUses) donor[k] = static_cast<int>(j);
+    for (size_t k = 0; k < signature_.outputs.size(); ++k) {
+      const GraphSpec::Arg& o = signature_.outputs[k];
+      if (donor[k] >= 0) {
+        results.push_back(args[donor[k]]);
+        continue;
+      }
       Shape shape = o.shape;
       for (int64_t& d : shape)
         if (d == kBatchDim) d = batch;

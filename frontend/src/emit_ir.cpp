@@ -135,6 +135,15 @@ mlir::OwningOpRef<mlir::ModuleOp> emit_module(const GraphSpec& g, bool mark_batc
     if (isCheckRange(ctx, op.op)) resultTypes.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));
   b.setInsertionPointToEnd(module.getBody());
   auto func = mlir::func::FuncOp::create(b, loc, "graph", b.getFunctionType(argTypes, resultTypes));
+  if (!g.donations.empty()) {
+    // {results = R, pairs = [k0, j0, ...]}: result k may be written into argument j's buffer
+    // (-kiln-donate-buffers; R locates result k's out-param after bufferization).
+    std::vector<int64_t> pairs;
+    for (auto [output, arg] : g.donations) pairs.insert(pairs.end(), {output, arg});
+    func->setAttr(passes::kDonationsAttr,
+                  b.getDictionaryAttr({b.getNamedAttr("results", b.getI64IntegerAttr(static_cast<int64_t>(resultTypes.size()))),
+                                       b.getNamedAttr("pairs", b.getDenseI64ArrayAttr(pairs))}));
+  }
   if (mark_batch)
     for (size_t a = 0; a < g.args.size(); ++a) {
       unsigned index = static_cast<unsigned>(a);

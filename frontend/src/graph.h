@@ -43,6 +43,10 @@ struct GraphSpec {
   std::vector<Arg> args;
   std::vector<GraphOp> ops;
   std::vector<int> outputs;  // value ids
+  // (output index, argument index): the output is the next value of that
+  // argument (an optimizer's update of a parameter or of its state), so a
+  // backend may write it into the argument's buffer (see DonationScope).
+  std::vector<std::pair<int, int>> donations;
   // Exact structural key (op kinds, attributes, shapes, dtypes, wiring; no values).
   std::string key() const;
 };

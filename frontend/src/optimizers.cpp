@@ -136,6 +136,9 @@ void Optimizer::update() {
     Variable new_value;
   };
   std::vector<Pending> pending;
+  // (next value, current value) of each parameter and state slot: the step may
+  // write them in place (detail::DonationScope).
+  std::vector<std::pair<const detail::Node*, const detail::Node*>> donations;
   for (auto& [name, param] : link.namedparams()) {
     if (!param.is_initialized() || !param.has_grad()) continue;
     UpdateRule& rule = update_rule(param);
@@ -151,14 +154,23 @@ void Optimizer::update() {
     // Plain copies of the handles, so the new values are recorded from the current ones.
     Variable p = param;
     Variable g = param.grad_var();
+    std::vector<std::pair<std::string, const detail::Node*>> slots;
+    for (auto& [key, s] : rule.state) slots.emplace_back(key, s.impl()->node.get());
     Variable new_p = update_core(ctx, p, g, rule.state);
+    donations.emplace_back(new_p.impl()->node.get(), p.impl()->node.get());
+    for (auto& [key, before] : slots)
+      if (auto it = rule.state.find(key); it != rule.state.end() && it->second.impl()->node.get() != before)
+        donations.emplace_back(it->second.impl()->node.get(), before);
     pending.push_back({param, &rule, new_p});
   }
 
   if (!pending.empty()) {
     // One realize: computes the loss, gradients, new parameters and new state
-    // together (every pending node that a live handle holds).
-    pending.front().new_value.array();
+    // together (every pending node that a live handle holds), in place where it can.
+    {
+      detail::DonationScope donate(std::move(donations));
+      pending.front().new_value.array();
+    }
     for (Pending& u : pending) {
       Array grad = u.param.grad();  // realized above; keeps only the value
       u.param.set_array(u.new_value.array());

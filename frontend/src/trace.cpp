@@ -119,8 +119,21 @@ std::string GraphSpec::key() const {
   }
   k += '|';
   for (int o : outputs) k += std::to_string(o) + ",";
+  for (auto [output, arg] : donations) k += "d" + std::to_string(output) + ":" + std::to_string(arg) + ",";
   return k;
 }
+
+namespace {
+
+thread_local const std::vector<std::pair<const Node*, const Node*>>* t_donations = nullptr;
+
+}  // namespace
+
+DonationScope::DonationScope(std::vector<std::pair<const Node*, const Node*>> pairs)
+    : pairs_(std::move(pairs)), outer_(t_donations) {
+  t_donations = &pairs_;
+}
+DonationScope::~DonationScope() { t_donations = outer_; }
 
 namespace {
 
@@ -335,11 +348,30 @@ class GraphBuilder {
     for (int& v : spec.outputs) fix(v);
   }
 
+  // The active DonationScope's pairs whose next value is output k and whose
+  // current value is an argument of the same type, each argument at most once.
+  void add_donations(const std::vector<NodePtr>& outputs) {
+    if (!t_donations) return;
+    std::unordered_set<int> donated;
+    for (size_t k = 0; k < outputs.size(); ++k)
+      for (auto [next, current] : *t_donations) {
+        if (next != outputs[k].get()) continue;
+        auto it = ids_.find(current);
+        if (it == ids_.end() || it->second < 0 || it->second >= static_cast<int>(spec.args.size())) continue;
+        const GraphSpec::Arg& arg = spec.args[it->second];
+        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(it->second).second) continue;
+        spec.donations.push_back({static_cast<int>(k), it->second});
+      }
+  }
+
  private:
   bool has_grad_requests_ = false;
   std::unordered_set<const Node*> recompute_;
   std::unordered_map<const Node*, int> ids_;
   std::vector<const Node*> arg_ids_;
+
+ public:
+  const std::vector<const Node*>& arg_nodes() const { return arg_ids_; }
 };
 
 }  // namespace
@@ -371,6 +403,9 @@ void realize() {
 
   GraphBuilder builder(outputs);
   builder.finalize();
+  builder.add_donations(outputs);
+  if (std::vector<CapturedGraph>* capture = active_graph_capture())
+    capture->push_back({builder.spec, builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
   std::shared_ptr<Executable> exe = lookup_or_compile(builder.spec);
   std::vector<Array> results = exe->run(builder.arg_values);
   if (results.size() != outputs.size())

@@ -106,6 +106,23 @@ void claim(const std::shared_ptr<VariableData>& data);
 uint64_t thread_token();
 inline void register_variable(const std::shared_ptr<VariableData>& data) { claim(data); }
 
+// While alive (on this thread), a realize() whose graph computes `next` from
+// the argument `current` (each pair: next value, current value; an optimizer's
+// update of a parameter or of its state) lists the pair in its GraphSpec's
+// donations, so the backend may write `next` into `current`'s buffer when
+// nothing else shares it (the parameter keeps its data pointer across steps).
+class DonationScope {
+ public:
+  explicit DonationScope(std::vector<std::pair<const Node*, const Node*>> pairs);
+  ~DonationScope();
+  DonationScope(const DonationScope&) = delete;
+  DonationScope& operator=(const DonationScope&) = delete;
+
+ private:
+  std::vector<std::pair<const Node*, const Node*>> pairs_;
+  const std::vector<std::pair<const Node*, const Node*>>* outer_;
+};
+
 // Computes every pending node that a live variable of this thread references
 // (its data or grad), in one compiled graph. Thread-safe: the graph cache is
 // locked, compiles are serialized (one MLIRContext), kernels run concurrently.

@@ -64,6 +64,9 @@ class Array {
   int64_t size() const { return shape_size(shape_); }
   size_t nbytes() const { return static_cast<size_t>(size()) * dtype_size(dtype_); }
 
+  // How many Arrays share this buffer, this one included (views by copy or reshape).
+  long use_count() const { return storage_.use_count(); }
+
   void* raw_data() { return storage_.get(); }
   const void* raw_data() const { return storage_.get(); }
   template <typename T> T* data() { check_dtype(dtype_of<T>::value, "data"); return static_cast<T*>(raw_data()); }

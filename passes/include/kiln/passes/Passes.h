@@ -22,6 +22,11 @@ namespace kiln::passes {
 inline constexpr llvm::StringLiteral kBatchCandidateAttr = "kiln.batch_candidate";
 inline constexpr llvm::StringLiteral kStateAttr = "kiln.state";
 
+// On a graph function: {results = R : i64, pairs = array<i64: k0, j0, ...>},
+// result k is the next value of argument j (an optimizer update), so a backend
+// may write it into j's buffer (the CPU backend: -kiln-donate-buffers).
+inline constexpr llvm::StringLiteral kDonationsAttr = "kiln.donations";
+
 // With -kiln-lower-to-linalg's conv-calls: the mark of the linalg.generic that
 // computes a convolution's filter gradient gw[f,c,i,j] += sum_{n,y,x}
 // xpad[n,c,y*sh+i*dh,x*sw+j*dw] * gy[n,f,y,x] (a dictionary {strides, dilations}

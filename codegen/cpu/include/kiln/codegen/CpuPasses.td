@@ -45,6 +45,21 @@ def KilnWriteResultsInPlace : Pass<"kiln-write-results-in-place", "mlir::func::F
   let dependentDialects = ["mlir::memref::MemRefDialect"];
 }
 
+def KilnDonateBuffers : Pass<"kiln-donate-buffers", "mlir::func::FuncOp"> {
+  let summary = "Lets an optimizer update write the parameter's own buffer";
+  let description = [{
+    Runs after bufferization (results are out-params). A function attribute
+    `kiln.donations = {results = R, pairs = array<i64: k, j, ...>}` (set by the
+    frontend) says result k is the next value of argument j, so the caller may
+    pass argument j's buffer as result k's out-param (a parameter updated in
+    place). Where that is safe as the code stands (no read of argument j at or
+    after the first write of out-param k, except the same-index read of the
+    elementwise op that writes it), nothing changes. Otherwise argument j is
+    copied at the entry and every read goes to the copy.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect"];
+}
+
 def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
   let summary = "Upstream linalg elementwise fusion that leaves contractions whole";
   let description = [{

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "graph.h"
+#include "graph_capture.h"
 #include "kiln/cache.h"
 #include "kiln/env.h"
 #include "kiln/config.h"

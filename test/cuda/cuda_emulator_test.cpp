@@ -180,3 +180,25 @@ TEST(CudaEmulator, CnnTrainingStep) {
 
 }  // namespace
 }  // namespace kiln::cuda::testing
+
+namespace kiln::cuda::testing {
+namespace {
+
+TEST(CudaEmulator, CheckRangeStatusWithIgnoredLabel) {
+  // Labels 0..9 with -1 ignored (softmax_cross_entropy's ignore_label): status [-1, 0].
+  auto module = fused(R"(
+func.func @f(%t: tensor<4xi32>) -> (tensor<4xi32>, tensor<2xi64>) {
+  %r, %s = kiln.check_range %t, limit = 10, ignore = -1 {function = "softmax_cross_entropy", operand = "t"} : tensor<4xi32>
+  return %r, %s : tensor<4xi32>, tensor<2xi64>
+})");
+  Program p = emitProgram(firstFunc(*module));
+  std::vector<Array> ok = runEmulated(p, {Array::from<int32_t>({3, -1, 9, 0}, {4})}, 0);
+  EXPECT_EQ(ok[0].to_vector<int32_t>(), (std::vector<int32_t>{3, -1, 9, 0}));
+  EXPECT_EQ(ok[1].to_vector<int64_t>(), (std::vector<int64_t>{-1, 0}));
+  // The first id outside [0, 10) that is not -1: index 2, value 10.
+  std::vector<Array> bad = runEmulated(p, {Array::from<int32_t>({3, -1, 10, -2}, {4})}, 0);
+  EXPECT_EQ(bad[1].to_vector<int64_t>(), (std::vector<int64_t>{2, 10}));
+}
+
+}  // namespace
+}  // namespace kiln::cuda::testing

@@ -369,8 +369,10 @@ class KernelEmitter {
     line("long long " + first + " = -1, " + bad + " = 0;");
     open("for (long long " + t + " = 0; " + t + " < " + extentExpr(shapeOf(c.getX())) + " && " + first + " < 0; ++" + t + ")");
     std::string x = valueAt(c.getX(), delinearize(t, shapeOf(c.getX())));
-    std::string cond = "(" + x + " < 0 || " + x + " >= " + std::to_string(c.getLimit()) + ")";
-    if (c.getIgnore()) cond += " && " + x + " != " + std::to_string(*c.getIgnore());
+    // (I64Attr getters are unsigned: the values as signed 64-bit literals.)
+    auto signedLiteral = [](uint64_t v) { return "(" + std::to_string(static_cast<int64_t>(v)) + "LL)"; };
+    std::string cond = "(" + x + " < 0 || " + x + " >= " + signedLiteral(c.getLimit()) + ")";
+    if (c.getIgnore()) cond += " && " + x + " != " + signedLiteral(*c.getIgnore());
     open("if (" + cond + ")");
     line(first + " = " + t + "; " + bad + " = static_cast<long long>(" + x + ");");
     close();

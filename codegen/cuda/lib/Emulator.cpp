@@ -247,24 +247,48 @@ std::mutex& compileMutex() {
 
 using EmulateEntry = void (*)(void**, const unsigned*, const unsigned*);
 
+namespace {
+std::string hex16(uint64_t h) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+}  // namespace
+
 EmulatedProgram EmulatedProgram::load(const Program& program, const std::string& dir) {
-  std::string source = "#define KILN_CUDA_EMULATE 1\n" + emulatorHeader() + program.source;
-  char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(source)));
+  const char* cxx = std::getenv("KILN_HOST_CXX");
+  std::string compiler = cxx && *cxx ? cxx : KILN_HOST_CXX;
+  const std::string flags = " -std=c++17 -O1 -fPIC -w";
+  // The emulator header, precompiled once per compiler and flags (GCC picks <header>.gch up
+  // beside the header; another compiler, or a stale .gch, just reads the header).
+  std::string headerText = "#define KILN_CUDA_EMULATE 1\n" + emulatorHeader();
+  std::string headerName = "kiln-emu-header-" + hex16(fnv1a(headerText + compiler + flags)) + ".h";
+  std::string source = "#include \"" + headerName + "\"\n" + program.source;
+  std::string hash = hex16(fnv1a(headerText + compiler + flags + program.source));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("kiln: the CUDA emulator cannot create the folder " + dir + ": " + ec.message());
-  std::filesystem::path base = std::filesystem::path(dir) / (std::string("kiln-emu-") + hash);
+  std::filesystem::path base = std::filesystem::path(dir) / ("kiln-emu-" + hash);
   std::string so = base.string() + ".so", cpp = base.string() + ".cpp";
   {
     std::lock_guard<std::mutex> lock(compileMutex());
-    if (!std::filesystem::exists(so)) {
-      std::string tmp = so + ".tmp" + std::to_string(::getpid());
-      std::ofstream(cpp) << source;
-      const char* cxx = std::getenv("KILN_HOST_CXX");
-      std::string compiler = cxx && *cxx ? cxx : KILN_HOST_CXX;
+    std::string suffix = ".tmp" + std::to_string(::getpid());
+    std::string header = (std::filesystem::path(dir) / headerName).string();
+    if (!std::filesystem::exists(header)) {
+      std::ofstream(header + suffix) << headerText;
+      std::filesystem::rename(header + suffix, header, ec);
+    }
+    if (!std::filesystem::exists(header + ".gch")) {
       std::string output;
-      std::string command = compiler + " -std=c++17 -O1 -fPIC -shared -w -o '" + tmp + "' '" + cpp + "'";
+      std::string command = compiler + flags + " -x c++-header -o '" + header + ".gch" + suffix + "' '" + header + "'";
+      if (runCommand(command, output) == 0) std::filesystem::rename(header + ".gch" + suffix, header + ".gch", ec);
+      else std::filesystem::remove(header + ".gch" + suffix, ec);  // not fatal: the header is read instead
+    }
+    if (!std::filesystem::exists(so)) {
+      std::string tmp = so + suffix;
+      std::ofstream(cpp) << source;
+      std::string output;
+      std::string command = compiler + flags + " -shared -I'" + dir + "' -o '" + tmp + "' '" + cpp + "'";
       if (runCommand(command, output) != 0) {
         std::filesystem::remove(tmp, ec);
         throw Error("kiln: the CUDA emulator failed to compile the generated kernels (source: " + cpp +

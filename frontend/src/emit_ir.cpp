@@ -2,6 +2,7 @@
 #include "kiln_ir.h"
 
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/link.h"
 #include "kiln/passes/Passes.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -85,6 +86,9 @@ void emitOps(mlir::OpBuilder& b, const GraphSpec& g, std::vector<mlir::Value>& v
     mlir::OperationState state(opLoc, op.op);
     for (int v : op.operands) state.operands.push_back(values[v]);
     for (const Attr& a : op.attrs) state.addAttribute(a.name, toAttribute(b, a, type));
+    if (std::shared_ptr<LinkImpl> link = op.link.lock())
+      if (std::string path = link_path(*link); !path.empty())
+        state.addAttribute(passes::kScopeAttr, b.getStringAttr(path));
     state.types.push_back(type);
     bool check = isCheckRange(ctx, op.op);
     if (check) state.types.push_back(mlir::RankedTensorType::get({2}, b.getI64Type()));

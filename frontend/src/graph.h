@@ -21,6 +21,9 @@ struct GraphOp {
   // "kiln.custom" only: the regions' graphs (args: the block arguments;
   // outputs: the yielded values). Part of the key.
   std::shared_ptr<const GraphSpec> forward, backward;
+  // The link whose parameter this op reads, if any (not part of the key):
+  // kiln.scope = its path, for kernel names.
+  std::weak_ptr<LinkImpl> link;
 };
 
 // A dimension of a compiled graph that is the symbolic batch size (MLIR's `?`,

@@ -1,6 +1,8 @@
 // Link registries, Chain/ChainList/Sequential, initializers and the global seed.
 #include "kiln/link.h"
 
+#include "trace.h"
+
 #include <cmath>
 
 #include "kiln/functions.h"
@@ -13,7 +15,21 @@ void Link::add_param(const std::string& name, const Parameter& param) {
   for (auto& [n, p] : impl_->params)
     if (n == name) throw Error("kiln: Link::add_param: a parameter named '" + name + "' exists already");
   if (param.name().empty()) const_cast<Parameter&>(param).set_name(name);
+  if (param.impl()->owner.expired()) param.impl()->owner = impl_;
   impl_->params.emplace_back(name, param);
+}
+
+std::string detail::link_path(const detail::LinkImpl& link) {
+  std::string path;
+  const detail::LinkImpl* at = &link;
+  std::shared_ptr<detail::LinkImpl> hold;
+  for (int depth = 0; at && depth < 64; ++depth) {  // a cycle (never built by add_link) stops here
+    hold = at->parent.lock();
+    if (!hold) break;
+    path = path.empty() ? at->name : at->name + "/" + path;
+    at = hold.get();
+  }
+  return path;
 }
 
 void Link::add_persistent(const std::string& name, const Variable& value) {
@@ -81,10 +97,18 @@ void Chain::add_link(const std::string& name, const Link& child) {
     if (n == name) throw Error("kiln: Chain::add_link: a child named '" + name + "' exists already");
   if (child.impl() == impl_) throw Error("kiln: Chain::add_link: a link cannot be its own child");
   impl_->children.emplace_back(name, child.impl());
+  if (child.impl()->parent.expired()) {
+    child.impl()->parent = impl_;
+    child.impl()->name = name;
+  }
 }
 
 void ChainList::append(const Link& child) {
   impl_->children.emplace_back(std::to_string(impl_->children.size()), child.impl());
+  if (child.impl()->parent.expired()) {
+    child.impl()->parent = impl_;
+    child.impl()->name = impl_->children.back().first;
+  }
 }
 
 Variable Sequential::operator()(const Variable& x) const {

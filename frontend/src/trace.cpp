@@ -327,7 +327,11 @@ class GraphBuilder {
         throw Error("kiln: a variable of a custom function's forward or backward (one of its "
                     "inputs or a value computed from them) was used outside the function");
       GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line, n->forward, n->backward};
-      for (const NodePtr& in : n->inputs) op.operands.push_back(emit(in.get()));
+      for (const NodePtr& in : n->inputs) {
+        op.operands.push_back(emit(in.get()));
+        if (op.link.expired() && in->is_leaf())
+          if (std::shared_ptr<VariableData> owner = in->leaf_of.lock()) op.link = owner->owner;
+      }
       spec.ops.push_back(std::move(op));
       id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args
       if (n->no_backprop && has_grad_requests_) {

@@ -35,6 +35,8 @@ Attr splat_attr(std::string name, double v);  // dense splat of the result type
 
 // A recorded op (or a leaf holding data). Only a recording: op name,
 // attributes, inputs, result shape and dtype. Realized nodes keep `value`.
+struct LinkImpl;  // kiln/link.h
+
 struct Node {
   std::string op;  // "kiln.add", ... or "leaf"
   Attrs attrs;
@@ -72,6 +74,8 @@ struct VariableData {
   bool requires_grad = true;
   std::string name;
   Parameter::Initializer initializer;  // Parameters initialized lazily
+  // The link a parameter is registered with (Link::add_param): names kernels.
+  std::weak_ptr<LinkImpl> owner;
   // Model or optimizer state (Parameters, optimizer slots, running
   // statistics): never a data batch, so its leading dimension never chooses
   // the symbolic batch size of a compiled graph.

@@ -58,7 +58,13 @@ class BackwardSweep {
         resultGrads.push_back(g ? g : zerosLike(b, op->getLoc(), r));
       }
       SmallVector<Value> operandGrads;
+      Block* block = b.getInsertionBlock();
+      Operation* last = b.getInsertionPoint() == block->begin() ? nullptr : &*std::prev(b.getInsertionPoint());
       if (failed(vjp.buildVJP(b, resultGrads, operandGrads))) return failure();
+      // The VJP's ops are named after the forward op's Link too.
+      if (Attribute scope = op->getAttr(kiln::passes::kScopeAttr); scope && b.getInsertionBlock() == block)
+        for (auto it = last ? std::next(last->getIterator()) : block->begin(); it != b.getInsertionPoint(); ++it)
+          if (!it->hasAttr(kiln::passes::kScopeAttr)) it->setAttr(kiln::passes::kScopeAttr, scope);
       if (operandGrads.size() != op->getNumOperands())
         return op->emitError("VJP returned ") << operandGrads.size() << " gradients for "
                                               << op->getNumOperands() << " operands";

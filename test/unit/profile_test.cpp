@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <kiln/kiln.h>
 #include <kiln/profile.h>
+#include <kiln/optimizers.h>
 
 #include <cstdlib>
 #include <sstream>
@@ -49,6 +50,41 @@ TEST(Profile, ReportsEveryKernelWithCallsAndRates) {
   EXPECT_THAT(l1_line, HasSubstr("profile_test.cpp:"));  // the call site of F::relu / l1
   reset_profile();
   EXPECT_EQ(profile_report(), "");
+}
+
+// Kernels are named after the Link whose parameters they read: its path in the
+// model, as in Chainer's namedlinks (predictor/l1), forward and backward alike.
+struct TwoLayers : Chain {
+  L::Linear l1{6, 5}, l2{5, 3};
+  TwoLayers() {
+    add_link("l1", l1);
+    add_link("l2", l2);
+  }
+  Variable operator()(const Variable& x) { return l2(F::relu(l1(x))); }
+};
+
+TEST(Profile, KernelsAreNamedAfterTheirLinks) {
+  setenv("KILN_BACKEND", "cpu", 1);
+  setenv("KILN_PROFILE", "1", 1);
+  clear_memory_cache();
+  reset_profile();
+  set_random_seed(0);
+  L::Classifier<TwoLayers> model;
+  optimizers::SGD opt(0.1);
+  opt.setup(model);
+  Variable x(Array::randn({4, 6}, 2), false);
+  Variable t(Array::from<int32_t>({0, 1, 2, 0}, {4}), false);
+  model.cleargrads();
+  model(x, t).backward();
+  opt.update();
+  std::string report = profile_report();
+  unsetenv("KILN_PROFILE");
+  clear_memory_cache();
+  reset_profile();
+  std::string l1 = line_with(report, "predictor/l1/contraction:matmul+add+relu");
+  EXPECT_FALSE(l1.empty()) << report;
+  EXPECT_THAT(l1, HasSubstr("profile_test.cpp:"));
+  EXPECT_FALSE(line_with(report, "predictor/l2/contraction:matmul+add").empty()) << report;
 }
 
 // Without KILN_PROFILE nothing is timed.

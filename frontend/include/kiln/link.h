@@ -16,7 +16,13 @@ struct LinkImpl {
   std::vector<std::pair<std::string, Parameter>> params;
   std::vector<std::pair<std::string, Variable>> persistents;
   std::vector<std::pair<std::string, std::shared_ptr<LinkImpl>>> children;
+  // The first Chain this link was added to, and its name there: the link's path
+  // ("predictor/l1", see link_path) names the kernels its parameters feed.
+  std::weak_ptr<LinkImpl> parent;
+  std::string name;
 };
+// "predictor/l1": the names from the outermost parent down to `link` ("" for a root).
+std::string link_path(const LinkImpl& link);
 }  // namespace detail
 
 // Links have handle semantics: a copy shares the parameters and children of

@@ -57,7 +57,13 @@ std::string kernelName(FusionOp fusion, int index) {
       site = " (" + llvm::sys::path::filename(file.getFilename().getValue()).str() + ":" +
              std::to_string(file.getLine()) + ")";
   }
-  return std::to_string(index) + ":" + fusion.getKind().str() + ":" + ops + site;
+  std::string scope;
+  for (Operation& op : fusion.getBody()->without_terminator())
+    if (auto s = op.getAttrOfType<StringAttr>(kScopeAttr)) {
+      scope = s.getValue().str() + "/";
+      break;
+    }
+  return std::to_string(index) + ":" + scope + fusion.getKind().str() + ":" + ops + site;
 }
 
 Location kernelLoc(Location loc, StringRef kernel, StringRef prefix = kKernelPrefix) {

@@ -22,6 +22,11 @@ namespace kiln::passes {
 inline constexpr llvm::StringLiteral kBatchCandidateAttr = "kiln.batch_candidate";
 inline constexpr llvm::StringLiteral kStateAttr = "kiln.state";
 
+// On an op of a graph: the path of the Link whose parameter it reads
+// ("predictor/l1"); -kiln-autodiff gives it to the op's VJP, kernels take the
+// first one of their ops into their names.
+inline constexpr llvm::StringLiteral kScopeAttr = "kiln.scope";
+
 // On a graph function: {results = R : i64, pairs = array<i64: k0, j0, ...>},
 // result k is the next value of argument j (an optimizer update), so a backend
 // may write it into j's buffer (the CPU backend: -kiln-donate-buffers).

@@ -500,6 +500,100 @@ Variable r2_score(const Variable& pred, const Variable& true_, const Variable& s
   return ret;
 }
 
+// ---- connectionist temporal classification ----------------------------------------------
+
+namespace {
+
+// log(exp(a) + exp(b) + exp(c)), elementwise, finite for finite inputs.
+Variable logsumexp3(const Variable& a, const Variable& b, const Variable& c) {
+  Variable m = maximum(maximum(a, b), c);
+  return m + log(exp(a - m) + exp(b - m) + exp(c - m));
+}
+
+Variable int_iota(const Shape& shape, int64_t dimension) {
+  return record("kiln.iota", {}, {int_attr("dimension", dimension)}, shape, DType::i32);
+}
+
+}  // namespace
+
+Variable connectionist_temporal_classification(const std::vector<Variable>& x, const Variable& t,
+                                               int64_t blank_symbol, const Variable& input_length,
+                                               const Variable& label_length, const std::string& reduce,
+                                               SourceLocation loc) {
+  detail::LocationScope location_scope(loc);
+  const std::string fn = "ConnectionistTemporalClassification";
+  if (x.empty()) throw Error("connectionist_temporal_classification: x must be a non-empty list of variables");
+  for (size_t i = 0; i < x.size(); ++i) {
+    check_float(fn, "x", x[i]);
+    check_same_dtype(fn, "x[0]", x[0], fmt::format("x[{}]", i).c_str(), x[i]);
+    if (x[i].ndim() != 2 || x[i].shape() != x[0].shape())
+      type_error(fn, fmt::format("x[{}].shape == x[0].shape, 2-d", i),
+                 fmt::format("{} vs {}", shape_str(x[i].shape()), shape_str(x[0].shape())));
+  }
+  check_int(fn, "t", t);
+  check_ndim(fn, "t", t, 2);
+  int64_t n_time = static_cast<int64_t>(x.size()), b = x[0].shape()[0], v = x[0].shape()[1];
+  int64_t labels = t.shape()[1], s = 2 * labels + 1;
+  if (t.shape()[0] != b) type_error(fn, "t.shape[0] == x[0].shape[0]", fmt::format("{} != {}", t.shape()[0], b));
+  if (blank_symbol < 0 || blank_symbol >= v)
+    type_error(fn, fmt::format("0 <= blank_symbol < x[0].shape[1] = {}", v), fmt::format("blank_symbol = {}", blank_symbol));
+  for (const auto& [name, len] : {std::pair<const char*, const Variable*>{"input_length", &input_length},
+                                  {"label_length", &label_length}}) {
+    if (len->is_null()) continue;
+    check_int(fn, name, *len);
+    if (len->ndim() != 1 || len->shape()[0] != b)
+      type_error(fn, fmt::format("{}.shape == ({},)", name, b), shape_str(len->shape()));
+  }
+  check_reduce(reduce, {"mean", "no"});
+  DType dtype = x[0].dtype();
+  const double neg = -1e10;  // Chainer's log(0)
+
+  Variable logp = log_softmax(stack(x, 0), 2);  // (T, B, V)
+  // The path: blank, t1, blank, t2, ..., blank (B, S).
+  Variable blank = constant(static_cast<double>(blank_symbol), {b, s}, t.dtype());
+  Variable labels_at = concat({repeat(t, {2}, 1), constant(static_cast<double>(blank_symbol), {b, 1}, t.dtype())}, 1);
+  std::vector<uint8_t> even(static_cast<size_t>(b * s));
+  for (int64_t i = 0; i < b * s; ++i) even[i] = (i % s) % 2 == 0;
+  Variable even_mask(Array::from<bool>(std::vector<bool>(even.begin(), even.end()), {b, s}), false);
+  Variable path = where(even_mask, blank, labels_at);
+  // e[t, b, s] = logp[t, b, path[b, s]].
+  Variable onehot = cast(equal(int_iota({b, s, v}, 2), broadcast_to(reshape(cast(path, DType::i32), {b, s, 1}), {b, s, v})),
+                         dtype);
+  Variable emit = einsum("tbv,bsv->tbs", {logp, onehot});
+  // The skip s-2 -> s: path[s] is a label unlike path[s-2] (shift fills keep s < 2 out).
+  Variable path2 = shift(path, 1, 2, static_cast<double>(blank_symbol));
+  Variable skip = where(not_equal(path, blank), not_equal(path, path2), constant(0.0, {b, s}, DType::b8));
+  Variable floor_value = constant(neg, {b, s}, dtype);
+  std::vector<uint8_t> first(static_cast<size_t>(b * s));
+  for (int64_t i = 0; i < b * s; ++i) first[i] = i % s < 2;
+  Variable first_mask(Array::from<bool>(std::vector<bool>(first.begin(), first.end()), {b, s}), false);
+  Variable alpha = where(first_mask, get_item(emit, {int64_t{0}}), floor_value);
+  Variable in_len = input_length.is_null() ? Variable() : broadcast_to(reshape(cast(input_length, DType::i32), {b, 1}), {b, s});
+  for (int64_t step = 1; step < n_time; ++step) {
+    Variable a1 = shift(alpha, 1, 1, neg), a2 = where(skip, shift(alpha, 1, 2, neg), floor_value);
+    Variable next = logsumexp3(alpha, a1, a2) + get_item(emit, {step});
+    // Past a sample's input length its probabilities stay.
+    alpha = in_len.is_null() ? next
+                             : where(less(constant(static_cast<double>(step), {b, s}, DType::i32), in_len), next, alpha);
+  }
+  // The last label or the blank after it.
+  Variable final_alpha;
+  if (label_length.is_null()) {
+    std::vector<uint8_t> last(static_cast<size_t>(b * s));
+    for (int64_t i = 0; i < b * s; ++i) last[i] = i % s >= s - 2;
+    Variable last_mask(Array::from<bool>(std::vector<bool>(last.begin(), last.end()), {b, s}), false);
+    final_alpha = where(last_mask, alpha, floor_value);
+  } else {
+    Variable end = broadcast_to(reshape(cast(label_length, DType::i32) * 2, {b, 1}), {b, s});
+    Variable pos = int_iota({b, s}, 1);
+    Variable at_end = equal(pos, end), before_end = equal(pos + 1, end);
+    final_alpha = where(at_end, alpha, where(before_end, alpha, floor_value));
+  }
+  Variable loss = -logsumexp(final_alpha, std::vector<int64_t>{1});
+  if (reduce == "no") return loss;
+  return mean(loss);
+}
+
 // ---- normalization --------------------------------------------------------------------
 
 Variable normalize(const Variable& x, double eps, int64_t axis, SourceLocation loc) {

@@ -190,6 +190,12 @@ CASES = [
     ("r2_score", "r2_score", {}, [N(6, 3), N(6, 3)], A, (FWD,)),
     ("r2_score_raw", "r2_score", {"multioutput": "raw_values"}, [N(5, 2), N(5, 2)], A, (FWD,)),
     ("r2_score_1d", "r2_score", {}, [N(7), N(7)], A, (FWD,)),
+    ("ctc", "connectionist_temporal_classification", {"blank_symbol": 0}, [N(5, 2, 4), I(1, 4, 2, 2)], A, ()),
+    ("ctc_repeated_labels_no", "connectionist_temporal_classification", {"blank_symbol": 3, "reduce": "no"},
+     [N(6, 3, 4), ("array", np.array([[0, 0, 1], [2, 1, 1], [1, 2, 0]], np.int32))], A, ()),
+    ("ctc_lengths", "connectionist_temporal_classification", {"blank_symbol": 0},
+     [N(6, 3, 5), I(1, 5, 3, 3), ("array", np.array([6, 4, 5], np.int32)), ("array", np.array([3, 1, 2], np.int32))],
+     A, ()),
     # normalization
     ("normalize", "normalize", {}, [N(3, 4)], A, ()),
     ("normalize_axis_eps", "normalize", {"eps": 0.1, "axis": 2}, [N(2, 3, 4)], A, ()),
@@ -229,7 +235,7 @@ def as_chainer(v):
 def make_inputs(rng, specs, attrs, dtype):
     out = []
     for spec in specs:
-        kind, shape = spec[0], spec[1]
+        kind, shape = spec[0], spec[1] if spec[0] != "array" else None
         if kind == "normal":
             out.append((rng.standard_normal(shape) * spec[2]).astype(dtype))
         elif kind == "uniform":
@@ -242,6 +248,8 @@ def make_inputs(rng, specs, attrs, dtype):
         elif kind == "distinct":
             n = int(np.prod(shape))
             out.append((rng.permutation(n).reshape(shape) * 0.25 - n / 8.0).astype(dtype))
+        elif kind == "array":
+            out.append(spec[1])
         elif kind == "pool":
             # x of the pooled shape and the indexes of max_pooling_2d(..., return_indices=True).
             x0 = rng.standard_normal(shape).astype(dtype)
@@ -262,6 +270,9 @@ def call(function, attrs, variables):
         y = F.einsum(kw.pop("subscripts"), *variables)
     elif function == "average":
         y = F.average(variables[0], weights=variables[1] if len(variables) > 1 else None, **kw)
+    elif function == "connectionist_temporal_classification":
+        lengths = {"input_length": variables[2], "label_length": variables[3]} if len(variables) == 4 else {}
+        y = F.connectionist_temporal_classification(list(F.separate(variables[0], 0)), variables[1], **kw, **lengths)
     elif function == "group_normalization":
         y = F.group_normalization(variables[0], kw.pop("groups"), variables[1], variables[2], **kw)
     else:

@@ -164,6 +164,10 @@ TEST(FunctionsExtraErrors, Attributes) {
               HasSubstr("x.shape[2:] == get_conv_outsize(outsize, ksize, stride, pad, cover_all)"));
   EXPECT_THAT(error_of([] { F::resize_images(f32({1, 1, 3, 3}), Pair(2, 2), "bicubic"); }),
               HasSubstr("mode must be 'bilinear' or 'nearest'"));
+  EXPECT_THAT(error_of([] { F::connectionist_temporal_classification({f32({2, 4}), f32({2, 4})}, i32({2, 1}), 4); }),
+              HasSubstr("Expect: 0 <= blank_symbol < x[0].shape[1] = 4\nActual: blank_symbol = 4"));
+  EXPECT_THAT(error_of([] { F::connectionist_temporal_classification({f32({2, 4})}, i32({3, 1}), 0); }),
+              HasSubstr("t.shape[0] == x[0].shape[0]"));
   EXPECT_THAT(error_of([] { F::average(f32({2, 3}), std::vector<int64_t>{1}, f32({2})); }),
               HasSubstr("weights.shape == (x.shape[1],) = (3,)"));
 }

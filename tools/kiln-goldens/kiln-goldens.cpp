@@ -575,6 +575,12 @@ void add_extra(std::map<std::string, Fn>& t) {
     need_inputs(in, 2, 3);
     return {F::r2_score(in[0], in[1], opt_input(in, 2), a.str("multioutput", "uniform_average"))};
   };
+  // x (T, B, V) is passed to Chainer as the list x[0], ..., x[T-1].
+  t["connectionist_temporal_classification"] = [](const Vars& in, const Attrs& a) -> Vars {
+    if (in.size() != 2 && in.size() != 4) throw Error(fmt::format("takes 2 or 4 inputs, the case has {}", in.size()));
+    return {F::connectionist_temporal_classification(F::separate(in[0], 0), in[1], a.get("blank_symbol").get<int64_t>(),
+                                                     opt_input(in, 2), opt_input(in, 3), a.str("reduce", "mean"))};
+  };
   // normalization
   t["normalize"] = [](const Vars& in, const Attrs& a) -> Vars {
     need_inputs(in, 1, 1);

@@ -294,6 +294,14 @@ Variable bernoulli_nll(const Variable& x, const Variable& y, const std::string& 
 Variable gaussian_nll(const Variable& x, const Variable& mean, const Variable& ln_var,
                       const std::string& reduce = "sum", SourceLocation loc = SourceLocation::current());
 Variable binary_accuracy(const Variable& y, const Variable& t, SourceLocation loc = SourceLocation::current());
+// Chainer's CTC loss: x is the sequence of T unnormalized log probabilities (B, V), t the int
+// labels (B, L); input_length / label_length (int (B,), optional) cut each sample's sequences.
+// reduce 'mean' (over the batch) or 'no' (per sample).
+Variable connectionist_temporal_classification(const std::vector<Variable>& x, const Variable& t,
+                                               int64_t blank_symbol, const Variable& input_length = Variable(),
+                                               const Variable& label_length = Variable(),
+                                               const std::string& reduce = "mean",
+                                               SourceLocation loc = SourceLocation::current());
 Variable r2_score(const Variable& pred, const Variable& true_, const Variable& sample_weight = Variable(),
                   const std::string& multioutput = "uniform_average", SourceLocation loc = SourceLocation::current());
 
@@ -308,7 +316,7 @@ Variable group_normalization(const Variable& x, int64_t groups, const Variable& 
 // W (M, C, kh, kw): output channel c * M + m filters input channel c with W[m, c].
 Variable depthwise_convolution_2d(const Variable& x, const Variable& W, const Variable& b = Variable(),
                                   Pair stride = 1, Pair pad = 0, SourceLocation loc = SourceLocation::current());
-// Each input value goes to its window's top-left (unpooling_2d: to every window position).
+// Each input value is added to every position of its ksize window (Chainer's col2im).
 Variable unpooling_2d(const Variable& x, Pair ksize, std::optional<Pair> stride = std::nullopt, Pair pad = 0,
                       std::optional<Pair> outsize = std::nullopt, bool cover_all = true, SourceLocation loc = SourceLocation::current());
 // The inverse of max_pooling_2d with return_indices: each value goes back to the window

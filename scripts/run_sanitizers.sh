@@ -12,7 +12,11 @@ configure() {  # configure DIR SANITIZERS
 
 configure build-asan address,undefined
 cmake --build build-asan -j"$jobs"
-ctest --test-dir build-asan -j"$jobs" --output-on-failure
+# Left to the Release run (they check compiled values, not more of kiln's C++): the golden
+# files whose cpu cases are LLVM-bound compiles of large unrolled graphs, and the sequence
+# examples' training loops (minutes on the interpreter once instrumented).
+asan_skip='^(goldens/(recurrent|functions_extra)-cpu|examples/(ptb|seq2seq|text_classification_rnn))$'
+ctest --test-dir build-asan -j"$jobs" --output-on-failure -E "$asan_skip"
 
 # ThreadSanitizer: only what the Threads tests need (libkiln and threads_test).
 if [[ -f test/unit/threads_test.cpp ]]; then

@@ -10,10 +10,6 @@ using namespace detail;
 
 namespace {
 
-Variable unary_op(const std::string& fn, const std::string& op, const Variable& x) {
-  return unary(fn, op, x);
-}
-
 // The reduction modes a loss accepts.
 void check_reduce(const std::string& reduce, std::initializer_list<const char*> valid) {
   std::string names;
@@ -68,27 +64,27 @@ Variable half_halves(const Variable& x, int64_t axis) {
 
 Variable sin(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("sin", "kiln.sin", x);
+  return unary("sin", "kiln.sin", x);
 }
 Variable cos(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("cos", "kiln.cos", x);
+  return unary("cos", "kiln.cos", x);
 }
 Variable tan(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("tan", "kiln.tan", x);
+  return unary("tan", "kiln.tan", x);
 }
 Variable arcsin(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("arcsin", "kiln.asin", x);
+  return unary("arcsin", "kiln.asin", x);
 }
 Variable arccos(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("arccos", "kiln.acos", x);
+  return unary("arccos", "kiln.acos", x);
 }
 Variable arctan(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("arctan", "kiln.atan", x);
+  return unary("arctan", "kiln.atan", x);
 }
 Variable arctan2(const Variable& x1, const Variable& x2, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -109,11 +105,11 @@ Variable cosh(const Variable& x, SourceLocation loc) {
 }
 Variable log1p(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("log1p", "kiln.log1p", x);
+  return unary("log1p", "kiln.log1p", x);
 }
 Variable expm1(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("expm1", "kiln.expm1", x);
+  return unary("expm1", "kiln.expm1", x);
 }
 Variable log2(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -127,7 +123,7 @@ Variable log10(const Variable& x, SourceLocation loc) {
 }
 Variable erf(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("erf", "kiln.erf", x);
+  return unary("erf", "kiln.erf", x);
 }
 Variable erfc(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -136,11 +132,11 @@ Variable erfc(const Variable& x, SourceLocation loc) {
 }
 Variable floor(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("floor", "kiln.floor", x);
+  return unary("floor", "kiln.floor", x);
 }
 Variable ceil(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("ceil", "kiln.ceil", x);
+  return unary("ceil", "kiln.ceil", x);
 }
 Variable fix(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
@@ -149,7 +145,7 @@ Variable fix(const Variable& x, SourceLocation loc) {
 }
 Variable sign(const Variable& x, SourceLocation loc) {
   detail::LocationScope location_scope(loc);
-  return unary_op("sign", "kiln.sign", x);
+  return unary("sign", "kiln.sign", x);
 }
 Variable fmod(const Variable& x, const Variable& divisor, SourceLocation loc) {
   detail::LocationScope location_scope(loc);

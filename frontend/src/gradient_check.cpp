@@ -1,4 +1,4 @@
-// kiln::gradient_check::check_backward.
+// kiln::gradient_check::check_backward and check_double_backward.
 #include "kiln/gradient_check.h"
 
 #include <cmath>
@@ -112,6 +112,38 @@ void check_backward(Fn fn, const std::vector<Array>& inputs, const std::vector<A
           "kiln: gradient_check.check_backward: the gradient of input {} (shape {}) does not match: max error "
           "{:.6g} (atol {}, rtol {}); at element {}: analytic {:.10g}, numerical {:.10g}",
           i, shape_str(xs[i].shape()), worst, options.atol, options.rtol, worst_k, worst_a, worst_n));
+  }
+}
+
+void check_double_backward(Fn fn, const std::vector<Array>& inputs, const std::vector<Array>& grad_outputs,
+                           const std::vector<Array>& grad_grad_inputs, Options options) {
+  std::vector<Array> all;
+  std::vector<size_t> floating;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    all.push_back(is_floating(inputs[i].dtype()) ? inputs[i].astype(DType::f64) : inputs[i].copy());
+    if (is_floating(inputs[i].dtype())) floating.push_back(i);
+  }
+  if (floating.empty()) throw Error("kiln: gradient_check.check_double_backward: no floating input");
+  // The output gradients become inputs of the first-order gradient function.
+  std::vector<Variable> probe = float_outputs(fn(make_inputs(all)));
+  for (Array& gy : make_grad_outputs(probe, grad_outputs)) all.push_back(gy);
+  size_t n = inputs.size();
+  Fn first_order = [fn, n, floating](const std::vector<Variable>& v) {
+    std::vector<Variable> xs(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<Variable> gys(v.begin() + static_cast<std::ptrdiff_t>(n), v.end());
+    std::vector<Variable> wrt;
+    for (size_t i : floating) wrt.push_back(xs[i]);
+    std::vector<Variable> gxs = grad(float_outputs(fn(xs)), wrt, gys, /*enable_double_backprop=*/true);
+    for (size_t j = 0; j < gxs.size(); ++j)  // no path from the outputs: a zero gradient
+      if (gxs[j].is_null()) gxs[j] = Variable(Array::zeros(wrt[j].shape(), wrt[j].dtype()), false);
+    return gxs;
+  };
+  try {
+    check_backward(first_order, all, grad_grad_inputs, options);
+  } catch (const Error& e) {
+    throw Error(fmt::format("kiln: gradient_check.check_double_backward ({} inputs, then {} grad_outputs, "
+                            "numbered together): {}",
+                            n, all.size() - n, e.what()));
   }
 }
 

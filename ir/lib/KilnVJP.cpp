@@ -385,13 +385,105 @@ KILN_VJP(Pool2DOp) {
                                        getKsizeAttr(), getStrideAttr(), getPadAttr()));
   return success();
 }
+// pool2d_grad is linear in gy and, for max pooling, constant in x almost everywhere
+// (the argmax moves only at ties): no gradient for x. Its transpose in gy is average
+// pooling for "avg"; for "max" it reads g at the tap pool2d_grad routes each window's
+// gy to, its first in-bounds maximum (Chainer's MaxPooling2DWithIndexes). That is
+// composed of existing ops, one strided slice of x and of g per tap scanned in tap
+// order, so every backend runs it and it is differentiable again.
+static FailureOr<Value> gatherAtWindowMaxima(VJPBuilder& v, Pool2DGradOp op, Value g) {
+  RankedTensorType xType = op.getX().getType(), gyType = op.getGy().getType();
+  if (xType.isDynamicDim(2) || xType.isDynamicDim(3) || xType.isDynamicDim(1))
+    return op.emitOpError("second-order gradient of max pooling needs static channel and spatial sizes");
+  ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+  int64_t size[2] = {xType.getDimSize(2), xType.getDimSize(3)};
+  int64_t out[2] = {gyType.getDimSize(2), gyType.getDimSize(3)};
+  // Pad x and g so that every tap's strided slice is in bounds; the masks below keep
+  // padding taps from being chosen, whatever the padding holds.
+  SmallVector<int64_t> low{0, 0, p[0], p[1]}, high{0, 0, 0, 0}, zeros(4, 0);
+  for (int d = 0; d < 2; ++d) high[2 + d] = std::max<int64_t>(0, (out[d] - 1) * s[d] + k[d] - size[d] - p[d]);
+  auto padded = [&](Value t) -> Value {
+    if (llvm::all_of(low, [](int64_t n) { return n == 0; }) && llvm::all_of(high, [](int64_t n) { return n == 0; }))
+      return t;
+    return PadOp::create(v.b, v.loc, t, v.b.getDenseI64ArrayAttr(low), v.b.getDenseI64ArrayAttr(high),
+                         v.b.getDenseI64ArrayAttr(zeros), v.b.getF64FloatAttr(0.0))
+        .getResult();
+  };
+  Value xp = padded(op.getX()), gp = padded(g);
+  auto tap = [&](Value t, int64_t ky, int64_t kx) {
+    SmallVector<int64_t> start{0, 0, ky, kx}, step{1, 1, s[0], s[1]};
+    SmallVector<int64_t> limit{gyType.getDimSize(0), gyType.getDimSize(1), ky + (out[0] - 1) * s[0] + 1,
+                               kx + (out[1] - 1) * s[1] + 1};
+    return SliceOp::create(v.b, v.loc, t, v.b.getDenseI64ArrayAttr(start), v.b.getDenseI64ArrayAttr(limit),
+                           v.b.getDenseI64ArrayAttr(step))
+        .getResult();
+  };
+  // Per output row (d = 0) or column (d = 1): is tap k of it in bounds, and which is its first such tap.
+  auto inBounds = [&](int d, int64_t o, int64_t kk) {
+    int64_t i = o * s[d] + kk - p[d];
+    return i >= 0 && i < size[d];
+  };
+  auto firstInBounds = [&](int d, int64_t o) {
+    for (int64_t kk = 0; kk < k[d]; ++kk)
+      if (inBounds(d, o, kk)) return kk;
+    return k[d];
+  };
+  auto i1 = v.b.getI1Type();
+  auto condType = RankedTensorType::get(gyType.getShape(), i1);
+  auto maskType = RankedTensorType::get({1, 1, out[0], out[1]}, i1);
+  // A constant i1 mask over the output positions, broadcast over batch and channels.
+  auto mask = [&](auto&& at) {
+    SmallVector<bool> bits;
+    for (int64_t oy = 0; oy < out[0]; ++oy)
+      for (int64_t ox = 0; ox < out[1]; ++ox) bits.push_back(at(oy, ox));
+    Value c = ConstantOp::create(v.b, v.loc, DenseElementsAttr::get(maskType, ArrayRef<bool>(bits)));
+    return v.broadcast(c, condType);
+  };
+  Value best = v.splatLike(op.getGy(), 0.0), picked = v.splatLike(op.getGy(), 0.0);
+  Value yes = v.splat(condType, 1.0), no = v.splat(condType, 0.0);
+  for (int64_t ky = 0; ky < k[0]; ++ky)
+    for (int64_t kx = 0; kx < k[1]; ++kx) {
+      bool everywhereValid = true, everywhereFirst = true, nowhereFirst = true;
+      for (int64_t oy = 0; oy < out[0]; ++oy)
+        for (int64_t ox = 0; ox < out[1]; ++ox) {
+          bool valid = inBounds(0, oy, ky) && inBounds(1, ox, kx);
+          bool first = firstInBounds(0, oy) == ky && firstInBounds(1, ox) == kx;
+          everywhereValid &= valid;
+          everywhereFirst &= first;
+          nowhereFirst &= !first;
+        }
+      Value xt = tap(xp, ky, kx), gt = tap(gp, ky, kx);
+      if (everywhereFirst) {  // no earlier tap anywhere: x starts the scan
+        best = xt;
+        picked = gt;
+        continue;
+      }
+      // take = first || (valid && x > best): strictly greater, so ties keep the earlier tap.
+      Value take = v.compare("gt", xt, best);
+      if (!everywhereValid)
+        take = v.select(mask([&](int64_t oy, int64_t ox) { return inBounds(0, oy, ky) && inBounds(1, ox, kx); }),
+                        take, no);
+      if (!nowhereFirst)
+        take = v.select(mask([&](int64_t oy, int64_t ox) {
+                          return firstInBounds(0, oy) == ky && firstInBounds(1, ox) == kx;
+                        }),
+                        yes, take);
+      best = v.select(take, xt, best);
+      picked = v.select(take, gt, picked);
+    }
+  return picked;
+}
 KILN_VJP(Pool2DGradOp) {
   KILN_VJP_SETUP;
-  if (getKind() != "avg")
-    return emitOpError("second-order gradient of max pooling is not supported");
   grads.push_back(Value());
-  grads.push_back(Pool2DOp::create(builder, getLoc(), g, getKindAttr(), getKsizeAttr(),
-                                   getStrideAttr(), getPadAttr()));
+  if (getKind() == "avg") {
+    grads.push_back(Pool2DOp::create(builder, getLoc(), g, getKindAttr(), getKsizeAttr(),
+                                     getStrideAttr(), getPadAttr()));
+    return success();
+  }
+  FailureOr<Value> ggy = gatherAtWindowMaxima(v, *this, g);
+  if (failed(ggy)) return failure();
+  grads.push_back(*ggy);
   return success();
 }
 KILN_VJP(GatherOp) {

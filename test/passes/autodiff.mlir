@@ -97,6 +97,27 @@ func.func @max_pool(%x: tensor<1x1x4x4xf32>, %gy: tensor<1x1x2x2xf32>) -> tensor
 
 // -----
 
+// The second-order rule of max pooling: the gradient of pool2d_grad with respect to gy
+// reads ggx at each window's first in-bounds maximum: x and ggx padded, one strided
+// slice of each per tap, scanned with strict "gt" (ties keep the earlier tap); i1 masks
+// keep padding taps out and start each window at its first in-bounds tap.
+// CHECK-LABEL: func.func @max_pool_second_order
+// CHECK-NOT: kiln.pool2d_grad
+// CHECK-DAG: %[[XP:.*]] = kiln.pad %arg0 {{.*}}low = array<i64: 0, 0, 1, 1>
+// CHECK-DAG: %[[GP:.*]] = kiln.pad %arg2 {{.*}}low = array<i64: 0, 0, 1, 1>
+// CHECK-COUNT-3: kiln.compare "gt"
+// CHECK: %[[LAST:.*]] = kiln.slice %[[GP]] {limit = array<i64: 1, 1, 4, 4>, start = array<i64: 0, 0, 1, 1>, step = array<i64: 1, 1, 2, 2>}
+// CHECK: kiln.compare "gt"
+// CHECK: %[[PICK:.*]] = kiln.select %{{.*}}, %[[LAST]], %{{.*}} : tensor<1x1x2x2xi1>, tensor<1x1x2x2xf32>
+// CHECK: return %[[PICK]]
+func.func @max_pool_second_order(%x: tensor<1x1x3x3xf32>, %gy: tensor<1x1x2x2xf32>, %ggx: tensor<1x1x3x3xf32>) -> tensor<1x1x2x2xf32> {
+  %gx = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 1, 1>} : tensor<1x1x3x3xf32>, tensor<1x1x2x2xf32> -> tensor<1x1x3x3xf32>
+  %g = kiln.grad %gx, %ggx, %gy : tensor<1x1x3x3xf32>, tensor<1x1x2x2xf32>
+  return %g : tensor<1x1x2x2xf32>
+}
+
+// -----
+
 // Strided slice's VJP is an interior pad.
 // CHECK-LABEL: func.func @strided_slice
 // CHECK: kiln.pad %arg1 {high = array<i64: 1>, interior = array<i64: 1>, low = array<i64: 1>, value = 0.000000e+00 : f64} : tensor<3xf32> -> tensor<7xf32>

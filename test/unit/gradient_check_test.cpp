@@ -264,6 +264,66 @@ TEST_P(GradientCheck, MatchesNumericalGradient) {
 INSTANTIATE_TEST_SUITE_P(Functions, GradientCheck, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
+// ---- double backprop: check_double_backward (chainer.gradient_check) -----------------
+
+std::vector<Case> double_backward_cases() {
+  std::vector<Case> c;
+  auto add = [&](std::string n, std::function<Variable(const Vs&)> f, std::vector<Array> in) {
+    c.push_back(single(std::move(n), std::move(f), std::move(in)));
+  };
+  add("tanh", [](const Vs& v) { return F::tanh(v[0]); }, {randn({2, 3})});
+  // Max pooling: windows that tile x, overlapping windows with padding (and cover_all's
+  // extra row and column), a window larger than the stride without padding.
+  add("max_pooling_2d_tiling", [](const Vs& v) { return F::max_pooling_2d(v[0], 2, 2, 0, false); },
+      {distinct({2, 2, 4, 4})});
+  add("max_pooling_2d_pad_cover_all", [](const Vs& v) { return F::max_pooling_2d(v[0], 3, 2, 1); },
+      {distinct({1, 2, 5, 6})});
+  add("max_pooling_2d_overlap", [](const Vs& v) { return F::max_pooling_2d(v[0], {3, 2}, 1, 0, false); },
+      {distinct({1, 1, 4, 4})});
+  add("average_pooling_2d_pad", [](const Vs& v) { return F::average_pooling_2d(v[0], 3, 2, 1); },
+      {randn({1, 2, 5, 5})});
+  return c;
+}
+
+class DoubleBackward : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DoubleBackward, MatchesNumericalGradientOfTheGradient) {
+  const Case& c = GetParam();
+  std::vector<Variable> in;
+  for (const Array& a : c.inputs) in.emplace_back(a.astype(DType::f64));
+  uint64_t seed = 2000;
+  std::vector<Array> gys, ggxs;
+  for (const Variable& y : c.fn(in)) gys.push_back(Array::randn(y.shape(), seed++, DType::f64));
+  for (const Array& x : c.inputs) ggxs.push_back(Array::randn(x.shape(), seed++, DType::f64));
+  EXPECT_NO_THROW(gradient_check::check_double_backward(c.fn, c.inputs, gys, ggxs, c.options));
+}
+
+INSTANTIATE_TEST_SUITE_P(Functions, DoubleBackward, ::testing::ValuesIn(double_backward_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+TEST(CheckDoubleBackward, DetectsAWrongSecondOrderGradient) {
+  // d/dx of x * stop_gradient(x) is stop_gradient(x): autodiff's second derivative is 0,
+  // the numerical one 1.
+  auto fn = [](const Vs& v) { return Vs{v[0] * Variable(v[0].array(), false)}; };
+  try {
+    gradient_check::check_double_backward(fn, {Array::from<double>({1.0, 2.0}, {2})}, {}, {});
+    FAIL() << "expected kiln::Error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("check_double_backward (1 inputs, then 1 grad_outputs"));
+    EXPECT_THAT(e.what(), HasSubstr("input 0"));
+  }
+}
+
+TEST(CheckDoubleBackward, RejectsMismatchedGradGradInputs) {
+  auto fn = [](const Vs& v) { return Vs{F::tanh(v[0])}; };
+  try {
+    gradient_check::check_double_backward(fn, {Array::ones({2})}, {}, {Array::ones({3})});
+    FAIL() << "expected kiln::Error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("grad_outputs[0] has shape (3,), output 0 has shape (2,)"));
+  }
+}
+
 // ---- check_backward itself -----------------------------------------------------------
 
 TEST(CheckBackward, DetectsAWrongGradient) {

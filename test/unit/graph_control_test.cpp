@@ -92,6 +92,51 @@ TEST_P(GraphControl, GradientPenaltyTrainsToAKnownValue) {
   EXPECT_NEAR(critic.l.W.array().at(0), 1.0, 1e-3);
 }
 
+// Second-order gradients of max pooling (Chainer's MaxPooling2DGrad.backward): the
+// gradient gx = pool2d_grad(x, gy) is linear in gy, so its gradient with respect to gy
+// reads ggx at each window's argmax; with respect to x it is zero.
+TEST_P(GraphControl, MaxPoolingSecondOrderGradientRoutesThroughTheArgmax) {
+  Variable x(Array::from({1.f, 5.f, 2.f, 0.f,  //
+                          3.f, 4.f, 7.f, 6.f,  //
+                          9.f, 8.f, 0.f, 1.f,  //
+                          2.f, 3.f, 4.f, 5.f},
+                         {1, 1, 4, 4}));
+  Variable gy(Array::from({1.f, 2.f, 3.f, 4.f}, {1, 1, 2, 2}));
+  Variable y = F::max_pooling_2d(x, 2, 2, 0, false);  // maxima at (0,1), (1,2), (2,0), (3,3)
+  Variable gx = grad({y}, {x}, {gy}, /*enable_double_backprop=*/true)[0];
+  EXPECT_THAT(values(gx.array()), near({0, 1, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 0, 0, 0, 4}));
+  std::vector<float> ggx_values(16);
+  for (int i = 0; i < 16; ++i) ggx_values[i] = 0.5f * static_cast<float>(i);  // ggx[i] = i / 2
+  Variable ggx(Array::from(ggx_values, {1, 1, 4, 4}), false);
+  std::vector<Variable> gg = grad({gx}, {gy, x}, {ggx});
+  ASSERT_EQ(gg.size(), 2u);
+  EXPECT_THAT(values(gg[0].array()), near({0.5, 3, 4, 7.5}));
+  EXPECT_THAT(values(gg[1].array()), near(std::vector<double>(16, 0.0)));
+}
+
+// Overlapping windows with padding (ksize 3, stride 2, pad 1 on 5x5), on values with ties: the second-order gradient reads ggx at the tap the first-order
+// gradient routes gy to, the first in-bounds maximum of the window in (ky, kx) order.
+// Expected values from Chainer 7.8.1 (chainer.grad of chainer.grad with double backprop).
+TEST_P(GraphControl, MaxPoolingSecondOrderGradientWithPaddingAndTies) {
+  Variable x(Array::from({0.f, 2.f, 2.f, 1.f, 0.f,   //
+                          2.f, 1.f, 0.f, 2.f, 3.f,   //
+                          1.f, 1.f, 3.f, 3.f, 0.f,   //
+                          0.f, 4.f, 1.f, 1.f, 2.f,   //
+                          4.f, 0.f, 2.f, 0.f, 4.f},
+                         {1, 1, 5, 5}));
+  Variable y = F::max_pooling_2d(x, 3, 2, 1);
+  ASSERT_EQ(y.shape(), (Shape{1, 1, 3, 3}));
+  std::vector<float> gyv(9), ggxv(25);
+  for (int i = 0; i < 9; ++i) gyv[i] = static_cast<float>(i + 1);
+  for (int i = 0; i < 25; ++i) ggxv[i] = static_cast<float>(10 + i);
+  Variable gy(Array::from(gyv, {1, 1, 3, 3}));
+  Variable gx = grad({y}, {x}, {gy}, /*enable_double_backprop=*/true)[0];
+  Variable ggx(Array::from(ggxv, {1, 1, 5, 5}), false);
+  Variable ggy = grad({gx}, {gy}, {ggx})[0];
+  EXPECT_THAT(values(gx.array()), near({0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 24, 0, 0, 0, 0, 0, 0, 0, 9}));
+  EXPECT_THAT(values(ggy.array()), near({11, 11, 19, 26, 26, 19, 26, 26, 34}));
+}
+
 TEST_P(GraphControl, GradRejectsBadArguments) {
   Variable x(Array::from({1.f, 2.f}, {2}));
   Variable y = F::sum(x * x);

@@ -23,4 +23,16 @@ void check_backward(std::function<std::vector<Variable>(const std::vector<Variab
                     const std::vector<Array>& inputs, const std::vector<Array>& grad_outputs,
                     Options options = {});
 
+// chainer.gradient_check.check_double_backward: checks the gradients of the first-order
+// gradient of `fn`. The function checked is (x..., gy...) -> kiln::grad(fn(x), x, gy,
+// enable_double_backprop=true), its output gradients `grad_grad_inputs` (one array per
+// floating input of `fn`, shaped like it; empty: ones), its gradients compared with
+// central differences as check_backward does: second derivatives with respect to the
+// inputs, and the transpose of the first derivative with respect to grad_outputs
+// (one array per floating output; empty: ones). An input the gradient does not depend
+// on gets zeros.
+void check_double_backward(std::function<std::vector<Variable>(const std::vector<Variable>&)> fn,
+                           const std::vector<Array>& inputs, const std::vector<Array>& grad_outputs,
+                           const std::vector<Array>& grad_grad_inputs, Options options = {});
+
 }  // namespace kiln::gradient_check

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds kiln with sanitizers and runs its tests: build-asan (AddressSanitizer, LeakSanitizer
-# and UBSan; every ctest test) and build-tsan (ThreadSanitizer; the Threads.* tests).
+# and UBSan; every ctest test) and build-tsan (ThreadSanitizer; the Threads.* tests of
+# threads_test and iterators_test).
 # JIT-compiled kernels, LLVM/MLIR, libomp and OpenBLAS are not instrumented.
 # KILN_JOBS sets the build and test parallelism (default 2).
 set -euo pipefail
@@ -18,10 +19,11 @@ cmake --build build-asan -j"$jobs"
 asan_skip='^(goldens/(recurrent|functions_extra)-cpu|examples/(ptb|seq2seq|text_classification_rnn))$'
 ctest --test-dir build-asan -j"$jobs" --output-on-failure -E "$asan_skip"
 
-# ThreadSanitizer: only what the Threads tests need (libkiln and threads_test).
+# ThreadSanitizer: only what the Threads tests need (libkiln, threads_test, and iterators_test
+# for MultithreadIterator's Threads.MultithreadIterator* tests; its Iterators.* stay out).
 if [[ -f test/unit/threads_test.cpp ]]; then
   configure build-tsan thread
-  cmake --build build-tsan -j"$jobs" --target threads_test
+  cmake --build build-tsan -j"$jobs" --target threads_test iterators_test
   ctest --test-dir build-tsan -j"$jobs" -R Threads --no-tests=error --output-on-failure
 else
   echo "run_sanitizers.sh: no test/unit/threads_test.cpp: no ThreadSanitizer tests to run"

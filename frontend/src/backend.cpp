@@ -40,6 +40,18 @@ const Backend& current_backend() {
   return backend_named(!name.empty() ? name : backends().front()->name());
 }
 
+const Backend& backend_for(const Device& device) {
+  if (device.is_cpu()) return current_backend();
+  for (const Backend* b : backends())
+    if (b->device_kind() == device.kind()) {
+      if (std::string reason = b->unavailable_reason(); !reason.empty())
+        throw Error(fmt::format("kiln: a graph on {}: {}", device.to_string(), reason));
+      return *b;
+    }
+  throw Error(fmt::format("kiln: a graph on {}: this build has no backend for it (the cuda backend needs "
+                          "a build with the CUDA toolkit, KILN_ENABLE_CUDA)", device.to_string()));
+}
+
 std::string backend_key(const Backend& backend) {
   std::string key = backend.name();
   key += '|';

@@ -43,6 +43,9 @@ class Backend {
   // Whether its executables take any batch size (`?` dimensions), so that
   // graphs go through -kiln-generalize-batch first.
   virtual bool symbolic_batch() const = 0;
+  // The kind of device whose arrays its executables take and return: a graph
+  // whose inputs live on a CUDA device runs on a backend of Kind::cuda.
+  virtual Device::Kind device_kind() const { return Device::Kind::cpu; }
   // The executable of the module with cache key `key` from a cache outside
   // the process (the cpu backend's disk cache), without MLIR work, or null.
   // `graph` is the module's function before the frontend pipeline.
@@ -55,7 +58,7 @@ class Backend {
 const std::vector<const Backend*>& backends();
 // The backend named `name`; throws kiln::Error when there is none or it is unavailable.
 const Backend& backend_named(const std::string& name);
-// current_backend() and backend_key(): graph.h.
+// current_backend(), backend_for() and backend_key(): graph.h.
 
 // The backends' registrations (backend_interp.cpp, backend_cpu.cpp).
 const Backend& interp_backend();

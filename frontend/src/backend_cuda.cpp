@@ -38,6 +38,9 @@ class EmulatedExecutable : public Executable {
       if (b.argument >= 0)
         for (size_t d = 0; d < b.shape.size(); ++d)
           if (b.shape[d] < 0 && batch == 0) batch = args.at(b.argument).shape()[d];
+    // Buffers and results on the arguments' device: a CUDA device, or the CPU where
+    // KILN_BACKEND=cuda runs a graph of host arrays (emulated device memory is host memory).
+    Device device = args.empty() ? Device::cpu() : args.front().device();
     std::vector<Array> storage;
     std::vector<void*> buffers;
     storage.reserve(p.buffers.size());
@@ -47,7 +50,7 @@ class EmulatedExecutable : public Executable {
       } else {
         Shape shape;
         for (int64_t d : b.shape) shape.push_back(d < 0 ? batch : d);
-        storage.push_back(Array::empty(shape, b.dtype));
+        storage.push_back(Array::empty(shape, b.dtype, device));
       }
       buffers.push_back(storage.back().raw_data());
     }
@@ -77,6 +80,7 @@ class CudaBackend : public Backend {
   }
   std::string options_key() const override { return cuda_driver::emulated() ? "emulated" : "gpu"; }
   bool symbolic_batch() const override { return true; }
+  Device::Kind device_kind() const override { return Device::Kind::cuda; }
   std::shared_ptr<Executable> load_cached(const std::string&, mlir::func::FuncOp) const override { return nullptr; }
 
   std::shared_ptr<Executable> compile(const CompileRequest& request) const override {

@@ -308,13 +308,11 @@ static void check_batch(const std::vector<std::vector<Array>>& batch, const char
                               function, i, batch[i].size(), batch[0].size()));
 }
 
-static void check_device(int device, const char* function) {
-  if (device >= 0)
-    throw Error(fmt::format("kiln: {}: argument 'device' is {} (a GPU), but kiln's arrays are host arrays; use "
-                            "-1 (the host)",
-                            function, device));
+// Chainer's int device: -1 the host, N >= 0 GPU N.
+static Device device_from_id(int device, const char* function) {
   if (device < -1) throw Error(fmt::format("kiln: {}: argument 'device' must be -1 (the host) or a GPU id, got {}",
                                            function, device));
+  return device == -1 ? Device::cpu() : Device::cuda(device);
 }
 
 // result[j] of concat_examples: examples stacked; with `padding`, each example copied into the
@@ -340,7 +338,7 @@ static Array concat_item(const std::vector<std::vector<Array>>& batch, size_t j,
   const size_t stride = static_cast<size_t>(shape_size(inner)) * item;
   uint8_t* dst = static_cast<uint8_t*>(out.raw_data());
   for (size_t i = 0; i < batch.size(); ++i) {
-    const Array& e = batch[i][j];
+    const Array e = batch[i][j].to(Device::cpu());  // an example on a device is read through a copy
     const uint8_t* src = static_cast<const uint8_t*>(e.raw_data());
     if (e.shape() == inner) {
       std::memcpy(dst + i * stride, src, e.nbytes());
@@ -375,23 +373,32 @@ std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch)
 
 std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
                                    std::optional<double> padding) {
-  check_device(device, "concat_examples");
-  check_batch(batch, "concat_examples");
-  std::vector<Array> out;
-  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding));
-  return out;
+  return concat_examples(batch, device_from_id(device, "concat_examples"), padding);
 }
 
 std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
                                    const std::vector<double>& padding) {
-  check_device(device, "concat_examples");
+  return concat_examples(batch, device_from_id(device, "concat_examples"), padding);
+}
+
+// The batch stacked on the host, then moved to `device` (one copy per array).
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, const Device& device,
+                                   std::optional<double> padding) {
+  check_batch(batch, "concat_examples");
+  std::vector<Array> out;
+  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding).to(device));
+  return out;
+}
+
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, const Device& device,
+                                   const std::vector<double>& padding) {
   check_batch(batch, "concat_examples");
   if (padding.size() != batch[0].size())
     throw Error(fmt::format("kiln: concat_examples: argument 'padding' holds {} values, expected one per array of an "
                             "example ({})",
                             padding.size(), batch[0].size()));
   std::vector<Array> out;
-  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding[j]));
+  for (size_t j = 0; j < batch[0].size(); ++j) out.push_back(concat_item(batch, j, padding[j]).to(device));
   return out;
 }
 

@@ -550,7 +550,7 @@ Variable connectionist_temporal_classification(const std::vector<Variable>& x, c
   Variable labels_at = concat({repeat(t, {2}, 1), constant(static_cast<double>(blank_symbol), {b, 1}, t.dtype())}, 1);
   std::vector<uint8_t> even(static_cast<size_t>(b * s));
   for (int64_t i = 0; i < b * s; ++i) even[i] = (i % s) % 2 == 0;
-  Variable even_mask(Array::from<bool>(std::vector<bool>(even.begin(), even.end()), {b, s}), false);
+  Variable even_mask(detail::on_device_of(Array::from<bool>(std::vector<bool>(even.begin(), even.end()), {b, s}), t), false);
   Variable path = where(even_mask, blank, labels_at);
   // e[t, b, s] = logp[t, b, path[b, s]].
   Variable onehot = cast(equal(int_iota({b, s, v}, 2), broadcast_to(reshape(cast(path, DType::i32), {b, s, 1}), {b, s, v})),
@@ -562,7 +562,7 @@ Variable connectionist_temporal_classification(const std::vector<Variable>& x, c
   Variable floor_value = constant(neg, {b, s}, dtype);
   std::vector<uint8_t> first(static_cast<size_t>(b * s));
   for (int64_t i = 0; i < b * s; ++i) first[i] = i % s < 2;
-  Variable first_mask(Array::from<bool>(std::vector<bool>(first.begin(), first.end()), {b, s}), false);
+  Variable first_mask(detail::on_device_of(Array::from<bool>(std::vector<bool>(first.begin(), first.end()), {b, s}), t), false);
   Variable alpha = where(first_mask, get_item(emit, {int64_t{0}}), floor_value);
   Variable in_len = input_length.is_null() ? Variable() : broadcast_to(reshape(cast(input_length, DType::i32), {b, 1}), {b, s});
   for (int64_t step = 1; step < n_time; ++step) {
@@ -577,7 +577,7 @@ Variable connectionist_temporal_classification(const std::vector<Variable>& x, c
   if (label_length.is_null()) {
     std::vector<uint8_t> last(static_cast<size_t>(b * s));
     for (int64_t i = 0; i < b * s; ++i) last[i] = i % s >= s - 2;
-    Variable last_mask(Array::from<bool>(std::vector<bool>(last.begin(), last.end()), {b, s}), false);
+    Variable last_mask(detail::on_device_of(Array::from<bool>(std::vector<bool>(last.begin(), last.end()), {b, s}), t), false);
     final_alpha = where(last_mask, alpha, floor_value);
   } else {
     Variable end = broadcast_to(reshape(cast(label_length, DType::i32) * 2, {b, 1}), {b, s});

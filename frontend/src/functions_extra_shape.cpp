@@ -783,8 +783,8 @@ Variable resize_images(const Variable& x, Pair output_shape, const std::string& 
   if (output_shape.h < 1 || output_shape.w < 1)
     type_error(fn, "output_shape >= 1", fmt::format("({}, {})", output_shape.h, output_shape.w));
   int64_t n = x.shape()[0], c = x.shape()[1], h = x.shape()[2], w = x.shape()[3];
-  Variable ry(resize_matrix(output_shape.h, h, mode, align_corners, x.dtype()), false);
-  Variable rx(resize_matrix(output_shape.w, w, mode, align_corners, x.dtype()), false);
+  Variable ry(detail::on_device_of(resize_matrix(output_shape.h, h, mode, align_corners, x.dtype()), x), false);
+  Variable rx(detail::on_device_of(resize_matrix(output_shape.w, w, mode, align_corners, x.dtype()), x), false);
   // y = Ry x Rx^T per image: two matmuls over the flattened batch.
   Variable t = matmul(reshape(x, {n * c * h, w}), rx, false, true);                 // (NCH, W')
   t = reshape(transpose(reshape(t, {n * c, h, output_shape.w}), {1, 0, 2}), {h, -1});  // (H, NC W')

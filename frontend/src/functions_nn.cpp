@@ -96,7 +96,8 @@ Variable dropout(const Variable& x, double ratio, SourceLocation loc) {
   if (!config().train || ratio == 0.0) return Variable(x.node());
   DropoutState& st = dropout_state();
   // (seed, offset) enter as an input, so every step has the same graph (one compile).
-  Variable key(Array::from<int64_t>({static_cast<int64_t>(st.seed), static_cast<int64_t>(st.offset)}, {2}),
+  Variable key(detail::on_device_of(
+                   Array::from<int64_t>({static_cast<int64_t>(st.seed), static_cast<int64_t>(st.offset)}, {2}), x),
                /*requires_grad=*/false);
   detail::mark_state(key.impl());  // RNG state: its leading 2 is never a batch size
   st.offset += static_cast<uint64_t>(x.size());

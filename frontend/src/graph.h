@@ -77,6 +77,11 @@ struct PreparedModule;
 // The backend KILN_BACKEND names (default "cpu"); throws kiln::Error when it
 // is unknown or unavailable in this build.
 const Backend& current_backend();
+// The backend that runs a graph whose inputs live on `device`: for the CPU the
+// one KILN_BACKEND names (current_backend()), else the first registered backend
+// of the device's kind (Backend::device_kind). Throws kiln::Error when there is
+// none or it is unavailable.
+const Backend& backend_for(const Device& device);
 // Its name and options (Backend::options_key): what its cache keys start with.
 std::string backend_key(const Backend& backend);
 

@@ -3,6 +3,7 @@
 
 #include "trace.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kiln/functions.h"
@@ -72,8 +73,35 @@ void Link::cleargrads() {
 
 void Link::zerograds() {
   for (Parameter& p : params())
-    if (p.is_initialized()) p.set_grad(Array::zeros(p.shape(), p.dtype()));
+    if (p.is_initialized()) p.set_grad(Array::zeros(p.shape(), p.dtype()).to(p.device()));
 }
+
+// The link and its descendants, each once (a child registered twice moves once).
+static void collect_links(const std::shared_ptr<detail::LinkImpl>& link, std::vector<detail::LinkImpl*>& out) {
+  if (std::find(out.begin(), out.end(), link.get()) != out.end()) return;
+  out.push_back(link.get());
+  for (auto& [name, child] : link->children) collect_links(child, out);
+}
+
+Link& Link::to_device(const Device& device) {
+  std::vector<detail::LinkImpl*> links;
+  collect_links(impl_, links);
+  for (detail::LinkImpl* link : links) {
+    for (auto& [name, p] : link->params) {
+      if (p.is_initialized() && !p.node()->realized()) p.array();  // pending (an update not read yet): compute it
+      p.to_device(device);
+    }
+    for (auto& [name, v] : link->persistents) {
+      if (v.is_null()) continue;
+      if (!v.node()->realized()) v.array();
+      v.to_device(device);
+    }
+    link->device = device;
+  }
+  return *this;
+}
+
+const Device& Link::device() const { return impl_->device; }
 
 int64_t Link::count_params() const {
   int64_t n = 0;

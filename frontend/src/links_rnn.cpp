@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "trace.h"
+
 namespace kiln::links {
 
 namespace {
@@ -85,7 +87,7 @@ std::pair<Variable, Variable> StatelessLSTM::operator()(const Variable& c, const
                                             state_size, batch, shape_of(c)));
   Variable lstm_in = upward(x);
   if (!h.is_null()) lstm_in = lstm_in + lateral(h);
-  Variable c0 = c.is_null() ? Variable(Array::zeros({batch, state_size}, x.dtype()), false) : c;
+  Variable c0 = c.is_null() ? Variable(detail::on_device_of(Array::zeros({batch, state_size}, x.dtype()), x), false) : c;
   return F::lstm(c0, lstm_in);
 }
 
@@ -103,6 +105,9 @@ void LSTM::set_state(const Variable& c, const Variable& h) {
     link_error("LSTM", fmt::format("set_state: c must have shape (batch, {}), got {}", state_size, shape_of(c)));
   if (h.ndim() != 2 || h.shape()[1] != state_size)
     link_error("LSTM", fmt::format("set_state: h must have shape (batch, {}), got {}", state_size, shape_of(h)));
+  if (c.shape()[0] != h.shape()[0])
+    link_error("LSTM", fmt::format("set_state: c and h must have the same batch size, got c {} and h {}",
+                                   shape_of(c), shape_of(h)));
   state_->c = c;
   state_->h = h;
 }
@@ -129,7 +134,7 @@ Variable LSTM::operator()(const Variable& x) {
       lstm_in = lstm_in + lateral(h);
     }
   }
-  if (c.is_null()) c = Variable(Array::zeros({batch, state_size}, x.dtype()), false);
+  if (c.is_null()) c = Variable(detail::on_device_of(Array::zeros({batch, state_size}, x.dtype()), x), false);
   auto [c_new, y] = F::lstm(c, lstm_in);
   c = c_new;
   if (h_rest.is_null()) h = y;
@@ -285,7 +290,7 @@ F::NStepLSTMResult NStepRNNBase::call(const Variable& hx, const Variable& cx, bo
   std::vector<Variable> sorted;
   for (int64_t i : order) sorted.push_back(xs[i]);
   auto init = [&](const Variable& s) {
-    if (s.is_null()) return Variable(Array::zeros(state_shape, xs[0].dtype()), false);
+    if (s.is_null()) return Variable(detail::on_device_of(Array::zeros(state_shape, xs[0].dtype()), xs[0]), false);
     return identity ? s : permute_rows(s, order, false);
   };
   Variable h0 = init(hx), c0 = use_cell ? init(cx) : Variable();

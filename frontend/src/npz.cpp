@@ -110,7 +110,8 @@ std::string encode_npy(const Array& a) {
   out += static_cast<char>((header.size() >> 8) & 0xff);
   out += header;
   size_t start = out.size();
-  out.append(static_cast<const char*>(a.raw_data()), a.nbytes());
+  const Array host = a.to(Device::cpu());  // an array on a device is written through a copy
+  out.append(static_cast<const char*>(host.raw_data()), host.nbytes());
   if (!host_little_endian())
     byteswap(reinterpret_cast<uint8_t*>(&out[start]), static_cast<size_t>(a.size()), dtype_size(a.dtype()));
   return out;

@@ -22,8 +22,10 @@ Array scalar_array(double v, DType dtype) {
                           "(a floating dtype is needed)", dtype_name(dtype)));
 }
 
-// A 0-d input (not a constant): its value does not enter the graph's structure.
-Variable scalar_input(double v, DType dtype) { return Variable(scalar_array(v, dtype), false); }
+// A 0-d input (not a constant) on the parameter's device: its value does not enter the graph's structure.
+Variable scalar_input(double v, DType dtype, const Device& device) {
+  return Variable(scalar_array(v, dtype).to(device), false);
+}
 
 double* field(Hyperparameter& hp, const std::string& name) {
   if (name == "lr") return &hp.lr;
@@ -77,8 +79,10 @@ void Optimizer::init_state(UpdateRule& rule, const Parameter& param) const {
   for (const std::string& s : state_names(hp)) {
     auto it = rule.state.find(s);
     if (it == rule.state.end() || it->second.is_null()) {
-      rule.state[s] = Variable(Array::zeros(param.shape(), param.dtype()), false);
+      rule.state[s] = Variable(Array::zeros(param.shape(), param.dtype()).to(param.device()), false);
       detail::mark_state(rule.state[s].impl());
+    } else if (it->second.device() != param.device()) {
+      it->second.to_device(param.device());  // the link moved (Link::to_device): its state follows
     }
   }
 }
@@ -150,7 +154,8 @@ void Optimizer::update() {
     ++rule.t;
     const Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : hyperparam;
     DType dtype = param.dtype();
-    StepContext ctx{hp, rule.t, [dtype](double v) { return scalar_input(v, dtype); }};
+    Device device = param.device();
+    StepContext ctx{hp, rule.t, [dtype, device](double v) { return scalar_input(v, dtype, device); }};
     // Plain copies of the handles, so the new values are recorded from the current ones.
     Variable p = param;
     Variable g = param.grad_var();

@@ -108,7 +108,7 @@ void from_arrays(const std::map<std::string, Array>& arrays, Link& link, const s
     todo.push_back({v, a.dtype() == v.dtype() ? a.copy() : a.astype(v.dtype())});
   }
   if (strict) check_unexpected(arrays, expected, path_prefix, file, "load_npz");
-  for (Assignment& as : todo) as.target.set_array(as.value);
+  for (Assignment& as : todo) as.target.set_array(as.value.to(as.target.device()));  // stays on its device
 }
 
 void save_npz(const std::string& path, const Link& link, bool compression) {

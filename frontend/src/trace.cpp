@@ -15,6 +15,8 @@
 #include "kiln/cache.h"
 #include "kiln/env.h"
 #include "kiln/config.h"
+#include "kiln/link.h"
+#include "ops.h"
 
 namespace kiln::detail {
 
@@ -31,6 +33,7 @@ NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner
   n->shape = value.shape();
   n->dtype = value.dtype();
   n->value = value;
+  n->device = value.device();
   n->leaf_of = owner;
   n->state = owner && owner->state;
   return n;
@@ -41,8 +44,49 @@ void mark_state(const std::shared_ptr<VariableData>& data) {
   if (data->node && data->node->is_leaf()) data->node->state = true;
 }
 
+namespace {
+
+// What a mixed-device error calls an operand: the variable it comes from (a
+// parameter by its link path, else an array), following single-operand ops
+// (reshape, transpose, broadcast) back to a leaf.
+std::string describe_operand(const Node* n) {
+  for (int hops = 0; n && !n->is_leaf() && n->inputs.size() == 1 && hops < 16; ++hops) n = n->inputs[0].get();
+  std::string where = device_of(*n).to_string();
+  if (!n->is_leaf()) return fmt::format("a value computed by {} on {}", n->op, where);
+  std::shared_ptr<VariableData> data = n->leaf_of.lock();
+  if (data && !data->name.empty()) {
+    std::shared_ptr<LinkImpl> link = data->owner.lock();
+    std::string path = link ? link_path(*link) : "";
+    return fmt::format("the parameter {}{} on {}", path.empty() ? "" : path + "/", data->name, where);
+  }
+  return "an array on " + where;
+}
+
+}  // namespace
+
+Array on_device_of(const Array& a, const Variable& like) {
+  return like.is_null() || !like.node() ? a : a.to(device_of(*like.node()));
+}
+
 NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape, DType dtype) {
+  std::optional<Device> device;
+  const Node* first = nullptr;
+  for (const NodePtr& in : inputs) {
+    if (!in->device) continue;
+    if (!device) {
+      device = in->device;
+      first = in.get();
+    } else if (*in->device != *device) {
+      SourceLocation loc = current_location();
+      throw Error(fmt::format("kiln: {}{}: operands on different devices: {} and {}; move arrays with "
+                              "Array::to or Variable::to_device, links with Link::to_device",
+                              op.rfind("kiln.", 0) == 0 ? op.substr(5) : op,
+                              loc.line > 0 ? fmt::format(" (at {}:{})", loc.file, loc.line) : "",
+                              describe_operand(first), describe_operand(in.get())));
+    }
+  }
   auto n = std::make_shared<Node>();
+  n->device = device;
   n->op = std::move(op);
   n->inputs = std::move(inputs);
   n->attrs = std::move(attrs);
@@ -217,12 +261,11 @@ GraphSpec explained(const GraphSpec& g, const PreparedGraph& prepared) {
   return shown;
 }
 
-// The executable of `spec` for the current backend: by its structural key
-// (no MLIR), else by its prepared module's key (another batch size of a
-// structure compiled before), else compiled.
-std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec) {
+// The executable of `spec` for `backend`: by its structural key (no MLIR),
+// else by its prepared module's key (another batch size of a structure
+// compiled before), else compiled.
+std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec, const Backend& backend) {
   GraphCache& c = cache();
-  const Backend& backend = current_backend();
   // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
   std::string key = backend_key(backend) + "|" + spec.key();
   {
@@ -381,6 +424,25 @@ class GraphBuilder {
 
 }  // namespace
 
+namespace {
+
+// Computes `outputs` (pending nodes of one device) in one graph on `backend`.
+void run_graph(const std::vector<NodePtr>& outputs, const Backend& backend) {
+  GraphBuilder builder(outputs);
+  builder.finalize();
+  builder.add_donations(outputs);
+  if (std::vector<CapturedGraph>* capture = active_graph_capture())
+    capture->push_back({builder.spec, builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
+  std::shared_ptr<Executable> exe = lookup_or_compile(builder.spec, backend);
+  std::vector<Array> results = exe->run(builder.arg_values);
+  if (results.size() != outputs.size())
+    throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",
+                            results.size(), outputs.size()));
+  for (size_t i = 0; i < outputs.size(); ++i) outputs[i]->value = std::move(results[i]);
+}
+
+}  // namespace
+
 void realize() {
   if (!custom_recording_stack().empty())
     throw Error(fmt::format("kiln: FunctionNode '{}': its forward and backward only record ops; "
@@ -406,17 +468,16 @@ void realize() {
   reg.resize(live);
   if (outputs.empty()) return;
 
-  GraphBuilder builder(outputs);
-  builder.finalize();
-  builder.add_donations(outputs);
-  if (std::vector<CapturedGraph>* capture = active_graph_capture())
-    capture->push_back({builder.spec, builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
-  std::shared_ptr<Executable> exe = lookup_or_compile(builder.spec);
-  std::vector<Array> results = exe->run(builder.arg_values);
-  if (results.size() != outputs.size())
-    throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",
-                            results.size(), outputs.size()));
-  for (size_t i = 0; i < outputs.size(); ++i) outputs[i]->value = std::move(results[i]);
+  // One graph per device: a graph runs on the device of its inputs (every op's
+  // operands share one device, make_node checks), by that device's backend.
+  std::vector<std::pair<Device, std::vector<NodePtr>>> by_device;
+  for (NodePtr& n : outputs) {
+    Device d = device_of(*n);
+    auto it = std::find_if(by_device.begin(), by_device.end(), [&](const auto& g) { return g.first == d; });
+    if (it == by_device.end()) it = by_device.insert(by_device.end(), {d, {}});
+    it->second.push_back(std::move(n));
+  }
+  for (auto& [device, group] : by_device) run_graph(group, backend_for(device));
   // A computed gradient is a value, not a graph: a gradient accumulated over
   // many steps (an input's, nobody reads) holds no earlier step.
   for (Node* g : grads)

@@ -43,6 +43,10 @@ struct Node {
   std::vector<std::shared_ptr<Node>> inputs;
   Shape shape;
   DType dtype = DType::f32;
+  // Where the value lives and the graph computing it runs: a leaf's array's
+  // device, an op's inputs' (all on one device; checked by make_node); none for
+  // an op without inputs (a constant), which takes the device of its users.
+  std::optional<Device> device;
   std::optional<Array> value;
   // The user's call site (file is a string literal from __builtin_FILE; null if unknown).
   const char* file = nullptr;
@@ -80,6 +84,8 @@ struct VariableData {
   // statistics): never a data batch, so its leading dimension never chooses
   // the symbolic batch size of a compiled graph.
   bool state = false;
+  // Where a lazily initialized Parameter is initialized (Link::to_device sets it).
+  Device device;
   // The thread that last created or changed this variable (its thread_token()):
   // realize() on that thread computes its pending nodes (see claim()).
   std::atomic<uint64_t> thread{0};
@@ -89,6 +95,7 @@ NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner
 // Marks `data` and its current leaf as state (see VariableData::state).
 void mark_state(const std::shared_ptr<VariableData>& data);
 // Records an op. Inputs must all be set; shape/dtype are the already-checked result.
+// Throws kiln::Error naming both devices when the inputs live on different devices.
 NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape,
                   DType dtype);
 
@@ -136,5 +143,11 @@ void realize();
 // released. Used for gradients once computed (they are not differentiated
 // again), so accumulating a gradient over many steps keeps no earlier graph.
 void collapse_to_leaf(Node& n);
+
+// The device of a node: its own, or the CPU for one without (a constant).
+inline Device device_of(const Node& n) { return n.device ? *n.device : Device::cpu(); }
+// `a` on the device of `like` (arrays kiln's functions make for their operands:
+// masks, random keys, optimizer state, initial recurrent states).
+Array on_device_of(const Array& a, const Variable& like);
 
 }  // namespace kiln::detail

@@ -56,6 +56,36 @@ void Variable::set_array(const Array& a) {
   data_->node = detail::make_leaf(a, data_);
 }
 
+Device Variable::device() const {
+  if (!data_) return Device::cpu();
+  if (!data_->node) return data_->device;  // an uninitialized Parameter: where it will be initialized
+  return detail::device_of(*data_->node);
+}
+
+void Variable::to_device(const Device& device) {
+  const std::shared_ptr<VariableData>& d = data_;
+  if (!d) throw Error("kiln: Variable::to_device: the variable is empty (default-constructed)");
+  d->device = device;
+  if (d->node) {
+    const NodePtr& n = d->node;
+    if (detail::device_of(*n) != device) {
+      if (!n->realized())
+        throw Error(fmt::format("kiln: Variable::to_device: the variable is computed on {} and not realized yet "
+                                "(not a leaf holding data); only values (Parameters, inputs, realized results) "
+                                "move to {}", detail::device_of(*n).to_string(), device.to_string()));
+      Array moved = n->value->to(device);
+      detail::claim(d);
+      d->node = detail::make_leaf(moved, d);
+    }
+  }
+  if (d->grad && detail::device_of(*d->grad) != device) {
+    Array g = grad().to(device);
+    detail::claim(d);
+    d->grad = detail::make_leaf(g, nullptr);
+    d->grad->state = true;  // a gradient, not a data batch
+  }
+}
+
 bool Variable::has_grad() const { return data_ && data_->grad; }
 
 Array Variable::grad() const {
@@ -84,6 +114,10 @@ static void check_grad_shape(const Variable& v, const Shape& shape, DType dtype)
 
 void Variable::set_grad(const Array& g) {
   check_grad_shape(*this, g.shape(), g.dtype());
+  if (g.device() != device())
+    throw Error(fmt::format("kiln: Variable::set_grad: the gradient is on {}, the variable on {}; "
+                            "move the gradient with Array::to first",
+                            g.device().to_string(), device().to_string()));
   detail::claim(data_);
   data_->grad = detail::make_leaf(g, nullptr);
   data_->grad->state = true;  // a gradient, not a data batch
@@ -189,6 +223,10 @@ void Variable::unchain_backward() {
   // becomes a leaf holding its value (in place, so every handle onto it sees the cut), e.g.
   // the state of a stateful LSTM after loss.unchain_backward() in truncated BPTT.
   NodePtr root = checked(data_, "unchain_backward").node;
+  if (root->is_leaf())
+    throw Error("kiln: Variable::unchain_backward: this variable has no creator (it is a leaf: an input, a "
+                "Parameter, or a variable already unchained), so there is no graph behind it to cut; call it "
+                "on a value computed from others, such as the loss of a truncated-BPTT window");
   unchain();
   std::unordered_set<const detail::Node*> visited;
   std::vector<NodePtr> work{root};
@@ -292,7 +330,7 @@ void Parameter::initialize(const Shape& shape, DType dtype) {
   if (!data_->initializer)
     throw Error("kiln: Parameter::initialize: the parameter has no initializer");
   detail::claim(data_);
-  data_->node = detail::make_leaf(data_->initializer(shape, dtype), data_);
+  data_->node = detail::make_leaf(data_->initializer(shape, dtype).to(data_->device), data_);
 }
 
 std::string to_string(const Variable& v) {

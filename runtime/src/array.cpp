@@ -125,6 +125,45 @@ static std::shared_ptr<uint8_t> allocate(size_t nbytes, bool zero = true) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [padded](uint8_t* q) { pool().give(q, padded); });
 }
 
+// ---- devices -----------------------------------------------------------------
+//
+// Memory on a CUDA device: under KILN_CUDA_EMULATE=1 the SIMT emulator's device
+// memory is host memory, so a CUDA array's buffer comes from the host pool and
+// copies between devices are memcpy. Device memory on a real GPU (cuMemAlloc,
+// cuMemcpy through the driver) is not implemented yet.
+static void check_can_hold_arrays(const Device& device, const char* what) {
+  if (device.is_cpu() || cuda_driver::emulated()) return;
+  // Device::cuda() checked the driver; without KILN_CUDA_EMULATE the device is a real GPU.
+  if (std::string reason = cuda_driver::unavailable_reason(); !reason.empty())
+    throw Error(fmt::format("kiln: {}: no CUDA device {}: {} (KILN_CUDA_EMULATE=1 runs CUDA devices on "
+                            "kiln's SIMT emulator)", what, device.to_string(), reason));
+  throw Error(fmt::format("kiln: {}: arrays in the memory of a real GPU ({}) are not implemented yet; "
+                          "KILN_CUDA_EMULATE=1 runs CUDA devices on kiln's SIMT emulator", what, device.to_string()));
+}
+
+Array Array::empty(Shape shape, DType dtype, const Device& device) {
+  check_can_hold_arrays(device, "Array::empty");
+  Array a = empty(std::move(shape), dtype);
+  a.device_ = device;
+  return a;
+}
+
+Array Array::to(const Device& device) const {
+  if (device == device_) return *this;
+  check_can_hold_arrays(device, "Array::to");
+  Array out = empty(shape_, dtype_);
+  out.device_ = device;
+  // Emulated device memory is host memory (see above): the copy is a memcpy either way.
+  std::memcpy(out.raw_data(), raw_data(), nbytes());
+  return out;
+}
+
+void Array::throw_not_host(const char* what) const {
+  throw Error(fmt::format("kiln: Array::{}: the array is on {}; host code reads it through a copy: "
+                          "call to(Device::cpu()) first (or to_vector(), item())",
+                          what, device_.to_string()));
+}
+
 Array::Array() : Array(Shape{0}, DType::f32) {}
 
 Array::Array(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
@@ -155,29 +194,47 @@ void Array::check_dtype(DType t, const char* what) const {
                             dtype_name(dtype_), dtype_name(t)));
 }
 
-double Array::at(int64_t i) const {
-  switch (dtype_) {
-    case DType::f32: return static_cast<const float*>(raw_data())[i];
-    case DType::f64: return static_cast<const double*>(raw_data())[i];
-    case DType::i32: return static_cast<const int32_t*>(raw_data())[i];
-    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(raw_data())[i]);
-    case DType::b8: return static_cast<const uint8_t*>(raw_data())[i] ? 1.0 : 0.0;
+// Element i of a host buffer of dtype t, as double; and its store.
+static double load(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f64: return static_cast<const double*>(p)[i];
+    case DType::i32: return static_cast<const int32_t*>(p)[i];
+    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::b8: return static_cast<const uint8_t*>(p)[i] ? 1.0 : 0.0;
   }
   return 0;
 }
 
-void Array::set(int64_t i, double v) {
-  switch (dtype_) {
-    case DType::f32: static_cast<float*>(raw_data())[i] = static_cast<float>(v); break;
-    case DType::f64: static_cast<double*>(raw_data())[i] = v; break;
-    case DType::i32: static_cast<int32_t*>(raw_data())[i] = static_cast<int32_t>(v); break;
-    case DType::i64: static_cast<int64_t*>(raw_data())[i] = static_cast<int64_t>(v); break;
-    case DType::b8: static_cast<uint8_t*>(raw_data())[i] = v != 0; break;
+static void store(void* p, DType t, int64_t i, double v) {
+  switch (t) {
+    case DType::f32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case DType::f64: static_cast<double*>(p)[i] = v; break;
+    case DType::i32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
+    case DType::i64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
+    case DType::b8: static_cast<uint8_t*>(p)[i] = v != 0; break;
   }
+}
+
+double Array::at(int64_t i) const {
+  if (device_.is_cpu()) return load(raw_data(), dtype_, i);
+  // One element copied from the device (emulated device memory: host memory).
+  alignas(8) uint8_t element[8];
+  std::memcpy(element, static_cast<const uint8_t*>(raw_data()) + i * dtype_size(dtype_), dtype_size(dtype_));
+  return load(element, dtype_, 0);
+}
+
+void Array::set(int64_t i, double v) {
+  if (device_.is_cpu()) return store(raw_data(), dtype_, i, v);
+  // One element copied to the device (emulated device memory: host memory).
+  alignas(8) uint8_t element[8];
+  store(element, dtype_, 0, v);
+  std::memcpy(static_cast<uint8_t*>(raw_data()) + i * dtype_size(dtype_), element, dtype_size(dtype_));
 }
 
 template <typename T>
 std::vector<T> Array::to_vector() const {
+  if (!device_.is_cpu()) return to(Device::cpu()).to_vector<T>();
   std::vector<T> out(static_cast<size_t>(size()));
   if (dtype_ == dtype_of<T>::value) {
     std::memcpy(out.data(), raw_data(), nbytes());
@@ -207,12 +264,21 @@ template bool Array::item<bool>() const;
 
 template <>
 std::vector<bool> Array::to_vector<bool>() const {
+  if (!device_.is_cpu()) return to(Device::cpu()).to_vector<bool>();
   std::vector<bool> out(static_cast<size_t>(size()));
   for (int64_t i = 0; i < size(); ++i) out[i] = at(i) != 0;
   return out;
 }
 
 Array Array::astype(DType dtype) const {
+  if (!device_.is_cpu()) {
+    if (dtype == dtype_) {  // a device-to-device copy
+      Array out = empty(shape_, dtype_, device_);
+      std::memcpy(out.raw_data(), raw_data(), nbytes());
+      return out;
+    }
+    return to(Device::cpu()).astype(dtype).to(device_);
+  }
   Array out(shape_, dtype);
   if (dtype == dtype_) {
     std::memcpy(out.raw_data(), raw_data(), nbytes());
@@ -279,6 +345,7 @@ static std::string format_float(double v, int precision) {
 }
 
 std::string Array::to_string() const {
+  if (!device_.is_cpu()) return to(Device::cpu()).to_string();
   std::vector<std::string> items(static_cast<size_t>(size()));
   bool floating = is_floating(dtype_);
   bool use_sci = false;

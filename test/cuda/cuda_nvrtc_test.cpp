@@ -3,6 +3,11 @@
 // the kernel, the source file and NVRTC's log. Skipped where libnvrtc is not installed.
 #include "cuda_test_util.h"
 #include "kiln/error.h"
+#include "kiln/kernel_cache.h"
+
+#include <unistd.h>
+
+#include <filesystem>
 
 namespace kiln::cuda::testing {
 namespace {
@@ -67,6 +72,48 @@ func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
   Program q = p;
   q.source += "// changed\n";
   EXPECT_NE(nvrtcCacheKey(q, "sm_90"), k90);
+}
+
+TEST(CudaNvrtc, CubinsAreKeptInTheDiskCache) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(R"(
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.tanh %x : tensor<8xf32>
+  return %0 : tensor<8xf32>
+})");
+  Program p = emitProgram(firstFunc(*module));
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("kiln-cubin-cache-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    KernelCache cache(dir.string(), 64 << 20);
+    bool hit = true;
+    NvrtcOutput first = nvrtcCompileCached(p, "sm_90", cache, &hit);
+    EXPECT_FALSE(hit);
+    expectCubin(first, "sm_90");
+    // Another cache on the same folder (another process): loaded, the same bytes.
+    KernelCache again(dir.string(), 64 << 20);
+    NvrtcOutput second = nvrtcCompileCached(p, "sm_90", again, &hit);
+    EXPECT_TRUE(hit);
+    EXPECT_EQ(second.cubin, first.cubin);
+    EXPECT_EQ(second.ptx, first.ptx);
+    EXPECT_EQ(second.arch, "sm_90");
+    EXPECT_EQ(again.stats().disk_hits, 1);
+    // Another arch or source is another entry.
+    nvrtcCompileCached(p, "sm_80", again, &hit);
+    EXPECT_FALSE(hit);
+    Program q = p;
+    q.source += "// changed\n";
+    EXPECT_NE(nvrtcDiskKey(q, "sm_90"), nvrtcDiskKey(p, "sm_90"));
+    EXPECT_NE(nvrtcDiskKey(p, "sm_80"), nvrtcDiskKey(p, "sm_90"));
+    // A corrupt entry is recompiled, never trusted.
+    std::string entry = again.entry_path(nvrtcDiskKey(p, "sm_90"));
+    std::filesystem::resize_file(entry, std::filesystem::file_size(entry) - 3);
+    NvrtcOutput third = nvrtcCompileCached(p, "sm_90", again, &hit);
+    EXPECT_FALSE(hit);
+    EXPECT_EQ(third.cubin, first.cubin);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CudaNvrtc, FailedCompileNamesKernelSourceAndLog) {

@@ -2,7 +2,10 @@
 // get_cross_validation_datasets, concat_examples with device and padding, and the PTB reader.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <kiln/device.h>
 #include <kiln/kiln.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -178,7 +181,10 @@ TEST(Datasets, ConcatExamplesErrorsNameTheArgument) {
   EXPECT_THAT(error_of([&] { concat_examples(counts); }), HasSubstr("example 1 holds 1 arrays, expected 2"));
   EXPECT_THAT(error_of([&] { concat_examples({}); }), HasSubstr("argument 'batch' is empty"));
   std::vector<std::vector<Array>> same = {{Array::zeros({2})}};
-  EXPECT_THAT(error_of([&] { concat_examples(same, 0); }), HasSubstr("argument 'device' is 0 (a GPU)"));
+  if (!std::getenv("KILN_CUDA_EMULATE") && !cuda_driver::unavailable_reason().empty())  // a GPU id is Device::cuda(id)
+    EXPECT_THAT(error_of([&] { concat_examples(same, 0); }), HasSubstr("Device::cuda(0): no CUDA device"));
+  EXPECT_THAT(error_of([&] { concat_examples(same, -2); }),
+              HasSubstr("concat_examples: argument 'device' must be -1 (the host) or a GPU id, got -2"));
   EXPECT_THAT(error_of([&] { concat_examples(same, -1, std::vector<double>{1, 2}); }),
               HasSubstr("argument 'padding' holds 2 values, expected one per array of an example (1)"));
 }

@@ -7,11 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 
 #include "kiln/codegen/cuda.h"
+#include "kiln/device.h"
 #include "kiln/error.h"
+#include "kiln/kernel_cache.h"
 
 namespace kiln::cuda {
 namespace {
@@ -98,6 +101,67 @@ std::string nvrtcVersion() {
 
 std::string nvrtcCacheKey(const Program& program, const std::string& arch) {
   return "cuda-nvrtc/" + hex(fnv1a(program.source)) + "/" + arch + "/nvrtc-" + nvrtcVersion();
+}
+
+std::string nvrtcDiskKey(const Program& program, const std::string& arch) {
+  return KernelCache::make_key({"cuda-nvrtc", program.source, arch, "nvrtc " + nvrtcVersion(),
+                                "driver " + cuda_driver::version()});
+}
+
+namespace {
+
+// A compile's disk-cache payload: the arch, the cubin, the PTX and the log, each
+// as a 64-bit little-endian length and its bytes.
+void appendField(std::vector<uint8_t>& out, const char* data, size_t size) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(static_cast<uint64_t>(size) >> (8 * i)));
+  out.insert(out.end(), data, data + size);
+}
+
+bool readField(const std::vector<uint8_t>& in, size_t& at, std::string& field) {
+  if (in.size() - at < 8) return false;
+  uint64_t size = 0;
+  for (int i = 0; i < 8; ++i) size |= static_cast<uint64_t>(in[at + i]) << (8 * i);
+  at += 8;
+  if (in.size() - at < size) return false;
+  field.assign(reinterpret_cast<const char*>(in.data() + at), static_cast<size_t>(size));
+  at += static_cast<size_t>(size);
+  return true;
+}
+
+std::vector<uint8_t> encodeOutput(const NvrtcOutput& out) {
+  std::vector<uint8_t> bytes;
+  appendField(bytes, out.arch.data(), out.arch.size());
+  appendField(bytes, out.cubin.data(), out.cubin.size());
+  appendField(bytes, out.ptx.data(), out.ptx.size());
+  appendField(bytes, out.log.data(), out.log.size());
+  return bytes;
+}
+
+std::optional<NvrtcOutput> decodeOutput(const std::vector<uint8_t>& bytes, const std::string& arch) {
+  NvrtcOutput out;
+  std::string cubin;
+  size_t at = 0;
+  if (!readField(bytes, at, out.arch) || !readField(bytes, at, cubin) || !readField(bytes, at, out.ptx) ||
+      !readField(bytes, at, out.log) || at != bytes.size() || out.arch != arch)
+    return std::nullopt;
+  out.cubin.assign(cubin.begin(), cubin.end());
+  return out;
+}
+
+}  // namespace
+
+NvrtcOutput nvrtcCompileCached(const Program& program, const std::string& arch, KernelCache& cache,
+                               bool* from_cache) {
+  std::string key = nvrtcDiskKey(program, arch);
+  if (std::optional<std::vector<uint8_t>> bytes = cache.get(key))
+    if (std::optional<NvrtcOutput> out = decodeOutput(*bytes, arch)) {
+      if (from_cache) *from_cache = true;
+      return std::move(*out);
+    }
+  NvrtcOutput out = nvrtcCompile(program, arch);
+  cache.put(key, encodeOutput(out));
+  if (from_cache) *from_cache = false;
+  return out;
 }
 
 NvrtcOutput nvrtcCompile(const Program& program, const std::string& arch) {

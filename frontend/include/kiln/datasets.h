@@ -131,13 +131,17 @@ std::shared_ptr<TupleDataset> load_mnist(const std::string& dir, bool train);
 // Every example must hold the same number of arrays, and batch[i][j] the shape and dtype
 // of batch[0][j]; otherwise a kiln::Error names the entry.
 std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch);
-// Chainer's concat_examples(batch, device, padding). device: -1 (Chainer's None / -1) is the
-// host; a GPU id throws until kiln has CUDA arrays. With padding, arrays j of the examples
+// Chainer's concat_examples(batch, device, padding): the arrays on `device`. An int device:
+// -1 (Chainer's None / -1) is the host, N >= 0 is Device::cuda(N). With padding, arrays j of the examples
 // may differ in shape (same ndim): result[j] has the elementwise largest shape, filled
 // with `padding` beyond each example; a vector gives one padding value per array j.
 std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
                                    std::optional<double> padding = std::nullopt);
 std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, int device,
+                                   const std::vector<double>& padding);
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, const Device& device,
+                                   std::optional<double> padding = std::nullopt);
+std::vector<Array> concat_examples(const std::vector<std::vector<Array>>& batch, const Device& device,
                                    const std::vector<double>& padding);
 
 

@@ -20,6 +20,8 @@ struct LinkImpl {
   // ("predictor/l1", see link_path) names the kernels its parameters feed.
   std::weak_ptr<LinkImpl> parent;
   std::string name;
+  // Where its parameters and persistents live (Link::to_device).
+  Device device;
 };
 // "predictor/l1": the names from the outermost parent down to `link` ("" for a root).
 std::string link_path(const LinkImpl& link);
@@ -45,6 +47,16 @@ class Link {
   void zerograds();
   // Number of parameter elements (initialized parameters only).
   int64_t count_params() const;
+
+  // Chainer's Link.to_device: moves every parameter (with its gradient) and
+  // persistent value of this link and of its children to `device`, and
+  // initializes lazy parameters there; returns this link. Calling the link
+  // with an input on another device then throws kiln::Error naming both devices.
+  Link& to_device(const Device& device);
+  Link& to_cpu() { return to_device(Device::cpu()); }
+  Link& to_gpu(int device = 0) { return to_device(Device::cuda(device)); }
+  // Where its parameters live (the last to_device; Device::cpu() by default).
+  const Device& device() const;
 
   const std::shared_ptr<detail::LinkImpl>& impl() const { return impl_; }
 

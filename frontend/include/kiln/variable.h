@@ -65,6 +65,19 @@ class Variable {
   const std::string& name() const;
   void set_name(const std::string& name);
 
+  // Where the value lives (Chainer's Variable.device): the device of its array,
+  // or of the inputs it is computed from; Device::cpu() for an empty variable.
+  Device device() const;
+  // Chainer's Variable.to_device: moves the data (and gradient) of this
+  // variable (a Parameter, an input, a realized result) to `device`, in place;
+  // it becomes a leaf holding the moved value (as after unchain()). An
+  // uninitialized Parameter is initialized there later. A pending computed
+  // variable (not realized yet) on another device throws kiln::Error. Same as to_device(Device::cpu()) /
+  // to_device(Device::cuda(i)): to_cpu(), to_gpu(i).
+  void to_device(const Device& device);
+  void to_cpu() { to_device(Device::cpu()); }
+  void to_gpu(int device = 0) { to_device(Device::cuda(device)); }
+
   bool is_null() const { return data_ == nullptr; }
   // The same variable (shared data) as `other`?
   bool is(const Variable& other) const { return data_ == other.data_; }

@@ -1,4 +1,13 @@
-// kiln::Array: an owning, contiguous (C order) n-dimensional host array.
+// kiln::Array: an owning, contiguous (C order) n-dimensional array on a Device.
+//
+// Every Array carries its Device (device(); Device::cpu() unless moved with to()).
+// Host code reads a CUDA array's values through a copy, as with real device memory:
+// to_vector(), item(), at(), to_string() and printing copy to the host implicitly (like
+// CuPy's tolist(), item() and repr), data<T>() throws on a non-cpu array (call
+// to(Device::cpu()) first), and raw_data() is the buffer's address in its device's
+// memory (what backends pass to kernels). Under KILN_CUDA_EMULATE=1 a CUDA array's
+// memory is host memory (the SIMT emulator's device memory); arrays on a real GPU
+// (device memory through the driver) are not implemented yet and to() throws saying so.
 #pragma once
 #include <fmt/format.h>
 
@@ -8,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/device.h"
 #include "kiln/dtype.h"
 #include "kiln/error.h"
 
@@ -52,6 +62,8 @@ class Array {
 
   // Uninitialized storage (for buffers that are about to be overwritten).
   static Array empty(Shape shape, DType dtype = DType::f32);
+  // Uninitialized storage on `device` (for backends' outputs on that device).
+  static Array empty(Shape shape, DType dtype, const Device& device);
   static Array zeros(Shape shape, DType dtype = DType::f32);
   static Array ones(Shape shape, DType dtype = DType::f32);
   static Array full(Shape shape, double value, DType dtype = DType::f32);
@@ -64,24 +76,33 @@ class Array {
   int64_t size() const { return shape_size(shape_); }
   size_t nbytes() const { return static_cast<size_t>(size()) * dtype_size(dtype_); }
 
+  // Where the buffer lives (Device::cpu() unless moved with to()).
+  const Device& device() const { return device_; }
+  // This array on `device`: itself (sharing the buffer) when it is there already,
+  // else a copy there (like chainer's to_device / cupy.asarray). Throws kiln::Error
+  // when `device` cannot hold arrays (a real GPU: not implemented yet).
+  Array to(const Device& device) const;
+
   // How many Arrays share this buffer, this one included (views by copy or reshape).
   long use_count() const { return storage_.use_count(); }
 
+  // The buffer's address in its device's memory (a device pointer for a CUDA array).
   void* raw_data() { return storage_.get(); }
   const void* raw_data() const { return storage_.get(); }
-  template <typename T> T* data() { check_dtype(dtype_of<T>::value, "data"); return static_cast<T*>(raw_data()); }
-  template <typename T> const T* data() const { check_dtype(dtype_of<T>::value, "data"); return static_cast<const T*>(raw_data()); }
+  // Host access to the values; throws kiln::Error on a non-cpu array (to(Device::cpu()) first).
+  template <typename T> T* data() { check_host_dtype(dtype_of<T>::value, "data"); return static_cast<T*>(raw_data()); }
+  template <typename T> const T* data() const { check_host_dtype(dtype_of<T>::value, "data"); return static_cast<const T*>(raw_data()); }
 
   // Values converted to T (any dtype to any T, like numpy's astype).
   template <typename T> std::vector<T> to_vector() const;
   // The single value of a size-1 array, converted to T.
   template <typename T> T item() const;
-  // Element i (flat, C order) as double.
+  // Element i (flat, C order) as double (copied from the device for a CUDA array).
   double at(int64_t flat_index) const;
   void set(int64_t flat_index, double value);
 
-  Array astype(DType dtype) const;
-  Array copy() const;
+  Array astype(DType dtype) const;  // on the same device
+  Array copy() const;               // on the same device
   Array reshape(Shape shape) const;  // shares the buffer
 
   std::string to_string() const;  // numpy-style
@@ -89,9 +110,15 @@ class Array {
  private:
   static void check_from_size(size_t n, const Shape& shape);
   void check_dtype(DType t, const char* what) const;
+  void check_host_dtype(DType t, const char* what) const {
+    if (!device_.is_cpu()) throw_not_host(what);
+    check_dtype(t, what);
+  }
+  [[noreturn]] void throw_not_host(const char* what) const;
   Shape shape_;
   DType dtype_ = DType::f32;
   std::shared_ptr<uint8_t> storage_;
+  Device device_;
 };
 
 }  // namespace kiln

@@ -31,6 +31,10 @@ class FuncOp;
 }
 }  // namespace mlir
 
+namespace kiln {
+class KernelCache;  // kiln/kernel_cache.h
+}  // namespace kiln
+
 namespace kiln::cuda {
 
 // A size known up to the batch: `factor * batch^batch_power`.
@@ -107,6 +111,16 @@ std::string nvrtcVersion();
 NvrtcOutput nvrtcCompile(const Program& program, const std::string& arch);
 // The cache key of a compile: source hash, arch and NVRTC version.
 std::string nvrtcCacheKey(const Program& program, const std::string& arch);
+// The key of a compile in kiln's disk cache (KernelCache::make_key): the whole
+// source, the arch, NVRTC's version and the CUDA driver's ("" without a driver),
+// so a new toolkit or driver never reuses an old cubin.
+std::string nvrtcDiskKey(const Program& program, const std::string& arch);
+// nvrtcCompile through `cache` (kiln's disk cache, kiln/kernel_cache.h): a
+// compile of the same key made before (by this or another process) is loaded,
+// not recompiled; else it is compiled and stored. *from_cache says which. An
+// entry that does not decode is recompiled (the cache checksums entries).
+NvrtcOutput nvrtcCompileCached(const Program& program, const std::string& arch, KernelCache& cache,
+                               bool* from_cache = nullptr);
 
 // ---- The SIMT emulator (KILN_CUDA_EMULATE=1) ----
 

@@ -183,6 +183,22 @@ TEST_P(GraphControl, UnchainCutsTheGraphForTruncatedBptt) {
   EXPECT_NEAR(h.array().at(0), hs.back(), 1e-5);
 }
 
+// unchain_backward cuts the graph behind a computed value (realized or not); a variable
+// with no creator has nothing behind it: a clear error, as for an empty variable.
+TEST_P(GraphControl, UnchainBackwardNeedsACreator) {
+  Variable x(Array::from({1.f, 2.f}, {2}));
+  Variable loss = F::sum(x * x);
+  EXPECT_NEAR(loss.array().at(0), 5.0, 1e-6);  // realized: its creator stays until the cut
+  loss.unchain_backward();
+  const char* no_creator = "Variable::unchain_backward: this variable has no creator (it is a leaf";
+  EXPECT_THAT(error_of([&] { loss.unchain_backward(); }), HasSubstr(no_creator));  // already cut
+  EXPECT_THAT(error_of([&] { x.unchain_backward(); }), HasSubstr(no_creator));     // an input
+  L::Linear l(2, 1);
+  EXPECT_THAT(error_of([&] { l.W.unchain_backward(); }), HasSubstr(no_creator));   // a Parameter
+  EXPECT_THAT(error_of([] { Variable().unchain_backward(); }),
+              HasSubstr("Variable::unchain_backward: the variable is empty (default-constructed)"));
+}
+
 TEST_P(GraphControl, BackwardWithoutDoubleBackpropAndRetainGrad) {
   Variable x(Array::from({1.f, 2.f}, {2}));
   F::sum(x * x * x).backward(false, /*enable_double_backprop=*/false);

@@ -325,6 +325,44 @@ TEST_P(Recurrent, BadInputNamesTheFunctionAndArgument) {
               HasSubstr("L::GRU: h has batch size 2, expected 3 (the batch of x)"));
 }
 
+// Every recurrent link names itself and the argument: sequences whose feature size differs
+// from the link's in_size, and states of the wrong batch size (or layer count).
+TEST_P(Recurrent, BadInputOfEveryRecurrentLink) {
+  L::StatelessGRU sgru(3, 2);
+  EXPECT_THAT(error_of([&] { sgru(Variable(randn({2, 2}, 110)), Variable(randn({2, 4}, 111))); }),
+              HasSubstr("L::StatelessGRU: x has 4 features per row (shape (2, 4)), expected in_size = 3"));
+  EXPECT_THAT(error_of([&] { sgru(Variable(randn({3, 2}, 112)), Variable(randn({2, 3}, 113))); }),
+              HasSubstr("L::StatelessGRU: h has batch size 3, expected 2 (the batch of x)"));
+  L::GRU gru(3, 2);
+  EXPECT_THAT(error_of([&] { gru(Variable(randn({2, 4}, 114))); }),
+              HasSubstr("L::GRU: x has 4 features per row (shape (2, 4)), expected in_size = 3"));
+  EXPECT_THAT(error_of([&] { gru.set_state(Variable(randn({2, 3}, 115))); }),
+              HasSubstr("L::GRU: set_state: h must have shape (batch, 2), got (2, 3)"));
+  L::LSTM lstm(3, 4);
+  EXPECT_THAT(error_of([&] { lstm.set_state(Variable(randn({2, 4}, 116)), Variable(randn({3, 4}, 117))); }),
+              HasSubstr("L::LSTM: set_state: c and h must have the same batch size, got c (2, 4) and h (3, 4)"));
+
+  Vs xs{Variable(randn({2, 3}, 118)), Variable(randn({1, 3}, 119))};
+  L::NStepGRU ngru(1, 3, 2, 0.0);
+  EXPECT_THAT(error_of([&] { ngru(Variable(), {Variable(randn({2, 4}, 120))}); }),
+              HasSubstr("L::NStepGRU: xs[0] must have shape (length, 3) (in_size 3), got (2, 4)"));
+  EXPECT_THAT(error_of([&] { ngru(Variable(randn({1, 3, 2}, 121)), xs); }),
+              HasSubstr("L::NStepGRU: hx must have shape (n_layers * directions, len(xs), out_size) = (1, 2, 2), "
+                        "got (1, 3, 2)"));
+  L::NStepBiLSTM bilstm(1, 3, 2, 0.0);
+  EXPECT_THAT(error_of([&] { bilstm(Variable(randn({1, 2, 2}, 122)), Variable(), xs); }),
+              HasSubstr("L::NStepBiLSTM: hx must have shape (n_layers * directions, len(xs), out_size) = (2, 2, 2), "
+                        "got (1, 2, 2)"));
+  EXPECT_THAT(error_of([&] { bilstm(Variable(randn({2, 2, 2}, 123)), Variable(randn({2, 3, 2}, 124)), xs); }),
+              HasSubstr("L::NStepBiLSTM: cx must have shape (n_layers * directions, len(xs), out_size) = (2, 2, 2), "
+                        "got (2, 3, 2)"));
+  L::NStepRNNTanh tanh_rnn(2, 3, 2, 0.0);
+  EXPECT_THAT(error_of([&] { tanh_rnn(Variable(), {xs[0], Variable(randn({2, 5}, 125))}); }),
+              HasSubstr("L::NStepRNNTanh: xs[1] must have shape (length, 3) (in_size 3), got (2, 5)"));
+  L::NStepBiGRU bigru(1, 3, 2, 0.0);
+  EXPECT_THAT(error_of([&] { bigru(Variable(), {}); }), HasSubstr("L::NStepBiGRU: xs must hold at least one sequence"));
+}
+
 // ---- compile behaviour of a truncated-BPTT loop (issue 15 item 2) -------------------------
 
 // Chainer's ptb loop: a stateful LSTM over windows of `bptt` steps, loss.backward(),

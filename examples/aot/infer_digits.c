@@ -1,6 +1,8 @@
 /* Classifies the digits test split with the model kilnc compiled (digits.o, digits.h), linked
  * with nothing but libc and libm, and checks it against the JIT's logits and accuracy.
- *   infer_digits DIR   (DIR: what export_digits wrote) */
+ *   infer_digits DIR   (DIR: what export_digits wrote)
+ * Built with -DKILNC_THREADS (kilnc --threads=pthread|openmp), it also checks that
+ * digits_forward_threads gives the same logits, bit for bit, on 1, 2 and 3 threads. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,6 +101,21 @@ int main(int argc, char** argv) {
     fprintf(stderr, "infer_digits: a bad batch was accepted\n");
     return 1;
   }
+#ifdef KILNC_THREADS
+  float* threaded = calloc((size_t)(n * classes), sizeof(float));
+  for (int threads = 1; threads <= 3; ++threads)
+    if (digits_forward_threads(threads, x, n, threaded) != 0 ||
+        memcmp(threaded, y, (size_t)(n * classes) * sizeof(float)) != 0) {
+      fprintf(stderr, "infer_digits: %d threads give other logits than digits_forward\n", threads);
+      return 1;
+    }
+  if (digits_forward_threads(0, x, n, threaded) == 0 || digits_forward_threads(-2, x, n, threaded) == 0) {
+    fprintf(stderr, "infer_digits: a thread count <= 0 was accepted\n");
+    return 1;
+  }
+  free(threaded);
+  printf("digits_forward_threads: 1, 2 and 3 threads give the same logits\n");
+#endif
   if (maxDiff > 1e-5 || fabs(accuracy - jitAccuracy) > 1e-6) {
     fprintf(stderr, "infer_digits: the AOT model differs from the JIT\n");
     return 1;

@@ -1,44 +1,81 @@
 #!/bin/sh
-# Runs one AOT example end to end (ctest examples/aot_inference, examples/aot_training):
-# export_digits trains with the JIT and exports, kilnc compiles, the C program is built with
-# `cc` from the object alone (+ -lm), its dependencies are checked (nm -u, ldd), and it runs.
-#   run_aot.sh inference|training BIN_DIR SOURCE_DIR WORK_DIR CC
+# Runs the AOT examples end to end (ctest examples/aot_inference, examples/aot_training,
+# examples/aot_threads): export_digits trains with the JIT and exports, kilnc compiles, the C
+# program is built with `cc` from the object alone (+ -lm), its dependencies are checked
+# (nm -u, ldd), and it runs.
+#   run_aot.sh inference|training|threads BIN_DIR SOURCE_DIR WORK_DIR CC
+# threads: both programs from objects built with --threads=pthread (small loops parallel too,
+# so the training step's are), checked against one thread bit for bit and against the JIT;
+# then the inference program over --threads=openmp and libomp, where libomp is installed.
 set -eu
 mode=$1 bin=$2 src=$3 work=$4 cc=$5
 case $mode in
-  inference) name=digits program=infer_digits ;;
-  training) name=digits_train program=train_digits_aot ;;
+  inference|training|threads) ;;
   *) echo "run_aot.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 rm -rf "$work"
 mkdir -p "$work"
 # The JIT with kiln's generated GEMM, as kilnc uses.
 KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs 2 --steps 10
-"$bin/kilnc" "$work/$name.mlir" --weights "$work/$name.npz" --name "$name" -o "$work/$name.o" --header "$work/$name.h"
 
-# The object calls nothing outside libc and libm (and never abort()).
 libc=$("$cc" -print-file-name=libc.so.6)
 libm=$("$cc" -print-file-name=libm.so.6)
+libpthread=$("$cc" -print-file-name=libpthread.so.0)
 provided=$work/provided.txt
-{ nm -D --defined-only "$libc"; nm -D --defined-only "$libm"; } | awk '{print $3}' | sed 's/@.*//' | sort -u >"$provided"
-undefined=$(nm -u "$work/$name.o" | awk '{print $2}')
-echo "undefined symbols of $name.o:" $undefined
-for symbol in $undefined; do
-  case $symbol in
-    abort|__assert_fail|exit) echo "run_aot.sh: $name.o calls $symbol" >&2; exit 1 ;;
-  esac
-  if ! grep -qx "$symbol" "$provided"; then
-    echo "run_aot.sh: $name.o needs $symbol, which neither libc nor libm defines" >&2
-    exit 1
-  fi
-done
+{
+  nm -D --defined-only "$libc"
+  nm -D --defined-only "$libm"
+  if [ "$mode" = threads ] && [ -f "$libpthread" ]; then nm -D --defined-only "$libpthread"; fi
+} | awk '{print $3}' | sed 's/@.*//' | sort -u >"$provided"
 
-"$cc" -std=c99 -O2 -Wall -Werror -I"$work" "$src/$program.c" "$work/$name.o" -lm -o "$work/$program"
-# The program needs nothing but libc and libm (and the loader).
-ldd "$work/$program" | while read -r line; do
-  case $line in
-    *linux-vdso*|*libc.so*|*libm.so*|*ld-linux*) ;;
-    *) echo "run_aot.sh: $program needs $line" >&2; exit 1 ;;
-  esac
-done
-"$work/$program" "$work"
+# compile NAME PROGRAM [KILNC_FLAGS...]: kilnc, the dependency check of the object, cc.
+compile() {
+  name=$1 program=$2
+  shift 2
+  "$bin/kilnc" "$work/$name.mlir" --weights "$work/$name.npz" --name "$name" -o "$work/$name.o" \
+    --header "$work/$name.h" "$@"
+  # The object calls nothing outside libc and libm (libpthread with threads), and never abort().
+  undefined=$(nm -u "$work/$name.o" | awk '{print $2}')
+  echo "undefined symbols of $name.o ($*):" $undefined
+  for symbol in $undefined; do
+    case $symbol in
+      abort|__assert_fail|exit) echo "run_aot.sh: $name.o calls $symbol" >&2; exit 1 ;;
+    esac
+    if ! grep -qx "$symbol" "$provided"; then
+      echo "run_aot.sh: $name.o needs $symbol, which neither libc nor libm (nor libpthread) defines" >&2
+      exit 1
+    fi
+  done
+  flags=
+  if [ $# -gt 0 ]; then flags="-DKILNC_THREADS -pthread"; fi
+  # shellcheck disable=SC2086
+  "$cc" -std=c99 -O2 -Wall -Werror $flags -I"$work" "$src/$program.c" "$work/$name.o" -lm -o "$work/$program"
+  # The program needs nothing but libc and libm (and libpthread, and the loader).
+  ldd "$work/$program" | while read -r line; do
+    case $line in
+      *linux-vdso*|*libc.so*|*libm.so*|*libpthread.so*|*ld-linux*) ;;
+      *) echo "run_aot.sh: $program needs $line" >&2; exit 1 ;;
+    esac
+  done
+}
+
+case $mode in
+  inference) compile digits infer_digits && "$work/infer_digits" "$work" ;;
+  training) compile digits_train train_digits_aot && "$work/train_digits_aot" "$work" ;;
+  threads)
+    compile digits infer_digits --threads=pthread --min-parallel-work=512
+    "$work/infer_digits" "$work"
+    compile digits_train train_digits_aot --threads=pthread --min-parallel-work=512
+    "$work/train_digits_aot" "$work"
+    libomp=$("$cc" -print-file-name=libomp.so.5)
+    if [ -f "$libomp" ]; then
+      "$bin/kilnc" "$work/digits.mlir" --weights "$work/digits.npz" --name digits -o "$work/digits_omp.o" \
+        --header "$work/digits.h" --threads=openmp --min-parallel-work=512
+      "$cc" -std=c99 -O2 -Wall -Werror -DKILNC_THREADS -I"$work" "$src/infer_digits.c" "$work/digits_omp.o" \
+        "$libomp" -lm -o "$work/infer_digits_omp"
+      "$work/infer_digits_omp" "$work"
+    else
+      echo "run_aot.sh: no libomp.so.5; --threads=openmp not run"
+    fi
+    ;;
+esac

@@ -1,7 +1,10 @@
 /* Continues training the digits MLP with the training step kilnc compiled (digits_train.o,
  * digits_train.h), linked with nothing but libc and libm: the same batches as the JIT's
  * steps in export_digits, then the parameters must equal the JIT's.
- *   train_digits_aot DIR   (DIR: what export_digits wrote) */
+ *   train_digits_aot DIR   (DIR: what export_digits wrote)
+ * Built with -DKILNC_THREADS (kilnc --threads=pthread|openmp), a third state runs the same
+ * steps with digits_train_step_threads on 2 threads and must end with the same parameters,
+ * bit for bit. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +71,36 @@ int main(int argc, char** argv) {
       return 1;
     }
   printf("AOT loss after %lld steps: %.6f (JIT %.6f)\n", (long long)steps, loss, jitLoss);
+#ifdef KILNC_THREADS
+  digits_train_state* threaded = digits_train_create();
+  float threadedLoss = 0;
+  if (!threaded) return 1;
+  for (int64_t s = 0; s < steps; ++s)
+    if (digits_train_step_threads(2, threaded, x + s * batch * features, t + s * batch, batch, &threadedLoss) != 0) {
+      fprintf(stderr, "train_digits_aot: step %lld on 2 threads failed\n", (long long)s);
+      return 1;
+    }
+  if (digits_train_step_threads(0, threaded, x, t, batch, &threadedLoss) == 0 || threadedLoss != loss) {
+    fprintf(stderr, "train_digits_aot: 2 threads: a thread count of 0 was accepted, or another loss\n");
+    return 1;
+  }
+  for (int64_t i = 0; i < digits_train_num_params(); ++i) {
+    int64_t dims[8], rank = 0, elements = 1;
+    if (digits_train_param_shape(i, dims, &rank) != 0) return 1;
+    for (int64_t d = 0; d < rank; ++d) elements *= dims[d];
+    float* one = malloc((size_t)elements * sizeof(float));
+    float* two = malloc((size_t)elements * sizeof(float));
+    if (digits_train_get_param(state, i, one) != 0 || digits_train_get_param(threaded, i, two) != 0 ||
+        memcmp(one, two, (size_t)elements * sizeof(float)) != 0) {
+      fprintf(stderr, "train_digits_aot: %s differs between 1 and 2 threads\n", digits_train_param_name(i));
+      return 1;
+    }
+    free(one);
+    free(two);
+  }
+  digits_train_destroy(threaded);
+  printf("digits_train_step_threads: 2 threads end with the same parameters as 1\n");
+#endif
 
   /* Bad input: a code, and the state is unchanged (checked below with the parameters). */
   int32_t badLabels[64];

@@ -4,7 +4,8 @@
 // RUN: not kilnc %s --weights %t.good.npz --name 9lives -o %t.o 2>&1 | FileCheck %s --check-prefix=NAME
 // RUN: not kilnc %s --weights %t.good.npz --name int -o %t.o 2>&1 | FileCheck %s --check-prefix=KEYWORD
 // RUN: not kilnc %s --weights %t.good.npz --name m --target=cuda -o %t.o 2>&1 | FileCheck %s --check-prefix=CUDA
-// RUN: not kilnc %s --weights %t.good.npz --name m --threads=pthread -o %t.o 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not kilnc %s --weights %t.good.npz --name m --threads=tbb -o %t.o 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not kilnc %s --weights %t.good.npz --name m --threads=pthread --min-parallel-work=0 -o %t.o 2>&1 | FileCheck %s --check-prefix=WORK
 // RUN: not kilnc %s --weights %t.good.npz --name m --mcpu=no-such-cpu -o %t.o 2>&1 | FileCheck %s --check-prefix=MCPU
 // RUN: not kilnc %s --name m -o %t.o 2>&1 | FileCheck %s --check-prefix=NOWEIGHTS
 // RUN: python3 %S/Inputs/make_npz.py %t.missing.npz W=2x3:f32:1
@@ -21,8 +22,9 @@
 
 // NAME: kilnc: error: --name=9lives: not a C identifier
 // KEYWORD: kilnc: error: --name=int: not a C identifier
-// CUDA: kilnc: error: --target=cuda: kiln's CUDA backend is not available
-// THREADS: kilnc: error: --threads=pthread is not supported yet
+// CUDA: kilnc: error: --target=cuda is not implemented: kilnc cannot embed cubins yet
+// THREADS: kilnc: error: --threads=tbb: unknown (none, pthread or openmp)
+// WORK: kilnc: error: --min-parallel-work=0: must be at least 1
 // MCPU: kilnc: error: --mcpu=no-such-cpu: not a CPU that LLVM knows
 // NOWEIGHTS: kilnc: error: --weights: {{.*}}errors.mlir has parameters
 // MISSING: kilnc: error: weights: {{.*}}.missing.npz has no array 'b' (float32 (2,), the param of @forward

@@ -73,6 +73,33 @@ class EntryBuilder {
 
  private:
   // ---- helpers ----
+  // An entry point taking `params`. With threads it is <name>_threads(int nthreads, params...),
+  // which returns kBadArgument for nthreads <= 0, and finishThreaded adds <name>(params...)
+  // calling it with one thread. `first` is the index of params[0]; threads_ the count.
+  Function* defineThreaded(const std::string& name, ArrayRef<Type*> params, unsigned* first) {
+    if (!model_.threaded) {
+      *first = 0;
+      threads_ = nullptr;
+      return define(name, i32_, params);
+    }
+    std::vector<Type*> all{i32_};
+    all.insert(all.end(), params.begin(), params.end());
+    Function* fn = define(name + "_threads", i32_, all);
+    *first = 1;
+    threads_ = fn->getArg(0);
+    returnIf(b_.CreateICmpSLE(threads_, c32(0)), c32(kBadArgument));
+    return fn;
+  }
+  void finishThreaded(Function* threaded, const std::string& name) {
+    if (!model_.threaded) return;
+    std::vector<Type*> params;
+    for (unsigned i = 1; i < threaded->arg_size(); ++i) params.push_back(threaded->getArg(i)->getType());
+    Function* fn = define(name, i32_, params);
+    std::vector<Value*> args{c32(1)};
+    for (Argument& a : fn->args()) args.push_back(&a);
+    b_.CreateRet(b_.CreateCall(threaded, args));
+  }
+
   Function* define(const std::string& name, Type* ret, ArrayRef<Type*> params) {
     if (m_.getFunction(name))
       throw kiln::Error("kilnc: the symbol " + name + " is defined twice (does --name clash with a compiled function?)");
@@ -160,11 +187,13 @@ class EntryBuilder {
                     Value* batch) {
     Function* callee = m_.getFunction(f.ciface);
     if (!callee) throw kiln::Error("kilnc: internal error: the compiled module has no " + f.ciface);
-    if (callee->arg_size() != args.size() + results.size())
+    size_t expected = args.size() + results.size() + (model_.threaded ? 1 : 0);
+    if (callee->arg_size() != expected)
       throw kiln::Error(fmt::format("kilnc: internal error: {} takes {} arguments, {} expected", f.ciface,
-                                    callee->arg_size(), args.size() + results.size()));
+                                    callee->arg_size(), expected));
     std::vector<Value*> operands, statuses;
     for (size_t i = 0; i < args.size(); ++i) operands.push_back(descriptor(args[i], f.args[i], batch));
+    if (model_.threaded) operands.push_back(threads_);  // the thread count follows the arguments
     for (size_t i = 0; i < results.size(); ++i) {
       Value* data = results[i];
       if (f.results[i].role == "status") {
@@ -195,8 +224,8 @@ class EntryBuilder {
     for (size_t i = 0; i < inputs; ++i) params.push_back(ptr_);
     params.push_back(i64_);
     for (size_t i = 0; i < outputs; ++i) params.push_back(ptr_);
-    Function* fn = define(model_.name + "_forward", i32_, params);
     unsigned at = 0;
+    Function* fn = defineThreaded(model_.name + "_forward", params, &at);
     Value* state = stateful ? fn->getArg(at++) : nullptr;
     std::vector<Value*> in, out;
     for (size_t i = 0; i < inputs; ++i) in.push_back(fn->getArg(at++));
@@ -220,6 +249,7 @@ class EntryBuilder {
     for (const TensorSpec& t : f.results) results.push_back(t.role == "output" ? out[nextOut++] : nullptr);
     callFunction(f, args, results, batch);
     b_.CreateRet(c32(0));
+    finishThreaded(fn, model_.name + "_forward");
   }
 
   // <name>_num_inputs/_num_outputs, <name>_input_shape/_output_shape(i, dims, rank) of @forward.
@@ -369,8 +399,8 @@ class EntryBuilder {
     for (size_t i = 0; i < data; ++i) params.push_back(ptr_);
     params.push_back(i64_);
     for (size_t i = 0; i < losses; ++i) params.push_back(ptr_);
-    Function* fn = define(model_.name + "_step", i32_, params);
     unsigned at = 0;
+    Function* fn = defineThreaded(model_.name + "_step", params, &at);
     Value* state = fn->getArg(at++);
     std::vector<Value*> in, out;
     for (size_t i = 0; i < data; ++i) in.push_back(fn->getArg(at++));
@@ -429,6 +459,7 @@ class EntryBuilder {
       b_.CreateStore(current, slotAddress(state, c64(slot), true));
     }
     b_.CreateRet(c32(0));
+    finishThreaded(fn, model_.name + "_step");
   }
 
   void buildParamQueries() {
@@ -489,6 +520,7 @@ class EntryBuilder {
   const ModelSpec& model_;
   IRBuilder<> b_;
   BasicBlock* entry_ = nullptr;
+  Value* threads_ = nullptr;  // the thread count of the entry point being built (threaded models)
   Type *i8_, *i32_, *i64_;
   PointerType* ptr_;
   std::map<std::string, GlobalVariable*> weights_;
@@ -537,9 +569,15 @@ std::string header_text(const ModelSpec& model) {
       " * says \"batch\" (reported as -1 by the shape functions).\n"
       " * Return codes: 0 success; 1 a bad argument (batch <= 0 or, for a model compiled with a\n"
       " * fixed batch, not that batch; a null pointer; an index out of range); 2 a run-time\n"
-      " * check failed (a label or id out of range), and nothing was changed. */\n"
+      " * check failed (a label or id out of range), and nothing was changed.{2} */\n"
       "#ifndef {1}\n#define {1}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n",
-      n, guard);
+      n, guard,
+      model.threaded
+          ? "\n * Threads: each <f>_threads(nthreads, ...) runs f's parallel loops (the batch, the GEMMs'\n"
+            " * blocks) on nthreads threads, started by the call and joined before it returns, with the\n"
+            " * same results as one thread; nthreads <= 0 returns 1. The entry points without\n"
+            " * _threads use one thread."
+          : "");
   auto signature = [&](const FunctionSpec& f, bool stateful, const char* inputRoles, const char* outputRoles,
                        const std::string& fname) {
     std::string s = "int " + fname + "(";
@@ -557,8 +595,12 @@ std::string header_text(const ModelSpec& model) {
         params.push_back(fmt::format("{}* {}", c_type(t.dtype), t.name));
         comment += " *   " + describe(t) + "\n";
       }
-    for (size_t i = 0; i < params.size(); ++i) s += (i ? ", " : "") + params[i];
-    return "/* " + fname + ":\n" + comment + " */\n" + s + ");\n";
+    std::string list;
+    for (size_t i = 0; i < params.size(); ++i) list += (i ? ", " : "") + params[i];
+    std::string text = "/* " + fname + ":\n" + comment + " */\n" + s + list + ");\n";
+    if (model.threaded)
+      text += "int " + fname + "_threads(int nthreads, " + list + ");\n";
+    return text;
   };
   if (model.step) {
     std::vector<const TensorSpec*> params;

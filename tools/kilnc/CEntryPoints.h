@@ -39,6 +39,9 @@ struct ModelSpec {
   const FunctionSpec* step = nullptr;     // @step (a training step), if any
   std::vector<FunctionSpec> functions;
   std::map<std::string, kiln::Array> weights;  // by kiln.name, checked against the functions
+  // --threads=pthread|openmp: the compiled functions take a trailing i32 thread count, and
+  // <name>_forward_threads / <name>_step_threads pass it (the plain entry points pass 1).
+  bool threaded = false;
 };
 
 const char* c_type(kiln::DType dtype);

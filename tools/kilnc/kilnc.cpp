@@ -1,15 +1,17 @@
 // kilnc: compiles an exported kiln model (.mlir + .npz, kiln/export.h) into a dependency-free object and a C header.
 //
 //   kilnc digits.mlir --weights digits.npz --name digits -o digits.o --header digits.h
-//         [--emit=mlir|llvm|asm|obj] [--mcpu=native|x86-64-v3|...] [--threads=none] [--target=cpu]
+//         [--emit=mlir|llvm|asm|obj] [--mcpu=native|x86-64-v3|...] [--threads=none|pthread|openmp] [--target=cpu]
 //
 // The object holds the weights as read-only data, the compiled functions
-// (generated GEMMs, no BLAS, no OpenMP, no kiln runtime) and the C entry points of
-// CEntryPoints.cpp; it calls only libc (malloc, free, memcpy, ...) and libm.
+// (generated GEMMs, no BLAS, no kiln runtime) and the C entry points of
+// CEntryPoints.cpp; it calls only libc (malloc, free, memcpy, ...) and libm, plus
+// libpthread with --threads=pthread (Threads.cpp) or libomp with --threads=openmp.
 #include <cctype>
 #include <set>
 
 #include "CEntryPoints.h"
+#include "Threads.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/error.h"
 #include "kiln/ir/KilnDialect.h"
@@ -66,10 +68,15 @@ cl::opt<std::string> mcpu("mcpu", cl::desc("Target CPU: native (default) or an L
                           cl::init("native"), cl::cat(kilncCategory));
 // --threads: read by main() before LLVM's parser, since libLLVM has an option of that name.
 std::string threads = "none";
-cl::extrahelp threadsHelp("\n  --threads=<none|pthread|openmp>  Threading of the compiled code: none (default); "
-                          "pthread and openmp are not supported yet\n");
-cl::opt<std::string> target("target", cl::desc("cpu (default); cuda needs kiln's CUDA backend"), cl::init("cpu"),
+cl::extrahelp threadsHelp(
+    "\n  --threads=<none|pthread|openmp>  Threading of the compiled code: none (default, single-threaded); "
+    "pthread (the object also defines <name>_*_threads(int nthreads, ...) and needs libpthread); openmp (the same "
+    "entry points over libomp, link with -l:libomp.so.5)\n");
+cl::opt<std::string> target("target", cl::desc("cpu (default); cuda is not implemented yet (an error)"), cl::init("cpu"),
                             cl::cat(kilncCategory));
+cl::opt<int64_t> minParallelWork("min-parallel-work",
+                                 cl::desc("With --threads: loops of fewer iterations stay on one thread (default 32768)"),
+                                 cl::init(kiln::cpu::PipelineOptions{}.min_parallel_work), cl::cat(kilncCategory));
 cl::opt<unsigned> optLevel("O", cl::desc("Optimization level (default 3)"), cl::init(3), cl::Prefix,
                            cl::cat(kilncCategory));
 
@@ -225,11 +232,17 @@ void writeOutput(const std::string& path, const std::function<void(llvm::raw_pwr
 
 int run() {
   if (target == "cuda")
-    fail("--target=cuda: kiln's CUDA backend is not available in this build of kilnc; use --target=cpu");
+    fail("--target=cuda is not implemented: kilnc cannot embed cubins yet (kiln's CUDA backend emits and "
+         "NVRTC-compiles each kernel at run time, but kilnc has no launcher in the object for device buffers and "
+         "kernel launches through a dlopen'd libcuda); use --target=cpu");
   if (target != "cpu") fail("--target=" + target + ": unknown target (cpu or cuda)");
-  if (threads == "pthread" || threads == "openmp")
-    fail("--threads=" + threads + " is not supported yet: kilnc compiles single-threaded code (--threads=none)");
-  if (threads != "none") fail("--threads=" + threads + ": unknown (none, pthread or openmp)");
+  kilnc::Threads threading = kilnc::Threads::none;
+  if (threads == "pthread")
+    threading = kilnc::Threads::pthread;
+  else if (threads == "openmp")
+    threading = kilnc::Threads::openmp;
+  else if (threads != "none")
+    fail("--threads=" + threads + ": unknown (none, pthread or openmp)");
   if (!isCIdentifier(modelName))
     fail("--name=" + modelName + ": not a C identifier (letters, digits and '_', not starting with a digit, "
          "not a C keyword)");
@@ -251,6 +264,7 @@ int run() {
 
   kilnc::ModelSpec model;
   model.name = modelName;
+  model.threaded = threading != kilnc::Threads::none;
   for (auto func : module->getOps<mlir::func::FuncOp>()) {
     if (func.isExternal()) failAt(func.getLoc(), "@" + func.getName().str() + " has no body");
     if (func.getName() != "forward" && func.getName() != "step")
@@ -290,9 +304,13 @@ int run() {
     std::string symbol = "kilnc_graph_" + f.name;
     func.setName(symbol);
     f.ciface = "_mlir_ciface_" + symbol;
+    if (model.threaded) kilnc::add_thread_count_argument(func);
   }
   kiln::cpu::PipelineOptions pipeline;
-  pipeline.parallel = false;
+  // Threads: large loops become omp.parallel regions (as in the JIT), on the functions' thread count.
+  pipeline.parallel = model.threaded;
+  if (minParallelWork < 1) fail("--min-parallel-work=" + std::to_string(minParallelWork) + ": must be at least 1");
+  pipeline.min_parallel_work = minParallelWork;
   pipeline.gemm_blas = false;  // generated GEMMs: no BLAS, no kiln runtime
   pipeline.profile = false;
   mlir::PassManager pm(&ctx);
@@ -300,6 +318,8 @@ int run() {
     fail("internal error: cannot build the pipeline -kiln-fuse, -kiln-lower-to-linalg");
   kiln::cpu::buildLowerToLLVMPipeline(pm, pipeline);
   if (mlir::failed(pm.run(*module))) return 1;
+  if (model.threaded)
+    for (const kilnc::FunctionSpec& f : model.functions) kilnc::use_thread_count_argument(*module, "kilnc_graph_" + f.name);
 
   std::string output = outputPath;
   if (output.empty()) output = emitKind == Emit::object ? modelName + ".o" : "-";
@@ -314,6 +334,7 @@ int run() {
     for (llvm::GlobalVariable& g : llvmModule->globals())
       if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
     kilnc::add_entry_points(*llvmModule, model);
+    if (threading == kilnc::Threads::pthread) kilnc::implement_openmp_with_pthreads(*llvmModule);
     std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
     llvmModule->setDataLayout(machine->createDataLayout());
     llvmModule->setTargetTriple(machine->getTargetTriple());

@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(cmake ninja-build make g++ ccache pkg-config libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
           libzip-dev libcairo2-dev zlib1g-dev libopenblas-dev libomp5-14 python3 python3-numpy python3-sklearn
-          llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 libclang-rt-22-dev)
+          llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 libclang-rt-22-dev
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,148 @@
+// kiln::distributed: data-parallel training over MPI (ChainerMN's API and names).
+//
+//   auto comm = distributed::create_communicator("mpi");    // under mpirun: one rank each
+//   auto train = distributed::scatter_dataset(all_train, comm, /*shuffle=*/true, /*seed=*/0);
+//   optimizers::Adam adam;
+//   auto& opt = distributed::create_multi_node_optimizer(adam, comm);  // before add_hook
+//   opt.setup(model);
+//   trainer.extend(distributed::create_multi_node_evaluator(E::Evaluator(test_iter, model), comm));
+//   if (comm.rank() == 0) trainer.extend(E::LogReport());  // one log, as in ChainerMN
+//
+// Link with kiln::distributed (libkiln_distributed). MPI is optional at build time: a kiln
+// built without it throws kiln::Error from create_communicator("mpi") saying so. A program
+// not started by mpirun (no OMPI_COMM_WORLD_SIZE / PMI_RANK / PMIX_RANK in its environment)
+// is one process of size 1: every collective is the identity, nothing calls MPI.
+//
+// The step (create_multi_node_optimizer). Optimizer::update runs the multi-node pre hook
+// first: it realizes the step's forward and backward (one compiled graph; the loss and
+// reported values come out of it too), packs the gradients into a few contiguous buckets
+// (bucket_bytes(), default 4 MiB, parameters in reverse registration order, i.e. the order
+// backward produces them, one dtype per bucket), starts one MPI_Iallreduce per bucket as
+// soon as it is packed, and unpacks each bucket (sum / size, the mean) as it completes;
+// then the optimizer's update is recorded on the averaged gradients and runs as its own
+// compiled graph (cached like any other). What overlaps: the packing of bucket k+1 and the
+// unpacking of finished buckets with the reduction of the others. What does not: the
+// reduction with the backward itself -- the backward is one compiled graph whose
+// gradients all appear at its end, so the first bucket starts when the whole backward is
+// done (splitting the compiled backward per bucket needs a communicator op in the
+// dialect; not done).
+//
+// Failure. Every collective is nonblocking and polled against a deadline of KILN_MN_TIMEOUT
+// seconds (default 60): a rank that dies or stops answering makes every other rank print
+// "kiln::distributed: rank R: <what> did not complete within T s" on stderr and call
+// MPI_Abort, which ends the whole job (Open MPI's mpirun also ends it when a rank exits
+// without MPI_Finalize). Ranks whose models differ (parameter names, shapes or dtypes)
+// throw kiln::Error on every rank from bcast_data / allreduce_grad, naming the first
+// parameter that differs from rank 0's; no rank is left waiting.
+//
+// Thread-safety: a Communicator is used from one thread (the one that created it; MPI is
+// initialized with MPI_THREAD_FUNNELED). Copies share one MPI communicator.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kiln/datasets.h"
+#include "kiln/link.h"
+#include "kiln/optimizers.h"
+#include "kiln/training.h"
+
+namespace kiln::distributed {
+
+namespace detail {
+class CommunicatorImpl;
+}
+
+// A handle to a communicator (ChainerMN's CommunicatorBase); copies share it.
+class Communicator {
+ public:
+  explicit Communicator(std::shared_ptr<detail::CommunicatorImpl> impl);
+
+  int rank() const;        // 0 .. size() - 1
+  int size() const;        // number of processes
+  int intra_rank() const;  // rank among the processes of this machine
+  int intra_size() const;
+  int inter_rank() const;  // index of this machine (0 .. inter_size() - 1)
+  int inter_size() const;  // number of machines
+  const std::string& name() const;  // "mpi", or "single" for a process not under mpirun
+
+  // Copies rank 0's parameters (the initialized ones) into every rank's `model`. Throws
+  // kiln::Error on every rank when the models differ in parameter names, shapes or dtypes.
+  void bcast_data(const Link& model);
+  // Replaces every parameter's gradient by its mean over the ranks (ChainerMN's
+  // multi_node_mean_grad), bucketed (see the file comment). A parameter without a gradient
+  // on some ranks counts as zeros there; one without a gradient on every rank keeps none.
+  // Gradients must be f32 or f64. Same model check as bcast_data.
+  void allreduce_grad(const Link& model);
+  void multi_node_mean_grad(const Link& model) { allreduce_grad(model); }
+
+  // Small values (ChainerMN's allreduce_obj sums, bcast_obj copies root's value).
+  double allreduce_obj(double value);
+  int64_t allreduce_obj(int64_t value);
+  std::vector<double> allreduce_obj(const std::vector<double>& values);  // elementwise
+  double bcast_obj(double value, int root = 0);
+  int64_t bcast_obj(int64_t value, int root = 0);
+  std::vector<double> bcast_obj(const std::vector<double>& values, int root = 0);
+  std::string bcast_obj(const std::string& value, int root = 0);
+  void barrier();
+
+  // Gradient bucket size in bytes (default 4 MiB, or KILN_MN_BUCKET_MB); >= 1.
+  size_t bucket_bytes() const;
+  void set_bucket_bytes(size_t bytes);
+
+  detail::CommunicatorImpl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<detail::CommunicatorImpl> impl_;
+};
+
+// "mpi": MPI_COMM_WORLD (a duplicate of it). "nccl" / "pure_nccl": ChainerMN's GPU
+// communicators; they need a CUDA GPU and libnccl.so.2 (loaded with dlopen) and throw
+// kiln::Error naming what is missing; with both present they throw too, since kiln's
+// arrays are host memory (Array::to a GPU is not implemented: issue 13). Anything else
+// throws naming the accepted names.
+Communicator create_communicator(const std::string& communicator_name = "mpi");
+
+// ChainerMN's scatter_dataset: a SubDataset of `dataset` for this rank. Every rank must
+// pass a dataset of the same size (checked). The order is 0..n-1, or with `shuffle` a
+// permutation drawn from `seed` (rank 0's; rank 0 draws one when unset). With
+// force_equal_length (ChainerMN's default) every rank gets ceil(n / size) examples, rank i
+// order[n*i/size, n*i/size + ceil(n/size)): the union is the whole dataset and, when size
+// does not divide n, a few examples are on two ranks. Without it rank i gets
+// order[n*i/size, n*(i+1)/size): every example exactly once, sizes differ by at most one.
+datasets::SubDatasetPtr scatter_dataset(const datasets::DatasetPtr& dataset, const Communicator& comm,
+                                        bool shuffle = false, std::optional<uint64_t> seed = std::nullopt,
+                                        bool force_equal_length = true);
+
+// ChainerMN's create_multi_node_optimizer: adds the pre hook "multi_node_mean_grad" to
+// `optimizer` and returns it. At each update the hook averages the gradients over the ranks
+// (Communicator::allreduce_grad); at the first update it also broadcasts rank 0's
+// parameters (bcast_data), after averaging. Hooks run in the order added, so the allreduce
+// must come first: a pre hook already added throws kiln::Error (add hooks after wrapping).
+optimizers::Optimizer& create_multi_node_optimizer(optimizers::Optimizer& optimizer,
+                                                   const Communicator& comm);
+
+// An Evaluator whose results are the means over the ranks of each rank's results (each rank
+// evaluates its own iterator). Every rank must report the same keys (checked).
+class MultiNodeEvaluator : public training::Extension {
+ public:
+  MultiNodeEvaluator(training::extensions::Evaluator evaluator, Communicator comm);
+  std::map<std::string, double> evaluate();
+  void operator()(training::Trainer& trainer) override;
+  std::string default_name() const override { return evaluator_->default_name(); }
+  training::Trigger default_trigger() const override { return evaluator_->default_trigger(); }
+  int priority() const override { return evaluator_->priority(); }
+  void finalize(training::Trainer& trainer) override { evaluator_->finalize(trainer); }
+  training::extensions::Evaluator& evaluator() { return *evaluator_; }
+
+ private:
+  std::shared_ptr<training::extensions::Evaluator> evaluator_;
+  Communicator comm_;
+};
+MultiNodeEvaluator create_multi_node_evaluator(training::extensions::Evaluator evaluator,
+                                               const Communicator& comm);
+
+}  // namespace kiln::distributed

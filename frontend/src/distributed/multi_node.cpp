@@ -1,0 +1,387 @@
+// kiln::distributed on top of a transport: model broadcast, the bucketed gradient mean,
+// small-object collectives, scatter_dataset, the multi-node optimizer hook and evaluator.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "communicator_impl.h"
+#include "kiln/distributed.h"
+#include "kiln/error.h"
+
+namespace kiln::distributed {
+
+using detail::CommunicatorImpl;
+using detail::ReduceOp;
+
+namespace {
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::string bcast_string(CommunicatorImpl& c, const std::string& value, int root, const std::string& what) {
+  int64_t n = static_cast<int64_t>(value.size());
+  c.start_bcast(&n, sizeof n, root);
+  c.wait_all(what);
+  std::string out = c.rank == root ? value : std::string(static_cast<size_t>(n), '\0');
+  if (n > 0) {
+    c.start_bcast(out.data(), out.size(), root);
+    c.wait_all(what);
+  }
+  return out;
+}
+
+// Throws kiln::Error on every rank unless every rank's `lines` (one item per line) equal
+// rank 0's; the message names the first item that differs. `items` names what a line is.
+void check_same_on_every_rank(CommunicatorImpl& c, const std::string& lines, const std::string& fn,
+                              const std::string& items) {
+  if (c.size == 1) return;
+  int64_t h = static_cast<int64_t>(fnv1a(lines) >> 2);
+  int64_t extremes[2] = {h, -h};  // max and -min of the hashes
+  c.start_allreduce(extremes, 2, DType::i64, ReduceOp::max);
+  c.wait_all(fn + " (checking that every rank has the same " + items + ")");
+  if (extremes[0] == -extremes[1]) return;
+  std::string root = bcast_string(c, lines, 0, fn + " (comparing " + items + " with rank 0)");
+  if (c.rank == 0)
+    throw Error(fmt::format("{}: the {} differ across ranks: another rank's differ from rank 0's (see that "
+                            "rank's error for which)", fn, items));
+  auto mine = split_lines(lines), theirs = split_lines(root);
+  for (size_t i = 0; i < std::max(mine.size(), theirs.size()); ++i) {
+    std::string m = i < mine.size() ? mine[i] : "(none)", r = i < theirs.size() ? theirs[i] : "(none)";
+    if (m != r)
+      throw Error(fmt::format("{}: the {} differ across ranks: entry {} is '{}' on rank {} but '{}' on rank 0",
+                              fn, items, i, m, c.rank, r));
+  }
+  throw Error(fmt::format("{}: the {} differ across ranks (rank {} and rank 0)", fn, items, c.rank));
+}
+
+std::string shape_string(const Shape& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+// One line per parameter: "name (shape) dtype", or "name uninitialized".
+std::string model_signature(const std::vector<std::pair<std::string, Parameter>>& params) {
+  std::string sig;
+  for (const auto& [name, p] : params) {
+    if (p.is_initialized())
+      sig += fmt::format("{} {} {}\n", name, shape_string(p.shape()), dtype_name(p.dtype()));
+    else
+      sig += name + " uninitialized\n";
+  }
+  return sig;
+}
+
+// Parameters packed into contiguous buffers of at most `cap` bytes (a larger parameter
+// gets one of its own), one dtype per buffer, in the order given.
+struct Bucket {
+  DType dtype;
+  std::vector<size_t> members;  // indices into the parameter list
+  size_t bytes = 0;
+};
+
+std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t cap) {
+  std::vector<Bucket> buckets;
+  std::vector<size_t> open;  // index of the open bucket per dtype, or npos
+  auto open_for = [&](DType d) -> size_t& {
+    size_t k = static_cast<size_t>(d);
+    if (open.size() <= k) open.resize(k + 1, CommunicatorImpl::npos);
+    return open[k];
+  };
+  for (size_t i = 0; i < params.size(); ++i) {
+    DType d = params[i].dtype();
+    size_t bytes = static_cast<size_t>(params[i].size()) * dtype_size(d);
+    size_t& b = open_for(d);
+    if (b == CommunicatorImpl::npos || buckets[b].bytes + bytes > cap) {
+      buckets.push_back({d, {}, 0});
+      b = buckets.size() - 1;
+    }
+    buckets[b].members.push_back(i);
+    buckets[b].bytes += bytes;
+  }
+  return buckets;
+}
+
+template <class T>
+void scale_into(const T* src, T* dst, int64_t n, double factor) {
+  const T f = static_cast<T>(factor);
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] * f;
+}
+
+}  // namespace
+
+// ---- Communicator -------------------------------------------------------------------
+
+Communicator::Communicator(std::shared_ptr<detail::CommunicatorImpl> impl) : impl_(std::move(impl)) {}
+int Communicator::rank() const { return impl_->rank; }
+int Communicator::size() const { return impl_->size; }
+int Communicator::intra_rank() const { return impl_->intra_rank; }
+int Communicator::intra_size() const { return impl_->intra_size; }
+int Communicator::inter_rank() const { return impl_->inter_rank; }
+int Communicator::inter_size() const { return impl_->inter_size; }
+const std::string& Communicator::name() const { return impl_->name; }
+size_t Communicator::bucket_bytes() const { return impl_->bucket_bytes; }
+void Communicator::set_bucket_bytes(size_t bytes) {
+  if (bytes == 0) throw Error("kiln::distributed::Communicator::set_bucket_bytes: bytes: expected >= 1, got 0");
+  impl_->bucket_bytes = bytes;
+}
+void Communicator::barrier() { impl_->barrier("barrier"); }
+
+void Communicator::bcast_data(const Link& model) {
+  const std::string fn = "kiln::distributed::Communicator::bcast_data";
+  CommunicatorImpl& c = *impl_;
+  auto named = model.namedparams();
+  check_same_on_every_rank(c, model_signature(named), fn, "model parameters (name, shape, dtype)");
+  if (c.size == 1) return;
+  std::vector<Parameter> params;
+  for (auto& [name, p] : named)
+    if (p.is_initialized()) params.push_back(p);
+  auto buckets = plan_buckets(params, c.bucket_bytes);
+  std::vector<std::vector<unsigned char>> buffers(buckets.size());
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    buffers[b].resize(buckets[b].bytes);
+    if (c.rank == 0) {
+      size_t offset = 0;
+      for (size_t i : buckets[b].members) {
+        Array a = params[i].array();
+        std::memcpy(buffers[b].data() + offset, a.raw_data(), a.nbytes());
+        offset += a.nbytes();
+      }
+    }
+    c.start_bcast(buffers[b].data(), buffers[b].size(), 0);
+  }
+  for (size_t b; (b = c.wait_any(fn)) != CommunicatorImpl::npos;) {
+    if (c.rank == 0) continue;
+    size_t offset = 0;
+    for (size_t i : buckets[b].members) {
+      Array a = Array::empty(params[i].shape(), params[i].dtype());
+      std::memcpy(a.raw_data(), buffers[b].data() + offset, a.nbytes());
+      offset += a.nbytes();
+      params[i].set_array(a);
+    }
+  }
+}
+
+void Communicator::allreduce_grad(const Link& model) {
+  const std::string fn = "kiln::distributed::Communicator::allreduce_grad";
+  CommunicatorImpl& c = *impl_;
+  if (c.size == 1) return;  // the mean over one rank: the gradients stay pending, computed with the update
+  auto named = model.namedparams();
+  check_same_on_every_rank(c, model_signature(named), fn, "model parameters (name, shape, dtype)");
+  // Reverse registration order: the order in which backward produces the gradients.
+  std::vector<Parameter> params;
+  for (auto it = named.rbegin(); it != named.rend(); ++it) {
+    if (!it->second.is_initialized()) continue;
+    DType d = it->second.dtype();
+    if (d != DType::f32 && d != DType::f64)
+      throw Error(fmt::format("{}: parameter '{}': expected a gradient of dtype f32 or f64, got {}", fn, it->first,
+                              dtype_name(d)));
+    params.push_back(it->second);
+  }
+  // How many ranks have a gradient for each parameter (summed with the buckets).
+  std::vector<double> has_grad(params.size());
+  for (size_t i = 0; i < params.size(); ++i) has_grad[i] = params[i].has_grad() ? 1.0 : 0.0;
+  auto buckets = plan_buckets(params, c.bucket_bytes);
+  std::vector<std::vector<unsigned char>> buffers(buckets.size());
+  const size_t flags_index = c.start_allreduce(has_grad.data(), static_cast<int64_t>(has_grad.size()), DType::f64,
+                                               ReduceOp::sum);
+  // Pack each bucket and start its reduction before packing the next. The first grad()
+  // realizes the step's forward and backward (one compiled graph).
+  std::vector<size_t> bucket_of_request(buckets.size() + 1, CommunicatorImpl::npos);
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    buffers[b].resize(buckets[b].bytes);
+    size_t offset = 0;
+    for (size_t i : buckets[b].members) {
+      size_t bytes = static_cast<size_t>(params[i].size()) * dtype_size(params[i].dtype());
+      if (params[i].has_grad())
+        std::memcpy(buffers[b].data() + offset, params[i].grad().raw_data(), bytes);
+      else
+        std::memset(buffers[b].data() + offset, 0, bytes);
+      offset += bytes;
+    }
+    size_t elements = buckets[b].bytes / dtype_size(buckets[b].dtype);
+    size_t r = c.start_allreduce(buffers[b].data(), static_cast<int64_t>(elements), buckets[b].dtype, ReduceOp::sum);
+    bucket_of_request[r] = b;
+  }
+  // Unpack buckets as they complete; a parameter no rank has a gradient for gets none.
+  std::vector<size_t> finished;
+  bool flags_done = false;
+  auto unpack = [&](size_t b) {
+    size_t offset = 0;
+    const double inv = 1.0 / c.size;
+    for (size_t i : buckets[b].members) {
+      Parameter& p = params[i];
+      size_t bytes = static_cast<size_t>(p.size()) * dtype_size(p.dtype());
+      if (has_grad[i] > 0) {
+        Array g = Array::empty(p.shape(), p.dtype());
+        const unsigned char* src = buffers[b].data() + offset;
+        if (p.dtype() == DType::f32)
+          scale_into(reinterpret_cast<const float*>(src), g.data<float>(), p.size(), inv);
+        else
+          scale_into(reinterpret_cast<const double*>(src), g.data<double>(), p.size(), inv);
+        p.set_grad(g);
+      }
+      offset += bytes;
+    }
+  };
+  for (size_t r; (r = c.wait_any(fn + " (gradient buckets)")) != CommunicatorImpl::npos;) {
+    if (r == flags_index) {
+      flags_done = true;
+      for (size_t b : finished) unpack(b);
+      finished.clear();
+    } else if (flags_done) {
+      unpack(bucket_of_request[r]);
+    } else {
+      finished.push_back(bucket_of_request[r]);
+    }
+  }
+}
+
+double Communicator::allreduce_obj(double value) {
+  impl_->start_allreduce(&value, 1, DType::f64, ReduceOp::sum);
+  impl_->wait_all("kiln::distributed::Communicator::allreduce_obj");
+  return value;
+}
+int64_t Communicator::allreduce_obj(int64_t value) {
+  impl_->start_allreduce(&value, 1, DType::i64, ReduceOp::sum);
+  impl_->wait_all("kiln::distributed::Communicator::allreduce_obj");
+  return value;
+}
+std::vector<double> Communicator::allreduce_obj(const std::vector<double>& values) {
+  const std::string fn = "kiln::distributed::Communicator::allreduce_obj";
+  check_same_on_every_rank(*impl_, fmt::format("{} values\n", values.size()), fn, "vector lengths");
+  std::vector<double> out = values;
+  if (!out.empty()) {
+    impl_->start_allreduce(out.data(), static_cast<int64_t>(out.size()), DType::f64, ReduceOp::sum);
+    impl_->wait_all(fn);
+  }
+  return out;
+}
+
+namespace {
+void check_root(const CommunicatorImpl& c, int root, const char* fn) {
+  if (root < 0 || root >= c.size)
+    throw Error(fmt::format("kiln::distributed::Communicator::{}: root: expected 0 <= root < {}, got {}", fn, c.size,
+                            root));
+}
+}  // namespace
+
+double Communicator::bcast_obj(double value, int root) {
+  check_root(*impl_, root, "bcast_obj");
+  impl_->start_bcast(&value, sizeof value, root);
+  impl_->wait_all("kiln::distributed::Communicator::bcast_obj");
+  return value;
+}
+int64_t Communicator::bcast_obj(int64_t value, int root) {
+  check_root(*impl_, root, "bcast_obj");
+  impl_->start_bcast(&value, sizeof value, root);
+  impl_->wait_all("kiln::distributed::Communicator::bcast_obj");
+  return value;
+}
+std::vector<double> Communicator::bcast_obj(const std::vector<double>& values, int root) {
+  check_root(*impl_, root, "bcast_obj");
+  const std::string what = "kiln::distributed::Communicator::bcast_obj";
+  int64_t n = static_cast<int64_t>(values.size());
+  impl_->start_bcast(&n, sizeof n, root);
+  impl_->wait_all(what);
+  std::vector<double> out = impl_->rank == root ? values : std::vector<double>(static_cast<size_t>(n));
+  if (n > 0) {
+    impl_->start_bcast(out.data(), out.size() * sizeof(double), root);
+    impl_->wait_all(what);
+  }
+  return out;
+}
+std::string Communicator::bcast_obj(const std::string& value, int root) {
+  check_root(*impl_, root, "bcast_obj");
+  return bcast_string(*impl_, value, root, "kiln::distributed::Communicator::bcast_obj");
+}
+
+// ---- datasets, optimizer, evaluator ---------------------------------------------------
+
+datasets::SubDatasetPtr scatter_dataset(const datasets::DatasetPtr& dataset, const Communicator& comm, bool shuffle,
+                                        std::optional<uint64_t> seed, bool force_equal_length) {
+  const std::string fn = "kiln::distributed::scatter_dataset";
+  if (!dataset) throw Error(fn + ": dataset: expected a dataset, got null");
+  CommunicatorImpl& c = comm.impl();
+  const size_t n = dataset->size();
+  check_same_on_every_rank(c, fmt::format("{} examples\n", n), fn, "dataset sizes");
+  std::vector<size_t> order;
+  if (shuffle) {
+    int64_t s = static_cast<int64_t>(seed ? *seed : std::random_device{}());
+    Communicator root_seed = comm;
+    s = root_seed.bcast_obj(s, 0);
+    order = datasets::random_permutation(n, static_cast<uint64_t>(s));
+  }
+  const size_t size = static_cast<size_t>(c.size), rank = static_cast<size_t>(c.rank);
+  const size_t begin = n * rank / size;
+  const size_t end = force_equal_length ? begin + (n + size - 1) / size : n * (rank + 1) / size;
+  return std::make_shared<datasets::SubDataset>(dataset, begin, end, std::move(order));
+}
+
+optimizers::Optimizer& create_multi_node_optimizer(optimizers::Optimizer& optimizer, const Communicator& comm) {
+  auto hooks = optimizer.hook_names();
+  if (!hooks.empty()) {
+    std::string names;
+    for (const auto& h : hooks) names += (names.empty() ? "'" : ", '") + h + "'";
+    throw Error(fmt::format("kiln::distributed::create_multi_node_optimizer: optimizer: expected no hooks yet, got "
+                            "{}: they would run before the gradient allreduce; add them after wrapping", names));
+  }
+  auto first = std::make_shared<bool>(true);
+  optimizer.add_hook_fn(
+      [comm, first](optimizers::Optimizer& opt) {
+        Communicator c = comm;
+        c.allreduce_grad(opt.target());
+        if (*first) {
+          c.bcast_data(opt.target());
+          *first = false;
+        }
+      },
+      "multi_node_mean_grad", "pre");
+  return optimizer;
+}
+
+MultiNodeEvaluator::MultiNodeEvaluator(training::extensions::Evaluator evaluator, Communicator comm)
+    : evaluator_(std::make_shared<training::extensions::Evaluator>(std::move(evaluator))), comm_(std::move(comm)) {}
+
+std::map<std::string, double> MultiNodeEvaluator::evaluate() {
+  const std::string fn = "kiln::distributed::MultiNodeEvaluator::evaluate";
+  std::map<std::string, double> local = evaluator_->evaluate();
+  CommunicatorImpl& c = comm_.impl();
+  if (c.size == 1) return local;
+  std::string keys;
+  std::vector<double> values;
+  for (const auto& [k, v] : local) {
+    keys += k + "\n";
+    values.push_back(v);
+  }
+  check_same_on_every_rank(c, keys, fn, "reported keys");
+  if (!values.empty()) {
+    c.start_allreduce(values.data(), static_cast<int64_t>(values.size()), DType::f64, ReduceOp::sum);
+    c.wait_all(fn);
+  }
+  size_t i = 0;
+  for (auto& [k, v] : local) v = values[i++] / c.size;
+  return local;
+}
+
+void MultiNodeEvaluator::operator()(training::Trainer&) {
+  for (const auto& [key, value] : evaluate()) report(key, value);
+}
+
+MultiNodeEvaluator create_multi_node_evaluator(training::extensions::Evaluator evaluator, const Communicator& comm) {
+  return MultiNodeEvaluator(std::move(evaluator), comm);
+}
+
+}  // namespace kiln::distributed

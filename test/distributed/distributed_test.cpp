@@ -1,0 +1,350 @@
+// kiln::distributed under mpirun (ctest mpi/np2/..., mpi/np3/...) and as a single process
+// (ctest distributed/...): N ranks with 1/N of the batch each end with the parameters of one
+// process with the whole batch (SGD, Adam), scatter_dataset's coverage, the evaluator's mean
+// over ranks, one log from a rank-0-only LogReport, mismatched models, a stuck rank.
+#include <gtest/gtest.h>
+#include <kiln/distributed.h>
+#include <kiln/kiln.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+using namespace kiln;
+namespace D = kiln::distributed;
+namespace E = kiln::training::extensions;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct MLP : Chain {
+  L::Linear l1{8, 16}, l2{16, 4};
+  MLP() {
+    add_link("l1", l1);
+    add_link("l2", l2);
+  }
+  Variable operator()(const Variable& x) const { return l2(F::tanh(l1(x))); }
+};
+
+constexpr int64_t kBatch = 12, kIn = 8, kClasses = 4;
+
+// Row-major (kBatch, kIn) inputs and labels of step `step`, rows [begin, end).
+std::pair<Array, Array> batch_rows(int step, int64_t begin, int64_t end) {
+  std::vector<float> x;
+  std::vector<int32_t> t;
+  for (int64_t r = begin; r < end; ++r) {
+    for (int64_t c = 0; c < kIn; ++c) x.push_back(std::sin(0.37f * (r + 1) * (c + 1) + 0.11f * step));
+    t.push_back(static_cast<int32_t>((r * 7 + step) % kClasses));
+  }
+  return {Array::from(x, {end - begin, kIn}), Array::from(t, {end - begin})};
+}
+
+void train(optimizers::Optimizer& opt, L::Classifier<MLP>& model, int steps, int64_t begin, int64_t end) {
+  for (int s = 0; s < steps; ++s) {
+    auto [x, t] = batch_rows(s, begin, end);
+    model.cleargrads();
+    Variable loss = model(Variable(x, false), Variable(t, false));
+    loss.backward();
+    opt.update();
+  }
+}
+
+// Trains a data-parallel model (this rank's rows of each batch) and a local one (the whole
+// batch, no communicator) from the same initial parameters; they must agree within 1e-5.
+template <class Opt>
+void expect_data_parallel_matches_whole_batch() {
+  D::Communicator comm = D::create_communicator("mpi");
+  const int64_t per_rank = kBatch / comm.size();
+  ASSERT_EQ(per_rank * comm.size(), kBatch) << "run with 1, 2, 3, 4, 6 or 12 ranks";
+  set_random_seed(0);
+  L::Classifier<MLP> model;
+  set_random_seed(0);
+  L::Classifier<MLP> reference;
+  Opt dist_opt, ref_opt;
+  D::create_multi_node_optimizer(dist_opt, comm).setup(model);
+  ref_opt.setup(reference);
+  train(dist_opt, model, 5, comm.rank() * per_rank, (comm.rank() + 1) * per_rank);
+  train(ref_opt, reference, 5, 0, kBatch);
+  auto got = model.namedparams(), want = reference.namedparams();
+  ASSERT_EQ(got.size(), want.size());
+  double moved = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    auto g = got[i].second.array().to_vector<float>(), w = want[i].second.array().to_vector<float>();
+    ASSERT_EQ(g.size(), w.size());
+    for (size_t k = 0; k < g.size(); ++k)
+      ASSERT_NEAR(g[k], w[k], 1e-5) << got[i].first << "[" << k << "] on rank " << comm.rank();
+  }
+  // The parameters did move (5 steps), so the comparison is not of initial values.
+  set_random_seed(0);
+  L::Classifier<MLP> initial;
+  auto x0 = batch_rows(0, 0, 1);
+  initial(Variable(x0.first, false), Variable(x0.second, false));
+  auto a = initial.namedparams()[0].second.array().to_vector<float>();
+  auto b = model.namedparams()[0].second.array().to_vector<float>();
+  for (size_t k = 0; k < a.size(); ++k) moved = std::max(moved, double(std::fabs(a[k] - b[k])));
+  EXPECT_GT(moved, 1e-4);
+}
+
+TEST(Distributed, SgdMatchesOneProcessWithTheWholeBatch) {
+  expect_data_parallel_matches_whole_batch<optimizers::SGD>();
+}
+
+TEST(Distributed, AdamMatchesOneProcessWithTheWholeBatch) {
+  expect_data_parallel_matches_whole_batch<optimizers::Adam>();
+}
+
+TEST(Distributed, RanksAndObjects) {
+  D::Communicator comm = D::create_communicator("mpi");
+  const int n = comm.size();
+  EXPECT_EQ(comm.name(), n > 1 ? "mpi" : "single");
+  EXPECT_EQ(comm.intra_size(), n);  // one machine
+  EXPECT_EQ(comm.intra_rank(), comm.rank());
+  EXPECT_EQ(comm.inter_rank(), 0);
+  EXPECT_EQ(comm.inter_size(), 1);
+  EXPECT_DOUBLE_EQ(comm.allreduce_obj(double(comm.rank() + 1)), n * (n + 1) / 2.0);
+  EXPECT_EQ(comm.allreduce_obj(int64_t(1) << (comm.rank() * 4)), n == 1 ? 1 : n == 2 ? 17 : 273);
+  auto v = comm.allreduce_obj(std::vector<double>{1.0, double(comm.rank())});
+  EXPECT_EQ(v, (std::vector<double>{double(n), n * (n - 1) / 2.0}));
+  EXPECT_EQ(comm.bcast_obj(std::string(comm.rank() == n - 1 ? "from the last" : "x"), n - 1), "from the last");
+  EXPECT_DOUBLE_EQ(comm.bcast_obj(comm.rank() == 0 ? 2.5 : -1.0), 2.5);
+  EXPECT_EQ(comm.bcast_obj(std::vector<double>(comm.rank() == 0 ? 3 : 1, 7.0)), std::vector<double>(3, 7.0));
+  EXPECT_THROW(comm.bcast_obj(1.0, n), Error);
+  comm.barrier();
+}
+
+TEST(Distributed, BcastDataCopiesRankZerosParameters) {
+  D::Communicator comm = D::create_communicator("mpi");
+  set_random_seed(100 + comm.rank());  // different on every rank
+  L::Linear l(3, 2);
+  set_random_seed(100);
+  L::Linear root(3, 2);
+  comm.set_bucket_bytes(16);  // W (24 bytes) and b (8) in two buckets
+  comm.bcast_data(l);
+  EXPECT_EQ(l.W.array().to_vector<float>(), root.W.array().to_vector<float>());
+  EXPECT_EQ(l.b.array().to_vector<float>(), root.b.array().to_vector<float>());
+}
+
+TEST(Distributed, AllreduceGradAveragesOverBucketsAndFillsMissingGradients) {
+  D::Communicator comm = D::create_communicator("mpi");
+  const int n = comm.size();
+  L::Linear l(2, 2);
+  comm.set_bucket_bytes(8);
+  // W's gradient is rank + 1 everywhere; b has one only on rank 0 (zeros elsewhere).
+  l.W.set_grad(Array::full({2, 2}, comm.rank() + 1.0));
+  if (comm.rank() == 0) l.b.set_grad(Array::full({2}, 6.0));
+  L::Linear frozen(2, 2);  // no gradient on any rank: keeps none
+  comm.allreduce_grad(l);
+  comm.allreduce_grad(frozen);
+  EXPECT_EQ(l.W.grad().to_vector<float>(), std::vector<float>(4, (n + 1) / 2.0f));
+  ASSERT_TRUE(l.b.has_grad());
+  EXPECT_EQ(l.b.grad().to_vector<float>(), std::vector<float>(2, 6.0f / n));
+  EXPECT_FALSE(frozen.W.has_grad());
+}
+
+std::vector<double> scatter_counts(const D::Communicator& comm, size_t n, bool shuffle, bool equal,
+                                   size_t* my_size) {
+  std::vector<float> xs(n);
+  for (size_t i = 0; i < n; ++i) xs[i] = float(i);
+  auto data = std::make_shared<datasets::TupleDataset>(std::vector<Array>{Array::from(xs, {int64_t(n)})});
+  auto mine = D::scatter_dataset(data, comm, shuffle, 7, equal);
+  *my_size = mine->size();
+  std::vector<double> counts(n);
+  for (size_t i = 0; i < mine->size(); ++i) counts[size_t(mine->get_example(i)[0].item<float>())] += 1;
+  D::Communicator c = comm;
+  return c.allreduce_obj(counts);
+}
+
+TEST(Distributed, ScatterDatasetCoversEveryExample) {
+  D::Communicator comm = D::create_communicator("mpi");
+  const size_t n = 10, size = size_t(comm.size());
+  for (bool shuffle : {false, true}) {
+    size_t mine = 0;
+    // Exact partition: every example exactly once; sizes differ by at most one.
+    auto counts = scatter_counts(comm, n, shuffle, /*force_equal_length=*/false, &mine);
+    EXPECT_EQ(counts, std::vector<double>(n, 1.0)) << "shuffle " << shuffle;
+    EXPECT_TRUE(mine == n / size || mine == n / size + 1);
+    // ChainerMN's equal lengths: ceil(n / size) each; every example at least once, and
+    // exactly once when size divides n.
+    counts = scatter_counts(comm, n, shuffle, true, &mine);
+    EXPECT_EQ(mine, (n + size - 1) / size);
+    double total = 0;
+    for (double c : counts) {
+      EXPECT_GE(c, 1.0);
+      if (n % size == 0) EXPECT_EQ(c, 1.0);
+      total += c;
+    }
+    EXPECT_EQ(total, double(size * mine));
+  }
+  // The same seed gives every rank the same permutation: rank 0 holds its first entries.
+  std::vector<float> xs(n);
+  for (size_t i = 0; i < n; ++i) xs[i] = float(i);
+  auto data = std::make_shared<datasets::TupleDataset>(std::vector<Array>{Array::from(xs, {int64_t(n)})});
+  auto mine = D::scatter_dataset(data, comm, true, 7, true);
+  auto order = datasets::random_permutation(n, 7);
+  size_t begin = n * size_t(comm.rank()) / size;
+  for (size_t i = 0; i < mine->size(); ++i) EXPECT_EQ(mine->get_example(i)[0].item<float>(), float(order[begin + i]));
+}
+
+// A "model" that reports the mean of its input as "value" and returns it.
+Variable report_mean(const std::vector<Variable>& in) {
+  Variable v = F::mean(in[0]);
+  report("value", v);
+  return v;
+}
+
+TEST(Distributed, EvaluatorMeansOverRanks) {
+  D::Communicator comm = D::create_communicator("mpi");
+  const int n = comm.size();
+  // Rank r evaluates two batches of values r+1 and 3(r+1): its mean is 2(r+1); the mean
+  // over ranks is n + 1.
+  float r1 = float(comm.rank() + 1);
+  auto data = std::make_shared<datasets::TupleDataset>(
+      std::vector<Array>{Array::from(std::vector<float>{r1, r1, 3 * r1, 3 * r1}, {4, 1})});
+  iterators::SerialIterator it(data, 2, false, false);
+  auto evaluator = D::create_multi_node_evaluator(E::Evaluator(it, training::LossFunc(report_mean)), comm);
+  auto result = evaluator.evaluate();
+  ASSERT_EQ(result.count("validation/main/value"), 1u);
+  EXPECT_NEAR(result.at("validation/main/value"), n + 1.0, 1e-6);
+  EXPECT_EQ(evaluator.default_name(), "validation");
+}
+
+// The folder for this test's output, shared by the ranks (KILN_TEST_OUT, else /tmp).
+fs::path shared_out(const std::string& name) {
+  const char* base = std::getenv("KILN_TEST_OUT");
+  return fs::path(base ? base : fs::temp_directory_path().string()) / name;
+}
+
+TEST(Distributed, TrainerWithRankZeroLogReportWritesOneLog) {
+  D::Communicator comm = D::create_communicator("mpi");
+  fs::path out = shared_out(fmt::format("kiln_mn_log_np{}", comm.size()));
+  if (comm.rank() == 0) {
+    fs::remove_all(out);
+    fs::create_directories(out);
+  }
+  comm.barrier();
+  std::vector<float> xs;
+  std::vector<int32_t> ts;
+  for (int i = 0; i < 24; ++i) {
+    for (int c = 0; c < kIn; ++c) xs.push_back(std::cos(0.3f * (i + 1) * (c + 1)));
+    ts.push_back(i % kClasses);
+  }
+  auto all = std::make_shared<datasets::TupleDataset>(
+      std::vector<Array>{Array::from(xs, {24, kIn}), Array::from(ts, {24})});
+  auto train = D::scatter_dataset(all, comm, true, 0);
+  auto test = D::scatter_dataset(all, comm, false);
+  L::Classifier<MLP> model;
+  optimizers::Adam adam;
+  D::create_multi_node_optimizer(adam, comm).setup(model);
+  iterators::SerialIterator train_iter(train, 4), test_iter(test, 8, false, false);
+  training::StandardUpdater updater(train_iter, adam, model);
+  training::Trainer trainer(updater, {2, "epoch"}, out.string());
+  trainer.extend(D::create_multi_node_evaluator(E::Evaluator(test_iter, model), comm));
+  if (comm.rank() == 0) trainer.extend(E::LogReport());
+  trainer.run();
+  comm.barrier();
+  size_t files = 0;
+  for (auto& e : fs::directory_iterator(out)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);  // only rank 0's log
+  std::ifstream in(out / "log");
+  auto log = nlohmann::json::parse(in);
+  ASSERT_EQ(log.size(), 2u);  // one entry per epoch
+  EXPECT_EQ(log[1]["epoch"], 2);
+  EXPECT_TRUE(log[1].contains("validation/main/accuracy"));
+  // Every rank reported the same (averaged) validation loss.
+  double v = log[1]["validation/main/loss"].get<double>();
+  EXPECT_TRUE(std::isfinite(v));
+  comm.barrier();
+  if (comm.rank() == 0) fs::remove_all(out);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Distributed, MismatchedModelsThrowOnEveryRank) {
+  D::Communicator comm = D::create_communicator("mpi");
+  if (comm.size() == 1) GTEST_SKIP() << "needs 2 ranks or more";
+  const bool last = comm.rank() == comm.size() - 1;
+  L::Linear shapes(3, last ? 5 : 4);  // the last rank's W is (5, 3)
+  std::string e = error_of([&] { comm.bcast_data(shapes); });
+  EXPECT_NE(e.find("kiln::distributed::Communicator::bcast_data: the model parameters (name, shape, dtype) "
+                   "differ across ranks"), std::string::npos) << e;
+  if (last) EXPECT_NE(e.find("'/W (5, 3) float32' on rank"), std::string::npos) << e;
+  if (last) EXPECT_NE(e.find("but '/W (4, 3) float32' on rank 0"), std::string::npos) << e;
+  // Names: the last rank's chain calls its link "other".
+  Chain names;
+  L::Linear lin(2, 2);
+  names.add_link(last ? "other" : "fc", lin);
+  lin.W.set_grad(Array::ones({2, 2}));
+  e = error_of([&] { comm.allreduce_grad(names); });
+  EXPECT_NE(e.find("allreduce_grad: the model parameters"), std::string::npos) << e;
+  if (last) EXPECT_NE(e.find("'/other/W (2, 2) float32'"), std::string::npos) << e;
+  // The ranks are still in step: a collective after the errors works.
+  EXPECT_DOUBLE_EQ(comm.allreduce_obj(1.0), comm.size());
+}
+
+// ctest mpi/np2/StuckRankAbortsEveryRank: KILN_MN_TIMEOUT=2 and KILN_TEST_STUCK_RANK=1.
+TEST(DistributedFailure, StuckRankAbortsEveryRank) {
+  const char* stuck = std::getenv("KILN_TEST_STUCK_RANK");
+  if (!stuck) GTEST_SKIP() << "run by ctest with KILN_TEST_STUCK_RANK set";
+  D::Communicator comm = D::create_communicator("mpi");
+  if (comm.rank() == std::atoi(stuck)) std::this_thread::sleep_for(std::chrono::seconds(40));
+  comm.allreduce_obj(1.0);  // the other ranks wait here until KILN_MN_TIMEOUT
+  ADD_FAILURE() << "rank " << comm.rank() << " was not aborted";
+}
+
+// ctest mpi/np2/DeadRankEndsTheJob: KILN_TEST_DEAD_RANK=1 exits without MPI_Finalize.
+TEST(DistributedFailure, DeadRankEndsTheJob) {
+  const char* dead = std::getenv("KILN_TEST_DEAD_RANK");
+  if (!dead) GTEST_SKIP() << "run by ctest with KILN_TEST_DEAD_RANK set";
+  D::Communicator comm = D::create_communicator("mpi");
+  if (comm.rank() == std::atoi(dead)) std::_Exit(3);
+  for (int i = 0; i < 100; ++i) comm.allreduce_obj(1.0);
+}
+
+// Without mpirun: one process, and the errors of bad names and of NCCL here.
+TEST(DistributedSingle, WithoutMpirunIsOneProcess) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE")) GTEST_SKIP() << "started by mpirun";
+  D::Communicator comm = D::create_communicator();
+  EXPECT_EQ(comm.size(), 1);
+  EXPECT_EQ(comm.rank(), 0);
+  EXPECT_EQ(comm.name(), "single");
+  EXPECT_DOUBLE_EQ(comm.allreduce_obj(2.5), 2.5);
+  L::Linear l(2, 2);
+  l.W.set_grad(Array::full({2, 2}, 3.0));
+  comm.allreduce_grad(l);
+  EXPECT_EQ(l.W.grad().to_vector<float>(), std::vector<float>(4, 3.0f));
+}
+
+TEST(DistributedSingle, BadCommunicatorNamesAndNcclWithoutGpu) {
+  std::string e = error_of([] { D::create_communicator("gloo"); });
+  EXPECT_NE(e.find("create_communicator: communicator_name: expected \"mpi\", \"nccl\" or \"pure_nccl\", got "
+                   "\"gloo\""), std::string::npos) << e;
+  for (const char* name : {"nccl", "pure_nccl"}) {
+    e = error_of([&] { D::create_communicator(name); });
+    EXPECT_NE(e.find(fmt::format("create_communicator(\"{}\")", name)), std::string::npos) << e;
+    if (cuda_driver::device_count() == 0) EXPECT_NE(e.find("needs a CUDA GPU"), std::string::npos) << e;
+  }
+}
+
+TEST(DistributedSingle, HooksBeforeWrappingAreRefused) {
+  optimizers::SGD sgd;
+  sgd.add_hook(optimizer_hooks::GradientClipping(1.0));
+  D::Communicator comm = D::create_communicator();
+  std::string e = error_of([&] { D::create_multi_node_optimizer(sgd, comm); });
+  EXPECT_NE(e.find("create_multi_node_optimizer: optimizer: expected no hooks yet, got 'GradientClipping'"),
+            std::string::npos) << e;
+  EXPECT_THROW(comm.set_bucket_bytes(0), Error);
+}
+
+}  // namespace

@@ -322,6 +322,46 @@ TEST(MaxPooling2D, NegativeValuesPadAndStride) {
   EXPECT_VALUES(values(y3), {4});
 }
 
+// The gradient goes to each window's first maximum in window order (Chainer's
+// choice on ties), only in-bounds taps count, and overlapping windows add up.
+TEST(MaxPooling2D, GradientGoesToTheFirstMaximumOfEachWindow) {
+  // 2x2 windows at stride 2: a window of four equal values, and a tie of 3s.
+  Variable x(Array::from<float>({1, 1, 3, 2, 1, 0, 3, 3}, {1, 1, 2, 4}));
+  Variable y = F::max_pooling_2d(x, 2, 2, 0, false);
+  EXPECT_VALUES(values(y), {1, 3});
+  y.set_grad(Array::from<float>({5, 7}, {1, 1, 1, 2}));
+  y.backward();
+  EXPECT_VALUES(grads(x), {5, 0, 7, 0, 0, 0, 0, 0});
+  // The same in f64.
+  Variable x64(Array::from<double>({1, 1, 3, 2, 1, 0, 3, 3}, {1, 1, 2, 4}));
+  Variable y64 = F::max_pooling_2d(x64, 2, 2, 0, false);
+  y64.set_grad(Array::from<double>({5, 7}, {1, 1, 1, 2}));
+  y64.backward();
+  EXPECT_VALUES(grads(x64), {5, 0, 7, 0, 0, 0, 0, 0});
+  // Overlapping windows (2x2 at stride 1) whose first maximum is the same element.
+  Variable x2(Array::from<float>({1, 4, 4, 4, 2, 4}, {1, 1, 2, 3}));
+  Variable y2 = F::max_pooling_2d(x2, 2, 1, 0, false);
+  y2.set_grad(Array::from<float>({1, 10}, {1, 1, 1, 2}));
+  y2.backward();
+  EXPECT_VALUES(grads(x2), {0, 11, 0, 0, 0, 0});
+  // Padding: the windows of a 3x3 output over a 2x2 input, each element taking
+  // the gradients of the windows whose in-bounds maximum it is.
+  Variable x3(Array::from<float>({-3, -1, -2, -4}, {1, 1, 2, 2}));
+  Variable y3 = F::max_pooling_2d(x3, 2, 1, 1, false);
+  y3.set_grad(iota({1, 1, 3, 3}));
+  y3.backward();
+  EXPECT_VALUES(grads(x3), {1, 2 + 3 + 5 + 6, 4 + 7 + 8, 9});
+}
+
+TEST(AveragePooling2D, GradientOfOverlappingPaddedWindows) {
+  // Each element of x is in four 2x2 windows (stride 1, pad 1); the divisor is always 4.
+  Variable x(Array::from<float>({1, 2, 3, 4}, {1, 1, 2, 2}));
+  Variable y = F::average_pooling_2d(x, 2, 1, 1);
+  y.set_grad(iota({1, 1, 3, 3}));
+  y.backward();
+  EXPECT_VALUES(grads(x), {(1 + 2 + 4 + 5) / 4.0, (2 + 3 + 5 + 6) / 4.0, (4 + 5 + 7 + 8) / 4.0, (5 + 6 + 8 + 9) / 4.0});
+}
+
 TEST(AveragePooling2D, DivisorIncludesPadding) {
   Variable x(Array::from<float>({1, 2, 3, 4}, {1, 1, 2, 2}));
   Variable y = F::average_pooling_2d(x, 2, 1, 1);

@@ -1,5 +1,6 @@
 // -kiln-fuse-elementwise: upstream linalg elementwise fusion, except that contractions stay whole.
 #include "kiln/codegen/cpu.h"
+#include "kiln/passes/LibraryCalls.h"
 #include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -18,10 +19,11 @@ namespace {
 
 using namespace mlir;
 
-// Contractions, and the filter-gradient generic -kiln-matmul-to-blas calls a library for.
+// Contractions, and the marked generics -kiln-matmul-to-blas calls a library for
+// (a convolution's filter gradient, a pooling gradient).
 bool isContraction(Operation* op) {
   auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
-  return linalgOp && (linalg::isaContractionOpInterface(linalgOp) || op->hasAttr(passes::kConvGradFilterAttr));
+  return linalgOp && (linalg::isaContractionOpInterface(linalgOp) || passes::isMarkedLibraryCall(op));
 }
 
 // Whether fusing `producer` into `consumer` keeps kiln's kernels whole: a

@@ -1,12 +1,14 @@
 // -kiln-matmul-to-blas: linalg.matmul / linalg.batch_matmul on f32/f64 memrefs become calls of
 // kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp), and so do convolutions
-// (linalg.conv_2d_nchw_fchw, the marked filter-gradient generic: runtime/src/conv_kernels.cpp);
+// (linalg.conv_2d_nchw_fchw, the marked filter-gradient generic: runtime/src/conv_kernels.cpp)
+// and pooling gradients (the generic marked kiln.pool2d_grad: runtime/src/pool_kernels.cpp);
 // their ABI is kiln/gemm_abi.h.
 #include <optional>
 #include <string>
 
 #include "kiln/codegen/cpu.h"
 #include "kiln/gemm_abi.h"
+#include "kiln/passes/LibraryCalls.h"
 #include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -131,18 +133,48 @@ std::optional<ConvCall> matchConvolution(linalg::LinalgOp op) {
   return call;
 }
 
+// What a pooling-gradient call needs from its mark: the kind and the i64 window, strides, pads.
+struct PoolCall {
+  int32_t kind = gemm_abi::kPoolMax;
+  SmallVector<int64_t, 6> window;  // kh, kw, sh, sw, ph, pw
+};
+
+// The generic -kiln-lower-to-linalg marks kPool2DGradAttr on f32/f64 strided memrefs:
+// (x, gy -> gx) for max pooling, (gy -> gx) for average pooling (which reads no x).
+std::optional<PoolCall> matchPoolGrad(linalg::LinalgOp op) {
+  auto mark = op->getAttrOfType<DictionaryAttr>(passes::kPool2DGradAttr);
+  if (!mark || !op.hasPureBufferSemantics()) return std::nullopt;
+  auto kind = mark.getAs<StringAttr>("kind");
+  PoolCall call;
+  if (!kind || (kind.getValue() != "max" && kind.getValue() != "avg")) return std::nullopt;
+  call.kind = kind.getValue() == "max" ? gemm_abi::kPoolMax : gemm_abi::kPoolAverage;
+  if (op->getNumOperands() != (call.kind == gemm_abi::kPoolMax ? 3u : 2u)) return std::nullopt;
+  for (const char* name : {"ksize", "stride", "pad"}) {
+    auto values = mark.getAs<DenseI64ArrayAttr>(name);
+    if (!values || values.size() != 2) return std::nullopt;
+    call.window.append(values.asArrayRef().begin(), values.asArrayRef().end());
+  }
+  auto type = dyn_cast<MemRefType>(op->getOperands().back().getType());
+  if (!type || (!type.getElementType().isF32() && !type.getElementType().isF64())) return std::nullopt;
+  for (Value v : op->getOperands())
+    if (!isBlasOperand(v, 4, type.getElementType())) return std::nullopt;
+  return call;
+}
+
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) {
-      if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) || matchConvolution(op)) ops.push_back(op);
+      if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) || matchConvolution(op) ||
+          matchPoolGrad(op))
+        ops.push_back(op);
     });
     // Decided before any rewrite (the casts this pass adds are views of C).
     llvm::DenseMap<Operation*, linalg::FillOp> zeroFills;
     for (linalg::LinalgOp op : ops)
-      if (op.hasPureBufferSemantics() && op->getNumOperands() == 3)
-        if (linalg::FillOp fill = zeroFillBefore(op, op->getOperand(2))) zeroFills[op] = fill;
+      if (op.hasPureBufferSemantics() && op->getNumOperands() >= 2)
+        if (linalg::FillOp fill = zeroFillBefore(op, op->getOperands().back())) zeroFills[op] = fill;
     IRRewriter rewriter(&getContext());
     SymbolTable symbols(module);
     Operation* lastDecl = nullptr;
@@ -164,8 +196,12 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       return callee;
     };
     for (linalg::LinalgOp op : ops) {
-      if (!op.hasPureBufferSemantics() || op->getNumOperands() != 3) continue;
-      Value a = op->getOperand(0), b = op->getOperand(1), c = op->getOperand(2);
+      std::optional<PoolCall> pool = matchPoolGrad(op);
+      if (!op.hasPureBufferSemantics() || (!pool && op->getNumOperands() != 3)) continue;
+      // Operands (A, B, C), (x, w, y), (x, gy, gw) or (x, gy, gx); an average pooling gradient
+      // has no x (gy, gx) and passes gx in its place (the call reads only its shape).
+      bool noX = pool && op->getNumOperands() == 2;
+      Value c = op->getOperands().back(), a = noX ? c : op->getOperand(0), b = op->getOperand(noX ? 0 : 1);
       auto cType = dyn_cast<MemRefType>(c.getType());
       if (!cType) continue;
       Type elem = cType.getElementType();
@@ -173,9 +209,9 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       Type i32 = rewriter.getI32Type(), i64 = rewriter.getI64Type();
       std::optional<ConvCall> conv = matchConvolution(op);
       bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
-      unsigned rank = conv ? 4 : batched ? 3 : 2;
+      unsigned rank = conv || pool ? 4 : batched ? 3 : 2;
       std::optional<Transposes> t;
-      if (!conv) {
+      if (!conv && !pool) {
         if (!isBlasOperand(a, rank, elem) || !isBlasOperand(b, rank, elem) || !isBlasOperand(c, rank, elem))
           continue;
         t = matchMaps(op, batched);
@@ -184,7 +220,14 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       MemRefType dynType = dynamicStridedType(rank, elem);
       SmallVector<Type> params;
       std::string name;
-      if (conv) {
+      if (pool) {
+        // kiln/gemm_abi.h: memrefs (x, gy, gx), i32 kind, i64 kh, kw, sh, sw, ph, pw, i32 accumulate.
+        name = std::string(gemm_abi::kPool2DGradPrefix) + elemSuffix(elem);
+        params.assign(gemm_abi::kPoolNumMemRefParams, dynType);
+        params.push_back(i32);
+        params.append(gemm_abi::kPoolNumIndexParams, i64);
+        params.push_back(i32);
+      } else if (conv) {
         // kiln/gemm_abi.h: memrefs (x, w, y) or (x, gy, gw), i64 sh, sw, dh, dw, i32 accumulate.
         name = std::string(conv->gradFilter ? gemm_abi::kConvGradFilterPrefix : gemm_abi::kConvPrefix) +
                elemSuffix(elem);
@@ -210,7 +253,12 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       auto index = [&](int64_t v) -> Value { return arith::ConstantIntOp::create(rewriter, loc, v, 64); };
       linalg::FillOp fill = zeroFills.lookup(op);
       SmallVector<Value> args{cast(a), cast(b), cast(c)};
-      if (conv) {
+      if (pool) {
+        args.push_back(arith::ConstantIntOp::create(rewriter, loc, pool->kind, 32));
+        for (int64_t v : pool->window) args.push_back(index(v));
+        args.push_back(flag(!fill));
+        assert(args.size() == static_cast<size_t>(gemm_abi::kPoolNumParams) && "kiln/gemm_abi.h arity");
+      } else if (conv) {
         for (int64_t v : llvm::concat<int64_t>(conv->strides, conv->dilations)) args.push_back(index(v));
         args.push_back(flag(!fill));
         assert(args.size() == static_cast<size_t>(gemm_abi::kConvNumParams) && "kiln/gemm_abi.h arity");

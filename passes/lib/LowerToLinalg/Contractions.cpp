@@ -3,11 +3,15 @@
 // over the groups of a grouped one, a GEMM per image for 1x1 filters; with
 // conv-calls, linalg.conv_2d_nchw_fchw and a marked filter-gradient generic
 // that the CPU backend turns into calls of kiln's convolutions), pool2d
-// (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic).
+// (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic; with
+// conv-calls one generic marked kiln.pool2d_grad that the CPU backend calls
+// kiln's pooling gradient for).
 #include "LoweringPatterns.h"
+#include "kiln/passes/LibraryCalls.h"
 #include "kiln/passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;
@@ -444,7 +448,8 @@ struct Pool2DLowering : KilnLowering<Pool2DOp> {
 // iy + pad - ky = oy * stride. Max pooling first computes, per window, the
 // index ky * kw + kx of its first maximum (padding taps never count).
 struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
-  using KilnLowering::KilnLowering;
+  Pool2DGradLowering(MLIRContext* ctx, bool convCalls) : KilnLowering(ctx), convCalls(convCalls) {}
+  bool convCalls;
 
   // Per window: i32 index of its first in-bounds maximum, -1 if none.
   static Value windowArgmax(OpBuilder& rewriter, Location loc, Pool2DGradOp op, Value x) {
@@ -536,12 +541,124 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
     return reshapeTensor(b, loc, tiled, type);
   }
 
+  // conv-calls: gx[n, c, iy, ix] as one all-parallel generic ins(x, gy) (max)
+  // or ins(gy) (avg) marked kPool2DGradAttr, for -kiln-matmul-to-blas to
+  // replace by kiln's pooling gradient. Its body states the semantics with scf
+  // loops: over the taps (ky, kx) whose window (oy, ox) covers (iy, ix),
+  // gy[oy, ox] where that window's first in-bounds maximum is this tap (max)
+  // or gy / (kh * kw) (avg). The body reads its block arguments (x here,
+  // gy[n, c, 0, 0]) where the windows reach those points, so that
+  // canonicalization keeps the operands the call needs.
+  static Value markedGrad(OpBuilder& rewriter, Location loc, Pool2DGradOp op, Value x, Value gy) {
+    auto type = op.getType(), gyType = op.getGy().getType();
+    Type elem = type.getElementType();
+    ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+    bool isMax = op.getKind() == "max";
+    MLIRContext* ctx = rewriter.getContext();
+    SmallVector<AffineExpr> d;
+    for (int64_t i = 0; i < 4; ++i) d.push_back(rewriter.getAffineDimExpr(i));  // n c iy ix
+    AffineExpr zero = rewriter.getAffineConstantExpr(0);
+    SmallVector<Value> inputs{gy};
+    SmallVector<AffineMap> maps{AffineMap::get(4, 0, {d[0], d[1], zero, zero}, ctx), AffineMap::get(4, 0, d, ctx)};
+    if (isMax) {
+      inputs.insert(inputs.begin(), x);
+      maps.insert(maps.begin(), AffineMap::get(4, 0, d, ctx));
+    }
+    SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+    int64_t sizes[2] = {type.getDimSize(2), type.getDimSize(3)}, outSizes[2] = {gyType.getDimSize(2), gyType.getDimSize(3)};
+    double scale = 1.0 / static_cast<double>(k[0] * k[1]);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type}, inputs, ValueRange{zeros(rewriter, loc, type)}, maps, iterators,
+        [&](OpBuilder& b, Location l, ValueRange a) {
+          Value xHere = isMax ? a[0] : Value(), gyCorner = a[isMax ? 1 : 0], init = a.back();
+          auto c = [&](int64_t v) { return indexConstant(b, l, v); };
+          auto cmp = [&](arith::CmpIPredicate pred, Value lhs, Value rhs) {
+            return arith::CmpIOp::create(b, l, pred, lhs, rhs).getResult();
+          };
+          auto both = [&](Value lhs, Value rhs) { return arith::AndIOp::create(b, l, lhs, rhs).getResult(); };
+          // tensor[n, c, at] as `extracted`, or the block argument `here` when `at` is (i0, i1).
+          auto readAt = [&](Value extracted, Value here, Value i0, Value i1, Value* at) {
+            Value same = both(cmp(arith::CmpIPredicate::eq, at[0], i0), cmp(arith::CmpIPredicate::eq, at[1], i1));
+            return arith::SelectOp::create(b, l, same, here, extracted).getResult();
+          };
+          Value n = linalg::IndexOp::create(b, l, 0), ch = linalg::IndexOp::create(b, l, 1);
+          Value in[2] = {linalg::IndexOp::create(b, l, 2), linalg::IndexOp::create(b, l, 3)};
+          Value taps = c(k[0] * k[1]), one = c(1), zeroIndex = c(0);
+          Value zeroValue = scalarConstant(b, l, elem, 0);
+          // Over the taps t = ky * kw + kx: acc += gy[window of (iy, ix) at t] where it counts.
+          auto loop = scf::ForOp::create(b, l, zeroIndex, taps, one, ValueRange{init},
+                                         [&](OpBuilder& lb, Location ll, Value t, ValueRange acc) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPoint(lb.getInsertionBlock(), lb.getInsertionPoint());
+            Value tap[2] = {arith::DivUIOp::create(b, l, t, c(k[1])), arith::RemUIOp::create(b, l, t, c(k[1]))};
+            // o = (i + p - tap) / s when exact and in [0, out), clamped to 0 otherwise.
+            Value out[2], valid;
+            for (int dim = 0; dim < 2; ++dim) {
+              Value shifted = arith::SubIOp::create(b, l, arith::AddIOp::create(b, l, in[dim], c(p[dim])), tap[dim]);
+              Value o = arith::DivSIOp::create(b, l, shifted, c(s[dim]));
+              Value ok = both(cmp(arith::CmpIPredicate::sge, shifted, zeroIndex),
+                              cmp(arith::CmpIPredicate::eq, arith::RemSIOp::create(b, l, shifted, c(s[dim])), zeroIndex));
+              ok = both(ok, cmp(arith::CmpIPredicate::slt, o, c(outSizes[dim])));
+              valid = dim == 0 ? ok : both(valid, ok);
+              out[dim] = o;
+            }
+            for (Value& o : out) o = arith::SelectOp::create(b, l, valid, o, zeroIndex);
+            Value g = readAt(tensor::ExtractOp::create(b, l, gy, ValueRange{n, ch, out[0], out[1]}), gyCorner,
+                             zeroIndex, zeroIndex, out);
+            Value hit = valid;
+            if (isMax) {
+              // The window's first in-bounds maximum, in window order (-1: all padding).
+              Value minusOne = c(-1);
+              auto search = scf::ForOp::create(
+                  b, l, zeroIndex, taps, one, ValueRange{minusOne, zeroValue},
+                  [&](OpBuilder& sb, Location, Value u, ValueRange best) {
+                    OpBuilder::InsertionGuard inner(b);
+                    b.setInsertionPoint(sb.getInsertionBlock(), sb.getInsertionPoint());
+                    Value at[2] = {arith::DivUIOp::create(b, l, u, c(k[1])), arith::RemUIOp::create(b, l, u, c(k[1]))};
+                    Value inBounds;
+                    for (int dim = 0; dim < 2; ++dim) {
+                      Value i = arith::SubIOp::create(
+                          b, l, arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, out[dim], c(s[dim])), at[dim]),
+                          c(p[dim]));
+                      Value ok = both(cmp(arith::CmpIPredicate::sge, i, zeroIndex),
+                                      cmp(arith::CmpIPredicate::slt, i, c(sizes[dim])));
+                      inBounds = dim == 0 ? ok : both(inBounds, ok);
+                      at[dim] = i;
+                    }
+                    for (Value& i : at) i = arith::SelectOp::create(b, l, inBounds, i, zeroIndex);
+                    Value v = readAt(tensor::ExtractOp::create(b, l, x, ValueRange{n, ch, at[0], at[1]}), xHere,
+                                     in[0], in[1], at);
+                    Value better = arith::OrIOp::create(b, l, cmp(arith::CmpIPredicate::slt, best[0], zeroIndex),
+                                                        arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, v, best[1]));
+                    Value take = both(inBounds, better);
+                    scf::YieldOp::create(b, l, ValueRange{arith::SelectOp::create(b, l, take, u, best[0]),
+                                                          arith::SelectOp::create(b, l, take, v, best[1])});
+                  });
+              hit = both(valid, cmp(arith::CmpIPredicate::eq, search.getResult(0), t));
+            } else {
+              g = arith::MulFOp::create(b, l, g, scalarConstant(b, l, elem, scale));
+            }
+            Value contribution = arith::SelectOp::create(b, l, hit, g, zeroValue);
+            scf::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, acc[0], contribution).getResult()});
+          });
+          linalg::YieldOp::create(b, l, loop.getResults());
+        });
+    generic->setAttr(kPool2DGradAttr,
+                     rewriter.getDictionaryAttr({rewriter.getNamedAttr("kind", op.getKindAttr()),
+                                                 rewriter.getNamedAttr("ksize", rewriter.getDenseI64ArrayAttr(k)),
+                                                 rewriter.getNamedAttr("stride", rewriter.getDenseI64ArrayAttr(s)),
+                                                 rewriter.getNamedAttr("pad", rewriter.getDenseI64ArrayAttr(p))}));
+    return generic.getResult(0);
+  }
+
   FailureOr<Value> lower(Pool2DGradOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
     Location loc = op.getLoc();
     auto type = op.getType(), gyType = op.getGy().getType();
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     Type elem = type.getElementType();
     ArrayRef<int64_t> k = op.getKsize(), s = op.getStride(), p = op.getPad();
+    if (convCalls && (elem.isF32() || elem.isF64()))
+      return markedGrad(rewriter, loc, op, adaptor.getX(), adaptor.getGy());
     bool isMax = op.getKind() == "max";
     Value argmax = isMax ? windowArgmax(rewriter, loc, op, adaptor.getX()) : Value();
     Value gy = adaptor.getGy();
@@ -605,8 +722,9 @@ struct Pool2DGradLowering : KilnLowering<Pool2DGradOp> {
 }  // namespace
 
 void populateContractionLoweringPatterns(RewritePatternSet& patterns, bool convCalls) {
-  patterns.add<MatmulLowering, Pool2DLowering, Pool2DGradLowering>(patterns.getContext());
-  patterns.add<Conv2DLowering, Conv2DGradInputLowering, Conv2DGradFilterLowering>(patterns.getContext(), convCalls);
+  patterns.add<MatmulLowering, Pool2DLowering>(patterns.getContext());
+  patterns.add<Conv2DLowering, Conv2DGradInputLowering, Conv2DGradFilterLowering, Pool2DGradLowering>(
+      patterns.getContext(), convCalls);
 }
 
 }  // namespace kiln::passes

@@ -48,6 +48,20 @@ inline constexpr int kConvNumMemRefParams = 3;
 inline constexpr int kConvNumIndexParams = 4;
 inline constexpr int kConvNumParams = kConvNumMemRefParams + kConvNumIndexParams + 1;
 
+// Pooling gradients (the linalg.generic that -kiln-lower-to-linalg marks with
+// kiln.pool2d_grad): <prefix><f32|f64>, parameters the NCHW memrefs (x, gy, gx),
+// the i32 kind (kPoolMax or kPoolAverage), the i64 window (kh, kw), strides
+// (sh, sw) and pads (ph, pw), then the i32 accumulate flag. x is not padded: a
+// tap x[n, c, oy*sh - ph + i, ox*sw - pw + j] outside x is padding.
+//   max: gx[x at the first in-bounds maximum of window (oy, ox), in window order] (+)= gy[n, c, oy, ox]
+//   avg: gx[every in-bounds tap of window (oy, ox)] (+)= gy[n, c, oy, ox] / (kh * kw)
+inline constexpr const char* kPool2DGradPrefix = "kiln_pool2d_grad_";
+inline constexpr int32_t kPoolMax = 0;
+inline constexpr int32_t kPoolAverage = 1;
+inline constexpr int kPoolNumMemRefParams = 3;
+inline constexpr int kPoolNumIndexParams = 6;
+inline constexpr int kPoolNumParams = kPoolNumMemRefParams + 1 + kPoolNumIndexParams + 1;
+
 template <typename R, typename... Args>
 constexpr int arity(R (*)(Args...)) {
   return static_cast<int>(sizeof...(Args));
@@ -88,8 +102,21 @@ void _mlir_ciface_kiln_conv2d_grad_filter_f64(kiln::gemm_abi::StridedMemRef<doub
                                               kiln::gemm_abi::StridedMemRef<double, 4>* gy,
                                               kiln::gemm_abi::StridedMemRef<double, 4>* gw, int64_t sh,
                                               int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_pool2d_grad_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
+                                       kiln::gemm_abi::StridedMemRef<float, 4>* gy,
+                                       kiln::gemm_abi::StridedMemRef<float, 4>* gx, int32_t kind, int64_t kh,
+                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                       int32_t accumulate);
+void _mlir_ciface_kiln_pool2d_grad_f64(kiln::gemm_abi::StridedMemRef<double, 4>* x,
+                                       kiln::gemm_abi::StridedMemRef<double, 4>* gy,
+                                       kiln::gemm_abi::StridedMemRef<double, 4>* gx, int32_t kind, int64_t kh,
+                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                       int32_t accumulate);
 }
 
+static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f32) == kiln::gemm_abi::kPoolNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f64) == kiln::gemm_abi::kPoolNumParams,
+              "the pooling declarations and kPoolNumParams disagree");
 static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_conv2d_f32) == kiln::gemm_abi::kConvNumParams &&
                   kiln::gemm_abi::arity(&_mlir_ciface_kiln_conv2d_grad_filter_f64) == kiln::gemm_abi::kConvNumParams,
               "the convolution declarations and kConvNumParams disagree");

@@ -12,34 +12,12 @@
 #include <set>
 
 #include "error_of.h"
+#include "range_dataset.h"
 
 using namespace kiln;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
-
-namespace {
-
-// Example i is {x = [i, -i] (f32), t = i (i32)}.
-std::shared_ptr<datasets::TupleDataset> range_dataset(int n) {
-  std::vector<float> x;
-  std::vector<int32_t> t;
-  for (int i = 0; i < n; ++i) {
-    x.push_back(static_cast<float>(i));
-    x.push_back(static_cast<float>(-i));
-    t.push_back(i);
-  }
-  return std::make_shared<datasets::TupleDataset>(std::vector<Array>{Array::from(x, {n, 2}), Array::from(t, {n})});
-}
-
-// The labels t of a dataset, in order.
-std::vector<int32_t> labels(const datasets::Dataset& d) {
-  std::vector<int32_t> out;
-  for (size_t i = 0; i < d.size(); ++i) out.push_back(d.get_example(i).at(1).item<int32_t>());
-  return out;
-}
-
-}  // namespace
 
 TEST(Datasets, TransformDataset) {
   auto base = range_dataset(4);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "error_of.h"
+#include "range_dataset.h"
 
 using namespace kiln;
 namespace T = kiln::training;
@@ -18,25 +19,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Example i is {x = [i, -i] (f32), t = i (i32)}.
-std::shared_ptr<datasets::TupleDataset> range_dataset(int n) {
-  std::vector<float> x;
-  std::vector<int32_t> t;
-  for (int i = 0; i < n; ++i) {
-    x.push_back(static_cast<float>(i));
-    x.push_back(static_cast<float>(-i));
-    t.push_back(i);
-  }
-  return std::make_shared<datasets::TupleDataset>(std::vector<Array>{Array::from(x, {n, 2}), Array::from(t, {n})});
-}
-
-// The labels t of a batch, in order.
-std::vector<int32_t> labels(const iterators::Batch& batch) {
-  std::vector<int32_t> out;
-  for (const auto& example : batch) out.push_back(example.at(1).item<int32_t>());
-  return out;
-}
 
 // A user iterator: consecutive windows of `length` values of a sequence, stepping by
 // `length`; each example is {x = seq[k], t = seq[k + 1]} (the next value), like a

@@ -108,6 +108,22 @@ TEST_F(Gemm, Plain) {
       {"kiln_gemm_f32"});
 }
 
+// Shapes whose register tiles (6x16 with AVX2, 8x32 with AVX-512) leave partial row
+// tiles, peeled and run a row at a time, and n of one, two and three vectors.
+TEST_F(Gemm, RegisterTilesWithPartialRows) {
+  expect_same(
+      [] {
+        std::vector<Array> results;
+        int64_t shapes[][3] = {{50, 40, 48}, {70, 33, 64}, {13, 17, 24}, {100, 64, 8}};
+        for (const auto& s : shapes) {
+          Variable a(Array::randn({s[0], s[1]}, 51)), b(Array::randn({s[1], s[2]}, 52));
+          results.push_back(F::matmul(a, b).array());
+        }
+        return results;
+      },
+      {"kiln_gemm_f32"});
+}
+
 TEST_F(Gemm, Transposed) {
   expect_same(
       [] {

@@ -177,7 +177,12 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
-  if (!options.gemm_blas) pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls());
+  if (!options.gemm_blas) {
+    KilnTileMatmulsOptions tiles;
+    tiles.vectorBits = options.vector_bits;
+    tiles.vectorRegisters = options.vector_registers;
+    pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
+  }
   addBufferizationPasses(pm);
   pm.addNestedPass<mlir::func::FuncOp>(createKilnDonateBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
@@ -247,6 +252,10 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
   Option<bool> gemmBlas{*this, "gemm-blas",
                         llvm::cl::desc("Matmuls call kiln's BLAS runtime functions (-kiln-matmul-to-blas)"),
                         llvm::cl::init(PipelineOptions{}.gemm_blas)};
+  Option<int64_t> vectorBits{*this, "vector-bits",
+                             llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
+  Option<int64_t> vectorRegisters{*this, "vector-registers",
+                                  llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
 };
 }  // namespace
 
@@ -261,6 +270,8 @@ void registerCpuPipelines() {
         pipeline.parallel = options.parallel;
         pipeline.min_parallel_work = options.minParallelWork;
         pipeline.gemm_blas = options.gemmBlas;
+        pipeline.vector_bits = options.vectorBits;
+        pipeline.vector_registers = options.vectorRegisters;
         buildLowerToLLVMPipeline(pm, pipeline);
       });
 }

@@ -20,6 +20,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+#include "llvm/TargetParser/Host.h"
 
 namespace kiln::cpu {
 
@@ -65,7 +66,42 @@ bool isPlainMatmulMaps(linalg::LinalgOp op, bool batched) {
   return maps[2] == AffineMap::getMultiDimIdentityMap(rank + 1, op->getContext()).getMajorSubMap(rank);
 }
 
-std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
+// The register tile for vectors of `lanes` elements and `registers` vector registers:
+// nr a multiple of the lanes dividing n (two, three or one vectors; else n itself when
+// it is at most two vectors, else a divisor of n below 32), and as many rows as fit (at
+// most 8): mr * nr/lanes accumulators + nr/lanes for B's row + 1 for the broadcast
+// element of A <= registers. The width with the most accumulator vectors wins (the first
+// on ties): 8x32 f32 with AVX-512 (32 x 512 bits), 6x16 with AVX2 (16 x 256 bits). The
+// rows of a static m that mr does not divide are peeled like a dynamic m's: full mr-row
+// tiles, then the rest a row at a time.
+struct RegisterTile {
+  int64_t mr, nr;
+  bool peel;
+};
+std::optional<RegisterTile> chooseRegisterTile(int64_t m, int64_t n, bool dynamicRows, int64_t lanes,
+                                               int64_t registers) {
+  auto vectorsOf = [&](int64_t nr) { return (nr + lanes - 1) / lanes; };
+  SmallVector<int64_t> widths;
+  for (int64_t c : {2 * lanes, 3 * lanes, lanes})
+    if (c <= n && n % c == 0) widths.push_back(c);
+  if (widths.empty() && n <= 2 * lanes) widths.push_back(n);
+  if (widths.empty())
+    if (auto c = firstDivisor(n, {31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12,
+                                  11, 10, 9, 8, 7, 6, 5, 4}))
+      widths.push_back(*c);
+  if (widths.empty()) return std::nullopt;  // awkward: keep the plain loops
+  std::optional<RegisterTile> best;
+  for (int64_t nr : widths) {
+    int64_t v = vectorsOf(nr);
+    int64_t rows = std::clamp((registers - 1 - v) / v, int64_t(1), int64_t(8));
+    if (!dynamicRows && m <= rows) rows = m;
+    if (!best || rows * v > best->mr * vectorsOf(best->nr))
+      best = RegisterTile{rows, nr, dynamicRows || m % rows != 0};
+  }
+  return best;
+}
+
+std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
   if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) return std::nullopt;
   if (!op.hasPureTensorSemantics()) return std::nullopt;
@@ -86,14 +122,13 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
   if ((!dynamicRows && m <= 0) || n <= 0 || (!dynamicDepth && k <= 0)) return std::nullopt;
 
   // Register tile: mr rows of A times an nr-wide row of B per k step.
-  int64_t mr = dynamicRows ? 8 : *firstDivisor(m, {8, 6, 4, 7, 5, 3, 2, 1});
-  std::optional<int64_t> nr = firstDivisor(n, {32, 24, 16, 8});
-  if (!nr && n <= 32) nr = n;
-  if (!nr) nr = firstDivisor(n, {31, 30, 29, 28, 27, 26, 25, 23, 22, 21, 20, 19, 18, 17, 15, 14, 13, 12,
-                                 11, 10, 9, 7, 6, 5, 4});
-  if (!nr) return std::nullopt;  // awkward: keep the plain loops
+  int64_t lanes = std::max<int64_t>(vectorBits / elem.getIntOrFloatBitWidth(), 1);
+  std::optional<RegisterTile> tile = chooseRegisterTile(m, n, dynamicRows, lanes, vectorRegisters);
+  if (!tile) return std::nullopt;
+  int64_t mr = tile->mr;
+  std::optional<int64_t> nr = tile->nr;
   // Cache tiles: output blocks for threads and L2, a k panel for L1/L2.
-  int64_t mc = dynamicRows ? 64 : divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
+  int64_t mc = tile->peel ? 8 * mr : divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
   // A dynamic k runs whole in the k loop of the register kernel (no k panel).
   int64_t kc = dynamicDepth ? k : divisorTile(k, 1, 256);
   if (kc < 32) kc = k;
@@ -107,7 +142,7 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op) {
   t.cache.append({mc, nc, 0});
   t.kcache.append({0, 0, kc == k ? 0 : kc});
   t.registers.append({mr, *nr, 1});
-  t.peelRows = dynamicRows;
+  t.peelRows = tile->peel;
   return t;
 }
 
@@ -139,12 +174,16 @@ bool isStaticKernel(linalg::LinalgOp op) {
 }
 
 struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
+  using Base::Base;
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     MLIRContext* ctx = &getContext();
+    VectorShape shape = host_vector_shape();
+    if (vectorBits > 0) shape.bits = vectorBits;
+    if (vectorRegisters > 0) shape.registers = vectorRegisters;
     SmallVector<std::pair<linalg::LinalgOp, MatmulTiles>> work;
     func.walk([&](linalg::LinalgOp op) {
-      if (auto tiles = chooseTiles(op)) work.push_back({op, *tiles});
+      if (auto tiles = chooseTiles(op, shape.bits, shape.registers)) work.push_back({op, *tiles});
     });
     if (work.empty()) return;
 
@@ -247,5 +286,29 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
 };
 
 }  // namespace
+
+VectorShape vector_shape_of(const std::string& features) {
+  auto has = [&](const char* name) {
+    std::string f = "+" + std::string(name);
+    for (size_t at = features.find(f); at != std::string::npos; at = features.find(f, at + 1)) {
+      size_t end = at + f.size();
+      if (end == features.size() || features[end] == ',') return true;
+    }
+    return false;
+  };
+  if (has("avx512f")) return {512, 32};
+  if (has("avx")) return {256, 16};
+  return {128, 16};
+}
+
+VectorShape host_vector_shape() {
+  static const VectorShape shape = [] {
+    std::string features;
+    for (const auto& feature : llvm::sys::getHostCPUFeatures())
+      if (feature.second) features += "+" + feature.first().str() + ",";
+    return vector_shape_of(features);
+  }();
+  return shape;
+}
 
 }  // namespace kiln::cpu

@@ -1,5 +1,8 @@
-// RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls | FileCheck %s
-// RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="parallel=false gemm-blas=false" | FileCheck %s --check-prefix=LLVM
+// The register tiles come from the target's vector registers (default: the host's);
+// these runs name them: AVX-512 (32 x 512 bits; CHECK) and AVX2 (16 x 256 bits; AVX2).
+// RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=512 vector-registers=32" | FileCheck %s
+// RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=256 vector-registers=16" | FileCheck %s --check-prefix=AVX2
+// RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="parallel=false gemm-blas=false vector-bits=512 vector-registers=32" | FileCheck %s --check-prefix=LLVM
 
 // 512^3: 64x256 output blocks (scf.forall), a 256-deep k panel, 8x32 register
 // tiles whose accumulator is carried across the k loop as a vector<8x32xf32>,
@@ -15,6 +18,16 @@
 // CHECK:                   scf.yield {{.*}} : vector<8x32xf32>
 // CHECK:                 vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
 // CHECK-NOT:     linalg.matmul
+// With AVX2's 16 registers an 8x32 tile would spill (32 accumulators): 6x16 is 12
+// accumulators + 2 for B's row + 1 broadcast. 6 does not divide 512, so the row loop
+// of each 48-row block is peeled: full 6-row tiles, then the rest one row at a time.
+// AVX2-LABEL: func.func @square
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (512, 512) step (48, 256)
+// AVX2:               scf.for %{{.*}} = %c0 to %c256 step %c16
+// AVX2:                 scf.for %{{.*}} = %c0 to %c256 step %c1 iter_args({{.*}}) -> (vector<6x16xf32>)
+// AVX2-COUNT-6:           vector.fma {{.*}} : vector<16xf32>
+// AVX2:                   scf.yield {{.*}} : vector<6x16xf32>
+// AVX2-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @square
 // LLVM-NOT:      kiln_gemm
 // LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
@@ -37,6 +50,10 @@ func.func @square(%a: tensor<512x512xf32>, %b: tensor<512x512xf32>) -> tensor<51
 // CHECK:               scf.for %{{.*}} = %c0 to %c196 step %c1 iter_args({{.*}}) -> (vector<8x10xf32>)
 // CHECK-COUNT-8:         vector.fma {{.*}} : vector<10xf32>
 // CHECK-NOT:     linalg.matmul
+// 10 columns are two 8-lane vectors on AVX2 machines, so 6 rows (peeled from 64).
+// AVX2-LABEL: func.func @odd
+// AVX2:         scf.for %{{.*}} = %c0 to %c196 step %c1 iter_args({{.*}}) -> (vector<6x10xf32>)
+// AVX2-COUNT-6:   vector.fma {{.*}} : vector<10xf32>
 func.func @odd(%a: tensor<64x784xf32>, %b: tensor<784x10xf32>, %c: tensor<64x10xf32>) -> tensor<64x10xf32> {
   %r = linalg.matmul ins(%a, %b : tensor<64x784xf32>, tensor<784x10xf32>) outs(%c : tensor<64x10xf32>) -> tensor<64x10xf32>
   return %r : tensor<64x10xf32>

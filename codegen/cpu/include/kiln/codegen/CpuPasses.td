@@ -185,7 +185,20 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     k has no k panel: the register kernel's k loop runs to the run-time size.
     A shape without a usable register tile, a dynamic n and other
     contractions are left to the plain loops.
+
+    The register tile comes from the target's vector registers: `vector-bits`
+    wide, `vector-registers` of them (0, the default: the host CPU's, e.g.
+    512/32 with AVX-512, 256/16 with AVX2). The tile is nr = two vectors wide
+    (then three, one, four), and as many rows (at most 8) as leave registers
+    for the accumulator (mr * nr / lanes), one B row (nr / lanes) and one
+    broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2.
   }];
+  let options = [
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "Width of the target's vector registers in bits (0: the host CPU's)">,
+    Option<"vectorRegisters", "vector-registers", "int64_t", /*default=*/"0",
+           "Number of the target's vector registers (0: the host CPU's)">,
+  ];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
                            "mlir::vector::VectorDialect", "mlir::affine::AffineDialect",
                            "mlir::arith::ArithDialect"];

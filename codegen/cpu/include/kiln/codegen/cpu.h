@@ -36,7 +36,21 @@ struct PipelineOptions {
   bool gemm_blas = true;
   // Times every kernel (-kiln-profile-kernels; KILN_PROFILE, kiln/profile.h).
   bool profile = false;
+  // The target's vector registers, for the generated GEMM's register tiles
+  // (-kiln-tile-matmuls): width in bits and count; 0 is the host CPU's.
+  int64_t vector_bits = 0;
+  int64_t vector_registers = 0;
 };
+
+// The vector registers of a CPU with these LLVM features ("+avx2,+fma,-avx512f,...":
+// '+' marks a feature present): 512 bits x 32 with avx512f, 256 x 16 with avx,
+// else 128 x 16 (SSE). host_vector_shape() is the host CPU's.
+struct VectorShape {
+  int64_t bits = 128;
+  int64_t registers = 16;
+};
+VectorShape vector_shape_of(const std::string& features);
+VectorShape host_vector_shape();
 
 // Adds the passes from linalg/tensor/arith/math on tensors to the LLVM dialect:
 // elementwise fusion, one-shot bufferization with function boundaries, results

@@ -12,17 +12,15 @@ Needs Chainer 7.8.1 and NumPy < 2 (never a build dependency), e.g.
 Each float32 case is also recomputed in float64 from the same inputs; the script fails if a
 float32 value uses more than 2% of its tolerance against that recomputation.
 """
-import json
-import os
-import sys
-
 import chainer
 import chainer.functions as F
 import numpy as np
 
+from common import ACCUMULATING, case, check_float32, output_path, write_goldens
+
 SEED = 0
 # Accumulating functions (README): float32 rtol 1e-3, atol 1e-4; float64 rtol 1e-6, atol 1e-8.
-TOL = {"float32": (1e-3, 1e-4), "float64": (1e-6, 1e-8)}
+TOL = ACCUMULATING
 
 # (name, function, attrs, x shape, W shape, with bias)
 CASES = [
@@ -69,16 +67,6 @@ def run(function, attrs, arrays):
     return variables, y
 
 
-def tensor(a):
-    a = np.asarray(a)
-    if a.dtype == np.float32:
-        data = [json.loads(str(v)) for v in a.ravel()]  # str of a float32: the shortest round-trip decimal
-        assert all(np.float32(d) == v for d, v in zip(data, a.ravel()))
-    else:
-        data = [float(v) for v in a.ravel()]
-    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": data}
-
-
 def make_case(rng, name, function, attrs, x_shape, w_shape, bias, dtype):
     out_channels = w_shape[0] if function == "convolution_2d" else w_shape[1] * attrs.get("groups", 1)
     shapes = [x_shape, w_shape] + ([(out_channels,)] if bias else [])
@@ -95,37 +83,18 @@ def make_case(rng, name, function, attrs, x_shape, w_shape, bias, dtype):
         y64.grad = gy.astype(np.float64)
         y64.backward()
         pairs = [(y.array, y64.array)] + [(v.grad, w.grad) for v, w in zip(variables, v64)]
-        for got, ref in pairs:
-            used = np.max(np.abs(got - ref) / (atol + rtol * np.abs(ref)))
-            assert used < 0.02, f"{name}: float32 uses {used:.1%} of its tolerance"
-    return {
-        "name": f"{name}_{'f32' if dtype == 'float32' else 'f64'}",
-        "function": function,
-        "attrs": attrs,
-        "inputs": [tensor(a) for a in inputs],
-        "outputs": [tensor(y.array)],
-        "grad_outputs": [tensor(gy)],
-        "grad_inputs": [tensor(v.grad) for v in variables],
-        "rtol": rtol,
-        "atol": atol,
-    }
+        check_float32(name, pairs, rtol, atol)
+    return case(name, dtype, function, attrs, inputs, [y.array], [gy], [v.grad for v in variables], rtol, atol)
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "test", "goldens", "convolutions.json")
+    out = output_path("convolutions.json")
     rng = np.random.default_rng(SEED)
     cases = []
     for name, function, attrs, x_shape, w_shape, bias in CASES:
         for dtype in DTYPES.get(name, ["float32", "float64"]):
             cases.append(make_case(rng, name, function, attrs, x_shape, w_shape, bias, dtype))
-    doc = {"format": "kiln-goldens/1",
-           "generator": {"chainer": chainer.__version__, "numpy": np.__version__, "seed": SEED},
-           "cases": cases}
-    with open(out, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.write("\n")
-    print(f"wrote {len(cases)} cases to {os.path.normpath(out)}")
+    write_goldens(out, cases, SEED)
 
 
 if __name__ == "__main__":

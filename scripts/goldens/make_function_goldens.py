@@ -14,10 +14,6 @@ Needs Chainer 7.8.1 and NumPy < 2 (never a build dependency), e.g.
 Each float32 case is also recomputed in float64 from the same inputs; the script fails if a
 float32 value uses more than 2% of its tolerance against that recomputation.
 """
-import json
-import os
-import sys
-
 import numpy as np
 
 if not hasattr(np, "float"):  # chainer.functions.resize_images still spells numpy.float (NumPy >= 1.24 lacks it)
@@ -26,10 +22,12 @@ if not hasattr(np, "float"):  # chainer.functions.resize_images still spells num
 import chainer  # noqa: E402
 import chainer.functions as F  # noqa: E402
 
+from common import ACCUMULATING, ELEMENTWISE, case, check_float32, output_path, write_goldens  # noqa: E402
+
 SEED = 0
 # README: elementwise and data movement / accumulating functions.
-TOL_ELEM = {"float32": (1e-4, 1e-5), "float64": (1e-7, 1e-9)}
-TOL_ACC = {"float32": (1e-3, 1e-4), "float64": (1e-6, 1e-8)}
+TOL_ELEM = ELEMENTWISE
+TOL_ACC = ACCUMULATING
 
 # Input specs: (kind, shape, *args). Float inputs take the case's dtype; "int" inputs are int32.
 def N(*shape, s=1.0):
@@ -285,19 +283,6 @@ def run(function, attrs, arrays):
     return variables, call(function, attrs, variables)
 
 
-def tensor(a):
-    a = np.asarray(a)
-    if a.dtype == np.float32:
-        data = [json.loads(str(v)) for v in a.ravel()]  # str of a float32: the shortest round-trip decimal
-        assert all(np.float32(d) == v for d, v in zip(data, a.ravel()))
-    elif a.dtype == np.float64:
-        data = [float(v) for v in a.ravel()]
-    else:
-        data = [int(v) for v in a.ravel()]
-    assert all(np.isfinite(data)), "no NaN or Inf in goldens"
-    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": data}
-
-
 def backward(outputs, gys):
     # Gradients of sum_j <outputs[j], gys[j]>; copies, as some backwards scale gy in place (hinge).
     if len(outputs) == 1:
@@ -324,40 +309,20 @@ def make_case(rng, name, function, attrs, specs, tol_kind, options, dtype):
         pairs = [(y.array, w.array) for y, w in zip(outputs, y64)]
         if not forward_only:
             pairs += [(g, w.grad) for g, w in zip(grads, v64) if g is not None]
-        for got, ref in pairs:
-            used = np.max(np.abs(got - ref) / (atol + rtol * np.abs(ref))) if np.size(ref) else 0.0
-            assert used < 0.02, f"{name}: float32 uses {used:.1%} of its tolerance"
+        check_float32(name, pairs, rtol, atol)
     for g, v in zip(grads, variables):
         assert g is not None or not isinstance(v, chainer.Variable) or forward_only, f"{name}: no gradient"
-    return {
-        "name": f"{name}_{'f32' if dtype == 'float32' else 'f64'}",
-        "function": function,
-        "attrs": attrs,
-        "inputs": [tensor(a) for a in inputs],
-        "outputs": [tensor(y.array) for y in outputs],
-        "grad_outputs": [tensor(g) for g in gys],
-        "grad_inputs": [None if g is None else tensor(g) for g in grads],
-        "rtol": rtol,
-        "atol": atol,
-    }
+    return case(name, dtype, function, attrs, inputs, [y.array for y in outputs], gys, grads, rtol, atol)
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "test", "goldens",
-                                                             "functions_extra.json")
+    out = output_path("functions_extra.json")
     rng = np.random.default_rng(SEED)
     cases = []
     for name, function, attrs, specs, tol_kind, options in CASES:
         for dtype in ["float32"] if F32 in options else ["float32", "float64"]:
             cases.append(make_case(rng, name, function, attrs, specs, tol_kind, options, dtype))
-    doc = {"format": "kiln-goldens/1",
-           "generator": {"chainer": chainer.__version__, "numpy": np.__version__, "seed": SEED},
-           "cases": cases}
-    with open(out, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.write("\n")
-    print(f"wrote {len(cases)} cases to {os.path.normpath(out)}")
+    write_goldens(out, cases, SEED)
 
 
 if __name__ == "__main__":

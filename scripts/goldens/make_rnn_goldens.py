@@ -14,19 +14,15 @@ Needs Chainer 7.8.1 and NumPy < 2 (never a build dependency), e.g.
 Each float32 case is also recomputed in float64 from the same inputs; the script fails if a
 float32 value uses more than 2% of its tolerance against that recomputation.
 """
-import json
-import os
-import sys
-
 import chainer
 import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
+from common import ACCUMULATING, ELEMENTWISE, case, check_float32, output_path, write_goldens
+
 SEED = 0
 # Elementwise (lstm, slstm) and accumulating (everything with a matrix product) tolerances.
-ELEMENTWISE = {"float32": (1e-4, 1e-5), "float64": (1e-7, 1e-9)}
-ACCUMULATING = {"float32": (1e-3, 1e-4), "float64": (1e-6, 1e-8)}
 N_WEIGHTS = {"n_step_lstm": 8, "n_step_bilstm": 8, "n_step_gru": 6, "n_step_bigru": 6,
              "n_step_rnn": 2, "n_step_birnn": 2}
 DTYPES = ["float32", "float64"]
@@ -35,16 +31,6 @@ DTYPES = ["float32", "float64"]
 F64_TOO = {"n_step_lstm_2layers_varlen", "n_step_bigru_2layers_varlen", "n_step_birnn_relu_2layers",
            "L.LSTM_in5_out3_shrinking_batch", "L.GRU_in3_out2_3steps", "L.StatelessLSTM_in3_out4",
            "L.StatelessGRU_in3_out4", "L.NStepBiLSTM_1layer_unsorted", "L.NStepRNNTanh_2layers_unsorted"}
-
-
-def tensor(a):
-    a = np.asarray(a)
-    if a.dtype == np.float32:
-        data = [json.loads(str(v)) for v in a.ravel()]  # str of a float32: the shortest round-trip decimal
-        assert all(np.float32(d) == v for d, v in zip(data, a.ravel()))
-    else:
-        data = [float(v) for v in a.ravel()]
-    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": data}
 
 
 # ---- calls: each takes float arrays (all of one dtype) and returns (input variables, outputs) ----
@@ -127,22 +113,11 @@ def make_case(rng, name, function, attrs, shapes, dtype, tolerances, scale=None)
         loss64 = sum(F.sum(y * gy.astype(np.float64)) for y, gy in zip(o64, gys))
         loss64.backward()
         pairs = [(y.array, w.array) for y, w in zip(outs, o64)] + [(v.grad, w.grad) for v, w in zip(variables, v64)]
-        for got, ref in pairs:
-            used = np.max(np.abs(got - ref) / (atol + rtol * np.abs(ref)))
-            assert used < 0.02, f"{name}: float32 uses {used:.1%} of its tolerance"
+        check_float32(name, pairs, rtol, atol)
     for v in variables:
         assert v.grad is not None, f"{name}: an input has no gradient"
-    return {
-        "name": f"{name}_{'f32' if dtype == 'float32' else 'f64'}",
-        "function": function,
-        "attrs": attrs,
-        "inputs": [tensor(a) for a in inputs],
-        "outputs": [tensor(y.array) for y in outs],
-        "grad_outputs": [tensor(g) for g in gys],
-        "grad_inputs": [tensor(v.grad) for v in variables],
-        "rtol": rtol,
-        "atol": atol,
-    }
+    return case(name, dtype, function, attrs, inputs, [y.array for y in outs], gys, [v.grad for v in variables],
+                rtol, atol)
 
 
 def n_step_shapes(function, n_layers, in_size, n_units, batches):
@@ -169,8 +144,7 @@ def link_param_shapes(name, attrs):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "test", "goldens", "recurrent.json")
+    out = output_path("recurrent.json")
     rng = np.random.default_rng(SEED)
     cases = []
 
@@ -251,13 +225,7 @@ def main():
         for dtype in (DTYPES if f"L.{name}_{suffix}" in F64_TOO else ["float32"]):
             cases.append(make_case(rng, f"L.{name}_{suffix}", f"L.{name}", attrs, shapes, dtype, ACCUMULATING, scale))
 
-    doc = {"format": "kiln-goldens/1",
-           "generator": {"chainer": chainer.__version__, "numpy": np.__version__, "seed": SEED},
-           "cases": cases}
-    with open(out, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.write("\n")
-    print(f"wrote {len(cases)} cases to {os.path.normpath(out)}")
+    write_goldens(out, cases, SEED)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 // Trains an MLP on scikit-learn's digits with the JIT, exports its forward and its training
 // step for kilnc (kiln/export.h), and writes what the C programs of this folder compare with:
 //   <out>/digits.mlir, digits.npz              the trained predictor (kiln::export_model)
-//   <out>/digits_train.mlir, digits_train.npz  one MomentumSGD step (kiln::export_training_step)
+//   <out>/digits_train.mlir, digits_train.npz  one optimizer step (kiln::export_training_step):
+//                                              MomentumSGD, or --optimizer adam / adamw (AdamW with
+//                                              weight decay; Adam's t is state of the step)
 //   <out>/test_x.f32 test_t.i32 test_logits.f32  the test split and the JIT's logits on it
 //   <out>/train_x.f32 train_t.i32              the batches of the training run below
 //   <out>/train_params.f32                     the parameters after the JIT's `--steps` steps
 //   <out>/meta.txt                             sizes, the JIT's test accuracy and last loss
-//   export_digits --out DIR [--epochs 2] [--steps 10] [--batch 32]
+//   export_digits --out DIR [--epochs 2] [--steps 10] [--batch 32] [--optimizer momentum|adam|adamw]
 #include <kiln/export.h>
 #include <kiln/kiln.h>
 
 #include <cstdio>
+#include <memory>
 #include <fstream>
 
 using namespace kiln;
@@ -42,14 +45,17 @@ std::vector<Array> batchOf(const datasets::Dataset& data, size_t begin, size_t n
 int main(int argc, char** argv) {
   std::string out;
   int epochs = 2, steps = 10, batch = 32;
+  std::string optimizer = "momentum";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--out" && i + 1 < argc) out = argv[++i];
     else if (a == "--epochs" && i + 1 < argc) epochs = std::stoi(argv[++i]);
     else if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
     else if (a == "--batch" && i + 1 < argc) batch = std::stoi(argv[++i]);
+    else if (a == "--optimizer" && i + 1 < argc) optimizer = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s --out DIR [--epochs N] [--steps N] [--batch B]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s --out DIR [--epochs N] [--steps N] [--batch B] [--optimizer momentum|adam|adamw]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -61,7 +67,16 @@ int main(int argc, char** argv) {
     auto digits = datasets::load_digits();
     auto [train, test] = datasets::split_dataset_random(digits, digits->size() * 4 / 5, /*seed=*/0);
     L::Classifier<MLP> model;
-    optimizers::MomentumSGD opt(0.05, 0.9);
+    std::unique_ptr<optimizers::Optimizer> chosen;
+    if (optimizer == "momentum")
+      chosen = std::make_unique<optimizers::MomentumSGD>(0.05, 0.9);
+    else if (optimizer == "adam")
+      chosen = std::make_unique<optimizers::Adam>(0.005);
+    else if (optimizer == "adamw")
+      chosen = std::make_unique<optimizers::AdamW>(0.005, 0.9, 0.999, 1e-8, 1.0, 1e-3);
+    else
+      throw Error("export_digits: --optimizer must be momentum, adam or adamw, not '" + optimizer + "'");
+    optimizers::Optimizer& opt = *chosen;
     opt.setup(model);
     // A short JIT training run.
     for (int e = 0; e < epochs; ++e)

@@ -1,22 +1,25 @@
 #!/bin/sh
 # Runs the AOT examples end to end (ctest examples/aot_inference, examples/aot_training,
-# examples/aot_threads): export_digits trains with the JIT and exports, kilnc compiles, the C
+# examples/aot_training_adamw, examples/aot_threads): export_digits trains with the JIT and exports, kilnc compiles, the C
 # program is built with `cc` from the object alone (+ -lm), its dependencies are checked
 # (nm -u, ldd), and it runs.
-#   run_aot.sh inference|training|threads BIN_DIR SOURCE_DIR WORK_DIR CC
+#   run_aot.sh inference|training|training_adamw|threads BIN_DIR SOURCE_DIR WORK_DIR CC
+# training_adamw: the training step of AdamW (with weight decay) instead of MomentumSGD.
 # threads: both programs from objects built with --threads=pthread (small loops parallel too,
 # so the training step's are), checked against one thread bit for bit and against the JIT;
 # then the inference program over --threads=openmp and libomp, where libomp is installed.
 set -eu
 mode=$1 bin=$2 src=$3 work=$4 cc=$5
 case $mode in
-  inference|training|threads) ;;
+  inference|training|training_adamw|threads) ;;
   *) echo "run_aot.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 rm -rf "$work"
 mkdir -p "$work"
 # The JIT with kiln's generated GEMM, as kilnc uses.
-KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs 2 --steps 10
+optimizer=momentum
+if [ "$mode" = training_adamw ]; then optimizer=adamw; fi
+KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs 2 --steps 10 --optimizer $optimizer
 
 libc=$("$cc" -print-file-name=libc.so.6)
 libm=$("$cc" -print-file-name=libm.so.6)
@@ -61,7 +64,7 @@ compile() {
 
 case $mode in
   inference) compile digits infer_digits && "$work/infer_digits" "$work" ;;
-  training) compile digits_train train_digits_aot && "$work/train_digits_aot" "$work" ;;
+  training|training_adamw) compile digits_train train_digits_aot && "$work/train_digits_aot" "$work" ;;
   threads)
     compile digits infer_digits --threads=pthread --min-parallel-work=512
     "$work/infer_digits" "$work"

@@ -23,7 +23,15 @@ namespace kiln::detail {
 
 namespace {
 thread_local std::vector<CapturedGraph>* t_capture = nullptr;
+thread_local std::vector<TracedUpdateCount>* t_counts = nullptr;
 }  // namespace
+
+ScopedTracedUpdateCounts::ScopedTracedUpdateCounts(std::vector<TracedUpdateCount>& counts) {
+  if (t_counts) throw Error("kiln: export: update counts are already traced on this thread");
+  t_counts = &counts;
+}
+ScopedTracedUpdateCounts::~ScopedTracedUpdateCounts() { t_counts = nullptr; }
+std::vector<TracedUpdateCount>* active_traced_update_counts() { return t_counts; }
 
 ScopedGraphCapture::ScopedGraphCapture(std::vector<CapturedGraph>& graphs) {
   if (t_capture) throw Error("kiln: export: a graph capture is already running on this thread");
@@ -307,10 +315,6 @@ void export_step(const Link& model, optimizers::Optimizer& optimizer, const Expo
   if (!optimizer.is_setup()) throw Error("kiln: export_training_step: the optimizer is not set up (call setup(model))");
   if (optimizer.target().impl() != model.impl())
     throw Error("kiln: export_training_step: the optimizer is set up on another link than the model");
-  if (dynamic_cast<const optimizers::Adam*>(&optimizer))
-    throw Error("kiln: export_training_step: Adam (and AdamW) is not supported yet: its step size alpha_t changes "
-                "with every update, and export fixes hyperparameters as constants; use SGD, MomentumSGD, "
-                "NesterovAG, AdaGrad or RMSprop");
   realize();
   // Parameters are initialized (lazy links) by one forward pass without backprop.
   bool lazy = false;
@@ -351,6 +355,7 @@ void export_step(const Link& model, optimizers::Optimizer& optimizer, const Expo
   int64_t saved_t = optimizer.t;
 
   std::vector<CapturedGraph> graphs;
+  std::vector<TracedUpdateCount> counts;  // Adam's t: state of the step, alpha_t computed in it
   std::vector<Variable> xs = leaves(example_inputs);
   Variable t(example_labels, false);
   step.args[t.impl()->node.get()] = {"label", "t"};
@@ -358,6 +363,7 @@ void export_step(const Link& model, optimizers::Optimizer& optimizer, const Expo
   Variable loss;
   try {
     ScopedGraphCapture capture(graphs);
+    ScopedTracedUpdateCounts traceCounts(counts);
     Link& target = optimizer.target();
     target.cleargrads();
     loss = loss_of(xs, t);
@@ -385,6 +391,16 @@ void export_step(const Link& model, optimizers::Optimizer& optimizer, const Expo
     for (auto& [slot, v] : optimizer.update_rule(p).state)
       if (auto i = outputHolding(v.array()))
         step.results.push_back({*i, {"state", "optimizer/" + stripSlash(name) + "/" + slot}});
+  }
+  for (const TracedUpdateCount& count : counts) {
+    std::string name;
+    for (const auto& [pname, p] : model.namedparams())
+      if (p.is_initialized() && &optimizer.update_rule(p) == count.rule) name = "optimizer/" + stripSlash(pname) + "/t";
+    if (name.empty()) throw Error("kiln: export_training_step: internal error: an update count of no parameter");
+    step.args[count.before.impl()->node.get()] = {"state", name};
+    auto it = std::find_if(outs.begin(), outs.end(), [&](const NodePtr& n) { return n.get() == count.after.impl()->node.get(); });
+    if (it == outs.end()) throw Error("kiln: export_training_step: internal error: the step does not compute " + name);
+    step.results.push_back({static_cast<size_t>(it - outs.begin()), {"state", name}});
   }
   // Restore the model and the optimizer.
   optimizer.t = saved_t;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "graph.h"
+#include "kiln/optimizers.h"
 #include "trace.h"
 
 namespace kiln::detail {
@@ -30,5 +31,25 @@ class ScopedGraphCapture {
 
 // The calling thread's capture target, or null (read by realize()).
 std::vector<CapturedGraph>* active_graph_capture();
+
+// An update count an exported step reads (Adam's t for alpha_t): `before`, a 0-d int64 leaf
+// holding the rule's count before the update, becomes the state input "optimizer/<p>/t";
+// `after` (before + 1) its result.
+struct TracedUpdateCount {
+  const optimizers::UpdateRule* rule;
+  Variable before, after;
+};
+
+// While one lives, Optimizer::update gives update_core an update count traced from a 0-d
+// input (StepContext::update_count) instead of leaving it to the host, and appends what it
+// made to `counts`. Not nestable.
+class ScopedTracedUpdateCounts {
+ public:
+  explicit ScopedTracedUpdateCounts(std::vector<TracedUpdateCount>& counts);
+  ~ScopedTracedUpdateCounts();
+  ScopedTracedUpdateCounts(const ScopedTracedUpdateCounts&) = delete;
+  ScopedTracedUpdateCounts& operator=(const ScopedTracedUpdateCounts&) = delete;
+};
+std::vector<TracedUpdateCount>* active_traced_update_counts();
 
 }  // namespace kiln::detail

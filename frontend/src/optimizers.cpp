@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "graph_capture.h"
 #include "kiln/functions.h"
 #include "ops.h"
 
@@ -155,7 +156,18 @@ void Optimizer::update() {
     const Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : hyperparam;
     DType dtype = param.dtype();
     Device device = param.device();
-    StepContext ctx{hp, rule.t, [dtype, device](double v) { return scalar_input(v, dtype, device); }};
+    StepContext ctx{hp, rule.t, [dtype, device](double v) { return scalar_input(v, dtype, device); }, {}};
+    if (std::vector<detail::TracedUpdateCount>* counts = detail::active_traced_update_counts()) {
+      // The count enters as a 0-d int64 input holding t - 1 and leaves as t (kilnc keeps it).
+      ctx.update_count = [counts, &rule]() {
+        for (const detail::TracedUpdateCount& c : *counts)
+          if (c.rule == &rule) return F::cast(c.after, DType::f64);
+        Variable before(Array::scalar<int64_t>(rule.t - 1), false);
+        Variable after = F::cast(F::cast(before, DType::f64) + 1.0, DType::i64);
+        counts->push_back({&rule, before, after});
+        return F::cast(after, DType::f64);
+      };
+    }
     // Plain copies of the handles, so the new values are recorded from the current ones.
     Variable p = param;
     Variable g = param.grad_var();
@@ -272,6 +284,17 @@ double Adam::alpha_t(const Hyperparameter& hp, int64_t t) {
   return hp.alpha * std::sqrt(fix2) / fix1;
 }
 
+Variable Adam::alpha_t(const StepContext& ctx) {
+  if (!ctx.update_count) return ctx.scalar(alpha_t(ctx.hp, ctx.t));
+  // alpha_t(hp, t) of a traced t, with the same float64 operations in the same order.
+  Variable t = ctx.update_count();
+  auto constant = [&](double v) { return detail::constant_like(v, t); };
+  Variable fix1 = 1.0 - F::pow(constant(ctx.hp.beta1), t);
+  Variable fix2 = 1.0 - F::pow(constant(ctx.hp.beta2), t);
+  Variable alpha = ctx.hp.alpha * F::sqrt(fix2) / fix1;
+  return F::cast(alpha, ctx.scalar(0.0).dtype());
+}
+
 Variable Adam::update_core(const StepContext& ctx, const Variable& p, const Variable& g,
                                   std::map<std::string, Variable>& state) const {
   const Hyperparameter& hp = ctx.hp;
@@ -286,7 +309,7 @@ Variable Adam::update_core(const StepContext& ctx, const Variable& p, const Vari
     vhat = F::maximum(state.at("vhat"), v);
     state["vhat"] = vhat;
   }
-  Variable step = ctx.scalar(alpha_t(hp, ctx.t)) * m / (F::sqrt(vhat) + hp.eps);
+  Variable step = alpha_t(ctx) * m / (F::sqrt(vhat) + hp.eps);
   if (hp.weight_decay_rate != 0) step = step + hp.weight_decay_rate * p;
   return p - ctx.scalar(hp.eta) * step;
 }

@@ -22,10 +22,13 @@
 //                      (serializers::to_arrays(opt, "optimizer/")).
 // Exporting computes one traced call (a step on the example batch) and then
 // restores every parameter, optimizer state array and update count: the
-// model and optimizer are left as they were. Throws kiln::Error (a file that
-// cannot be written, a model that cannot be called with the inputs, an
-// optimizer whose step changes per update (Adam's alpha_t), a graph input
-// that is neither a parameter, state nor an example input).
+// model and optimizer are left as they were. Adam and AdamW: the update count t
+// of each parameter is state too ("optimizer/<param>/t", int64, Chainer's
+// per-rule t), and alpha_t = alpha sqrt(1 - beta2^t) / (1 - beta1^t) is
+// computed in the step in float64 as Adam::alpha_t does on the host. Throws
+// kiln::Error (a file that cannot be written, a model that cannot be called
+// with the inputs, a graph input that is neither a parameter, state nor an
+// example input).
 #pragma once
 #include <functional>
 #include <string>

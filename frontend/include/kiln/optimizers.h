@@ -134,6 +134,10 @@ class Optimizer {
     const Hyperparameter& hp;
     int64_t t;  // the rule's update count, already incremented
     std::function<Variable(double)> scalar;
+    // When exporting a training step (kiln/export.h): a 0-d float64 Variable equal to t,
+    // traced from the step's state, for values computed from t in the graph (Adam's
+    // alpha_t); empty otherwise (use t).
+    std::function<Variable()> update_count;
   };
   virtual Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
                                std::map<std::string, Variable>& state) const = 0;
@@ -230,6 +234,9 @@ class Adam : public Optimizer {
   double lr() const { return alpha_t(hyperparam, t); }
 
  protected:
+  // alpha_t as a 0-d Variable: an input holding alpha_t(ctx.hp, ctx.t), or computed in the
+  // graph from ctx.update_count when a training step is exported.
+  static Variable alpha_t(const StepContext& ctx);
   Variable update_core(const StepContext& ctx, const Variable& p, const Variable& g,
                        std::map<std::string, Variable>& state) const override;
 };

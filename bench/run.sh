@@ -19,6 +19,19 @@ if [[ -n "$torch_bench" && -x "$torch_bench" ]]; then
 fi
 KILN_BENCH_TORCH_MS="$torch_ms" KILN_BENCH_TORCH_CNN_MS="$torch_cnn_ms" KILN_BENCH_TORCH_DIGITS_MS="$torch_digits_ms" \
   "$kiln_bench" "$out"
+# The LSTM language-model update of Chainer's ptb example (2 layers, 650 units, vocabulary 10000,
+# batch 20, 35 steps BPTT): kiln's first two updates (they compile the unrolled graphs, minutes)
+# apart from its steady update time, LibTorch's torch::nn::LSTM beside it. KILN_BENCH_ONLY set
+# without "lstm" skips it.
+bench_dir=$(dirname "$kiln_bench")
+if [[ -z "${KILN_BENCH_ONLY:-}" || ",${KILN_BENCH_ONLY}," == *,lstm,* ]] && [[ -x "$bench_dir/kiln_lstm_bench" ]]; then
+  lstm_torch=n/a
+  if [[ -n "$torch_bench" && -x "$(dirname "$torch_bench")/torch_lstm_bench" ]]; then
+    lstm_torch="$(OMP_WAIT_POLICY=passive "$(dirname "$torch_bench")/torch_lstm_bench" "$threads") ms/update"
+  fi
+  echo "LSTM LM update (ptb: 2x650, vocab 10000, batch 20, bprop 35): kiln $("$bench_dir/kiln_lstm_bench")," \
+       "LibTorch nn::LSTM $lstm_torch"
+fi
 venv=${KILN_PEERS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/build/peers-venv}
 if [[ -x "$venv/bin/python" ]]; then
   "$venv/bin/python" "$(dirname "$0")/torch_step_bench.py" all "$out" "$threads"

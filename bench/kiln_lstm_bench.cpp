@@ -3,7 +3,7 @@
 // dropout between, Linear 650 -> 10000), batch 20, 35 steps unrolled, softmax cross entropy
 // summed over the steps, backward, loss.unchain_backward(), SGD (lr 1) with GradientClipping(5).
 // The first update (no LSTM state yet) and the second (with state) are two graphs that compile;
-// later updates hit the cache. Prints one line:
+// later updates hit the cache. Prints each phase on stderr as it ends, then one line:
 //   compile_s=<first update, s> compile2_s=<second update, s> step_ms=<mean of the steady updates>
 //   kiln_lstm_bench [STEADY_UPDATES (default 3)] [UNITS (650)] [VOCAB (10000)] [BPROPLEN (35)] [BATCH (20)]
 #include <kiln/kiln.h>
@@ -86,12 +86,15 @@ int main(int argc, char** argv) {
     optimizer.update();
     return loss.array().item<float>();
   };
+  // Each phase is printed as it ends (the compiles take minutes).
   auto t0 = std::chrono::steady_clock::now();
   update();
   double first = seconds_since(t0);
+  std::fprintf(stderr, "kiln_lstm_bench: first update (compiles the graph without state) %.1f s\n", first);
   t0 = std::chrono::steady_clock::now();
   update();
   double second = seconds_since(t0);
+  std::fprintf(stderr, "kiln_lstm_bench: second update (compiles the graph with state) %.1f s\n", second);
   int64_t misses = cache_stats().misses;
   t0 = std::chrono::steady_clock::now();
   float loss = 0;

@@ -167,6 +167,39 @@ FailureOr<Operation*> tileOnce(RewriterBase& rewriter, Operation* op, ArrayRef<i
   return tiled->tiledOps.back();
 }
 
+// A matmul whose B is read across its rows (x W^T: B's map is (n, k) instead of (k, n))
+// would load each nr-wide row of the register kernel as nr strided scalars per k step.
+// Copies B's tile (nc x kc, inside the output block and k panel) transposed into a
+// kc x nc buffer once, and makes the matmul read that with the plain map, so the
+// kernel's B loads are contiguous vectors. Returns the (modified) matmul.
+void packTransposedB(RewriterBase& rewriter, linalg::LinalgOp op) {
+  bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  MLIRContext* ctx = op->getContext();
+  unsigned b = batched ? 1 : 0, n = b + 1, k = b + 2;
+  SmallVector<AffineExpr> transposed, plain;
+  if (batched) transposed.push_back(getAffineDimExpr(0, ctx)), plain.push_back(getAffineDimExpr(0, ctx));
+  transposed.append({getAffineDimExpr(n, ctx), getAffineDimExpr(k, ctx)});
+  plain.append({getAffineDimExpr(k, ctx), getAffineDimExpr(n, ctx)});
+  if (maps[1] != AffineMap::get(k + 1, 0, transposed, ctx)) return;
+  Value bTile = op->getOperand(1);
+  auto type = cast<RankedTensorType>(bTile.getType());
+  Location loc = op->getLoc();
+  rewriter.setInsertionPoint(op);
+  SmallVector<int64_t> perm = batched ? SmallVector<int64_t>{0, 2, 1} : SmallVector<int64_t>{1, 0};
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d : perm) sizes.push_back(tensor::getMixedSize(rewriter, loc, bTile, d));
+  Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, type.getElementType());
+  Value packed = linalg::TransposeOp::create(rewriter, loc, bTile, empty, perm)->getResult(0);
+  maps[1] = AffineMap::get(k + 1, 0, plain, ctx);
+  SmallVector<Attribute> mapAttrs;
+  for (AffineMap m : maps) mapAttrs.push_back(AffineMapAttr::get(m));
+  rewriter.modifyOpInPlace(op, [&] {
+    op->setOperand(1, packed);
+    op->setAttr("indexing_maps", ArrayAttr::get(ctx, mapAttrs));
+  });
+}
+
 // A matmul tile inside kiln's tiling (an scf.forall) with static shapes: vectorizable.
 bool isStaticKernel(linalg::LinalgOp op) {
   return isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) && op.hasPureTensorSemantics() &&
@@ -194,6 +227,7 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
           tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
+      if (succeeded(tiled)) packTransposedB(rewriter, cast<linalg::LinalgOp>(*tiled));
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,
                          &registerLoops);

@@ -129,3 +129,24 @@ func.func @dynamic_depth(%a: tensor<?x64xf32>, %b: tensor<?x32xf32>) -> tensor<6
          ins(%a, %b : tensor<?x64xf32>, tensor<?x32xf32>) outs(%f : tensor<64x32xf32>) -> tensor<64x32xf32>
   return %r : tensor<64x32xf32>
 }
+
+// -----
+
+// x W^T (a Linear's forward: B's map is (n, k)): each k panel of B's output block is
+// copied transposed once (linalg.transpose into a kc x nc tile), and the register
+// kernel reads that with the plain map: contiguous 32-wide loads, no strided scalars.
+// CHECK-LABEL: func.func @transposed_b
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 256) step (64, 256)
+// CHECK:           scf.for %{{.*}} = %c0 to %c784 step %c196
+// CHECK:             %[[P:.*]] = linalg.transpose ins(%{{.*}} : tensor<256x196xf32>) outs(%{{.*}} : tensor<196x256xf32>) permutation = [1, 0]
+// CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c8
+// CHECK:                 scf.for %{{.*}} = %c0 to %c196 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK:                   tensor.extract_slice %[[P]]
+// CHECK-COUNT-8:           vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:     linalg.matmul
+func.func @transposed_b(%a: tensor<64x784xf32>, %w: tensor<256x784xf32>, %c: tensor<64x256xf32>) -> tensor<64x256xf32> {
+  %r = linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>,
+                                      affine_map<(d0, d1, d2) -> (d0, d1)>]
+         ins(%a, %w : tensor<64x784xf32>, tensor<256x784xf32>) outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
+  return %r : tensor<64x256xf32>
+}

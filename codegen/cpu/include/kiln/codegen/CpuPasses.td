@@ -191,7 +191,9 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     512/32 with AVX-512, 256/16 with AVX2). The tile is nr = two vectors wide
     (then three, one, four), and as many rows (at most 8) as leave registers
     for the accumulator (mr * nr / lanes), one B row (nr / lanes) and one
-    broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2.
+    broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2. A B read
+    across its rows (x W^T) is copied transposed per output block and k panel
+    (`linalg.transpose`), so the kernel's B loads are contiguous vectors.
   }];
   let options = [
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",

@@ -8,10 +8,14 @@
 //   <out>/train_x.f32 train_t.i32              the batches of the training run below
 //   <out>/train_params.f32                     the parameters after the JIT's `--steps` steps
 //   <out>/meta.txt                             sizes, the JIT's test accuracy and last loss
+//   <out>/jit_times.txt                        with --time S: the JIT's ms per training step and per
+//                                              forward on one batch (bench/aot_bench.sh), each timed S s
 //   export_digits --out DIR [--epochs 2] [--steps 10] [--batch 32] [--optimizer momentum|adam|adamw]
+//                 [--time SECONDS]
 #include <kiln/export.h>
 #include <kiln/kiln.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <fstream>
@@ -46,6 +50,7 @@ int main(int argc, char** argv) {
   std::string out;
   int epochs = 2, steps = 10, batch = 32;
   std::string optimizer = "momentum";
+  double timeSeconds = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--out" && i + 1 < argc) out = argv[++i];
@@ -53,6 +58,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
     else if (a == "--batch" && i + 1 < argc) batch = std::stoi(argv[++i]);
     else if (a == "--optimizer" && i + 1 < argc) optimizer = argv[++i];
+    else if (a == "--time" && i + 1 < argc) timeSeconds = std::stod(argv[++i]);
     else {
       std::fprintf(stderr, "usage: %s --out DIR [--epochs N] [--steps N] [--batch B] [--optimizer momentum|adam|adamw]\n",
                    argv[0]);
@@ -141,6 +147,32 @@ int main(int argc, char** argv) {
     for (const auto& [name, p] : model.namedparams()) meta << "param " << name.substr(1) << " " << p.array().size() << "\n";
     fmt::print("JIT test accuracy: {:.4f} ({} of {}); loss after {} more steps: {:.6f}\n", accuracy, correct,
                tv.size(), steps, loss);
+    if (timeSeconds > 0) {
+      // The JIT's compiled step and forward on the first training batch, after a warm-up call.
+      std::vector<Array> xt = batchOf(*train, 0, batch);
+      Variable x(xt[0], false), t(xt[1], false);
+      auto perCall = [&](const std::function<void()>& f) {
+        f();
+        int64_t n = 0;
+        auto start = std::chrono::steady_clock::now();
+        double elapsed = 0;
+        do {
+          f();
+          ++n;
+          elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        } while (elapsed < timeSeconds);
+        return elapsed / static_cast<double>(n) * 1e3;
+      };
+      double stepMs = perCall([&] { opt.update([&](const Variable& a, const Variable& b) { return model(a, b); }, x, t); });
+      double forwardMs = perCall([&] {
+        auto no_train = using_config("train", false);
+        auto no_backprop = no_backprop_mode();
+        model.predictor(x).array();
+      });
+      std::ofstream times(out + "/jit_times.txt");
+      times << fmt::format("jit_step_ms {:.6f}\njit_forward_ms {:.6f}\n", stepMs, forwardMs);
+      fmt::print("JIT: {:.4f} ms per training step, {:.4f} ms per forward (batch {})\n", stepMs, forwardMs, batch);
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "export_digits: %s\n", e.what());
     return 1;

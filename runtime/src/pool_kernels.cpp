@@ -1,7 +1,6 @@
-// Pooling and its gradients for compiled graphs (KILN_GEMM=blas): the functions
-// that -kiln-matmul-to-blas calls for linalg.pooling_nchw_max / _sum and for the
-// linalg.generic marked kiln.pool2d_grad (kiln/gemm_abi.h). One pass over the
-// operands per (n, c) plane, planes
+// Pooling gradients for compiled graphs (KILN_GEMM=blas): the functions that
+// -kiln-matmul-to-blas calls for the linalg.generic marked kiln.pool2d_grad
+// (kiln/gemm_abi.h). One pass over x, gy and gx per (n, c) plane, planes
 // spread over the runtime's worker threads. Max pooling routes each window's
 // gradient to its first in-bounds maximum in window order (Chainer's, and the
 // interpreter's, choice on ties); average pooling spreads gy / (kh * kw) over
@@ -146,51 +145,6 @@ void pool2dGrad(const M4<T>* x, const M4<T>* gy, const M4<T>* gx, int32_t kind, 
   });
 }
 
-// maximumf(m, v) as arith.maximumf: NaN when either is.
-template <typename T>
-inline T maximumf(T m, T v) {
-  return (v > m || v != v) ? v : m;
-}
-
-// y = maximumf(y, window) or y += sum(window) over a padded x (every tap in bounds).
-template <typename T>
-void pool2d(const M4<T>* x, const M4<T>* y, int32_t kind, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
-  const int64_t n = y->sizes[0], c = y->sizes[1], oh = y->sizes[2], ow = y->sizes[3];
-  if (n == 0 || c == 0 || oh == 0 || ow == 0) return;
-  const bool max = kind == kiln::gemm_abi::kPoolMax;
-  const bool twoByTwo = max && kh == 2 && kw == 2 && sh == 2 && sw == 2 && x->strides[3] == 1;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, x->sizes[2] * x->sizes[3]));
-  kiln::runtime::parallel_for(n * c, grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t q = lo; q < hi; ++q) {
-      const int64_t b = q / c, ch = q % c;
-      const T* xp = x->aligned + x->offset + b * x->strides[0] + ch * x->strides[1];
-      T* yp = y->aligned + y->offset + b * y->strides[0] + ch * y->strides[1];
-      const int64_t xs = x->strides[2], xc = x->strides[3], ys = y->strides[2], yc = y->strides[3];
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        const T* row = xp + oy * sh * xs;
-        T* out = yp + oy * ys;
-        if (twoByTwo) {
-          const T* row1 = row + xs;
-          for (int64_t ox = 0; ox < ow; ++ox) {
-            T m = maximumf(maximumf(out[ox * yc], row[2 * ox]), row[2 * ox + 1]);
-            out[ox * yc] = maximumf(maximumf(m, row1[2 * ox]), row1[2 * ox + 1]);
-          }
-          continue;
-        }
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          T acc = out[ox * yc];
-          for (int64_t i = 0; i < kh; ++i)
-            for (int64_t j = 0; j < kw; ++j) {
-              const T v = row[i * xs + (ox * sw + j) * xc];
-              acc = max ? maximumf(acc, v) : acc + v;
-            }
-          out[ox * yc] = acc;
-        }
-      }
-    }
-  });
-}
-
 }  // namespace
 
 #define KILN_EXPORT extern "C" __attribute__((visibility("default")))
@@ -204,12 +158,4 @@ KILN_EXPORT void _mlir_ciface_kiln_pool2d_grad_f64(M4<double>* x, M4<double>* gy
                                                    int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                                                    int64_t pw, int32_t accumulate) {
   pool2dGrad(x, gy, gx, kind, Window{kh, kw, sh, sw, ph, pw}, accumulate != 0);
-}
-KILN_EXPORT void _mlir_ciface_kiln_pool2d_f32(M4<float>* x, M4<float>* y, int32_t kind, int64_t kh, int64_t kw,
-                                              int64_t sh, int64_t sw) {
-  pool2d(x, y, kind, kh, kw, sh, sw);
-}
-KILN_EXPORT void _mlir_ciface_kiln_pool2d_f64(M4<double>* x, M4<double>* y, int32_t kind, int64_t kh, int64_t kw,
-                                              int64_t sh, int64_t sw) {
-  pool2d(x, y, kind, kh, kw, sh, sw);
 }

@@ -161,40 +161,13 @@ std::optional<PoolCall> matchPoolGrad(linalg::LinalgOp op) {
   return call;
 }
 
-// linalg.pooling_nchw_max / _sum (x, window -> y) without dilation on f32/f64
-// strided memrefs; `window` holds kh, kw, sh, sw.
-std::optional<PoolCall> matchPooling(linalg::LinalgOp op) {
-  PoolCall call;
-  DenseIntElementsAttr strides, dilations;
-  if (auto max = dyn_cast<linalg::PoolingNchwMaxOp>(op.getOperation())) {
-    strides = max.getStrides(), dilations = max.getDilations();
-  } else if (auto sum = dyn_cast<linalg::PoolingNchwSumOp>(op.getOperation())) {
-    call.kind = gemm_abi::kPoolAverage;
-    strides = sum.getStrides(), dilations = sum.getDilations();
-  } else {
-    return std::nullopt;
-  }
-  if (!op.hasPureBufferSemantics() || op->getNumOperands() != 3) return std::nullopt;
-  if (llvm::any_of(dilations.getValues<int64_t>(), [](int64_t d) { return d != 1; })) return std::nullopt;
-  auto window = dyn_cast<MemRefType>(op->getOperand(1).getType());
-  auto type = dyn_cast<MemRefType>(op->getOperand(2).getType());
-  if (!window || !window.hasStaticShape() || window.getRank() != 2 || !type ||
-      (!type.getElementType().isF32() && !type.getElementType().isF64()))
-    return std::nullopt;
-  if (!isBlasOperand(op->getOperand(0), 4, type.getElementType()) || !isBlasOperand(op->getOperand(2), 4, type.getElementType()))
-    return std::nullopt;
-  call.window.assign(window.getShape().begin(), window.getShape().end());
-  call.window.append(strides.getValues<int64_t>().begin(), strides.getValues<int64_t>().end());
-  return call;
-}
-
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) {
       if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) || matchConvolution(op) ||
-          matchPoolGrad(op) || matchPooling(op))
+          matchPoolGrad(op))
         ops.push_back(op);
     });
     // Decided before any rewrite (the casts this pass adds are views of C).
@@ -223,28 +196,6 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       return callee;
     };
     for (linalg::LinalgOp op : ops) {
-      // Pooling: (x, window, y) -> kiln_pool2d_<T>(x, y, kind, kh, kw, sh, sw); y keeps its initial values.
-      if (std::optional<PoolCall> forward = matchPooling(op)) {
-        Type elem = cast<MemRefType>(op->getOperand(2).getType()).getElementType();
-        MemRefType dynType = dynamicStridedType(4, elem);
-        SmallVector<Type> params(2, dynType);
-        params.push_back(rewriter.getI32Type());
-        params.append(4, rewriter.getI64Type());
-        func::FuncOp callee = declare(std::string(gemm_abi::kPool2DPrefix) + elemSuffix(elem),
-                                      rewriter.getFunctionType(params, {}));
-        if (!callee) continue;
-        Location loc = op.getLoc();
-        rewriter.setInsertionPoint(op);
-        SmallVector<Value> args;
-        for (Value v : {op->getOperand(0), op->getOperand(2)})
-          args.push_back(v.getType() == dynType ? v : memref::CastOp::create(rewriter, loc, dynType, v).getResult());
-        args.push_back(arith::ConstantIntOp::create(rewriter, loc, forward->kind, 32));
-        for (int64_t v : forward->window) args.push_back(arith::ConstantIntOp::create(rewriter, loc, v, 64));
-        assert(args.size() == static_cast<size_t>(gemm_abi::kPool2DNumParams) && "kiln/gemm_abi.h arity");
-        func::CallOp::create(rewriter, loc, callee, args);
-        rewriter.eraseOp(op);
-        continue;
-      }
       std::optional<PoolCall> pool = matchPoolGrad(op);
       if (!op.hasPureBufferSemantics() || (!pool && op->getNumOperands() != 3)) continue;
       // Operands (A, B, C), (x, w, y), (x, gy, gw) or (x, gy, gx); an average pooling gradient

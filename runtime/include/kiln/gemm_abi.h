@@ -56,14 +56,6 @@ inline constexpr int kConvNumParams = kConvNumMemRefParams + kConvNumIndexParams
 //   max: gx[x at the first in-bounds maximum of window (oy, ox), in window order] (+)= gy[n, c, oy, ox]
 //   avg: gx[every in-bounds tap of window (oy, ox)] (+)= gy[n, c, oy, ox] / (kh * kw)
 inline constexpr const char* kPool2DGradPrefix = "kiln_pool2d_grad_";
-// Pooling (linalg.pooling_nchw_max / linalg.pooling_nchw_sum without dilation):
-// <prefix><f32|f64>, parameters the NCHW memrefs (x, y), the i32 kind, the i64
-// window (kh, kw) and strides (sh, sw). x is padded already (every tap in bounds);
-// y holds the initial values, as in linalg:
-//   max: y[n,c,oy,ox] = maximumf(y, x[n, c, oy*sh + i, ox*sw + j] over i, j)   (NaN wins, as arith.maximumf)
-//   avg: y[n,c,oy,ox] += sum over i, j of x[n, c, oy*sh + i, ox*sw + j]        (the sum; the graph divides)
-inline constexpr const char* kPool2DPrefix = "kiln_pool2d_";
-inline constexpr int kPool2DNumParams = 2 + 1 + 4;
 inline constexpr int32_t kPoolMax = 0;
 inline constexpr int32_t kPoolAverage = 1;
 inline constexpr int kPoolNumMemRefParams = 3;
@@ -120,17 +112,8 @@ void _mlir_ciface_kiln_pool2d_grad_f64(kiln::gemm_abi::StridedMemRef<double, 4>*
                                        kiln::gemm_abi::StridedMemRef<double, 4>* gx, int32_t kind, int64_t kh,
                                        int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                                        int32_t accumulate);
-void _mlir_ciface_kiln_pool2d_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
-                                  kiln::gemm_abi::StridedMemRef<float, 4>* y, int32_t kind, int64_t kh, int64_t kw,
-                                  int64_t sh, int64_t sw);
-void _mlir_ciface_kiln_pool2d_f64(kiln::gemm_abi::StridedMemRef<double, 4>* x,
-                                  kiln::gemm_abi::StridedMemRef<double, 4>* y, int32_t kind, int64_t kh, int64_t kw,
-                                  int64_t sh, int64_t sw);
 }
 
-static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_f32) == kiln::gemm_abi::kPool2DNumParams &&
-                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_f64) == kiln::gemm_abi::kPool2DNumParams,
-              "the pooling declarations and kPool2DNumParams disagree");
 static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f32) == kiln::gemm_abi::kPoolNumParams &&
                   kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f64) == kiln::gemm_abi::kPoolNumParams,
               "the pooling declarations and kPoolNumParams disagree");

@@ -3,8 +3,7 @@
 // kiln.pool2d_grad with its kind, window, strides and pads (its body states the semantics:
 // each window's first in-bounds maximum, or gy / (kh * kw) over the window);
 // -kiln-matmul-to-blas (in -kiln-lower-to-llvm) makes it a call of kiln_pool2d_grad_*
-// (runtime/src/pool_kernels.cpp), as it does for linalg.pooling_nchw_max / _sum (the forward).
-// Without conv-calls (KILN_GEMM=codegen, kilnc, where no BLAS calls are made) it stays
+// (runtime/src/pool_kernels.cpp). Without conv-calls (KILN_GEMM=codegen, kilnc) it stays
 // loops: a window argmax and a gather generic.
 // RUN: kiln-opt %s -split-input-file -kiln-lower-to-linalg="conv-calls=true" | FileCheck %s
 // RUN: kiln-opt %s -split-input-file -kiln-lower-to-linalg="conv-calls=true" -kiln-lower-to-llvm="parallel=false" | FileCheck %s --check-prefix=CALLS
@@ -68,34 +67,4 @@ func.func @avg_pool_grad(%x: tensor<1x2x5x5xf64>, %gy: tensor<1x2x5x3xf64>) -> t
 func.func @dynamic_batch(%x: tensor<?x4x8x8xf32>, %gy: tensor<?x4x4x4xf32>) -> tensor<?x4x8x8xf32> {
   %0 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<?x4x8x8xf32>, tensor<?x4x4x4xf32> -> tensor<?x4x8x8xf32>
   return %0 : tensor<?x4x8x8xf32>
-}
-
-// -----
-
-// The forward pooling ops stay linalg.pooling_nchw_max / _sum (onto their -inf or zero
-// fill); -kiln-matmul-to-blas calls kiln_pool2d_* for them (kind 0 max, 1 sum).
-// CHECK-LABEL: func.func @max_pool
-// CHECK:         linalg.pooling_nchw_max {dilations = dense<1> : tensor<2xi64>, strides = dense<2> : tensor<2xi64>}
-// CALLS-LABEL:   llvm.func @max_pool
-// CALLS-NOT:       llvm.intr.maximum
-// CALLS:           llvm.call @kiln_pool2d_f32
-// CALLS-NOT:       llvm.intr.maximum
-// CALLS-LABEL:   llvm.func @_mlir_ciface_max_pool
-// LOOPS-LABEL:   func.func @max_pool
-// LOOPS:           linalg.pooling_nchw_max
-func.func @max_pool(%x: tensor<?x4x8x8xf32>) -> tensor<?x4x4x4xf32> {
-  %0 = kiln.pool2d "max", %x {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<?x4x8x8xf32> -> tensor<?x4x4x4xf32>
-  return %0 : tensor<?x4x4x4xf32>
-}
-
-// -----
-
-// CHECK-LABEL: func.func @avg_pool
-// CHECK:         linalg.pooling_nchw_sum
-// CALLS-LABEL:   llvm.func @avg_pool
-// CALLS:           llvm.mlir.constant(1 : i32) : i32
-// CALLS:           llvm.call @kiln_pool2d_f64
-func.func @avg_pool(%x: tensor<1x2x5x5xf64>) -> tensor<1x2x5x3xf64> {
-  %0 = kiln.pool2d "avg", %x {ksize = array<i64: 3, 2>, stride = array<i64: 1, 2>, pad = array<i64: 1, 1>} : tensor<1x2x5x5xf64> -> tensor<1x2x5x3xf64>
-  return %0 : tensor<1x2x5x3xf64>
 }

@@ -17,9 +17,9 @@ esac
 rm -rf "$work"
 mkdir -p "$work"
 # The JIT with kiln's generated GEMM, as kilnc uses.
-optimizer=momentum
-if [ "$mode" = training_adamw ]; then optimizer=adamw; fi
-KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs 2 --steps 10 --optimizer $optimizer
+optimizer=momentum epochs=2
+if [ "$mode" = training_adamw ]; then optimizer=adamw epochs=1; fi  # its own compiles; the steps matter
+KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs $epochs --steps 10 --optimizer $optimizer
 
 libc=$("$cc" -print-file-name=libc.so.6)
 libm=$("$cc" -print-file-name=libm.so.6)

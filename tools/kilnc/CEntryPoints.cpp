@@ -575,8 +575,9 @@ std::string header_text(const ModelSpec& model) {
       model.threaded
           ? "\n * Threads: each <f>_threads(nthreads, ...) runs f's parallel loops (the batch, the GEMMs'\n"
             " * blocks) on nthreads threads, started by the call and joined before it returns, with the\n"
-            " * same results as one thread; nthreads <= 0 returns 1. The entry points without\n"
-            " * _threads use one thread."
+            " * same results as one thread; nthreads <= 0 returns 1, more than 4096 run as 4096, and\n"
+            " * a thread that cannot be started has its part run by the caller. The entry points\n"
+            " * without _threads use one thread."
           : "");
   auto signature = [&](const FunctionSpec& f, bool stateful, const char* inputRoles, const char* outputRoles,
                        const std::string& fname) {

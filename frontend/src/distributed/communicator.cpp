@@ -154,11 +154,18 @@ class Mpi final : public CommunicatorImpl {
         }
         return static_cast<size_t>(index);
       }
-      // Spin first (a reduction of a few MB takes ~1 ms); then poll every 50 us.
-      if (polls > 20000) {
-        if (clock::now() > deadline) abort_job(what, timeout);
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
+      // Spin for 50 ms like a blocking MPI call (a reduction of a few MB takes about a
+      // millisecond; giving the core away costs a time slice on a loaded machine), then yield
+      // it (a rank sharing it, e.g. one still compiling its step, runs), then after 1 s poll
+      // every 200 us.
+      if ((polls & 255) != 0) continue;
+      auto waited = clock::now() - start;
+      if (waited < std::chrono::milliseconds(50)) continue;
+      if (clock::now() > deadline) abort_job(what, timeout);
+      if (waited > std::chrono::seconds(1))
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      else
+        std::this_thread::yield();
     }
   }
   void barrier(const std::string& what) override {

@@ -32,8 +32,9 @@ namespace {
                           c.operand, valid, c.operand, index, value));
 }
 
-int64_t firstNonFinite(const Array& a) {
-  if (!is_floating(a.dtype())) return -1;
+int64_t firstNonFinite(const Array& value) {
+  if (!is_floating(value.dtype())) return -1;
+  const Array a = value.to(Device::cpu());  // one copy of a device array, not one per element
   for (int64_t i = 0; i < a.size(); ++i)
     if (!std::isfinite(a.at(i))) return i;
   return -1;

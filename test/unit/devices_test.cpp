@@ -157,6 +157,28 @@ TEST(DeviceGraph, MixingDevicesInOneOpNamesBoth) {
               HasSubstr("Variable::set_grad: the gradient is on @cpu, the variable on @cuda:0"));
 }
 
+TEST(DeviceGraph, RunTimeChecksAndDebugModeOnADevice) {
+  REQUIRE_CUDA_BACKEND();
+  ScopedEnv emulate("KILN_CUDA_EMULATE", "1");
+  clear_memory_cache();
+  // A label out of range, checked in the device graph, read back on the host.
+  Variable x(Array::from({1.f, 2.f, 3.f, 4.f}, {2, 2}).to(Device::cuda(0)));
+  Variable t(Array::from<int32_t>({1, 5}, {2}).to(Device::cuda(0)));
+  std::string m;
+  {
+    Variable loss = F::softmax_cross_entropy(x, t);
+    m = error_of([&] { loss.array(); });
+  }  // (a failed realize leaves the loss pending: the next realize would compute it again)
+  EXPECT_THAT(m, HasSubstr("softmax_cross_entropy"));
+  EXPECT_THAT(m, HasSubstr("t[1] = 5"));
+  // Debug mode names the op that made a NaN on the device.
+  set_debug(true);
+  Variable y = F::log(x - 2.0f) * 2.0f;  // log(-1) at x[0, 0]
+  m = error_of([&] { y.array(); });
+  set_debug(false);
+  EXPECT_THAT(m, HasSubstr("NaN is detected on forward computation of kiln.log"));
+}
+
 struct MLP : Chain {
   L::Linear l1{3, 5}, l2{5, 2};
   MLP() {

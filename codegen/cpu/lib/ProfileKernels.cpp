@@ -116,6 +116,17 @@ struct KilnProfileKernels : impl::KilnProfileKernelsBase<KilnProfileKernels> {
                                             arith::ConstantIndexOp::create(b, loc, width));
             bytes = arith::AddIOp::create(b, loc, bytes, n);
           }
+          if (auto forall = dyn_cast<scf::ForallOp>(op))
+            if (auto depth = forall->getAttrOfType<IntegerAttr>(kMatmulDepthAttr)) {
+              // A generated GEMM's output blocks: 2 * k FLOPs per output element.
+              Value work = arith::ConstantIndexOp::create(b, loc, 2 * depth.getInt());
+              for (auto [lower, upper] : llvm::zip(forall.getMixedLowerBound(), forall.getMixedUpperBound())) {
+                Value extent = arith::SubIOp::create(b, loc, getValueOrCreateConstantIndexOp(b, loc, upper),
+                                                     getValueOrCreateConstantIndexOp(b, loc, lower));
+                work = arith::MulIOp::create(b, loc, work, extent);
+              }
+              flops = arith::AddIOp::create(b, loc, flops, work);
+            }
           auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
           if (linalgOp && (linalg::isaContractionOpInterface(linalgOp) || linalg::isaConvolutionOpInterface(linalgOp))) {
             Value work = arith::ConstantIndexOp::create(b, loc, 2);

@@ -39,6 +39,7 @@ struct MatmulTiles {
   // m is dynamic (the symbolic batch size): the register loop over m is
   // peeled, full mr-row tiles are vectorized and the last partial one is not.
   bool peelRows = false;
+  int64_t depth = ShapedType::kDynamic;  // k
 };
 
 // Largest multiple of `step` that divides `size` and is at most max(cap, step).
@@ -143,6 +144,7 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   t.kcache.append({0, 0, kc == k ? 0 : kc});
   t.registers.append({mr, *nr, 1});
   t.peelRows = tile->peel;
+  t.depth = k;
   return t;
 }
 
@@ -227,6 +229,11 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
           tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
+      // The output blocks' loop states the depth, so that KILN_PROFILE counts the FLOPs:
+      // 2 * k * its iteration space (the output's extent).
+      if (succeeded(tiled) && !ShapedType::isDynamic(tiles.depth))
+        if (auto forall = (*tiled)->getParentOfType<scf::ForallOp>())
+          forall->setAttr(kMatmulDepthAttr, rewriter.getI64IntegerAttr(tiles.depth));
       if (succeeded(tiled)) packTransposedB(rewriter, cast<linalg::LinalgOp>(*tiled));
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,

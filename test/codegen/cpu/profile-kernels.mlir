@@ -38,3 +38,24 @@ func.func @step(%x: memref<?x3xf32>, %w: memref<3x4xf32>, %y: memref<?x4xf32>, %
   return
 }
 #k0 = loc("kernel 0:contraction:matmul+add (m.cpp:3)"("m.cpp":3:0))
+
+// A generated GEMM (-kiln-tile-matmuls) is an scf.forall over its output blocks that
+// states the matmul's depth: 2 * depth FLOPs per element of the blocks' extent.
+// CHECK-LABEL: func.func @tiled
+// CHECK:       call @kiln_profile_begin(
+// CHECK:       scf.forall
+// CHECK:       } {kiln.matmul_depth = 7 : i64}
+// CHECK:       %[[TWOK:.*]] = arith.constant 14 : index
+// CHECK:       %[[E:.*]] = arith.subi %dim, %c0{{.*}} : index
+// CHECK:       arith.muli %[[TWOK]], %[[E]] : index
+// CHECK:       call @kiln_profile_end(
+func.func @tiled(%a: memref<?x7xf32>, %c: memref<?x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c0f = arith.constant 0.0 : f32
+  %m = memref.dim %c, %c0 : memref<?x16xf32>
+  scf.forall (%i, %j) = (0, 0) to (%m, 16) step (8, 16) {
+    %s = memref.subview %c[%i, %j] [1, 1] [1, 1] : memref<?x16xf32> to memref<1x1xf32, strided<[16, 1], offset: ?>>
+    linalg.fill ins(%c0f : f32) outs(%s : memref<1x1xf32, strided<[16, 1], offset: ?>>)
+  } {kiln.matmul_depth = 7 : i64}
+  return
+}

@@ -25,6 +25,10 @@ namespace kiln::cpu {
 #define GEN_PASS_DECL
 #include "kiln/codegen/CpuPasses.h.inc"
 
+// On the scf.forall of a matmul's output blocks (-kiln-tile-matmuls): the matmul's
+// static depth k, for the FLOP count of -kiln-profile-kernels.
+inline constexpr const char* kMatmulDepthAttr = "kiln.matmul_depth";
+
 struct PipelineOptions {
   // Run large parallel loops on several threads (OpenMP); needs libomp at run time.
   bool parallel = true;

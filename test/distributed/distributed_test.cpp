@@ -117,6 +117,18 @@ TEST(Distributed, RanksAndObjects) {
   comm.barrier();
 }
 
+// ctest mpi/netns/TwoRanksOverTcp: one rank in each of two network namespaces (machines).
+TEST(Distributed, RanksOnSeveralMachines) {
+  const char* machines = std::getenv("KILN_TEST_MACHINES");
+  if (!machines) GTEST_SKIP() << "run by netns_two_ranks.sh (KILN_TEST_MACHINES set)";
+  D::Communicator comm = D::create_communicator("mpi");
+  EXPECT_EQ(comm.inter_size(), std::atoi(machines));
+  EXPECT_EQ(comm.intra_size(), comm.size() / comm.inter_size());
+  EXPECT_EQ(comm.intra_rank(), 0);
+  EXPECT_EQ(comm.inter_rank(), comm.rank());
+  EXPECT_DOUBLE_EQ(comm.allreduce_obj(double(comm.rank() + 1)), comm.size() * (comm.size() + 1) / 2.0);
+}
+
 TEST(Distributed, BcastDataCopiesRankZerosParameters) {
   D::Communicator comm = D::create_communicator("mpi");
   set_random_seed(100 + comm.rank());  // different on every rank

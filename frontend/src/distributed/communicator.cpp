@@ -54,14 +54,14 @@ class SingleProcess final : public CommunicatorImpl {
   size_t pending_ = 0, done_ = 0;
 };
 
+#ifdef KILN_HAVE_MPI
+
 // Whether a launcher (mpirun / mpiexec / srun with PMI) started this process.
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMIX_RANK", "PMI_SIZE"})
     if (std::getenv(v)) return true;
   return false;
 }
-
-#ifdef KILN_HAVE_MPI
 
 // MPI_Init once per process (MPI cannot be initialized twice), MPI_Finalize at exit.
 void ensure_mpi_initialized() {

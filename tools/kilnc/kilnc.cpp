@@ -313,6 +313,17 @@ int run() {
   pipeline.min_parallel_work = minParallelWork;
   pipeline.gemm_blas = false;  // generated GEMMs: no BLAS, no kiln runtime
   pipeline.profile = false;
+  {
+    // The generated GEMM's register tiles follow --mcpu's vector registers (AVX-512, AVX2, SSE).
+    std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
+    const llvm::MCSubtargetInfo* subtarget = machine->getMCSubtargetInfo();
+    std::string features;
+    for (const char* feature : {"+avx512f", "+avx"})
+      if (subtarget->checkFeatures(feature)) features += std::string(feature) + ",";
+    kiln::cpu::VectorShape shape = kiln::cpu::vector_shape_of(features);
+    pipeline.vector_bits = shape.bits;
+    pipeline.vector_registers = shape.registers;
+  }
   mlir::PassManager pm(&ctx);
   if (mlir::failed(mlir::parsePassPipeline("func.func(kiln-fuse,kiln-lower-to-linalg)", pm)))
     fail("internal error: cannot build the pipeline -kiln-fuse, -kiln-lower-to-linalg");

@@ -7,30 +7,12 @@
 #include <cstdlib>
 
 #include "error_of.h"
+#include "scoped_env.h"
 
 using namespace kiln;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Sets an environment variable for the test's scope, restoring it after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (had_) ::setenv(name_, old_.c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
 
 // Compiles (misses) and disk loads, as the count of new executables.
 int64_t built(const CacheStats& s) { return s.misses + s.disk_hits; }

@@ -9,26 +9,12 @@
 #include <cstdlib>
 
 #include "error_of.h"
+#include "scoped_env.h"
 
 using namespace kiln;
 using ::testing::HasSubstr;
 
 namespace {
-
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
 
 bool haveCudaBackend() {
   ScopedEnv emulate("KILN_CUDA_EMULATE", "1");

@@ -15,28 +15,12 @@
 #include <filesystem>
 
 #include "error_of.h"
+#include "scoped_env.h"
 
 using namespace kiln;
 using ::testing::HasSubstr;
 
 namespace {
-
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
 
 // Whether this build has the cuda backend (the emulator needs it to run graphs).
 bool haveCudaBackend() {

@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 
+#include "scoped_env.h"
+
 using namespace kiln;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -24,23 +26,6 @@ int count(const std::string& text, const std::string& what) {
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
   return n;
 }
-
-// Sets a variable for one test and restores it after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // A graph big enough for parallel loops (1M elements), computed once.
 void run_graph(uint64_t seed) {

@@ -126,10 +126,9 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   int64_t lanes = std::max<int64_t>(vectorBits / elem.getIntOrFloatBitWidth(), 1);
   std::optional<RegisterTile> tile = chooseRegisterTile(m, n, dynamicRows, lanes, vectorRegisters);
   if (!tile) return std::nullopt;
-  int64_t mr = tile->mr;
-  std::optional<int64_t> nr = tile->nr;
+  int64_t mr = tile->mr, nr = tile->nr;
   // Cache tiles: output blocks for threads and L2, a k panel for L1/L2.
-  int64_t mc = tile->peel ? 8 * mr : divisorTile(m, mr, 64), nc = divisorTile(n, *nr, 256);
+  int64_t mc = tile->peel ? 8 * mr : divisorTile(m, mr, 64), nc = divisorTile(n, nr, 256);
   // A dynamic k runs whole in the k loop of the register kernel (no k panel).
   int64_t kc = dynamicDepth ? k : divisorTile(k, 1, 256);
   if (kc < 32) kc = k;
@@ -142,7 +141,7 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   }
   t.cache.append({mc, nc, 0});
   t.kcache.append({0, 0, kc == k ? 0 : kc});
-  t.registers.append({mr, *nr, 1});
+  t.registers.append({mr, nr, 1});
   t.peelRows = tile->peel;
   t.depth = k;
   return t;
@@ -173,7 +172,7 @@ FailureOr<Operation*> tileOnce(RewriterBase& rewriter, Operation* op, ArrayRef<i
 // would load each nr-wide row of the register kernel as nr strided scalars per k step.
 // Copies B's tile (nc x kc, inside the output block and k panel) transposed into a
 // kc x nc buffer once, and makes the matmul read that with the plain map, so the
-// kernel's B loads are contiguous vectors. Returns the (modified) matmul.
+// kernel's B loads are contiguous vectors. Other matmuls are left as they are.
 void packTransposedB(RewriterBase& rewriter, linalg::LinalgOp op) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();

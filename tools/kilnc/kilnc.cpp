@@ -313,9 +313,10 @@ int run() {
   pipeline.min_parallel_work = minParallelWork;
   pipeline.gemm_blas = false;  // generated GEMMs: no BLAS, no kiln runtime
   pipeline.profile = false;
+  // The target (--mcpu): its vector registers choose the generated GEMM's register tiles
+  // (AVX-512, AVX2, SSE), and it emits the object.
+  std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
   {
-    // The generated GEMM's register tiles follow --mcpu's vector registers (AVX-512, AVX2, SSE).
-    std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
     const llvm::MCSubtargetInfo* subtarget = machine->getMCSubtargetInfo();
     std::string features;
     for (const char* feature : {"+avx512f", "+avx"})
@@ -346,7 +347,6 @@ int run() {
       if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
     kilnc::add_entry_points(*llvmModule, model);
     if (threading == kilnc::Threads::pthread) kilnc::implement_openmp_with_pthreads(*llvmModule);
-    std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
     llvmModule->setDataLayout(machine->createDataLayout());
     llvmModule->setTargetTriple(machine->getTargetTriple());
     std::string broken;

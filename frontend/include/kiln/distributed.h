@@ -14,17 +14,18 @@
 // is one process of size 1: every collective is the identity, nothing calls MPI.
 //
 // The step (create_multi_node_optimizer). Optimizer::update runs the multi-node pre hook
-// first: it realizes the step's forward and backward (one compiled graph; the loss and
-// reported values come out of it too), packs the gradients into a few contiguous buckets
-// (bucket_bytes(), default 4 MiB, parameters in reverse registration order, i.e. the order
-// backward produces them, one dtype per bucket), starts one MPI_Iallreduce per bucket as
-// soon as it is packed, and unpacks each bucket (sum / size, the mean) as it completes;
-// then the optimizer's update is recorded on the averaged gradients and runs as its own
-// compiled graph (cached like any other). What overlaps: the packing of bucket k+1 and the
-// unpacking of finished buckets with the reduction of the others. What does not: the
-// reduction with the backward itself -- the backward is one compiled graph whose
-// gradients all appear at its end, so the first bucket starts when the whole backward is
-// done (splitting the compiled backward per bucket needs a communicator op in the
+// first. It records each gradient bucket (bucket_bytes(), default 4 MiB, parameters in
+// reverse registration order, i.e. the order backward produces them, one dtype per bucket)
+// as one flat concatenation of its gradients on the pending step, drops the parameters' own
+// gradients, and realizes: the step's forward, backward and buckets are one compiled graph
+// (the loss and reported values come out of it too), which copies each gradient into its
+// bucket buffer (a compiled copy). One MPI_Iallreduce per bucket then sums it in place, and each
+// parameter's gradient becomes a recorded slice of its reduced bucket times 1 / size(): the
+// optimizer's update, its own compiled graph (cached like any other), reads the buckets and
+// fuses the scaling. No copy of a gradient is made outside compiled code. What overlaps:
+// the buckets' reductions with each other. What does not: the reductions with the backward
+// -- every bucket is an output of the one compiled graph, so the first reduction starts when
+// the whole backward is done (starting it inside the graph needs a communicator op in the
 // dialect; not done).
 //
 // Failure. Every collective is nonblocking and polled against a deadline of KILN_MN_TIMEOUT

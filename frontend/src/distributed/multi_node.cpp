@@ -9,6 +9,7 @@
 #include "communicator_impl.h"
 #include "kiln/distributed.h"
 #include "kiln/error.h"
+#include "kiln/functions.h"
 
 namespace kiln::distributed {
 
@@ -114,12 +115,6 @@ std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t ca
   return buckets;
 }
 
-template <class T>
-void scale_into(const T* src, T* dst, int64_t n, double factor) {
-  const T f = static_cast<T>(factor);
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] * f;
-}
-
 }  // namespace
 
 // ---- Communicator -------------------------------------------------------------------
@@ -193,58 +188,47 @@ void Communicator::allreduce_grad(const Link& model) {
   // How many ranks have a gradient for each parameter (summed with the buckets).
   std::vector<double> has_grad(params.size());
   for (size_t i = 0; i < params.size(); ++i) has_grad[i] = params[i].has_grad() ? 1.0 : 0.0;
+  c.start_allreduce(has_grad.data(), static_cast<int64_t>(has_grad.size()), DType::f64, ReduceOp::sum);
+  // Each bucket is one flat Variable: the concatenation of its gradients (zeros where this
+  // rank has none), recorded on the pending backward and realized with it, so the step's
+  // compiled graph writes the gradients into the bucket buffers (no packing copy). The
+  // parameters drop their own gradients first: those are then no outputs of the graph.
   auto buckets = plan_buckets(params, c.bucket_bytes);
-  std::vector<std::vector<unsigned char>> buffers(buckets.size());
-  const size_t flags_index = c.start_allreduce(has_grad.data(), static_cast<int64_t>(has_grad.size()), DType::f64,
-                                               ReduceOp::sum);
-  // Pack each bucket and start its reduction before packing the next. The first grad()
-  // realizes the step's forward and backward (one compiled graph).
-  std::vector<size_t> bucket_of_request(buckets.size() + 1, CommunicatorImpl::npos);
+  std::vector<Variable> flat(buckets.size());
   for (size_t b = 0; b < buckets.size(); ++b) {
-    buffers[b].resize(buckets[b].bytes);
-    size_t offset = 0;
+    std::vector<Variable> parts;
     for (size_t i : buckets[b].members) {
-      size_t bytes = static_cast<size_t>(params[i].size()) * dtype_size(params[i].dtype());
-      if (params[i].has_grad())
-        std::memcpy(buffers[b].data() + offset, params[i].grad().raw_data(), bytes);
-      else
-        std::memset(buffers[b].data() + offset, 0, bytes);
-      offset += bytes;
+      const Parameter& p = params[i];
+      Variable g = p.has_grad() ? p.grad_var() : Variable(Array::zeros(p.shape(), p.dtype()), false);
+      parts.push_back(F::reshape(g, {p.size()}));
     }
-    size_t elements = buckets[b].bytes / dtype_size(buckets[b].dtype);
-    size_t r = c.start_allreduce(buffers[b].data(), static_cast<int64_t>(elements), buckets[b].dtype, ReduceOp::sum);
-    bucket_of_request[r] = b;
+    flat[b] = parts.size() == 1 ? parts[0] : F::concat(parts, 0);
   }
-  // Unpack buckets as they complete; a parameter no rank has a gradient for gets none.
-  std::vector<size_t> finished;
-  bool flags_done = false;
-  auto unpack = [&](size_t b) {
-    size_t offset = 0;
-    const double inv = 1.0 / c.size;
-    for (size_t i : buckets[b].members) {
-      Parameter& p = params[i];
-      size_t bytes = static_cast<size_t>(p.size()) * dtype_size(p.dtype());
-      if (has_grad[i] > 0) {
-        Array g = Array::empty(p.shape(), p.dtype());
-        const unsigned char* src = buffers[b].data() + offset;
-        if (p.dtype() == DType::f32)
-          scale_into(reinterpret_cast<const float*>(src), g.data<float>(), p.size(), inv);
-        else
-          scale_into(reinterpret_cast<const double*>(src), g.data<double>(), p.size(), inv);
-        p.set_grad(g);
-      }
-      offset += bytes;
+  for (Parameter& p : params) p.cleargrad();
+  // The first array() realizes the step's forward, backward and every bucket (one compiled
+  // graph); each bucket's reduction then runs in place on the graph's output buffer.
+  std::vector<Array> sums(buckets.size());
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    sums[b] = flat[b].array();
+    c.start_allreduce(sums[b].raw_data(), sums[b].size(), buckets[b].dtype, ReduceOp::sum);
+  }
+  c.wait_all(fn + " (gradient buckets)");
+  // Each gradient becomes its slice of the reduced bucket times 1 / size, recorded, not
+  // computed: the optimizer's compiled update reads the bucket and fuses the scaling (no
+  // unpacking or scaling copy). A parameter no rank has a gradient for gets none.
+  const double inv = 1.0 / c.size;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    const auto& members = buckets[b].members;
+    std::vector<Variable> slices{flat[b]};
+    if (members.size() > 1) {
+      std::vector<int64_t> cuts;
+      int64_t offset = 0;
+      for (size_t k = 0; k + 1 < members.size(); ++k) cuts.push_back(offset += params[members[k]].size());
+      slices = F::split_axis(flat[b], cuts, 0);
     }
-  };
-  for (size_t r; (r = c.wait_any(fn + " (gradient buckets)")) != CommunicatorImpl::npos;) {
-    if (r == flags_index) {
-      flags_done = true;
-      for (size_t b : finished) unpack(b);
-      finished.clear();
-    } else if (flags_done) {
-      unpack(bucket_of_request[r]);
-    } else {
-      finished.push_back(bucket_of_request[r]);
+    for (size_t k = 0; k < members.size(); ++k) {
+      Parameter& p = params[members[k]];
+      if (has_grad[members[k]] > 0) p.set_grad_var(F::reshape(slices[k], p.shape()) * inv);
     }
   }
 }

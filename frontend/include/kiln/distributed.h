@@ -19,9 +19,9 @@
 // as one flat concatenation of its gradients on the pending step, drops the parameters' own
 // gradients, and realizes: the step's forward, backward and buckets are one compiled graph
 // (the loss and reported values come out of it too), which copies each gradient into its
-// bucket buffer (a compiled copy). One MPI_Iallreduce per bucket then sums it in place, and each
-// parameter's gradient becomes a recorded slice of its reduced bucket times 1 / size(): the
-// optimizer's update, its own compiled graph (cached like any other), reads the buckets and
+// bucket buffer (a compiled copy). One MPI_Iallreduce per bucket then sums it in place, and
+// each parameter's gradient becomes a recorded slice of its reduced bucket times 1 / size():
+// the optimizer's update, its own compiled graph (cached like any other), reads the buckets and
 // fuses the scaling. No copy of a gradient is made outside compiled code. What overlaps:
 // the buckets' reductions with each other. What does not: the reductions with the backward
 // -- every bucket is an output of the one compiled graph, so the first reduction starts when
@@ -35,6 +35,13 @@
 // without MPI_Finalize). Ranks whose models differ (parameter names, shapes or dtypes)
 // throw kiln::Error on every rank from bcast_data / allreduce_grad, naming the first
 // parameter that differs from rank 0's; no rank is left waiting.
+//
+// Memory. Open MPI's MPI_Iallreduce mallocs a temporary as large as each bucket at every
+// call; so that it does not fault in fresh pages each step, create_communicator("mpi")
+// under mpirun sets glibc's M_MMAP_THRESHOLD to 32 MiB and M_TRIM_THRESHOLD to 256 MiB
+// (process-wide: freed memory up to that stays in the heap), unless the user tunes malloc
+// (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_, or
+// glibc.malloc tunables in GLIBC_TUNABLES).
 //
 // Thread-safety: a Communicator is used from one thread (the one that created it; MPI is
 // initialized with MPI_THREAD_FUNNELED). Copies share one MPI communicator.

@@ -124,6 +124,28 @@ TEST_F(Gemm, RegisterTilesWithPartialRows) {
       {"kiln_gemm_f32"});
 }
 
+// Widths that are no multiple of two vectors (2 x 8 f32 with AVX2, 2 x 16 with AVX-512):
+// -kiln-tile-matmuls splits the columns at the last multiple (100 = 96 + 4 on both,
+// 1000 = 992 + 8) into two matmuls; with A or B transposed too (x W^T, gy^T x), f64 and
+// batched, and one or two vectors plus a few columns (40).
+TEST_F(Gemm, SplitColumns) {
+  expect_same(
+      [] {
+        std::vector<Array> results;
+        Variable a(Array::randn({19, 37}, 61)), at(Array::randn({37, 19}, 62));
+        for (int64_t n : {100, 1000, 40}) {
+          Variable b(Array::randn({37, n}, 63)), bt(Array::randn({n, 37}, 64));
+          results.push_back(F::matmul(a, b).array());
+          results.push_back(F::matmul(a, bt, false, true).array());
+          results.push_back(F::matmul(at, b, true, false).array());
+        }
+        Variable c(Array::randn({3, 9, 5}, 65, DType::f64)), d(Array::randn({3, 5, 100}, 66, DType::f64));
+        results.push_back(F::batch_matmul(c, d).array());
+        return results;
+      },
+      {"kiln_gemm_f32", "kiln_batch_gemm_f64"}, 1e-4);
+}
+
 TEST_F(Gemm, Transposed) {
   expect_same(
       [] {

@@ -49,13 +49,6 @@ int64_t divisorTile(int64_t size, int64_t step, int64_t cap) {
   return step;
 }
 
-// Largest divisor of `size` among `candidates` (in order of preference).
-std::optional<int64_t> firstDivisor(int64_t size, std::initializer_list<int64_t> candidates) {
-  for (int64_t c : candidates)
-    if (c <= size && size % c == 0) return c;
-  return std::nullopt;
-}
-
 bool isPlainMatmulMaps(linalg::LinalgOp op, bool batched) {
   // Every map a projected permutation (plain or transposed operands, no broadcasts),
   // and the result map the identity on [batch,] m, n.
@@ -68,13 +61,15 @@ bool isPlainMatmulMaps(linalg::LinalgOp op, bool batched) {
 }
 
 // The register tile for vectors of `lanes` elements and `registers` vector registers:
-// nr a multiple of the lanes dividing n (two, three or one vectors; else n itself when
-// it is at most two vectors, else a divisor of n below 32), and as many rows as fit (at
-// most 8): mr * nr/lanes accumulators + nr/lanes for B's row + 1 for the broadcast
-// element of A <= registers. The width with the most accumulator vectors wins (the first
-// on ties): 8x32 f32 with AVX-512 (32 x 512 bits), 6x16 with AVX2 (16 x 256 bits). The
-// rows of a static m that mr does not divide are peeled like a dynamic m's: full mr-row
-// tiles, then the rest a row at a time.
+// nr two vectors when they divide n, else one, else n itself when it is at most two
+// vectors, and as many rows as fit (at most 8): mr * nr/lanes accumulators + nr/lanes
+// for B's row + 1 for the broadcast element of A <= registers. The width with the most
+// accumulator vectors wins (the first on ties): 8x32 f32 with AVX-512 (32 x 512 bits),
+// 6x16 with AVX2 (16 x 256 bits). No three-vector rows: LLVM splits a vector<48xf32>
+// FMA into odd pieces and spills (2.6 GFLOP/s at 8x48 on AVX-512). The rows of a static
+// m that mr does not divide are peeled like a dynamic m's: full mr-row tiles, then the
+// rest a row at a time. A wider n that is no multiple of two vectors was split first
+// (columnSplit).
 struct RegisterTile {
   int64_t mr, nr;
   bool peel;
@@ -83,13 +78,9 @@ std::optional<RegisterTile> chooseRegisterTile(int64_t m, int64_t n, bool dynami
                                                int64_t registers) {
   auto vectorsOf = [&](int64_t nr) { return (nr + lanes - 1) / lanes; };
   SmallVector<int64_t> widths;
-  for (int64_t c : {2 * lanes, 3 * lanes, lanes})
+  for (int64_t c : {2 * lanes, lanes})
     if (c <= n && n % c == 0) widths.push_back(c);
   if (widths.empty() && n <= 2 * lanes) widths.push_back(n);
-  if (widths.empty())
-    if (auto c = firstDivisor(n, {31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12,
-                                  11, 10, 9, 8, 7, 6, 5, 4}))
-      widths.push_back(*c);
   if (widths.empty()) return std::nullopt;  // awkward: keep the plain loops
   std::optional<RegisterTile> best;
   for (int64_t nr : widths) {
@@ -102,7 +93,14 @@ std::optional<RegisterTile> chooseRegisterTile(int64_t m, int64_t n, bool dynami
   return best;
 }
 
-std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
+// A matmul (or batch_matmul) the generated GEMM handles: f32/f64 tensors, plain or
+// transposed operands, a static n; its loop ranges ([batch,] m, n, k).
+struct MatmulShape {
+  bool batched;
+  int64_t m, n, k;
+  int64_t lanes;  // elements per vector register
+};
+std::optional<MatmulShape> matmulShape(linalg::LinalgOp op, int64_t vectorBits) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
   if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation())) return std::nullopt;
   if (!op.hasPureTensorSemantics()) return std::nullopt;
@@ -118,12 +116,36 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   int64_t m = ranges[first], n = ranges[first + 1], k = ranges[first + 2];
   // The batch, the rows (m) and the reduction (k) may be dynamic (the
   // symbolic batch size: x W^T, gy W and gy^T x of a training step); n not.
-  bool dynamicRows = ShapedType::isDynamic(m), dynamicDepth = ShapedType::isDynamic(k);
   if (ShapedType::isDynamic(n)) return std::nullopt;
-  if ((!dynamicRows && m <= 0) || n <= 0 || (!dynamicDepth && k <= 0)) return std::nullopt;
+  if ((!ShapedType::isDynamic(m) && m <= 0) || n <= 0 || (!ShapedType::isDynamic(k) && k <= 0))
+    return std::nullopt;
+  int64_t lanes = std::max<int64_t>(vectorBits / elem.getIntOrFloatBitWidth(), 1);
+  return MatmulShape{batched, m, n, k, lanes};
+}
+
+// Where to split the columns of a matmul whose n is wider than two vectors but no
+// multiple of two (1000 = 31 x 32 + 8 f32 with AVX-512, 784 = 24 x 32 + 16, 100 =
+// 6 x 16 + 4 with AVX2): at the last multiple of two vectors, so the first part has
+// two-vector register tiles and the rest (fewer than two vectors) is a matmul of its
+// own, one tile wide. Without the split the tile would be one vector (784: 8
+// accumulators, half the FMA rate) or an odd divisor of n (25 for 1000 and 100: rows
+// of two or more vectors with a ragged end, ~20x slower). Nothing for other matmuls.
+std::optional<int64_t> columnSplit(linalg::LinalgOp op, int64_t vectorBits) {
+  std::optional<MatmulShape> shape = matmulShape(op, vectorBits);
+  if (!shape) return std::nullopt;
+  int64_t n = shape->n, pair = 2 * shape->lanes;
+  if (n <= pair || n % pair == 0) return std::nullopt;
+  return n - n % pair;
+}
+
+std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
+  std::optional<MatmulShape> shape = matmulShape(op, vectorBits);
+  if (!shape) return std::nullopt;
+  bool batched = shape->batched;
+  int64_t m = shape->m, n = shape->n, k = shape->k, lanes = shape->lanes;
+  bool dynamicRows = ShapedType::isDynamic(m), dynamicDepth = ShapedType::isDynamic(k);
 
   // Register tile: mr rows of A times an nr-wide row of B per k step.
-  int64_t lanes = std::max<int64_t>(vectorBits / elem.getIntOrFloatBitWidth(), 1);
   std::optional<RegisterTile> tile = chooseRegisterTile(m, n, dynamicRows, lanes, vectorRegisters);
   if (!tile) return std::nullopt;
   int64_t mr = tile->mr, nr = tile->nr;
@@ -215,13 +237,27 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
     VectorShape shape = host_vector_shape();
     if (vectorBits > 0) shape.bits = vectorBits;
     if (vectorRegisters > 0) shape.registers = vectorRegisters;
+    IRRewriter rewriter(ctx);
+    // Columns that are no multiple of the lanes: two matmuls, each with whole vectors.
+    SmallVector<std::pair<linalg::LinalgOp, int64_t>> splits;
+    func.walk([&](linalg::LinalgOp op) {
+      if (auto at = columnSplit(op, shape.bits)) splits.push_back({op, *at});
+    });
+    for (auto& [op, at] : splits) {
+      rewriter.setInsertionPoint(op);
+      auto [first, rest] = linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
+                                           op.getNumLoops() - 2, rewriter.getIndexAttr(at));
+      if (!first) {
+        op->emitError("kiln-tile-matmuls: splitting the columns at ") << at << " failed";
+        return signalPassFailure();
+      }
+    }
     SmallVector<std::pair<linalg::LinalgOp, MatmulTiles>> work;
     func.walk([&](linalg::LinalgOp op) {
       if (auto tiles = chooseTiles(op, shape.bits, shape.registers)) work.push_back({op, *tiles});
     });
     if (work.empty()) return;
 
-    IRRewriter rewriter(ctx);
     for (auto& [op, tiles] : work) {
       SmallVector<LoopLikeOpInterface> registerLoops;
       FailureOr<Operation*> tiled =

@@ -150,3 +150,52 @@ func.func @transposed_b(%a: tensor<64x784xf32>, %w: tensor<256x784xf32>, %c: ten
          ins(%a, %w : tensor<64x784xf32>, tensor<256x784xf32>) outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
   return %r : tensor<64x256xf32>
 }
+
+// -----
+
+// n = 1000 is no multiple of two vectors (32 f32 with AVX-512, 16 with AVX2): the
+// matmul is split at 992 into a 992-wide part with two-vector register tiles and an
+// 8-wide rest of one (narrower) vector, each inserted into its columns of the result,
+// instead of one 25-wide tile for all of it.
+// CHECK-LABEL: func.func @split_columns
+// CHECK:         tensor.extract_slice %{{.*}}[0, 0] [992, 64] [1, 1] : tensor<1000x64xf32> to tensor<992x64xf32>
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (64, 32)
+// CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK:         tensor.insert_slice %{{.*}} into %{{.*}}[0, 0] [%{{.*}}, 992] [1, 1] : tensor<?x992xf32> into tensor<?x1000xf32>
+// CHECK:         tensor.extract_slice %{{.*}}[992, 0] [8, 64] [1, 1] : tensor<1000x64xf32> to tensor<8x64xf32>
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x8xf32>)
+// CHECK:         tensor.insert_slice %{{.*}} into %{{.*}}[0, 992] [%{{.*}}, 8] [1, 1] : tensor<?x8xf32> into tensor<?x1000xf32>
+// CHECK-NOT:     linalg.matmul
+// AVX2-LABEL: func.func @split_columns
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (48, 32)
+// AVX2:               scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<6x16xf32>)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// AVX2:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x8xf32>)
+// AVX2-NOT:     linalg.matmul
+// LLVM-LABEL:  llvm.func @split_columns
+// LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
+// LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+func.func @split_columns(%a: tensor<?x64xf32>, %w: tensor<1000x64xf32>) -> tensor<?x1000xf32> {
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %a, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%m) : tensor<?x1000xf32>
+  %z = arith.constant 0.0 : f32
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<?x1000xf32>) -> tensor<?x1000xf32>
+  %r = linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>,
+                                      affine_map<(d0, d1, d2) -> (d0, d1)>]
+         ins(%a, %w : tensor<?x64xf32>, tensor<1000x64xf32>) outs(%f : tensor<?x1000xf32>) -> tensor<?x1000xf32>
+  return %r : tensor<?x1000xf32>
+}
+
+// -----
+
+// Three-vector rows are not used (LLVM splits a vector<48xf32> FMA into odd pieces
+// and spills): 768 = 24 x 32 gets 8x32 tiles, not 8x48.
+// CHECK-LABEL: func.func @no_three_vector_rows
+// CHECK:         scf.for %{{.*}} = %c0 to %c128 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK-NOT:     vector<8x48xf32>
+func.func @no_three_vector_rows(%a: tensor<64x128xf32>, %b: tensor<128x768xf32>, %c: tensor<64x768xf32>) -> tensor<64x768xf32> {
+  %r = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x768xf32>) outs(%c : tensor<64x768xf32>) -> tensor<64x768xf32>
+  return %r : tensor<64x768xf32>
+}

@@ -75,13 +75,21 @@ def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
 }
 
 def KilnCloneSharedFills : Pass<"kiln-clone-shared-fills", "mlir::func::FuncOp"> {
-  let summary = "Gives each op that accumulates into a linalg.fill its own fill";
+  let summary = "Gives each op that writes into a linalg.fill or tensor.empty its own";
   let description = [{
     CSE merges equal fills (zeros of one shape), so one fill can be the init
     (`outs`) of several matmuls or reductions; bufferization then fills one
     buffer and copies it into each consumer's. Cloning the fill for every
     such use after the first lets each consumer fill its own buffer in place
     (and -kiln-matmul-to-blas then drops a zero fill before a GEMM).
+
+    CSE merges equal `tensor.empty` ops too: one empty of each shape becomes
+    the init of every kernel writing that shape (hundreds in an unrolled
+    recurrent graph), and one-shot bufferization's analysis, which looks at
+    all values aliasing a buffer for each write, grows with the square of
+    their number. Each init use of an empty after the first (fills' inits
+    included) gets its own empty, so every kernel's destination is its own
+    and the analysis stays linear.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
@@ -178,7 +186,10 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     tile is vectorized into a `vector.contract`, its accumulator is hoisted out
     of the k loop into loop-carried vectors, and the contraction is lowered to
     outer products, i.e. vector FMAs. Tile sizes divide static shapes (e.g.
-    784, 1000, 10), so no partial tiles occur. A dynamic m (the symbolic batch
+    784, 1000, 10), so no partial tiles occur; an n wider than two vectors but
+    no multiple of two (1000, 784 with AVX-512) is first split into two
+    matmuls (`linalg::splitOp`) at the last multiple of two vectors (992 + 8,
+    768 + 16), the rest one tile wide. A dynamic m (the symbolic batch
     size) gets 64-row blocks whose register loop over rows is peeled: full
     8-row tiles are vectorized, the last partial tile one vectorized row at a
     time. A dynamic
@@ -189,7 +200,8 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     The register tile comes from the target's vector registers: `vector-bits`
     wide, `vector-registers` of them (0, the default: the host CPU's, e.g.
     512/32 with AVX-512, 256/16 with AVX2). The tile is nr = two vectors wide
-    (then three, one, four), and as many rows (at most 8) as leave registers
+    (else one, else n itself; never three: LLVM spills a vector<48xf32> FMA),
+    and as many rows (at most 8) as leave registers
     for the accumulator (mr * nr / lanes), one B row (nr / lanes) and one
     broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2. A B read
     across its rows (x W^T) is copied transposed per output block and k panel

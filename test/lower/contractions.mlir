@@ -1,12 +1,16 @@
 // RUN: kiln-opt %s -kiln-lower-to-linalg | FileCheck %s
 // Matmul and pooling become named linalg ops, convolutions and their gradients
-// im2col + one linalg.matmul each, pooling gradients generics.
+// im2col + one GEMM per image (a linalg.batch_matmul over the images), pooling
+// gradients generics.
 
 // CHECK-DAG: #[[$TA:.*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
 // CHECK-DAG: #[[$TB:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-DAG: #[[$C:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
-// The conv2d im2col below (stride 2, 1): cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + j].
-// CHECK-DAG: #[[$WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d3, d0, d4 * 2 + d1, d2 + d5)>
+// The conv2d im2col below (stride 2, 1): cols[n, (c, i, j), y, x] = xpad[n, c, 2y + i, x + j].
+// CHECK-DAG: #[[$WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d4 * 2 + d2, d3 + d5)>
+// The filter broadcast over the images (TB's map), and the sum of the filter gradient's per-image products.
+// CHECK-DAG: #[[$ID3:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[$BT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
 
 // CHECK-LABEL: func.func @matmul
 // CHECK: %[[Z:.*]] = linalg.fill
@@ -41,17 +45,18 @@ func.func @batch_matmul_rank4(%a: tensor<2x3x4x5xf32>, %b: tensor<2x3x6x5xf32>) 
   return %0 : tensor<2x3x4x6xf32>
 }
 
-// im2col: cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + j], one GEMM w[f, c*3*3] * cols,
-// then the [f, n, y*x] result back to NCHW.
+// im2col: cols[n, (c, i, j), y, x] = xpad[n, c, 2y + i, x + j], then per image one GEMM
+// w[f, c*3*3] * cols[n] (a batch_matmul, the filter broadcast over the images) whose
+// results are the NCHW planes: no transpose.
 // CHECK-LABEL: func.func @conv2d
 // CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 0, 1, 1] high[0, 0, 1, 1]
-// CHECK: %[[WIN:.*]] = linalg.generic {indexing_maps = [#[[$WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<3x3x3x2x4x8xf32>)
-// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<3x3x3x2x4x8xf32> into tensor<27x64xf32>
+// CHECK: %[[WIN:.*]] = linalg.generic {indexing_maps = [#[[$WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<2x3x3x3x4x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{\[}}[0], [1, 2, 3], [4], [5]] : tensor<2x3x3x3x4x8xf32> into tensor<2x27x4x8xf32>
 // CHECK: %[[W:.*]] = tensor.collapse_shape %arg1 {{\[}}[0], [1, 2, 3]] : tensor<4x3x3x3xf32> into tensor<4x27xf32>
-// CHECK: %[[MM:.*]] = linalg.matmul ins(%[[W]], %[[COLS]] : tensor<4x27xf32>, tensor<27x64xf32>) outs(%{{.*}} : tensor<4x64xf32>)
-// CHECK: %[[PLANES:.*]] = tensor.expand_shape %[[MM]] {{\[}}[0], [1, 2]] output_shape [4, 2, 32]
-// CHECK: %[[NCHW:.*]] = linalg.generic {{.*}} ins(%[[PLANES]] : tensor<4x2x32xf32>) outs(%{{.*}} : tensor<2x4x32xf32>)
-// CHECK: tensor.expand_shape %[[NCHW]] {{\[}}[0], [1], [2, 3]] output_shape [2, 4, 4, 8]
+// CHECK: %[[WS:.*]] = linalg.generic {indexing_maps = [#[[$TB]], #[[$ID3]]], {{.*}} ins(%[[W]] : tensor<4x27xf32>) outs(%{{.*}} : tensor<2x4x27xf32>)
+// CHECK: %[[IMAGES:.*]] = tensor.collapse_shape %[[COLS]] {{\[}}[0], [1], [2, 3]] : tensor<2x27x4x8xf32> into tensor<2x27x32xf32>
+// CHECK: %[[MM:.*]] = linalg.batch_matmul ins(%[[WS]], %[[IMAGES]] : tensor<2x4x27xf32>, tensor<2x27x32xf32>) outs(%{{.*}} : tensor<2x4x32xf32>)
+// CHECK: tensor.expand_shape %[[MM]] {{\[}}[0], [1], [2, 3]] output_shape [2, 4, 4, 8]
 // CHECK-NOT: linalg.conv
 func.func @conv2d(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x4x4x8xf32> {
   %0 = kiln.conv2d %x, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x4x4x8xf32>
@@ -63,23 +68,27 @@ func.func @conv2d(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x
 // CHECK: %[[D:.*]] = tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 1, 1] [2, 4, 4, 8] [1, 1, 2, 1] : tensor<2x4x4x8xf32> into tensor<2x4x10x10xf32>
 // CHECK: %[[F:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}]
 // CHECK-SAME: ins(%{{.*}} : tensor<4x3x3x3xf32>) outs(%{{.*}} : tensor<3x4x3x3xf32>)
-// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[D]] : tensor<2x4x10x10xf32>) outs(%{{.*}} : tensor<4x3x3x2x8x8xf32>)
-// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<36x128xf32>
+// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[D]] : tensor<2x4x10x10xf32>) outs(%{{.*}} : tensor<2x4x3x3x8x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<2x36x8x8xf32>
 // CHECK: %[[FM:.*]] = tensor.collapse_shape %[[F]] {{.*}} into tensor<3x36xf32>
-// CHECK: linalg.matmul ins(%[[FM]], %[[COLS]] : tensor<3x36xf32>, tensor<36x128xf32>) outs(%{{.*}} : tensor<3x128xf32>)
+// CHECK: %[[FS:.*]] = linalg.generic {{.*}} ins(%[[FM]] : tensor<3x36xf32>) outs(%{{.*}} : tensor<2x3x36xf32>)
+// CHECK: %[[IMAGES:.*]] = tensor.collapse_shape %[[COLS]] {{.*}} into tensor<2x36x64xf32>
+// CHECK: linalg.batch_matmul ins(%[[FS]], %[[IMAGES]] : tensor<2x3x36xf32>, tensor<2x36x64xf32>) outs(%{{.*}} : tensor<2x3x64xf32>)
 func.func @conv2d_grad_input(%gy: tensor<2x4x4x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x3x8x8xf32> {
   %0 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x4x4x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x3x8x8xf32>
   return %0 : tensor<2x3x8x8xf32>
 }
 
-// One GEMM gy[f, n*y*x] * cols^T over the forward's im2col.
+// Per image one GEMM gy[n][f, y*x] * cols[n]^T over the forward's im2col, then the sum over the images.
 // CHECK-LABEL: func.func @conv2d_grad_filter
 // CHECK: %[[P:.*]] = tensor.pad
-// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<3x3x3x2x4x8xf32>)
-// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<27x64xf32>
-// CHECK: %[[GYT:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<2x4x4x8xf32>) outs(%{{.*}} : tensor<4x2x4x8xf32>)
-// CHECK: %[[GY:.*]] = tensor.collapse_shape %[[GYT]] {{.*}} into tensor<4x64xf32>
-// CHECK: %[[GW:.*]] = linalg.matmul indexing_maps = [#{{.*}}, #[[$TB]], #{{.*}}] ins(%[[GY]], %[[COLS]] : tensor<4x64xf32>, tensor<27x64xf32>) outs(%{{.*}} : tensor<4x27xf32>)
+// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<2x3x10x10xf32>) outs(%{{.*}} : tensor<2x3x3x3x4x8xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<2x27x4x8xf32>
+// CHECK: %[[GY:.*]] = tensor.collapse_shape %arg1 {{.*}} into tensor<2x4x32xf32>
+// CHECK: %[[IMAGES:.*]] = tensor.collapse_shape %[[COLS]] {{.*}} into tensor<2x27x32xf32>
+// CHECK: %[[PROD:.*]] = linalg.batch_matmul indexing_maps = [#{{.*}}, #[[$BT]], #{{.*}}] ins(%[[GY]], %[[IMAGES]] : tensor<2x4x32xf32>, tensor<2x27x32xf32>) outs(%{{.*}} : tensor<2x4x27xf32>)
+// CHECK: %[[GW:.*]] = linalg.generic {indexing_maps = [#[[$ID3]], #[[$TB]]], iterator_types = ["reduction", "parallel", "parallel"]} ins(%[[PROD]] : tensor<2x4x27xf32>) outs(%{{.*}} : tensor<4x27xf32>)
+// CHECK: arith.addf
 // CHECK: tensor.expand_shape %[[GW]] {{\[}}[0], [1, 2, 3]] output_shape [4, 3, 3, 3]
 func.func @conv2d_grad_filter(%x: tensor<2x3x8x8xf32>, %gy: tensor<2x4x4x8xf32>) -> tensor<4x3x3x3xf32> {
   %0 = kiln.conv2d_grad_filter %x, %gy {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>} : tensor<2x3x8x8xf32>, tensor<2x4x4x8xf32> -> tensor<4x3x3x3xf32>

@@ -69,17 +69,19 @@ func.func @shapes(%x: tensor<?x1x2x3xf32>) -> tensor<?x1xf32> {
   return %2 : tensor<?x1xf32>
 }
 
-// A convolution's batch dimension may be dynamic: the im2col matrix has n*5*5
-// columns, and the GEMM's result is sized from it (not by the batch size).
+// A convolution's batch dimension may be dynamic: im2col has n images, the filter is
+// broadcast over them, and the per-image GEMMs' batch is sized from the operands.
 // CHECK-LABEL: func.func @conv
 // CHECK: %[[N:.*]] = tensor.dim %arg0, %c0
-// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<?x2x7x7xf32>) outs(%{{.*}} : tensor<2x3x3x?x5x5xf32>)
-// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<18x?xf32>
-// CHECK: %[[P:.*]] = tensor.dim %[[COLS]], %c1
-// CHECK: %[[E:.*]] = tensor.empty(%[[P]]) : tensor<3x?xf32>
-// CHECK: %[[Z:.*]] = linalg.fill ins(%{{.*}}) outs(%[[E]] : tensor<3x?xf32>)
-// CHECK: linalg.matmul ins(%{{.*}}, %[[COLS]] : tensor<3x18xf32>, tensor<18x?xf32>) outs(%[[Z]] : tensor<3x?xf32>)
-// CHECK: tensor.empty(%[[N]]) : tensor<?x3x25xf32>
+// CHECK: %[[E:.*]] = tensor.empty(%[[N]]) : tensor<?x2x3x3x5x5xf32>
+// CHECK: %[[WIN:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<?x2x7x7xf32>) outs(%[[E]] : tensor<?x2x3x3x5x5xf32>)
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[WIN]] {{.*}} into tensor<?x18x5x5xf32>
+// CHECK: %[[WS:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3x18xf32>) outs(%{{.*}} : tensor<?x3x18xf32>)
+// CHECK: %[[IMAGES:.*]] = tensor.collapse_shape %[[COLS]] {{.*}} into tensor<?x18x25xf32>
+// CHECK: %[[B:.*]] = tensor.dim %[[WS]], %{{.*}} : tensor<?x3x18xf32>
+// CHECK: %[[O:.*]] = tensor.empty(%[[B]]) : tensor<?x3x25xf32>
+// CHECK: %[[Z:.*]] = linalg.fill ins(%{{.*}}) outs(%[[O]] : tensor<?x3x25xf32>)
+// CHECK: linalg.batch_matmul ins(%[[WS]], %[[IMAGES]] : tensor<?x3x18xf32>, tensor<?x18x25xf32>) outs(%[[Z]] : tensor<?x3x25xf32>)
 func.func @conv(%x: tensor<?x2x5x5xf32>, %w: tensor<3x2x3x3xf32>) -> tensor<?x3x5x5xf32> {
   %0 = kiln.conv2d %x, %w {stride = array<i64: 1, 1>, pad = array<i64: 1, 1>} : tensor<?x2x5x5xf32>, tensor<3x2x3x3xf32> -> tensor<?x3x5x5xf32>
   return %0 : tensor<?x3x5x5xf32>

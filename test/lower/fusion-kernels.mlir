@@ -77,11 +77,11 @@ func.func @mlp_train_step(%arg0: tensor<4x3xf32>, %arg1: tensor<4x2xf32>, %arg2:
 
 // -----
 
-// A conv block: conv2d (im2col + one GEMM) and its bias + relu epilogue as one
-// generic reading the bias through the reshape's unit dimensions; max pooling
+// A conv block: conv2d (im2col + a GEMM per image) and its bias + relu epilogue as
+// one generic reading the bias through the reshape's unit dimensions; max pooling
 // after it is a kernel of its own.
 // CHECK-LABEL: func.func @conv_block
-// CHECK:      linalg.matmul
+// CHECK:      linalg.batch_matmul
 // CHECK:      %[[Y:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %arg2 : tensor<2x3x6x6xf32>, tensor<3xf32>)
 // CHECK-SAME:   kiln.kernel = "0:contraction:conv2d+add+relu
 // CHECK:        arith.addf

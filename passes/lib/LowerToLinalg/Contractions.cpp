@@ -1,6 +1,6 @@
 // Lowers kiln's contractions: matmul (linalg.matmul / linalg.batch_matmul),
-// conv2d and its gradients (im2col + one linalg.matmul each, a batch_matmul
-// over the groups of a grouped one, a GEMM per image for 1x1 filters; with
+// conv2d and its gradients (im2col + a GEMM per image and group, one
+// linalg.batch_matmul over them; 1x1 filters without im2col; with
 // conv-calls, linalg.conv_2d_nchw_fchw and a marked filter-gradient generic
 // that the CPU backend turns into calls of kiln's convolutions), pool2d
 // (linalg.pooling_nchw_max / _sum) and pool2d_grad (linalg.generic; with
@@ -112,24 +112,24 @@ int64_t mulSizes(int64_t a, int64_t b) { return ShapedType::isDynamic(a) || Shap
 // The extent d * (k - 1) + 1 of a filter of size k dilated by d.
 int64_t dilatedExtent(int64_t k, int64_t d) { return d * (k - 1) + 1; }
 
-// im2col of a padded NCHW x for a kh x kw window at `stride` and `dilate`, as the matrix
-// cols[(c*kh + i)*kw + j, (n*oh + y)*ow + x] = xpad[n, c, y*s0 + i*d0, x*s1 + j*d1]:
-// one gather pass whose inner loop runs along a row of x; the GEMMs below read
-// it as a plain row-major matrix. Its columns are dynamic (n*oh*ow) when the batch is.
-// The rows of one channel group are contiguous.
+// im2col of a padded NCHW x for a kh x kw window at `stride` and `dilate`, image by
+// image: cols[n, (c*kh + i)*kw + j, y, x] = xpad[n, c, y*s0 + i*d0, x*s1 + j*d1], an
+// [n, C*kh*kw, oh, ow] tensor whose image n is the [C*kh*kw, oh*ow] matrix its GEMM
+// reads (the rows of one channel group contiguous). One gather pass whose inner loop
+// runs along a row of x.
 Value im2col(OpBuilder& b, Location loc, Value xPadded, int64_t kh, int64_t kw, ArrayRef<int64_t> stride,
              ArrayRef<int64_t> dilate, int64_t oh, int64_t ow) {
   auto xType = tensorType(xPadded);
   int64_t n = xType.getDimSize(0), c = xType.getDimSize(1);
   Type elem = xType.getElementType();
-  auto windowsType = RankedTensorType::get({c, kh, kw, n, oh, ow}, elem);
+  auto windowsType = RankedTensorType::get({n, c, kh, kw, oh, ow}, elem);
   SmallVector<AffineExpr> d;
-  for (int64_t i = 0; i < 6; ++i) d.push_back(b.getAffineDimExpr(i));  // c i j n y x
+  for (int64_t i = 0; i < 6; ++i) d.push_back(b.getAffineDimExpr(i));  // n c i j y x
   auto map = AffineMap::get(
-      6, 0, {d[3], d[0], d[4] * stride[0] + d[1] * dilate[0], d[5] * stride[1] + d[2] * dilate[1]}, b.getContext());
+      6, 0, {d[0], d[1], d[4] * stride[0] + d[2] * dilate[0], d[5] * stride[1] + d[3] * dilate[1]}, b.getContext());
   Value windows = buildParallelGeneric(b, loc, windowsType, xPadded, {map},
                                        [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-  return reshapeTensor(b, loc, windows, RankedTensorType::get({c * kh * kw, mulSizes(n, oh * ow)}, elem));
+  return reshapeTensor(b, loc, windows, RankedTensorType::get({n, c * kh * kw, oh, ow}, elem));
 }
 
 // The GEMM op(lhs)[m, k] * op(rhs)[k, n] onto zeros, where op reads lhs as [k, m]
@@ -159,24 +159,6 @@ Value gemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeLhs, 
   return mm->getResult(0);
 }
 
-// lhs[m, k] * rhs[k, n] (rhs given as [n, k] when `transposeRhs`) in `groups`
-// independent blocks: the rows of lhs, of the result and of rhs's k (or n)
-// dimension split into `groups` equal consecutive parts, block g of the result
-// being lhs block g times rhs block g. One group is one linalg.matmul, more a
-// linalg.batch_matmul over the groups (reshapes of the same buffers, no copies).
-Value groupedGemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeRhs, int64_t groups,
-                  RankedTensorType resultType) {
-  if (groups == 1) return gemm(b, loc, lhs, rhs, false, transposeRhs, resultType);
-  auto split = [&](Value v) {
-    auto type = tensorType(v);
-    return reshapeTensor(b, loc, v, RankedTensorType::get({groups, type.getDimSize(0) / groups, type.getDimSize(1)},
-                                                          type.getElementType()));
-  };
-  auto blocksType = RankedTensorType::get({groups, resultType.getDimSize(0) / groups, resultType.getDimSize(1)},
-                                          resultType.getElementType());
-  return reshapeTensor(b, loc, gemm(b, loc, split(lhs), split(rhs), false, transposeRhs, blocksType), resultType);
-}
-
 // A copy of `v` with its dimensions permuted: result dimension r is v's dimension perm[r].
 Value permuteDims(OpBuilder& b, Location loc, Value v, ArrayRef<unsigned> perm) {
   auto type = tensorType(v);
@@ -189,22 +171,6 @@ Value permuteDims(OpBuilder& b, Location loc, Value v, ArrayRef<unsigned> perm) 
   auto map = AffineMap::get(perm.size(), 0, read, b.getContext());
   return buildParallelGeneric(b, loc, RankedTensorType::get(shape, type.getElementType()), v, {map},
                               [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-}
-
-// A convolution of a padded NCHW x with an FCHW filter (C = channels / groups) as GEMMs:
-// out[f, n*oh*ow] = w[f, c*kh*kw] * im2col(x) per group (one GEMM when groups is 1),
-// then back to NCHW (a copy of whole oh*ow planes).
-Value convolutionAsGemm(OpBuilder& b, Location loc, Value xPadded, Value w, ArrayRef<int64_t> stride,
-                        ArrayRef<int64_t> dilate, int64_t groups, RankedTensorType resultType) {
-  auto wType = tensorType(w);
-  int64_t f = wType.getDimSize(0), k = wType.getDimSize(1) * wType.getDimSize(2) * wType.getDimSize(3);
-  int64_t n = resultType.getDimSize(0), oh = resultType.getDimSize(2), ow = resultType.getDimSize(3);
-  Type elem = resultType.getElementType();
-  Value cols = im2col(b, loc, xPadded, wType.getDimSize(2), wType.getDimSize(3), stride, dilate, oh, ow);
-  Value wMatrix = reshapeTensor(b, loc, w, RankedTensorType::get({f, k}, elem));
-  Value out = groupedGemm(b, loc, wMatrix, cols, false, groups, RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
-  Value planes = reshapeTensor(b, loc, out, RankedTensorType::get({f, n, oh * ow}, elem));
-  return reshapeTensor(b, loc, permuteDims(b, loc, planes, {1, 0, 2}), resultType);
 }
 
 // A 1x1 filter at stride 1 without padding in one group (dilation is moot):
@@ -222,14 +188,20 @@ bool isPointwise(Conv op, RankedTensorType filter, RankedTensorType image) {
 }
 
 // out[n] = op(w)[r, k] * x[n][k, h*w] for every image n of the NCHW x, op
-// transposing w (given as [k, r]) when `transposeW`: one GEMM of reshapes for
-// one image, else one batched GEMM over the images with w broadcast over them.
-Value gemmPerImage(OpBuilder& b, Location loc, Value w, bool transposeW, Value x, RankedTensorType resultType) {
+// transposing w (given as [k, r]) when `transposeW`, block by block in `groups`
+// groups (x's channels, w's first dimension and out's channels split in equal
+// consecutive parts, block g of out being block g of w times block g of x): one
+// GEMM of reshapes for one image in one group, else one batched GEMM over the
+// images and groups with w broadcast over the images (a copy of the filter per
+// image, which leaves every GEMM with static sizes and the batch dynamic). The
+// results are out's NCHW planes, in place.
+Value gemmPerImage(OpBuilder& b, Location loc, Value w, bool transposeW, Value x, int64_t groups,
+                   RankedTensorType resultType) {
   auto xType = tensorType(x), wType = tensorType(w);
   Type elem = resultType.getElementType();
   int64_t n = xType.getDimSize(0), c = xType.getDimSize(1), r = resultType.getDimSize(1);
   int64_t plane = xType.getDimSize(2) * xType.getDimSize(3);
-  if (n == 1) {
+  if (n == 1 && groups == 1) {
     Value image = reshapeTensor(b, loc, x, RankedTensorType::get({c, plane}, elem));
     return reshapeTensor(b, loc, gemm(b, loc, w, image, transposeW, false, RankedTensorType::get({r, plane}, elem)),
                          resultType);
@@ -238,9 +210,25 @@ Value gemmPerImage(OpBuilder& b, Location loc, Value w, bool transposeW, Value x
   auto broadcast = AffineMap::get(3, 0, {b.getAffineDimExpr(1), b.getAffineDimExpr(2)}, b.getContext());
   Value filters = buildParallelGeneric(b, loc, filtersType, w, {broadcast},
                                        [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-  Value images = reshapeTensor(b, loc, x, RankedTensorType::get({n, c, plane}, elem));
-  Value out = gemm(b, loc, filters, images, transposeW, false, RankedTensorType::get({n, r, plane}, elem));
+  int64_t blocks = mulSizes(n, groups);
+  filters = reshapeTensor(b, loc, filters,
+                          RankedTensorType::get({blocks, wType.getDimSize(0) / groups, wType.getDimSize(1)}, elem));
+  Value images = reshapeTensor(b, loc, x, RankedTensorType::get({blocks, c / groups, plane}, elem));
+  Value out = gemm(b, loc, filters, images, transposeW, false, RankedTensorType::get({blocks, r / groups, plane}, elem));
   return reshapeTensor(b, loc, out, resultType);
+}
+
+// A convolution of a padded NCHW x with an FCHW filter (C = channels / groups) as one
+// GEMM per image and group, w[f, c*kh*kw] * im2col(x)[n][c*kh*kw, oh*ow] (gemmPerImage):
+// the results are the NCHW planes of the output, in place.
+Value convolutionAsGemm(OpBuilder& b, Location loc, Value xPadded, Value w, ArrayRef<int64_t> stride,
+                        ArrayRef<int64_t> dilate, int64_t groups, RankedTensorType resultType) {
+  auto wType = tensorType(w);
+  int64_t f = wType.getDimSize(0), k = wType.getDimSize(1) * wType.getDimSize(2) * wType.getDimSize(3);
+  Value cols = im2col(b, loc, xPadded, wType.getDimSize(2), wType.getDimSize(3), stride, dilate,
+                      resultType.getDimSize(2), resultType.getDimSize(3));
+  Value wMatrix = reshapeTensor(b, loc, w, RankedTensorType::get({f, k}, resultType.getElementType()));
+  return gemmPerImage(b, loc, wMatrix, false, cols, groups, resultType);
 }
 
 // The filter as an [rows, cols] matrix (a 1x1 filter's O x C).
@@ -277,7 +265,7 @@ struct Conv2DLowering : ConvLowering<Conv2DOp> {
     auto type = cast<RankedTensorType>(op.getType());
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     if (isPointwise(op, op.getW().getType(), op.getX().getType()))
-      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), false, adaptor.getX(), type);
+      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), false, adaptor.getX(), 1, type);
     Value zero = scalarConstant(rewriter, loc, type.getElementType(), 0);
     Value x = padSpatial(rewriter, loc, adaptor.getX(), op.getPad(), zero);
     if (callsLibrary(op.getGroups(), type.getElementType()))
@@ -299,7 +287,7 @@ struct Conv2DGradInputLowering : ConvLowering<Conv2DGradInputOp> {
     auto gyType = op.getGy().getType(), wType = op.getW().getType();
     if (!batchOnlyDynamic(op)) return rewriter.notifyMatchFailure(op, "only the batch dimension may be dynamic");
     if (isPointwise(op, wType, type))
-      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), true, adaptor.getGy(), type);
+      return gemmPerImage(rewriter, loc, filterMatrix(rewriter, loc, adaptor.getW()), true, adaptor.getGy(), 1, type);
     Type elem = type.getElementType();
     ArrayRef<int64_t> stride = op.getStride(), dilate = op.getDilate();
     // Per spatial dim: the dilated and padded gy is buffer[cropOffset : cropOffset + size].
@@ -352,8 +340,8 @@ struct Conv2DGradInputLowering : ConvLowering<Conv2DGradInputOp> {
 };
 
 // gw[o, c, i, j] = sum over n, oy, ox of xpad[n, c, oy*s + i*d, ox*s + j*d] * gy[n, o, oy, ox]
-// (c within o's group): GEMMs gy[o, n*oh*ow] * im2col(x)^T per group, over the
-// forward's im2col (which CSE shares). A 1x1 filter on one image at stride 1
+// (c within o's group): a GEMM gy[n][o, oh*ow] * im2col(x)[n]^T per image and group,
+// over the forward's im2col (which CSE shares), summed over the images. A 1x1 filter on one image at stride 1
 // without padding is one GEMM gy[o, h*w] * x[c, h*w]^T of the tensors as they are.
 struct Conv2DGradFilterLowering : ConvLowering<Conv2DGradFilterOp> {
   using ConvLowering::ConvLowering;
@@ -406,10 +394,25 @@ struct Conv2DGradFilterLowering : ConvLowering<Conv2DGradFilterOp> {
       return markedGradFilter(rewriter, loc, x, adaptor.getGy(), op.getStride(), op.getDilate(), type);
     Value cols = im2col(rewriter, loc, x, type.getDimSize(2), type.getDimSize(3), op.getStride(), op.getDilate(),
                         oh, ow);
-    Value gyMatrix = reshapeTensor(rewriter, loc, permuteDims(rewriter, loc, adaptor.getGy(), {1, 0, 2, 3}),
-                                   RankedTensorType::get({f, mulSizes(n, oh * ow)}, elem));
-    Value gw = groupedGemm(rewriter, loc, gyMatrix, cols, true, op.getGroups(), matrixType);
-    return reshapeTensor(rewriter, loc, gw, type);
+    // Per image and group, gy[n][fg, oh*ow] * cols[n][k, oh*ow]^T (static sizes, the
+    // images a dynamic batch), then the sum over the images.
+    int64_t groups = op.getGroups(), blocks = mulSizes(n, groups), plane = oh * ow;
+    Value gyBlocks = reshapeTensor(rewriter, loc, adaptor.getGy(), RankedTensorType::get({blocks, f / groups, plane}, elem));
+    Value colBlocks = reshapeTensor(rewriter, loc, cols, RankedTensorType::get({blocks, k, plane}, elem));
+    Value products = gemm(rewriter, loc, gyBlocks, colBlocks, false, true, RankedTensorType::get({blocks, f / groups, k}, elem));
+    if (n == 1) return reshapeTensor(rewriter, loc, products, type);
+    Value perImage = reshapeTensor(rewriter, loc, products, RankedTensorType::get({n, f, k}, elem));
+    MLIRContext* ctx = rewriter.getContext();
+    AffineExpr i = rewriter.getAffineDimExpr(0), o = rewriter.getAffineDimExpr(1), c = rewriter.getAffineDimExpr(2);
+    auto sum = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{matrixType}, ValueRange{perImage}, ValueRange{zeros(rewriter, loc, matrixType)},
+        SmallVector<AffineMap>{AffineMap::get(3, 0, {i, o, c}, ctx), AffineMap::get(3, 0, {o, c}, ctx)},
+        SmallVector<utils::IteratorType>{utils::IteratorType::reduction, utils::IteratorType::parallel,
+                                         utils::IteratorType::parallel},
+        [](OpBuilder& nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(nb, l, ValueRange{addScalars(nb, l, a[1], a[0])});
+        });
+    return reshapeTensor(rewriter, loc, sum.getResult(0), type);
   }
 };
 

@@ -15,7 +15,7 @@
 // CALLS-LABEL:   llvm.func @_mlir_ciface_conv2d
 // GEMM-LABEL:  func.func @conv2d
 // GEMM-NOT:      linalg.conv_2d_nchw_fchw
-// GEMM:          linalg.matmul
+// GEMM:          linalg.batch_matmul
 func.func @conv2d(%x: tensor<2x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<2x4x4x6xf32> {
   %0 = kiln.conv2d %x, %w {stride = array<i64: 2, 1>, pad = array<i64: 1, 1>, dilate = array<i64: 1, 2>} : tensor<2x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<2x4x4x6xf32>
   return %0 : tensor<2x4x4x6xf32>

@@ -158,6 +158,39 @@ TEST(Distributed, AllreduceGradAveragesOverBucketsAndFillsMissingGradients) {
   EXPECT_FALSE(frozen.W.has_grad());
 }
 
+// Gradients of different lengths, one missing on some ranks, in one bucket: each comes back
+// from its own slice of the reduced bucket (distinct values catch a wrong offset or order).
+TEST(Distributed, AllreduceGradSlicesOneBucketBack) {
+  D::Communicator comm = D::create_communicator("mpi");
+  const int n = comm.size(), r = comm.rank();
+  comm.set_bucket_bytes(1 << 20);
+  Chain model;
+  L::Linear a(3, 2), b(2, 4);
+  model.add_link("a", a);
+  model.add_link("b", b);
+  auto ramp = [&](const Shape& shape, double base) {
+    std::vector<double> v(size_t(shape_size(shape)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = base + double(i) + 10.0 * r;
+    return Array::from(v, shape).astype(DType::f32);
+  };
+  a.W.set_grad(ramp({2, 3}, 100));
+  a.b.set_grad(ramp({2}, 200));
+  b.W.set_grad(ramp({4, 2}, 300));
+  if (r == 0) b.b.set_grad(ramp({4}, 400));  // zeros in the bucket on the other ranks
+  comm.allreduce_grad(model);
+  const double rank_mean = 10.0 * (n - 1) / 2.0;  // the mean of 10 * r over the ranks
+  auto expect_mean = [&](const Parameter& p, double base, double offset) {
+    auto got = p.grad().to_vector<float>();
+    ASSERT_EQ(got.size(), size_t(p.size()));
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_FLOAT_EQ(got[i], float(base + double(i) + offset)) << i;
+  };
+  expect_mean(a.W, 100, rank_mean);
+  expect_mean(a.b, 200, rank_mean);
+  expect_mean(b.W, 300, rank_mean);
+  auto bb = b.b.grad().to_vector<float>();  // rank 0's (400 + i) over n ranks
+  for (size_t i = 0; i < bb.size(); ++i) EXPECT_FLOAT_EQ(bb[i], float((400.0 + double(i)) / n)) << i;
+}
+
 std::vector<double> scatter_counts(const D::Communicator& comm, size_t n, bool shuffle, bool equal,
                                    size_t* my_size) {
   std::vector<float> xs(n);

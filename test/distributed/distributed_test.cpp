@@ -173,11 +173,14 @@ TEST(Distributed, AllreduceGradSlicesOneBucketBack) {
     for (size_t i = 0; i < v.size(); ++i) v[i] = base + double(i) + 10.0 * r;
     return Array::from(v, shape).astype(DType::f32);
   };
-  a.W.set_grad(ramp({2, 3}, 100));
+  Array given = ramp({2, 3}, 100);  // the caller's array: the reduction must not write it
+  const std::vector<float> given_before = given.to_vector<float>();
+  a.W.set_grad(given);
   a.b.set_grad(ramp({2}, 200));
   b.W.set_grad(ramp({4, 2}, 300));
   if (r == 0) b.b.set_grad(ramp({4}, 400));  // zeros in the bucket on the other ranks
   comm.allreduce_grad(model);
+  EXPECT_EQ(given.to_vector<float>(), given_before);
   const double rank_mean = 10.0 * (n - 1) / 2.0;  // the mean of 10 * r over the ranks
   auto expect_mean = [&](const Parameter& p, double base, double offset) {
     auto got = p.grad().to_vector<float>();
@@ -189,6 +192,14 @@ TEST(Distributed, AllreduceGradSlicesOneBucketBack) {
   expect_mean(b.W, 300, rank_mean);
   auto bb = b.b.grad().to_vector<float>();  // rank 0's (400 + i) over n ranks
   for (size_t i = 0; i < bb.size(); ++i) EXPECT_FLOAT_EQ(bb[i], float((400.0 + double(i)) / n)) << i;
+  // A bucket of one parameter is that gradient itself, reshaped: still not the caller's array.
+  comm.set_bucket_bytes(1);
+  Array alone = ramp({2, 3}, 500);
+  const std::vector<float> alone_before = alone.to_vector<float>();
+  a.W.set_grad(alone);
+  comm.allreduce_grad(a);
+  EXPECT_EQ(alone.to_vector<float>(), alone_before);
+  expect_mean(a.W, 500, rank_mean);
 }
 
 std::vector<double> scatter_counts(const D::Communicator& comm, size_t n, bool shuffle, bool equal,

@@ -138,6 +138,28 @@ func.func @f(%t: tensor<10x5xf32>, %ids: tensor<?xi32>, %u: tensor<?x5xf32>, %x:
 })", 7, -1.0, 1.0);
 }
 
+TEST(CudaEmulator, ScatterAddWithAtomics) {
+  // Repeated ids add up (10 rows of 5 from 7 x 3 ids; of 4 and 2 from 7 ids).
+  Program p = expectAgrees(kScatterAddText, 7, -1.0, 1.0);
+  int fills = 0, scatters = 0;
+  for (const KernelInfo& k : p.kernels) {
+    fills += k.shape == "fill";
+    scatters += k.shape == "scatter-add";
+  }
+  EXPECT_EQ(fills, 3);
+  EXPECT_EQ(scatters, 3);
+  EXPECT_NE(p.source.find("atomicAdd(reinterpret_cast<unsigned long long*>("), std::string::npos);
+}
+
+TEST(CudaEmulator, ReductionRegionOverThreeSpacesIsSplit) {
+  Program p = expectAgrees(kSplitReductionReference, 5, 0.1, 1.0, kSplitReductionText);
+  ASSERT_EQ(p.kernels.size(), 2u);
+  EXPECT_EQ(p.kernels[0].shape, "row-reduction");
+  EXPECT_EQ(p.kernels[1].shape, "elementwise");
+  EXPECT_EQ(p.kernels[0].name, "kiln_0_0_reduction_sqrt_div_reduce_sum");
+  EXPECT_EQ(p.kernels[1].name, "kiln_0_1_reduction_sqrt_div_reduce_sum");
+}
+
 TEST(CudaEmulator, PhiloxDropoutMaskMatchesInterpreter) {
   // The same stream as the CPU backend and the interpreter: a dropout mask of ratio 0.3.
   Program p = expectAgrees(R"(

@@ -57,6 +57,21 @@ TEST(CudaNvrtc, CnnStepCompilesForSm90AndPtx) {
   EXPECT_NE(ptx.ptx.find(".target sm_90"), std::string::npos);
 }
 
+TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
+  // The atomics of f32, f64 and unsigned 64-bit scatter-add, the fill kernels, and a
+  // reduction region split into a row-reduction and an elementwise kernel.
+  SKIP_WITHOUT_NVRTC();
+  for (const char* text : {kScatterAddText, kSplitReductionText}) {
+    auto module = fused(text);
+    Program p = emitProgram(firstFunc(*module));
+    for (const char* arch : {"sm_80", "sm_90"}) {
+      NvrtcOutput out = nvrtcCompile(p, arch);
+      expectCubin(out, arch);
+      expectEntries(p, out);
+    }
+  }
+}
+
 TEST(CudaNvrtc, CacheKeyHasSourceArchAndVersion) {
   SKIP_WITHOUT_NVRTC();
   auto module = fused(R"(

@@ -146,14 +146,17 @@ inline void expectClose(const Array& expected, const Array& actual, const std::s
 }
 
 // The differential check: `text` (dynamic dimensions allowed) fused and run through the
-// generated kernels agrees with the interpreter on the concrete function.
-inline Program expectAgrees(const std::string& text, int64_t batch = 6, double lo = 0.1, double hi = 1.0) {
+// generated kernels agrees with the interpreter on the concrete function. `regions`: the
+// same function with kiln.fusion regions of its own (which the interpreter does not run),
+// emitted instead of `text`.
+inline Program expectAgrees(const std::string& text, int64_t batch = 6, double lo = 0.1, double hi = 1.0,
+                            const std::string& regions = "") {
   auto reference = parse(concrete(text, batch));
   if (!reference) return {};
   mlir::func::FuncOp refFunc = firstFunc(*reference);
   std::vector<Array> args = inputsFor(refFunc, lo, hi);
   std::vector<Array> expected = interp::run(refFunc, args);
-  auto module = fused(text);
+  auto module = fused(regions.empty() ? text : regions);
   if (!module) return {};
   Program program = emitProgram(firstFunc(*module));
   std::vector<Array> actual = runEmulated(program, args, batch);
@@ -162,6 +165,42 @@ inline Program expectAgrees(const std::string& text, int64_t batch = 6, double l
     expectClose(expected[i], actual[i], "result " + std::to_string(i));
   return program;
 }
+
+// embed_id's gradient three ways: f32 updates computed in the region (x * x) at a batch of
+// id rows, f64, and i64 (CUDA's unsigned 64-bit atomicAdd): scatter-add kernels with atomics.
+inline const char* kScatterAddText = R"(
+func.func @f(%ids: tensor<?x3xi32>, %u: tensor<?x3x5xf32>, %ids2: tensor<?xi32>, %d: tensor<?x4xf64>, %n: tensor<?x2xi64>) -> (tensor<10x5xf32>, tensor<10x4xf64>, tensor<10x2xi64>) {
+  %0 = kiln.mul %u, %u : tensor<?x3x5xf32>
+  %1 = kiln.scatter_add %ids, %0 : tensor<?x3xi32>, tensor<?x3x5xf32> -> tensor<10x5xf32>
+  %2 = kiln.scatter_add %ids2, %d : tensor<?xi32>, tensor<?x4xf64> -> tensor<10x4xf64>
+  %3 = kiln.scatter_add %ids2, %n : tensor<?xi32>, tensor<?x2xi64> -> tensor<10x2xi64>
+  return %1, %2, %3 : tensor<10x5xf32>, tensor<10x4xf64>, tensor<10x2xi64>
+})";
+
+// A reduction region whose outputs are over three spaces (a column sum, and values over
+// the rows and over the input), as in group normalization's gradient: no one row
+// reduction computes them all, so one row-reduction kernel and one elementwise kernel.
+// The function without regions (for the interpreter), then with the region.
+inline const char* kSplitReductionReference = R"(
+func.func @f(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
+  %1 = kiln.sqrt %s : tensor<?x1xf32>
+  %2 = kiln.broadcast_to %1 : tensor<?x1xf32> -> tensor<?x6xf32>
+  %3 = kiln.div %x, %2 : tensor<?x6xf32>
+  %4 = kiln.reduce_sum %3, [0] : tensor<?x6xf32> -> tensor<6xf32>
+  return %4, %1, %3 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
+})";
+inline const char* kSplitReductionText = R"(
+func.func @f(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
+  %0:3 = kiln.fusion "reduction" ins(%x, %s : tensor<?x6xf32>, tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
+  ^bb0(%a: tensor<?x6xf32>, %b: tensor<?x1xf32>):
+    %1 = kiln.sqrt %b : tensor<?x1xf32>
+    %2 = kiln.broadcast_to %1 : tensor<?x1xf32> -> tensor<?x6xf32>
+    %3 = kiln.div %a, %2 : tensor<?x6xf32>
+    %4 = kiln.reduce_sum %3, [0] : tensor<?x6xf32> -> tensor<6xf32>
+    kiln.yield %4, %1, %3 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
+  }
+  return %0#0, %0#1, %0#2 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
+})";
 
 inline bool hasKernelShape(const Program& p, const std::string& shape) {
   for (const KernelInfo& k : p.kernels)

@@ -464,13 +464,21 @@ class KernelEmitter {
   }
 
   std::string gather(GatherOp g, const Index& idx) {
-    ArrayRef<int64_t> table = shapeOf(g.getTable());
     Index ids(idx.begin(), idx.end() - 1);
-    std::string id = fresh("id");
-    line("long long " + id + " = static_cast<long long>(" + valueAt(g.getIds(), ids) + ");");
-    line(id + " = " + id + " < 0 ? 0 : " + id + " > " + dim(table[0]) + " - 1 ? " + dim(table[0]) + " - 1 : " + id + ";");
-    return valueAt(g.getTable(), {id, idx.back()});
+    return valueAt(g.getTable(), {clampedId(g.getIds(), ids, shapeOf(g.getTable())[0]), idx.back()});
   }
+
+ public:
+  // The id of `ids` at `at` as a local, clamped to [0, rows) like every backend (out-of-range
+  // ids are reported by kiln.check_range, not here).
+  std::string clampedId(Value ids, const Index& at, int64_t rows) {
+    std::string id = fresh("id");
+    line("long long " + id + " = static_cast<long long>(" + valueAt(ids, at) + ");");
+    line(id + " = " + id + " < 0 ? 0 : " + id + " > " + dim(rows) + " - 1 ? " + dim(rows) + " - 1 : " + id + ";");
+    return id;
+  }
+
+ private:
 
   std::string scatterAdd(ScatterAddOp s, const Index& idx) {
     Value r = s.getResult();
@@ -480,9 +488,7 @@ class KernelEmitter {
     line(cType(r) + " " + acc + " = 0;");
     open("for (long long " + t + " = 0; " + t + " < " + extentExpr(ids) + "; ++" + t + ")");
     Index at = delinearize(t, ids);
-    std::string id = fresh("id");
-    line("long long " + id + " = static_cast<long long>(" + valueAt(s.getIds(), at) + ");");
-    line(id + " = " + id + " < 0 ? 0 : " + id + " > " + dim(rows) + " - 1 ? " + dim(rows) + " - 1 : " + id + ";");
+    std::string id = clampedId(s.getIds(), at, rows);
     at.push_back(idx[1]);
     open("if (" + id + " == " + idx[0] + ")");
     line(acc + " += " + valueAt(s.getUpdates(), at) + ";");
@@ -664,6 +670,20 @@ class KernelEmitter {
   llvm::DenseMap<Value, size_t> inputIndex_;
 };
 
+// The ops of `ops` that `roots` are computed from (their defining ops included).
+llvm::SetVector<Operation*> producers(ArrayRef<Value> roots, const llvm::SetVector<Operation*>& ops) {
+  llvm::SetVector<Operation*> seen;
+  std::vector<Value> work(roots.begin(), roots.end());
+  while (!work.empty()) {
+    Value v = work.back();
+    work.pop_back();
+    Operation* def = v.getDefiningOp();
+    if (!def || !ops.contains(def) || !seen.insert(def)) continue;
+    for (Value operand : def->getOperands()) work.push_back(operand);
+  }
+  return seen;
+}
+
 bool isLayoutOrConstant(Operation* op) {
   auto role = FusionOp::roleOf(op);
   return role == FusionOp::Role::Constant || role == FusionOp::Role::Layout;
@@ -685,6 +705,7 @@ class KernelBuilder {
   std::string build() {
     if (kind_ == FusionOp::kContraction && gemm()) {
     } else if (kind_ == FusionOp::kReduction && rowReduction()) {
+    } else if (scatter()) {
     } else {
       elements();
     }
@@ -699,6 +720,29 @@ class KernelBuilder {
   const std::vector<Value>& inputs() const { return e_.inputs(); }
   const std::vector<Value>& outputs() const { return outputs_; }
   KernelInfo& info() { return info_; }
+
+  // Whether the kernel accumulates into its output (scatter-add), which fill() must
+  // zero first: the fill kernel's info (its output is the kernel's) and source.
+  bool accumulates() const { return info_.shape == "scatter-add"; }
+  std::pair<KernelInfo, std::string> fill() const {
+    KernelInfo f;
+    size_t site = info_.label.find(" (");
+    f.label = info_.label.substr(0, site) + "+zero" + (site == std::string::npos ? "" : info_.label.substr(site));
+    f.name = info_.name + "_zero";
+    f.shape = "fill";
+    f.launch = LaunchKind::Elements;
+    ArrayRef<int64_t> shape = shapeOf(outputs_[0]);
+    f.work = extentOf(shape);
+    f.outputs = info_.outputs;
+    std::string t = cType(outputs_[0]);
+    std::string source = "// kernel " + f.label + " (fill)\n";
+    source += "extern \"C\" __global__ void " + f.name + "(" + t + "* __restrict__ out0, long long batch) {\n";
+    source += "  const long long n = " + extentExpr(shape) + ";\n";
+    source += "  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;"
+              " i += static_cast<long long>(blockDim.x) * gridDim.x)\n";
+    source += "    out0[i] = " + t + "(0);\n}\n";
+    return {f, source};
+  }
 
  private:
   // The outputs grouped by shape (stores of one shape share their index).
@@ -855,9 +899,11 @@ class KernelBuilder {
   // One block per row of the reductions' result; all reductions of the region share
   // their input shape and axes. Every output is over the input or the result space.
   bool rowReduction() {
+    // The reductions the outputs need (a part of a region computes some of its outputs).
+    llvm::SetVector<Operation*> needed = producers(outputs_, ops_);
     SmallVector<Operation*> reductions;
     for (Operation* op : ops_)
-      if (isa<ReduceSumOp, ReduceMaxOp>(op)) reductions.push_back(op);
+      if (isa<ReduceSumOp, ReduceMaxOp>(op) && needed.contains(op)) reductions.push_back(op);
     if (reductions.empty()) return false;
     auto axesOf = [](Operation* op) {
       return isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getAxes() : cast<ReduceMaxOp>(op).getAxes();
@@ -935,6 +981,34 @@ class KernelBuilder {
         if (shapeOf(outputs_[o]) != in) e_.line(out(o) + "[row] = " + e_.valueAt(outputs_[o], resultIdx(shapeOf(outputs_[o]))) + ";");
       e_.close();
     }
+    e_.close();
+    return true;
+  }
+
+  // scatter_add with atomics: one thread per update element adds it at its id's row of the
+  // result, which a fill kernel launched first zeroes (fill()). Only where the region's one
+  // output is the scatter_add (nothing inside reads the sum); ops computing the ids or the
+  // updates are computed at the update's index.
+  bool scatter() {
+    if (outputs_.size() != 1) return false;
+    auto s = outputs_[0].getDefiningOp<ScatterAddOp>();
+    if (!s || !ops_.contains(s)) return false;
+    Type t = tensorOf(s.getResult()).getElementType();
+    if (!t.isF32() && !t.isF64() && !t.isInteger(32) && !t.isInteger(64)) return false;
+    ArrayRef<int64_t> updates = shapeOf(s.getUpdates()), result = shapeOf(s.getResult());
+    info_.launch = LaunchKind::Elements;
+    info_.work = extentOf(updates);
+    info_.shape = "scatter-add";
+    e_.line("const long long n = " + extentExpr(updates) + ";");
+    e_.line("const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;");
+    e_.open("for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)");
+    Index u = indexOf("i", updates, "i");
+    std::string id = e_.clampedId(s.getIds(), Index(u.begin(), u.end() - 1), result[0]);
+    std::string v = e_.valueAt(s.getUpdates(), u);
+    std::string target = "&" + out(0) + "[" + id + " * " + dim(result[1]) + " + " + u.back() + "]";
+    // (CUDA has no signed 64-bit atomicAdd; two's complement addition is the unsigned one.)
+    if (t.isInteger(64)) e_.line("atomicAdd(reinterpret_cast<unsigned long long*>(" + target + "), static_cast<unsigned long long>(" + v + "));");
+    else e_.line("atomicAdd(" + target + ", " + v + ");");
     e_.close();
     return true;
   }
@@ -1103,6 +1177,49 @@ template <typename T> __device__ T kiln_block_max(T v, T* scratch) {
 )";
 }
 
+// The reductions of a region over one input shape and axes: what one row-reduction kernel
+// computes. "" for an op that is no reduction.
+std::string reductionFamily(Operation* op) {
+  if (!isa<ReduceSumOp, ReduceMaxOp>(op)) return "";
+  ArrayRef<int64_t> axes = isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getAxes() : cast<ReduceMaxOp>(op).getAxes();
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << tensorOf(op->getOperand(0)) << " [";
+  llvm::interleaveComma(axes, os);
+  os << "]";
+  return key;
+}
+
+// A reduction region's outputs as the kernels computing them: outputs that need
+// reductions of one family go together (one row-reduction kernel each family), outputs
+// that need none go into one elementwise kernel. One part (the whole region, one kernel)
+// when some output needs reductions of two families, or when there is nothing to split:
+// the region then runs as one kernel whichever shape fits.
+std::vector<std::vector<Value>> reductionParts(const llvm::SetVector<Operation*>& ops, const std::vector<Value>& outputs) {
+  std::vector<std::pair<std::string, std::vector<Value>>> groups;
+  for (Value out : outputs) {
+    std::set<std::string> families;
+    for (Operation* op : producers({out}, ops))
+      if (std::string f = reductionFamily(op); !f.empty()) families.insert(f);
+    if (families.size() > 1) return {outputs};
+    std::string key = families.empty() ? "" : *families.begin();
+    auto it = llvm::find_if(groups, [&](auto& g) { return g.first == key; });
+    if (it == groups.end()) groups.push_back({key, {out}});
+    else it->second.push_back(out);
+  }
+  std::vector<std::vector<Value>> parts;
+  for (auto& g : groups) parts.push_back(std::move(g.second));
+  return parts;
+}
+
+// "<link path>/" of the first op carrying one (kiln.scope: the Link whose parameters it
+// reads), or "": kernels are named after their Links, as on the CPU backend.
+std::string scopeOf(const llvm::SetVector<Operation*>& ops) {
+  for (Operation* op : ops)
+    if (auto s = op->getAttrOfType<StringAttr>(kiln::passes::kScopeAttr)) return s.getValue().str() + "/";
+  return "";
+}
+
 int countLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 }  // namespace
@@ -1158,12 +1275,12 @@ Program emitProgram(func::FuncOp func) {
         std::string n = o->getName().stripDialect().str();
         if (seen.insert(n).second) ops_ += (ops_.empty() ? "" : "+") + n;
       }
-      label = std::to_string(index) + ":" + kind + ":" + ops_;
+      label = std::to_string(index) + ":" + scopeOf(ops) + kind + ":" + ops_;
       for (auto [res, y] : llvm::zip(fusion.getResults(), fusion.getYield().getValues()))
         results.push_back({res, y});
     } else {
       ops.insert(&op);
-      label = std::to_string(index) + ":op:" + op.getName().stripDialect().str();
+      label = std::to_string(index) + ":" + scopeOf(ops) + "op:" + op.getName().stripDialect().str();
       for (Value r : op.getResults()) results.push_back({r, r});
     }
     if (auto file = dyn_cast<FileLineColLoc>(op.getLoc()))
@@ -1177,29 +1294,50 @@ Program emitProgram(func::FuncOp func) {
       if (!llvm::is_contained(outputs, y)) outputs.push_back(y);
     }
     if (outputs.empty()) continue;
-    KernelBuilder builder(globals, constants, ops, outputs, label, kind);
-    std::string source = builder.build();
-    KernelInfo& info = builder.info();
-    for (Value in : builder.inputs()) {
-      Value v = outer.count(in) ? outer[in] : in;
-      auto it = bufferOf.find(v);
-      if (it == bufferOf.end()) notImplemented(&op, "reading a value computed by no kernel");
-      info.inputs.push_back(it->second);
+    std::vector<std::vector<Value>> parts = {outputs};
+    if (kind == FusionOp::kReduction) {
+      // Split only a region that is no row reduction as a whole (a trial build; its
+      // constants are not kept).
+      std::string savedGlobals = globals;
+      int savedConstants = constants;
+      KernelBuilder whole(globals, constants, ops, outputs, label, kind);
+      whole.build();
+      globals = std::move(savedGlobals);
+      constants = savedConstants;
+      if (whole.info().shape != "row-reduction") parts = reductionParts(ops, outputs);
     }
-    for (Value y : outputs) {
-      // The outer result(s) yielding y share one buffer.
-      int buffer = -1;
-      for (auto& [res, yy] : results)
-        if (yy == y) {
-          if (buffer < 0) {
-            newBuffer(res, &op);
-            buffer = bufferOf[res];
+    for (auto [p, part] : llvm::enumerate(parts)) {
+      // Parts of one region: "<index>.<part>:..." (distinct kernel names).
+      std::string partLabel = label;
+      if (parts.size() > 1) {
+        size_t colon = label.find(':');
+        partLabel = label.substr(0, colon) + "." + std::to_string(p) + label.substr(colon);
+      }
+      KernelBuilder builder(globals, constants, ops, part, partLabel, kind);
+      std::string source = builder.build();
+      KernelInfo& info = builder.info();
+      for (Value in : builder.inputs()) {
+        Value v = outer.count(in) ? outer[in] : in;
+        auto it = bufferOf.find(v);
+        if (it == bufferOf.end()) notImplemented(&op, "reading a value computed by no kernel");
+        info.inputs.push_back(it->second);
+      }
+      for (Value y : part) {
+        // The outer result(s) yielding y share one buffer.
+        int buffer = -1;
+        for (auto& [res, yy] : results)
+          if (yy == y) {
+            if (buffer < 0) {
+              newBuffer(res, &op);
+              buffer = bufferOf[res];
+            }
+            bufferOf[res] = buffer;
           }
-          bufferOf[res] = buffer;
-        }
-      info.outputs.push_back(buffer);
+        info.outputs.push_back(buffer);
+      }
+      if (builder.accumulates()) built.push_back(builder.fill());
+      built.push_back({info, source});
     }
-    built.push_back({info, source});
     ++index;
   }
   program.source = prelude() + globals;

@@ -85,3 +85,41 @@ func.func @rng(%k: tensor<2xi64>) -> tensor<4xf32> {
   return %0 : tensor<4xf32>
 }
 
+
+// -----
+
+// embed_id's gradient: a fill kernel zeroes the table, then one thread per update element
+// adds it at its id's row with atomicAdd. Kernels are named after their Link (kiln.scope).
+// CHECK-LABEL: CUDA program of @embed_grad: 2 kernels
+// CHECK: // launch kiln_0_embed_op_scatter_add_zero: fill, block 256, buffers in out 2
+// CHECK: // launch kiln_0_embed_op_scatter_add: scatter-add, block 256, buffers in 0 1 out 2
+// CHECK: // kernel 0:embed/op:scatter_add+zero ({{.*}}) (fill)
+// CHECK: out0[i] = float(0);
+// CHECK: // kernel 0:embed/op:scatter_add ({{.*}}) (scatter-add)
+// CHECK: const long long n = (batch * 3 * 5);
+// CHECK: id{{[0-9]+}} = id{{[0-9]+}} < 0 ? 0 : id{{[0-9]+}} > 10 - 1 ? 10 - 1 : id{{[0-9]+}};
+// CHECK: atomicAdd(&out0[id{{[0-9]+}} * 5 + i2], v{{[0-9]+}});
+func.func @embed_grad(%ids: tensor<?x3xi32>, %gy: tensor<?x3x5xf32>) -> tensor<10x5xf32> {
+  %0 = kiln.scatter_add %ids, %gy {kiln.scope = "embed"} : tensor<?x3xi32>, tensor<?x3x5xf32> -> tensor<10x5xf32>
+  return %0 : tensor<10x5xf32>
+}
+
+// -----
+
+// A reduction region no one row reduction computes (outputs over the columns, the rows
+// and the input): one row-reduction kernel and one elementwise kernel, <index>.<part>.
+// CHECK-LABEL: CUDA program of @split_reduction: 2 kernels
+// CHECK: // launch kiln_0_0_reduction_sqrt_div_reduce_sum: row-reduction, block 128, buffers in 0 1 out 2
+// CHECK: // launch kiln_0_1_reduction_sqrt_div_reduce_sum: elementwise, block 256, buffers in 1 0 out 3 4
+// CHECK: red0 = kiln_block_sum(red0, scratch_float);
+func.func @split_reduction(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
+  %0:3 = kiln.fusion "reduction" ins(%x, %s : tensor<?x6xf32>, tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
+  ^bb0(%a: tensor<?x6xf32>, %b: tensor<?x1xf32>):
+    %1 = kiln.sqrt %b : tensor<?x1xf32>
+    %2 = kiln.broadcast_to %1 : tensor<?x1xf32> -> tensor<?x6xf32>
+    %3 = kiln.div %a, %2 : tensor<?x6xf32>
+    %4 = kiln.reduce_sum %3, [0] : tensor<?x6xf32> -> tensor<6xf32>
+    kiln.yield %4, %1, %3 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
+  }
+  return %0#0, %0#1, %0#2 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
+}

@@ -138,6 +138,17 @@ std::optional<int64_t> columnSplit(linalg::LinalgOp op, int64_t vectorBits) {
   return n - n % pair;
 }
 
+// B read across its rows (x W^T: B's map is ([batch,] n, k) instead of (k, n)).
+bool readsBAcrossRows(linalg::LinalgOp op) {
+  bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
+  MLIRContext* ctx = op->getContext();
+  unsigned b = batched ? 1 : 0, n = b + 1, k = b + 2;
+  SmallVector<AffineExpr> transposed;
+  if (batched) transposed.push_back(getAffineDimExpr(0, ctx));
+  transposed.append({getAffineDimExpr(n, ctx), getAffineDimExpr(k, ctx)});
+  return op.getIndexingMapsArray()[1] == AffineMap::get(k + 1, 0, transposed, ctx);
+}
+
 std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
   std::optional<MatmulShape> shape = matmulShape(op, vectorBits);
   if (!shape) return std::nullopt;
@@ -150,7 +161,12 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   if (!tile) return std::nullopt;
   int64_t mr = tile->mr, nr = tile->nr;
   // Cache tiles: output blocks for threads and L2, a k panel for L1/L2.
-  int64_t mc = tile->peel ? 8 * mr : divisorTile(m, mr, 64), nc = divisorTile(n, nr, 256);
+  // A B read across its rows is copied transposed per output block and k panel
+  // (packTransposedB): blocks of 16 register rows instead of 8 make that copy once per
+  // 128 rows (the MLP's batch) instead of per 64 (its x W^T 0.64-0.68 -> 0.73-0.83 of
+  // OpenBLAS on one Zen 5 core, loaded machine).
+  int64_t blockRows = readsBAcrossRows(op) ? 16 : 8;
+  int64_t mc = tile->peel ? blockRows * mr : divisorTile(m, mr, blockRows * 8), nc = divisorTile(n, nr, 256);
   // A dynamic k runs whole in the k loop of the register kernel (no k panel).
   int64_t kc = dynamicDepth ? k : divisorTile(k, 1, 256);
   if (kc < 32) kc = k;
@@ -200,11 +216,10 @@ void packTransposedB(RewriterBase& rewriter, linalg::LinalgOp op) {
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   MLIRContext* ctx = op->getContext();
   unsigned b = batched ? 1 : 0, n = b + 1, k = b + 2;
-  SmallVector<AffineExpr> transposed, plain;
-  if (batched) transposed.push_back(getAffineDimExpr(0, ctx)), plain.push_back(getAffineDimExpr(0, ctx));
-  transposed.append({getAffineDimExpr(n, ctx), getAffineDimExpr(k, ctx)});
+  if (!readsBAcrossRows(op)) return;
+  SmallVector<AffineExpr> plain;
+  if (batched) plain.push_back(getAffineDimExpr(0, ctx));
   plain.append({getAffineDimExpr(k, ctx), getAffineDimExpr(n, ctx)});
-  if (maps[1] != AffineMap::get(k + 1, 0, transposed, ctx)) return;
   Value bTile = op->getOperand(1);
   auto type = cast<RankedTensorType>(bTile.getType());
   Location loc = op->getLoc();

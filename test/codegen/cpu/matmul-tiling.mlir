@@ -156,21 +156,23 @@ func.func @transposed_b(%a: tensor<64x784xf32>, %w: tensor<256x784xf32>, %c: ten
 // n = 1000 is no multiple of two vectors (32 f32 with AVX-512, 16 with AVX2): the
 // matmul is split at 992 into a 992-wide part with two-vector register tiles and an
 // 8-wide rest of one (narrower) vector, each inserted into its columns of the result,
-// instead of one 25-wide tile for all of it.
+// instead of one 25-wide tile for all of it. B is read across its rows (x W^T): blocks
+// of 16 register rows (128 with a dynamic m), so its transposed copy is made once per
+// 128 rows.
 // CHECK-LABEL: func.func @split_columns
 // CHECK:         tensor.extract_slice %{{.*}}[0, 0] [992, 64] [1, 1] : tensor<1000x64xf32> to tensor<992x64xf32>
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (64, 32)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (128, 32)
 // CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK:         tensor.insert_slice %{{.*}} into %{{.*}}[0, 0] [%{{.*}}, 992] [1, 1] : tensor<?x992xf32> into tensor<?x1000xf32>
 // CHECK:         tensor.extract_slice %{{.*}}[992, 0] [8, 64] [1, 1] : tensor<1000x64xf32> to tensor<8x64xf32>
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (128, 8)
 // CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x8xf32>)
 // CHECK:         tensor.insert_slice %{{.*}} into %{{.*}}[0, 992] [%{{.*}}, 8] [1, 1] : tensor<?x8xf32> into tensor<?x1000xf32>
 // CHECK-NOT:     linalg.matmul
 // AVX2-LABEL: func.func @split_columns
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (48, 32)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (96, 32)
 // AVX2:               scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<6x16xf32>)
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (128, 8)
 // AVX2:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x8xf32>)
 // AVX2-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @split_columns

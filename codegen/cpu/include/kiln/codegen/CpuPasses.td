@@ -149,26 +149,6 @@ def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::
   let dependentDialects = ["mlir::scf::SCFDialect"];
 }
 
-def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
-  let summary = "Moves each loop nest of a bufferized function into a private function of its own";
-  let description = [{
-    After bufferization, every linalg op on memrefs and every scf.forall /
-    scf.for / scf.parallel in the entry block of a function becomes a
-    `func.call` of a new private function `@<function>_kernel_<i>` (LLVM `noinline`) that takes the op's operands and the values its regions use
-    from above; constants are cloned into it. LLVM's translation (the OpenMP
-    outlining of parallel loops), optimization and code generation take time
-    that grows faster than linearly with the size of a function: a graph of
-    thousands of kernels (an unrolled recurrent network) in one function
-    compiles in minutes, as many small functions in seconds. Functions with
-    fewer than `min-kernels` kernels are left as they are.
-  }];
-  let options = [
-    Option<"minKernels", "min-kernels", "int64_t", /*default=*/"64",
-           "Outline a function's kernels only when it has at least this many">,
-  ];
-  let dependentDialects = ["mlir::func::FuncDialect"];
-}
-
 def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
   let summary = "Replaces linalg.matmul and linalg.batch_matmul on f32/f64 memrefs by calls to BLAS";
   let description = [{

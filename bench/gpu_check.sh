@@ -2,56 +2,101 @@
 # bench/gpu_check.sh: what to run, in one call, on a lent GPU machine (issue 13 item 7).
 #
 # The GPU machine has no LLVM/MLIR and receives a copy of the tree (under 64 MiB) for a
-# few minutes, so everything it runs must be built here first, self-contained:
-#   1. a test binary linked statically against MLIR/LLVM (see ../shared/NOTES-MLIR.md,
-#      "Linking": the .a archives in one --start-group/--end-group with lld, stripped and
-#      xz-compressed), holding the CUDA emitter, NVRTC loader, the driver shim and the
-#      goldens/gradient-check drivers;
-#   2. its inputs (test/goldens/*.json, test/cuda/inputs/*.kiln).
-# It needs on the GPU machine: an NVIDIA driver (libcuda.so.1) and libnvrtc (the CUDA
-# toolkit's lib64, or KILN_NVRTC_LIBRARY), and python3 with torch for the PyTorch-eager
-# comparison (optional).
+# few minutes, so what it runs is built here first, self-contained:
+#   cmake -G Ninja -S . -B build-gpu -DKILN_GPU_CHECK=ON -DKILN_BUILD_BENCH=ON
+#   cmake --build build-gpu --target gpu-check      -> build-gpu/kiln-gpu-check.run (~37 MB)
+# (cmake/GpuCheck.cmake: libkiln.so with the static MLIR/LLVM archives, kiln-goldens,
+# gradient_check_test, cuda_nvrtc_test, cuda_emulator_test, gpu_bench and the shared
+# libraries they load, stripped, xz-compressed behind a small sh extractor). Send the tree
+# with build-gpu/kiln-gpu-check.run carried; this script unpacks it into $TMPDIR.
 #
-# State on 2026-12-01: the cuda backend emits, NVRTC-compiles (sm_80, sm_90, PTX) and runs
-# its kernels under the SIMT emulator (KILN_CUDA_EMULATE=1); the launch path through the
-# driver (cuModuleLoadData / cuLaunchKernel, device memory) is not written yet, and no GPU
-# was lent. So this script checks the machine, then runs what exists without a GPU, and
-# says plainly that the GPU figures cannot be taken yet.
+# On the GPU machine it needs the NVIDIA driver (libcuda.so.1) and libnvrtc (found from
+# KILN_NVRTC_LIBRARY, the toolkit, ldconfig or torch's nvidia wheels); python3 with torch
+# for the peers (optional). It runs, each step under a time limit (all in under ~8 min):
+#   1. the machine (nvidia-smi), NVRTC compiles of every kernel kind (cuda_nvrtc_test);
+#   2. every golden file and the gradient checks with --backend cuda on the real GPU;
+#   3. gpu_bench (fused elementwise GB/s, GEMM, MLP and CNN steps on the GPU) and
+#      gpu_torch_bench.py (device copy GB/s, cuBLAS GEMM, PyTorch eager steps): the figures
+#      for bench/RESULTS.md.
+# Without a GPU it says so and runs the emulated checks (KILN_CUDA_EMULATE=1) instead.
+# KILN_GPU_CHECK_BIN=<folder of the programs> skips the bundle (e.g. build/bin here).
 set -u
 here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${KILN_GPU_CHECK_BIN:-$here/build/bin}"
+goldens="$here/test/goldens"
 status=0
+step() { echo; echo "== $*"; }
+# run SECONDS NAME CMD...: one step under a limit; a failure or timeout makes the status 1.
+run() {
+  local limit="$1" name="$2"
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@"
+  local rc=$?
+  echo "-- $name: exit $rc, $((SECONDS - t0)) s"
+  [ $rc -eq 0 ] || status=1
+}
 
-echo "== machine"
+bin="${KILN_GPU_CHECK_BIN:-}"
+if [ -z "$bin" ]; then
+  bundle="${KILN_GPU_CHECK_BUNDLE:-$here/build-gpu/kiln-gpu-check.run}"
+  if [ ! -f "$bundle" ]; then
+    echo "no $bundle: build it first (cmake --build build-gpu --target gpu-check), or set KILN_GPU_CHECK_BIN"
+    exit 1
+  fi
+  dir="$(sh "$bundle" "${TMPDIR:-/tmp}/kiln-gpu-check")" || { echo "cannot unpack $bundle"; exit 1; }
+  bin="$dir/bin"
+  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+export KILN_CACHE_DIR="${KILN_CACHE_DIR:-${TMPDIR:-/tmp}/kiln-gpu-check-cache}"
+
+step "machine"
+uname -m; nproc
+gpu=0
 if command -v nvidia-smi >/dev/null 2>&1; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader || status=1
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader && gpu=1
 else
   echo "no nvidia-smi: no NVIDIA driver here"
 fi
-if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then echo "libcuda.so.1: found"; else echo "libcuda.so.1: not found"; fi
+if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then echo "libcuda.so.1: found"; else echo "libcuda.so.1: not found"; gpu=0; fi
+# libnvrtc: the toolkit's, ldconfig's, or torch's pip wheel (nvidia/cuda_nvrtc/lib).
+find_nvrtc() {
+  local wheel
+  wheel="$(python3 -c 'import os, nvidia.cuda_nvrtc as m; print(os.path.dirname(m.__file__))' 2>/dev/null)"
+  for f in /usr/local/cuda/lib64/libnvrtc.so.* /usr/local/cuda-*/lib64/libnvrtc.so.* \
+           $(ldconfig -p 2>/dev/null | awk '/libnvrtc[.]so/ { print $NF }') ${wheel:+$wheel/lib/libnvrtc.so.*}; do
+    case "$f" in *builtins*|*alt*) continue ;; esac
+    if [ -f "$f" ]; then echo "$f"; return; fi
+  done
+}
+[ -n "${KILN_NVRTC_LIBRARY:-}" ] || KILN_NVRTC_LIBRARY="$(find_nvrtc)"
+[ -n "$KILN_NVRTC_LIBRARY" ] && export KILN_NVRTC_LIBRARY
+echo "libnvrtc: ${KILN_NVRTC_LIBRARY:-the default of the build}"
 
-echo "== NVRTC compiles of the MLP and CNN training steps' kernels (no GPU needed)"
-if [ -x "$bin/cuda_nvrtc_test" ]; then
-  "$bin/cuda_nvrtc_test" || status=1
+step "NVRTC compiles of every kernel kind (sm_80, sm_90, PTX)"
+run 120 cuda_nvrtc_test "$bin/cuda_nvrtc_test"
+
+if [ $gpu -eq 0 ]; then
+  step "no GPU: the generated kernels under the SIMT emulator instead"
+  export KILN_CUDA_EMULATE=1
+  run 240 cuda_emulator_test "$bin/cuda_emulator_test"
+  run 120 "goldens training (emulated)" "$bin/kiln-goldens" --backend cuda "$goldens/training.json"
+  run 60 "gpu_bench (emulated smoke run)" "$bin/gpu_bench"
+  echo
+  echo "not measured: no GPU here, so no figures for bench/RESULTS.md (the emulated and NVRTC checks are the evidence)"
+  exit $status
+fi
+
+step "goldens and gradient checks on the GPU (--backend cuda)"
+for f in functions functions_extra convolutions recurrent training npz; do
+  run 90 "goldens $f" "$bin/kiln-goldens" --backend cuda "$goldens/$f.json"
+done
+KILN_BACKEND=cuda run 120 "gradient checks" "$bin/gradient_check_test" --gtest_brief=1
+
+step "benchmarks (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+run 150 gpu_bench "$bin/gpu_bench"
+if python3 -c 'import torch' >/dev/null 2>&1; then
+  run 90 gpu_torch_bench python3 "$here/bench/gpu_torch_bench.py"
 else
-  echo "missing $bin/cuda_nvrtc_test: build it first (cmake --build build --target cuda_nvrtc_test)"
-  status=1
+  echo "no python3 torch here: device copy and cuBLAS through kiln's figures only; PyTorch eager not compared"
 fi
-
-echo "== generated kernels under the SIMT emulator vs the interpreter"
-if [ -x "$bin/cuda_emulator_test" ]; then
-  "$bin/cuda_emulator_test" || status=1
-else
-  echo "missing $bin/cuda_emulator_test"
-  status=1
-fi
-if [ -x "$bin/kiln-goldens" ]; then
-  KILN_CUDA_EMULATE=1 "$bin/kiln-goldens" --backend cuda "$here/test/goldens/training.json" || status=1
-fi
-
-echo "== on the GPU"
-echo "not run: kiln's cuda backend cannot launch on a real GPU yet (no driver launch path);"
-echo "the figures of bench/RESULTS.md (fused elementwise GB/s vs a device copy, MLP/CNN steps"
-echo "vs PyTorch eager, GEMM vs cuBLAS) need it. KILN_BACKEND=cuda without KILN_CUDA_EMULATE=1"
-echo "says so as a kiln::Error."
 exit $status

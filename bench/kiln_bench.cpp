@@ -30,19 +30,11 @@ double time_per_call(const std::function<void()>& f, double min_seconds = 0.5) {
   return elapsed / static_cast<double>(n);
 }
 
-// The least mean seconds per call of 15 batches of at least 20 ms each (after one warm-up
-// call): what other load on a shared machine distorts least (the GEMM comparisons).
+// The least mean seconds per call of 15 batches of about 20 ms each (sized by a first
+// time_per_call): what other load on a shared machine distorts least (the GEMM comparisons).
 double best_time_per_call(const std::function<void()>& f) {
-  f();
-  int64_t n = 0;
-  auto start = Clock::now();
-  double elapsed = 0;
-  do {
-    f();
-    ++n;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < 0.02);
-  double best = elapsed / static_cast<double>(n);
+  double best = time_per_call(f, 0.02);
+  int64_t n = std::max<int64_t>(1, static_cast<int64_t>(0.02 / best));
   for (int batch = 0; batch < 15; ++batch) {
     auto t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) f();

@@ -1,17 +1,27 @@
 // The cuda backend: each kiln.fusion region a generated CUDA C++ kernel (codegen/cuda).
 // Under KILN_CUDA_EMULATE=1 the program is compiled for the host and its kernels run on
-// kiln's SIMT emulator (device memory = host memory). A real GPU needs the CUDA driver
-// (libcuda.so.1, dlopen'd by kiln/device.h); launching through it is not implemented yet.
+// kiln's SIMT emulator (device memory = host memory). On a real GPU (the driver dlopen'd by
+// kiln/cuda_driver.h) it is compiled by NVRTC for the device's arch, loaded as a module,
+// and each run is one CUDA graph of its kernel launches, captured once and replayed.
 #ifdef KILN_HAVE_CUDA
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
 
 #include "backend.h"
 #include "kiln/codegen/cuda.h"
+#include "cuda_testing.h"
 #include "kiln/device.h"
+#include "kiln/env.h"
 #include "kiln/kernel_cache.h"
+#if KILN_HAVE_CUDA_DRIVER_API
+#include "kiln/cuda_driver.h"
+#endif
 #include "kiln/passes/Passes.h"
 #include "kiln_ir.h"
 #include "mlir/Pass/PassManager.h"
@@ -19,11 +29,33 @@
 namespace kiln::detail {
 namespace {
 
-// Where emulated programs (.so files) are kept: the disk cache's folder, or a temporary
-// one when the disk cache is off.
-std::string emulatorDir() {
-  if (KernelCache::default_max_bytes() > 0) return KernelCache::default_dir() + "/cuda-emulator";
-  return (std::filesystem::temp_directory_path() / ("kiln-cuda-emulator-" + std::to_string(::getuid()))).string();
+// A folder of the disk cache's (`name`), or a temporary one when the disk cache is off:
+// where emulated programs (.so files) and the sources of GPU modules are kept.
+std::string cacheFolder(const std::string& name) {
+  if (KernelCache::default_max_bytes() > 0) return KernelCache::default_dir() + "/" + name;
+  return (std::filesystem::temp_directory_path() / ("kiln-" + name + "-" + std::to_string(::getuid()))).string();
+}
+
+// The batch size of a run: a `?` dimension of an argument (0 when none is symbolic).
+int64_t batchOf(const cuda::Program& p, const std::vector<Array>& args) {
+  for (const cuda::BufferInfo& b : p.buffers)
+    if (b.argument >= 0)
+      for (size_t d = 0; d < b.shape.size(); ++d)
+        if (b.shape[d] < 0) return args.at(b.argument).shape()[d];
+  return 0;
+}
+
+Shape shapeOf(const cuda::BufferInfo& b, int64_t batch) {
+  Shape shape;
+  for (int64_t d : b.shape) shape.push_back(d < 0 ? batch : d);
+  return shape;
+}
+
+// The results of a run from its buffers: an argument returned as a result is copied.
+std::vector<Array> resultsOf(const cuda::Program& p, const std::vector<Array>& storage) {
+  std::vector<Array> results;
+  for (int r : p.results) results.push_back(p.buffers[r].argument >= 0 ? storage[r].copy() : storage[r]);
+  return results;
 }
 
 class EmulatedExecutable : public Executable {
@@ -32,12 +64,7 @@ class EmulatedExecutable : public Executable {
 
   std::vector<Array> run(const std::vector<Array>& args) override {
     const cuda::Program& p = program_.program();
-    // The batch size: a `?` dimension of an argument.
-    int64_t batch = 0;
-    for (const cuda::BufferInfo& b : p.buffers)
-      if (b.argument >= 0)
-        for (size_t d = 0; d < b.shape.size(); ++d)
-          if (b.shape[d] < 0 && batch == 0) batch = args.at(b.argument).shape()[d];
+    int64_t batch = batchOf(p, args);
     // Buffers and results on the arguments' device: a CUDA device, or the CPU where
     // KILN_BACKEND=cuda runs a graph of host arrays (emulated device memory is host memory).
     Device device = args.empty() ? Device::cpu() : args.front().device();
@@ -45,38 +72,233 @@ class EmulatedExecutable : public Executable {
     std::vector<void*> buffers;
     storage.reserve(p.buffers.size());
     for (const cuda::BufferInfo& b : p.buffers) {
-      if (b.argument >= 0) {
-        storage.push_back(args.at(b.argument));
-      } else {
-        Shape shape;
-        for (int64_t d : b.shape) shape.push_back(d < 0 ? batch : d);
-        storage.push_back(Array::empty(shape, b.dtype, device));
-      }
+      storage.push_back(b.argument >= 0 ? args.at(b.argument) : Array::empty(shapeOf(b, batch), b.dtype, device));
       buffers.push_back(storage.back().raw_data());
     }
     for (size_t k = 0; k < p.kernels.size(); ++k) program_.launch(k, buffers, batch);
-    std::vector<Array> results;
-    for (int r : p.results)
-      results.push_back(p.buffers[r].argument >= 0 ? storage[r].copy() : storage[r]);
-    return results;
+    return resultsOf(p, storage);
   }
 
  private:
   cuda::EmulatedProgram program_;
 };
 
+}  // namespace
+
+#if KILN_HAVE_CUDA_DRIVER_API
+CudaModuleHook& cuda_module_hook_for_testing() {
+  static CudaModuleHook hook;
+  return hook;
+}
+
+namespace {
+
+// The program on real GPUs. Per device: the module (NVRTC's cubin for the device's sm_XY
+// from kiln's disk cache, or PTX for compute_90 that the driver JIT-compiles when the GPU is
+// newer than NVRTC knows), loaded on the first run there. A run's launches are one CUDA graph
+// per batch size, captured and instantiated on the first run of that size and replayed after;
+// intermediate buffers are the executable's own per batch size, so only arguments and results
+// move: when their addresses differ from the last run, the launches are captured again and the
+// instantiated graph updated in place (cuGraphExecUpdate, no new instantiation). KILN_CUDA_GRAPHS=0
+// launches each kernel instead. Runs are serialized (one stream per device).
+class GpuExecutable : public Executable {
+ public:
+  explicit GpuExecutable(cuda::Program program) : program_(std::move(program)) {
+    std::filesystem::path dir = cacheFolder("cuda-sources");
+    std::filesystem::create_directories(dir);
+    sourcePath_ = (dir / ("kiln-" + std::to_string(std::hash<std::string>()(program_.source)) + ".cu")).string();
+    if (!std::filesystem::exists(sourcePath_)) {
+      std::string tmp = sourcePath_ + "." + std::to_string(::getpid()) + ".tmp";
+      std::ofstream(tmp) << program_.source;
+      std::filesystem::rename(tmp, sourcePath_);
+    }
+  }
+
+  ~GpuExecutable() override {
+    try {  // the driver may be gone (a test's fake replaced); nothing to report from a destructor
+      const cuda_driver::DriverTable& t = cuda_driver::driver();
+      for (auto& [index, d] : devices_) {
+        for (Graph& g : d.graphs) t.cuGraphExecDestroy(g.exec);
+        if (d.module) t.cuModuleUnload(d.module);
+      }
+    } catch (const Error&) {
+    }
+  }
+
+  std::vector<Array> run(const std::vector<Array>& args) override {
+    const cuda::Program& p = program_;
+    Device device = args.empty() ? Device::cuda(0) : args.front().device();
+    std::lock_guard<std::mutex> lock(mutex_);
+    PerDevice& d = loaded(device.index());
+    const cuda_driver::DriverTable& t = cuda_driver::driver();
+    CUstream stream = cuda_driver::stream(device.index());
+    const int64_t batch = batchOf(p, args);
+    std::vector<bool> result(p.buffers.size(), false);
+    for (int r : p.results) result[r] = true;
+    std::vector<Array>& scratch = d.scratch[batch];
+    if (scratch.empty()) {
+      for (size_t i = 0; i < p.buffers.size(); ++i)
+        scratch.push_back(p.buffers[i].argument < 0 && !result[i]
+                              ? Array::empty(shapeOf(p.buffers[i], batch), p.buffers[i].dtype, device)
+                              : Array());
+    }
+    std::vector<Array> storage;
+    std::vector<CUdeviceptr> addresses;
+    for (size_t i = 0; i < p.buffers.size(); ++i) {
+      const cuda::BufferInfo& b = p.buffers[i];
+      storage.push_back(b.argument >= 0 ? args.at(b.argument)
+                        : result[i]     ? Array::empty(shapeOf(b, batch), b.dtype, device)
+                                        : scratch[i]);
+      addresses.push_back(reinterpret_cast<CUdeviceptr>(storage.back().raw_data()));
+    }
+    if (!env::get_flag("KILN_CUDA_GRAPHS", true)) {
+      launchAll(d, device.index(), addresses, batch, stream);
+    } else {
+      CUgraphExec exec = graphOf(d, device.index(), addresses, batch, stream);
+      cuda_driver::check(t.cuGraphLaunch(exec, stream), "cuGraphLaunch",
+                         "cuda backend: replaying the graph of " + sourcePath_ + " on " + device.to_string());
+    }
+    return resultsOf(p, storage);
+  }
+
+ private:
+  struct Graph {
+    int64_t batch;
+    std::vector<CUdeviceptr> addresses;
+    CUgraphExec exec;
+  };
+  struct PerDevice {
+    CUmodule module = nullptr;
+    std::vector<CUfunction> functions;
+    std::map<int64_t, std::vector<Array>> scratch;  // intermediate buffers by batch size
+    std::list<Graph> graphs;                        // one per batch size, most recently used first
+  };
+  static constexpr size_t kMaxGraphs = 8;
+
+  // "cuda backend: kernel K (region L, source FILE:LINE) on @cuda:N", for errors.
+  std::string kernelWhat(const cuda::KernelInfo& k, int device) const {
+    return "cuda backend: kernel " + k.name + " (region " + k.label + ", source " + sourcePath_ + ":" +
+           std::to_string(k.first_line) + ") on @cuda:" + std::to_string(device);
+  }
+
+  PerDevice& loaded(int device) {
+    auto it = devices_.find(device);
+    if (it != devices_.end()) return it->second;
+    const int cc = cuda_driver::compute_capability(device);
+    KernelCache cache;
+    cuda::NvrtcOutput out;
+    try {
+      out = cuda::nvrtcCompileCached(program_, "sm_" + std::to_string(cc), cache);
+    } catch (const Error&) {
+      if (cc <= 90) throw;  // NVRTC knows this arch: its error stands
+      out = cuda::nvrtcCompileCached(program_, "compute_90", cache);  // a newer GPU JIT-compiles the PTX
+    }
+    const void* image = out.cubin.empty() ? static_cast<const void*>(out.ptx.c_str()) : out.cubin.data();
+    if (cuda_module_hook_for_testing()) cuda_module_hook_for_testing()(program_, image);
+    const cuda_driver::DriverTable& t = cuda_driver::driver();
+    cuda_driver::make_current(device);
+    PerDevice d;
+    std::string labels;
+    for (const cuda::KernelInfo& k : program_.kernels) labels += (labels.empty() ? "" : ", ") + k.label;
+    cuda_driver::check(t.cuModuleLoadData(&d.module, image), "cuModuleLoadData",
+                       "cuda backend: loading the " + out.arch + " module of " + sourcePath_ + " (regions " + labels +
+                           ") on @cuda:" + std::to_string(device));
+    for (const cuda::KernelInfo& k : program_.kernels) {
+      CUfunction f = nullptr;
+      cuda_driver::check(t.cuModuleGetFunction(&f, d.module, k.name.c_str()), "cuModuleGetFunction", kernelWhat(k, device));
+      d.functions.push_back(f);
+    }
+    return devices_.emplace(device, std::move(d)).first->second;
+  }
+
+  void launchAll(const PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
+                 CUstream stream) {
+    const cuda_driver::DriverTable& t = cuda_driver::driver();
+    long long n = batch;
+    for (size_t i = 0; i < program_.kernels.size(); ++i) {
+      const cuda::KernelInfo& k = program_.kernels[i];
+      // The kernel's parameters in plan order (inputs, outputs), then `long long batch`.
+      std::vector<CUdeviceptr> pointers;
+      for (int b : k.inputs) pointers.push_back(addresses[b]);
+      for (int b : k.outputs) pointers.push_back(addresses[b]);
+      std::vector<void*> params;
+      for (CUdeviceptr& p : pointers) params.push_back(&p);
+      params.push_back(&n);
+      unsigned grid[3], block[3];
+      cuda::gridOf(k, batch, grid, block);
+      cuda_driver::check(t.cuLaunchKernel(d.functions[i], grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, stream,
+                                          params.data(), nullptr),
+                         "cuLaunchKernel", kernelWhat(k, device));
+    }
+  }
+
+  // The graph of a run's launches on these buffers: the batch size's graph as it is when its
+  // buffers are the same as last time; else the launches captured again and the instantiated
+  // graph updated in place (cuGraphExecUpdate; instantiated anew when the update is refused).
+  CUgraphExec graphOf(PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
+                      CUstream stream) {
+    auto it = d.graphs.begin();
+    while (it != d.graphs.end() && it->batch != batch) ++it;
+    if (it != d.graphs.end()) {
+      d.graphs.splice(d.graphs.begin(), d.graphs, it);
+      if (it->addresses == addresses) return it->exec;
+    }
+    const cuda_driver::DriverTable& t = cuda_driver::driver();
+    const std::string what = "cuda backend: capturing the graph of " + sourcePath_;
+    cuda_driver::check(t.cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture", what);
+    CUgraph graph = nullptr;
+    try {
+      launchAll(d, device, addresses, batch, stream);
+    } catch (const Error&) {
+      if (t.cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS && graph) t.cuGraphDestroy(graph);
+      throw;
+    }
+    cuda_driver::check(t.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture", what);
+    if (it != d.graphs.end()) {
+      CUgraphExecUpdateResultInfo info;
+      if (t.cuGraphExecUpdate_v2(it->exec, graph, &info) == CUDA_SUCCESS) {
+        t.cuGraphDestroy(graph);
+        it->addresses = addresses;
+        return it->exec;
+      }
+      t.cuGraphExecDestroy(it->exec);
+      d.graphs.erase(it);
+    }
+    CUgraphExec exec = nullptr;
+    CUresult rc = t.cuGraphInstantiateWithFlags(&exec, graph, 0);
+    t.cuGraphDestroy(graph);
+    cuda_driver::check(rc, "cuGraphInstantiate", what);
+    if (d.graphs.size() == kMaxGraphs) {
+      t.cuGraphExecDestroy(d.graphs.back().exec);
+      d.graphs.pop_back();
+    }
+    d.graphs.push_front(Graph{batch, addresses, exec});
+    return exec;
+  }
+
+  cuda::Program program_;
+  std::string sourcePath_;
+  std::mutex mutex_;
+  std::map<int, PerDevice> devices_;
+};
+
+}  // namespace
+#endif  // KILN_HAVE_CUDA_DRIVER_API
+
+namespace {
+
 class CudaBackend : public Backend {
  public:
   const char* name() const override { return "cuda"; }
-  const char* description() const override { return "generated CUDA C++ kernels; KILN_CUDA_EMULATE=1 runs them on the SIMT emulator"; }
+  const char* description() const override {
+    return "generated CUDA C++ kernels, NVRTC, CUDA graphs; KILN_CUDA_EMULATE=1 runs them on the SIMT emulator";
+  }
   std::string unavailable_reason() const override {
     if (cuda_driver::emulated()) return {};
     if (std::string reason = cuda_driver::unavailable_reason(); !reason.empty())
       return "kiln: KILN_BACKEND=cuda: no CUDA device: " + reason +
              "; KILN_CUDA_EMULATE=1 runs the generated CUDA kernels on kiln's SIMT emulator";
-    return "kiln: KILN_BACKEND=cuda: running on a real GPU (module loading and launches through the "
-           "CUDA driver) is not implemented yet; KILN_CUDA_EMULATE=1 runs the generated CUDA kernels on "
-           "kiln's SIMT emulator";
+    return {};
   }
   std::string options_key() const override { return cuda_driver::emulated() ? "emulated" : "gpu"; }
   bool symbolic_batch() const override { return true; }
@@ -93,7 +315,13 @@ class CudaBackend : public Backend {
     write_dump(request.dump_prefix, ".fused.mlir", module);
     cuda::Program program = cuda::emitProgram(mlir::cast<mlir::func::FuncOp>(module.getBody()->front()));
     if (!request.dump_prefix.empty()) std::ofstream(request.dump_prefix + ".cu") << program.source;
-    return std::make_shared<EmulatedExecutable>(cuda::EmulatedProgram::load(program, emulatorDir()));
+    if (cuda_driver::emulated())
+      return std::make_shared<EmulatedExecutable>(cuda::EmulatedProgram::load(program, cacheFolder("cuda-emulator")));
+#if KILN_HAVE_CUDA_DRIVER_API
+    return std::make_shared<GpuExecutable>(std::move(program));
+#else
+    throw Error("kiln: KILN_BACKEND=cuda: kiln was built without the CUDA toolkit's cuda.h, so it cannot drive a GPU");
+#endif
   }
 };
 

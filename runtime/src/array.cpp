@@ -1,6 +1,10 @@
 // kiln::Array: storage, conversion, creation and numpy-style printing.
 #include "kiln/array.h"
 
+#if KILN_HAVE_CUDA_DRIVER_API
+#include "kiln/cuda_driver.h"
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -127,34 +131,75 @@ static std::shared_ptr<uint8_t> allocate(size_t nbytes, bool zero = true) {
 
 // ---- devices -----------------------------------------------------------------
 //
-// Memory on a CUDA device: under KILN_CUDA_EMULATE=1 the SIMT emulator's device
-// memory is host memory, so a CUDA array's buffer comes from the host pool and
-// copies between devices are memcpy. Device memory on a real GPU (cuMemAlloc,
-// cuMemcpy through the driver) is not implemented yet.
-static void check_can_hold_arrays(const Device& device, const char* what) {
-  if (device.is_cpu() || cuda_driver::emulated()) return;
-  // Device::cuda() checked the driver; without KILN_CUDA_EMULATE the device is a real GPU.
-  if (std::string reason = cuda_driver::unavailable_reason(); !reason.empty())
-    throw Error(fmt::format("kiln: {}: no CUDA device {}: {} (KILN_CUDA_EMULATE=1 runs CUDA devices on "
-                            "kiln's SIMT emulator)", what, device.to_string(), reason));
-  throw Error(fmt::format("kiln: {}: arrays in the memory of a real GPU ({}) are not implemented yet; "
-                          "KILN_CUDA_EMULATE=1 runs CUDA devices on kiln's SIMT emulator", what, device.to_string()));
+// Memory on a CUDA device: under KILN_CUDA_EMULATE=1 the SIMT emulator's device memory is
+// host memory, so a CUDA array's buffer comes from the host pool and copies are memcpy. On a
+// real GPU it comes from the caching device allocator (kiln/cuda_driver.h), and copies are
+// async on kiln's stream of the device, waited for where the host reads or the host buffer
+// may go away (pageable host memory).
+static bool in_gpu_memory(const Device& device) { return device.is_cuda() && !cuda_driver::emulated(); }
+
+#if KILN_HAVE_CUDA_DRIVER_API
+static std::shared_ptr<uint8_t> allocate_on_gpu(size_t nbytes, int device) {
+  CUstream stream = cuda_driver::stream(device);
+  CUdeviceptr p = cuda_driver::DeviceAllocator::of(device).allocate(nbytes, stream);
+  return std::shared_ptr<uint8_t>(reinterpret_cast<uint8_t*>(p), [nbytes, device, stream](uint8_t* q) {
+    cuda_driver::DeviceAllocator::of(device).release(reinterpret_cast<CUdeviceptr>(q), nbytes, stream);
+  });
+}
+#endif
+
+// Copies `n` bytes between the memories of two devices.
+static void copy_bytes(void* dst, const Device& to, const void* src, const Device& from, size_t n) {
+  if (n == 0) return;
+  if (!in_gpu_memory(to) && !in_gpu_memory(from)) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+#if KILN_HAVE_CUDA_DRIVER_API
+  const cuda_driver::DriverTable& t = cuda_driver::driver();
+  auto d = reinterpret_cast<CUdeviceptr>(dst);
+  auto s = reinterpret_cast<CUdeviceptr>(const_cast<void*>(src));
+  const std::string what = "copying " + std::to_string(n) + " bytes from " + from.to_string() + " to " + to.to_string();
+  if (!in_gpu_memory(from)) {
+    cuda_driver::check(t.cuMemcpyHtoDAsync_v2(d, src, n, cuda_driver::stream(to.index())), "cuMemcpyHtoDAsync", what);
+    return cuda_driver::synchronize(to.index());  // the host buffer may be freed next
+  }
+  if (!in_gpu_memory(to)) {
+    cuda_driver::check(t.cuMemcpyDtoHAsync_v2(dst, s, n, cuda_driver::stream(from.index())), "cuMemcpyDtoHAsync", what);
+    return cuda_driver::synchronize(from.index());  // the host reads it next
+  }
+  // Device to device, ordered on the source's stream; across GPUs the destination waits.
+  cuda_driver::check(t.cuMemcpyDtoDAsync_v2(d, s, n, cuda_driver::stream(from.index())), "cuMemcpyDtoDAsync", what);
+  if (to != from) cuda_driver::synchronize(from.index());
+#else
+  throw Error("kiln: copying to " + to.to_string() + ": kiln was built without the CUDA toolkit's cuda.h");
+#endif
 }
 
 Array Array::empty(Shape shape, DType dtype, const Device& device) {
-  check_can_hold_arrays(device, "Array::empty");
-  Array a = empty(std::move(shape), dtype);
+  if (!in_gpu_memory(device)) {
+    Array a = empty(std::move(shape), dtype);
+    a.device_ = device;
+    return a;
+  }
+  Array a;
+  for (int64_t d : shape)
+    if (d < 0) throw Error("kiln: Array::empty: negative dimension in shape " + shape_str(shape));
+  a.shape_ = std::move(shape);
+  a.dtype_ = dtype;
   a.device_ = device;
+#if KILN_HAVE_CUDA_DRIVER_API
+  a.storage_ = allocate_on_gpu(a.nbytes(), device.index());
+#else
+  throw Error("kiln: Array::empty on " + device.to_string() + ": kiln was built without the CUDA toolkit's cuda.h");
+#endif
   return a;
 }
 
 Array Array::to(const Device& device) const {
   if (device == device_) return *this;
-  check_can_hold_arrays(device, "Array::to");
-  Array out = empty(shape_, dtype_);
-  out.device_ = device;
-  // Emulated device memory is host memory (see above): the copy is a memcpy either way.
-  std::memcpy(out.raw_data(), raw_data(), nbytes());
+  Array out = empty(shape_, dtype_, device);
+  copy_bytes(out.raw_data(), device, raw_data(), device_, nbytes());
   return out;
 }
 
@@ -218,18 +263,20 @@ static void store(void* p, DType t, int64_t i, double v) {
 
 double Array::at(int64_t i) const {
   if (device_.is_cpu()) return load(raw_data(), dtype_, i);
-  // One element copied from the device (emulated device memory: host memory).
+  // One element copied from the device.
   alignas(8) uint8_t element[8];
-  std::memcpy(element, static_cast<const uint8_t*>(raw_data()) + i * dtype_size(dtype_), dtype_size(dtype_));
+  copy_bytes(element, Device::cpu(), static_cast<const uint8_t*>(raw_data()) + i * dtype_size(dtype_), device_,
+             dtype_size(dtype_));
   return load(element, dtype_, 0);
 }
 
 void Array::set(int64_t i, double v) {
   if (device_.is_cpu()) return store(raw_data(), dtype_, i, v);
-  // One element copied to the device (emulated device memory: host memory).
+  // One element copied to the device.
   alignas(8) uint8_t element[8];
   store(element, dtype_, 0, v);
-  std::memcpy(static_cast<uint8_t*>(raw_data()) + i * dtype_size(dtype_), element, dtype_size(dtype_));
+  copy_bytes(static_cast<uint8_t*>(raw_data()) + i * dtype_size(dtype_), device_, element, Device::cpu(),
+             dtype_size(dtype_));
 }
 
 template <typename T>
@@ -274,7 +321,7 @@ Array Array::astype(DType dtype) const {
   if (!device_.is_cpu()) {
     if (dtype == dtype_) {  // a device-to-device copy
       Array out = empty(shape_, dtype_, device_);
-      std::memcpy(out.raw_data(), raw_data(), nbytes());
+      copy_bytes(out.raw_data(), device_, raw_data(), device_, nbytes());
       return out;
     }
     return to(Device::cpu()).astype(dtype).to(device_);

@@ -6,8 +6,9 @@
 // CuPy's tolist(), item() and repr), data<T>() throws on a non-cpu array (call
 // to(Device::cpu()) first), and raw_data() is the buffer's address in its device's
 // memory (what backends pass to kernels). Under KILN_CUDA_EMULATE=1 a CUDA array's
-// memory is host memory (the SIMT emulator's device memory); arrays on a real GPU
-// (device memory through the driver) are not implemented yet and to() throws saying so.
+// memory is host memory (the SIMT emulator's device memory); on a real GPU it is device
+// memory from the caching allocator (kiln/cuda_driver.h), copied asynchronously on kiln's
+// stream and waited for where the host reads.
 #pragma once
 #include <fmt/format.h>
 
@@ -80,7 +81,7 @@ class Array {
   const Device& device() const { return device_; }
   // This array on `device`: itself (sharing the buffer) when it is there already,
   // else a copy there (like chainer's to_device / cupy.asarray). Throws kiln::Error
-  // when `device` cannot hold arrays (a real GPU: not implemented yet).
+  // when the device's memory is full or its driver fails.
   Array to(const Device& device) const;
 
   // How many Arrays share this buffer, this one included (views by copy or reshape).

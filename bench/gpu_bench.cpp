@@ -11,7 +11,10 @@
 #include <functional>
 #include <string>
 
+#include "bench_models.h"
+
 using namespace kiln;
+using namespace kiln::bench;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -35,28 +38,7 @@ double time_per_call(const std::function<void()>& f, const std::function<void()>
   return elapsed / static_cast<double>(n);
 }
 
-struct MLP : Chain {
-  L::Linear l1{784, 1000}, l2{1000, 1000}, l3{1000, 10};
-  MLP() { add_link("l1", l1); add_link("l2", l2); add_link("l3", l3); }
-  Variable operator()(const Variable& x) const { return l3(F::relu(l2(F::relu(l1(x))))); }
-};
-
-struct CNN : Chain {
-  L::Convolution2D c1{3, 32, 3, 1, 1}, c2{32, 64, 3, 1, 1};
-  L::Linear fc{64 * 8 * 8, 10};
-  CNN() { add_link("c1", c1); add_link("c2", c2); add_link("fc", fc); }
-  Variable operator()(const Variable& x) const {
-    Variable h = F::max_pooling_2d(F::relu(c1(x)), 2, 2);
-    h = F::max_pooling_2d(F::relu(c2(h)), 2, 2);
-    return fc(h);
-  }
-};
-
-Variable labels(int64_t n, const Device& device) {
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>(i % 10);
-  return Variable(Array::from(t, {n}).to(device), false);
-}
+Variable labels(int64_t n, const Device& device) { return Variable(cyclic_labels(n).array().to(device), false); }
 
 template <typename Model>
 double step_ms(Model& model, const Array& x, int64_t batch, const Device& device, double seconds) {

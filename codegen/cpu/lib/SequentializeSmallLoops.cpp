@@ -1,4 +1,5 @@
-// -kiln-sequentialize-small-loops: keeps only large outermost scf.parallel loops parallel.
+// -kiln-sequentialize-small-loops: keeps only large outermost scf.parallel loops parallel,
+// and of those only the leading dimensions that give the threads enough chunks.
 #include <algorithm>
 #include <optional>
 
@@ -63,6 +64,46 @@ int64_t estimatedWork(mlir::scf::ParallelOp loop) {
   return saturatingMultiply(work, inner);
 }
 
+// How many leading dimensions of a multi-dimensional parallel loop stay parallel: the
+// fewest whose static trip counts (a dynamic one counted as 1: the batch may be
+// small) multiply to kParallelChunks, and never the innermost one. The rest become
+// scf.for loops inside it: OpenMP then splits only the leading dimensions (a collapsed
+// loop nest recomputes every index with divisions at each iteration) and the innermost
+// loop runs contiguous, vectorizable iterations.
+constexpr int64_t kParallelChunks = 64;
+unsigned parallelPrefix(mlir::scf::ParallelOp loop) {
+  unsigned n = loop.getNumLoops(), keep = 0;
+  int64_t chunks = 1;
+  for (auto [lb, ub, st] : llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
+    if (keep + 1 >= n || chunks >= kParallelChunks) break;
+    chunks = saturatingMultiply(chunks, tripCount(lb, ub, st).value_or(1));
+    ++keep;
+  }
+  return std::max(keep, 1u);
+}
+
+// Rewrites `loop` as an scf.parallel over its first `keep` dimensions around scf.for
+// loops over the others (in order, the last innermost), the body unchanged.
+void splitParallel(mlir::RewriterBase& rewriter, mlir::scf::ParallelOp loop, unsigned keep) {
+  mlir::Location loc = loop.getLoc();
+  auto lbs = loop.getLowerBound(), ubs = loop.getUpperBound(), steps = loop.getStep();
+  rewriter.setInsertionPoint(loop);
+  auto outer = mlir::scf::ParallelOp::create(rewriter, loc, lbs.take_front(keep), ubs.take_front(keep),
+                                             steps.take_front(keep));
+  llvm::SmallVector<mlir::Value> ivs(outer.getInductionVars());
+  mlir::Operation* end = outer.getBody()->getTerminator();
+  for (unsigned d = keep; d < loop.getNumLoops(); ++d) {
+    rewriter.setInsertionPoint(end);
+    auto inner = mlir::scf::ForOp::create(rewriter, loc, lbs[d], ubs[d], steps[d]);
+    ivs.push_back(inner.getInductionVar());
+    end = inner.getBody()->getTerminator();
+  }
+  mlir::Operation* reduce = loop.getBody()->getTerminator();
+  rewriter.inlineBlockBefore(loop.getBody(), end, ivs);
+  rewriter.eraseOp(reduce);
+  rewriter.eraseOp(loop);
+}
+
 bool isOutermostLoop(mlir::scf::ParallelOp loop) {
   return !loop->getParentOfType<mlir::scf::ParallelOp>() &&
          !loop->getParentOfType<mlir::scf::ForOp>();
@@ -72,9 +113,12 @@ struct KilnSequentializeSmallLoops
     : impl::KilnSequentializeSmallLoopsBase<KilnSequentializeSmallLoops> {
   using Base::Base;
   void runOnOperation() override {
-    llvm::SmallVector<mlir::scf::ParallelOp> loops;
+    llvm::SmallVector<mlir::scf::ParallelOp> loops, wide;
     getOperation().walk([&](mlir::scf::ParallelOp loop) {
-      if (!isOutermostLoop(loop) || estimatedWork(loop) < minParallelWork) loops.push_back(loop);
+      if (!isOutermostLoop(loop) || estimatedWork(loop) < minParallelWork)
+        loops.push_back(loop);
+      else if (loop.getNumReductions() == 0 && parallelPrefix(loop) < loop.getNumLoops())
+        wide.push_back(loop);
     });
     // Inner loops first (post-order walk), so each rewrite sees its body intact.
     mlir::IRRewriter rewriter(&getContext());
@@ -85,6 +129,7 @@ struct KilnSequentializeSmallLoops
         return signalPassFailure();
       }
     }
+    for (mlir::scf::ParallelOp loop : wide) splitParallel(rewriter, loop, parallelPrefix(loop));
   }
 };
 

@@ -290,9 +290,7 @@ namespace {
 class CudaBackend : public Backend {
  public:
   const char* name() const override { return "cuda"; }
-  const char* description() const override {
-    return "generated CUDA C++ kernels, NVRTC, CUDA graphs; KILN_CUDA_EMULATE=1 runs them on the SIMT emulator";
-  }
+  const char* description() const override { return "generated CUDA C++ kernels; KILN_CUDA_EMULATE=1 runs them on the SIMT emulator"; }
   std::string unavailable_reason() const override {
     if (cuda_driver::emulated()) return {};
     if (std::string reason = cuda_driver::unavailable_reason(); !reason.empty())

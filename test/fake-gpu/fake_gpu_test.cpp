@@ -20,6 +20,7 @@
 
 #include "../unit/error_of.h"
 #include "../unit/scoped_env.h"
+#include "../unit/tiny_mlp.h"
 #include "cuda_testing.h"
 #include "kiln/cuda_driver.h"
 
@@ -324,15 +325,7 @@ TEST(FakeGpu, CopiesBetweenTheHostAndDevices) {
   EXPECT_GE(gpu->copies, 10);
 }
 
-// A 2-layer MLP trained a few MomentumSGD steps on `device`: the losses and the parameters.
-struct MLP : Chain {
-  L::Linear l1{3, 5}, l2{5, 2};
-  MLP() {
-    add_link("l1", l1);
-    add_link("l2", l2);
-  }
-  Variable operator()(const Variable& x) const { return l2(F::relu(l1(x))); }
-};
+// The MLP (tiny_mlp.h) trained a few MomentumSGD steps on `device`: the losses and the parameters.
 
 std::vector<std::vector<float>> train_on(const Device& device, std::vector<float>& losses) {
   clear_memory_cache();

@@ -16,6 +16,7 @@
 
 #include "error_of.h"
 #include "scoped_env.h"
+#include "tiny_mlp.h"
 
 using namespace kiln;
 using ::testing::HasSubstr;
@@ -162,15 +163,6 @@ TEST(DeviceGraph, RunTimeChecksAndDebugModeOnADevice) {
   set_debug(false);
   EXPECT_THAT(m, HasSubstr("NaN is detected on forward computation of kiln.log"));
 }
-
-struct MLP : Chain {
-  L::Linear l1{3, 5}, l2{5, 2};
-  MLP() {
-    add_link("l1", l1);
-    add_link("l2", l2);
-  }
-  Variable operator()(const Variable& x) const { return l2(F::relu(l1(x))); }
-};
 
 TEST(DeviceLink, AnInputOnAnotherDeviceNamesBothDevicesAndTheParameter) {
   ScopedEnv emulate("KILN_CUDA_EMULATE", "1");

@@ -126,8 +126,20 @@ class GpuExecutable : public Executable {
   }
 
   std::vector<Array> run(const std::vector<Array>& args) override {
+    if (args.empty() || args.front().device().is_cpu()) {
+      // KILN_BACKEND=cuda on host arrays: they run on GPU 0 and the results come back.
+      std::vector<Array> on_gpu;
+      for (const Array& a : args) on_gpu.push_back(a.to(Device::cuda(0)));
+      std::vector<Array> results = runOnDevice(on_gpu, Device::cuda(0));
+      for (Array& r : results) r = r.to(Device::cpu());
+      return results;
+    }
+    return runOnDevice(args, args.front().device());
+  }
+
+ private:
+  std::vector<Array> runOnDevice(const std::vector<Array>& args, const Device& device) {
     const cuda::Program& p = program_;
-    Device device = args.empty() ? Device::cuda(0) : args.front().device();
     std::lock_guard<std::mutex> lock(mutex_);
     PerDevice& d = loaded(device.index());
     const cuda_driver::DriverTable& t = cuda_driver::driver();
@@ -161,7 +173,6 @@ class GpuExecutable : public Executable {
     return resultsOf(p, storage);
   }
 
- private:
   struct Graph {
     int64_t batch;
     std::vector<CUdeviceptr> addresses;

@@ -400,6 +400,17 @@ TEST(FakeGpu, ARunOnTheSameBuffersReplaysItsGraphAsIs) {
   EXPECT_EQ(gpu->updates, 0);
 }
 
+TEST(FakeGpu, KilnBackendCudaRunsAGraphOfHostArraysOnGpu0) {
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  FakeGpu gpu;
+  ScopedEnv backend("KILN_BACKEND", "cuda");
+  Variable h(Array::from({1.f, 2.f}, {2}));
+  Array v = (F::exp(h) + 1.0f).array();
+  EXPECT_EQ(v.device(), Device::cpu());
+  EXPECT_NEAR(v.at(1), std::exp(2.0) + 1, 1e-5);
+  EXPECT_EQ(gpu->graph_launches, 1);
+}
+
 TEST(FakeGpu, AFailingLaunchNamesTheKernelItsRegionTheSourceAndTheDriverMessage) {
   if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
   FakeGpu gpu;

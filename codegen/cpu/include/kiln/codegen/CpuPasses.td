@@ -75,13 +75,21 @@ def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
 }
 
 def KilnCloneSharedFills : Pass<"kiln-clone-shared-fills", "mlir::func::FuncOp"> {
-  let summary = "Gives each op that accumulates into a linalg.fill its own fill";
+  let summary = "Gives each op that writes into a linalg.fill or tensor.empty its own";
   let description = [{
     CSE merges equal fills (zeros of one shape), so one fill can be the init
     (`outs`) of several matmuls or reductions; bufferization then fills one
     buffer and copies it into each consumer's. Cloning the fill for every
     such use after the first lets each consumer fill its own buffer in place
     (and -kiln-matmul-to-blas then drops a zero fill before a GEMM).
+
+    CSE merges equal `tensor.empty` ops too: one empty of each shape becomes
+    the init of every kernel writing that shape (hundreds in an unrolled
+    recurrent graph), and one-shot bufferization's analysis, which looks at
+    all values aliasing a buffer for each write, grows with the square of
+    their number. Each init use of an empty after the first (fills' inits
+    included) gets its own empty, so every kernel's destination is its own
+    and the analysis stays linear.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }

@@ -11,10 +11,15 @@ namespace {
 thread_local SourceLocation current_call;
 thread_local bool call_active = false;
 
-// Calls made by kiln's own frontend sources are not user call sites.
+// Calls made by kiln's own frontend sources are not user call sites. Their file names
+// are spelled as this file's own is (absolute, or relative to the build folder where
+// ccache's base_dir rewrote the compile command), so its folder is their prefix.
 bool is_internal(const char* file) {
-  static const std::string own = KILN_FRONTEND_SRC_DIR;
-  return std::strncmp(file, own.c_str(), own.size()) == 0;
+  static const std::string own = [] {
+    std::string self = __builtin_FILE();
+    return self.substr(0, self.find_last_of('/') + 1);
+  }();
+  return !own.empty() && std::strncmp(file, own.c_str(), own.size()) == 0;
 }
 }  // namespace
 

@@ -49,8 +49,9 @@ LogicalResult inlineFusionRegions(func::FuncOp func) {
 
 // Errors the patterns cannot report well, given before any rewriting. When
 // some kiln value has a dynamic dimension, the batch size is computed at the
-// function's entry from the first argument with a dynamic dimension.
-LogicalResult checkLowerable(func::FuncOp func) {
+// function's entry from the first argument with a dynamic dimension, and (with
+// `batchChecks`) every other dynamic argument dimension is asserted to equal it.
+LogicalResult checkLowerable(func::FuncOp func, bool batchChecks) {
   bool dynamic = false;
   WalkResult result = func.walk([&](Operation* op) {
     if (!isa_and_nonnull<kiln::ir::KilnDialect>(op->getDialect())) return WalkResult::advance();
@@ -80,6 +81,7 @@ LogicalResult checkLowerable(func::FuncOp func) {
     size->setAttr(kBatchSizeAttr, b.getUnitAttr());
     // Every other dynamic argument dimension must be that size (kiln's convention).
     for (BlockArgument other : func.getArguments()) {
+      if (!batchChecks) break;
       auto otherType = dyn_cast<RankedTensorType>(other.getType());
       if (!otherType) continue;
       for (int64_t od = 0; od < otherType.getRank(); ++od) {
@@ -104,7 +106,7 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
     func::FuncOp func = getOperation();
     // Regions of one iteration space become one kernel each; the others are
     // inlined, their ops named after their region.
-    if (failed(checkLowerable(func)) || failed(lowerFusionKernels(func)) || failed(inlineFusionRegions(func)))
+    if (failed(checkLowerable(func, batchChecks)) || failed(lowerFusionKernels(func)) || failed(inlineFusionRegions(func)))
       return signalPassFailure();
     MLIRContext* ctx = &getContext();
     RewritePatternSet patterns(ctx);

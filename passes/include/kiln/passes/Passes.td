@@ -85,7 +85,11 @@ def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
            "linalg.conv_2d_nchw_fchw, and its filter gradient to a linalg.generic "
            "marked kiln.conv2d_grad_filter, for backends that call a convolution "
            "library there (the CPU backend with KILN_GEMM=blas: "
-           "-kiln-matmul-to-blas); otherwise im2col + GEMM in linalg">
+           "-kiln-matmul-to-blas); otherwise im2col + GEMM in linalg">,
+    Option<"batchChecks", "batch-checks", "bool", /*default=*/"true",
+           "Assert at the function's entry that every dynamic argument dimension "
+           "equals the batch size; off where every caller passes one size for all "
+           "of them (kilnc's C entry points build each `?` from their batch argument)">
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",

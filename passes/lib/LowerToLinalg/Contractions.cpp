@@ -159,20 +159,6 @@ Value gemm(OpBuilder& b, Location loc, Value lhs, Value rhs, bool transposeLhs, 
   return mm->getResult(0);
 }
 
-// A copy of `v` with its dimensions permuted: result dimension r is v's dimension perm[r].
-Value permuteDims(OpBuilder& b, Location loc, Value v, ArrayRef<unsigned> perm) {
-  auto type = tensorType(v);
-  SmallVector<int64_t> shape;
-  SmallVector<AffineExpr> read(perm.size());
-  for (unsigned r = 0; r < perm.size(); ++r) {
-    shape.push_back(type.getDimSize(perm[r]));
-    read[perm[r]] = b.getAffineDimExpr(r);
-  }
-  auto map = AffineMap::get(perm.size(), 0, read, b.getContext());
-  return buildParallelGeneric(b, loc, RankedTensorType::get(shape, type.getElementType()), v, {map},
-                              [](OpBuilder&, Location, ValueRange args) { return args[0]; });
-}
-
 // A 1x1 filter at stride 1 without padding in one group (dilation is moot):
 // each image is a matrix [channels, h*w] already, so the convolution is a GEMM
 // per image with no im2col. It pays when broadcasting the filter over the batch

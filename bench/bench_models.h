@@ -1,12 +1,38 @@
 // The models kiln's benchmarks train: kiln_bench on the CPU, gpu_bench on a GPU (and the
-// same shapes as torch_mlp_bench / torch_step_bench.py / gpu_torch_bench.py).
+// same shapes as torch_mlp_bench / torch_step_bench.py / gpu_torch_bench.py), and the
+// timing loop both use.
 #pragma once
 
 #include <kiln/kiln.h>
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace kiln::bench {
+
+// Mean seconds per call over at least `min_seconds` after one warm-up call; `sync` waits
+// for the device (a copy of a result to the host) after the warm-up, every 16 calls and
+// after the loop (nothing to wait for on the CPU).
+inline double time_per_call(const std::function<void()>& f, const std::function<void()>& sync,
+                            double min_seconds) {
+  using Clock = std::chrono::steady_clock;
+  f();
+  sync();
+  int64_t n = 0;
+  auto start = Clock::now();
+  do {
+    f();
+    ++n;
+    if (n % 16 == 0) sync();
+  } while (std::chrono::duration<double>(Clock::now() - start).count() < min_seconds);
+  sync();
+  return std::chrono::duration<double>(Clock::now() - start).count() / static_cast<double>(n);
+}
+inline double time_per_call(const std::function<void()>& f, double min_seconds = 0.5) {
+  return time_per_call(f, [] {}, min_seconds);
+}
 
 struct MLP : Chain {
   L::Linear l1, l2, l3;

@@ -6,7 +6,6 @@
 // Under KILN_CUDA_EMULATE=1 it runs on the SIMT emulator (a smoke run: sizes are cut down).
 #include <kiln/kiln.h>
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -15,28 +14,8 @@
 
 using namespace kiln;
 using namespace kiln::bench;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Mean seconds per call over at least `min_seconds` after one warm-up call; `sync` waits
-// for the device (a copy of a result to the host) after the warm-up and after the loop.
-double time_per_call(const std::function<void()>& f, const std::function<void()>& sync, double min_seconds) {
-  f();
-  sync();
-  int64_t n = 0;
-  auto start = Clock::now();
-  double elapsed = 0;
-  do {
-    f();
-    ++n;
-    if (n % 16 == 0) sync();
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < min_seconds);
-  sync();
-  elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  return elapsed / static_cast<double>(n);
-}
 
 Variable labels(int64_t n, const Device& device) { return Variable(cyclic_labels(n).array().to(device), false); }
 

@@ -19,20 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Mean seconds per call over at least `min_seconds` (after one warm-up call).
-double time_per_call(const std::function<void()>& f, double min_seconds = 0.5) {
-  f();
-  int64_t n = 0;
-  auto start = Clock::now();
-  double elapsed = 0;
-  do {
-    f();
-    ++n;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < min_seconds);
-  return elapsed / static_cast<double>(n);
-}
-
 // The least mean seconds per call of 15 batches of about 20 ms each (sized by a first
 // time_per_call): what other load on a shared machine distorts least (the GEMM comparisons).
 double best_time_per_call(const std::function<void()>& f) {

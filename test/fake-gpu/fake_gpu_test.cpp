@@ -325,30 +325,6 @@ TEST(FakeGpu, CopiesBetweenTheHostAndDevices) {
   EXPECT_GE(gpu->copies, 10);
 }
 
-// The MLP (tiny_mlp.h) trained a few MomentumSGD steps on `device`: the losses and the parameters.
-
-std::vector<std::vector<float>> train_on(const Device& device, std::vector<float>& losses) {
-  clear_memory_cache();
-  set_random_seed(3);
-  L::Classifier<MLP> model;
-  model.to_device(device);
-  optimizers::MomentumSGD opt(0.1, 0.9);
-  opt.setup(model);
-  std::vector<std::vector<Array>> examples;
-  for (int i = 0; i < 6; ++i) examples.push_back({Array::randn({3}, 10 + i), Array::scalar<int32_t>(i % 2)});
-  std::vector<Array> batch = concat_examples(examples, device);
-  for (int step = 0; step < 4; ++step) {
-    model.cleargrads();
-    Variable loss = model(Variable(batch[0]), Variable(batch[1]));
-    loss.backward();
-    opt.update();
-    losses.push_back(loss.item<float>());
-  }
-  std::vector<std::vector<float>> params;
-  for (auto& [name, p] : model.namedparams()) params.push_back(p.array().to_vector<float>());
-  return params;
-}
-
 bool haveNvrtc() {
   ScopedEnv backend("KILN_BACKEND", "cuda");
   return cuda::nvrtcAvailable();
@@ -356,16 +332,16 @@ bool haveNvrtc() {
 
 TEST(FakeGpu, MlpTrainingStepsEqualTheCpuAndReplayCapturedGraphs) {
   if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
-  std::vector<float> cpu_losses, gpu_losses;
-  std::vector<std::vector<float>> cpu = train_on(Device::cpu(), cpu_losses);
+  TrainingRun cpu = train_on(Device::cpu(), 4);
   FakeGpu gpu;
-  std::vector<std::vector<float>> on_gpu = train_on(Device::cuda(0), gpu_losses);
-  ASSERT_EQ(cpu_losses.size(), gpu_losses.size());
-  for (size_t i = 0; i < cpu_losses.size(); ++i) EXPECT_NEAR(cpu_losses[i], gpu_losses[i], 1e-5) << "step " << i;
-  EXPECT_LT(gpu_losses.back(), gpu_losses.front());
-  ASSERT_EQ(cpu.size(), on_gpu.size());
-  for (size_t k = 0; k < cpu.size(); ++k)
-    for (size_t i = 0; i < cpu[k].size(); ++i) EXPECT_NEAR(cpu[k][i], on_gpu[k][i], 1e-5) << "param " << k << "[" << i << "]";
+  TrainingRun on_gpu = train_on(Device::cuda(0), 4);
+  ASSERT_EQ(cpu.losses.size(), on_gpu.losses.size());
+  for (size_t i = 0; i < cpu.losses.size(); ++i) EXPECT_NEAR(cpu.losses[i], on_gpu.losses[i], 1e-5) << "step " << i;
+  EXPECT_LT(on_gpu.losses.back(), on_gpu.losses.front());
+  ASSERT_EQ(cpu.params.size(), on_gpu.params.size());
+  for (size_t k = 0; k < cpu.params.size(); ++k)
+    for (size_t i = 0; i < cpu.params[k].size(); ++i)
+      EXPECT_NEAR(cpu.params[k][i], on_gpu.params[k][i], 1e-5) << "param " << k << "[" << i << "]";
   // Every run is a graph launch; after the first steps they replay graphs captured before.
   // Every step is one graph launch, instantiated once; steps whose arguments and results moved
   // are captured again and update it in place.
@@ -376,11 +352,10 @@ TEST(FakeGpu, MlpTrainingStepsEqualTheCpuAndReplayCapturedGraphs) {
   // Without graphs each kernel is launched directly, with the same result.
   ScopedEnv graphs("KILN_CUDA_GRAPHS", "0");
   const int captures = gpu->captures;
-  std::vector<float> direct_losses;
-  std::vector<std::vector<float>> direct = train_on(Device::cuda(0), direct_losses);
+  TrainingRun direct = train_on(Device::cuda(0), 4);
   EXPECT_EQ(gpu->captures, captures);
-  EXPECT_EQ(direct_losses, gpu_losses);
-  EXPECT_EQ(direct, on_gpu);
+  EXPECT_EQ(direct.losses, on_gpu.losses);
+  EXPECT_EQ(direct.params, on_gpu.params);
 }
 
 TEST(FakeGpu, ARunOnTheSameBuffersReplaysItsGraphAsIs) {

@@ -254,49 +254,11 @@ TEST(DeviceDatasets, ConcatExamplesOnADevice) {
   EXPECT_EQ(concat_examples(batch, Device::cpu(), std::vector<double>{0, 0})[0].device(), Device::cpu());
 }
 
-// A 2-layer MLP trained a few MomentumSGD steps on `device` (the batch moved there by
-// concat_examples): the losses and the parameters, read back on the host.
-struct TrainingRun {
-  std::vector<float> losses;
-  std::vector<std::vector<float>> params;
-  std::vector<Device> devices;  // of the parameters, their gradients and the optimizer state
-};
-
-TrainingRun train_on(const Device& device) {
-  clear_memory_cache();
-  set_random_seed(3);
-  L::Classifier<MLP> model;
-  model.to_device(device);
-  optimizers::MomentumSGD opt(0.1, 0.9);
-  opt.setup(model);
-  std::vector<std::vector<Array>> examples;
-  for (int i = 0; i < 6; ++i)
-    examples.push_back({Array::randn({3}, 10 + i), Array::scalar<int32_t>(i % 2)});
-  std::vector<Array> batch = concat_examples(examples, device);
-  TrainingRun run;
-  for (int step = 0; step < 3; ++step) {
-    model.cleargrads();
-    Variable loss = model(Variable(batch[0]), Variable(batch[1]));
-    loss.backward();
-    opt.update();
-    run.devices.push_back(loss.array().device());
-    run.losses.push_back(loss.item<float>());
-  }
-  for (auto& [name, p] : model.namedparams()) {
-    run.params.push_back(p.array().to(Device::cpu()).to_vector<float>());
-    run.devices.push_back(p.array().device());
-    run.devices.push_back(p.grad().device());
-  }
-  for (auto& [name, rule] : opt.named_update_rules())
-    for (auto& [key, state] : rule->state) run.devices.push_back(state.array().device());
-  return run;
-}
-
 TEST(DeviceModel, MlpTrainedOnAnEmulatedGpuMatchesTheCpu) {
   REQUIRE_CUDA_BACKEND();
   ScopedEnv emulate("KILN_CUDA_EMULATE", "1");
-  TrainingRun cpu = train_on(Device::cpu());
-  TrainingRun gpu = train_on(Device::cuda(0));
+  TrainingRun cpu = train_on(Device::cpu(), 3);
+  TrainingRun gpu = train_on(Device::cuda(0), 3);
   ASSERT_EQ(cpu.losses.size(), gpu.losses.size());
   for (size_t i = 0; i < cpu.losses.size(); ++i) EXPECT_NEAR(cpu.losses[i], gpu.losses[i], 1e-5) << "step " << i;
   EXPECT_LT(gpu.losses.back(), gpu.losses.front());  // it learns

@@ -104,14 +104,25 @@ namespace {
 class GpuExecutable : public Executable {
  public:
   explicit GpuExecutable(cuda::Program program) : program_(std::move(program)) {
-    std::filesystem::path dir = cacheFolder("cuda-sources");
-    std::filesystem::create_directories(dir);
-    sourcePath_ = (dir / ("kiln-" + std::to_string(std::hash<std::string>()(program_.source)) + ".cu")).string();
-    if (!std::filesystem::exists(sourcePath_)) {
+    // The source is kept for error messages: in the disk cache's folder, else (a folder
+    // that cannot take it: read-only, not a folder) in a temporary one; where neither can,
+    // the messages say so instead of the compile failing.
+    const std::string name = "kiln-" + std::to_string(std::hash<std::string>()(program_.source)) + ".cu";
+    auto keep = [&](const std::filesystem::path& dir) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      sourcePath_ = (dir / name).string();
+      if (std::filesystem::exists(sourcePath_, ec)) return true;
       std::string tmp = sourcePath_ + "." + std::to_string(::getpid()) + ".tmp";
-      std::ofstream(tmp) << program_.source;
-      std::filesystem::rename(tmp, sourcePath_);
-    }
+      bool written = static_cast<bool>(std::ofstream(tmp) << program_.source);
+      if (written) std::filesystem::rename(tmp, sourcePath_, ec);
+      if (written && !ec) return true;
+      std::filesystem::remove(tmp, ec);
+      return false;
+    };
+    if (!keep(cacheFolder("cuda-sources")) &&
+        !keep(std::filesystem::temp_directory_path() / ("kiln-cuda-sources-" + std::to_string(::getuid()))))
+      sourcePath_ = name + " (not written: no writable folder)";
   }
 
   ~GpuExecutable() override {

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <regex>
 
 #include "../unit/error_of.h"
 #include "../unit/scoped_env.h"
@@ -399,6 +400,22 @@ TEST(FakeGpu, AFailingLaunchNamesTheKernelItsRegionTheSourceAndTheDriverMessage)
   EXPECT_THAT(m, ::testing::ContainsRegex("source /[^ ]*\\.cu:[0-9]+\\) on @cuda:0"));
   gpu->fail_launches = false;
   EXPECT_EQ(y.array().to_vector<float>().size(), 3u);  // the stream is usable after the failed capture
+}
+
+TEST(FakeGpu, AnUnwritableCacheFolderKeepsTheSourceInATemporaryOne) {
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  ScopedEnv cache("KILN_CACHE_DIR", "/etc/passwd/kiln-cache");  // under a file: never a folder
+  FakeGpu gpu;
+  gpu->fail_launches = true;
+  Variable x(Array::from({1.f, -2.f, 3.f}, {3}).to(Device::cuda(0)));
+  Variable y = F::tanh(x) * 3.0f;
+  std::string m = error_of([&] { y.array(); });
+  std::smatch source;
+  ASSERT_TRUE(std::regex_search(m, source, std::regex("source (/[^ ]*\\.cu):[0-9]+\\) on @cuda:0"))) << m;
+  EXPECT_EQ(source[1].str().rfind(std::filesystem::temp_directory_path().string(), 0), 0u) << m;
+  EXPECT_TRUE(std::filesystem::exists(source[1].str())) << m;
+  gpu->fail_launches = false;
+  EXPECT_NEAR(y.array().to_vector<float>()[2], 3 * std::tanh(3.0), 1e-5);
 }
 
 }  // namespace

@@ -1,21 +1,16 @@
 // kiln::npz: NumPy .npz archives (libzip) and the NPY arrays in them.
 #include "kiln/npz.h"
 
-#include <dirent.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zip.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <vector>
+
+#include "kiln/files.h"
 
 namespace kiln::npz {
 
@@ -357,172 +352,46 @@ std::map<std::string, Array> read_bytes(const void* data, size_t size, const std
   return read_entries(za.get(), name);
 }
 
-namespace {
-
-// A temporary file a dead save left: this long after its last write, one of
-// another host (whose processes cannot be checked) is taken as abandoned.
-constexpr int64_t kStaleTempSeconds = 3600;
-
-// 8 hex digits naming this host, so that the pid in a temporary file's name is
-// only checked on the host that wrote it (a shared or network directory).
-const std::string& host_tag() {
-  static const std::string tag = [] {
-    char name[256] = {};
-    if (::gethostname(name, sizeof name - 1) != 0) name[0] = '\0';
-    uint32_t h = 2166136261u;  // FNV-1a 32
-    for (const char* p = name; *p; ++p) h = (h ^ static_cast<uint8_t>(*p)) * 16777619u;
-    return fmt::format("{:08x}", h);
-  }();
-  return tag;
-}
-
-std::string parent_dir(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string base_name(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// `path` with symbolic links of its last component followed to the file they
-// name (which may not exist yet).
-std::string resolve_symlinks(const std::string& path) {
-  std::string p = path;
-  for (int hops = 0; hops < 40; ++hops) {
-    struct stat st;
-    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
-    std::vector<char> buf(static_cast<size_t>(st.st_size > 0 ? st.st_size : 255) + 1);
-    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
-    if (n < 0 || static_cast<size_t>(n) >= buf.size())
-      fail(fmt::format("kiln: npz: cannot write '{}': cannot read the symbolic link '{}': {}", path,
-                       p, n < 0 ? std::strerror(errno) : "it changed while being read"));
-    std::string link(buf.data(), static_cast<size_t>(n));
-    p = link.front() == '/' || p.find('/') == std::string::npos ? link : parent_dir(p) + "/" + link;
-  }
-  fail(fmt::format("kiln: npz: cannot write '{}': too many levels of symbolic links", path));
-}
-
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
-}
-
-// The pid in a temporary file's name after its prefix ("<pid>-<n>..."), or -1.
-long temp_file_pid(const std::string& rest) {
-  size_t dash = rest.find('-');
-  if (dash == 0 || dash == std::string::npos || dash > 9) return -1;
-  if (rest.find_first_not_of("0123456789") < dash) return -1;
-  return std::stol(rest.substr(0, dash));
-}
-
-// Removes the temporary files of earlier saves of `target` whose writer is gone.
-void remove_stale_temp_files(const std::string& target) {
-  const std::string dir = parent_dir(target);
-  const std::string ours = "." + base_name(target) + ".kiln-tmp-";  // any host
-  const std::string this_host = ours + host_tag() + "-";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  while (const struct dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.compare(0, ours.size(), ours) != 0) continue;
-    const std::string path = dir + "/" + name;
-    bool stale;
-    if (name.compare(0, this_host.size(), this_host) == 0) {
-      long pid = temp_file_pid(name.substr(this_host.size()));
-      stale = pid > 0 && pid != static_cast<long>(::getpid()) &&
-              ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
-    } else {
-      struct stat st;
-      stale = ::lstat(path.c_str(), &st) == 0 &&
-              now - static_cast<int64_t>(st.st_mtime) > kStaleTempSeconds;
-    }
-    if (stale) ::unlink(path.c_str());
-  }
-  ::closedir(d);
-}
-
-}  // namespace
-
-std::string temp_file_prefix(const std::string& target) {
-  return parent_dir(target) + "/." + base_name(target) + ".kiln-tmp-" + host_tag() + "-";
-}
+std::string temp_file_prefix(const std::string& target) { return files::temp_file_prefix(target); }
 
 void write(const std::string& path, const std::map<std::string, Array>& arrays, bool compression) {
-  // The file to replace: a symbolic link is written through, and only a regular file is replaced.
-  const std::string target = resolve_symlinks(path);
-  const std::string shown =
-      target == path ? fmt::format("'{}'", path)
-                     : fmt::format("'{}' (a symbolic link to '{}')", path, target);
-  struct stat existing;
-  const bool exists = ::stat(target.c_str(), &existing) == 0;
-  if (exists && !S_ISREG(existing.st_mode))
-    fail(fmt::format("kiln: npz: cannot write {}: it is {}, not a regular file; nothing was written",
-                     shown, file_kind(existing.st_mode)));
-  remove_stale_temp_files(target);
-
-  // A fresh name beside the target; libzip creates it with the usual
-  // permissions (0666 & ~umask) and the rename below makes it appear at once.
-  static std::atomic<uint64_t> counter{0};
-  const std::string prefix = temp_file_prefix(target);
-  std::string tmp;
-  zip_t* za = nullptr;
-  int err = 0;
-  for (int attempt = 0; attempt < 100 && !za; ++attempt) {
-    tmp = fmt::format("{}{}-{}", prefix, static_cast<long>(::getpid()), counter++);
-    za = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_EXCL, &err);
-    if (!za && err != ZIP_ER_EXISTS) break;
-  }
-  auto cleanup_fail = [&](const std::string& msg) {
-    std::remove(tmp.c_str());
-    fail(fmt::format("kiln: npz: cannot write {}: {}", shown, msg));
-  };
-  if (!za) fail(fmt::format("kiln: npz: cannot write {}: {}", shown, zip_error_text(err)));
-  std::vector<std::string> buffers;  // must live until zip_close
-  buffers.reserve(arrays.size());
-  for (const auto& [key, a] : arrays) {
-    buffers.push_back(encode_npy(a));
-    const std::string& b = buffers.back();
-    zip_source_t* src = zip_source_buffer(za, b.data(), b.size(), 0);
-    if (!src) { std::string m = zip_strerror(za); zip_discard(za); cleanup_fail(m); }
-    zip_int64_t idx = zip_file_add(za, (key + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
-    if (idx < 0) {
-      std::string m = zip_strerror(za);
-      zip_source_free(src);
+  files::replace_file(path, "kiln: npz", [&](const std::string& tmp) -> std::string {
+    int err = 0;
+    zip_t* za = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_EXCL, &err);
+    if (!za) return zip_error_text(err);
+    auto discard = [&](const std::string& msg) {
       zip_discard(za);
-      cleanup_fail(fmt::format("key '{}': {}", key, m));
+      return msg;
+    };
+    std::vector<std::string> buffers;  // must live until zip_close
+    buffers.reserve(arrays.size());
+    for (const auto& [key, a] : arrays) {
+      buffers.push_back(encode_npy(a));
+      const std::string& b = buffers.back();
+      zip_source_t* src = zip_source_buffer(za, b.data(), b.size(), 0);
+      if (!src) return discard(zip_strerror(za));
+      zip_int64_t idx = zip_file_add(za, (key + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
+      if (idx < 0) {
+        std::string m = zip_strerror(za);
+        zip_source_free(src);
+        return discard(fmt::format("key '{}': {}", key, m));
+      }
+      if (zip_set_file_compression(za, static_cast<zip_uint64_t>(idx),
+                                   compression ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0)
+        return discard(fmt::format("key '{}': {}", key, zip_strerror(za)));
     }
-    if (zip_set_file_compression(za, static_cast<zip_uint64_t>(idx),
-                                 compression ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0) {
-      std::string m = zip_strerror(za);
-      zip_discard(za);
-      cleanup_fail(fmt::format("key '{}': {}", key, m));
+    if (zip_close(za) != 0) return discard(zip_strerror(za));
+    if (arrays.empty()) {
+      // libzip writes nothing for an empty archive; write an empty zip (end of central directory).
+      static const char eocd[22] = {'P', 'K', 5, 6};
+      std::FILE* f = std::fopen(tmp.c_str(), "wbx");
+      if (!f) return std::string("cannot write an empty archive");
+      bool ok = std::fwrite(eocd, 1, sizeof eocd, f) == sizeof eocd;
+      ok = std::fclose(f) == 0 && ok;
+      if (!ok) return std::string("cannot write an empty archive");
     }
-  }
-  if (zip_close(za) != 0) {
-    std::string m = zip_strerror(za);
-    zip_discard(za);
-    cleanup_fail(m);
-  }
-  if (arrays.empty()) {
-    // libzip writes nothing for an empty archive; write an empty zip (end of central directory).
-    static const char eocd[22] = {'P', 'K', 5, 6};
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f || std::fwrite(eocd, 1, sizeof eocd, f) != sizeof eocd) {
-      if (f) std::fclose(f);
-      cleanup_fail("cannot write an empty archive");
-    }
-    std::fclose(f);
-  }
-  if (exists) (void)::chmod(tmp.c_str(), existing.st_mode & 07777);  // the target's permissions
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) cleanup_fail(std::strerror(errno));
+    return std::string();
+  });
 }
 
 }  // namespace kiln::npz

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kiln/files.h"
 #include "kiln/serializers.h"
 #include "kiln/training.h"
 
@@ -18,25 +18,6 @@ namespace {
 std::string join_out(const Trainer& trainer, const std::string& name) {
   if (trainer.out().empty()) return name;
   return (std::filesystem::path(trainer.out()) / name).string();
-}
-
-// Writes `text` to `path` through a temporary file in the same folder and a rename.
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(fmt::format("kiln: cannot write '{}'", tmp));
-    f << text;
-    f.flush();
-    if (!f) throw Error(fmt::format("kiln: cannot write '{}'", tmp));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw Error(fmt::format("kiln: cannot rename '{}' to '{}'", tmp, path));
-  }
 }
 
 // Strings are stored in snapshots as int32 arrays of their bytes.
@@ -149,7 +130,7 @@ void LogReport::operator()(Trainer& trainer) {
   entry["iteration"] = static_cast<double>(trainer.updater().iteration());
   entry["elapsed_time"] = trainer.elapsed_time();
   log_.push_back(std::move(entry));
-  if (!filename_.empty()) write_text_atomic(join_out(trainer, filename_), to_json());
+  if (!filename_.empty()) files::replace_file_contents(join_out(trainer, filename_), "kiln: LogReport", to_json());
   summary_.reset();
 }
 

@@ -1,12 +1,13 @@
 // kiln::training::extensions::PlotReport: PNG line charts of observations, drawn with cairo.
 #include <cairo.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
+#include "kiln/files.h"
 #include "kiln/training.h"
 
 namespace kiln::training::extensions {
@@ -121,7 +122,9 @@ void PlotReport::write_png(const std::string& path, const std::vector<std::strin
   auto sx = [&](double x) { return left + (x - xmin) / (xmax - xmin) * pw; };
   auto sy = [&](double y) { return top + (1 - (y - ymin) / (ymax - ymin)) * ph; };
 
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
+  std::unique_ptr<cairo_surface_t, void (*)(cairo_surface_t*)> owned(
+      cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H), cairo_surface_destroy);
+  cairo_surface_t* surface = owned.get();
   cairo_t* cr = cairo_create(surface);
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
@@ -221,18 +224,10 @@ void PlotReport::write_png(const std::string& path, const std::vector<std::strin
   }
 
   cairo_destroy(cr);
-  std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  cairo_status_t st = cairo_surface_write_to_png(surface, tmp.c_str());
-  cairo_surface_destroy(surface);
-  if (st != CAIRO_STATUS_SUCCESS) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw Error(fmt::format("kiln: PlotReport: cannot write '{}': {}", path, cairo_status_to_string(st)));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) throw Error(fmt::format("kiln: PlotReport: cannot rename '{}' to '{}'", tmp, path));
+  files::replace_file(path, "kiln: PlotReport", [&](const std::string& tmp) -> std::string {
+    cairo_status_t st = cairo_surface_write_to_png(surface, tmp.c_str());
+    return st == CAIRO_STATUS_SUCCESS ? std::string() : std::string(cairo_status_to_string(st));
+  });
 }
 
 }  // namespace kiln::training::extensions

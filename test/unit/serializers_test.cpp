@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <kiln/files.h>
 #include <kiln/kiln.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -559,6 +560,44 @@ TEST_F(Serializers, SavesKilledMidwayLeaveAValidFileAndNoTemporaryFiles) {
   npz::write(target, small);
   EXPECT_EQ(names_in(dir), std::vector<std::string>{"snapshot.npz"});
   expect_equal(npz::read(target).at("w"), small.at("w"));
+}
+
+// kiln::files::replace_file, which npz::write, PlotReport, LogReport and the CUDA sources use:
+// a writer that fails or throws leaves the old file as it was and no temporary file; a
+// successful one replaces the content and keeps the old file's permissions.
+TEST_F(Serializers, ReplaceFileKeepsTheOldFileWhenTheWriterFails) {
+  const std::string target = path("log.json");
+  files::replace_file_contents(target, "test", "old");
+  ASSERT_EQ(::chmod(target.c_str(), 0640), 0);
+  auto content = [&] {
+    std::ifstream f(target);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  try {
+    files::replace_file(target, "kiln: test", [](const std::string& tmp) {
+      std::ofstream(tmp) << "half";
+      return std::string("disk full");
+    });
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "kiln: test: cannot write '" + target + "': disk full");
+  }
+  EXPECT_THROW(files::replace_file(target, "kiln: test",
+                                   [](const std::string& tmp) -> std::string {
+                                     std::ofstream(tmp) << "half";
+                                     throw std::runtime_error("interrupted");
+                                   }),
+               std::runtime_error);
+  EXPECT_EQ(content(), "old");
+  EXPECT_EQ(names_in(dir), (std::vector<std::string>{"log.json"}));
+
+  files::replace_file_contents(target, "test", "new");
+  EXPECT_EQ(content(), "new");
+  struct stat st;
+  ASSERT_EQ(::stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(names_in(dir), (std::vector<std::string>{"log.json"}));
+  EXPECT_THROW(files::replace_file_contents(dir, "test", "x"), Error);  // a directory
 }
 
 TEST_F(Serializers, ReadBytesReadsAnArchiveInMemoryAndRejectsGarbage) {

@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 
 #include "kiln/codegen/cuda.h"
 #include "kiln/error.h"
+#include "kiln/files.h"
 
 namespace kiln::cuda {
 
@@ -255,7 +255,7 @@ std::string hex16(uint64_t h) {
 }
 }  // namespace
 
-EmulatedProgram EmulatedProgram::load(const Program& program, const std::string& dir) {
+std::string compileEmulated(const Program& program, const std::string& dir) {
   const char* cxx = std::getenv("KILN_HOST_CXX");
   std::string compiler = cxx && *cxx ? cxx : KILN_HOST_CXX;
   const std::string flags = " -std=c++17 -O1 -fPIC -w";
@@ -272,32 +272,35 @@ EmulatedProgram EmulatedProgram::load(const Program& program, const std::string&
   std::string so = base.string() + ".so", cpp = base.string() + ".cpp";
   {
     std::lock_guard<std::mutex> lock(compileMutex());
-    std::string suffix = ".tmp" + std::to_string(::getpid());
+    // Each file appears whole (written beside it, then renamed): other processes compiling
+    // the same kernels at the same time read one of them, never a part.
     std::string header = (std::filesystem::path(dir) / headerName).string();
-    if (!std::filesystem::exists(header)) {
-      std::ofstream(header + suffix) << headerText;
-      std::filesystem::rename(header + suffix, header, ec);
-    }
+    if (!std::filesystem::exists(header)) files::replace_file_contents(header, "kiln: the CUDA emulator", headerText);
     if (!std::filesystem::exists(header + ".gch")) {
-      std::string output;
-      std::string command = compiler + flags + " -x c++-header -o '" + header + ".gch" + suffix + "' '" + header + "'";
-      if (runCommand(command, output) == 0) std::filesystem::rename(header + ".gch" + suffix, header + ".gch", ec);
-      else std::filesystem::remove(header + ".gch" + suffix, ec);  // not fatal: the header is read instead
+      try {  // not fatal: the header is read instead
+        files::replace_file(header + ".gch", "kiln: the CUDA emulator", [&](const std::string& tmp) {
+          std::string output;
+          std::string command = compiler + flags + " -x c++-header -o '" + tmp + "' '" + header + "'";
+          return runCommand(command, output) == 0 ? std::string() : "the compiler failed:\n" + output;
+        });
+      } catch (const Error&) {
+      }
     }
     if (!std::filesystem::exists(so)) {
-      std::string tmp = so + suffix;
-      std::ofstream(cpp) << source;
-      std::string output;
-      std::string command = compiler + flags + " -shared -I'" + dir + "' -o '" + tmp + "' '" + cpp + "'";
-      if (runCommand(command, output) != 0) {
-        std::filesystem::remove(tmp, ec);
-        throw Error("kiln: the CUDA emulator failed to compile the generated kernels (source: " + cpp +
-                    ")\ncommand: " + command + "\n" + output);
-      }
-      std::filesystem::rename(tmp, so, ec);
-      if (ec) throw Error("kiln: the CUDA emulator cannot write " + so + ": " + ec.message());
+      files::replace_file_contents(cpp, "kiln: the CUDA emulator", source);
+      files::replace_file(so, "kiln: the CUDA emulator", [&](const std::string& tmp) {
+        std::string output;
+        std::string command = compiler + flags + " -shared -I'" + dir + "' -o '" + tmp + "' '" + cpp + "'";
+        if (runCommand(command, output) == 0) return std::string();
+        return "the generated kernels failed to compile (source: " + cpp + ")\ncommand: " + command + "\n" + output;
+      });
     }
   }
+  return so;
+}
+
+EmulatedProgram EmulatedProgram::load(const Program& program, const std::string& dir) {
+  const std::string so = compileEmulated(program, dir);
   EmulatedProgram p;
   p.program_ = program;
   p.handle_ = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);

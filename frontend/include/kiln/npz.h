@@ -23,10 +23,10 @@ std::map<std::string, Array> read(const std::string& path);
 std::map<std::string, Array> read_bytes(const void* data, size_t size, const std::string& name);
 
 // Writes `arrays` as an .npz archive (NPY v1.0, little-endian, C order),
-// deflate-compressed or stored.
-//  - Atomic: writes a temporary file beside the target and renames it onto the
-//    target, so readers see the old file or the new one, never a partial one;
-//    an existing target keeps its permission bits.
+// deflate-compressed or stored, through kiln::files::replace_file (kiln/files.h):
+//  - Atomic: a temporary file beside the target renamed onto it, so readers see
+//    the old file or the new one, never a partial one; an existing target keeps
+//    its permission bits.
 //  - A symbolic link at `path` is followed (to any depth): its target file is
 //    replaced and the link stays as it was.
 //  - Only a regular file is replaced: when `path` (or the file it links to) is
@@ -43,7 +43,7 @@ void write(const std::string& path, const std::map<std::string, Array>& arrays,
            bool compression = true);
 
 // "<dir>/.<name>.kiln-tmp-<host tag>-": how the temporary files of saves to
-// the regular file `target` begin on this host (see write()).
+// the regular file `target` begin on this host (files::temp_file_prefix).
 std::string temp_file_prefix(const std::string& target);
 
 // The NPY encoding of one array (v1.0) and its parser; `what` names the

@@ -18,6 +18,7 @@
 #include "cuda_testing.h"
 #include "kiln/device.h"
 #include "kiln/env.h"
+#include "kiln/files.h"
 #include "kiln/kernel_cache.h"
 #if KILN_HAVE_CUDA_DRIVER_API
 #include "kiln/cuda_driver.h"
@@ -113,12 +114,12 @@ class GpuExecutable : public Executable {
       std::filesystem::create_directories(dir, ec);
       sourcePath_ = (dir / name).string();
       if (std::filesystem::exists(sourcePath_, ec)) return true;
-      std::string tmp = sourcePath_ + "." + std::to_string(::getpid()) + ".tmp";
-      bool written = static_cast<bool>(std::ofstream(tmp) << program_.source);
-      if (written) std::filesystem::rename(tmp, sourcePath_, ec);
-      if (written && !ec) return true;
-      std::filesystem::remove(tmp, ec);
-      return false;
+      try {
+        files::replace_file_contents(sourcePath_, "kiln: cuda backend", program_.source);
+        return true;
+      } catch (const Error&) {
+        return false;
+      }
     };
     if (!keep(cacheFolder("cuda-sources")) &&
         !keep(std::filesystem::temp_directory_path() / ("kiln-cuda-sources-" + std::to_string(::getuid()))))

@@ -66,16 +66,20 @@ int64_t estimatedWork(mlir::scf::ParallelOp loop) {
 
 // How many leading dimensions of a multi-dimensional parallel loop stay parallel: the
 // fewest whose static trip counts (a dynamic one counted as 1: the batch may be
-// small) multiply to kParallelChunks, and never the innermost one. The rest become
+// small) multiply to kParallelChunks, and never the innermost one unless it steps over
+// tiles (a constant step > 1: the output blocks of -kiln-tile-matmuls, where x W^T with
+// a batch of one block has all its blocks in that dimension). The rest become
 // scf.for loops inside it: OpenMP then splits only the leading dimensions (a collapsed
-// loop nest recomputes every index with divisions at each iteration) and the innermost
-// loop runs contiguous, vectorizable iterations.
+// loop nest recomputes every index with divisions at each iteration, which only a
+// loop over tiles amortizes) and the innermost loop runs contiguous, vectorizable
+// iterations.
 constexpr int64_t kParallelChunks = 64;
 unsigned parallelPrefix(mlir::scf::ParallelOp loop) {
   unsigned n = loop.getNumLoops(), keep = 0;
   int64_t chunks = 1;
   for (auto [lb, ub, st] : llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
-    if (keep + 1 >= n || chunks >= kParallelChunks) break;
+    bool overTiles = mlir::getConstantIntValue(st).value_or(1) > 1;
+    if ((keep + 1 >= n && !overTiles) || chunks >= kParallelChunks) break;
     chunks = saturatingMultiply(chunks, tripCount(lb, ub, st).value_or(1));
     ++keep;
   }

@@ -42,6 +42,27 @@ func.func @rows(%out: memref<128x1000xf32>, %v: f32) {
 
 // -----
 
+// Output blocks of a tiled GEMM (x W^T with a batch of one 128-row block): the
+// dynamic rows give no chunks, so the columns' loop over 32-wide tiles (step > 1)
+// stays parallel too (both dimensions collapsed), not a sequential loop on one thread.
+// CHECK-LABEL: func.func @blocks
+// CHECK:       scf.parallel (%{{.*}}, %{{.*}}) = (%{{.*}}, %{{.*}}) to (%{{.*}}, %c992) step (%c128, %c32)
+// CHECK-NOT:   scf.for
+func.func @blocks(%out: memref<?x992xf32>, %v: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  %c128 = arith.constant 128 : index
+  %c992 = arith.constant 992 : index
+  %n = memref.dim %out, %c0 : memref<?x992xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c992) step (%c128, %c32) {
+    memref.store %v, %out[%i, %j] : memref<?x992xf32>
+  }
+  return
+}
+
+// -----
+
 // Too little work for threads: nested scf.for loops only.
 // CHECK-LABEL: func.func @small
 // CHECK-NOT:   scf.parallel

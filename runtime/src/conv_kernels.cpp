@@ -1,15 +1,20 @@
 // Convolutions for compiled graphs (KILN_GEMM=blas): the functions that
 // -kiln-matmul-to-blas calls for linalg.conv_2d_nchw_fchw and for kiln's
-// filter-gradient generic (kiln/gemm_abi.h). Each is one im2col pass into a
-// [C*kh*kw, oh*ow] matrix per image (row copies, on the runtime's worker
-// threads), then one cblas GEMM per image (OpenBLAS's threads) that reads or
-// writes the NCHW planes in place. Inputs arrive padded (the graph pads), so
-// every window tap is in bounds.
+// filter-gradient generic (kiln/gemm_abi.h). Image by image: an im2col pass
+// into a [C*kh*kw, oh*ow] matrix of the thread's own (it stays in cache), then
+// one cblas GEMM that reads or writes the image's NCHW planes in place. With
+// several threads and at least as many images, the images are spread over the
+// runtime's worker threads, each running its GEMMs on OpenBLAS single-threaded
+// (the CNN's 64x256x288 GEMMs: about 1.3x OpenBLAS's own two threads per
+// GEMM); else OpenBLAS threads each GEMM. Inputs arrive padded (the graph
+// pads), so every window tap is in bounds.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <vector>
 
 #include "kiln/gemm_abi.h"
@@ -32,10 +37,11 @@ void gemmCall(bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t
               ldc);
 }
 
-// Grow-only scratch buffers of the calling thread (slot 0: im2col, 1: GEMM result or operand).
+// Grow-only scratch buffers of the calling thread (slot 0: im2col, 1: a packed
+// filter or gy image, 2: a GEMM result image).
 template <typename T>
 T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[2];
+  thread_local std::vector<T> buffers[3];
   std::vector<T>& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < n) {
     b.clear();
@@ -56,30 +62,89 @@ bool innerContiguous(const M4<T>* m) {
   return m->strides[3] == 1 && m->strides[2] == m->sizes[3] && m->strides[1] == m->sizes[2] * m->sizes[3];
 }
 
-// Per image n, the [C*kh*kw, oh*ow] matrix cols_n at cols + n*K*P:
-// cols_n[(c*kh + i)*kw + j][y*ow + x] = x[n, c, y*sh + i*dh, x*sw + j*dw].
+// Whether image b of `m` (N, F, oh, ow) is a row-major [F, oh*ow] matrix with
+// leading dimension *ld (its planes contiguous, the planes any distance apart).
 template <typename T>
-void im2col(const M4<T>* x, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t dh,
-            int64_t dw, T* cols) {
-  const int64_t n = x->sizes[0], c = x->sizes[1], plane = oh * ow, k = c * kh * kw;
-  const int64_t s0 = x->strides[0], s1 = x->strides[1], s2 = x->strides[2], s3 = x->strides[3];
-  const T* xb = base(x);
-  kiln::runtime::parallel_for(n * k, 8, [&](int64_t lo, int64_t hi) {
-    for (int64_t q = lo; q < hi; ++q) {
-      const int64_t b = q / k, r = q % k;
-      const int64_t ch = r / (kh * kw), i = (r / kw) % kh, j = r % kw;
-      T* row = cols + (b * k + r) * plane;
-      const int64_t step = sw * s3;
-      for (int64_t y = 0; y < oh; ++y) {
-        const T* src = xb + b * s0 + ch * s1 + (y * sh + i * dh) * s2 + j * dw * s3;
-        T* dst = row + y * ow;
-        if (step == 1)
-          std::memcpy(dst, src, static_cast<size_t>(ow) * sizeof(T));
-        else
-          for (int64_t q2 = 0; q2 < ow; ++q2) dst[q2] = src[q2 * step];
-      }
+bool planeMatrix(const M4<T>* m, int64_t* ld) {
+  const int64_t f = m->sizes[1], plane = m->sizes[2] * m->sizes[3];
+  const bool rows = (m->sizes[3] <= 1 || m->strides[3] == 1) && (m->sizes[2] <= 1 || m->strides[2] == m->sizes[3]);
+  *ld = f <= 1 ? std::max<int64_t>(plane, 1) : m->strides[1];
+  return rows && *ld >= plane;
+}
+
+// The geometry of a convolution's window.
+struct Taps {
+  int64_t kh, kw, oh, ow, sh, sw, dh, dw;
+};
+
+// The [C*kh*kw, oh*ow] matrix of image b of x:
+// cols[(c*kh + i)*kw + j][y*ow + x] = x[b, c, y*sh + i*dh, x*sw + j*dw].
+template <typename T>
+void im2col(const M4<T>* x, int64_t b, const Taps& t, T* cols) {
+  const int64_t c = x->sizes[1], plane = t.oh * t.ow;
+  const int64_t s1 = x->strides[1], s2 = x->strides[2], s3 = x->strides[3], step = t.sw * s3;
+  const T* xb = base(x) + b * x->strides[0];
+  T* row = cols;
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t i = 0; i < t.kh; ++i)
+      for (int64_t j = 0; j < t.kw; ++j, row += plane)
+        for (int64_t y = 0; y < t.oh; ++y) {
+          const T* src = xb + ch * s1 + (y * t.sh + i * t.dh) * s2 + j * t.dw * s3;
+          T* dst = row + y * t.ow;
+          if (step == 1)  // a short row: a loop the compiler vectorizes, no memcpy call
+            for (int64_t q = 0; q < t.ow; ++q) dst[q] = src[q];
+          else
+            for (int64_t q = 0; q < t.ow; ++q) dst[q] = src[q * step];
+        }
+}
+
+// While one lives, OpenBLAS runs every call on its calling thread, so that
+// kiln's workers can each run GEMMs of their own. Guards nest and overlap
+// (one saved setting, restored by the last to go); a GEMM another thread
+// starts meanwhile runs single-threaded too.
+class SerialBlas {
+ public:
+  SerialBlas() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (depth()++ == 0) {
+      saved() = openblas_get_num_threads();
+      if (saved() > 1) openblas_set_num_threads(1);
     }
-  });
+  }
+  ~SerialBlas() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (--depth() == 0 && saved() > 1) openblas_set_num_threads(saved());
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static int& depth() {
+    static int d = 0;
+    return d;
+  }
+  static int& saved() {
+    static int s = 1;
+    return s;
+  }
+};
+
+// Runs body(lo, hi) over the images [0, n): spread over the worker threads
+// with OpenBLAS serial when there are at least as many images as threads,
+// else in one call whose GEMMs OpenBLAS threads.
+void forImages(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+  kiln::runtime::applyThreadSetting();
+  const int threads = kiln::runtime::parallel_threads();
+  if (threads <= 1 || n < threads) {
+    body(0, n);
+    return;
+  }
+  SerialBlas serial;
+  kiln::runtime::parallel_for(n, 1, body);
 }
 
 // The [F, C*kh*kw] matrix of the filter w (F, C, kh, kw) and its leading dimension.
@@ -102,52 +167,56 @@ const T* filterMatrix(const M4<T>* w, int64_t* ld) {
 }
 
 // y[n, f, y, x] (+)= sum over c, i, j of x[n, c, y*sh + i*dh, x*sw + j*dw] * w[f, c, i, j]:
-// one GEMM per image, W[F, K] * cols_n[K, P], written into y's image n (NCHW
-// planes are the GEMM's rows; measured faster here than one [F, N*P] GEMM and a transpose).
+// per image, W[F, K] * cols_n[K, P] written into y's image n (NCHW planes are
+// the GEMM's rows; measured faster here than one [F, N*P] GEMM and a transpose).
 template <typename T>
 void conv2d(const M4<T>* x, const M4<T>* w, const M4<T>* y, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
             bool accumulate) {
   const int64_t n = y->sizes[0], f = y->sizes[1], oh = y->sizes[2], ow = y->sizes[3];
   const int64_t kh = w->sizes[2], kw = w->sizes[3], k = w->sizes[1] * kh * kw, plane = oh * ow;
   if (n == 0 || plane == 0 || f == 0) return;
-  kiln::runtime::applyThreadSetting();
   T* yb = base(y);
-  const bool planes = y->strides[3] == 1 && y->strides[2] == ow && (f <= 1 || y->strides[1] >= plane);
+  auto at = [&](int64_t b, int64_t o, int64_t yy, int64_t xx) -> T& {
+    return yb[b * y->strides[0] + o * y->strides[1] + yy * y->strides[2] + xx * y->strides[3]];
+  };
   if (k == 0) {
     if (!accumulate)
       for (int64_t b = 0; b < n; ++b)
         for (int64_t o = 0; o < f; ++o)
           for (int64_t yy = 0; yy < oh; ++yy)
-            for (int64_t xx = 0; xx < ow; ++xx)
-              yb[b * y->strides[0] + o * y->strides[1] + yy * y->strides[2] + xx * y->strides[3]] = T(0);
+            for (int64_t xx = 0; xx < ow; ++xx) at(b, o, yy, xx) = T(0);
     return;
   }
-  T* cols = scratch<T>(0, k * n * plane);
-  im2col(x, kh, kw, oh, ow, sh, sw, dh, dw, cols);
-  int64_t ldw = 0;
+  int64_t ldw = 0, ldy = 0;
   const T* wm = filterMatrix(w, &ldw);
+  const bool planes = planeMatrix(y, &ldy);
   const T beta = accumulate ? T(1) : T(0);
-  if (planes) {
-    const int64_t ldy = f <= 1 ? plane : y->strides[1];
-    for (int64_t b = 0; b < n; ++b)
-      gemmCall(false, f, plane, k, wm, ldw, cols + b * k * plane, plane, beta, yb + b * y->strides[0], ldy);
-    return;
-  }
-  std::vector<T> image(static_cast<size_t>(f * plane));
-  for (int64_t b = 0; b < n; ++b) {
-    gemmCall(false, f, plane, k, wm, ldw, cols + b * k * plane, plane, T(0), image.data(), plane);
-    for (int64_t o = 0; o < f; ++o)
-      for (int64_t yy = 0; yy < oh; ++yy)
-        for (int64_t xx = 0; xx < ow; ++xx) {
-          T& d = yb[b * y->strides[0] + o * y->strides[1] + yy * y->strides[2] + xx * y->strides[3]];
-          T v = image[static_cast<size_t>(o * plane + yy * ow + xx)];
-          d = accumulate ? d + v : v;
-        }
-  }
+  const Taps taps{kh, kw, oh, ow, sh, sw, dh, dw};
+  forImages(n, [&](int64_t lo, int64_t hi) {
+    T* cols = scratch<T>(0, k * plane);
+    T* image = planes ? nullptr : scratch<T>(2, f * plane);
+    for (int64_t b = lo; b < hi; ++b) {
+      im2col(x, b, taps, cols);
+      if (planes) {
+        gemmCall(false, f, plane, k, wm, ldw, cols, plane, beta, yb + b * y->strides[0], ldy);
+        continue;
+      }
+      gemmCall(false, f, plane, k, wm, ldw, cols, plane, T(0), image, plane);
+      for (int64_t o = 0; o < f; ++o)
+        for (int64_t yy = 0; yy < oh; ++yy)
+          for (int64_t xx = 0; xx < ow; ++xx) {
+            T& d = at(b, o, yy, xx);
+            const T v = image[o * plane + yy * ow + xx];
+            d = accumulate ? d + v : v;
+          }
+    }
+  });
 }
 
 // gw[f, c, i, j] (+)= sum over n, y, x of x[n, c, y*sh + i*dh, x*sw + j*dw] * gy[n, f, y, x]:
-// GEMMs gy_n[F, P] * cols_n[K, P]^T accumulated over the images.
+// GEMMs gy_n[F, P] * cols_n[K, P]^T accumulated over the images, in one
+// [F, K] sum per part of the batch (the parts run on the worker threads),
+// then the parts added up in order.
 template <typename T>
 void conv2dGradFilter(const M4<T>* x, const M4<T>* gy, const M4<T>* gw, int64_t sh, int64_t sw, int64_t dh,
                       int64_t dw, bool accumulate) {
@@ -167,35 +236,42 @@ void conv2dGradFilter(const M4<T>* x, const M4<T>* gy, const M4<T>* gw, int64_t 
             for (int64_t j = 0; j < kw; ++j) at(o, ch, i, j) = T(0);
     return;
   }
-  kiln::runtime::applyThreadSetting();
-  T* cols = scratch<T>(0, k * n * plane);
-  im2col(x, kh, kw, oh, ow, sh, sw, dh, dw, cols);
-  // gy's image n as a [F, P] matrix: in place when its planes are contiguous, else packed.
-  const bool planes = gy->strides[3] == 1 && gy->strides[2] == ow && (f <= 1 || gy->strides[1] >= plane);
-  T* packed = planes ? nullptr : scratch<T>(1, f * plane);
-  const bool direct = innerContiguous(gw) && (f <= 1 || gw->strides[0] == k);
-  std::vector<T> result(direct ? 0 : static_cast<size_t>(f * k));
-  T* out = direct ? gwb : result.data();
-  for (int64_t b = 0; b < n; ++b) {
-    const T* g = base(gy) + b * gy->strides[0];
-    int64_t ldg = f <= 1 ? plane : gy->strides[1];
-    if (!planes) {
-      for (int64_t o = 0; o < f; ++o)
-        for (int64_t yy = 0; yy < oh; ++yy)
-          for (int64_t xx = 0; xx < ow; ++xx)
-            packed[o * plane + yy * ow + xx] = g[o * gy->strides[1] + yy * gy->strides[2] + xx * gy->strides[3]];
-      g = packed;
-      ldg = plane;
-    }
-    const T beta = b > 0 || (direct && accumulate) ? T(1) : T(0);
-    gemmCall(true, f, k, plane, g, ldg, cols + b * k * plane, plane, beta, out, k);
+  int64_t ldg = 0;
+  const bool planes = planeMatrix(gy, &ldg);
+  const Taps taps{kh, kw, oh, ow, sh, sw, dh, dw};
+  // Part p sums the images [p*n/parts, (p+1)*n/parts) into sums + p*f*k: up
+  // to 8 parts, their sums within 16 MB. The parts do not depend on the thread
+  // count, nor the result on which thread ran which part.
+  const int64_t parts = std::clamp<int64_t>(std::min<int64_t>((int64_t{1} << 22) / (f * k), 8), 1, n);
+  std::vector<T> sums(static_cast<size_t>(parts * f * k));
+  forImages(parts, [&](int64_t lo, int64_t hi) {
+    T* cols = scratch<T>(0, k * plane);
+    T* packed = planes ? nullptr : scratch<T>(1, f * plane);
+    for (int64_t p = lo; p < hi; ++p)
+      for (int64_t b = p * n / parts, end = (p + 1) * n / parts; b < end; ++b) {
+        im2col(x, b, taps, cols);
+        const T* g = base(gy) + b * gy->strides[0];
+        int64_t ld = ldg;
+        if (!planes) {
+          for (int64_t o = 0; o < f; ++o)
+            for (int64_t yy = 0; yy < oh; ++yy)
+              for (int64_t xx = 0; xx < ow; ++xx)
+                packed[o * plane + yy * ow + xx] = g[o * gy->strides[1] + yy * gy->strides[2] + xx * gy->strides[3]];
+          g = packed;
+          ld = plane;
+        }
+        gemmCall(true, f, k, plane, g, ld, cols, plane, b > p * n / parts ? T(1) : T(0), sums.data() + p * f * k, k);
+      }
+  });
+  for (int64_t p = 1; p < parts; ++p) {
+    const T* part = sums.data() + p * f * k;
+    for (int64_t q = 0; q < f * k; ++q) sums[static_cast<size_t>(q)] += part[q];
   }
-  if (direct) return;
   for (int64_t o = 0; o < f; ++o)
     for (int64_t ch = 0; ch < c; ++ch)
       for (int64_t i = 0; i < kh; ++i)
         for (int64_t j = 0; j < kw; ++j) {
-          T v = result[static_cast<size_t>(((o * c + ch) * kh + i) * kw + j)];
+          const T v = sums[static_cast<size_t>(((o * c + ch) * kh + i) * kw + j)];
           at(o, ch, i, j) = accumulate ? at(o, ch, i, j) + v : v;
         }
 }

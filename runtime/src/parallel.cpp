@@ -99,6 +99,8 @@ int threadCount() {
 
 }  // namespace
 
+int parallel_threads() { return t_inside ? 1 : threadCount(); }
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);

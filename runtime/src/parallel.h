@@ -15,6 +15,11 @@ namespace kiln::runtime {
 // a call from inside `body` runs inline.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
+// How many threads a parallel_for called here would run its chunks on: 1
+// inside a parallel_for's body, else KILN_NUM_THREADS (all hardware threads
+// when unset).
+int parallel_threads();
+
 // KILN_NUM_THREADS=n (n > 0) also bounds OpenBLAS's threads: applied once, on the
 // first GEMM or convolution (blas_kernels.cpp).
 void applyThreadSetting();

@@ -1,12 +1,14 @@
 // KILN_GEMM=blas (matmuls call OpenBLAS through kiln's runtime) against KILN_GEMM=codegen
 // (generated loops) on the compiled CPU backend: plain, transposed, batched and f64
-// matmuls, a training step's gradients, and the disk-cache key.
+// matmuls, a training step's gradients, and the disk-cache key; the convolution runtime against direct loops.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/gemm_abi.h>
 #include <kiln/kiln.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -293,4 +295,88 @@ TEST(GemmRuntime, AnyStridesAndTransposes) {
             for (int64_t i = 0; i < m; ++i)
               for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(at(c, i, j), expected[i * n + j], 1e-4) << i << "," << j;
           }
+}
+
+// The convolution runtime (kiln_conv2d_f32, kiln_conv2d_grad_filter_f32) against direct loops:
+// batches of 1 (one thread, OpenBLAS threading the GEMM) and of several images (spread over the
+// worker threads, and the filter gradient summed in parts), strides and dilations, y / gy as NCHW
+// planes or channels-last (no plane matrices: a result image copied out, a gy image packed), x at
+// an offset with padded rows, overwritten or accumulated into.
+using ConvTestMemRef = gemm_abi::StridedMemRef<float, 4>;
+
+TEST(ConvRuntime, MatchesDirectLoopsOnBatchesStridesAndLayouts) {
+  const int64_t c = 3, h = 7, w = 8, f = 5, kh = 3, kw = 2;
+  struct Geometry {
+    int64_t sh, sw, dh, dw;
+  };
+  for (int64_t n : {1, 3, 11})
+    for (Geometry g : {Geometry{1, 1, 1, 1}, Geometry{2, 1, 1, 2}})
+      for (bool channelsLast : {false, true})
+        for (int accumulate = 0; accumulate < 2; ++accumulate) {
+          const int64_t oh = (h - g.dh * (kh - 1) - 1) / g.sh + 1, ow = (w - g.dw * (kw - 1) - 1) / g.sw + 1;
+          // x: rows padded to w + 3, at offset 5.
+          const int64_t xr = w + 3;
+          std::vector<float> xs(static_cast<size_t>(5 + n * c * h * xr)), ws(static_cast<size_t>(f * c * kh * kw));
+          for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 29) % 13) - 6.0f;
+          for (size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>((i * 17) % 7) - 3.0f;
+          ConvTestMemRef x{xs.data(), xs.data(), 5, {n, c, h, w}, {c * h * xr, h * xr, xr, 1}};
+          ConvTestMemRef wm{ws.data(), ws.data(), 0, {f, c, kh, kw}, {c * kh * kw, kh * kw, kw, 1}};
+          auto outStrides = [&](ConvTestMemRef& m) {
+            if (channelsLast) {
+              m.strides[0] = oh * ow * f, m.strides[1] = 1, m.strides[2] = ow * f, m.strides[3] = f;
+            } else {
+              m.strides[0] = f * oh * ow, m.strides[1] = oh * ow, m.strides[2] = ow, m.strides[3] = 1;
+            }
+          };
+          auto xAt = [&](int64_t b, int64_t ch, int64_t i, int64_t j) {
+            return static_cast<double>(x.aligned[x.offset + b * x.strides[0] + ch * x.strides[1] + i * x.strides[2] + j]);
+          };
+          auto at = [](const ConvTestMemRef& m, int64_t a, int64_t b, int64_t i, int64_t j) -> float& {
+            return m.aligned[m.offset + a * m.strides[0] + b * m.strides[1] + i * m.strides[2] + j * m.strides[3]];
+          };
+          SCOPED_TRACE(::testing::Message() << "n " << n << " stride " << g.sh << "," << g.sw << " dilate " << g.dh
+                                            << "," << g.dw << " channels last " << channelsLast << " accumulate "
+                                            << accumulate);
+          // Forward.
+          std::vector<float> ys(static_cast<size_t>(n * f * oh * ow), 0.25f);
+          ConvTestMemRef y{ys.data(), ys.data(), 0, {n, f, oh, ow}, {}};
+          outStrides(y);
+          std::vector<double> expected;
+          for (int64_t b = 0; b < n; ++b)
+            for (int64_t o = 0; o < f; ++o)
+              for (int64_t yy = 0; yy < oh; ++yy)
+                for (int64_t xx = 0; xx < ow; ++xx) {
+                  double sum = accumulate ? at(y, b, o, yy, xx) : 0.0;
+                  for (int64_t ch = 0; ch < c; ++ch)
+                    for (int64_t i = 0; i < kh; ++i)
+                      for (int64_t j = 0; j < kw; ++j)
+                        sum += xAt(b, ch, yy * g.sh + i * g.dh, xx * g.sw + j * g.dw) * at(wm, o, ch, i, j);
+                  expected.push_back(sum);
+                }
+          _mlir_ciface_kiln_conv2d_f32(&x, &wm, &y, g.sh, g.sw, g.dh, g.dw, accumulate);
+          size_t q = 0;
+          for (int64_t b = 0; b < n; ++b)
+            for (int64_t o = 0; o < f; ++o)
+              for (int64_t yy = 0; yy < oh; ++yy)
+                for (int64_t xx = 0; xx < ow; ++xx, ++q)
+                  ASSERT_NEAR(at(y, b, o, yy, xx), expected[q], 1e-3) << "y " << b << "," << o << "," << yy << "," << xx;
+          // Filter gradient of that y as gy.
+          std::vector<float> gws(ws.size(), 0.5f);
+          ConvTestMemRef gw{gws.data(), gws.data(), 0, {f, c, kh, kw}, {c * kh * kw, kh * kw, kw, 1}};
+          expected.clear();
+          for (int64_t o = 0; o < f; ++o)
+            for (int64_t ch = 0; ch < c; ++ch)
+              for (int64_t i = 0; i < kh; ++i)
+                for (int64_t j = 0; j < kw; ++j) {
+                  double sum = accumulate ? at(gw, o, ch, i, j) : 0.0;
+                  for (int64_t b = 0; b < n; ++b)
+                    for (int64_t yy = 0; yy < oh; ++yy)
+                      for (int64_t xx = 0; xx < ow; ++xx)
+                        sum += xAt(b, ch, yy * g.sh + i * g.dh, xx * g.sw + j * g.dw) * at(y, b, o, yy, xx);
+                  expected.push_back(sum);
+                }
+          _mlir_ciface_kiln_conv2d_grad_filter_f32(&x, &y, &gw, g.sh, g.sw, g.dh, g.dw, accumulate);
+          for (size_t i = 0; i < gws.size(); ++i)
+            ASSERT_NEAR(gws[i], expected[i], 1e-5 * std::max(1.0, std::fabs(expected[i]))) << "gw " << i;
+        }
 }

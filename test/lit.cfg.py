@@ -11,3 +11,6 @@ config.excludes = ["unit", "goldens", "fuzz", "CMakeLists.txt", "lit.cfg.py"]
 config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 path = os.pathsep.join([config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.environment["PATH"] = path
+# `REQUIRES: cuda`: tests that need NVRTC (kiln built with the CUDA toolkit: KILN_HAVE_CUDA).
+if getattr(config, "kiln_have_cuda", "OFF").upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("cuda")

@@ -2,7 +2,11 @@
  * with nothing but libc and libm, and checks it against the JIT's logits and accuracy.
  *   infer_digits DIR   (DIR: what export_digits wrote)
  * Built with -DKILNC_THREADS (kilnc --threads=pthread|openmp), it also checks that
- * digits_forward_threads gives the same logits, bit for bit, on 1, 2 and 3 threads. */
+ * digits_forward_threads gives the same logits, bit for bit, on 1, 2 and 3 threads.
+ * Built with -DKILNC_CUDA (kilnc --target=cuda), a failure prints digits_last_error(), and
+ *   infer_digits DIR --expect-code N
+ * checks instead that digits_forward returns N (3: no driver or GPU, 4: a CUDA error) with a
+ * message, and prints it. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,9 +47,20 @@ static long metaValue(const char* dir, const char* key, double* real) {
   exit(1);
 }
 
+/* Why digits_forward failed, where the object says. */
+static const char* lastError(void) {
+#ifdef KILNC_CUDA
+  return digits_last_error();
+#else
+  return "";
+#endif
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  int expectCode = 0;
+  if (argc == 4 && strcmp(argv[2], "--expect-code") == 0) expectCode = atoi(argv[3]);
+  if (argc != 2 && !expectCode) {
+    fprintf(stderr, "usage: %s DIR [--expect-code N]\n", argv[0]);
     return 2;
   }
   const char* dir = argv[1];
@@ -67,8 +82,14 @@ int main(int argc, char** argv) {
   int32_t* t = readFile(dir, "test_t.i32", (size_t)n * sizeof(int32_t));
   float* expected = readFile(dir, "test_logits.f32", (size_t)(n * classes) * sizeof(float));
   float* y = calloc((size_t)(n * classes), sizeof(float));
-  if (digits_forward(x, n, y) != 0) {
-    fprintf(stderr, "infer_digits: digits_forward failed\n");
+  if (expectCode) {
+    int code = digits_forward(x, n, y);
+    printf("digits_forward: %d: %s\n", code, lastError());
+    return code == expectCode && *lastError() ? 0 : 1;
+  }
+  int code = digits_forward(x, n, y);
+  if (code != 0) {
+    fprintf(stderr, "infer_digits: digits_forward failed (%d): %s\n", code, lastError());
     return 1;
   }
   double maxDiff = 0;

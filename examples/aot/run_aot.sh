@@ -3,22 +3,29 @@
 # examples/aot_training_adamw, examples/aot_threads): export_digits trains with the JIT and exports, kilnc compiles, the C
 # program is built with `cc` from the object alone (+ -lm), its dependencies are checked
 # (nm -u, ldd), and it runs.
-#   run_aot.sh inference|training|training_adamw|threads BIN_DIR SOURCE_DIR WORK_DIR CC
+#   run_aot.sh inference|training|training_adamw|threads|cuda BIN_DIR SOURCE_DIR WORK_DIR CC
 # training_adamw: the training step of AdamW (with weight decay) instead of MomentumSGD.
 # threads: both programs from objects built with --threads=pthread (small loops parallel too,
 # so the training step's are), checked against one thread bit for bit and against the JIT;
 # then the inference program over --threads=openmp and libomp, where libomp is installed.
+# cuda: the inference program over a --target=cuda object (cubins, the CUDA executor, libc
+# only): without a driver, with a driver but no GPU and on a GPU it has no image for, it returns
+# its error code with a message; then on fake_libcuda.c's GPU (LD_LIBRARY_PATH), whose launches
+# run the same kernels on kiln's SIMT emulator (kilnc --emit=emulated), it classifies like the
+# JIT (1e-5), from the sm_90 cubin and, on a newer GPU, from the PTX.
+# KILNC_CUDA_REAL_GPU=1 (bench/gpu_check.sh): a real driver and GPU are expected instead.
 set -eu
 mode=$1 bin=$2 src=$3 work=$4 cc=$5
 case $mode in
-  inference|training|training_adamw|threads) ;;
+  inference|training|training_adamw|threads|cuda) ;;
   *) echo "run_aot.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 rm -rf "$work"
 mkdir -p "$work"
 # The JIT with kiln's generated GEMM, as kilnc uses.
 optimizer=momentum epochs=2
-if [ "$mode" = training_adamw ]; then optimizer=adamw epochs=1; fi  # its own compiles; the steps matter
+if [ "$mode" = training_adamw ] || [ "$mode" = cuda ]; then epochs=1; fi  # its own compiles; the steps matter
+if [ "$mode" = training_adamw ]; then optimizer=adamw; fi
 KILN_GEMM=codegen KILN_CACHE_MAX_MB=0 "$bin/export_digits" --out "$work" --epochs $epochs --steps 10 --optimizer $optimizer
 
 libc=$("$cc" -print-file-name=libc.so.6)
@@ -50,7 +57,10 @@ compile() {
     fi
   done
   flags=
-  if [ $# -gt 0 ]; then flags="-DKILNC_THREADS -pthread"; fi
+  case " $* " in
+    *" --threads="*) flags="-DKILNC_THREADS -pthread" ;;
+    *" --target=cuda "*) flags="-DKILNC_CUDA" ;;
+  esac
   # shellcheck disable=SC2086
   "$cc" -std=c99 -O2 -Wall -Werror $flags -I"$work" "$src/$program.c" "$work/$name.o" -lm -o "$work/$program"
   # The program needs nothing but libc and libm (and libpthread, and the loader).
@@ -80,5 +90,29 @@ case $mode in
     else
       echo "run_aot.sh: no libomp.so.5; --threads=openmp not run"
     fi
+    ;;
+  cuda)
+    compile digits infer_digits --target=cuda
+    if [ "${KILNC_CUDA_REAL_GPU:-0}" = 1 ]; then
+      "$work/infer_digits" "$work"
+      exit 0
+    fi
+    # No driver (a file that does not exist, so also where one is installed): code 3, and why.
+    KILNC_LIBCUDA="$work/no-such-libcuda.so.1" "$work/infer_digits" "$work" --expect-code 3
+    "$bin/kilnc" "$work/digits.mlir" --weights "$work/digits.npz" --name digits --target=cuda --emit=emulated \
+      -o "$work/digits_emulated.so"
+    mkdir -p "$work/fake"
+    "$cc" -std=c11 -O2 -Wall -Werror -shared -fPIC "$src/fake_libcuda.c" -o "$work/fake/libcuda.so.1" -ldl
+    fake() { env LD_LIBRARY_PATH="$work/fake" KILNC_FAKE_CUDA_KERNELS="$work/digits_emulated.so" "$@"; }
+    fake KILNC_FAKE_CUDA_DEVICES=0 "$work/infer_digits" "$work" --expect-code 3  # a driver, no GPU
+    fake KILNC_FAKE_CUDA_CC=75 "$work/infer_digits" "$work" --expect-code 4      # no cubin or PTX for sm_75
+    for gpu in 90:cubin 100:PTX; do
+      fake KILNC_FAKE_CUDA_CC="${gpu%%:*}" "$work/infer_digits" "$work" 2>"$work/fake.log"
+      cat "$work/fake.log"
+      grep -q "cuModuleLoadData: .*${gpu#*:}" "$work/fake.log" || {
+        echo "run_aot.sh: sm_${gpu%%:*} did not load the ${gpu#*:}" >&2
+        exit 1
+      }
+    done
     ;;
 esac

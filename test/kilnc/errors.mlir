@@ -3,7 +3,11 @@
 // RUN: python3 %S/Inputs/make_npz.py %t.good.npz W=2x3:f32:1 b=2:f32:0
 // RUN: not kilnc %s --weights %t.good.npz --name 9lives -o %t.o 2>&1 | FileCheck %s --check-prefix=NAME
 // RUN: not kilnc %s --weights %t.good.npz --name int -o %t.o 2>&1 | FileCheck %s --check-prefix=KEYWORD
-// RUN: not kilnc %s --weights %t.good.npz --name m --target=cuda -o %t.o 2>&1 | FileCheck %s --check-prefix=CUDA
+// RUN: not kilnc %s --weights %t.good.npz --name m --target=cuda --threads=pthread -o %t.o 2>&1 | FileCheck %s --check-prefix=CUDA
+// RUN: not kilnc %s --weights %t.good.npz --name m --target=cuda --gpu-arch=sm_9x -o %t.o 2>&1 | FileCheck %s --check-prefix=GPUARCH
+// RUN: not kilnc %s --weights %t.good.npz --name m --gpu-arch=sm_90 -o %t.o 2>&1 | FileCheck %s --check-prefix=CPUARCH
+// RUN: not kilnc %s --weights %t.good.npz --name m --emit=cuda -o %t.o 2>&1 | FileCheck %s --check-prefix=EMITCUDA
+// RUN: not kilnc %s --weights %t.good.npz --name m --target=tpu -o %t.o 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not kilnc %s --weights %t.good.npz --name m --threads=tbb -o %t.o 2>&1 | FileCheck %s --check-prefix=THREADS
 // RUN: not kilnc %s --weights %t.good.npz --name m --threads=pthread --min-parallel-work=0 -o %t.o 2>&1 | FileCheck %s --check-prefix=WORK
 // RUN: not kilnc %s --weights %t.good.npz --name m --mcpu=no-such-cpu -o %t.o 2>&1 | FileCheck %s --check-prefix=MCPU
@@ -22,7 +26,11 @@
 
 // NAME: kilnc: error: --name=9lives: not a C identifier
 // KEYWORD: kilnc: error: --name=int: not a C identifier
-// CUDA: kilnc: error: --target=cuda is not implemented: kilnc cannot embed cubins yet
+// CUDA: kilnc: error: --threads=pthread: not with --target=cuda
+// GPUARCH: kilnc: error: --gpu-arch=sm_9x: not a GPU architecture (sm_80, sm_86, sm_89, sm_90, ...)
+// CPUARCH: kilnc: error: --gpu-arch: only with --target=cuda
+// EMITCUDA: kilnc: error: --emit=cuda: only with --target=cuda
+// TARGET: kilnc: error: --target=tpu: unknown target (cpu or cuda)
 // THREADS: kilnc: error: --threads=tbb: unknown (none, pthread or openmp)
 // WORK: kilnc: error: --min-parallel-work=0: must be at least 1
 // MCPU: kilnc: error: --mcpu=no-such-cpu: not a CPU that LLVM knows

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "kiln/error.h"
@@ -236,6 +237,20 @@ class EntryBuilder {
     for (Value* p : out) bad = b_.CreateOr(bad, isNull(p));
     returnIf(bad, c32(kBadArgument));
     checkBatch(f, batch);
+    if (model_.cuda) {
+      // The CUDA executor: kilnc_cuda_forward(inputs[], batch, outputs[]) returns the code.
+      auto pointers = [&](const std::vector<Value*>& list) {
+        AllocaInst* array = alloca(ArrayType::get(ptr_, std::max<size_t>(list.size(), 1)));
+        for (size_t i = 0; i < list.size(); ++i) b_.CreateStore(list[i], b_.CreateConstGEP1_64(ptr_, array, i));
+        return array;
+      };
+      buildCudaPlan();
+      FunctionCallee run = m_.getOrInsertFunction("kilnc_cuda_forward", FunctionType::get(i32_, {ptr_, i64_, ptr_}, false));
+      b_.CreateRet(b_.CreateCall(run, {pointers(in), batch, pointers(out)}));
+      define(model_.name + "_last_error", ptr_, {});
+      b_.CreateRet(b_.CreateCall(m_.getOrInsertFunction("kilnc_cuda_last_error", FunctionType::get(ptr_, {}, false))));
+      return;
+    }
     std::vector<Value*> args, results;
     size_t nextIn = 0, nextOut = 0;
     for (const TensorSpec& t : f.args) {
@@ -301,6 +316,79 @@ class EntryBuilder {
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
     b_.CreateRet(c32(0));
+  }
+
+  // ---- --target=cuda ----
+  // The initializer of kilnc_cuda_plan, which the linked executor declares (its layout,
+  // struct kilnc_cuda_plan of cuda_executor.c, is checked here field by field).
+  void buildCudaPlan() {
+    const CudaPlan& p = *model_.cuda;
+    GlobalVariable* plan = m_.getGlobalVariable("kilnc_cuda_plan");
+    auto* type = plan ? dyn_cast<StructType>(plan->getValueType()) : nullptr;
+    const std::vector<Type*> layout = {ptr_, i64_, i64_, i64_, ptr_, i64_, ptr_, i64_,
+                                       ptr_, ptr_, ptr_, ptr_, i64_, ptr_, ptr_};
+    if (!type || type->elements().vec() != layout)
+      throw kiln::Error("kilnc: internal error: the CUDA executor's kilnc_cuda_plan is not the plan kilnc builds");
+    auto string = [&](const std::string& text, const std::string& name) {
+      Constant* init = ConstantDataArray::getString(ctx_, text);
+      auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init, name);
+      g->setUnnamedAddr(GlobalValue::UnnamedAddr::Global);
+      return g;
+    };
+    auto pointerTable = [&](std::vector<Constant*> items, const std::string& name) {
+      if (items.empty()) items.push_back(ConstantPointerNull::get(ptr_));
+      auto* t = ArrayType::get(ptr_, items.size());
+      return new GlobalVariable(m_, t, true, GlobalValue::PrivateLinkage, ConstantArray::get(t, items), name);
+    };
+    auto table = [&](std::vector<int64_t> values, const std::string& name) {
+      if (values.empty()) values.push_back(0);
+      return constantTable(values, model_.name + ".cuda." + name);
+    };
+    std::vector<int64_t> buffers, kernels, params, images;
+    std::vector<Constant*> names, weights, data;
+    for (const CudaPlan::Buffer& b : p.buffers) {
+      int64_t w = -1;
+      if (!b.weight.empty()) {
+        w = static_cast<int64_t>(weights.size());
+        weights.push_back(weight(b.weight));
+      }
+      buffers.insert(buffers.end(), {b.bytes, b.power, b.input, w});
+    }
+    for (const CudaPlan::Kernel& k : p.kernels) {
+      kernels.insert(kernels.end(), std::begin(k.launch), std::end(k.launch));
+      kernels.insert(kernels.end(), {static_cast<int64_t>(params.size()), static_cast<int64_t>(k.params.size())});
+      params.insert(params.end(), k.params.begin(), k.params.end());
+      names.push_back(string(k.name, model_.name + ".cuda.kernel"));
+    }
+    for (const CudaPlan::Image& image : p.images) {
+      images.insert(images.end(), {image.arch, image.ptx ? 1 : 0, static_cast<int64_t>(image.data.size())});
+      Constant* init = ConstantDataArray::getRaw(image.data, image.data.size(), i8_);
+      auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init,
+                                   model_.name + (image.ptx ? ".ptx.compute_" : ".cubin.sm_") + std::to_string(image.arch));
+      g->setAlignment(Align(64));
+      data.push_back(g);
+    }
+    auto count = [&](size_t n) { return c64(static_cast<int64_t>(n)); };
+    std::vector<Constant*> fields = {
+        string(model_.name, model_.name + ".cuda.model"),
+        c64(p.symbolic_batch ? 1 : 0),
+        count(std::count_if(model_.forward->args.begin(), model_.forward->args.end(),
+                            [](const TensorSpec& t) { return t.role == "input"; })),
+        count(p.outputs.size()),
+        table(p.outputs, "outputs"),
+        count(p.buffers.size()),
+        table(buffers, "buffers"),
+        count(p.kernels.size()),
+        table(kernels, "kernels"),
+        pointerTable(names, model_.name + ".cuda.kernel_names"),
+        table(params, "params"),
+        pointerTable(weights, model_.name + ".cuda.weights"),
+        count(p.images.size()),
+        table(images, "image_info"),
+        pointerTable(data, model_.name + ".cuda.images")};
+    plan->setInitializer(ConstantStruct::get(type, fields));
+    plan->setConstant(true);
+    plan->setLinkage(GlobalValue::InternalLinkage);
   }
 
   // ---- training ----
@@ -569,7 +657,7 @@ std::string header_text(const ModelSpec& model) {
       " * says \"batch\" (reported as -1 by the shape functions).\n"
       " * Return codes: 0 success; 1 a bad argument (batch <= 0 or, for a model compiled with a\n"
       " * fixed batch, not that batch; a null pointer; an index out of range); 2 a run-time\n"
-      " * check failed (a label or id out of range), and nothing was changed.{2} */\n"
+      " * check failed (a label or id out of range), and nothing was changed.{2}{3} */\n"
       "#ifndef {1}\n#define {1}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n",
       n, guard,
       model.threaded
@@ -578,7 +666,23 @@ std::string header_text(const ModelSpec& model) {
             " * same results as one thread; nthreads <= 0 returns 1, more than 4096 run as 4096, and\n"
             " * a thread that cannot be started has its part run by the caller. The entry points\n"
             " * without _threads use one thread."
-          : "");
+          : "",
+      model.cuda
+          ? fmt::format(
+                "\n * CUDA (kilnc --target=cuda): {0}_forward runs on GPU 0 through the NVIDIA driver,\n"
+                " * libcuda.so.1, loaded with dlopen at the first call (KILNC_LIBCUDA=<path> loads another\n"
+                " * file); the object embeds cubins for {1} and PTX for newer GPUs. The first\n"
+                " * successful call loads them and uploads the weights; each call copies the inputs to the\n"
+                " * GPU, runs the kernels and copies the outputs back. Calls are serialized. More codes:\n"
+                " * 3 no CUDA driver or no GPU; 4 a CUDA call failed (no image for this GPU, out of\n"
+                " * memory, a launch). {0}_last_error() then says why (the driver's message).",
+                n, [&] {
+                  std::string archs;
+                  for (const CudaPlan::Image& image : model.cuda->images)
+                    if (!image.ptx) archs += (archs.empty() ? "sm_" : ", sm_") + std::to_string(image.arch);
+                  return archs.empty() ? std::string("no architecture") : archs;
+                }())
+          : std::string());
   auto signature = [&](const FunctionSpec& f, bool stateful, const char* inputRoles, const char* outputRoles,
                        const std::string& fname) {
     std::string s = "int " + fname + "(";
@@ -635,6 +739,12 @@ std::string header_text(const ModelSpec& model) {
         "int64_t {0}_num_outputs(void);\n"
         "int {0}_input_shape(int64_t i, int64_t* dims, int64_t* rank);\n"
         "int {0}_output_shape(int64_t i, int64_t* dims, int64_t* rank);\n",
+        n);
+  if (model.cuda)
+    h += fmt::format(
+        "/* Why the last failed call of {0}_forward failed (\"\" after a successful one); valid until\n"
+        " * the next call. */\n"
+        "const char* {0}_last_error(void);\n",
         n);
   h += fmt::format("\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {} */\n", guard);
   return h;

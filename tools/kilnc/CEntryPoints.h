@@ -33,6 +33,32 @@ struct FunctionSpec {
   bool has_batch() const;
 };
 
+// --target=cuda: how @forward runs on a GPU (CudaTarget.cpp fills it from kiln's CUDA
+// backend), as the plan the object's CUDA executor (cuda_executor.c) reads.
+struct CudaPlan {
+  struct Buffer {
+    int64_t bytes = 0;      // at batch 1
+    int64_t power = 0;      // of the batch in its size
+    int64_t input = -1;     // the input it is (its data copied in at each call), or -1
+    std::string weight;     // the kiln.name of the weight it is (uploaded once), or ""
+  };
+  struct Kernel {
+    std::string name;             // the __global__ function
+    int64_t launch[9] = {};       // kind, block, work, rows, count (factor, power), tile: kiln::cuda::gridOf's
+    std::vector<int64_t> params;  // buffer of each pointer parameter (then `long long batch`)
+  };
+  struct Image {
+    int64_t arch = 0;  // 80 for sm_80
+    bool ptx = false;  // PTX text (NUL-terminated) that the driver compiles, else a cubin
+    std::string data;
+  };
+  std::vector<Buffer> buffers;
+  std::vector<Kernel> kernels;   // in launch order
+  std::vector<Image> images;
+  std::vector<int64_t> outputs;  // buffer of each @forward output
+  bool symbolic_batch = false;
+};
+
 struct ModelSpec {
   std::string name;                 // the C prefix (--name)
   const FunctionSpec* forward = nullptr;  // @forward, if any
@@ -42,12 +68,16 @@ struct ModelSpec {
   // --threads=pthread|openmp: the compiled functions take a trailing i32 thread count, and
   // <name>_forward_threads / <name>_step_threads pass it (the plain entry points pass 1).
   bool threaded = false;
+  // --target=cuda: <name>_forward runs this plan through the linked CUDA executor
+  // (kilnc_cuda_forward), and <name>_last_error reports why a call failed.
+  const CudaPlan* cuda = nullptr;
 };
 
 const char* c_type(kiln::DType dtype);
 
 // Adds the embedded weights and the C entry points of `model` to `module`
-// (which holds the compiled functions' C interfaces). Throws kiln::Error.
+// (which holds the compiled functions' C interfaces; with model.cuda, the linked CUDA
+// executor, whose kilnc_cuda_plan this defines). Throws kiln::Error.
 void add_entry_points(llvm::Module& module, const ModelSpec& model);
 
 // The C header declaring those entry points.

@@ -1,16 +1,25 @@
 // kilnc: compiles an exported kiln model (.mlir + .npz, kiln/export.h) into a dependency-free object and a C header.
 //
 //   kilnc digits.mlir --weights digits.npz --name digits -o digits.o --header digits.h
-//         [--emit=mlir|llvm|asm|obj] [--mcpu=native|x86-64-v3|...] [--threads=none|pthread|openmp] [--target=cpu]
+//         [--emit=mlir|llvm|asm|obj] [--mcpu=native|x86-64-v3|...] [--threads=none|pthread|openmp]
+//         [--target=cpu|cuda] [--gpu-arch=sm_80,sm_90]
 //
 // The object holds the weights as read-only data, the compiled functions
 // (generated GEMMs, no BLAS, no kiln runtime) and the C entry points of
 // CEntryPoints.cpp; it calls only libc (malloc, free, memcpy, ...) and libm, plus
 // libpthread with --threads=pthread (Threads.cpp) or libomp with --threads=openmp.
+// --target=cuda (CudaTarget.cpp): the same C ABI for @forward, with kiln's CUDA kernels as
+// NVRTC cubins (+ PTX) run by the CUDA executor (cuda_executor.c), which loads libcuda.so.1
+// with dlopen; the object calls only libc.
+#include <unistd.h>
+
 #include <cctype>
 #include <set>
 
+#include <filesystem>
+
 #include "CEntryPoints.h"
+#include "CudaTarget.h"
 #include "Threads.h"
 #include "kiln/codegen/cpu.h"
 #include "kiln/error.h"
@@ -57,12 +66,17 @@ cl::opt<std::string> modelName("name", cl::desc("C prefix of the entry points (a
                                cl::value_desc("identifier"), cl::cat(kilncCategory));
 cl::opt<std::string> headerPath("header", cl::desc("Write the C header declaring the entry points"),
                                 cl::value_desc("file.h"), cl::cat(kilncCategory));
-enum class Emit { mlir, llvm, assembly, object };
+enum class Emit { mlir, llvm, assembly, object, cuda, emulated };
 cl::opt<Emit> emitKind("emit", cl::desc("What to write"), cl::init(Emit::object),
                        cl::values(clEnumValN(Emit::mlir, "mlir", "MLIR after kilnc's pipeline (LLVM dialect)"),
                                   clEnumValN(Emit::llvm, "llvm", "LLVM IR with the entry points and weights"),
                                   clEnumValN(Emit::assembly, "asm", "assembly"),
-                                  clEnumValN(Emit::object, "obj", "an ELF object (default)")),
+                                  clEnumValN(Emit::object, "obj", "an ELF object (default)"),
+                                  clEnumValN(Emit::cuda, "cuda", "--target=cuda: the kernels' CUDA C++ source"),
+                                  clEnumValN(Emit::emulated, "emulated",
+                                             "--target=cuda: the kernels compiled for kiln's SIMT emulator, a "
+                                             "shared object of K__emulate(params, grid, block) per kernel K (for "
+                                             "tests with a fake CUDA driver)")),
                        cl::cat(kilncCategory));
 cl::opt<std::string> mcpu("mcpu", cl::desc("Target CPU: native (default) or an LLVM CPU name (x86-64-v3, ...)"),
                           cl::init("native"), cl::cat(kilncCategory));
@@ -72,8 +86,14 @@ cl::extrahelp threadsHelp(
     "\n  --threads=<none|pthread|openmp>  Threading of the compiled code: none (default, single-threaded); "
     "pthread (the object also defines <name>_*_threads(int nthreads, ...) and needs libpthread); openmp (the same "
     "entry points over libomp, link with -l:libomp.so.5)\n");
-cl::opt<std::string> target("target", cl::desc("cpu (default); cuda is not implemented yet (an error)"), cl::init("cpu"),
-                            cl::cat(kilncCategory));
+cl::opt<std::string> target("target",
+                            cl::desc("cpu (default), or cuda: @forward as CUDA kernels (cubins + PTX) run through "
+                                     "libcuda.so.1, loaded at run time"),
+                            cl::init("cpu"), cl::cat(kilncCategory));
+cl::list<std::string> gpuArchs("gpu-arch",
+                               cl::desc("--target=cuda: the GPU architectures to embed cubins for (default "
+                                        "sm_80,sm_90; the newest also as PTX for newer GPUs)"),
+                               cl::CommaSeparated, cl::value_desc("sm_XY,..."), cl::cat(kilncCategory));
 cl::opt<int64_t> minParallelWork("min-parallel-work",
                                  cl::desc("With --threads: loops of fewer iterations stay on one thread (default 32768)"),
                                  cl::init(kiln::cpu::PipelineOptions{}.min_parallel_work), cl::cat(kilncCategory));
@@ -230,12 +250,84 @@ void writeOutput(const std::string& path, const std::function<void(llvm::raw_pwr
   out.keep();
 }
 
+void writeHeader(const kilnc::ModelSpec& model) {
+  if (!headerPath.empty())
+    writeOutput(headerPath, [&](llvm::raw_pwrite_stream& os) { os << kilnc::header_text(model); });
+}
+
+// The LLVM module (compiled functions or the CUDA executor, internalized) with the entry
+// points, optimized and written as --emit says.
+void emitModule(llvm::Module& llvmModule, const kilnc::ModelSpec& model, llvm::TargetMachine& machine,
+                kilnc::Threads threading) {
+  for (llvm::Function& f : llvmModule)
+    if (!f.isDeclaration()) f.setLinkage(llvm::GlobalValue::InternalLinkage);
+  for (llvm::GlobalVariable& g : llvmModule.globals())
+    if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
+  kilnc::add_entry_points(llvmModule, model);
+  if (threading == kilnc::Threads::pthread) kilnc::implement_openmp_with_pthreads(llvmModule);
+  llvmModule.setDataLayout(machine.createDataLayout());
+  llvmModule.setTargetTriple(machine.getTargetTriple());
+  std::string broken;
+  llvm::raw_string_ostream brokenOs(broken);
+  if (llvm::verifyModule(llvmModule, &brokenOs)) fail("internal error: the entry points do not verify:\n" + broken);
+  auto optimize = mlir::makeOptimizingTransformer(optLevel, /*sizeLevel=*/0, &machine);
+  if (llvm::Error err = optimize(&llvmModule)) fail("optimizing LLVM IR failed: " + llvm::toString(std::move(err)));
+  std::string output = outputPath;
+  if (output.empty()) output = emitKind == Emit::object ? modelName + ".o" : "-";
+  writeOutput(output, [&](llvm::raw_pwrite_stream& os) {
+    if (emitKind == Emit::llvm) {
+      llvmModule.print(os, nullptr);
+      return;
+    }
+    llvm::legacy::PassManager codegen;
+    auto type = emitKind == Emit::assembly ? llvm::CodeGenFileType::AssemblyFile : llvm::CodeGenFileType::ObjectFile;
+    if (machine.addPassesToEmitFile(codegen, os, nullptr, type)) fail("the target cannot emit this file type");
+    codegen.run(llvmModule);
+  });
+}
+
+// --target=cuda: @forward's CUDA kernels (NVRTC) and the executor that runs them.
+int runCuda(mlir::ModuleOp module, kilnc::ModelSpec& model) {
+  if (model.step)
+    fail("--target=cuda compiles inference (@forward) only, and " + inputPath +
+         " is a training step (@step); use --target=cpu for it");
+  kiln::cuda::Program program = kilnc::cuda_program(module, model);
+  std::string output = outputPath;
+  if (output.empty()) output = emitKind == Emit::object ? modelName + ".o" : "-";
+  if (emitKind == Emit::cuda) {
+    writeOutput(output, [&](llvm::raw_pwrite_stream& os) { os << program.source; });
+    return 0;
+  }
+  if (emitKind == Emit::emulated) {
+    if (output == "-") fail("--emit=emulated writes a shared object: give -o FILE");
+    std::filesystem::path dir = std::filesystem::temp_directory_path() / ("kilnc-emulated-" + std::to_string(::getpid()));
+    std::string so = kiln::cuda::compileEmulated(program, dir.string());
+    std::error_code ec;
+    std::filesystem::copy_file(so, output, std::filesystem::copy_options::overwrite_existing, ec);
+    std::filesystem::remove_all(dir);
+    if (ec) fail("cannot write '" + output + "': " + ec.message());
+    return 0;
+  }
+  std::vector<std::string> archs(gpuArchs.begin(), gpuArchs.end());
+  if (archs.empty()) archs = {"sm_80", "sm_90"};
+  kilnc::CudaPlan plan = kilnc::cuda_plan(program, model, archs);
+  model.cuda = &plan;
+  std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = kilnc::cuda_executor(llvmContext);
+  emitModule(*llvmModule, model, *machine, kilnc::Threads::none);
+  writeHeader(model);
+  return 0;
+}
+
 int run() {
-  if (target == "cuda")
-    fail("--target=cuda is not implemented: kilnc cannot embed cubins yet (kiln's CUDA backend emits and "
-         "NVRTC-compiles each kernel at run time, but kilnc has no launcher in the object for device buffers and "
-         "kernel launches through a dlopen'd libcuda); use --target=cpu");
-  if (target != "cpu") fail("--target=" + target + ": unknown target (cpu or cuda)");
+  if (target != "cpu" && target != "cuda") fail("--target=" + target + ": unknown target (cpu or cuda)");
+  const bool cuda = target == "cuda";
+  if (!cuda && (emitKind == Emit::cuda || emitKind == Emit::emulated))
+    fail(std::string("--emit=") + (emitKind == Emit::cuda ? "cuda" : "emulated") + ": only with --target=cuda");
+  if (cuda && emitKind == Emit::mlir)
+    fail("--emit=mlir: not with --target=cuda (--emit=cuda writes its kernels)");
+  if (!cuda && gpuArchs.getNumOccurrences()) fail("--gpu-arch: only with --target=cuda");
   kilnc::Threads threading = kilnc::Threads::none;
   if (threads == "pthread")
     threading = kilnc::Threads::pthread;
@@ -243,6 +335,7 @@ int run() {
     threading = kilnc::Threads::openmp;
   else if (threads != "none")
     fail("--threads=" + threads + ": unknown (none, pthread or openmp)");
+  if (cuda && threading != kilnc::Threads::none) fail("--threads=" + threads + ": not with --target=cuda");
   if (!isCIdentifier(modelName))
     fail("--name=" + modelName + ": not a C identifier (letters, digits and '_', not starting with a digit, "
          "not a C keyword)");
@@ -290,6 +383,7 @@ int run() {
   } else if (needsWeights) {
     fail("--weights: " + inputPath + " has parameters; give the .npz written with it");
   }
+  if (cuda) return runCuda(*module, model);
 
   // Compiled functions get private names; the C entry points are the only exported symbols.
   for (kilnc::FunctionSpec& f : model.functions) {
@@ -335,40 +429,16 @@ int run() {
   if (model.threaded)
     for (const kilnc::FunctionSpec& f : model.functions) kilnc::use_thread_count_argument(*module, "kilnc_graph_" + f.name);
 
-  std::string output = outputPath;
-  if (output.empty()) output = emitKind == Emit::object ? modelName + ".o" : "-";
   if (emitKind == Emit::mlir) {
+    std::string output = outputPath.empty() ? std::string("-") : std::string(outputPath);
     writeOutput(output, [&](llvm::raw_pwrite_stream& os) { (*module)->print(os); });
   } else {
     llvm::LLVMContext llvmContext;
     std::unique_ptr<llvm::Module> llvmModule = mlir::translateModuleToLLVMIR(*module, llvmContext, modelName);
     if (!llvmModule) fail("translating to LLVM IR failed");
-    for (llvm::Function& f : *llvmModule)
-      if (!f.isDeclaration()) f.setLinkage(llvm::GlobalValue::InternalLinkage);
-    for (llvm::GlobalVariable& g : llvmModule->globals())
-      if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
-    kilnc::add_entry_points(*llvmModule, model);
-    if (threading == kilnc::Threads::pthread) kilnc::implement_openmp_with_pthreads(*llvmModule);
-    llvmModule->setDataLayout(machine->createDataLayout());
-    llvmModule->setTargetTriple(machine->getTargetTriple());
-    std::string broken;
-    llvm::raw_string_ostream brokenOs(broken);
-    if (llvm::verifyModule(*llvmModule, &brokenOs)) fail("internal error: the entry points do not verify:\n" + broken);
-    auto optimize = mlir::makeOptimizingTransformer(optLevel, /*sizeLevel=*/0, machine.get());
-    if (llvm::Error err = optimize(llvmModule.get())) fail("optimizing LLVM IR failed: " + llvm::toString(std::move(err)));
-    writeOutput(output, [&](llvm::raw_pwrite_stream& os) {
-      if (emitKind == Emit::llvm) {
-        llvmModule->print(os, nullptr);
-        return;
-      }
-      llvm::legacy::PassManager codegen;
-      auto type = emitKind == Emit::assembly ? llvm::CodeGenFileType::AssemblyFile : llvm::CodeGenFileType::ObjectFile;
-      if (machine->addPassesToEmitFile(codegen, os, nullptr, type)) fail("the target cannot emit this file type");
-      codegen.run(*llvmModule);
-    });
+    emitModule(*llvmModule, model, *machine, threading);
   }
-  if (!headerPath.empty())
-    writeOutput(headerPath, [&](llvm::raw_pwrite_stream& os) { os << kilnc::header_text(model); });
+  writeHeader(model);
   return 0;
 }
 

@@ -128,6 +128,11 @@ NvrtcOutput nvrtcCompileCached(const Program& program, const std::string& arch, 
 // __syncthreads, warp shuffles, atomics, shared memory: each thread a fiber).
 const std::string& emulatorHeader();
 
+// Compiles `program` for the emulator (as EmulatedProgram::load does) and returns the path
+// of the shared object: each kernel K is `extern "C" void K__emulate(void** params, const
+// unsigned grid[3], const unsigned block[3])`, params as cuLaunchKernel's kernelParams.
+std::string compileEmulated(const Program& program, const std::string& dir);
+
 // A program compiled for the host and loaded with dlopen; thread-safe to launch.
 class EmulatedProgram {
  public:

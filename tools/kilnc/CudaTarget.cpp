@@ -1,0 +1,115 @@
+// kilnc --target=cuda: @forward as kiln's CUDA program, its plan with NVRTC's images, and the executor's bitcode.
+#include "CudaTarget.h"
+
+#include <algorithm>
+
+#include "kiln/error.h"
+#include "kiln/passes/Passes.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace kilnc {
+namespace {
+
+// cuda_executor.c compiled to LLVM bitcode (tools/kilnc/CMakeLists.txt).
+const unsigned char kExecutorBitcode[] = {
+#include "cuda_executor_bc.inc"
+};
+
+int64_t launchKind(kiln::cuda::LaunchKind kind) {
+  switch (kind) {
+    case kiln::cuda::LaunchKind::Elements: return 0;
+    case kiln::cuda::LaunchKind::Rows: return 1;
+    case kiln::cuda::LaunchKind::Tiles: return 2;
+  }
+  throw kiln::Error("kilnc: internal error: an unknown launch kind");
+}
+
+// "sm_90" -> 90.
+int64_t archNumber(const std::string& arch) {
+  bool digits = arch.size() >= 5 && arch.rfind("sm_", 0) == 0 &&
+                std::all_of(arch.begin() + 3, arch.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || arch.size() > 6)
+    throw kiln::Error("--gpu-arch=" + arch + ": not a GPU architecture (sm_80, sm_86, sm_89, sm_90, ...)");
+  return std::stoll(arch.substr(3));
+}
+
+}  // namespace
+
+kiln::cuda::Program cuda_program(mlir::ModuleOp module, const ModelSpec& model) {
+  if (!model.forward) throw kiln::Error("--target=cuda: the model has no @forward");
+  auto func = module.lookupSymbol<mlir::func::FuncOp>(model.forward->name);
+  mlir::PassManager pm(module.getContext());
+  pm.addNestedPass<mlir::func::FuncOp>(kiln::passes::createKilnFuse());
+  if (mlir::failed(pm.run(module))) throw kiln::Error("--target=cuda: fusing @forward failed");
+  return kiln::cuda::emitProgram(func);
+}
+
+CudaPlan cuda_plan(const kiln::cuda::Program& program, const ModelSpec& model, const std::vector<std::string>& archs) {
+  const FunctionSpec& f = *model.forward;
+  CudaPlan plan;
+  plan.symbolic_batch = f.has_batch();
+  std::vector<int64_t> inputIndex(f.args.size(), -1);
+  for (size_t i = 0, n = 0; i < f.args.size(); ++i)
+    if (f.args[i].role == "input") inputIndex[i] = static_cast<int64_t>(n++);
+  for (const kiln::cuda::BufferInfo& b : program.buffers) {
+    CudaPlan::Buffer buffer;
+    buffer.bytes = static_cast<int64_t>(kiln::dtype_size(b.dtype));
+    for (int64_t d : b.shape) {
+      if (d < 0) ++buffer.power;
+      else buffer.bytes *= d;
+    }
+    if (b.argument >= 0) {
+      if (static_cast<size_t>(b.argument) >= f.args.size())
+        throw kiln::Error("kilnc: internal error: the CUDA program has an argument @forward lacks");
+      const TensorSpec& t = f.args[b.argument];
+      if (t.role == "input") buffer.input = inputIndex[b.argument];
+      else buffer.weight = t.name;
+    }
+    plan.buffers.push_back(buffer);
+  }
+  if (program.results.size() != f.results.size())
+    throw kiln::Error("kilnc: internal error: the CUDA program has another number of results than @forward");
+  for (size_t i = 0; i < f.results.size(); ++i)
+    if (f.results[i].role == "output") plan.outputs.push_back(program.results[i]);
+  for (const kiln::cuda::KernelInfo& k : program.kernels) {
+    CudaPlan::Kernel kernel;
+    kernel.name = k.name;
+    const int64_t launch[9] = {launchKind(k.launch), k.block,       k.work.factor,  k.work.batch_power, k.rows.factor,
+                               k.rows.batch_power,  k.count.factor, k.count.batch_power, k.tile};
+    std::copy(std::begin(launch), std::end(launch), kernel.launch);
+    for (int b : k.inputs) kernel.params.push_back(b);
+    for (int b : k.outputs) kernel.params.push_back(b);
+    plan.kernels.push_back(std::move(kernel));
+  }
+  if (archs.empty()) throw kiln::Error("--gpu-arch: no architecture given");
+  if (!kiln::cuda::nvrtcAvailable())
+    throw kiln::Error("--target=cuda needs NVRTC (libnvrtc of the CUDA toolkit) to compile the kernels, and it "
+                      "cannot be loaded here (KILN_NVRTC_LIBRARY names it)");
+  std::vector<std::pair<int64_t, std::string>> sorted;
+  for (const std::string& a : archs) sorted.emplace_back(archNumber(a), a);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    kiln::cuda::NvrtcOutput out = kiln::cuda::nvrtcCompile(program, sorted[i].second);
+    if (out.cubin.empty()) throw kiln::Error("kilnc: NVRTC gave no cubin for " + sorted[i].second);
+    plan.images.push_back({sorted[i].first, false, std::string(out.cubin.begin(), out.cubin.end())});
+    if (i + 1 == sorted.size())  // the newest's PTX, for GPUs newer than every cubin
+      plan.images.push_back({sorted[i].first, true, out.ptx + std::string(1, '\0')});
+  }
+  return plan;
+}
+
+std::unique_ptr<llvm::Module> cuda_executor(llvm::LLVMContext& context) {
+  llvm::StringRef bytes(reinterpret_cast<const char*>(kExecutorBitcode), sizeof kExecutorBitcode);
+  llvm::Expected<std::unique_ptr<llvm::Module>> module =
+      llvm::parseBitcodeFile(llvm::MemoryBufferRef(bytes, "cuda_executor.bc"), context);
+  if (!module) throw kiln::Error("kilnc: internal error: the CUDA executor's bitcode: " + llvm::toString(module.takeError()));
+  return std::move(*module);
+}
+
+}  // namespace kilnc

@@ -15,6 +15,8 @@
 # for the peers (optional). It runs, each step under a time limit (all in under ~8 min):
 #   1. the machine (nvidia-smi), NVRTC compiles of every kernel kind (cuda_nvrtc_test);
 #   2. every golden file and the gradient checks with --backend cuda on the real GPU;
+#   2b. the digits program over a kilnc --target=cuda object (aot-cuda/ of the bundle, built
+#      by examples/aot/run_aot.sh cuda): the JIT's logits (1e-5) from the cubin for this GPU;
 #   3. gpu_bench (fused elementwise GB/s, GEMM, MLP and CNN steps on the GPU) and
 #      gpu_torch_bench.py (device copy GB/s, cuBLAS GEMM, PyTorch eager steps): the figures
 #      for bench/RESULTS.md.
@@ -48,6 +50,8 @@ if [ -z "$bin" ]; then
   export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 export KILN_CACHE_DIR="${KILN_CACHE_DIR:-${TMPDIR:-/tmp}/kiln-gpu-check-cache}"
+# The kilnc --target=cuda program and its data (beside bin/ in the bundle).
+aot="${KILN_GPU_CHECK_AOT:-$(dirname "$bin")/aot-cuda}"
 
 step "machine"
 uname -m; nproc
@@ -81,6 +85,9 @@ if [ $gpu -eq 0 ]; then
   run 240 cuda_emulator_test "$bin/cuda_emulator_test"
   run 120 "goldens training (emulated)" "$bin/kiln-goldens" --backend cuda "$goldens/training.json"
   run 60 "gpu_bench (emulated smoke run)" "$bin/gpu_bench"
+  if [ -x "$aot/infer_digits" ]; then
+    run 30 "kilnc --target=cuda digits without a GPU (code 3)" "$aot/infer_digits" "$aot" --expect-code 3
+  fi
   echo
   echo "not measured: no GPU here, so no figures for bench/RESULTS.md (the emulated and NVRTC checks are the evidence)"
   exit $status
@@ -91,6 +98,14 @@ for f in functions functions_extra convolutions recurrent training npz; do
   run 90 "goldens $f" "$bin/kiln-goldens" --backend cuda "$goldens/$f.json"
 done
 KILN_BACKEND=cuda run 120 "gradient checks" "$bin/gradient_check_test" --gtest_brief=1
+
+step "kilnc --target=cuda: the digits program (cubins, libcuda by dlopen) on the GPU"
+if [ -x "$aot/infer_digits" ]; then
+  run 60 "aot-cuda infer_digits" "$aot/infer_digits" "$aot"
+else
+  echo "no $aot/infer_digits (a bundle built without NVRTC, or KILN_GPU_CHECK_BIN without KILN_GPU_CHECK_AOT)"
+  status=1
+fi
 
 step "benchmarks (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 run 150 gpu_bench "$bin/gpu_bench"

@@ -48,8 +48,22 @@ function(kiln_add_gpu_check_bundle)
   foreach(p ${present})
     list(APPEND files $<TARGET_FILE:${p}>)
   endforeach()
+  # aot-cuda/: the digits program over a kilnc --target=cuda object (examples/aot/run_aot.sh
+  # cuda, built here; the GPU machine has no kilnc) and its data, for bench/gpu_check.sh.
+  set(aot "")
+  if(KILN_HAVE_CUDA AND TARGET kilnc AND TARGET export_digits)
+    set(aot ${CMAKE_BINARY_DIR}/aot-cuda)
+    add_custom_command(OUTPUT ${aot}/infer_digits
+      COMMAND env KILNC_CUDA_BUILD_ONLY=1 ${CMAKE_SOURCE_DIR}/examples/aot/run_aot.sh cuda
+              $<TARGET_FILE_DIR:kilnc> ${CMAKE_SOURCE_DIR}/examples/aot ${aot} ${CMAKE_C_COMPILER}
+      DEPENDS kilnc export_digits ${CMAKE_SOURCE_DIR}/examples/aot/run_aot.sh
+              ${CMAKE_SOURCE_DIR}/examples/aot/infer_digits.c
+      COMMENT "aot-cuda: kilnc --target=cuda of the digits MLP and its C program")
+    add_custom_target(gpu-check-aot-cuda DEPENDS ${aot}/infer_digits)
+    list(APPEND present gpu-check-aot-cuda)
+  endif()
   add_custom_target(gpu-check
-    COMMAND ${CMAKE_SOURCE_DIR}/bench/gpu_bundle.sh ${CMAKE_BINARY_DIR}/kiln-gpu-check.run ${files}
+    COMMAND ${CMAKE_SOURCE_DIR}/bench/gpu_bundle.sh ${CMAKE_BINARY_DIR}/kiln-gpu-check.run ${files} ${aot}
     DEPENDS ${present}
     COMMENT "kiln-gpu-check.run: ${present}, stripped and xz-compressed"
     USES_TERMINAL)

@@ -160,3 +160,21 @@ func.func @check_range_float(%t: tensor<4xf32>) -> tensor<2xi64> {
   %r, %s = kiln.check_range %t, limit = 3 {function = "f", operand = "t"} : tensor<4xf32>
   return %s : tensor<2xi64>
 }
+
+// -----
+
+// kiln.collective_start: the graph must not read a bucket after handing it to the communicator.
+func.func @read_after_start(%g: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'kiln.collective_start' op result may only be returned}}
+  %b = kiln.collective_start %g, bucket = 0 : tensor<4xf32>
+  %c = kiln.add %b, %b : tensor<4xf32>
+  return %c : tensor<4xf32>
+}
+
+// -----
+
+func.func @not_flat(%g: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  // expected-error @+1 {{'kiln.collective_start' op x must be a flat (rank-1) bucket}}
+  %b = kiln.collective_start %g, bucket = 0 : tensor<2x2xf32>
+  return %b : tensor<2x2xf32>
+}

@@ -1,5 +1,6 @@
 // -kiln-lower-to-linalg: lowers every kiln op to linalg, tensor, arith, math and scf on tensors.
 #include "LoweringPatterns.h"
+#include "kiln/ir/KilnCollective.h"
 #include "kiln/passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -117,6 +118,8 @@ class KilnLowerToLinalg : public impl::KilnLowerToLinalgBase<KilnLowerToLinalg> 
     populateGatherScatterRngLoweringPatterns(patterns);
     ConversionTarget target(*ctx);
     target.addIllegalDialect<ir::KilnDialect>();
+    // Stays for the backend: the cpu backend's -kiln-start-collectives turns it into a call.
+    target.addLegalOp<ir::CollectiveStartOp>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect, cf::ControlFlowDialect>();
     // Any kiln op left is reported by the driver: "failed to legalize operation 'kiln.<op>'".

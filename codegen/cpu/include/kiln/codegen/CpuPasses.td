@@ -149,6 +149,32 @@ def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::
   let dependentDialects = ["mlir::scf::SCFDialect"];
 }
 
+def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
+  let summary = "Splits a large bufferized function into private functions of a few kernels each";
+  let description = [{
+    LLVM's translation of a function (the OpenMP outlining of each parallel
+    loop walks the whole function), its optimization and its code generation
+    take time growing faster than linearly with the function's size: an
+    unrolled recurrent network's graph of thousands of kernels in one function
+    compiled in minutes. After bufferization, the body of each public function
+    with at least 2 x `kernels-per-function` kernels (ops with regions: linalg
+    ops, loops; and calls) is cut into runs of `kernels-per-function` kernels
+    with the ops between them. A run becomes a private function
+    `@<function>_part_<i>` (LLVM `noinline`) called after the run's place. It
+    recomputes the region-free, memory-effect-free ops it uses (constants,
+    index arithmetic, `memref.dim`, views and casts), so its loop bounds stay
+    static and its buffers views of an allocation or an argument as in the
+    whole function; it takes the other values it uses as arguments and
+    returns those of its results used after it. Smaller functions are left as
+    they are.
+  }];
+  let options = [
+    Option<"kernelsPerFunction", "kernels-per-function", "int64_t", /*default=*/"32",
+           "Kernels in each outlined function">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect"];
+}
+
 def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
   let summary = "Replaces linalg.matmul and linalg.batch_matmul on f32/f64 memrefs by calls to BLAS";
   let description = [{
@@ -218,6 +244,45 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
                            "mlir::vector::VectorDialect", "mlir::affine::AffineDialect",
                            "mlir::arith::ArithDialect"];
+}
+
+def KilnStartCollectives : Pass<"kiln-start-collectives", "mlir::ModuleOp"> {
+  let summary = "Turns kiln.collective_start into a runtime call placed right after its bucket is computed";
+  let description = [{
+    Runs on linalg on tensors, before bufferization. Each `kiln.collective_start`
+    and the ops that compute only its bucket (the concatenation of the
+    gradients: tensor.empty, inserts, reshapes; none with memory effects)
+    move, in order, right after the last op whose value they use, so the
+    bucket is written as soon as its last gradient is and before the kernels
+    of the rest of the backward. A bucket that is no concatenation or kernel
+    result (a reshaped gradient, an input) is first copied into a fresh
+    tensor (the copy into the out-param that its return needs anyway, made
+    here instead of at the end). The op then becomes
+    `bufferization.to_buffer %bucket read_only`, a cast to
+    `memref<?xT, strided<[?], offset: ?>>` and a `func.call` of
+    `kiln_collective_start_<f32|f64>` (declared with `llvm.emit_c_interface`,
+    defined in kiln's runtime: kiln/collective_abi.h) with the bucket index
+    as an i64; its result is replaced by the bucket. The function records its
+    number of inputs in `kiln.collective_inputs` for
+    -kiln-check-collective-buffers.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect", "mlir::bufferization::BufferizationDialect",
+                           "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
+}
+
+def KilnCheckCollectiveBuffers : Pass<"kiln-check-collective-buffers", "mlir::func::FuncOp"> {
+  let summary = "Drops the collective starts whose buffer is not one of the function's out-params";
+  let description = [{
+    Runs after bufferization and -buffer-results-to-out-params. A call of
+    `kiln_collective_start_<f32|f64>` hands its buffer to a communicator
+    that writes it after the call returns, so the buffer must be the
+    caller's: one of the out-params (an argument past the
+    `kiln.collective_inputs` inputs, through memref.cast). A call on any
+    other buffer (an intermediate that is copied into the result later, an
+    input returned as it is) is removed; the caller then starts that bucket's
+    collective once the function has returned. The attribute is removed.
+  }];
 }
 
 #endif // KILN_CODEGEN_CPU_PASSES_TD

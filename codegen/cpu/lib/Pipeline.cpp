@@ -34,6 +34,7 @@
 #include "mlir/Dialect/ControlFlow/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/Transforms/RequestCWrappers.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/AllInterfaces.h"
@@ -94,22 +95,6 @@ struct UniqueReturnValues : mlir::PassWrapper<UniqueReturnValues, mlir::Operatio
   }
 };
 
-// -llvm-request-c-wrappers for public functions only: the private ones
-// (-kiln-outline-kernels' runs) are called from their module alone.
-struct RequestPublicCWrappers
-    : mlir::PassWrapper<RequestPublicCWrappers, mlir::OperationPass<mlir::func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RequestPublicCWrappers)
-  llvm::StringRef getArgument() const override { return "kiln-request-public-c-wrappers"; }
-  void runOnOperation() override {
-    if (getOperation().isPrivate() && !getOperation().isExternal()) return;
-    getOperation()->setAttr(mlir::LLVM::LLVMDialect::getEmitCWrapperAttrName(),
-                            mlir::UnitAttr::get(&getContext()));
-  }
-};
-
-// Whether -kiln-tile-matmuls runs (and the loop and vector passes its kernels need).
-bool generatesMatmuls(const PipelineOptions& options) { return !options.gemm_blas || options.generate_matmuls; }
-
 void addBufferizationPasses(mlir::OpPassManager& pm) {
   pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<UniqueReturnValues>());
   mlir::bufferization::OneShotBufferizePassOptions bufferize;
@@ -136,7 +121,7 @@ void addBufferizationPasses(mlir::OpPassManager& pm) {
 
 void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(createKilnLowerStridedCopies());
-  if (generatesMatmuls(options)) {
+  if (!options.gemm_blas) {
     // The tiled matmuls of -kiln-tile-matmuls: their scf.forall over output blocks
     // becomes a parallel loop (threads below), their 2-D vector transfers 1-D ones.
     pm.addNestedPass<mlir::func::FuncOp>(mlir::createForallToParallelLoopPass());
@@ -157,8 +142,8 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
 }
 
 void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
-  pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<RequestPublicCWrappers>());
-  if (generatesMatmuls(options)) {
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::LLVM::createLLVMRequestCWrappersPass());
+  if (!options.gemm_blas) {
     pm.addPass(mlir::createConvertVectorToLLVMPass());
     pm.addPass(mlir::createUBToLLVMConversionPass());
   }
@@ -174,7 +159,7 @@ void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& opt
   pm.addPass(mlir::createConvertFuncToLLVMPass());
   pm.addPass(mlir::createConvertOpenMPToLLVMPass());
   pm.addPass(mlir::createReconcileUnrealizedCastsPass());
-  if (!getenv("KILN_TMP_NOCANON")) pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCanonicalizerPass());
 }
 
 bool openmpRuntimeAvailable() {
@@ -192,7 +177,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
-  if (generatesMatmuls(options)) {
+  if (!options.gemm_blas) {
     KilnTileMatmulsOptions tiles;
     tiles.vectorBits = options.vector_bits;
     tiles.vectorRegisters = options.vector_registers;
@@ -205,8 +190,6 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCheckCollectiveBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
-  // A large graph's kernels become functions of their own, so that LLVM's time stays linear.
-  pm.addPass(createKilnOutlineKernels());
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm, options);
 }
@@ -222,12 +205,6 @@ PipelineOptions default_pipeline_options() {
       options.gemm_blas = true;
     else
       throw Error("kiln: KILN_GEMM must be 'blas' or 'codegen', not '" + choice + "'");
-  } else {
-    // The default per target, measured (bench/RESULTS.md, 2026-12-02 03:00): with AVX-512
-    // the generated GEMM beats OpenBLAS (whose Haswell kernels Debian's build runs there)
-    // on the MLP's GEMMs and steps, so its matmuls are generated; convolutions, pooling
-    // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
-    options.generate_matmuls = host_vector_shape().bits >= 512;
   }
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
@@ -278,9 +255,6 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
   Option<bool> gemmBlas{*this, "gemm-blas",
                         llvm::cl::desc("Matmuls call kiln's BLAS runtime functions (-kiln-matmul-to-blas)"),
                         llvm::cl::init(PipelineOptions{}.gemm_blas)};
-  Option<bool> generateMatmuls{*this, "generate-matmuls",
-                               llvm::cl::desc("With gemm-blas: matmuls -kiln-tile-matmuls takes are generated"),
-                               llvm::cl::init(PipelineOptions{}.generate_matmuls)};
   Option<int64_t> vectorBits{*this, "vector-bits",
                              llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
   Option<int64_t> vectorRegisters{*this, "vector-registers",
@@ -299,7 +273,6 @@ void registerCpuPipelines() {
         pipeline.parallel = options.parallel;
         pipeline.min_parallel_work = options.minParallelWork;
         pipeline.gemm_blas = options.gemmBlas;
-        pipeline.generate_matmuls = options.generateMatmuls;
         pipeline.vector_bits = options.vectorBits;
         pipeline.vector_registers = options.vectorRegisters;
         buildLowerToLLVMPipeline(pm, pipeline);

@@ -7,6 +7,7 @@
 #include <kiln/kiln.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+
+#include "../../frontend/src/distributed/communicator_impl.h"
 
 using namespace kiln;
 namespace D = kiln::distributed;
@@ -31,6 +34,18 @@ struct MLP : Chain {
   Variable operator()(const Variable& x) const { return l2(F::tanh(l1(x))); }
 };
 
+// Three layers: with 1088-byte buckets, {l3/b, l3/W, l2/b}, {l2/W, l1/b} and {l1/W} (the
+// gradients in the order backward produces them, last layer first).
+struct MLP3 : Chain {
+  L::Linear l1{8, 16}, l2{16, 16}, l3{16, 4};
+  MLP3() {
+    add_link("l1", l1);
+    add_link("l2", l2);
+    add_link("l3", l3);
+  }
+  Variable operator()(const Variable& x) const { return l3(F::tanh(l2(F::tanh(l1(x))))); }
+};
+
 constexpr int64_t kBatch = 12, kIn = 8, kClasses = 4;
 
 // Row-major (kBatch, kIn) inputs and labels of step `step`, rows [begin, end).
@@ -44,7 +59,8 @@ std::pair<Array, Array> batch_rows(int step, int64_t begin, int64_t end) {
   return {Array::from(x, {end - begin, kIn}), Array::from(t, {end - begin})};
 }
 
-void train(optimizers::Optimizer& opt, L::Classifier<MLP>& model, int steps, int64_t begin, int64_t end) {
+template <class Net>
+void train(optimizers::Optimizer& opt, L::Classifier<Net>& model, int steps, int64_t begin, int64_t end) {
   for (int s = 0; s < steps; ++s) {
     auto [x, t] = batch_rows(s, begin, end);
     model.cleargrads();
@@ -56,15 +72,14 @@ void train(optimizers::Optimizer& opt, L::Classifier<MLP>& model, int steps, int
 
 // Trains a data-parallel model (this rank's rows of each batch) and a local one (the whole
 // batch, no communicator) from the same initial parameters; they must agree within 1e-5.
-template <class Opt>
-void expect_data_parallel_matches_whole_batch() {
-  D::Communicator comm = D::create_communicator("mpi");
+template <class Opt, class Net = MLP>
+void expect_data_parallel_matches_whole_batch(D::Communicator comm = D::create_communicator("mpi")) {
   const int64_t per_rank = kBatch / comm.size();
   ASSERT_EQ(per_rank * comm.size(), kBatch) << "run with 1, 2, 3, 4, 6 or 12 ranks";
   set_random_seed(0);
-  L::Classifier<MLP> model;
+  L::Classifier<Net> model;
   set_random_seed(0);
-  L::Classifier<MLP> reference;
+  L::Classifier<Net> reference;
   Opt dist_opt, ref_opt;
   D::create_multi_node_optimizer(dist_opt, comm).setup(model);
   ref_opt.setup(reference);
@@ -74,18 +89,18 @@ void expect_data_parallel_matches_whole_batch() {
   ASSERT_EQ(got.size(), want.size());
   double moved = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    auto g = got[i].second.array().to_vector<float>(), w = want[i].second.array().to_vector<float>();
+    auto g = got[i].second.array().template to_vector<float>(), w = want[i].second.array().template to_vector<float>();
     ASSERT_EQ(g.size(), w.size());
     for (size_t k = 0; k < g.size(); ++k)
       ASSERT_NEAR(g[k], w[k], 1e-5) << got[i].first << "[" << k << "] on rank " << comm.rank();
   }
   // The parameters did move (5 steps), so the comparison is not of initial values.
   set_random_seed(0);
-  L::Classifier<MLP> initial;
+  L::Classifier<Net> initial;
   auto x0 = batch_rows(0, 0, 1);
   initial(Variable(x0.first, false), Variable(x0.second, false));
-  auto a = initial.namedparams()[0].second.array().to_vector<float>();
-  auto b = model.namedparams()[0].second.array().to_vector<float>();
+  auto a = initial.namedparams()[0].second.array().template to_vector<float>();
+  auto b = model.namedparams()[0].second.array().template to_vector<float>();
   for (size_t k = 0; k < a.size(); ++k) moved = std::max(moved, double(std::fabs(a[k] - b[k])));
   EXPECT_GT(moved, 1e-4);
 }
@@ -96,6 +111,37 @@ TEST(Distributed, SgdMatchesOneProcessWithTheWholeBatch) {
 
 TEST(Distributed, AdamMatchesOneProcessWithTheWholeBatch) {
   expect_data_parallel_matches_whole_batch<optimizers::Adam>();
+}
+
+// On the cpu backend the step's compiled graph starts each bucket's reduction itself, right
+// after computing the bucket (kiln.collective_start): the communicator's events show every
+// bucket started from inside the graph, the first bucket (the last layer's gradients) first,
+// before the bucket of l1/W, one of the backward's last gradients; and all before the graph
+// returned. The parameters are still those of one process with the whole batch.
+TEST(Distributed, BucketsStartInsideTheCompiledBackward) {
+  ASSERT_EQ(backend_name(), "cpu") << "the buckets start inside compiled graphs: run with KILN_BACKEND=cpu";
+  D::Communicator comm = D::create_communicator("mpi");
+  ASSERT_GT(comm.size(), 1) << "run under mpirun";
+  using Event = D::detail::CommunicatorImpl::Event;
+  std::vector<std::pair<Event, size_t>> events;
+  comm.impl().events = &events;
+  comm.set_bucket_bytes(1088);
+  expect_data_parallel_matches_whole_batch<optimizers::MomentumSGD, MLP3>(comm);
+  comm.impl().events = nullptr;
+  const size_t steps = 5, buckets = 3;
+  ASSERT_EQ(events.size(), steps * (buckets + 1));
+  for (size_t s = 0; s < steps; ++s) {
+    const auto* step = &events[s * (buckets + 1)];
+    EXPECT_EQ(step[0], std::make_pair(Event::bucket_started_in_graph, size_t(0))) << "step " << s;
+    std::vector<size_t> started;
+    for (size_t i = 0; i < buckets; ++i) {
+      EXPECT_EQ(step[i].first, Event::bucket_started_in_graph) << "step " << s << ", event " << i;
+      started.push_back(step[i].second);
+    }
+    std::sort(started.begin(), started.end());
+    EXPECT_EQ(started, (std::vector<size_t>{0, 1, 2})) << "step " << s;
+    EXPECT_EQ(step[buckets].first, Event::graph_returned) << "step " << s;
+  }
 }
 
 TEST(Distributed, RanksAndObjects) {

@@ -19,14 +19,21 @@
 // as one flat concatenation of its gradients on the pending step, drops the parameters' own
 // gradients, and realizes: the step's forward, backward and buckets are one compiled graph
 // (the loss and reported values come out of it too), which copies each gradient into its
-// bucket buffer (a compiled copy). One MPI_Iallreduce per bucket then sums it in place, and
+// bucket buffer (a compiled copy). One MPI_Iallreduce per bucket sums it in place, and
 // each parameter's gradient becomes a recorded slice of its reduced bucket times 1 / size():
 // the optimizer's update, its own compiled graph (cached like any other), reads the buckets and
-// fuses the scaling. No copy of a gradient is made outside compiled code. What overlaps:
-// the buckets' reductions with each other. What does not: the reductions with the backward
-// -- every bucket is an output of the one compiled graph, so the first reduction starts when
-// the whole backward is done (starting it inside the graph needs a communicator op in the
-// dialect; not done).
+// fuses the scaling. No copy of a gradient is made outside compiled code.
+//
+// Overlap. On the cpu backend (KILN_BACKEND unset or "cpu") each bucket is recorded through
+// kiln.collective_start: the compiled graph computes the bucket right after its last
+// gradient and calls into the runtime there (-kiln-start-collectives), which starts the
+// bucket's MPI_Iallreduce while the graph goes on with the backward of the earlier layers;
+// each start also lets the reductions started before progress (an MPI call). The update
+// waits for them all once the graph has returned. On the interpreter, or for a bucket whose
+// buffer is not the graph's own result (-kiln-check-collective-buffers), the reduction
+// starts when the graph has returned. Every rank compiles the same graph, so every rank
+// starts the same reductions in the same order. Open MPI has no progress thread: a
+// reduction advances only inside MPI calls (the later starts, the final wait).
 //
 // Failure. Every collective is nonblocking and polled against a deadline of KILN_MN_TIMEOUT
 // seconds (default 60): a rank that dies or stops answering makes every other rank print

@@ -6,7 +6,10 @@
 #include <random>
 #include <sstream>
 
+#include "../ops.h"
 #include "communicator_impl.h"
+#include "kiln/cache.h"
+#include "kiln/collective_abi.h"
 #include "kiln/distributed.h"
 #include "kiln/error.h"
 #include "kiln/functions.h"
@@ -115,6 +118,32 @@ std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t ca
   return buckets;
 }
 
+// Starts a bucket's reduction when the compiled graph's kiln.collective_start call hands over
+// its buffer (kiln/collective_abi.h); a call that does not match the bucket (index, size,
+// dtype) starts nothing, and the bucket is started after the graph.
+class BucketStarter final : public collective_abi::Handler {
+ public:
+  BucketStarter(CommunicatorImpl& c, const std::vector<Bucket>& buckets)
+      : c_(c), buckets_(buckets), started_(buckets.size(), nullptr) {}
+  void start(int64_t index, void* data, int64_t count, DType dtype) noexcept override {
+    if (index < 0 || static_cast<size_t>(index) >= buckets_.size()) return;
+    const Bucket& bucket = buckets_[static_cast<size_t>(index)];
+    if (started_[index] || !data || dtype != bucket.dtype || count > INT32_MAX ||
+        static_cast<size_t>(count) * dtype_size(dtype) != bucket.bytes)
+      return;
+    c_.progress();  // the buckets started before advance
+    c_.start_allreduce(data, count, dtype, ReduceOp::sum);
+    started_[index] = data;
+    if (c_.events) c_.events->push_back({CommunicatorImpl::Event::bucket_started_in_graph, size_t(index)});
+  }
+  const void* started(size_t bucket) const { return started_[bucket]; }
+
+ private:
+  CommunicatorImpl& c_;
+  const std::vector<Bucket>& buckets_;
+  std::vector<void*> started_;
+};
+
 }  // namespace
 
 // ---- Communicator -------------------------------------------------------------------
@@ -205,12 +234,40 @@ void Communicator::allreduce_grad(const Link& model) {
     flat[b] = parts.size() == 1 ? parts[0] : F::concat(parts, 0);
   }
   for (Parameter& p : params) p.cleargrad();
-  // The first array() realizes the step's forward, backward and every bucket (one compiled
-  // graph); each bucket's reduction then runs in place on the graph's output buffer.
+  // On the cpu backend each bucket goes through kiln.collective_start: the compiled graph
+  // starts its reduction (the handler below, on this thread) right after computing it, while
+  // the rest of the backward runs. A bucket the graph did not start (another backend, or a
+  // bucket that is no buffer of the graph's own: see -kiln-check-collective-buffers) is
+  // started once the graph has returned. Every rank compiles the same graph, so every rank
+  // starts the same reductions in the same order.
+  const bool in_graph = backend_name() == "cpu";
+  if (in_graph)
+    for (size_t b = 0; b < buckets.size(); ++b)
+      flat[b] = kiln::detail::record_like("kiln.collective_start", {flat[b]},
+                                          {kiln::detail::int_attr("bucket", static_cast<int64_t>(b))});
+  BucketStarter starter(c, buckets);
   std::vector<Array> sums(buckets.size());
+  {
+    collective_abi::ScopedHandler scope(starter);
+    // The first array() realizes the step's forward, backward and every bucket (one compiled
+    // graph); each bucket's reduction runs in place on the graph's output buffer.
+    try {
+      for (size_t b = 0; b < buckets.size(); ++b) sums[b] = flat[b].array();
+    } catch (...) {
+      c.wait_all(fn + " (gradient buckets)");  // no reduction may outlive its buffer
+      throw;
+    }
+  }
+  if (c.events) c.events->push_back({CommunicatorImpl::Event::graph_returned, CommunicatorImpl::npos});
   for (size_t b = 0; b < buckets.size(); ++b) {
-    sums[b] = flat[b].array();
+    if (starter.started(b) == sums[b].raw_data()) continue;
+    if (starter.started(b)) {  // cannot happen: the graph's out-params are the result arrays
+      c.wait_all(fn + " (gradient buckets)");
+      throw Error(fmt::format("{}: bucket {}: the compiled graph started its reduction on a buffer that is not "
+                              "its result", fn, b));
+    }
     c.start_allreduce(sums[b].raw_data(), sums[b].size(), buckets[b].dtype, ReduceOp::sum);
+    if (c.events) c.events->push_back({CommunicatorImpl::Event::bucket_started_after_graph, b});
   }
   c.wait_all(fn + " (gradient buckets)");
   // Each gradient becomes its slice of the reduced bucket times 1 / size, recorded, not

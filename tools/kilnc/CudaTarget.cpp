@@ -15,10 +15,12 @@
 namespace kilnc {
 namespace {
 
+#if KILNC_HAVE_CUDA_EXECUTOR
 // cuda_executor.c compiled to LLVM bitcode (tools/kilnc/CMakeLists.txt).
 const unsigned char kExecutorBitcode[] = {
 #include "cuda_executor_bc.inc"
 };
+#endif
 
 int64_t launchKind(kiln::cuda::LaunchKind kind) {
   switch (kind) {
@@ -105,11 +107,17 @@ CudaPlan cuda_plan(const kiln::cuda::Program& program, const ModelSpec& model, c
 }
 
 std::unique_ptr<llvm::Module> cuda_executor(llvm::LLVMContext& context) {
+#if !KILNC_HAVE_CUDA_EXECUTOR
+  (void)context;
+  throw kiln::Error("--target=cuda: this kilnc was built without LLVM's clang, which compiles the CUDA "
+                    "executor it links into the object");
+#else
   llvm::StringRef bytes(reinterpret_cast<const char*>(kExecutorBitcode), sizeof kExecutorBitcode);
   llvm::Expected<std::unique_ptr<llvm::Module>> module =
       llvm::parseBitcodeFile(llvm::MemoryBufferRef(bytes, "cuda_executor.bc"), context);
   if (!module) throw kiln::Error("kilnc: internal error: the CUDA executor's bitcode: " + llvm::toString(module.takeError()));
   return std::move(*module);
+#endif
 }
 
 }  // namespace kilnc

@@ -45,14 +45,18 @@ struct GemmRun {
   std::string llvm_ir;  // the optimized LLVM IR of every graph compiled for the run
 };
 
-// Runs `graph` on the compiled CPU backend with KILN_GEMM=`gemm`, compiling it afresh.
+// Runs `graph` on the compiled CPU backend with KILN_GEMM=`gemm` (null: unset, the
+// default), compiling it afresh.
 GemmRun run_with(const char* gemm, const Graph& graph) {
   static int counter = 0;
   fs::path dump = fs::temp_directory_path() /
                   ("kiln_gemm_test_dump_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
   fs::remove_all(dump);
   setenv("KILN_BACKEND", "cpu", 1);
-  setenv("KILN_GEMM", gemm, 1);
+  if (gemm)
+    setenv("KILN_GEMM", gemm, 1);
+  else
+    unsetenv("KILN_GEMM");
   setenv("KILN_DUMP", dump.c_str(), 1);
   clear_memory_cache();
   GemmRun run;
@@ -229,6 +233,25 @@ TEST_F(Gemm, ChoiceIsPartOfTheDiskCacheKey) {
   EXPECT_EQ(cache_stats().disk_hits, 1);
   EXPECT_EQ(again.results[0].to_vector<float>(), blas.results[0].to_vector<float>());
   restore();
+}
+
+// KILN_GEMM unset: on a host with AVX-512 the matmuls are generated (no GEMM call) and
+// the convolution stays a runtime call; elsewhere both call OpenBLAS. Either way the
+// results are BLAS's.
+TEST_F(Gemm, DefaultFollowsTheTarget) {
+  Graph graph = [] {
+    Variable x(Array::randn({2, 3, 8, 8}, 51)), w(Array::randn({4, 3, 3, 3}, 52));
+    Variable a(Array::randn({40, 72}, 53)), b(Array::randn({72, 24}, 54));
+    return std::vector<Array>{F::matmul(a, b).array(), F::convolution_2d(x, w).array()};
+  };
+  GemmRun blas = run_with("blas", graph);
+  GemmRun standard = run_with(nullptr, graph);
+  EXPECT_THAT(standard.llvm_ir, HasSubstr("_mlir_ciface_kiln_conv2d_f32"));
+  if (__builtin_cpu_supports("avx512f"))
+    EXPECT_THAT(standard.llvm_ir, Not(HasSubstr("gemm_f")));
+  else
+    EXPECT_THAT(standard.llvm_ir, HasSubstr("_mlir_ciface_kiln_gemm_f32"));
+  expect_arrays_near(blas.results, standard.results, 1e-4);
 }
 
 TEST_F(Gemm, UnknownChoiceIsAnError) {

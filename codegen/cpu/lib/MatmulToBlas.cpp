@@ -15,6 +15,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
@@ -165,10 +166,12 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<linalg::LinalgOp> ops;
+    // Not the tiles of -kiln-tile-matmuls (inside its scf.forall over output blocks:
+    // matmuls it generated, whose small remainders become loops).
     module.walk([&](linalg::LinalgOp op) {
-      if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) || matchConvolution(op) ||
-          matchPoolGrad(op))
-        ops.push_back(op);
+      bool matmul = isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) &&
+                    !op->getParentOfType<scf::ForallOp>();
+      if (matmul || matchConvolution(op) || matchPoolGrad(op)) ops.push_back(op);
     });
     // Decided before any rewrite (the casts this pass adds are views of C).
     llvm::DenseMap<Operation*, linalg::FillOp> zeroFills;

@@ -84,7 +84,7 @@ std::string host_target_id(int opt_level) {
   std::string id = host;
   id += pipeline.parallel ? ";omp" : ";serial";
   id += ";O" + std::to_string(opt_level);
-  id += pipeline.gemm_blas ? ";gemm=blas" : ";gemm=codegen";
+  id += !pipeline.gemm_blas ? ";gemm=codegen" : pipeline.generate_matmuls ? ";gemm=blas+generated" : ";gemm=blas";
   return id;
 }
 

@@ -95,6 +95,9 @@ struct UniqueReturnValues : mlir::PassWrapper<UniqueReturnValues, mlir::Operatio
   }
 };
 
+// Whether -kiln-tile-matmuls runs (and the loop and vector passes its kernels need).
+bool generatesMatmuls(const PipelineOptions& options) { return !options.gemm_blas || options.generate_matmuls; }
+
 void addBufferizationPasses(mlir::OpPassManager& pm) {
   pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<UniqueReturnValues>());
   mlir::bufferization::OneShotBufferizePassOptions bufferize;
@@ -121,7 +124,7 @@ void addBufferizationPasses(mlir::OpPassManager& pm) {
 
 void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(createKilnLowerStridedCopies());
-  if (!options.gemm_blas) {
+  if (generatesMatmuls(options)) {
     // The tiled matmuls of -kiln-tile-matmuls: their scf.forall over output blocks
     // becomes a parallel loop (threads below), their 2-D vector transfers 1-D ones.
     pm.addNestedPass<mlir::func::FuncOp>(mlir::createForallToParallelLoopPass());
@@ -143,7 +146,7 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
 
 void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(mlir::LLVM::createLLVMRequestCWrappersPass());
-  if (!options.gemm_blas) {
+  if (generatesMatmuls(options)) {
     pm.addPass(mlir::createConvertVectorToLLVMPass());
     pm.addPass(mlir::createUBToLLVMConversionPass());
   }
@@ -177,7 +180,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
-  if (!options.gemm_blas) {
+  if (generatesMatmuls(options)) {
     KilnTileMatmulsOptions tiles;
     tiles.vectorBits = options.vector_bits;
     tiles.vectorRegisters = options.vector_registers;
@@ -205,6 +208,12 @@ PipelineOptions default_pipeline_options() {
       options.gemm_blas = true;
     else
       throw Error("kiln: KILN_GEMM must be 'blas' or 'codegen', not '" + choice + "'");
+  } else {
+    // The default per target, measured (bench/RESULTS.md, 2026-12-02 03:10): with AVX-512
+    // the generated GEMM beats OpenBLAS (whose Haswell kernels Debian's build runs there)
+    // on the MLP's GEMMs and steps, so its matmuls are generated; convolutions, pooling
+    // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
+    options.generate_matmuls = host_vector_shape().bits >= 512;
   }
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
@@ -255,6 +264,9 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
   Option<bool> gemmBlas{*this, "gemm-blas",
                         llvm::cl::desc("Matmuls call kiln's BLAS runtime functions (-kiln-matmul-to-blas)"),
                         llvm::cl::init(PipelineOptions{}.gemm_blas)};
+  Option<bool> generateMatmuls{*this, "generate-matmuls",
+                               llvm::cl::desc("With gemm-blas: matmuls -kiln-tile-matmuls takes are generated"),
+                               llvm::cl::init(PipelineOptions{}.generate_matmuls)};
   Option<int64_t> vectorBits{*this, "vector-bits",
                              llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
   Option<int64_t> vectorRegisters{*this, "vector-registers",
@@ -273,6 +285,7 @@ void registerCpuPipelines() {
         pipeline.parallel = options.parallel;
         pipeline.min_parallel_work = options.minParallelWork;
         pipeline.gemm_blas = options.gemmBlas;
+        pipeline.generate_matmuls = options.generateMatmuls;
         pipeline.vector_bits = options.vectorBits;
         pipeline.vector_registers = options.vectorRegisters;
         buildLowerToLLVMPipeline(pm, pipeline);

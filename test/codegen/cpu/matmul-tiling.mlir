@@ -3,6 +3,9 @@
 // RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=512 vector-registers=32" | FileCheck %s
 // RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=256 vector-registers=16" | FileCheck %s --check-prefix=AVX2
 // RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="parallel=false gemm-blas=false vector-bits=512 vector-registers=32" | FileCheck %s --check-prefix=LLVM
+// The default on AVX-512 (gemm-blas with generate-matmuls): the matmuls this pass takes
+// are generated, the others (a dynamic n) stay OpenBLAS calls.
+// RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="parallel=false generate-matmuls=true vector-bits=512 vector-registers=32" | FileCheck %s --check-prefix=MIXED
 
 // 512^3: 64x256 output blocks (scf.forall), a 256-deep k panel, 8x32 register
 // tiles whose accumulator is carried across the k loop as a vector<8x32xf32>,
@@ -30,6 +33,9 @@
 // AVX2-NOT:     linalg.matmul
 // LLVM-LABEL:  llvm.func @square
 // LLVM-NOT:      kiln_gemm
+// MIXED-LABEL: llvm.func @square
+// MIXED-NOT:     kiln_gemm
+// MIXED:         llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
 // LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
 func.func @square(%a: tensor<512x512xf32>, %b: tensor<512x512xf32>) -> tensor<512x512xf32> {
   %z = arith.constant 0.0 : f32
@@ -77,6 +83,8 @@ func.func @batched(%a: tensor<4x1000x24xf64>, %b: tensor<4x24x16xf64>, %c: tenso
 // CHECK-LABEL: func.func @dynamic
 // CHECK:         linalg.matmul
 // CHECK-NOT:     scf.forall
+// MIXED-LABEL: llvm.func @dynamic(
+// MIXED:         llvm.call @kiln_gemm_f32
 func.func @dynamic(%a: tensor<?x?xf32>, %b: tensor<?x?xf32>, %c: tensor<?x?xf32>) -> tensor<?x?xf32> {
   %r = linalg.matmul ins(%a, %b : tensor<?x?xf32>, tensor<?x?xf32>) outs(%c : tensor<?x?xf32>) -> tensor<?x?xf32>
   return %r : tensor<?x?xf32>
@@ -175,6 +183,9 @@ func.func @transposed_b(%a: tensor<64x784xf32>, %w: tensor<256x784xf32>, %c: ten
 // AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (128, 8)
 // AVX2:           scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x8xf32>)
 // AVX2-NOT:     linalg.matmul
+// MIXED-LABEL: llvm.func @split_columns
+// MIXED-NOT:     kiln_gemm
+// MIXED-COUNT-2: llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
 // LLVM-LABEL:  llvm.func @split_columns
 // LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
 // LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>

@@ -34,10 +34,14 @@ struct PipelineOptions {
   bool parallel = true;
   // See -kiln-sequentialize-small-loops.
   int64_t min_parallel_work = 32768;
-  // Matmuls (linalg.matmul, linalg.batch_matmul on f32/f64) call OpenBLAS through
-  // kiln's runtime (-kiln-matmul-to-blas); when false, static f32/f64 matmuls are
-  // tiled and vectorized (-kiln-tile-matmuls), the rest become loops.
+  // Matmuls (linalg.matmul, linalg.batch_matmul on f32/f64), convolutions and pooling
+  // gradients call OpenBLAS / kiln's runtime (-kiln-matmul-to-blas); when false, static
+  // f32/f64 matmuls are tiled and vectorized (-kiln-tile-matmuls), the rest become loops.
   bool gemm_blas = true;
+  // With gemm_blas: the matmuls -kiln-tile-matmuls takes are generated all the same
+  // (convolutions, pooling gradients and the other matmuls stay calls). The default
+  // where the generated GEMM is the faster (default_pipeline_options).
+  bool generate_matmuls = false;
   // Times every kernel (-kiln-profile-kernels; KILN_PROFILE, kiln/profile.h).
   bool profile = false;
   // The target's vector registers, for the generated GEMM's register tiles
@@ -70,8 +74,10 @@ void registerCpuDialects(mlir::DialectRegistry& registry);
 void registerCpuPipelines();
 
 // The pipeline options for this process: KILN_NUM_THREADS=1, or no libomp,
-// turns threads off; KILN_GEMM=codegen|blas (default blas) picks how matmuls
-// run (generated loops or OpenBLAS). Read from the environment on every call.
+// turns threads off; KILN_GEMM=codegen|blas picks how matmuls run (generated loops
+// or OpenBLAS). Unset: OpenBLAS, except that on a host with AVX-512 the matmuls
+// -kiln-tile-matmuls takes are generated (measured faster there, bench/RESULTS.md
+// 2026-12-02 03:10). Read from the environment on every call.
 PipelineOptions default_pipeline_options();
 // The environment default_pipeline_options reads, as text (a few getenv calls,
 // no parsing): what changes the options within a process, for in-memory cache
@@ -80,7 +86,7 @@ std::string pipeline_environment();
 
 // Everything that makes an object file differ besides its IR: LLVM version,
 // target triple, host CPU name and features, threads or not, optimization
-// level, GEMM choice ("gemm=blas|codegen"). Part of a disk-cache key; the
+// level, GEMM choice ("gemm=blas|codegen|blas+generated"). Part of a disk-cache key; the
 // CPU part is computed once, the pipeline options each call.
 std::string host_target_id(int opt_level = 3);
 

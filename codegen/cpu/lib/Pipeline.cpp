@@ -34,7 +34,6 @@
 #include "mlir/Dialect/ControlFlow/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/Transforms/RequestCWrappers.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/AllInterfaces.h"
@@ -95,6 +94,19 @@ struct UniqueReturnValues : mlir::PassWrapper<UniqueReturnValues, mlir::Operatio
   }
 };
 
+// -llvm-request-c-wrappers for public functions only: the private ones
+// (-kiln-outline-kernels' runs) are called from their module alone.
+struct RequestPublicCWrappers
+    : mlir::PassWrapper<RequestPublicCWrappers, mlir::OperationPass<mlir::func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RequestPublicCWrappers)
+  llvm::StringRef getArgument() const override { return "kiln-request-public-c-wrappers"; }
+  void runOnOperation() override {
+    if (getOperation().isPrivate() && !getOperation().isExternal()) return;
+    getOperation()->setAttr(mlir::LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                            mlir::UnitAttr::get(&getContext()));
+  }
+};
+
 // Whether -kiln-tile-matmuls runs (and the loop and vector passes its kernels need).
 bool generatesMatmuls(const PipelineOptions& options) { return !options.gemm_blas || options.generate_matmuls; }
 
@@ -145,7 +157,7 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
 }
 
 void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::LLVM::createLLVMRequestCWrappersPass());
+  pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<RequestPublicCWrappers>());
   if (generatesMatmuls(options)) {
     pm.addPass(mlir::createConvertVectorToLLVMPass());
     pm.addPass(mlir::createUBToLLVMConversionPass());
@@ -162,7 +174,9 @@ void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& opt
   pm.addPass(mlir::createConvertFuncToLLVMPass());
   pm.addPass(mlir::createConvertOpenMPToLLVMPass());
   pm.addPass(mlir::createReconcileUnrealizedCastsPass());
-  pm.addPass(mlir::createCanonicalizerPass());
+  // Bottom-up: the same result as the default top-down order here, in a fifth of the
+  // time on a graph of thousands of OpenMP loops (0.8 s instead of 4.7 s at 35 LSTM steps).
+  pm.addPass(mlir::createCanonicalizerPass(mlir::GreedyRewriteConfig().setUseTopDownTraversal(false)));
 }
 
 bool openmpRuntimeAvailable() {
@@ -193,6 +207,8 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCheckCollectiveBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
+  // A large graph's kernels become functions of their own, so that LLVM's time stays linear.
+  pm.addPass(createKilnOutlineKernels());
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm, options);
 }

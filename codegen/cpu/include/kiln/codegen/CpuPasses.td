@@ -149,6 +149,32 @@ def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::
   let dependentDialects = ["mlir::scf::SCFDialect"];
 }
 
+def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
+  let summary = "Splits a large bufferized function into private functions of a few kernels each";
+  let description = [{
+    LLVM's translation of a function (the OpenMP outlining of each parallel
+    loop walks the whole function), its optimization and its code generation
+    take time growing faster than linearly with the function's size: an
+    unrolled recurrent network's graph of thousands of kernels in one function
+    compiled in minutes. After bufferization, the body of each public function
+    with at least 2 x `kernels-per-function` kernels (ops with regions: linalg
+    ops, loops; and calls) is cut into runs of `kernels-per-function` kernels
+    with the ops between them. A run becomes a private function
+    `@<function>_part_<i>` (LLVM `noinline`) called after the run's place. It
+    recomputes the region-free, memory-effect-free ops it uses (constants,
+    index arithmetic, `memref.dim`, views and casts), so its loop bounds stay
+    static and its buffers views of an allocation or an argument as in the
+    whole function; it takes the other values it uses as arguments and
+    returns those of its results used after it. Smaller functions are left as
+    they are.
+  }];
+  let options = [
+    Option<"kernelsPerFunction", "kernels-per-function", "int64_t", /*default=*/"32",
+           "Kernels in each outlined function">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect"];
+}
+
 def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
   let summary = "Replaces linalg.matmul and linalg.batch_matmul on f32/f64 memrefs by calls to BLAS";
   let description = [{

@@ -237,11 +237,13 @@ void Communicator::allreduce_grad(const Link& model) {
   for (Parameter& p : params) p.cleargrad();
   // On the cpu backend (unless KILN_MN_OVERLAP=0) each bucket goes through
   // kiln.collective_start: the compiled graph starts its reduction (the handler below, on this
-  // thread) right after computing it, while the rest of the backward runs. A bucket the graph did not start (another backend, or a
-  // bucket that is no buffer of the graph's own: see -kiln-check-collective-buffers) is
-  // started once the graph has returned. Every rank compiles the same graph, so every rank
-  // starts the same reductions in the same order.
-  const bool in_graph = backend_name() == "cpu" && env::get_flag("KILN_MN_OVERLAP", true);
+  // thread) right after computing it, while the rest of the backward runs. A bucket the graph
+  // did not start (another backend; parameters on another device, whose graph runs on that
+  // device's backend; a bucket that is no buffer of the graph's own: see
+  // -kiln-check-collective-buffers) is started once the graph has returned. Every rank
+  // compiles the same graph, so every rank starts the same reductions in the same order.
+  bool in_graph = backend_name() == "cpu" && env::get_flag("KILN_MN_OVERLAP", true);
+  for (const Parameter& p : params) in_graph = in_graph && p.device().is_cpu();
   if (in_graph)
     for (size_t b = 0; b < buckets.size(); ++b)
       flat[b] = kiln::detail::record_like("kiln.collective_start", {flat[b]},

@@ -120,9 +120,9 @@ TEST(Distributed, AdamMatchesOneProcessWithTheWholeBatch) {
 
 // On the cpu backend the step's compiled graph starts each bucket's reduction itself, right
 // after computing the bucket (kiln.collective_start): the communicator's events show every
-// bucket started from inside the graph, the first bucket (the last layer's gradients) first,
-// before the bucket of l1/W, one of the backward's last gradients; and all before the graph
-// returned. The parameters are still those of one process with the whole batch (computed
+// bucket started from inside the graph, in bucket order, so the first bucket (the last
+// layer's gradients) before the bucket of l1/W, one of the backward's last gradients; and
+// all before the graph returned. The parameters are still those of one process with the whole batch (computed
 // by the interpreter).
 TEST(Distributed, BucketsStartInsideTheCompiledBackward) {
   ASSERT_EQ(backend_name(), "cpu") << "the buckets start inside compiled graphs: run with KILN_BACKEND=cpu";
@@ -139,14 +139,8 @@ TEST(Distributed, BucketsStartInsideTheCompiledBackward) {
   ASSERT_EQ(events.size(), steps * (buckets + 1));
   for (size_t s = 0; s < steps; ++s) {
     const auto* step = &events[s * (buckets + 1)];
-    EXPECT_EQ(step[0], std::make_pair(Event::bucket_started_in_graph, size_t(0))) << "step " << s;
-    std::vector<size_t> started;
-    for (size_t i = 0; i < buckets; ++i) {
-      EXPECT_EQ(step[i].first, Event::bucket_started_in_graph) << "step " << s << ", event " << i;
-      started.push_back(step[i].second);
-    }
-    std::sort(started.begin(), started.end());
-    EXPECT_EQ(started, (std::vector<size_t>{0, 1, 2})) << "step " << s;
+    for (size_t b = 0; b < buckets; ++b)  // in bucket order, as MPI matches them
+      EXPECT_EQ(step[b], std::make_pair(Event::bucket_started_in_graph, b)) << "step " << s << ", bucket " << b;
     EXPECT_EQ(step[buckets].first, Event::graph_returned) << "step " << s;
   }
 }

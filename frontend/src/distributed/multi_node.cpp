@@ -119,30 +119,51 @@ std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t ca
   return buckets;
 }
 
-// Starts a bucket's reduction when the compiled graph's kiln.collective_start call hands over
-// its buffer (kiln/collective_abi.h); a call that does not match the bucket (index, size,
-// dtype) starts nothing, and the bucket is started after the graph.
+// Starts the buckets' reductions, in bucket order, as the compiled graph's
+// kiln.collective_start calls hand over their buffers (kiln/collective_abi.h). MPI matches
+// collectives by their order, and the ranks' graphs may order their kernels differently (a
+// rank without some gradient has zeros there), so a bucket that comes early waits for the
+// ones before it; finish() starts what the graph did not, after it returned. A call that does
+// not match its bucket (index, size, dtype) is ignored.
 class BucketStarter final : public collective_abi::Handler {
  public:
   BucketStarter(CommunicatorImpl& c, const std::vector<Bucket>& buckets)
-      : c_(c), buckets_(buckets), started_(buckets.size(), nullptr) {}
+      : c_(c), buckets_(buckets), handed_(buckets.size(), nullptr) {}
   void start(int64_t index, void* data, int64_t count, DType dtype) noexcept override {
     if (index < 0 || static_cast<size_t>(index) >= buckets_.size()) return;
     const Bucket& bucket = buckets_[static_cast<size_t>(index)];
-    if (started_[index] || !data || dtype != bucket.dtype || count > INT32_MAX ||
+    if (handed_[index] || !data || dtype != bucket.dtype || count > INT32_MAX ||
         static_cast<size_t>(count) * dtype_size(dtype) != bucket.bytes)
       return;
+    handed_[index] = data;
     c_.progress();  // the buckets started before advance
-    c_.start_allreduce(data, count, dtype, ReduceOp::sum);
-    started_[index] = data;
-    if (c_.events) c_.events->push_back({CommunicatorImpl::Event::bucket_started_in_graph, size_t(index)});
+    for (; next_ < buckets_.size() && handed_[next_]; ++next_) start_next(handed_[next_], true);
   }
-  const void* started(size_t bucket) const { return started_[bucket]; }
+  // After the graph: starts the buckets not started yet, in order, on `sums` (the graph's
+  // results). Throws if the graph handed over a buffer that is not its result.
+  void finish(std::vector<Array>& sums, const std::string& fn) {
+    for (size_t b = 0; b < handed_.size(); ++b)
+      if (handed_[b] && handed_[b] != sums[b].raw_data()) {  // cannot happen: the out-params are the results
+        c_.wait_all(fn + " (gradient buckets)");
+        throw Error(fmt::format("{}: bucket {}: the compiled graph handed over a buffer that is not its result",
+                                fn, b));
+      }
+    for (; next_ < buckets_.size(); ++next_) start_next(sums[next_].raw_data(), false);
+  }
 
  private:
+  void start_next(void* data, bool in_graph) {
+    const Bucket& bucket = buckets_[next_];
+    c_.start_allreduce(data, static_cast<int64_t>(bucket.bytes / dtype_size(bucket.dtype)), bucket.dtype,
+                       ReduceOp::sum);
+    using Event = CommunicatorImpl::Event;
+    if (c_.events)
+      c_.events->push_back({in_graph ? Event::bucket_started_in_graph : Event::bucket_started_after_graph, next_});
+  }
   CommunicatorImpl& c_;
   const std::vector<Bucket>& buckets_;
-  std::vector<void*> started_;
+  std::vector<void*> handed_;
+  size_t next_ = 0;  // the first bucket not started
 };
 
 }  // namespace
@@ -262,16 +283,7 @@ void Communicator::allreduce_grad(const Link& model) {
     }
   }
   if (c.events) c.events->push_back({CommunicatorImpl::Event::graph_returned, CommunicatorImpl::npos});
-  for (size_t b = 0; b < buckets.size(); ++b) {
-    if (starter.started(b) == sums[b].raw_data()) continue;
-    if (starter.started(b)) {  // cannot happen: the graph's out-params are the result arrays
-      c.wait_all(fn + " (gradient buckets)");
-      throw Error(fmt::format("{}: bucket {}: the compiled graph started its reduction on a buffer that is not "
-                              "its result", fn, b));
-    }
-    c.start_allreduce(sums[b].raw_data(), sums[b].size(), buckets[b].dtype, ReduceOp::sum);
-    if (c.events) c.events->push_back({CommunicatorImpl::Event::bucket_started_after_graph, b});
-  }
+  starter.finish(sums, fn);
   c.wait_all(fn + " (gradient buckets)");
   // Each gradient becomes its slice of the reduced bucket times 1 / size, recorded, not
   // computed: the optimizer's compiled update reads the bucket and fuses the scaling (no

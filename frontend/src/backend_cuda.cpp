@@ -2,7 +2,10 @@
 // Under KILN_CUDA_EMULATE=1 the program is compiled for the host and its kernels run on
 // kiln's SIMT emulator (device memory = host memory). On a real GPU (the driver dlopen'd by
 // kiln/cuda_driver.h) it is compiled by NVRTC for the device's arch, loaded as a module,
-// and each run is one CUDA graph of its kernel launches, captured once and replayed.
+// and each run is one CUDA graph of its kernel launches, captured once and replayed. Library
+// GEMM steps (cuda::LibraryGemm) run on cuBLASLt (kiln/cublaslt.h) on kiln's stream, inside the
+// same graph; under the emulator on cblas (cuda::runLibraryGemmOnHost). KILN_CUDA_CUBLASLT=0
+// emits every matmul as a generated GEMM kernel instead.
 #ifdef KILN_HAVE_CUDA
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "kiln/files.h"
 #include "kiln/kernel_cache.h"
 #if KILN_HAVE_CUDA_DRIVER_API
+#include "kiln/cublaslt.h"
 #include "kiln/cuda_driver.h"
 #endif
 #include "kiln/passes/Passes.h"
@@ -132,6 +136,17 @@ class GpuExecutable : public Executable {
       for (auto& [index, d] : devices_) {
         for (Graph& g : d.graphs) t.cuGraphExecDestroy(g.exec);
         if (d.module) t.cuModuleUnload(d.module);
+#if KILN_HAVE_CUBLASLT
+        if (!d.gemms.empty()) {
+          const cuda_driver::CublasLtTable& lt = cuda_driver::cublaslt();
+          for (auto& [key, plan] : d.gemms) {
+            for (cublasLtMatrixLayout_t l : {plan.a, plan.b, plan.c})
+              if (l) lt.cublasLtMatrixLayoutDestroy(l);
+            if (plan.desc) lt.cublasLtMatmulDescDestroy(plan.desc);
+          }
+        }
+        if (d.workspace) cuda_driver::DeviceAllocator::of(index).release(d.workspace, kGemmWorkspace, cuda_driver::stream(index));
+#endif
       }
     } catch (const Error&) {
     }
@@ -190,13 +205,26 @@ class GpuExecutable : public Executable {
     std::vector<CUdeviceptr> addresses;
     CUgraphExec exec;
   };
+#if KILN_HAVE_CUBLASLT
+  // A library step's cuBLASLt descriptors for one batch size, made on its first run.
+  struct GemmPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // cuBLASLt's A (kiln's B), B (kiln's A), C = D
+    cublasLtMatmulAlgo_t algo{};
+  };
+#endif
   struct PerDevice {
     CUmodule module = nullptr;
-    std::vector<CUfunction> functions;
+    std::vector<CUfunction> functions;  // nullptr for a library step
+#if KILN_HAVE_CUBLASLT
+    std::map<std::pair<size_t, int64_t>, GemmPlan> gemms;  // by (step, batch size)
+    CUdeviceptr workspace = 0;                             // kGemmWorkspace bytes, kiln's allocator
+#endif
     std::map<int64_t, std::vector<Array>> scratch;  // intermediate buffers by batch size
     std::list<Graph> graphs;                        // one per batch size, most recently used first
   };
   static constexpr size_t kMaxGraphs = 8;
+  static constexpr size_t kGemmWorkspace = size_t(32) << 20;  // cuBLASLt's advice for Hopper
 
   // "cuda backend: kernel K (region L, source FILE:LINE) on @cuda:N", for errors.
   std::string kernelWhat(const cuda::KernelInfo& k, int device) const {
@@ -228,18 +256,101 @@ class GpuExecutable : public Executable {
                            ") on @cuda:" + std::to_string(device));
     for (const cuda::KernelInfo& k : program_.kernels) {
       CUfunction f = nullptr;
+      if (k.launch == cuda::LaunchKind::Library) {
+        d.functions.push_back(nullptr);
+        continue;
+      }
       cuda_driver::check(t.cuModuleGetFunction(&f, d.module, k.name.c_str()), "cuModuleGetFunction", kernelWhat(k, device));
       d.functions.push_back(f);
     }
+#if KILN_HAVE_CUBLASLT
+    if (cuda::usesLibraryGemm(program_))
+      d.workspace = cuda_driver::DeviceAllocator::of(device).allocate(kGemmWorkspace, cuda_driver::stream(device));
+#endif
     return devices_.emplace(device, std::move(d)).first->second;
   }
 
-  void launchAll(const PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
+  // Library step `i` on cuBLASLt. cuBLASLt is column-major: kiln's row-major C = op(A) op(B) is
+  // its column-major C^T = op(B)^T op(A)^T, so its A is kiln's B and its B kiln's A, and the
+  // bias (one per column of C) is one per row of C^T, as CUBLASLT_EPILOGUE_BIAS adds it.
+  void launchGemm(PerDevice& d, int device, size_t i, const std::vector<CUdeviceptr>& addresses, int64_t batch,
+                  CUstream stream) {
+    const cuda::KernelInfo& k = program_.kernels[i];
+    const cuda::LibraryGemm& g = k.gemm;
+    const int64_t m = g.m.at(batch), n = g.n.at(batch), kk = g.k.at(batch);
+    const std::string what = "cuda backend: library gemm " + k.label + " (m " + std::to_string(m) + ", n " +
+                             std::to_string(n) + ", k " + std::to_string(kk) + ") on @cuda:" + std::to_string(device);
+#if KILN_HAVE_CUBLASLT
+    if (m == 0 || n == 0) return;
+    if (kk == 0 && g.bias < 0 && !g.relu) {  // an empty sum
+      cuda_driver::check(cuda_driver::driver().cuMemsetD8Async(addresses[g.c], 0, static_cast<size_t>(m * n) * sizeof(float), stream),
+                         "cuMemsetD8Async", what);
+      return;
+    }
+    const cuda_driver::CublasLtTable& lt = cuda_driver::cublaslt();
+    cublasLtHandle_t handle = cuda_driver::cublaslt_handle(device);
+    auto it = d.gemms.find({i, batch});
+    if (it == d.gemms.end()) {
+      GemmPlan p;
+      auto set = [&](cublasLtMatmulDescAttributes_t attr, const auto& value) {
+        cuda_driver::check_cublas(lt.cublasLtMatmulDescSetAttribute(p.desc, attr, &value, sizeof(value)),
+                                  "cublasLtMatmulDescSetAttribute", what);
+      };
+      cuda_driver::check_cublas(lt.cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate", what);
+      it = d.gemms.emplace(std::make_pair(i, batch), p).first;  // destroyed with the executable, also after an error below
+      set(CUBLASLT_MATMUL_DESC_TRANSA, g.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N);
+      set(CUBLASLT_MATMUL_DESC_TRANSB, g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N);
+      set(CUBLASLT_MATMUL_DESC_EPILOGUE, g.bias >= 0 ? (g.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                                                     : (g.relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT));
+      auto layout = [&](cublasLtMatrixLayout_t* l, int64_t rows, int64_t cols) {
+        cuda_driver::check_cublas(lt.cublasLtMatrixLayoutCreate(l, CUDA_R_32F, rows, cols, rows), "cublasLtMatrixLayoutCreate", what);
+      };
+      layout(&it->second.a, g.transpose_b ? kk : n, g.transpose_b ? n : kk);
+      layout(&it->second.b, g.transpose_a ? m : kk, g.transpose_a ? kk : m);
+      layout(&it->second.c, n, m);
+      cublasLtMatmulPreference_t pref = nullptr;
+      cuda_driver::check_cublas(lt.cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", what);
+      const uint64_t workspace = kGemmWorkspace;
+      cublasLtMatmulHeuristicResult_t result{};
+      int found = 0;
+      cublasStatus_t rc = lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                                   sizeof(workspace));
+      if (rc == CUBLAS_STATUS_SUCCESS)
+        rc = lt.cublasLtMatmulAlgoGetHeuristic(handle, it->second.desc, it->second.a, it->second.b, it->second.c, it->second.c,
+                                               pref, 1, &result, &found);
+      lt.cublasLtMatmulPreferenceDestroy(pref);
+      cuda_driver::check_cublas(rc, "cublasLtMatmulAlgoGetHeuristic", what);
+      if (found == 0) throw Error("kiln: " + what + ": cublasLtMatmulAlgoGetHeuristic finds no algorithm");
+      it->second.algo = result.algo;
+    }
+    GemmPlan& p = it->second;
+    if (g.bias >= 0) {  // the bias's address may differ from run to run (a parameter's buffer)
+      const void* bias = reinterpret_cast<const void*>(addresses[g.bias]);
+      cuda_driver::check_cublas(lt.cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+                                "cublasLtMatmulDescSetAttribute", what);
+    }
+    const float alpha = g.alpha, beta = 0.0f;
+    auto ptr = [&](int b) { return reinterpret_cast<void*>(addresses[b]); };
+    cuda_driver::check_cublas(lt.cublasLtMatmul(handle, p.desc, &alpha, ptr(g.b), p.a, ptr(g.a), p.b, &beta, ptr(g.c), p.c, ptr(g.c),
+                                                p.c, &p.algo, reinterpret_cast<void*>(d.workspace), kGemmWorkspace, stream),
+                              "cublasLtMatmul", what);
+#else
+    (void)d, (void)addresses, (void)stream;
+    throw Error("kiln: " + what + ": kiln was built without the CUDA toolkit's cublasLt.h; KILN_CUDA_CUBLASLT=0 runs matmuls as "
+                "kiln's generated GEMM kernels");
+#endif
+  }
+
+  void launchAll(PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
                  CUstream stream) {
     const cuda_driver::DriverTable& t = cuda_driver::driver();
     long long n = batch;
     for (size_t i = 0; i < program_.kernels.size(); ++i) {
       const cuda::KernelInfo& k = program_.kernels[i];
+      if (k.launch == cuda::LaunchKind::Library) {
+        launchGemm(d, device, i, addresses, batch, stream);
+        continue;
+      }
       // The kernel's parameters in plan order (inputs, outputs), then `long long batch`.
       std::vector<CUdeviceptr> pointers;
       for (int b : k.inputs) pointers.push_back(addresses[b]);
@@ -321,7 +432,19 @@ class CudaBackend : public Backend {
              "; KILN_CUDA_EMULATE=1 runs the generated CUDA kernels on kiln's SIMT emulator";
     return {};
   }
-  std::string options_key() const override { return cuda_driver::emulated() ? "emulated" : "gpu"; }
+  std::string options_key() const override {
+    return std::string(cuda_driver::emulated() ? "emulated" : "gpu") + (libraryGemms() ? "" : "+generated-gemms");
+  }
+  // Whether matmul regions become library steps: KILN_CUDA_CUBLASLT (default on), and on a GPU
+  // only where kiln was built with cublasLt.h.
+  static bool libraryGemms() {
+#if KILN_HAVE_CUDA_DRIVER_API && KILN_HAVE_CUBLASLT
+    const bool built = true;
+#else
+    const bool built = false;
+#endif
+    return env::get_flag("KILN_CUDA_CUBLASLT", true) && (built || cuda_driver::emulated());
+  }
   bool symbolic_batch() const override { return true; }
   Device::Kind device_kind() const override { return Device::Kind::cuda; }
   std::shared_ptr<Executable> load_cached(const std::string&, mlir::func::FuncOp) const override { return nullptr; }
@@ -334,11 +457,16 @@ class CudaBackend : public Backend {
     fuse.addNestedPass<mlir::func::FuncOp>(passes::createKilnFuse());
     if (mlir::failed(fuse.run(module))) throw Error("kiln: fusing the graph failed:\n" + diagnostics.text);
     write_dump(request.dump_prefix, ".fused.mlir", module);
-    cuda::Program program = cuda::emitProgram(mlir::cast<mlir::func::FuncOp>(module.getBody()->front()));
+    cuda::EmitOptions options;
+    options.library_gemms = libraryGemms();
+    cuda::Program program = cuda::emitProgram(mlir::cast<mlir::func::FuncOp>(module.getBody()->front()), options);
     if (!request.dump_prefix.empty()) std::ofstream(request.dump_prefix + ".cu") << program.source;
     if (cuda_driver::emulated())
       return std::make_shared<EmulatedExecutable>(cuda::EmulatedProgram::load(program, cacheFolder("cuda-emulator")));
 #if KILN_HAVE_CUDA_DRIVER_API
+#if KILN_HAVE_CUBLASLT
+    if (cuda::usesLibraryGemm(program)) cuda_driver::cublaslt();  // a missing library is an error here, not at the first run
+#endif
     return std::make_shared<GpuExecutable>(std::move(program));
 #else
     throw Error("kiln: KILN_BACKEND=cuda: kiln was built without the CUDA toolkit's cuda.h, so it cannot drive a GPU");

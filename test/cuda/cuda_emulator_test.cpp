@@ -74,9 +74,7 @@ func.func @f(%x: tensor<?x300xf32>) -> (tensor<?x300xf32>, tensor<?x300xf32>) {
   EXPECT_NE(p.source.find("kiln_block_max"), std::string::npos);
 }
 
-TEST(CudaEmulator, MatmulTiledWithEpilogueAndTransposes) {
-  // Sizes that are not multiples of the 64x64 tile or the K step of 16.
-  Program p = expectAgrees(R"(
+constexpr const char* kMatmulsWithEpilogueAndTransposes = R"(
 func.func @f(%x: tensor<?x70xf32>, %w: tensor<90x70xf32>, %b: tensor<90xf32>, %g: tensor<?x90xf32>) -> (tensor<?x90xf32>, tensor<70x90xf32>) {
   %z = kiln.constant dense<0.0> : tensor<f32>
   %0 = kiln.matmul %x, %w {transpose_b} : tensor<?x70xf32>, tensor<90x70xf32> -> tensor<?x90xf32>
@@ -85,9 +83,46 @@ func.func @f(%x: tensor<?x70xf32>, %w: tensor<90x70xf32>, %b: tensor<90xf32>, %g
   %3 = kiln.relu %2 : tensor<?x90xf32>
   %4 = kiln.matmul %x, %g {transpose_a} : tensor<?x70xf32>, tensor<?x90xf32> -> tensor<70x90xf32>
   return %3, %4 : tensor<?x90xf32>, tensor<70x90xf32>
-})", 67, -1.0, 1.0);
+})";
+
+TEST(CudaEmulator, MatmulTiledWithEpilogueAndTransposes) {
+  // Sizes that are not multiples of the 64x64 tile or the K step of 16; generated GEMMs only.
+  EmitOptions generated;
+  generated.library_gemms = false;
+  Program p = expectAgrees(kMatmulsWithEpilogueAndTransposes, 67, -1.0, 1.0, "", generated);
   EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_FALSE(hasKernelShape(p, "library-gemm"));
   EXPECT_NE(p.source.find("__syncthreads()"), std::string::npos);
+}
+
+TEST(CudaEmulator, MatmulsAsLibraryStepsWithTheirEpilogues) {
+  // The same through library steps (cblas under the emulator): matmul + bias + relu in one
+  // step (RELU_BIAS), the transposed weight gradient (k = batch) in another.
+  Program p = expectAgrees(kMatmulsWithEpilogueAndTransposes, 67, -1.0, 1.0);
+  std::vector<LibraryGemm> steps;
+  for (const KernelInfo& k : p.kernels)
+    if (k.launch == LaunchKind::Library) steps.push_back(k.gemm);
+  EXPECT_FALSE(hasKernelShape(p, "gemm"));
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_TRUE(steps[0].relu);
+  EXPECT_GE(steps[0].bias, 0);
+  EXPECT_TRUE(steps[0].transpose_b);
+  EXPECT_TRUE(steps[1].transpose_a);
+  EXPECT_EQ(steps[1].k.batch_power, 1);
+  // A rest of the epilogue cuBLASLt does not take (a bias along the rows, then tanh): the
+  // step, then a generated kernel reading its result.
+  Program q = expectAgrees(R"(
+func.func @f(%x: tensor<?x70xf32>, %w: tensor<70x9xf32>, %r: tensor<?x1xf32>) -> tensor<?x9xf32> {
+  %0 = kiln.matmul %x, %w : tensor<?x70xf32>, tensor<70x9xf32> -> tensor<?x9xf32>
+  %1 = kiln.broadcast_to %r : tensor<?x1xf32> -> tensor<?x9xf32>
+  %2 = kiln.add %0, %1 : tensor<?x9xf32>
+  %3 = kiln.tanh %2 : tensor<?x9xf32>
+  return %3 : tensor<?x9xf32>
+})", 5, -1.0, 1.0);
+  ASSERT_EQ(q.kernels.size(), 2u);
+  EXPECT_EQ(q.kernels[0].launch, LaunchKind::Library);
+  EXPECT_EQ(q.kernels[0].gemm.bias, -1);
+  EXPECT_EQ(q.kernels[1].inputs.front(), q.kernels[0].gemm.c);
 }
 
 TEST(CudaEmulator, BatchedMatmul) {
@@ -180,10 +215,16 @@ TEST(CudaEmulator, MlpAdamTrainingStep) {
   // A whole training step of the digits MLP (64-100-100-10, softmax cross entropy, Adam),
   // as the frontend emits it (symbolic batch): every kernel against the interpreter.
   std::string text = readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/mlp_adam_step.kiln");
+  // Matmuls as library steps (cblas here), and as generated GEMM kernels.
   Program p = expectAgrees(text, 16);
   EXPECT_GE(p.kernels.size(), 10u);
-  EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_TRUE(hasKernelShape(p, "library-gemm"));
   EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+  EmitOptions generated;
+  generated.library_gemms = false;
+  Program q = expectAgrees(text, 16, 0.1, 1.0, "", generated);
+  EXPECT_TRUE(hasKernelShape(q, "gemm"));
+  EXPECT_FALSE(hasKernelShape(q, "library-gemm"));
 }
 
 }  // namespace

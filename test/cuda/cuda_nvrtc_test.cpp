@@ -23,7 +23,8 @@ void expectCubin(const NvrtcOutput& out, const std::string& arch) {
 
 // Every kernel of the program appears in the PTX as an entry point.
 void expectEntries(const Program& p, const NvrtcOutput& out) {
-  for (const KernelInfo& k : p.kernels) EXPECT_NE(out.ptx.find(".entry " + k.name), std::string::npos) << k.label;
+  for (const KernelInfo& k : p.kernels)
+    if (k.launch != LaunchKind::Library) EXPECT_NE(out.ptx.find(".entry " + k.name), std::string::npos) << k.label;
 }
 
 TEST(CudaNvrtc, VersionIsReported) {
@@ -35,13 +36,19 @@ TEST(CudaNvrtc, VersionIsReported) {
 TEST(CudaNvrtc, MlpAdamStepCompilesForSm80AndSm90) {
   SKIP_WITHOUT_NVRTC();
   auto module = fused(readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/mlp_adam_step.kiln"));
-  Program p = emitProgram(firstFunc(*module));
-  EXPECT_TRUE(hasKernelShape(p, "gemm"));
-  EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
-  for (const char* arch : {"sm_80", "sm_90"}) {
-    NvrtcOutput out = nvrtcCompile(p, arch);
-    expectCubin(out, arch);
-    expectEntries(p, out);
+  // Generated GEMMs, and library steps with the generated rest of their epilogues.
+  for (bool library : {false, true}) {
+    EmitOptions options;
+    options.library_gemms = library;
+    Program p = emitProgram(firstFunc(*module), options);
+    EXPECT_EQ(hasKernelShape(p, "gemm"), !library);
+    EXPECT_EQ(hasKernelShape(p, "library-gemm"), library);
+    EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+    for (const char* arch : {"sm_80", "sm_90"}) {
+      NvrtcOutput out = nvrtcCompile(p, arch);
+      expectCubin(out, arch);
+      expectEntries(p, out);
+    }
   }
 }
 

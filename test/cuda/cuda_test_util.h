@@ -150,7 +150,7 @@ inline void expectClose(const Array& expected, const Array& actual, const std::s
 // same function with kiln.fusion regions of its own (which the interpreter does not run),
 // emitted instead of `text`.
 inline Program expectAgrees(const std::string& text, int64_t batch = 6, double lo = 0.1, double hi = 1.0,
-                            const std::string& regions = "") {
+                            const std::string& regions = "", const EmitOptions& options = {}) {
   auto reference = parse(concrete(text, batch));
   if (!reference) return {};
   mlir::func::FuncOp refFunc = firstFunc(*reference);
@@ -158,7 +158,7 @@ inline Program expectAgrees(const std::string& text, int64_t batch = 6, double l
   std::vector<Array> expected = interp::run(refFunc, args);
   auto module = fused(regions.empty() ? text : regions);
   if (!module) return {};
-  Program program = emitProgram(firstFunc(*module));
+  Program program = emitProgram(firstFunc(*module), options);
   std::vector<Array> actual = runEmulated(program, args, batch);
   EXPECT_EQ(expected.size(), actual.size());
   for (size_t i = 0; i < expected.size() && i < actual.size(); ++i)

@@ -3,7 +3,9 @@
 // the program's kernels on kiln's SIMT emulator, graphs recorded and replayed) is injected with
 // cuda_driver::set_driver_for_testing, so the code that drives libcuda.so.1 runs end to end:
 // allocator reuse and stats, out-of-memory retry and its message, copies, NVRTC's cubin loaded,
-// launch marshalling checked against cuda::gridOf, graph capture and replay, launch errors.
+// launch marshalling checked against cuda::gridOf, graph capture and replay, launch errors. A fake
+// cuBLASLt table (cuda_driver::set_cublaslt_for_testing: descriptors recorded, cublasLtMatmul a
+// column-major GEMM on host memory, captured into graphs like a kernel) runs the library GEMM steps.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/kiln.h>
@@ -23,6 +25,7 @@
 #include "../unit/scoped_env.h"
 #include "../unit/tiny_mlp.h"
 #include "cuda_testing.h"
+#include "kiln/cublaslt.h"
 #include "kiln/cuda_driver.h"
 
 using namespace kiln;
@@ -43,6 +46,7 @@ struct FakeLaunch {
   FakeFunction* function;
   std::vector<void*> buffers;  // by plan index
   long long batch;
+  std::function<void()> library;  // a cublasLtMatmul instead of a kernel
 };
 struct FakeGraph {
   std::vector<FakeLaunch> launches;
@@ -57,6 +61,11 @@ struct FakeState {
   bool fail_launches = false;
   std::unique_ptr<cuda::Program> next_program;  // from the backend's module hook
   FakeGraph* capturing = nullptr;
+  // cuBLASLt: calls, and the matmuls run (graph replays included).
+  int lt_handles = 0, lt_descs = 0, lt_layouts = 0, lt_heuristics = 0, lt_matmul_calls = 0, lt_matmuls_run = 0,
+      lt_destroyed = 0;
+  std::vector<int> lt_epilogues;  // of each cublasLtMatmul call
+  std::vector<std::vector<uint64_t>> lt_shapes;  // (rows, cols, ld) of A, B, D of each call
   std::vector<std::unique_ptr<FakeModule>> modules;
   std::vector<std::unique_ptr<FakeFunction>> functions;
 };
@@ -147,7 +156,10 @@ CUresult fakeGetFunction(CUfunction* f, CUmodule m, const char* name) {
     }
   return CUDA_ERROR_NOT_FOUND;
 }
-void runLaunch(const FakeLaunch& l) { l.function->module->program->launch(l.function->kernel, l.buffers, l.batch); }
+void runLaunch(const FakeLaunch& l) {
+  if (l.library) return l.library();
+  l.function->module->program->launch(l.function->kernel, l.buffers, l.batch);
+}
 CUresult fakeLaunch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                     unsigned shared, CUstream, void** params, void** extra) {
   if (fake->fail_launches) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
@@ -212,6 +224,131 @@ CUresult fakeErrorString(CUresult rc, const char** s) {
   return CUDA_SUCCESS;
 }
 
+// ---- the fake cuBLASLt ----
+
+struct FakeDesc {
+  int32_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
+  uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const float* bias = nullptr;
+};
+struct FakeLayout {
+  uint64_t rows, cols;
+  int64_t ld;
+};
+
+cublasStatus_t fakeLtCreate(cublasLtHandle_t* h) {
+  *h = reinterpret_cast<cublasLtHandle_t>(static_cast<uintptr_t>(++fake->lt_handles));
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakeLtDestroy(cublasLtHandle_t) { return CUBLAS_STATUS_SUCCESS; }
+size_t fakeLtVersion() { return 130000; }
+cublasStatus_t fakeDescCreate(cublasLtMatmulDesc_t* d, cublasComputeType_t compute, cudaDataType_t scale) {
+  if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  ++fake->lt_descs;
+  *d = reinterpret_cast<cublasLtMatmulDesc_t>(new FakeDesc);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakeDescDestroy(cublasLtMatmulDesc_t d) {
+  ++fake->lt_destroyed;
+  return delete reinterpret_cast<FakeDesc*>(d), CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakeDescSet(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void* buf, size_t size) {
+  auto* desc = reinterpret_cast<FakeDesc*>(d);
+  switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA: return size == 4 ? std::memcpy(&desc->transa, buf, 4), CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    case CUBLASLT_MATMUL_DESC_TRANSB: return size == 4 ? std::memcpy(&desc->transb, buf, 4), CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: return size == 4 ? std::memcpy(&desc->epilogue, buf, 4), CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+      return size == sizeof(void*) ? std::memcpy(&desc->bias, buf, size), CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+}
+cublasStatus_t fakeLayoutCreate(cublasLtMatrixLayout_t* l, cudaDataType type, uint64_t rows, uint64_t cols, int64_t ld) {
+  if (type != CUDA_R_32F || ld < static_cast<int64_t>(rows)) return CUBLAS_STATUS_INVALID_VALUE;
+  ++fake->lt_layouts;
+  *l = reinterpret_cast<cublasLtMatrixLayout_t>(new FakeLayout{rows, cols, ld});
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakeLayoutDestroy(cublasLtMatrixLayout_t l) {
+  ++fake->lt_destroyed;
+  return delete reinterpret_cast<FakeLayout*>(l), CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakePrefCreate(cublasLtMatmulPreference_t* p) {
+  *p = reinterpret_cast<cublasLtMatmulPreference_t>(new uint64_t(0));
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakePrefDestroy(cublasLtMatmulPreference_t p) { return delete reinterpret_cast<uint64_t*>(p), CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t fakePrefSet(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr, const void* buf, size_t size) {
+  if (attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || size != 8) return CUBLAS_STATUS_NOT_SUPPORTED;
+  return std::memcpy(reinterpret_cast<uint64_t*>(p), buf, 8), CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t fakeHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                             cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int requested,
+                             cublasLtMatmulHeuristicResult_t* results, int* found) {
+  ++fake->lt_heuristics;
+  if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+  results[0] = cublasLtMatmulHeuristicResult_t{};
+  *found = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+// D = alpha op(A) op(B) + beta C, column-major, then the epilogue (bias per row of D, relu).
+cublasStatus_t fakeMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t d, const void* alpha, const void* A, cublasLtMatrixLayout_t la,
+                          const void* B, cublasLtMatrixLayout_t lb, const void* beta, const void* C, cublasLtMatrixLayout_t lc,
+                          void* D, cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t*, void* workspace, size_t workspace_bytes,
+                          cudaStream_t) {
+  const FakeDesc desc = *reinterpret_cast<FakeDesc*>(d);
+  const FakeLayout a = *reinterpret_cast<FakeLayout*>(la), b = *reinterpret_cast<FakeLayout*>(lb),
+                   out = *reinterpret_cast<FakeLayout*>(ld);
+  const bool ta = desc.transa == CUBLAS_OP_T, tb = desc.transb == CUBLAS_OP_T;
+  const uint64_t m = out.rows, n = out.cols, k = ta ? a.rows : a.cols;
+  if ((ta ? a.cols : a.rows) != m || (tb ? b.cols : b.rows) != k || (tb ? b.rows : b.cols) != n || lc != ld || C != D)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  {
+    std::lock_guard<std::mutex> lock(fake->mutex);  // the workspace is a block of the fake's memory
+    auto it = fake->blocks.find(reinterpret_cast<CUdeviceptr>(workspace));
+    if (it == fake->blocks.end() || it->second < workspace_bytes) return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+  const auto* pa = static_cast<const float*>(A);
+  const auto* pb = static_cast<const float*>(B);
+  auto* pd = static_cast<float*>(D);
+  const bool bias = desc.epilogue == CUBLASLT_EPILOGUE_BIAS || desc.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+  const bool relu = desc.epilogue == CUBLASLT_EPILOGUE_RELU || desc.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+  if (bias && !desc.bias) return CUBLAS_STATUS_INVALID_VALUE;
+  ++fake->lt_matmul_calls;
+  fake->lt_epilogues.push_back(static_cast<int>(desc.epilogue));
+  fake->lt_shapes.push_back({a.rows, a.cols, static_cast<uint64_t>(a.ld), b.rows, b.cols, static_cast<uint64_t>(b.ld), out.rows,
+                             out.cols, static_cast<uint64_t>(out.ld)});
+  auto run = [=] {
+    ++fake->lt_matmuls_run;
+    for (uint64_t j = 0; j < n; ++j)
+      for (uint64_t i = 0; i < m; ++i) {
+        float acc = 0;
+        for (uint64_t p = 0; p < k; ++p)
+          acc += (ta ? pa[i * a.ld + p] : pa[p * a.ld + i]) * (tb ? pb[p * b.ld + j] : pb[j * b.ld + p]);
+        float v = al * acc + (be != 0 ? be * pd[j * out.ld + i] : 0.0f);
+        if (bias) v += desc.bias[i];
+        if (relu && v <= 0) v = 0;
+        pd[j * out.ld + i] = v;
+      }
+  };
+  if (fake->capturing) fake->capturing->launches.push_back(FakeLaunch{nullptr, {}, 0, run});
+  else run();
+  return CUBLAS_STATUS_SUCCESS;
+}
+const char* fakeStatusString(cublasStatus_t rc) { return rc == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE" : "CUBLAS_STATUS_?"; }
+
+cuda_driver::CublasLtTable fakeCublasLt() {
+  cuda_driver::CublasLtTable t;
+  t.cublasLtGetVersion = fakeLtVersion, t.cublasLtCreate = fakeLtCreate, t.cublasLtDestroy = fakeLtDestroy;
+  t.cublasLtMatmulDescCreate = fakeDescCreate, t.cublasLtMatmulDescDestroy = fakeDescDestroy;
+  t.cublasLtMatmulDescSetAttribute = fakeDescSet, t.cublasLtMatrixLayoutCreate = fakeLayoutCreate;
+  t.cublasLtMatrixLayoutDestroy = fakeLayoutDestroy, t.cublasLtMatmulPreferenceCreate = fakePrefCreate;
+  t.cublasLtMatmulPreferenceDestroy = fakePrefDestroy, t.cublasLtMatmulPreferenceSetAttribute = fakePrefSet;
+  t.cublasLtMatmulAlgoGetHeuristic = fakeHeuristic, t.cublasLtMatmul = fakeMatmul, t.cublasLtGetStatusString = fakeStatusString;
+  return t;
+}
+
 // Installs the fake for a test's scope (not emulated: kiln takes the real-GPU path).
 class FakeGpu {
  public:
@@ -230,6 +367,8 @@ class FakeGpu {
     t.cuGraphLaunch = fakeGraphLaunch, t.cuGraphDestroy = fakeGraphDestroy, t.cuGraphExecDestroy = fakeExecDestroy;
     t.cuGetErrorName = fakeErrorName, t.cuGetErrorString = fakeErrorString;
     cuda_driver::set_driver_for_testing(&t);
+    const cuda_driver::CublasLtTable lt = fakeCublasLt();
+    cuda_driver::set_cublaslt_for_testing(&lt);
     detail::cuda_module_hook_for_testing() = [](const cuda::Program& p, const void*) {
       fake->next_program = std::make_unique<cuda::Program>(p);
     };
@@ -238,6 +377,7 @@ class FakeGpu {
   ~FakeGpu() {
     clear_memory_cache();  // executables hold the fake's modules and graphs
     detail::cuda_module_hook_for_testing() = nullptr;
+    cuda_driver::set_cublaslt_for_testing(nullptr);
     cuda_driver::set_driver_for_testing(nullptr);
     delete fake;
     fake = nullptr;
@@ -350,6 +490,11 @@ TEST(FakeGpu, MlpTrainingStepsEqualTheCpuAndReplayCapturedGraphs) {
   EXPECT_EQ(gpu->instantiations, 1);
   EXPECT_EQ(gpu->updates + gpu->instantiations, gpu->captures);
   EXPECT_GT(gpu->launches, 4);
+  // The matmuls are cuBLASLt calls (library steps) captured into the graph: each replay runs them.
+  ASSERT_GT(gpu->lt_matmul_calls, 0);
+  EXPECT_EQ(gpu->lt_matmul_calls % gpu->captures, 0);
+  EXPECT_EQ(gpu->lt_matmuls_run, gpu->graph_launches * (gpu->lt_matmul_calls / gpu->captures));
+  EXPECT_EQ(gpu->lt_handles, 1);  // one handle per device
   // Without graphs each kernel is launched directly, with the same result.
   ScopedEnv graphs("KILN_CUDA_GRAPHS", "0");
   const int captures = gpu->captures;
@@ -357,6 +502,58 @@ TEST(FakeGpu, MlpTrainingStepsEqualTheCpuAndReplayCapturedGraphs) {
   EXPECT_EQ(gpu->captures, captures);
   EXPECT_EQ(direct.losses, on_gpu.losses);
   EXPECT_EQ(direct.params, on_gpu.params);
+}
+
+TEST(FakeGpu, MatmulRegionsRunOnCublasLtWithTheirEpilogues) {
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  FakeGpu gpu;
+  const Device gpu0 = Device::cuda(0);
+  // relu(x W^T + b), W (out, in) as Linear's: [[1 + 0 - 1 + 0.5, -1 + 2 + 0 + 0], [0.5 + 3 + 0.5, -0.5 + 0],
+  // [2 + 0.5, 0 + 0]].
+  Variable W(Array::from({1.f, 0.f, 1.f, -1.f, 1.f, 0.f}, {2, 3}).to(gpu0));
+  Variable b(Array::from({0.5f, 0.f}, {2}).to(gpu0));
+  auto forward = [&](const Array& x) {  // inference: the pre-activation is no output kept for a backward
+    ConfigGuard inference = no_backprop_mode();
+    Variable y = F::relu(F::linear(Variable(x.to(gpu0)), W, b));  // (the linear's Variable is gone: no output)
+    return y.array().to(Device::cpu());
+  };
+  const Array x = Array::from({1.f, 2.f, -1.f, 0.5f, 0.f, 3.f, 1.f, 1.f, 1.f}, {3, 3});
+  EXPECT_EQ(forward(x).to_vector<float>(), (std::vector<float>{0.5f, 1.f, 4.f, 0.f, 2.5f, 0.f}));
+  // One matmul with the RELU_BIAS epilogue; cuBLASLt's column-major C^T = W x^T: its A is W
+  // (transposed, 3 x 2, ld 3), its B is x (3 x 3, ld 3), D is 2 x 3.
+  ASSERT_EQ(gpu->lt_matmul_calls, 1);
+  EXPECT_EQ(gpu->lt_epilogues[0], static_cast<int>(CUBLASLT_EPILOGUE_RELU_BIAS));
+  EXPECT_EQ(gpu->lt_shapes[0], (std::vector<uint64_t>{3, 2, 3, 3, 3, 3, 2, 3, 2}));
+  EXPECT_EQ(gpu->lt_handles, 1);
+  EXPECT_EQ(gpu->lt_descs, 1);
+  EXPECT_EQ(gpu->lt_layouts, 3);
+  EXPECT_EQ(gpu->lt_heuristics, 1);
+  // The same shape again: the descriptors and algorithm are reused (cached per shape).
+  EXPECT_EQ(forward(Array::from({0.f, 0.f, 0.f, 1.f, 1.f, 1.f, 0.f, 1.f, 0.f}, {3, 3})).to_vector<float>(),
+            (std::vector<float>{0.5f, 0.f, 2.5f, 0.f, 0.5f, 1.f}));
+  EXPECT_EQ(gpu->lt_descs, 1);
+  EXPECT_EQ(gpu->lt_heuristics, 1);
+  EXPECT_EQ(gpu->lt_matmuls_run, 2);
+  // Another batch size: descriptors of its own.
+  EXPECT_EQ(forward(Array::from({1.f, 1.f, 1.f}, {1, 3})).to_vector<float>(), (std::vector<float>{2.5f, 0.f}));
+  EXPECT_EQ(gpu->lt_descs, 2);
+  EXPECT_EQ(gpu->lt_handles, 1);
+}
+
+TEST(FakeGpu, AMissingCublasLtIsAClearErrorAndGeneratedGemmsNeedNone) {
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  ScopedEnv library("KILN_CUBLASLT_LIBRARY", "/nonexistent/libcublasLt.so.13");
+  FakeGpu gpu;
+  cuda_driver::set_cublaslt_for_testing(nullptr);  // the library again: it cannot be loaded
+  Variable x(Array::from({1.f, 2.f, 3.f, 4.f}, {2, 2}).to(Device::cuda(0)));
+  Variable w(Array::from({0.f, 1.f, 1.f, 0.f}, {2, 2}).to(Device::cuda(0)));
+  std::string m = error_of([&] { F::matmul(x, w).array(); });
+  EXPECT_THAT(m, HasSubstr("kiln: cuBLASLt: libcublasLt cannot be loaded (/nonexistent/libcublasLt.so.13: "));
+  EXPECT_THAT(m, HasSubstr("KILN_CUDA_CUBLASLT=0 runs them as kiln's generated GEMM kernels"));
+  ScopedEnv generated("KILN_CUDA_CUBLASLT", "0");
+  EXPECT_EQ(F::matmul(x, w).array().to_vector<float>(), (std::vector<float>{2.f, 1.f, 4.f, 3.f}));
+  EXPECT_EQ(gpu->lt_matmul_calls, 0);
+  EXPECT_GE(gpu->launches, 1);
 }
 
 TEST(FakeGpu, ARunOnTheSameBuffersReplaysItsGraphAsIs) {

@@ -48,7 +48,9 @@ kiln::cuda::Program cuda_program(mlir::ModuleOp module, const ModelSpec& model) 
   mlir::PassManager pm(module.getContext());
   pm.addNestedPass<mlir::func::FuncOp>(kiln::passes::createKilnFuse());
   if (mlir::failed(pm.run(module))) throw kiln::Error("--target=cuda: fusing @forward failed");
-  return kiln::cuda::emitProgram(func);
+  kiln::cuda::EmitOptions options;
+  options.library_gemms = false;  // objects that need only libcuda: every matmul a generated kernel
+  return kiln::cuda::emitProgram(func, options);
 }
 
 CudaPlan cuda_plan(const kiln::cuda::Program& program, const ModelSpec& model, const std::vector<std::string>& archs) {

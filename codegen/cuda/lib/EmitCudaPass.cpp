@@ -13,6 +13,11 @@ namespace {
 
 struct EmitCudaPass : mlir::PassWrapper<EmitCudaPass, mlir::OperationPass<mlir::ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(EmitCudaPass)
+  EmitCudaPass() = default;
+  EmitCudaPass(const EmitCudaPass& other) : PassWrapper(other) {}
+  Option<bool> generatedGemms{*this, "generated-gemms",
+                              llvm::cl::desc("Every matmul a generated GEMM kernel (no cuBLASLt library steps)"),
+                              llvm::cl::init(false)};
   llvm::StringRef getArgument() const final { return "kiln-emit-cuda"; }
   llvm::StringRef getDescription() const final {
     return "Print the CUDA C++ kernels of each function (one per kiln.fusion region) to stdout";
@@ -20,7 +25,9 @@ struct EmitCudaPass : mlir::PassWrapper<EmitCudaPass, mlir::OperationPass<mlir::
   void runOnOperation() override {
     for (auto func : getOperation().getOps<mlir::func::FuncOp>()) {
       try {
-        Program program = emitProgram(func);
+        EmitOptions options;
+        options.library_gemms = !generatedGemms;
+        Program program = emitProgram(func, options);
         llvm::outs() << "// ---- CUDA program of @" << func.getName() << ": " << program.kernels.size()
                      << " kernels ----\n";
         for (const KernelInfo& k : program.kernels) {

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -1222,9 +1223,91 @@ std::string scopeOf(const llvm::SetVector<Operation*>& ops) {
 
 int countLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
+// A matmul and the epilogue a library GEMM takes (LibraryGemm's rule, kiln/codegen/cuda.h):
+// matmul [-> add of broadcast_to(bias)] [-> relu], ending at `result`.
+struct GemmChain {
+  MatmulOp matmul;
+  Value result;  // the chain's last value: the step's C
+  Value bias;    // read from outside the ops, or null
+  bool relu = false;
+  llvm::SetVector<Operation*> links;  // the matmul, the bias's broadcast_to and add, the relu
+};
+
+std::optional<GemmChain> libraryGemmOf(const llvm::SetVector<Operation*>& ops, const std::vector<Value>& outputs) {
+  GemmChain chain;
+  for (Operation* op : ops)
+    if (auto m = dyn_cast<MatmulOp>(op)) {
+      if (chain.matmul) return std::nullopt;  // one matmul per step
+      chain.matmul = m;
+    }
+  if (!chain.matmul) return std::nullopt;
+  MatmulOp m = chain.matmul;
+  auto inside = [&](Value v) { return v.getDefiningOp() && ops.contains(v.getDefiningOp()); };
+  auto f32Matrix = [](Value v) { return shapeOf(v).size() == 2 && tensorOf(v).getElementType().isF32(); };
+  if (inside(m.getA()) || inside(m.getB()) || !f32Matrix(m.getA()) || !f32Matrix(m.getB()) || !f32Matrix(m.getResult()))
+    return std::nullopt;
+  chain.links.insert(m);
+  Value cur = m.getResult();
+  // The op of `ops` that is the only use of `v`, when `v` is no output of its own.
+  auto next = [&](Value v) -> Operation* {
+    if (!v.hasOneUse() || llvm::is_contained(outputs, v)) return nullptr;
+    Operation* user = *v.getUsers().begin();
+    return ops.contains(user) ? user : nullptr;
+  };
+  const int64_t n = shapeOf(cur)[1];
+  if (auto add = dyn_cast_or_null<AddOp>(next(cur)); add && add.getLhs() != add.getRhs()) {
+    Value other = add.getLhs() == cur ? add.getRhs() : add.getLhs();
+    auto bc = other.getDefiningOp<BroadcastToOp>();
+    if (bc && ops.contains(bc) && bc.getResult().hasOneUse() && !inside(bc.getX()) &&
+        tensorOf(bc.getX()).getElementType().isF32() && shapeOf(add.getResult()) == shapeOf(cur)) {
+      ArrayRef<int64_t> b = shapeOf(bc.getX());
+      if ((b.size() == 1 && b[0] == n) || (b.size() == 2 && b[0] == 1 && b[1] == n)) {
+        chain.bias = bc.getX();
+        chain.links.insert(bc);
+        chain.links.insert(add);
+        cur = add.getResult();
+      }
+    }
+  }
+  if (auto relu = dyn_cast_or_null<ReluOp>(next(cur))) {
+    chain.relu = true;
+    chain.links.insert(relu);
+    cur = relu.getResult();
+  }
+  chain.result = cur;
+  return chain;
+}
+
+// The comment that stands for a library step in the source (lit tests read it).
+std::string librarySource(const KernelInfo& k) {
+  const LibraryGemm& g = k.gemm;
+  auto extent = [](const Extent& e) {
+    std::string s = e.batch_power == 0 ? std::to_string(e.factor) : e.factor == 1 ? "batch" : std::to_string(e.factor) + " * batch";
+    for (int i = 1; i < e.batch_power; ++i) s += " * batch";
+    return s;
+  };
+  std::string product = std::string("buf") + std::to_string(g.a) + (g.transpose_a ? "^T" : "") + " x buf" + std::to_string(g.b) +
+                        (g.transpose_b ? "^T" : "");
+  if (g.bias >= 0) product += " + buf" + std::to_string(g.bias) + "[col]";
+  if (g.relu) product = "relu(" + product + ")";
+  return "// library gemm " + k.label + " (cuBLASLt on a GPU, cblas under the emulator; no kernel):\n//   buf" +
+         std::to_string(g.c) + " = " + product + ", m = " + extent(g.m) + ", n = " + extent(g.n) + ", k = " + extent(g.k) +
+         ", epilogue " + (g.bias >= 0 ? (g.relu ? "RELU_BIAS" : "BIAS") : (g.relu ? "RELU" : "DEFAULT")) + "\n";
+}
+
+// `label` with `suffix` after its ops: "3:contraction:matmul (f.cpp:2)" -> "3:contraction:matmul+epilogue (f.cpp:2)".
+std::string withSuffix(const std::string& label, const std::string& suffix) {
+  size_t site = label.find(" (");
+  return label.substr(0, site) + suffix + (site == std::string::npos ? "" : label.substr(site));
+}
+
 }  // namespace
 
-Program emitProgram(func::FuncOp func) {
+bool usesLibraryGemm(const Program& program) {
+  return llvm::any_of(program.kernels, [](const KernelInfo& k) { return k.launch == LaunchKind::Library; });
+}
+
+Program emitProgram(func::FuncOp func, const EmitOptions& options) {
   Program program;
   std::string globals, kernels;
   int constants = 0;
@@ -1294,6 +1377,88 @@ Program emitProgram(func::FuncOp func) {
       if (!llvm::is_contained(outputs, y)) outputs.push_back(y);
     }
     if (outputs.empty()) continue;
+    // The buffer of region value `y`: that of the outer result(s) yielding it, made on first use.
+    auto outputBuffer = [&](Value y) {
+      int buffer = -1;
+      for (auto& [res, yy] : results)
+        if (yy == y) {
+          if (buffer < 0) {
+            newBuffer(res, &op);
+            buffer = bufferOf[res];
+          }
+          bufferOf[res] = buffer;
+        }
+      return buffer;
+    };
+    auto bufferRead = [&](Value in) {
+      Value v = outer.count(in) ? outer[in] : in;
+      auto it = bufferOf.find(v);
+      if (it == bufferOf.end()) notImplemented(&op, "reading a value computed by no kernel");
+      return it->second;
+    };
+    // One generated kernel of `kops` computing `part`.
+    auto emitKernel = [&](const llvm::SetVector<Operation*>& kops, const std::vector<Value>& part, const std::string& klabel,
+                          const std::string& kkind) {
+      KernelBuilder builder(globals, constants, kops, part, klabel, kkind);
+      std::string source = builder.build();
+      KernelInfo& info = builder.info();
+      for (Value in : builder.inputs()) info.inputs.push_back(bufferRead(in));
+      for (Value y : part) info.outputs.push_back(outputBuffer(y));
+      if (builder.accumulates()) built.push_back(builder.fill());
+      built.push_back({info, source});
+    };
+    std::optional<GemmChain> chain;
+    if (options.library_gemms && (kind == FusionOp::kContraction || kind == "op")) chain = libraryGemmOf(ops, outputs);
+    if (chain) {
+      MatmulOp m = chain->matmul;
+      KernelInfo step;
+      step.label = label;
+      step.name = identifier(label);
+      step.shape = "library-gemm";
+      step.launch = LaunchKind::Library;
+      LibraryGemm& g = step.gemm;
+      g.transpose_a = m.getTransposeA();
+      g.transpose_b = m.getTransposeB();
+      ArrayRef<int64_t> c = shapeOf(m.getResult()), a = shapeOf(m.getA());
+      g.m = extentOf(c.take_front(1));
+      g.n = extentOf(c.take_back(1));
+      g.k = extentOf(g.transpose_a ? a.take_front(1) : a.take_back(1));
+      g.relu = chain->relu;
+      g.a = bufferRead(m.getA());
+      g.b = bufferRead(m.getB());
+      step.inputs = {g.a, g.b};
+      if (chain->bias) step.inputs.push_back(g.bias = bufferRead(chain->bias));
+      // C is the region output it is, else a buffer of its own that the rest of the region reads.
+      if (llvm::is_contained(outputs, chain->result)) {
+        g.c = outputBuffer(chain->result);
+      } else {
+        newBuffer(chain->result, &op);
+        g.c = bufferOf[chain->result];
+      }
+      bufferOf[chain->result] = g.c;
+      step.outputs = {g.c};
+      std::string source = librarySource(step);
+      built.push_back({step, source});
+      std::vector<Value> rest;
+      for (Value y : outputs)
+        if (y != chain->result) rest.push_back(y);
+      if (!rest.empty()) {
+        llvm::SetVector<Operation*> others;
+        for (Operation* o : ops)
+          if (!chain->links.contains(o)) others.insert(o);
+        llvm::SetVector<Operation*> needed = producers(rest, others), restOps;
+        bool reduces = false;
+        for (Operation* o : others)
+          if (needed.contains(o)) {
+            restOps.insert(o);
+            reduces |= isa<ReduceSumOp, ReduceMaxOp>(o);
+          }
+        std::string restKind = reduces ? FusionOp::kReduction.str() : FusionOp::kElementwise.str();
+        emitKernel(restOps, rest, withSuffix(label, "+epilogue"), restKind);
+      }
+      ++index;
+      continue;
+    }
     std::vector<std::vector<Value>> parts = {outputs};
     if (kind == FusionOp::kReduction) {
       // Split only a region that is no row reduction as a whole (a trial build; its
@@ -1313,30 +1478,7 @@ Program emitProgram(func::FuncOp func) {
         size_t colon = label.find(':');
         partLabel = label.substr(0, colon) + "." + std::to_string(p) + label.substr(colon);
       }
-      KernelBuilder builder(globals, constants, ops, part, partLabel, kind);
-      std::string source = builder.build();
-      KernelInfo& info = builder.info();
-      for (Value in : builder.inputs()) {
-        Value v = outer.count(in) ? outer[in] : in;
-        auto it = bufferOf.find(v);
-        if (it == bufferOf.end()) notImplemented(&op, "reading a value computed by no kernel");
-        info.inputs.push_back(it->second);
-      }
-      for (Value y : part) {
-        // The outer result(s) yielding y share one buffer.
-        int buffer = -1;
-        for (auto& [res, yy] : results)
-          if (yy == y) {
-            if (buffer < 0) {
-              newBuffer(res, &op);
-              buffer = bufferOf[res];
-            }
-            bufferOf[res] = buffer;
-          }
-        info.outputs.push_back(buffer);
-      }
-      if (builder.accumulates()) built.push_back(builder.fill());
-      built.push_back({info, source});
+      emitKernel(ops, part, partLabel, kind);
     }
     ++index;
   }
@@ -1354,6 +1496,7 @@ Program emitProgram(func::FuncOp func) {
   // Host entry points for the SIMT emulator (compiled only there).
   program.source += "\n#ifdef KILN_CUDA_EMULATE\n";
   for (const KernelInfo& k : program.kernels) {
+    if (k.launch == LaunchKind::Library) continue;  // runLibraryGemmOnHost
     program.source += "extern \"C\" void " + k.name + "__emulate(void** args, const unsigned* grid, const unsigned* block) {\n";
     program.source += "  kiln_emu::run(grid, block, [&] { " + k.name + "(";
     size_t p = 0;
@@ -1387,6 +1530,7 @@ void gridOf(const KernelInfo& k, int64_t batch, unsigned grid[3], unsigned block
       grid[1] = clamp((k.rows.at(batch) + k.tile - 1) / k.tile, 65535);
       grid[2] = clamp(k.count.at(batch), 65535);
       break;
+    case LaunchKind::Library: break;  // no kernel of kiln's
   }
 }
 

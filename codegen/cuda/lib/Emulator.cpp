@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -309,6 +312,10 @@ EmulatedProgram EmulatedProgram::load(const Program& program, const std::string&
     throw Error("kiln: the CUDA emulator cannot load " + so + ": " + (e ? e : "?"));
   }
   for (const KernelInfo& k : program.kernels) {
+    if (k.launch == LaunchKind::Library) {  // no kernel: runLibraryGemmOnHost
+      p.entries_.push_back(nullptr);
+      continue;
+    }
     void* entry = ::dlsym(p.handle_, (k.name + "__emulate").c_str());
     if (!entry) throw Error("kiln: the CUDA emulator finds no entry for kernel " + k.label + " in " + so);
     p.entries_.push_back(entry);
@@ -341,6 +348,7 @@ void EmulatedProgram::launch(size_t k, const std::vector<void*>& buffers, int64_
     throw Error("kiln: EmulatedProgram::launch: argument k: expected < " + std::to_string(entries_.size()) +
                 ", got " + std::to_string(k));
   const KernelInfo& info = program_.kernels[k];
+  if (info.launch == LaunchKind::Library) return runLibraryGemmOnHost(info, buffers, batch);
   std::vector<void*> pointers;
   for (int b : info.inputs) pointers.push_back(buffers.at(b));
   for (int b : info.outputs) pointers.push_back(buffers.at(b));
@@ -351,6 +359,29 @@ void EmulatedProgram::launch(size_t k, const std::vector<void*>& buffers, int64_
   unsigned grid[3], block[3];
   gridOf(info, batch, grid, block);
   reinterpret_cast<EmulateEntry>(entries_[k])(args.data(), grid, block);
+}
+
+void runLibraryGemmOnHost(const KernelInfo& step, const std::vector<void*>& buffers, int64_t batch) {
+  const LibraryGemm& g = step.gemm;
+  if (step.launch != LaunchKind::Library)
+    throw Error("kiln: runLibraryGemmOnHost: argument step: expected a library step, got kernel " + step.label);
+  const int64_t m = g.m.at(batch), n = g.n.at(batch), k = g.k.at(batch);
+  const auto* a = static_cast<const float*>(buffers.at(g.a));
+  const auto* b = static_cast<const float*>(buffers.at(g.b));
+  auto* c = static_cast<float*>(buffers.at(g.c));
+  if (m == 0 || n == 0) return;
+  if (k == 0) std::fill(c, c + m * n, 0.0f);  // an empty sum (cblas wants k >= 1 for its lda checks)
+  else
+    cblas_sgemm(CblasRowMajor, g.transpose_a ? CblasTrans : CblasNoTrans, g.transpose_b ? CblasTrans : CblasNoTrans, m, n, k,
+                g.alpha, a, g.transpose_a ? m : k, b, g.transpose_b ? k : n, 0.0f, c, n);
+  const float* bias = g.bias >= 0 ? static_cast<const float*>(buffers.at(g.bias)) : nullptr;
+  if (!bias && !g.relu) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float& v = c[i * n + j];
+      if (bias) v += bias[j];
+      if (g.relu && v <= 0.0f) v = 0.0f;  // kiln.relu: NaN stays NaN
+    }
 }
 
 }  // namespace kiln::cuda

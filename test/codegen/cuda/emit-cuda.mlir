@@ -1,7 +1,8 @@
-// RUN: kiln-opt %s -split-input-file -kiln-fuse -kiln-emit-cuda -o /dev/null | FileCheck %s
+// RUN: kiln-opt %s -split-input-file -kiln-fuse -kiln-emit-cuda=generated-gemms=1 -o /dev/null | FileCheck %s
 //
 // -kiln-emit-cuda prints one CUDA C++ program per function: one extern "C" __global__
-// kernel per kiln.fusion region, named after the region, with its launch.
+// kernel per kiln.fusion region, named after the region, with its launch. (generated-gemms:
+// every matmul a generated kernel; library-gemm.mlir has the cuBLASLt steps.)
 
 // A Linear + ReLU layer: one tiled shared-memory GEMM whose epilogue (bias, relu) is
 // applied to the accumulators before the only store.

@@ -12,7 +12,8 @@
 // loads and stores when every operand is read whole and is 16-byte aligned);
 // a reduction region is one block per output row, with warp shuffles and
 // shared memory (softmax, log_softmax, cross entropy in one kernel); a
-// matmul region is a tiled shared-memory GEMM with the region's elementwise
+// matmul region is a library GEMM step (cuBLASLt on a GPU, see LibraryGemm for
+// the rule) or else a tiled shared-memory GEMM with the region's elementwise
 // epilogue applied to the accumulators; convolutions, pooling, gathers and
 // layout ops are generated loops. Every kernel takes its buffers in plan
 // order and `long long batch`, the run-time size of the symbolic dimension.
@@ -60,12 +61,33 @@ enum class LaunchKind {
   Elements,  // grid-stride over `work` elements: grid = ceil(work / block)
   Rows,      // one block per row, `work` rows
   Tiles,     // 2-d tiles of `tile` x `tile`: grid (ceil(cols / tile), ceil(rows / tile), count)
+  Library,   // no kernel: a library GEMM (KernelInfo::gemm), cuBLASLt on a GPU, cblas under the emulator
+};
+
+// A library GEMM step of the plan, row-major like every kiln buffer:
+//   C (m x n) = epilogue(alpha * op(A) op(B)),  op(A) = A or A^T (transpose_a), op(B) likewise,
+//   epilogue: + bias[j] (a vector of n, broadcast over the rows; `bias` -1: none), then relu.
+// A matmul region becomes one where (the rule): its matmul is 2-d, f32, reads two values from
+// outside the region, and the epilogue cuBLASLt can take (CUBLASLT_EPILOGUE_BIAS / RELU /
+// RELU_BIAS) is the chain matmul [-> add of broadcast_to(b), b a region input of shape (n)]
+// [-> relu], each link the only use of the one before and not itself a region output. The
+// rest of the region's ops, if any, become one generated elementwise kernel ("...+epilogue")
+// that reads C. Batched (3-d and more) and f64 matmuls keep the generated GEMM, as does every
+// matmul with EmitOptions::library_gemms false. (cuBLASLt's GELU is the tanh approximation,
+// not kiln's erf gelu, so gelu stays in the generated part.)
+struct LibraryGemm {
+  int a = -1, b = -1, bias = -1, c = -1;  // buffer indices
+  bool transpose_a = false, transpose_b = false;
+  Extent m, n, k;
+  float alpha = 1;
+  bool relu = false;
 };
 
 struct KernelInfo {
   std::string name;    // the C identifier of the __global__ function
   std::string label;   // the region's kernel name (kernelOf), for errors and profiles
-  std::string shape;   // "elementwise", "elementwise-vectorized", "row-reduction", "gemm", "loops"
+  std::string shape;   // "elementwise", "elementwise-vectorized", "row-reduction", "gemm", "loops",
+                       // "library-gemm" (launch Library)
   LaunchKind launch = LaunchKind::Elements;
   unsigned block = 256;  // threads per block (x); Tiles: block x block threads
   Extent work;           // Elements: elements; Rows: rows; Tiles: columns
@@ -73,6 +95,7 @@ struct KernelInfo {
   int tile = 64;
   std::vector<int> inputs, outputs;  // buffer indices, in parameter order (inputs first)
   int first_line = 0, last_line = 0; // lines of `source` holding this kernel (1-based)
+  LibraryGemm gemm;                  // launch Library only (inputs a, b[, bias]; outputs c)
 };
 
 struct Program {
@@ -83,9 +106,23 @@ struct Program {
   int num_arguments = 0;
 };
 
+struct EmitOptions {
+  // Matmul regions that fit LibraryGemm's rule become library steps; false: every matmul is a
+  // generated GEMM kernel (kilnc --target=cuda, whose objects need only libcuda;
+  // KILN_CUDA_CUBLASLT=0).
+  bool library_gemms = true;
+};
+
 // The program of `func` (kiln ops after -kiln-fuse; fusion regions optional).
 // Throws kiln::Error naming the op for an op the emitter does not implement.
-Program emitProgram(mlir::func::FuncOp func);
+Program emitProgram(mlir::func::FuncOp func, const EmitOptions& options = {});
+
+// Whether the program has library steps (LaunchKind::Library).
+bool usesLibraryGemm(const Program& program);
+
+// Runs library step `step` on host memory (the emulator's cuBLASLt: cblas_sgemm, then the
+// epilogue); `buffers` by plan index.
+void runLibraryGemmOnHost(const KernelInfo& step, const std::vector<void*>& buffers, int64_t batch);
 
 // The label of the kernel holding source line `line`, or "" (for NVRTC logs).
 std::string kernelAtLine(const Program& program, int line);
@@ -144,7 +181,7 @@ class EmulatedProgram {
   EmulatedProgram& operator=(EmulatedProgram&&) noexcept;
   ~EmulatedProgram();
   // Runs kernel `k` of the program as launched for `batch` on buffers (device
-  // memory = host memory), block by block.
+  // memory = host memory), block by block; a library step runs runLibraryGemmOnHost.
   void launch(size_t k, const std::vector<void*>& buffers, int64_t batch) const;
   const Program& program() const { return program_; }
 

@@ -31,8 +31,8 @@
 // each start also lets the reductions started before progress (an MPI call). The update
 // waits for them all once the graph has returned. On the interpreter, or for a bucket whose
 // buffer is not the graph's own result (-kiln-check-collective-buffers), the reduction
-// starts when the graph has returned. Every rank compiles the same graph, so every rank
-// starts the same reductions in the same order. Open MPI has no progress thread: a
+// starts when the graph has returned. Every rank starts the buckets in bucket order (MPI
+// matches collectives by order; a bucket computed early waits for the ones before it). Open MPI has no progress thread: a
 // reduction advances only inside MPI calls (the later starts, the final wait).
 //
 // Failure. Every collective is nonblocking and polled against a deadline of KILN_MN_TIMEOUT

@@ -14,7 +14,8 @@
 # KILN_NVRTC_LIBRARY, the toolkit, ldconfig or torch's nvidia wheels); python3 with torch
 # for the peers (optional). It runs, each step under a time limit (all in under ~8 min):
 #   1. the machine (nvidia-smi), NVRTC compiles of every kernel kind (cuda_nvrtc_test);
-#   2. every golden file and the gradient checks with --backend cuda on the real GPU;
+#   2. every golden file and the gradient checks with --backend cuda on the real GPU (matmuls on
+#      cuBLASLt), and the training goldens again with generated GEMMs (KILN_CUDA_CUBLASLT=0);
 #   2b. the digits program over a kilnc --target=cuda object (aot-cuda/ of the bundle, built
 #      by examples/aot/run_aot.sh cuda): the JIT's logits (1e-5) from the cubin for this GPU;
 #   3. gpu_bench (fused elementwise GB/s, GEMM, MLP and CNN steps on the GPU) and
@@ -62,18 +63,27 @@ else
   echo "no nvidia-smi: no NVIDIA driver here"
 fi
 if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then echo "libcuda.so.1: found"; else echo "libcuda.so.1: not found"; gpu=0; fi
-# libnvrtc: the toolkit's, ldconfig's, or torch's pip wheel (nvidia/cuda_nvrtc/lib).
-find_nvrtc() {
+# libnvrtc and libcublasLt: the toolkit's, ldconfig's, or torch's pip wheels (nvidia/<wheel>/lib).
+find_cuda_lib() {  # <library name> <wheel module>
   local wheel
-  wheel="$(python3 -c 'import os, nvidia.cuda_nvrtc as m; print(os.path.dirname(m.__file__))' 2>/dev/null)"
-  for f in /usr/local/cuda/lib64/libnvrtc.so.* /usr/local/cuda-*/lib64/libnvrtc.so.* \
-           $(ldconfig -p 2>/dev/null | awk '/libnvrtc[.]so/ { print $NF }') ${wheel:+$wheel/lib/libnvrtc.so.*}; do
+  wheel="$(python3 -c "import os, $2 as m; print(os.path.dirname(m.__file__))" 2>/dev/null)"
+  for f in /usr/local/cuda/lib64/$1.so.* /usr/local/cuda-*/lib64/$1.so.* \
+           $(ldconfig -p 2>/dev/null | awk -v pat="$1[.]so" '$0 ~ pat { print $NF }') ${wheel:+$wheel/lib/$1.so.*}; do
     case "$f" in *builtins*|*alt*) continue ;; esac
     if [ -f "$f" ]; then echo "$f"; return; fi
   done
 }
-[ -n "${KILN_NVRTC_LIBRARY:-}" ] || KILN_NVRTC_LIBRARY="$(find_nvrtc)"
+[ -n "${KILN_NVRTC_LIBRARY:-}" ] || KILN_NVRTC_LIBRARY="$(find_cuda_lib libnvrtc nvidia.cuda_nvrtc)"
 [ -n "$KILN_NVRTC_LIBRARY" ] && export KILN_NVRTC_LIBRARY
+# The matmuls' library GEMM steps (KILN_CUDA_CUBLASLT=0 runs generated GEMM kernels instead).
+[ -n "${KILN_CUBLASLT_LIBRARY:-}" ] || KILN_CUBLASLT_LIBRARY="$(find_cuda_lib libcublasLt nvidia.cublas)"
+[ -n "$KILN_CUBLASLT_LIBRARY" ] && export KILN_CUBLASLT_LIBRARY
+if [ -n "$KILN_CUBLASLT_LIBRARY" ]; then
+  echo "libcublasLt: $KILN_CUBLASLT_LIBRARY"
+else
+  echo "libcublasLt: not found: matmuls as generated GEMM kernels (KILN_CUDA_CUBLASLT=0)"
+  export KILN_CUDA_CUBLASLT=0
+fi
 echo "libnvrtc: ${KILN_NVRTC_LIBRARY:-the default of the build}"
 
 step "NVRTC compiles of every kernel kind (sm_80, sm_90, PTX)"
@@ -98,6 +108,8 @@ for f in functions functions_extra convolutions recurrent training npz; do
   run 90 "goldens $f" "$bin/kiln-goldens" --backend cuda "$goldens/$f.json"
 done
 KILN_BACKEND=cuda run 120 "gradient checks" "$bin/gradient_check_test" --gtest_brief=1
+# The same training goldens with every matmul a generated GEMM kernel instead of cuBLASLt.
+KILN_CUDA_CUBLASLT=0 run 90 "goldens training (generated GEMMs, KILN_CUDA_CUBLASLT=0)" "$bin/kiln-goldens" --backend cuda "$goldens/training.json"
 
 step "kilnc --target=cuda: the digits program (cubins, libcuda by dlopen) on the GPU"
 if [ -x "$aot/infer_digits" ]; then

@@ -163,6 +163,18 @@ TEST_F(Gemm, Transposed) {
       {"kiln_gemm_f32"});
 }
 
+// x W^T over several output blocks in rows and columns (200 rows: a full block of 128
+// and a partial one; 320 columns: two blocks of 160) and two k panels of 150, on the
+// threads: both block dimensions stay parallel (-kiln-sequentialize-small-loops).
+TEST_F(Gemm, TransposedBOverSeveralParallelBlocks) {
+  expect_same(
+      [] {
+        Variable a(Array::randn({200, 300}, 13)), bt(Array::randn({320, 300}, 14));
+        return std::vector<Array>{F::matmul(a, bt, false, true).array()};
+      },
+      {"kiln_gemm_f32"}, 1e-3);
+}
+
 TEST_F(Gemm, Batched) {
   expect_same(
       [] {

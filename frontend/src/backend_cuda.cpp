@@ -145,7 +145,6 @@ class GpuExecutable : public Executable {
             if (plan.desc) lt.cublasLtMatmulDescDestroy(plan.desc);
           }
         }
-        if (d.workspace) cuda_driver::DeviceAllocator::of(index).release(d.workspace, kGemmWorkspace, cuda_driver::stream(index));
 #endif
       }
     } catch (const Error&) {
@@ -218,13 +217,11 @@ class GpuExecutable : public Executable {
     std::vector<CUfunction> functions;  // nullptr for a library step
 #if KILN_HAVE_CUBLASLT
     std::map<std::pair<size_t, int64_t>, GemmPlan> gemms;  // by (step, batch size)
-    CUdeviceptr workspace = 0;                             // kGemmWorkspace bytes, kiln's allocator
 #endif
     std::map<int64_t, std::vector<Array>> scratch;  // intermediate buffers by batch size
     std::list<Graph> graphs;                        // one per batch size, most recently used first
   };
   static constexpr size_t kMaxGraphs = 8;
-  static constexpr size_t kGemmWorkspace = size_t(32) << 20;  // cuBLASLt's advice for Hopper
 
   // "cuda backend: kernel K (region L, source FILE:LINE) on @cuda:N", for errors.
   std::string kernelWhat(const cuda::KernelInfo& k, int device) const {
@@ -263,10 +260,6 @@ class GpuExecutable : public Executable {
       cuda_driver::check(t.cuModuleGetFunction(&f, d.module, k.name.c_str()), "cuModuleGetFunction", kernelWhat(k, device));
       d.functions.push_back(f);
     }
-#if KILN_HAVE_CUBLASLT
-    if (cuda::usesLibraryGemm(program_))
-      d.workspace = cuda_driver::DeviceAllocator::of(device).allocate(kGemmWorkspace, cuda_driver::stream(device));
-#endif
     return devices_.emplace(device, std::move(d)).first->second;
   }
 
@@ -310,7 +303,7 @@ class GpuExecutable : public Executable {
       layout(&it->second.c, n, m);
       cublasLtMatmulPreference_t pref = nullptr;
       cuda_driver::check_cublas(lt.cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", what);
-      const uint64_t workspace = kGemmWorkspace;
+      const uint64_t workspace = cuda_driver::kCublasLtWorkspaceBytes;
       cublasLtMatmulHeuristicResult_t result{};
       int found = 0;
       cublasStatus_t rc = lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
@@ -332,7 +325,8 @@ class GpuExecutable : public Executable {
     const float alpha = g.alpha, beta = 0.0f;
     auto ptr = [&](int b) { return reinterpret_cast<void*>(addresses[b]); };
     cuda_driver::check_cublas(lt.cublasLtMatmul(handle, p.desc, &alpha, ptr(g.b), p.a, ptr(g.a), p.b, &beta, ptr(g.c), p.c, ptr(g.c),
-                                                p.c, &p.algo, reinterpret_cast<void*>(d.workspace), kGemmWorkspace, stream),
+                                                p.c, &p.algo, reinterpret_cast<void*>(cuda_driver::cublaslt_workspace(device)),
+                                                cuda_driver::kCublasLtWorkspaceBytes, stream),
                               "cublasLtMatmul", what);
 #else
     (void)d, (void)addresses, (void)stream;

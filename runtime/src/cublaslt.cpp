@@ -58,6 +58,7 @@ struct State {
   std::mutex mutex;
   std::shared_ptr<const LoadedLt> loaded;
   cublasLtHandle_t handles[kMaxDevices] = {};
+  CUdeviceptr workspaces[kMaxDevices] = {};
 };
 State& state() {
   static State s;
@@ -107,10 +108,36 @@ cublasLtHandle_t cublaslt_handle(int device) {
   return h;
 }
 
+CUdeviceptr cublaslt_workspace(int device) {
+  if (device < 0 || device >= kMaxDevices)
+    throw Error("kiln: cublaslt_workspace: argument device: expected a GPU index below " + std::to_string(kMaxDevices) +
+                ", got " + std::to_string(device));
+  State& s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.workspaces[device]) return s.workspaces[device];
+  }
+  CUdeviceptr block = DeviceAllocator::of(device).allocate(kCublasLtWorkspaceBytes, stream(device));
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.workspaces[device]) {  // another thread was first
+    DeviceAllocator::of(device).release(block, kCublasLtWorkspaceBytes, stream(device));
+    return s.workspaces[device];
+  }
+  return s.workspaces[device] = block;
+}
+
 void set_cublaslt_for_testing(const CublasLtTable* table) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   for (cublasLtHandle_t& h : s.handles) h = nullptr;  // the fake's (or an old library's): not destroyed here
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (CUdeviceptr& w = s.workspaces[d]) {
+      try {
+        DeviceAllocator::of(d).release(w, kCublasLtWorkspaceBytes, stream(d));
+      } catch (const Error&) {  // no driver any more: nothing to return it to
+      }
+      w = 0;
+    }
   if (!table) {
     s.loaded.reset();
     return;

@@ -9,6 +9,9 @@
 #define KILN_HAVE_CUBLASLT 1
 #include <cublasLt.h>
 
+#include <cuda.h>
+
+#include <cstddef>
 #include <string>
 
 namespace kiln::cuda_driver {
@@ -39,8 +42,16 @@ void check_cublas(cublasStatus_t rc, const char* call, const std::string& what);
 // kiln's cuBLASLt handle on GPU `device` (created once, its context made current).
 cublasLtHandle_t cublaslt_handle(int device);
 
+// The bytes of kiln's cuBLASLt workspace on each GPU.
+constexpr size_t kCublasLtWorkspaceBytes = size_t(32) << 20;  // cuBLASLt's advice for Hopper
+// kiln's cuBLASLt workspace on GPU `device`: kCublasLtWorkspaceBytes from the device's caching
+// allocator, allocated on first use and kept (every library GEMM is ordered on kiln's stream
+// of the device, so all share it, also inside captured graphs).
+CUdeviceptr cublaslt_workspace(int device);
+
 // Test hook: later calls go through `table` (a fake), nullptr back to the library (loaded
-// again, so a changed KILN_CUBLASLT_LIBRARY is seen); handles are forgotten either way.
+// again, so a changed KILN_CUBLASLT_LIBRARY is seen); handles are forgotten and workspaces
+// returned to the allocator either way (call it with no graph of library steps alive).
 void set_cublaslt_for_testing(const CublasLtTable* table);
 
 }  // namespace kiln::cuda_driver

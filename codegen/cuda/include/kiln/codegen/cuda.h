@@ -74,7 +74,9 @@ enum class LaunchKind {
 // rest of the region's ops, if any, become one generated elementwise kernel ("...+epilogue")
 // that reads C. Batched (3-d and more) and f64 matmuls keep the generated GEMM, as does every
 // matmul with EmitOptions::library_gemms false. (cuBLASLt's GELU is the tanh approximation,
-// not kiln's erf gelu, so gelu stays in the generated part.)
+// not kiln's erf gelu, so gelu stays in the generated part.) The emitter sets alpha 1 (a scale
+// after the matmul is the generated rest). Under the emulator relu keeps a NaN (kiln.relu's
+// semantics); cuBLASLt's RELU epilogue on a GPU may map it to 0.
 struct LibraryGemm {
   int a = -1, b = -1, bias = -1, c = -1;  // buffer indices
   bool transpose_a = false, transpose_b = false;

@@ -407,6 +407,8 @@ int run() {
   pipeline.min_parallel_work = minParallelWork;
   pipeline.gemm_blas = false;  // generated GEMMs: no BLAS, no kiln runtime
   pipeline.profile = false;
+  // The thread count argument reaches the parallel regions of the entry function only.
+  pipeline.outline_kernels = !model.threaded;
   // The target (--mcpu): its vector registers choose the generated GEMM's register tiles
   // (AVX-512, AVX2, SSE), and it emits the object.
   std::unique_ptr<llvm::TargetMachine> machine = targetMachine();

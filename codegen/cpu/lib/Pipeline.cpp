@@ -207,8 +207,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCheckCollectiveBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
-  // A large graph's kernels become functions of their own, so that LLVM's time stays linear.
-  pm.addPass(createKilnOutlineKernels());
+  if (options.outline_kernels) pm.addPass(createKilnOutlineKernels());
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm, options);
 }

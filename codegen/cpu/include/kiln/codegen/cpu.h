@@ -44,6 +44,9 @@ struct PipelineOptions {
   bool generate_matmuls = false;
   // Times every kernel (-kiln-profile-kernels; KILN_PROFILE, kiln/profile.h).
   bool profile = false;
+  // A large function's kernels move into private functions of their own
+  // (-kiln-outline-kernels), so that LLVM's time stays about linear in its size.
+  bool outline_kernels = true;
   // The target's vector registers, for the generated GEMM's register tiles
   // (-kiln-tile-matmuls): width in bits and count; 0 is the host CPU's.
   int64_t vector_bits = 0;

@@ -230,8 +230,8 @@ class Mpi final : public CommunicatorImpl {
   }
   dlclose(nccl);
   throw Error(fmt::format(
-      "{}: GPU and NCCL found, but kiln's arrays and gradients are host memory (moving arrays to a GPU, "
-      "Array::to, is not implemented yet: issue 13), so there is nothing for NCCL to reduce; use \"mpi\"",
+      "{}: GPU and NCCL found, but kiln has no NCCL communicator yet (issue 16: its allreduce runs over MPI "
+      "only); use \"mpi\"",
       fn));
 }
 

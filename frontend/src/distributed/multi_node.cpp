@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <exception>
 #include <random>
 #include <sstream>
 
@@ -136,12 +137,24 @@ class BucketStarter final : public collective_abi::Handler {
         static_cast<size_t>(count) * dtype_size(dtype) != bucket.bytes)
       return;
     handed_[index] = data;
-    c_.progress();  // the buckets started before advance
-    for (; next_ < buckets_.size() && handed_[next_]; ++next_) start_next(handed_[next_], true);
+    if (failure_) return;  // an earlier start failed: finish() reports it
+    // Compiled code calls this: an exception must not unwind through it, so a failed start
+    // is kept and rethrown by finish(), after the graph returned.
+    try {
+      c_.progress();  // the buckets started before advance
+      for (; next_ < buckets_.size() && handed_[next_]; ++next_) start_next(handed_[next_], true);
+    } catch (...) {
+      failure_ = std::current_exception();
+    }
   }
   // After the graph: starts the buckets not started yet, in order, on `sums` (the graph's
-  // results). Throws if the graph handed over a buffer that is not its result.
+  // results). Throws what a start inside the graph threw (after waiting for the started
+  // ones), or if the graph handed over a buffer that is not its result.
   void finish(std::vector<Array>& sums, const std::string& fn) {
+    if (failure_) {
+      c_.wait_all(fn + " (gradient buckets)");
+      std::rethrow_exception(failure_);
+    }
     for (size_t b = 0; b < handed_.size(); ++b)
       if (handed_[b] && handed_[b] != sums[b].raw_data()) {  // cannot happen: the out-params are the results
         c_.wait_all(fn + " (gradient buckets)");
@@ -164,6 +177,7 @@ class BucketStarter final : public collective_abi::Handler {
   const std::vector<Bucket>& buckets_;
   std::vector<void*> handed_;
   size_t next_ = 0;  // the first bucket not started
+  std::exception_ptr failure_;  // what a start inside the graph threw
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "kiln/gemm_abi.h"
@@ -38,11 +39,44 @@ void gemmCall(bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t
 }
 
 // Grow-only scratch buffers of the calling thread (slot 0: im2col, 1: a packed
-// filter or gy image, 2: a GEMM result image).
+// filter or gy image, 2: a GEMM result image), freed when the thread ends. They live on the
+// heap and are listed in a process-wide set while their thread runs, so that a leak checker
+// that does not scan thread-local storage (LSan with use_tls=0) still sees them reachable.
+template <typename T>
+struct ScratchBuffers {
+  std::vector<T> slots[3];
+};
+
+template <typename T>
+struct ScratchOwner {
+  struct Live {
+    std::mutex mutex;
+    std::set<ScratchBuffers<T>*> buffers;
+  };
+  static Live& live() {
+    static Live* l = new Live;  // never destroyed: threads may end after static destructors
+    return *l;
+  }
+  ScratchBuffers<T>* buffers = new ScratchBuffers<T>;
+  ScratchOwner() {
+    std::lock_guard<std::mutex> lock(live().mutex);
+    live().buffers.insert(buffers);
+  }
+  ~ScratchOwner() {
+    {
+      std::lock_guard<std::mutex> lock(live().mutex);
+      live().buffers.erase(buffers);
+    }
+    delete buffers;
+  }
+  ScratchOwner(const ScratchOwner&) = delete;
+  ScratchOwner& operator=(const ScratchOwner&) = delete;
+};
+
 template <typename T>
 T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[3];
-  std::vector<T>& b = buffers[slot];
+  thread_local ScratchOwner<T> owner;
+  std::vector<T>& b = owner.buffers->slots[slot];
   if (static_cast<int64_t>(b.size()) < n) {
     b.clear();
     b.shrink_to_fit();

@@ -54,26 +54,31 @@ void report_at_exit() {
 
 }  // namespace
 
-std::string profile_report() {
+std::vector<ProfileEntry> profile_entries() {
   Profile& p = profile();
-  std::vector<std::pair<std::string, KernelStats>> rows;
+  std::vector<ProfileEntry> rows;
   {
     std::lock_guard<std::mutex> lock(p.mutex);
-    rows.assign(p.kernels.begin(), p.kernels.end());
+    for (const auto& [name, s] : p.kernels) rows.push_back({name, s.calls, s.seconds, s.bytes, s.flops});
   }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+  return rows;
+}
+
+std::string profile_report() {
+  std::vector<ProfileEntry> rows = profile_entries();
   if (rows.empty()) return {};
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   double total = 0;
-  for (const auto& [name, s] : rows) total += s.seconds;
+  for (const ProfileEntry& s : rows) total += s.seconds;
   std::string out = fmt::format("kiln profile: {} kernels, {:.3f} ms in all\n", rows.size(), total * 1e3);
   out += fmt::format("{:>8} {:>10} {:>9} {:>12}  {}\n", "calls", "total ms", "ms/call", "rate", "kernel");
-  for (const auto& [name, s] : rows) {
+  for (const ProfileEntry& s : rows) {
     std::string rate = s.seconds <= 0 ? "" :
                        s.flops > 0   ? fmt::format("{:.2f} GFLOP/s", s.flops / s.seconds * 1e-9)
                        : s.bytes > 0 ? fmt::format("{:.2f} GB/s", s.bytes / s.seconds * 1e-9)
                                      : "";
     out += fmt::format("{:>8} {:>10.3f} {:>9.4f} {:>12}  {}\n", s.calls, s.seconds * 1e3,
-                       s.seconds * 1e3 / static_cast<double>(s.calls), rate, name);
+                       s.seconds * 1e3 / static_cast<double>(s.calls), rate, s.kernel);
   }
   return out;
 }

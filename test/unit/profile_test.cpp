@@ -88,6 +88,34 @@ TEST(Profile, KernelsAreNamedAfterTheirLinks) {
 }
 
 // Without KILN_PROFILE nothing is timed.
+// The generated GEMM's kernels (KILN_GEMM=codegen) count 2 * k FLOPs per output element,
+// whichever of their block loop's dimensions have one iteration (a batch of one 128-row
+// block and 320 columns in one block; 200 rows in two blocks).
+TEST(Profile, GeneratedGemmsCountTheirFlops) {
+  setenv("KILN_BACKEND", "cpu", 1);
+  setenv("KILN_GEMM", "codegen", 1);
+  setenv("KILN_PROFILE", "1", 1);
+  clear_memory_cache();
+  set_random_seed(0);
+  L::Linear l(256, 320, /*nobias=*/true);
+  for (int64_t batch : {64, 200}) {
+    reset_profile();
+    Variable x(Array::randn({batch, 256}, 1), false);
+    for (int step = 0; step < 3; ++step) EXPECT_EQ(l(x).array().shape(), (Shape{batch, 320}));
+    std::vector<ProfileEntry> entries = profile_entries();
+    double flops = 0;
+    int64_t calls = 0;
+    for (const ProfileEntry& e : entries)
+      if (e.kernel.find("matmul") != std::string::npos) flops += e.flops, calls += e.calls;
+    EXPECT_EQ(calls, 3) << profile_report();
+    EXPECT_EQ(flops, 3.0 * 2 * 256 * 320 * static_cast<double>(batch)) << profile_report();
+  }
+  unsetenv("KILN_PROFILE");
+  unsetenv("KILN_GEMM");
+  clear_memory_cache();
+  reset_profile();
+}
+
 TEST(Profile, OffByDefault) {
   setenv("KILN_BACKEND", "cpu", 1);
   unsetenv("KILN_PROFILE");

@@ -44,6 +44,33 @@ Value numElements(OpBuilder& b, Location loc, Value memref) {
   return n;
 }
 
+// The FLOPs of a generated GEMM's output blocks (-kiln-tile-matmuls' forall): 2 * k per
+// element of its output, each dynamic size the extent of the forall's next upper bound that
+// is not a constant; null for another forall.
+Value generatedGemmFlops(OpBuilder& b, Location loc, scf::ForallOp forall) {
+  auto depth = forall->getAttrOfType<IntegerAttr>(kMatmulDepthAttr);
+  auto shape = forall->getAttrOfType<DenseI64ArrayAttr>(kMatmulOutputAttr);
+  if (!depth || !shape) return {};
+  SmallVector<std::pair<OpFoldResult, OpFoldResult>> dynamic;  // (lower, upper) of dynamic extents
+  for (auto [lower, upper] : llvm::zip(forall.getMixedLowerBound(), forall.getMixedUpperBound()))
+    if (!getConstantIntValue(upper)) dynamic.push_back({lower, upper});
+  Value work = arith::ConstantIndexOp::create(b, loc, 2 * depth.getInt());
+  size_t next = 0;
+  for (int64_t size : shape.asArrayRef()) {
+    Value extent;
+    if (size >= 0) {
+      extent = arith::ConstantIndexOp::create(b, loc, size);
+    } else {
+      if (next == dynamic.size()) return {};  // not the loop it was made as: no count
+      auto [lower, upper] = dynamic[next++];
+      extent = arith::SubIOp::create(b, loc, getValueOrCreateConstantIndexOp(b, loc, upper),
+                                     getValueOrCreateConstantIndexOp(b, loc, lower));
+    }
+    work = arith::MulIOp::create(b, loc, work, extent);
+  }
+  return work;
+}
+
 struct Run {
   std::string name;
   Operation* first = nullptr;
@@ -117,16 +144,7 @@ struct KilnProfileKernels : impl::KilnProfileKernelsBase<KilnProfileKernels> {
             bytes = arith::AddIOp::create(b, loc, bytes, n);
           }
           if (auto forall = dyn_cast<scf::ForallOp>(op))
-            if (auto depth = forall->getAttrOfType<IntegerAttr>(kMatmulDepthAttr)) {
-              // A generated GEMM's output blocks: 2 * k FLOPs per output element.
-              Value work = arith::ConstantIndexOp::create(b, loc, 2 * depth.getInt());
-              for (auto [lower, upper] : llvm::zip(forall.getMixedLowerBound(), forall.getMixedUpperBound())) {
-                Value extent = arith::SubIOp::create(b, loc, getValueOrCreateConstantIndexOp(b, loc, upper),
-                                                     getValueOrCreateConstantIndexOp(b, loc, lower));
-                work = arith::MulIOp::create(b, loc, work, extent);
-              }
-              flops = arith::AddIOp::create(b, loc, flops, work);
-            }
+            if (Value work = generatedGemmFlops(b, loc, forall)) flops = arith::AddIOp::create(b, loc, flops, work);
           auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
           if (linalgOp && (linalg::isaContractionOpInterface(linalgOp) || linalg::isaConvolutionOpInterface(linalgOp))) {
             Value work = arith::ConstantIndexOp::create(b, loc, 2);

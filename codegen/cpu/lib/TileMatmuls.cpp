@@ -275,15 +275,20 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
 
     for (auto& [op, tiles] : work) {
       SmallVector<LoopLikeOpInterface> registerLoops;
+      SmallVector<int64_t> outputShape;
+      for (int64_t size : cast<ShapedType>(op.getDpsInits()[0].getType()).getShape())
+        outputShape.push_back(ShapedType::isDynamic(size) ? -1 : size);
       FailureOr<Operation*> tiled =
           tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
-      // The output blocks' loop states the depth, so that KILN_PROFILE counts the FLOPs:
-      // 2 * k * its iteration space (the output's extent).
+      // The output blocks' loop states the depth and the output's shape, so that
+      // KILN_PROFILE counts the FLOPs: 2 * k per output element.
       if (succeeded(tiled) && !ShapedType::isDynamic(tiles.depth))
-        if (auto forall = (*tiled)->getParentOfType<scf::ForallOp>())
+        if (auto forall = (*tiled)->getParentOfType<scf::ForallOp>()) {
           forall->setAttr(kMatmulDepthAttr, rewriter.getI64IntegerAttr(tiles.depth));
+          forall->setAttr(kMatmulOutputAttr, rewriter.getDenseI64ArrayAttr(outputShape));
+        }
       if (succeeded(tiled)) packTransposedB(rewriter, cast<linalg::LinalgOp>(*tiled));
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,

@@ -11,10 +11,21 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kiln {
 
 std::string profile_report();
+
+// One kernel of the profile: its name, its calls, their time, and the bytes and FLOPs of
+// all its calls (0 when not known).
+struct ProfileEntry {
+  std::string kernel;
+  int64_t calls = 0;
+  double seconds = 0, bytes = 0, flops = 0;
+};
+// The kernels profiled so far, slowest first: what profile_report() prints.
+std::vector<ProfileEntry> profile_entries();
 void reset_profile();
 
 }  // namespace kiln

@@ -40,22 +40,27 @@ func.func @step(%x: memref<?x3xf32>, %w: memref<3x4xf32>, %y: memref<?x4xf32>, %
 #k0 = loc("kernel 0:contraction:matmul+add (m.cpp:3)"("m.cpp":3:0))
 
 // A generated GEMM (-kiln-tile-matmuls) is an scf.forall over its output blocks that
-// states the matmul's depth: 2 * depth FLOPs per element of the blocks' extent.
+// states the matmul's depth and output shape: 2 * depth FLOPs per output element, a
+// dynamic size being the extent of the loop's non-constant upper bound. Here the loop
+// lost its static dimension of one iteration (16 columns in one block) to canonicalization;
+// the output shape still counts it.
 // CHECK-LABEL: func.func @tiled
 // CHECK:       call @kiln_profile_begin(
 // CHECK:       scf.forall
-// CHECK:       } {kiln.matmul_depth = 7 : i64}
+// CHECK:       } {kiln.matmul_depth = 7 : i64, kiln.matmul_output = array<i64: -1, 16>}
 // CHECK:       %[[TWOK:.*]] = arith.constant 14 : index
 // CHECK:       %[[E:.*]] = arith.subi %dim, %c0{{.*}} : index
-// CHECK:       arith.muli %[[TWOK]], %[[E]] : index
+// CHECK:       %[[W:.*]] = arith.muli %[[TWOK]], %[[E]] : index
+// CHECK:       %[[N:.*]] = arith.constant 16 : index
+// CHECK:       arith.muli %[[W]], %[[N]] : index
 // CHECK:       call @kiln_profile_end(
 func.func @tiled(%a: memref<?x7xf32>, %c: memref<?x16xf32>) {
   %c0 = arith.constant 0 : index
   %c0f = arith.constant 0.0 : f32
   %m = memref.dim %c, %c0 : memref<?x16xf32>
-  scf.forall (%i, %j) = (0, 0) to (%m, 16) step (8, 16) {
-    %s = memref.subview %c[%i, %j] [1, 1] [1, 1] : memref<?x16xf32> to memref<1x1xf32, strided<[16, 1], offset: ?>>
-    linalg.fill ins(%c0f : f32) outs(%s : memref<1x1xf32, strided<[16, 1], offset: ?>>)
-  } {kiln.matmul_depth = 7 : i64}
+  scf.forall (%i) = (0) to (%m) step (8) {
+    %s = memref.subview %c[%i, 0] [1, 16] [1, 1] : memref<?x16xf32> to memref<1x16xf32, strided<[16, 1], offset: ?>>
+    linalg.fill ins(%c0f : f32) outs(%s : memref<1x16xf32, strided<[16, 1], offset: ?>>)
+  } {kiln.matmul_depth = 7 : i64, kiln.matmul_output = array<i64: -1, 16>}
   return
 }

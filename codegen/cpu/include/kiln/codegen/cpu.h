@@ -25,9 +25,13 @@ namespace kiln::cpu {
 #define GEN_PASS_DECL
 #include "kiln/codegen/CpuPasses.h.inc"
 
-// On the scf.forall of a matmul's output blocks (-kiln-tile-matmuls): the matmul's
-// static depth k, for the FLOP count of -kiln-profile-kernels.
+// On the scf.forall of a matmul's output blocks (-kiln-tile-matmuls), for the FLOP count
+// of -kiln-profile-kernels (2 * k per output element): the matmul's static depth k, and
+// its output's shape, -1 for a dynamic size (whose extent is then the forall's upper bound
+// that is not a constant: canonicalization may drop the loop's static dimensions of one
+// iteration, never a dynamic one).
 inline constexpr const char* kMatmulDepthAttr = "kiln.matmul_depth";
+inline constexpr const char* kMatmulOutputAttr = "kiln.matmul_output";
 
 struct PipelineOptions {
   // Run large parallel loops on several threads (OpenMP); needs libomp at run time.

@@ -2,14 +2,11 @@
 #include "kiln/cublaslt.h"
 
 #if KILN_HAVE_CUBLASLT
-#include <dlfcn.h>
-
-#include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 #include "kiln/cuda_driver.h"
+#include "kiln/dl_library.h"
 #include "kiln/error.h"
 
 namespace kiln::cuda_driver {
@@ -22,33 +19,15 @@ struct LoadedLt {
 
 LoadedLt loadLibrary() {
   LoadedLt r;
-  std::vector<std::string> candidates;
-  if (const char* p = std::getenv("KILN_CUBLASLT_LIBRARY"); p && *p) {
-    candidates.push_back(p);
-  } else {
-    for (const char* c : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", "/usr/local/cuda/lib64/libcublasLt.so.13",
-                          "/usr/local/cuda/lib64/libcublasLt.so"})
-      candidates.push_back(c);
-  }
-  void* handle = nullptr;
-  std::string tried;
-  for (const std::string& c : candidates) {
-    handle = ::dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle) break;
-    const char* e = ::dlerror();
-    tried += (tried.empty() ? "" : "; ") + c + ": " + (e ? e : "not found");
-  }
-  if (!handle) {
-    r.reason = "libcublasLt cannot be loaded (" + tried + ")";
+  dl::Opened lib = dl::open_first(dl::candidates(
+      "KILN_CUBLASLT_LIBRARY", {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so",
+                                "/usr/local/cuda/lib64/libcublasLt.so.13", "/usr/local/cuda/lib64/libcublasLt.so"}));
+  if (!lib.handle) {
+    r.reason = "libcublasLt cannot be loaded (" + lib.tried + ")";
     return r;
   }
-  std::string missing;
-#define KILN_CUBLASLT_RESOLVE(name)                                                   \
-  r.table.name = reinterpret_cast<decltype(r.table.name)>(::dlsym(handle, #name));    \
-  if (!r.table.name) missing += std::string(missing.empty() ? "" : ", ") + #name;
-  KILN_CUBLASLT_ENTRY_POINTS(KILN_CUBLASLT_RESOLVE)
-#undef KILN_CUBLASLT_RESOLVE
-  if (!missing.empty()) r.reason = "the loaded libcublasLt lacks " + missing + " (older than kiln's CUDA toolkit)";
+  if (std::string missing = KILN_DL_RESOLVE_TABLE(lib.handle, r.table, KILN_CUBLASLT_ENTRY_POINTS); !missing.empty())
+    r.reason = "the loaded libcublasLt lacks " + missing + " (older than kiln's CUDA toolkit)";
   return r;
 }
 

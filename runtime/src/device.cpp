@@ -2,13 +2,12 @@
 // kiln's streams and the caching device allocator (kiln/cuda_driver.h).
 #include "kiln/device.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cctype>
 #include <memory>
 #include <mutex>
 
+#include "kiln/dl_library.h"
 #include "kiln/env.h"
 #include "kiln/error.h"
 #if KILN_HAVE_CUDA_DRIVER_API
@@ -45,21 +44,14 @@ void initialize(Loaded& r) {
 
 Loaded loadLibcuda() {
   Loaded r;
-  void* handle = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    const char* e = ::dlerror();
-    r.reason = std::string("libcuda.so.1 cannot be loaded (") + (e ? e : "not found") +
-               "): there is no CUDA driver on this machine";
+  dl::Opened lib = dl::open_first({"libcuda.so.1"});
+  if (!lib.handle) {
+    r.reason = "libcuda.so.1 cannot be loaded (" + lib.error + "): there is no CUDA driver on this machine";
     return r;
   }
 #if KILN_HAVE_CUDA_DRIVER_API
-  std::string missing;
-#define KILN_CUDA_DRIVER_RESOLVE(name)                                                   \
-  r.table.name = reinterpret_cast<decltype(r.table.name)>(::dlsym(handle, #name));       \
-  if (!r.table.name) missing += std::string(missing.empty() ? "" : ", ") + #name;
-  KILN_CUDA_DRIVER_ENTRY_POINTS(KILN_CUDA_DRIVER_RESOLVE)
-#undef KILN_CUDA_DRIVER_RESOLVE
-  if (!missing.empty()) {
+  if (std::string missing = KILN_DL_RESOLVE_TABLE(lib.handle, r.table, KILN_CUDA_DRIVER_ENTRY_POINTS);
+      !missing.empty()) {
     r.reason = "libcuda.so.1 lacks " + missing + " (a driver older than kiln's CUDA toolkit)";
     return r;
   }

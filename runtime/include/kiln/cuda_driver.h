@@ -26,7 +26,7 @@ namespace kiln::cuda_driver {
   X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetAttribute)          \
   X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuMemAlloc_v2) X(cuMemFree_v2) X(cuMemGetInfo_v2)  \
   X(cuMemcpyHtoDAsync_v2) X(cuMemcpyDtoHAsync_v2) X(cuMemcpyDtoDAsync_v2) X(cuMemsetD8Async)          \
-  X(cuStreamCreate) X(cuStreamSynchronize) X(cuModuleLoadData) X(cuModuleUnload)                      \
+  X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamQuery) X(cuModuleLoadData) X(cuModuleUnload)   \
   X(cuModuleGetFunction) X(cuLaunchKernel) X(cuStreamBeginCapture_v2) X(cuStreamEndCapture)            \
   X(cuGraphInstantiateWithFlags) X(cuGraphExecUpdate_v2) X(cuGraphLaunch) X(cuGraphDestroy)                \
   X(cuGraphExecDestroy)                                                                               \

@@ -149,6 +149,24 @@ func.func @f(%x: tensor<?x4x9x8xf32>, %w: tensor<6x2x3x3xf32>, %b: tensor<6xf32>
 })", 2, -1.0, 1.0);
 }
 
+TEST(CudaEmulator, ConvolutionsAsImplicitGemmsOnRaggedTiles) {
+  // Several tiles in each direction, partial ones at every edge, groups, stride, dilate,
+  // an elementwise op on the input inside the forward's region, f64 and f32.
+  Program forward = expectAgrees(kConvTilesReference, 4, -1.0, 1.0, kConvTilesText);
+  Program grads = expectAgrees(kConvGradTilesText, 4, -1.0, 1.0);
+  for (const Program* p : {&forward, &grads}) {
+    ASSERT_FALSE(p->kernels.empty());
+    for (const KernelInfo& k : p->kernels) EXPECT_EQ(k.shape, "implicit-gemm") << k.label;
+  }
+  // The forward's launch: 2 column tiles (4 x 5 x 4 = 80), 2 row tiles (66), one z per group.
+  unsigned grid[3], block[3];
+  gridOf(forward.kernels[0], 4, grid, block);
+  EXPECT_EQ(grid[0], 2u);
+  EXPECT_EQ(grid[1], 2u);
+  EXPECT_EQ(grid[2], 2u);
+  EXPECT_EQ(block[0] * block[1], 256u);
+}
+
 TEST(CudaEmulator, PoolingAndGradients) {
   expectAgrees(R"(
 func.func @f(%x: tensor<?x3x7x7xf32>, %gy: tensor<?x3x4x4xf32>) -> (tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x7x7xf32>, tensor<?x3x7x7xf32>) {
@@ -239,6 +257,7 @@ TEST(CudaEmulator, CnnTrainingStep) {
   std::string text = readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/cnn_step.kiln");
   Program p = expectAgrees(text, 8);
   EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
+  EXPECT_TRUE(hasKernelShape(p, "implicit-gemm"));  // the convolution and its filter gradient
 }
 
 }  // namespace

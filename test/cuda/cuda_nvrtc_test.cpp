@@ -80,6 +80,22 @@ TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
   }
 }
 
+TEST(CudaNvrtc, ConvolutionImplicitGemmsCompileForSm80AndSm90) {
+  // The implicit-GEMM convolutions: the f64 forward with its prologue and epilogue in the
+  // region, the f32 data and filter gradients.
+  SKIP_WITHOUT_NVRTC();
+  for (const char* text : {kConvTilesText, kConvGradTilesText}) {
+    auto module = fused(text);
+    Program p = emitProgram(firstFunc(*module));
+    EXPECT_TRUE(hasKernelShape(p, "implicit-gemm"));
+    for (const char* arch : {"sm_80", "sm_90"}) {
+      NvrtcOutput out = nvrtcCompile(p, arch);
+      expectCubin(out, arch);
+      expectEntries(p, out);
+    }
+  }
+}
+
 TEST(CudaNvrtc, CacheKeyHasSourceArchAndVersion) {
   SKIP_WITHOUT_NVRTC();
   auto module = fused(R"(

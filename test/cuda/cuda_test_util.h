@@ -202,6 +202,44 @@ func.func @f(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor
   return %0#0, %0#1, %0#2 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
 })";
 
+// Convolutions as implicit GEMMs over ragged, multi-tile GEMMs: 2 groups of 66 output
+// channels (two 64-row tiles), K = 3 * 3 * 3 (a partial 16-deep step), stride 2, pad 1,
+// dilate 2. The forward in f64 with an elementwise op on its input inside the region (x * x,
+// computed by the input tile loads) and bias + tanh at the accumulators: the function without
+// regions (for the interpreter), then with the region. The gradients in f32 (the data
+// gradient over 4 x 12 x 9 input positions, whose last row no window reaches; the filter
+// gradient reducing over batch x 5 x 4).
+inline const char* kConvTilesReference = R"(
+func.func @f(%x: tensor<?x6x11x9xf64>, %w: tensor<132x3x3x3xf64>, %b: tensor<132xf64>) -> tensor<?x132x5x4xf64> {
+  %p = kiln.mul %x, %x : tensor<?x6x11x9xf64>
+  %0 = kiln.conv2d %p, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64> -> tensor<?x132x5x4xf64>
+  %1 = kiln.reshape %b : tensor<132xf64> -> tensor<1x132x1x1xf64>
+  %2 = kiln.broadcast_to %1 : tensor<1x132x1x1xf64> -> tensor<?x132x5x4xf64>
+  %3 = kiln.add %0, %2 : tensor<?x132x5x4xf64>
+  %4 = kiln.tanh %3 : tensor<?x132x5x4xf64>
+  return %4 : tensor<?x132x5x4xf64>
+})";
+inline const char* kConvTilesText = R"(
+func.func @f(%x: tensor<?x6x11x9xf64>, %w: tensor<132x3x3x3xf64>, %b: tensor<132xf64>) -> tensor<?x132x5x4xf64> {
+  %0 = kiln.fusion "contraction" ins(%x, %w, %b : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64>, tensor<132xf64>) -> (tensor<?x132x5x4xf64>) {
+  ^bb0(%ax: tensor<?x6x11x9xf64>, %aw: tensor<132x3x3x3xf64>, %ab: tensor<132xf64>):
+    %p = kiln.mul %ax, %ax : tensor<?x6x11x9xf64>
+    %1 = kiln.conv2d %p, %aw {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64> -> tensor<?x132x5x4xf64>
+    %2 = kiln.reshape %ab : tensor<132xf64> -> tensor<1x132x1x1xf64>
+    %3 = kiln.broadcast_to %2 : tensor<1x132x1x1xf64> -> tensor<?x132x5x4xf64>
+    %4 = kiln.add %1, %3 : tensor<?x132x5x4xf64>
+    %5 = kiln.tanh %4 : tensor<?x132x5x4xf64>
+    kiln.yield %5 : tensor<?x132x5x4xf64>
+  }
+  return %0 : tensor<?x132x5x4xf64>
+})";
+inline const char* kConvGradTilesText = R"(
+func.func @f(%x: tensor<?x6x12x9xf32>, %w: tensor<132x3x3x3xf32>, %gy: tensor<?x132x5x4xf32>) -> (tensor<?x6x12x9xf32>, tensor<132x3x3x3xf32>) {
+  %0 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x132x5x4xf32>, tensor<132x3x3x3xf32> -> tensor<?x6x12x9xf32>
+  %1 = kiln.conv2d_grad_filter %x, %gy {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x12x9xf32>, tensor<?x132x5x4xf32> -> tensor<132x3x3x3xf32>
+  return %0, %1 : tensor<?x6x12x9xf32>, tensor<132x3x3x3xf32>
+})";
+
 inline bool hasKernelShape(const Program& p, const std::string& shape) {
   for (const KernelInfo& k : p.kernels)
     if (k.shape == shape) return true;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -525,7 +526,7 @@ class KernelEmitter {
     open("if (" + ww + " < 0 || " + ww + " >= " + dim(x[3]) + ")");
     line("continue;");
     close();
-    std::string channel = "(" + idx[1] + " / " + og + ") * " + dim(w[1]) + " + " + ci;
+    std::string channel = "((" + idx[1] + ") / " + og + " * " + dim(w[1]) + " + " + ci + ")";
     line(acc + " += " + valueAt(c.getX(), {idx[0], channel, h, ww}) + " * " + valueAt(c.getW(), {idx[1], ci, kh, kw}) + ";");
     close();
     close();
@@ -553,8 +554,8 @@ class KernelEmitter {
     open("if (" + tw + " < 0 || " + tw + " % " + g.s1 + " != 0 || " + tw + " / " + g.s1 + " >= " + dim(gy[3]) + ")");
     line("continue;");
     close();
-    line(acc + " += " + valueAt(c.getGy(), {idx[0], o, th + " / " + g.s0, tw + " / " + g.s1}) + " * " +
-         valueAt(c.getW(), {o, idx[1] + " % " + dim(w[1]), kh, kw}) + ";");
+    line(acc + " += " + valueAt(c.getGy(), {idx[0], o, "(" + th + " / " + g.s0 + ")", "(" + tw + " / " + g.s1 + ")"}) + " * " +
+         valueAt(c.getW(), {o, "((" + idx[1] + ") % " + dim(w[1]) + ")", kh, kw}) + ";");
     close();
     close();
     close();
@@ -579,7 +580,7 @@ class KernelEmitter {
     open("if (" + ww + " < 0 || " + ww + " >= " + dim(x[3]) + ")");
     line("continue;");
     close();
-    std::string channel = "(" + idx[0] + " / " + og + ") * " + dim(w[1]) + " + " + idx[1];
+    std::string channel = "((" + idx[0] + ") / " + og + " * " + dim(w[1]) + " + " + idx[1] + ")";
     line(acc + " += " + valueAt(c.getX(), {n, channel, h, ww}) + " * " + valueAt(c.getGy(), {n, idx[0], oh, ow}) + ";");
     close();
     close();
@@ -705,6 +706,7 @@ class KernelBuilder {
   // inputs() and outputs to buffers.
   std::string build() {
     if (kind_ == FusionOp::kContraction && gemm()) {
+    } else if ((kind_ == FusionOp::kContraction || kind_ == "op") && implicitGemm()) {
     } else if (kind_ == FusionOp::kReduction && rowReduction()) {
     } else if (scatter()) {
     } else {
@@ -1014,8 +1016,84 @@ class KernelBuilder {
     return true;
   }
 
-  // A tiled GEMM: 64x64 tiles of the result per block of 16x16 threads (4x4 each),
-  // K in steps of 16 through shared memory; the epilogue at each accumulator.
+  // The tiled GEMM of gemm() and the implicit-GEMM convolutions: `count` matrices
+  // C[bz] (M x N) = A[bz] (M x K) B[bz] (K x N), 64x64 tiles of C per block of 16x16 threads,
+  // each thread a 4x4 register micro-tile; K in steps of 16 through shared memory (As[k][m],
+  // Bs[k][n], a column of padding against bank conflicts), __syncthreads between the tile loads
+  // and their use; tiles strided over the grid. Each block sums its tile's whole K in a fixed
+  // order (no split-K): results are deterministic.
+  struct TiledGemm {
+    std::string T, M, N, K, count;  // element type, C expressions of the sizes
+    Extent rows, cols, matrices;    // M, N and count as launch extents
+    // The load order: consecutive threads walk k (else m) of A, k (else n) of B, the
+    // direction in which the operand's consecutive addresses lie (coalesced loads).
+    bool aAlongK = true, bAlongK = false;
+    // Emit the statements setting `dst` to A[bz](gm, gk) / B[bz](gkb, gn), 0 outside the
+    // matrix (bounds and padding checks; an implicit GEMM's im2col indices computed here).
+    std::function<void(const std::string& dst)> loadA, loadB;
+    // The result index of C[bz](gm, gn) (locals it declares), and the output buffers' linear index.
+    std::function<Index()> resultIndex;
+    std::function<std::string(const Index&)> linear;
+    Value result;  // seeded with the accumulator at resultIndex()
+  };
+
+  void tiledGemm(const TiledGemm& g) {
+    const std::string& T = g.T;
+    info_.launch = LaunchKind::Tiles;
+    info_.block = 16;
+    info_.tile = 64;
+    info_.work = g.cols;
+    info_.rows = g.rows;
+    info_.count = g.matrices;
+    e_.line("__shared__ " + T + " As[16][64 + 1];  // As[k][m]");
+    e_.line("__shared__ " + T + " Bs[16][64 + 1];  // Bs[k][n]");
+    e_.line("const long long M = " + g.M + ", N = " + g.N + ", K = " + g.K + ", count = " + g.count + ";");
+    e_.line("const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;");
+    e_.open("for (long long bz = blockIdx.z; bz < count; bz += gridDim.z)");
+    e_.open("for (long long m0 = static_cast<long long>(blockIdx.y) * 64; m0 < M; m0 += static_cast<long long>(gridDim.y) * 64)");
+    e_.open("for (long long n0 = static_cast<long long>(blockIdx.x) * 64; n0 < N; n0 += static_cast<long long>(gridDim.x) * 64)");
+    e_.line(T + " acc[4][4] = {};");
+    e_.open("for (long long k0 = 0; k0 < K; k0 += 16)");
+    // Coalesced loads: consecutive threads read consecutive addresses of the operand.
+    e_.open("for (int e = tid; e < 16 * 64; e += 256)");
+    e_.open("");
+    e_.line(g.aAlongK ? "const int mm = e / 16, kk = e % 16;" : "const int kk = e / 64, mm = e % 64;");
+    e_.line("const long long gm = m0 + mm, gk = k0 + kk;");
+    g.loadA("As[kk][mm]");
+    e_.close();
+    e_.open("");
+    e_.line(g.bAlongK ? "const int nn = e / 16, kb = e % 16;" : "const int kb = e / 64, nn = e % 64;");
+    e_.line("const long long gn = n0 + nn, gkb = k0 + kb;");
+    g.loadB("Bs[kb][nn]");
+    e_.close();
+    e_.close();
+    e_.line("__syncthreads();");
+    e_.open("for (int kk = 0; kk < 16; ++kk)");
+    e_.line(T + " ra[4], rb[4];");
+    e_.line("for (int r = 0; r < 4; ++r) { ra[r] = As[kk][ty * 4 + r]; rb[r] = Bs[kk][tx * 4 + r]; }");
+    e_.line("for (int r = 0; r < 4; ++r) for (int c = 0; c < 4; ++c) acc[r][c] += ra[r] * rb[c];");
+    e_.close();
+    e_.line("__syncthreads();");
+    e_.close();
+    // Epilogue: the region's ops at each accumulator of the micro-tile, then the stores.
+    e_.open("for (int r = 0; r < 4; ++r)");
+    e_.open("for (int c = 0; c < 4; ++c)");
+    e_.line("const long long gm = m0 + ty * 4 + r, gn = n0 + tx * 4 + c;");
+    e_.open("if (gm < M && gn < N)");
+    Index idx = g.resultIndex();
+    e_.seed(g.result, idx, "acc[r][c]");
+    std::string at = g.linear(idx);
+    for (size_t o = 0; o < outputs_.size(); ++o) e_.line(out(o) + "[" + at + "] = " + e_.valueAt(outputs_[o], idx) + ";");
+    e_.close();
+    e_.close();
+    e_.close();
+    e_.close();
+    e_.close();
+    e_.close();
+  }
+
+  // A tiled GEMM (tiledGemm) of a matmul whose operands are read from outside the region;
+  // the epilogue at each accumulator.
   bool gemm() {
     MatmulOp m;
     for (Operation* op : ops_)
@@ -1026,71 +1104,225 @@ class KernelBuilder {
       if (shapeOf(v) != space) return false;
     size_t rank = space.size();
     ArrayRef<int64_t> lead = space.drop_back(2);
-    std::string M = dim(space[rank - 2]), N = dim(space[rank - 1]), K = KernelEmitter::contractionSize(m);
-    std::string T = cType(m.getResult());
-    info_.launch = LaunchKind::Tiles;
     info_.shape = "gemm";
-    info_.block = 16;
-    info_.tile = 64;
-    info_.work = extentOf(space.take_back(1));
-    info_.rows = extentOf(space.drop_back(1).take_back(1));
-    info_.count = extentOf(lead);
     std::string A = e_.inputName(m.getA()), B = e_.inputName(m.getB());
     bool ta = m.getTransposeA(), tb = m.getTransposeB();
-    e_.line("__shared__ " + T + " As[16][64 + 1];  // As[k][m]");
-    e_.line("__shared__ " + T + " Bs[16][64 + 1];  // Bs[k][n]");
-    e_.line("const long long M = " + M + ", N = " + N + ", K = " + K + ", count = " + extentExpr(lead) + ";");
-    e_.line("const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;");
-    e_.open("for (long long bz = blockIdx.z; bz < count; bz += gridDim.z)");
-    e_.line("const long long m0 = static_cast<long long>(blockIdx.y) * 64, n0 = static_cast<long long>(blockIdx.x) * 64;");
-    e_.line("const " + T + "* a = " + A + " + bz * M * K;");
-    e_.line("const " + T + "* b = " + B + " + bz * K * N;");
-    e_.line(T + " acc[4][4] = {};");
-    e_.open("for (long long k0 = 0; k0 < K; k0 += 16)");
-    // Coalesced loads: consecutive threads read consecutive addresses of the operand.
-    e_.open("for (int e = tid; e < 16 * 64; e += 256)");
-    if (ta) e_.line("const int kk = e / 64, mm = e % 64;  // A is (K, M)");
-    else e_.line("const int mm = e / 16, kk = e % 16;  // A is (M, K)");
-    e_.line("const long long gm = m0 + mm, gk = k0 + kk;");
-    e_.line(std::string("As[kk][mm] = gm < M && gk < K ? ") + (ta ? "a[gk * M + gm]" : "a[gm * K + gk]") + " : " + T + "(0);");
-    if (tb) e_.line("const int nn = e / 16, kb = e % 16;  // B is (N, K)");
-    else e_.line("const int kb = e / 64, nn = e % 64;  // B is (K, N)");
-    e_.line("const long long gn = n0 + nn, gkb = k0 + kb;");
-    e_.line(std::string("Bs[kb][nn] = gn < N && gkb < K ? ") + (tb ? "b[gn * K + gkb]" : "b[gkb * N + gn]") + " : " + T + "(0);");
-    e_.close();
-    e_.line("__syncthreads();");
-    e_.open("for (int kk = 0; kk < 16; ++kk)");
-    e_.line(T + " ra[4], rb[4];");
-    e_.line("for (int r = 0; r < 4; ++r) { ra[r] = As[kk][ty * 4 + r]; rb[r] = Bs[kk][tx * 4 + r]; }");
-    e_.line("for (int r = 0; r < 4; ++r) for (int c = 0; c < 4; ++c) acc[r][c] += ra[r] * rb[c];");
-    e_.close();
-    e_.line("__syncthreads();");
-    e_.close();
-    // Epilogue.
-    Index leadIdx;
-    {
+    TiledGemm g;
+    g.T = cType(m.getResult());
+    g.M = dim(space[rank - 2]);
+    g.N = dim(space[rank - 1]);
+    g.K = KernelEmitter::contractionSize(m);
+    g.count = extentExpr(lead);
+    g.rows = extentOf(space.drop_back(1).take_back(1));
+    g.cols = extentOf(space.take_back(1));
+    g.matrices = extentOf(lead);
+    g.aAlongK = !ta;  // A is (M, K), or (K, M) transposed
+    g.bAlongK = tb;   // B is (K, N), or (N, K) transposed
+    g.loadA = [&](const std::string& dst) {
+      e_.line(dst + " = gm < M && gk < K ? " + A + "[bz * M * K + " + (ta ? "gk * M + gm" : "gm * K + gk") + "] : " + g.T + "(0);");
+    };
+    g.loadB = [&](const std::string& dst) {
+      e_.line(dst + " = gn < N && gkb < K ? " + B + "[bz * K * N + " + (tb ? "gn * K + gkb" : "gkb * N + gn") + "] : " + g.T + "(0);");
+    };
+    g.resultIndex = [&] {
+      Index idx;
       std::string rest = "bz";
       for (size_t d = lead.size(); d-- > 0;) {
         std::string name = "b" + std::to_string(d);
         e_.line("const long long " + name + " = " + (d == 0 ? rest : rest + " % " + dim(lead[d])) + ";");
         rest = "(" + rest + " / " + dim(lead[d]) + ")";
-        leadIdx.insert(leadIdx.begin(), name);
+        idx.insert(idx.begin(), name);
       }
+      idx.push_back("gm");
+      idx.push_back("gn");
+      return idx;
+    };
+    g.linear = [](const Index&) { return std::string("(bz * M + gm) * N + gn"); };
+    g.result = m.getResult();
+    tiledGemm(g);
+    return true;
+  }
+
+  // The convolution a contraction region (or a lone convolution op) is built around: the first
+  // conv2d / conv2d_grad_input / conv2d_grad_filter whose result has every output's shape.
+  Operation* convolution() {
+    for (Operation* op : ops_) {
+      if (!isa<Conv2DOp, Conv2DGradInputOp, Conv2DGradFilterOp>(op)) continue;
+      ArrayRef<int64_t> space = shapeOf(op->getResult(0));
+      if (llvm::all_of(outputs_, [&](Value v) { return shapeOf(v) == space; })) return op;
     }
-    e_.open("for (int r = 0; r < 4; ++r)");
-    e_.open("for (int c = 0; c < 4; ++c)");
-    e_.line("const long long gm = m0 + ty * 4 + r, gn = n0 + tx * 4 + c;");
-    e_.open("if (gm < M && gn < N)");
-    Index idx = leadIdx;
-    idx.push_back("gm");
-    idx.push_back("gn");
-    e_.seed(m.getResult(), idx, "acc[r][c]");
-    std::string linear = "(bz * M + gm) * N + gn";
-    for (size_t o = 0; o < outputs_.size(); ++o) e_.line(out(o) + "[" + linear + "] = " + e_.valueAt(outputs_[o], idx) + ";");
+    return nullptr;
+  }
+
+  // `names` declared as the index of `shape` at the C expression `linear` (row-major).
+  Index split(const std::string& linear, ArrayRef<int64_t> shape, const std::vector<std::string>& names) {
+    std::string stride = "1", decl;
+    std::vector<std::string> parts(shape.size());
+    for (size_t d = shape.size(); d-- > 0;) {
+      std::string q = stride == "1" ? linear : linear + " / " + (stride.find(' ') == std::string::npos ? stride : "(" + stride + ")");
+      parts[d] = d == 0 ? q : (q == linear ? q : "(" + q + ")") + " % " + dim(shape[d]);
+      stride = stride == "1" ? dim(shape[d]) : stride + " * " + dim(shape[d]);
+    }
+    for (size_t d = 0; d < shape.size(); ++d) decl += (d ? ", " : "") + names[d] + " = " + parts[d];
+    e_.line("const long long " + decl + ";");
+    return Index(names.begin(), names.end());
+  }
+
+  // `dst` = `v` at `idx` where `cond` holds, else 0 (the value computed only where it holds).
+  void loadIf(const std::string& dst, const std::string& cond, Value v, const std::function<Index()>& at) {
+    std::string t = e_.fresh("t");
+    e_.line(cType(v) + " " + t + " = 0;");
+    e_.open("if (" + cond + ")");
+    std::string value = e_.valueAt(v, at());
+    e_.line(t + " = " + value + ";");
     e_.close();
-    e_.close();
-    e_.close();
-    e_.close();
+    e_.line(dst + " = " + t + ";");
+  }
+
+  // A convolution as an implicit GEMM (tiledGemm), one GEMM per group (grid z), the im2col
+  // indices computed while the tiles load (x, filter and gradients are never unfolded in
+  // memory); the region's elementwise epilogue (bias, activation) at each accumulator. With
+  // G groups, Cg = C/G input and Og = O/G output channels per group, group bz:
+  //   conv2d:             y[n, bz Og + m, oh, ow] = sum_k  w[bz Og + m, k] col(x)[k, (n, oh, ow)],
+  //                       k = (ci, kh, kw) < Cg KH KW, col(x) = x[n, bz Cg + ci, oh s - p + kh d, ...]
+  //   conv2d_grad_input:  dx[n, bz Cg + m, ih, iw] = sum_k w[bz Og + o, m, kh, kw] gy[n, bz Og + o, oh, ow],
+  //                       k = (o, kh, kw) < Og KH KW, oh = (ih + p - kh d) / s where that divides
+  //   conv2d_grad_filter: dw[bz Og + m, (ci, kh, kw)] = sum_k gy[n, bz Og + m, oh, ow] col(x)[(n, oh, ow), (ci, kh, kw)],
+  //                       k = (n, oh, ow) < N OH OW, the whole reduction in one block per tile (deterministic)
+  // Operands computed inside the region (a pad before the convolution) are computed at the loaded index.
+  bool implicitGemm() {
+    Operation* op = convolution();
+    if (!op) return false;
+    Value result = op->getResult(0);
+    ArrayRef<int64_t> space = shapeOf(result);
+    info_.shape = "implicit-gemm";
+    TiledGemm g;
+    g.T = cType(result);
+    g.result = result;
+    g.linear = [&](const Index& idx) { return linearize(idx, space); };
+    auto str = [](int64_t v) { return std::to_string(v); };
+    auto inRange = [&](const std::string& i, int64_t size) { return i + " >= 0 && " + i + " < " + dim(size); };
+    if (auto c = dyn_cast<Conv2DOp>(op)) {
+      ArrayRef<int64_t> x = shapeOf(c.getX()), w = shapeOf(c.getW());
+      auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
+      int64_t groups = c.getGroups(), og = w[0] / groups;
+      SmallVector<int64_t> cols = {space[0], space[2], space[3]}, taps = {w[1], w[2], w[3]};
+      g.M = str(og);
+      g.N = extentExpr(cols);
+      g.K = extentExpr(taps);
+      g.count = str(groups);
+      g.rows = extentOf({og});
+      g.cols = extentOf(cols);
+      g.matrices = extentOf({groups});
+      g.aAlongK = true;   // w[o] is contiguous over (ci, kh, kw)
+      g.bAlongK = false;  // x is contiguous over ow
+      g.loadA = [&](const std::string& dst) {
+        loadIf(dst, "gm < M && gk < K", c.getW(), [&] {
+          Index k = split("gk", taps, {"ci", "kh", "kw"});
+          return Index{"(bz * " + str(og) + " + gm)", k[0], k[1], k[2]};
+        });
+      };
+      g.loadB = [&](const std::string& dst) {
+        e_.line("bool inside = gn < N && gkb < K;");
+        e_.line("long long n = 0, ci = 0, ih = 0, iw = 0;");
+        e_.open("if (inside)");
+        split("gkb", taps, {"c_", "kh", "kw"});
+        split("gn", cols, {"n_", "oh", "ow"});
+        e_.line("n = n_; ci = c_;");
+        e_.line("ih = oh * " + str(s[0]) + " - " + str(p[0]) + " + kh * " + str(d[0]) + ";");
+        e_.line("iw = ow * " + str(s[1]) + " - " + str(p[1]) + " + kw * " + str(d[1]) + ";");
+        e_.line("inside = " + inRange("ih", x[2]) + " && " + inRange("iw", x[3]) + ";");
+        e_.close();
+        loadIf(dst, "inside", c.getX(), [&] { return Index{"n", "(bz * " + dim(w[1]) + " + ci)", "ih", "iw"}; });
+      };
+      g.resultIndex = [&] {
+        Index at = split("gn", cols, {"n", "oh", "ow"});
+        e_.line("const long long o = bz * " + str(og) + " + gm;");
+        return Index{at[0], "o", at[1], at[2]};
+      };
+      tiledGemm(g);
+    } else if (auto c = dyn_cast<Conv2DGradInputOp>(op)) {
+      ArrayRef<int64_t> gy = shapeOf(c.getGy()), w = shapeOf(c.getW());
+      auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
+      int64_t groups = c.getGroups(), og = w[0] / groups;
+      SmallVector<int64_t> cols = {space[0], space[2], space[3]}, taps = {og, w[2], w[3]};
+      g.M = dim(w[1]);
+      g.N = extentExpr(cols);
+      g.K = extentExpr(taps);
+      g.count = str(groups);
+      g.rows = extentOf({w[1]});
+      g.cols = extentOf(cols);
+      g.matrices = extentOf({groups});
+      g.aAlongK = true;   // w[o, ci] is contiguous over (kh, kw)
+      g.bAlongK = false;  // gy is contiguous over ow
+      g.loadA = [&](const std::string& dst) {
+        loadIf(dst, "gm < M && gk < K", c.getW(), [&] {
+          Index k = split("gk", taps, {"o", "kh", "kw"});
+          return Index{"(bz * " + str(og) + " + " + k[0] + ")", "gm", k[1], k[2]};
+        });
+      };
+      g.loadB = [&](const std::string& dst) {
+        // The tap (kh, kw) reaches input position (ih, iw) from output position
+        // ((ih + p - kh d) / s, ...) where s divides it.
+        e_.line("bool inside = gn < N && gkb < K;");
+        e_.line("long long n = 0, o = 0, oh = 0, ow = 0;");
+        e_.open("if (inside)");
+        split("gkb", taps, {"o_", "kh", "kw"});
+        split("gn", cols, {"n_", "ih", "iw"});
+        e_.line("const long long th = ih + " + str(p[0]) + " - kh * " + str(d[0]) + ", tw = iw + " + str(p[1]) + " - kw * " +
+                str(d[1]) + ";");
+        e_.line("n = n_; o = o_; oh = th / " + str(s[0]) + "; ow = tw / " + str(s[1]) + ";");
+        e_.line("inside = th >= 0 && tw >= 0 && th % " + str(s[0]) + " == 0 && tw % " + str(s[1]) + " == 0 && oh < " +
+                dim(gy[2]) + " && ow < " + dim(gy[3]) + ";");
+        e_.close();
+        loadIf(dst, "inside", c.getGy(), [&] { return Index{"n", "(bz * " + str(og) + " + o)", "oh", "ow"}; });
+      };
+      g.resultIndex = [&] {
+        Index at = split("gn", cols, {"n", "ih", "iw"});
+        e_.line("const long long ch = bz * " + dim(w[1]) + " + gm;");
+        return Index{at[0], "ch", at[1], at[2]};
+      };
+      tiledGemm(g);
+    } else if (auto c = dyn_cast<Conv2DGradFilterOp>(op)) {
+      ArrayRef<int64_t> x = shapeOf(c.getX()), gy = shapeOf(c.getGy());
+      auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
+      int64_t groups = c.getGroups(), og = space[0] / groups;
+      SmallVector<int64_t> reduced = {gy[0], gy[2], gy[3]}, taps = {space[1], space[2], space[3]};
+      g.M = str(og);
+      g.N = extentExpr(taps);
+      g.K = extentExpr(reduced);
+      g.count = str(groups);
+      g.rows = extentOf({og});
+      g.cols = extentOf(taps);
+      g.matrices = extentOf({groups});
+      g.aAlongK = true;  // gy is contiguous over ow
+      g.bAlongK = true;  // x is contiguous over ow (through iw)
+      g.loadA = [&](const std::string& dst) {
+        loadIf(dst, "gm < M && gk < K", c.getGy(), [&] {
+          Index k = split("gk", reduced, {"n", "oh", "ow"});
+          return Index{k[0], "(bz * " + str(og) + " + gm)", k[1], k[2]};
+        });
+      };
+      g.loadB = [&](const std::string& dst) {
+        e_.line("bool inside = gn < N && gkb < K;");
+        e_.line("long long n = 0, ci = 0, ih = 0, iw = 0;");
+        e_.open("if (inside)");
+        split("gkb", reduced, {"n_", "oh", "ow"});
+        split("gn", taps, {"c_", "kh", "kw"});
+        e_.line("n = n_; ci = c_;");
+        e_.line("ih = oh * " + str(s[0]) + " - " + str(p[0]) + " + kh * " + str(d[0]) + ";");
+        e_.line("iw = ow * " + str(s[1]) + " - " + str(p[1]) + " + kw * " + str(d[1]) + ";");
+        e_.line("inside = " + inRange("ih", x[2]) + " && " + inRange("iw", x[3]) + ";");
+        e_.close();
+        loadIf(dst, "inside", c.getX(), [&] { return Index{"n", "(bz * " + dim(space[1]) + " + ci)", "ih", "iw"}; });
+      };
+      g.resultIndex = [&] {
+        Index at = split("gn", taps, {"ci", "kh", "kw"});
+        e_.line("const long long o = bz * " + str(og) + " + gm;");
+        return Index{"o", at[0], at[1], at[2]};
+      };
+      tiledGemm(g);
+    }
     return true;
   }
 

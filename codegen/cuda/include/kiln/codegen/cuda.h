@@ -14,8 +14,11 @@
 // shared memory (softmax, log_softmax, cross entropy in one kernel); a
 // matmul region is a library GEMM step (cuBLASLt on a GPU, see LibraryGemm for
 // the rule) or else a tiled shared-memory GEMM with the region's elementwise
-// epilogue applied to the accumulators; convolutions, pooling, gathers and
-// layout ops are generated loops. Every kernel takes its buffers in plan
+// epilogue applied to the accumulators; a convolution region (conv2d, its data
+// gradient, which deconvolution_2d also uses, and its filter gradient) is an
+// implicit GEMM on the same tiles, the im2col indices computed while the
+// shared-memory tiles load, its epilogue (bias, activation) at the
+// accumulators; pooling, gathers and layout ops are generated loops. Every kernel takes its buffers in plan
 // order and `long long batch`, the run-time size of the symbolic dimension.
 #pragma once
 
@@ -88,7 +91,7 @@ struct LibraryGemm {
 struct KernelInfo {
   std::string name;    // the C identifier of the __global__ function
   std::string label;   // the region's kernel name (kernelOf), for errors and profiles
-  std::string shape;   // "elementwise", "elementwise-vectorized", "row-reduction", "gemm", "loops",
+  std::string shape;   // "elementwise", "elementwise-vectorized", "row-reduction", "gemm", "implicit-gemm",
                        // "library-gemm" (launch Library)
   LaunchKind launch = LaunchKind::Elements;
   unsigned block = 256;  // threads per block (x); Tiles: block x block threads

@@ -17,6 +17,11 @@
 #include <thread>
 
 #include "../../frontend/src/distributed/communicator_impl.h"
+#if KILN_TEST_FAKE_GPU
+#include <dlfcn.h>
+
+#include "../fake-gpu/fake_gpu.h"
+#endif
 
 using namespace kiln;
 namespace D = kiln::distributed;
@@ -59,12 +64,14 @@ std::pair<Array, Array> batch_rows(int step, int64_t begin, int64_t end) {
   return {Array::from(x, {end - begin, kIn}), Array::from(t, {end - begin})};
 }
 
+// `device`: where the batches go (the model's device).
 template <class Net>
-void train(optimizers::Optimizer& opt, L::Classifier<Net>& model, int steps, int64_t begin, int64_t end) {
+void train(optimizers::Optimizer& opt, L::Classifier<Net>& model, int steps, int64_t begin, int64_t end,
+           const Device& device = Device::cpu()) {
   for (int s = 0; s < steps; ++s) {
     auto [x, t] = batch_rows(s, begin, end);
     model.cleargrads();
-    Variable loss = model(Variable(x, false), Variable(t, false));
+    Variable loss = model(Variable(x.to(device), false), Variable(t.to(device), false));
     loss.backward();
     opt.update();
   }
@@ -73,19 +80,22 @@ void train(optimizers::Optimizer& opt, L::Classifier<Net>& model, int steps, int
 // Trains a data-parallel model (this rank's rows of each batch) and a local one (the whole
 // batch, no communicator) from the same initial parameters; they must agree within 1e-5.
 // `reference_backend`: KILN_BACKEND for the reference (one process) only, when given.
+// `device`: where the data-parallel model trains (the reference trains on the cpu).
 template <class Opt, class Net = MLP>
 void expect_data_parallel_matches_whole_batch(D::Communicator comm = D::create_communicator("mpi"),
-                                              const char* reference_backend = nullptr) {
+                                              const char* reference_backend = nullptr,
+                                              const Device& device = Device::cpu()) {
   const int64_t per_rank = kBatch / comm.size();
   ASSERT_EQ(per_rank * comm.size(), kBatch) << "run with 1, 2, 3, 4, 6 or 12 ranks";
   set_random_seed(0);
   L::Classifier<Net> model;
   set_random_seed(0);
   L::Classifier<Net> reference;
+  model.to_device(device);
   Opt dist_opt, ref_opt;
   D::create_multi_node_optimizer(dist_opt, comm).setup(model);
   ref_opt.setup(reference);
-  train(dist_opt, model, 5, comm.rank() * per_rank, (comm.rank() + 1) * per_rank);
+  train(dist_opt, model, 5, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, device);
   std::string backend = backend_name();
   if (reference_backend) setenv("KILN_BACKEND", reference_backend, 1);
   train(ref_opt, reference, 5, 0, kBatch);
@@ -94,6 +104,7 @@ void expect_data_parallel_matches_whole_batch(D::Communicator comm = D::create_c
   ASSERT_EQ(got.size(), want.size());
   double moved = 0;
   for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].second.device(), device) << got[i].first;
     auto g = got[i].second.array().template to_vector<float>(), w = want[i].second.array().template to_vector<float>();
     ASSERT_EQ(g.size(), w.size());
     for (size_t k = 0; k < g.size(); ++k)
@@ -449,5 +460,116 @@ TEST(DistributedSingle, HooksBeforeWrappingAreRefused) {
             std::string::npos) << e;
   EXPECT_THROW(comm.set_bucket_bytes(0), Error);
 }
+
+#if KILN_TEST_FAKE_GPU
+// ---- "nccl" and "pure_nccl" on the fake GPU (test/fake-gpu/fake_gpu.h: 2 devices whose memory
+// is host memory) with the fake libnccl (fake_nccl.cpp over MPI, named by KILN_NCCL_LIBRARY) ----
+
+struct NcclCounts {
+  long allreduces = 0, broadcasts = 0, inits = 0;
+};
+// The fake libnccl's call counts (the library kiln loaded: dlopen of the same path).
+NcclCounts nccl_counts() {
+  const char* path = std::getenv("KILN_NCCL_LIBRARY");
+  void* lib = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+  auto* counts = lib ? reinterpret_cast<void (*)(long*, long*, long*)>(dlsym(lib, "kiln_fake_nccl_counts")) : nullptr;
+  NcclCounts c;
+  if (counts) counts(&c.allreduces, &c.broadcasts, &c.inits);
+  if (lib) dlclose(lib);
+  return c;
+}
+
+// Each rank trains on its GPU (intra_rank()) through the cuda backend, the gradients of each
+// bucket summed by ncclAllReduce on kiln's stream and rank 0's parameters broadcast by
+// ncclBroadcast; the parameters end as those of one process with the whole batch (on the cpu).
+void expect_nccl_matches_whole_batch(const char* name, bool adam) {
+  FakeGpu gpu;
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  const long inits = nccl_counts().inits;
+  D::Communicator comm = D::create_communicator(name);
+  ASSERT_GT(comm.size(), 1) << "run under mpirun";
+  EXPECT_EQ(comm.name(), name);
+  EXPECT_EQ(nccl_counts().inits, inits + 1);  // ncclCommInitRank with rank 0's id
+  const NcclCounts before = nccl_counts();
+  // MLP's gradients: {l2/b, l2/W, l1/b} and {l1/W}; its parameters: {l1/W}, {l1/b, l2/W, l2/b}.
+  comm.set_bucket_bytes(512);
+  const Device device = Device::cuda(comm.intra_rank());
+  if (adam)
+    expect_data_parallel_matches_whole_batch<optimizers::Adam>(comm, nullptr, device);
+  else
+    expect_data_parallel_matches_whole_batch<optimizers::SGD>(comm, nullptr, device);
+  const NcclCounts after = nccl_counts();
+  const bool pure = std::string(name) == "pure_nccl";
+  // 5 steps of 2 buckets each in NCCL; "nccl" sends the model checks (one allreduce at each
+  // allreduce_grad and bcast_data) and which ranks have a gradient (one) over MPI, "pure_nccl"
+  // sends them through NCCL too.
+  EXPECT_EQ(after.allreduces - before.allreduces, 5 * (pure ? 4 : 2) + (pure ? 1 : 0));
+  EXPECT_EQ(after.broadcasts - before.broadcasts, 2);  // bcast_data's 2 buckets at the first update
+  // Small objects: over MPI for "nccl", through NCCL (staged in GPU memory) for "pure_nccl".
+  EXPECT_DOUBLE_EQ(comm.allreduce_obj(1.5), 1.5 * comm.size());
+  EXPECT_EQ(comm.bcast_obj(std::string(comm.rank() == 0 ? "from rank 0" : "other")), "from rank 0");
+  comm.barrier();
+  // allreduce_obj and the barrier; the string's size and bytes.
+  EXPECT_EQ(nccl_counts().allreduces - after.allreduces, pure ? 2 : 0);
+  EXPECT_EQ(nccl_counts().broadcasts - after.broadcasts, pure ? 2 : 0);
+}
+
+TEST(DistributedNccl, SgdOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("nccl", false); }
+TEST(DistributedNccl, AdamOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("nccl", true); }
+TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("pure_nccl", false); }
+
+// A model on a GPU with the "mpi" communicator (host memory only), and a rank whose machine
+// has no GPU left for it (-np 3 on the fake's 2): clear errors on every rank.
+TEST(DistributedNccl, HostCommunicatorsAndRanksWithoutAGpuAreRefused) {
+  FakeGpu gpu;
+  D::Communicator mpi = D::create_communicator("mpi");
+  ASSERT_GT(mpi.size(), 1) << "run under mpirun";
+  L::Linear lin(2, 2);
+  lin.to_device(Device::cuda(0));
+  lin.W.set_grad(Array::ones({2, 2}).to(Device::cuda(0)));
+  std::string e = error_of([&] { mpi.allreduce_grad(lin); });
+  EXPECT_NE(e.find("allreduce_grad: the model's parameters are on @cuda:0, but the \"mpi\" communicator moves host "
+                   "memory only: use create_communicator(\"nccl\")"), std::string::npos) << e;
+  e = error_of([&] { mpi.bcast_data(lin); });
+  EXPECT_NE(e.find("bcast_data: the model's parameters are on @cuda:0"), std::string::npos) << e;
+  if (mpi.intra_size() <= cuda_driver::device_count()) return;
+  e = error_of([] { D::create_communicator("nccl"); });
+  if (mpi.intra_rank() >= cuda_driver::device_count())
+    EXPECT_NE(e.find(fmt::format("create_communicator(\"nccl\"): rank {} drives GPU intra_rank() = {} of its "
+                                 "machine, which has 2 GPU(s)", mpi.rank(), mpi.intra_rank())), std::string::npos) << e;
+  else
+    EXPECT_NE(e.find("create_communicator(\"nccl\"): another rank has no GPU of its own"), std::string::npos) << e;
+  EXPECT_DOUBLE_EQ(mpi.allreduce_obj(1.0), mpi.size());  // still in step
+}
+
+// Without mpirun: a GPU and a libnccl make a communicator of size 1; a library that cannot be
+// loaded or lacks NCCL's entry points is a clear error naming it.
+TEST(DistributedNcclSingle, LibncclIsFoundOrNamedInTheError) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE")) GTEST_SKIP() << "started by mpirun";
+  FakeGpu gpu;
+  ASSERT_NE(std::getenv("KILN_NCCL_LIBRARY"), nullptr) << "ctest names the fake libnccl";
+  for (const char* name : {"nccl", "pure_nccl"}) {
+    D::Communicator comm = D::create_communicator(name);
+    EXPECT_EQ(comm.size(), 1);
+    EXPECT_EQ(comm.name(), name);
+    L::Linear l(2, 2);
+    l.to_device(Device::cuda(0));
+    l.W.set_grad(Array::full({2, 2}, 3.0).to(Device::cuda(0)));
+    comm.allreduce_grad(l);
+    EXPECT_EQ(l.W.grad().to_vector<float>(), std::vector<float>(4, 3.0f));
+  }
+  {
+    ScopedEnv missing("KILN_NCCL_LIBRARY", "/nonexistent/libnccl.so.2");
+    std::string e = error_of([] { D::create_communicator("nccl"); });
+    EXPECT_NE(e.find("create_communicator(\"nccl\"): libnccl.so.2 cannot be loaded (/nonexistent/libnccl.so.2: "),
+              std::string::npos) << e;
+    EXPECT_NE(e.find("KILN_NCCL_LIBRARY"), std::string::npos) << e;
+  }
+  ScopedEnv other("KILN_NCCL_LIBRARY", "libm.so.6");
+  std::string e = error_of([] { D::create_communicator("pure_nccl"); });
+  EXPECT_NE(e.find("create_communicator(\"pure_nccl\"): the loaded libnccl lacks ncclGetVersion, ncclGetUniqueId"),
+            std::string::npos) << e;
+}
+#endif  // KILN_TEST_FAKE_GPU
 
 }  // namespace

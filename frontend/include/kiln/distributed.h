@@ -1,4 +1,4 @@
-// kiln::distributed: data-parallel training over MPI (ChainerMN's API and names).
+// kiln::distributed: data-parallel training over MPI and NCCL (ChainerMN's API and names).
 //
 //   auto comm = distributed::create_communicator("mpi");    // under mpirun: one rank each
 //   auto train = distributed::scatter_dataset(all_train, comm, /*shuffle=*/true, /*seed=*/0);
@@ -50,6 +50,24 @@
 // (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_, or
 // glibc.malloc tunables in GLIBC_TUNABLES).
 //
+// GPUs ("nccl", "pure_nccl", as ChainerMN's). Every rank drives GPU intra_rank() of its machine
+// (model.to_device(Device::cuda(comm.intra_rank())), its batches likewise). MPI starts the
+// processes and bootstraps NCCL: rank 0's ncclGetUniqueId is broadcast over MPI and every rank
+// calls ncclCommInitRank on its GPU. libnccl.so.2 is loaded with dlopen at run time (the CUDA
+// toolkit's, found through ldconfig or /usr/local/cuda/lib64; KILN_NCCL_LIBRARY names another
+// path; kiln needs no NCCL headers or link-time dependency). allreduce_grad buckets the
+// gradients as above (the step's graph runs on the cuda backend and writes them into bucket
+// buffers on the GPU), then one ncclAllReduce (sum) per bucket runs in place on kiln's stream of
+// the GPU, after the kernels that computed it; the update's graph scales by 1 / size() as
+// above. bcast_data broadcasts the parameter buckets with ncclBroadcast, on the GPU. The
+// reductions start once the step's graph has been queued (not from inside it, as on the cpu
+// backend). Waiting polls the stream (cuStreamQuery and ncclCommGetAsyncError) against
+// KILN_MN_TIMEOUT: past it, or when NCCL reports an error, ncclCommAbort, then as above.
+// "nccl" sends the small host values (allreduce_obj, bcast_obj, barrier, the model checks,
+// the evaluator's means) over MPI; "pure_nccl" sends every collective through NCCL, host
+// values staged through GPU memory. A model on a GPU with "mpi" throws kiln::Error from
+// bcast_data / allreduce_grad (it moves host memory only).
+//
 // Thread-safety: a Communicator is used from one thread (the one that created it; MPI is
 // initialized with MPI_THREAD_FUNNELED). Copies share one MPI communicator.
 #pragma once
@@ -82,7 +100,8 @@ class Communicator {
   int intra_size() const;
   int inter_rank() const;  // index of this machine (0 .. inter_size() - 1)
   int inter_size() const;  // number of machines
-  const std::string& name() const;  // "mpi", or "single" for a process not under mpirun
+  // "mpi", "nccl", "pure_nccl"; "single" for "mpi" in a process not under mpirun.
+  const std::string& name() const;
 
   // Copies rank 0's parameters (the initialized ones) into every rank's `model`. Throws
   // kiln::Error on every rank when the models differ in parameter names, shapes or dtypes.
@@ -115,10 +134,10 @@ class Communicator {
 };
 
 // "mpi": MPI_COMM_WORLD (a duplicate of it). "nccl" / "pure_nccl": ChainerMN's GPU
-// communicators; they need a CUDA GPU and libnccl.so.2 (loaded with dlopen) and throw
-// kiln::Error naming what is missing; with both present they throw too, since kiln's
-// arrays are host memory (Array::to a GPU is not implemented: issue 13). Anything else
-// throws naming the accepted names.
+// communicators (see the file comment); they need a CUDA GPU (not the SIMT emulator) and
+// libnccl.so.2 and throw kiln::Error naming what is missing; a rank whose machine has fewer
+// GPUs than ranks throws on every rank. Not under mpirun they are of size 1 (name kept).
+// Anything else throws naming the accepted names.
 Communicator create_communicator(const std::string& communicator_name = "mpi");
 
 // ChainerMN's scatter_dataset: a SubDataset of `dataset` for this rank. Every rank must

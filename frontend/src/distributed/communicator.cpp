@@ -1,6 +1,5 @@
-// kiln::distributed transports: MPI (nonblocking collectives polled against a deadline),
-// a single process (the identity), and create_communicator's checks for NCCL.
-#include <dlfcn.h>
+// kiln::distributed transports: MPI (nonblocking collectives polled against a deadline) and
+// a single process (the identity); create_communicator (NCCL's transport: nccl.cpp).
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,7 +13,6 @@
 #include <vector>
 
 #include "communicator_impl.h"
-#include "kiln/device.h"
 #include "kiln/distributed.h"
 #include "kiln/env.h"
 #include "kiln/error.h"
@@ -33,18 +31,70 @@ double collective_timeout_seconds() {
   return static_cast<double>(env::get_int("KILN_MN_TIMEOUT", 60, 1, 1 << 30, "the default: 60 seconds"));
 }
 
-namespace {
-
 size_t bucket_bytes_from_env() {
   return static_cast<size_t>(env::get_int("KILN_MN_BUCKET_MB", 4, 1, 1 << 20, "the default: 4 MiB")) << 20;
 }
 
+size_t CommunicatorImpl::start_device_allreduce(void*, int64_t, DType, ReduceOp, int device) {
+  throw Error(fmt::format("kiln::distributed: the \"{}\" communicator reduces host memory, not memory of @cuda:{}",
+                          name, device));
+}
+size_t CommunicatorImpl::start_device_bcast(void*, size_t, int, int device) {
+  throw Error(fmt::format("kiln::distributed: the \"{}\" communicator broadcasts host memory, not memory of @cuda:{}",
+                          name, device));
+}
+
+void CommunicatorImpl::abort_job(const std::string& what, double timeout) {
+  std::fprintf(stderr,
+               "kiln::distributed: rank %d: %s did not complete within %g s (KILN_MN_TIMEOUT): another rank "
+               "died, is stuck, or called a different collective; aborting every rank\n",
+               rank, what.c_str(), timeout);
+  std::fflush(stderr);
+  std::_Exit(124);
+}
+
+void poll_until(CommunicatorImpl& c, const std::string& what, const std::function<bool()>& done) {
+  using clock = std::chrono::steady_clock;
+  const double timeout = collective_timeout_seconds();
+  const auto start = clock::now();
+  const auto deadline = start + std::chrono::duration<double>(timeout);
+  for (int64_t polls = 0;; ++polls) {
+    if (done()) return;
+    // Spin for 50 ms like a blocking MPI call (a reduction of a few MB takes about a
+    // millisecond; giving the core away costs a time slice on a loaded machine), then yield
+    // it (a rank sharing it, e.g. one still compiling its step, runs), then after 1 s poll
+    // every 200 us.
+    if ((polls & 255) != 0) continue;
+    auto waited = clock::now() - start;
+    if (waited < std::chrono::milliseconds(50)) continue;
+    if (clock::now() > deadline) c.abort_job(what, timeout);
+    if (waited > std::chrono::seconds(1))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    else
+      std::this_thread::yield();
+  }
+}
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMIX_RANK", "PMI_SIZE"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+namespace {
+
 // A single process: every collective is the identity.
 class SingleProcess final : public CommunicatorImpl {
  public:
-  SingleProcess() { bucket_bytes = bucket_bytes_from_env(); }
+  explicit SingleProcess(const std::string& communicator_name) {
+    name = communicator_name;
+    bucket_bytes = bucket_bytes_from_env();
+  }
   size_t start_allreduce(void*, int64_t, DType, ReduceOp) override { return pending_++; }
   size_t start_bcast(void*, size_t, int) override { return pending_++; }
+  bool device_collectives() const override { return true; }
+  size_t start_device_allreduce(void*, int64_t, DType, ReduceOp, int) override { return pending_++; }
+  size_t start_device_bcast(void*, size_t, int, int) override { return pending_++; }
   size_t wait_any(const std::string&) override {
     if (done_ == pending_) {
       done_ = pending_ = 0;
@@ -59,13 +109,6 @@ class SingleProcess final : public CommunicatorImpl {
 };
 
 #ifdef KILN_HAVE_MPI
-
-// Whether a launcher (mpirun / mpiexec / srun with PMI) started this process.
-bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMIX_RANK", "PMI_SIZE"})
-    if (std::getenv(v)) return true;
-  return false;
-}
 
 // Open MPI's nonblocking allreduce (libnbc) mallocs a temporary as large as the buffer at
 // every call and frees it when done. With glibc's defaults those few MiB come from fresh
@@ -161,33 +204,17 @@ class Mpi final : public CommunicatorImpl {
   }
   size_t wait_any(const std::string& what) override {
     if (requests_.empty()) return npos;
-    using clock = std::chrono::steady_clock;
-    const double timeout = collective_timeout_seconds();
-    const auto start = clock::now();
-    const auto deadline = start + std::chrono::duration<double>(timeout);
-    for (int64_t polls = 0;; ++polls) {
-      int index = MPI_UNDEFINED, flag = 0;
+    int index = MPI_UNDEFINED;
+    poll_until(*this, what, [&] {
+      int flag = 0;
       MPI_Testany(static_cast<int>(requests_.size()), requests_.data(), &index, &flag, MPI_STATUS_IGNORE);
-      if (flag) {
-        if (index == MPI_UNDEFINED) {  // every request completed before
-          requests_.clear();
-          return npos;
-        }
-        return static_cast<size_t>(index);
-      }
-      // Spin for 50 ms like a blocking MPI call (a reduction of a few MB takes about a
-      // millisecond; giving the core away costs a time slice on a loaded machine), then yield
-      // it (a rank sharing it, e.g. one still compiling its step, runs), then after 1 s poll
-      // every 200 us.
-      if ((polls & 255) != 0) continue;
-      auto waited = clock::now() - start;
-      if (waited < std::chrono::milliseconds(50)) continue;
-      if (clock::now() > deadline) abort_job(what, timeout);
-      if (waited > std::chrono::seconds(1))
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      else
-        std::this_thread::yield();
+      return flag != 0;
+    });
+    if (index == MPI_UNDEFINED) {  // every request completed before
+      requests_.clear();
+      return npos;
     }
+    return static_cast<size_t>(index);
   }
   void progress() override {
     if (requests_.empty()) return;
@@ -200,8 +227,7 @@ class Mpi final : public CommunicatorImpl {
     wait_all(what);
   }
 
- private:
-  [[noreturn]] void abort_job(const std::string& what, double timeout) {
+  [[noreturn]] void abort_job(const std::string& what, double timeout) override {
     std::fprintf(stderr,
                  "kiln::distributed: rank %d: %s did not complete within %g s (KILN_MN_TIMEOUT): another rank "
                  "died, is stuck, or called a different collective; aborting every rank\n",
@@ -210,46 +236,42 @@ class Mpi final : public CommunicatorImpl {
     MPI_Abort(comm_, 124);
     std::_Exit(124);
   }
+
+ private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   std::vector<MPI_Request> requests_;
 };
 
 #endif  // KILN_HAVE_MPI
 
-// "nccl" / "pure_nccl": what stops them on this machine.
-[[noreturn]] void refuse_nccl(const std::string& name) {
-  const std::string fn = fmt::format("kiln::distributed::create_communicator(\"{}\")", name);
-  std::string gpu = cuda_driver::emulated() ? "KILN_CUDA_EMULATE=1 (the SIMT emulator is no GPU)"
-                                            : cuda_driver::unavailable_reason();
-  if (!gpu.empty()) throw Error(fmt::format("{}: needs a CUDA GPU: {}; use \"mpi\" on CPUs", fn, gpu));
-  void* nccl = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
-  if (!nccl) {
-    const char* why = dlerror();
-    throw Error(fmt::format("{}: libnccl.so.2 cannot be loaded ({}): install NCCL (libnccl2) or use \"mpi\"", fn,
-                            why ? why : "not found"));
-  }
-  dlclose(nccl);
-  throw Error(fmt::format(
-      "{}: GPU and NCCL found, but kiln has no NCCL communicator yet (issue 16: its allreduce runs over MPI "
-      "only); use \"mpi\"",
-      fn));
+}  // namespace
+
+std::unique_ptr<CommunicatorImpl> make_single(const std::string& name) {
+  return std::make_unique<SingleProcess>(name);
 }
 
-}  // namespace
+std::unique_ptr<CommunicatorImpl> make_mpi() {
+#ifdef KILN_HAVE_MPI
+  return std::make_unique<Mpi>();
+#else
+  throw Error("kiln::distributed::create_communicator: kiln was built without MPI (CMake found no MPI C library; "
+              "install libopenmpi-dev and reconfigure)");
+#endif
+}
+
 }  // namespace detail
 
 Communicator create_communicator(const std::string& communicator_name) {
-  if (communicator_name == "nccl" || communicator_name == "pure_nccl") detail::refuse_nccl(communicator_name);
+  const bool under_mpirun = detail::launched_by_mpi();
+  if (communicator_name == "nccl" || communicator_name == "pure_nccl")
+    return Communicator(detail::make_nccl(communicator_name, under_mpirun));
   if (communicator_name != "mpi")
     throw Error(fmt::format("kiln::distributed::create_communicator: communicator_name: expected \"mpi\", "
                             "\"nccl\" or \"pure_nccl\", got \"{}\"", communicator_name));
 #ifdef KILN_HAVE_MPI
-  if (!detail::launched_by_mpi()) return Communicator(std::make_shared<detail::SingleProcess>());
-  return Communicator(std::make_shared<detail::Mpi>());
-#else
-  throw Error("kiln::distributed::create_communicator(\"mpi\"): kiln was built without MPI (CMake found no "
-              "MPI C library; install libopenmpi-dev and reconfigure)");
+  if (!under_mpirun) return Communicator(detail::make_single("single"));
 #endif
+  return Communicator(detail::make_mpi());
 }
 
 }  // namespace kiln::distributed

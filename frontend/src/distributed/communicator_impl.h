@@ -1,8 +1,10 @@
 // The transport behind kiln::distributed::Communicator: nonblocking collectives on raw
-// buffers (MPI, or the identity for a single process), waited for against a deadline.
+// buffers (MPI, NCCL, or the identity for a single process), waited for against a deadline.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +25,12 @@ class CommunicatorImpl {
   // untouched until wait_any returns that index.
   virtual size_t start_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op) = 0;
   virtual size_t start_bcast(void* buffer, size_t bytes, int root) = 0;
+  // The same on a buffer in the memory of CUDA GPU `device` (its address, Array::raw_data),
+  // ordered on kiln's stream of that device after what is queued there (the NCCL
+  // communicators). Transports of host memory throw kiln::Error (device_collectives() false).
+  virtual bool device_collectives() const { return false; }
+  virtual size_t start_device_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op, int device);
+  virtual size_t start_device_bcast(void* buffer, size_t bytes, int root, int device);
   // Waits until one started operation completes and returns its index; npos when none is
   // pending. Past the deadline (KILN_MN_TIMEOUT seconds from the call) it prints
   // "kiln::distributed: rank R: <what> did not complete within T s ..." and aborts the job.
@@ -31,6 +39,9 @@ class CommunicatorImpl {
   // Lets started operations advance without waiting (MPI progresses nonblocking collectives
   // only inside MPI calls when it has no progress thread); never blocks.
   virtual void progress() {}
+  // Prints "kiln::distributed: rank R: <what> did not complete within T s ..." on stderr and
+  // ends every rank (MPI_Abort under MPI; this process alone otherwise).
+  [[noreturn]] virtual void abort_job(const std::string& what, double timeout);
 
   void wait_all(const std::string& what) {
     while (wait_any(what) != npos) {
@@ -50,5 +61,23 @@ class CommunicatorImpl {
 
 // KILN_MN_TIMEOUT in seconds (default 60; a value that is not a positive number throws).
 double collective_timeout_seconds();
+
+// Calls `done` until it returns true, like a blocking MPI call: spinning for 50 ms, then
+// yielding the core between polls, after 1 s sleeping 200 us between them; past
+// KILN_MN_TIMEOUT seconds it calls c.abort_job(what).
+void poll_until(CommunicatorImpl& c, const std::string& what, const std::function<bool()>& done);
+
+// The bucket size of KILN_MN_BUCKET_MB (default 4 MiB).
+size_t bucket_bytes_from_env();
+
+// The transports (communicator.cpp, nccl.cpp). make_mpi: MPI_COMM_WORLD under mpirun (throws
+// kiln::Error when kiln was built without MPI). make_single: a process of size 1 named `name`.
+// make_nccl: "nccl" or "pure_nccl" (see kiln/distributed.h), over make_mpi() for its
+// bootstrap under mpirun, else of size 1 once a GPU and libnccl were found.
+std::unique_ptr<CommunicatorImpl> make_mpi();
+std::unique_ptr<CommunicatorImpl> make_single(const std::string& name);
+std::unique_ptr<CommunicatorImpl> make_nccl(const std::string& name, bool under_mpirun);
+// Whether a launcher (mpirun / mpiexec / srun with PMI) started this process.
+bool launched_by_mpi();
 
 }  // namespace kiln::distributed::detail

@@ -11,6 +11,10 @@
 #include "communicator_impl.h"
 #include "kiln/cache.h"
 #include "kiln/collective_abi.h"
+#if KILN_HAVE_CUDA_DRIVER_API
+#include "kiln/cuda_driver.h"
+#endif
+#include "kiln/device.h"
 #include "kiln/distributed.h"
 #include "kiln/env.h"
 #include "kiln/error.h"
@@ -98,6 +102,25 @@ struct Bucket {
   size_t bytes = 0;
 };
 
+// The CUDA GPU whose memory holds the parameters (their gradients and buckets likewise), or
+// -1 for host memory (the cpu, or the SIMT emulator's devices under KILN_CUDA_EMULATE=1).
+// Throws kiln::Error when they are on several devices, or on a GPU and the transport `c`
+// moves host memory only.
+int gpu_of(const CommunicatorImpl& c, const std::vector<Parameter>& params, const std::string& fn) {
+  if (params.empty()) return -1;
+  const Device& d = params[0].device();
+  for (const Parameter& p : params)
+    if (p.device() != d)
+      throw Error(fmt::format("{}: the model's parameters are on {} and {}: expected all on one device", fn,
+                              d.to_string(), p.device().to_string()));
+  if (d.is_cpu() || cuda_driver::emulated()) return -1;
+  if (!c.device_collectives())
+    throw Error(fmt::format("{}: the model's parameters are on {}, but the \"{}\" communicator moves host memory "
+                            "only: use create_communicator(\"nccl\") (or \"pure_nccl\") for models on GPUs",
+                            fn, d.to_string(), c.name));
+  return d.index();
+}
+
 std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t cap) {
   std::vector<Bucket> buckets;
   std::vector<size_t> open;  // index of the open bucket per dtype, or npos
@@ -120,6 +143,49 @@ std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t ca
   return buckets;
 }
 
+// bcast_data of parameters in the memory of GPU `gpu`: each bucket is a buffer there, rank
+// 0's parameters are copied into it, it is broadcast, and the other ranks copy it out into new
+// arrays; every copy and broadcast in order on kiln's stream of that GPU.
+void bcast_on_gpu(CommunicatorImpl& c, std::vector<Parameter>& params, const std::vector<Bucket>& buckets, int gpu,
+                  const std::string& fn) {
+#if KILN_HAVE_CUDA_DRIVER_API
+  const cuda_driver::DriverTable& d = cuda_driver::driver();
+  const Device device = Device::cuda(gpu);
+  auto copy = [&](void* to, const void* from, size_t bytes) {
+    cuda_driver::check(d.cuMemcpyDtoDAsync_v2(reinterpret_cast<CUdeviceptr>(to), reinterpret_cast<CUdeviceptr>(from),
+                                              bytes, cuda_driver::stream(gpu)),
+                       "cuMemcpyDtoDAsync", fn);
+  };
+  std::vector<Array> buffers(buckets.size());
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    buffers[b] = Array::empty({static_cast<int64_t>(buckets[b].bytes)}, DType::b8, device);
+    auto* base = static_cast<unsigned char*>(buffers[b].raw_data());
+    if (c.rank == 0) {
+      size_t offset = 0;
+      for (size_t i : buckets[b].members) {
+        Array a = params[i].array();
+        copy(base + offset, a.raw_data(), a.nbytes());
+        offset += a.nbytes();
+      }
+    }
+    c.start_device_bcast(base, buckets[b].bytes, 0, gpu);
+  }
+  for (size_t b; (b = c.wait_any(fn)) != CommunicatorImpl::npos;) {
+    if (c.rank == 0) continue;
+    size_t offset = 0;
+    for (size_t i : buckets[b].members) {
+      Array a = Array::empty(params[i].shape(), params[i].dtype(), device);
+      copy(a.raw_data(), static_cast<const unsigned char*>(buffers[b].raw_data()) + offset, a.nbytes());
+      offset += a.nbytes();
+      params[i].set_array(a);
+    }
+  }
+#else
+  (void)c, (void)params, (void)buckets, (void)gpu;  // gpu_of found no GPU: kiln drives none without cuda.h
+  throw Error(fn + ": kiln was built without the CUDA toolkit's cuda.h");
+#endif
+}
+
 // Starts the buckets' reductions, in bucket order, as the compiled graph's
 // kiln.collective_start calls hand over their buffers (kiln/collective_abi.h). MPI matches
 // collectives by their order, and the ranks' graphs may order their kernels differently (a
@@ -128,8 +194,9 @@ std::vector<Bucket> plan_buckets(const std::vector<Parameter>& params, size_t ca
 // not match its bucket (index, size, dtype) is ignored.
 class BucketStarter final : public collective_abi::Handler {
  public:
-  BucketStarter(CommunicatorImpl& c, const std::vector<Bucket>& buckets)
-      : c_(c), buckets_(buckets), handed_(buckets.size(), nullptr) {}
+  // `gpu`: the GPU whose memory holds the buckets, or -1 (gpu_of).
+  BucketStarter(CommunicatorImpl& c, const std::vector<Bucket>& buckets, int gpu)
+      : c_(c), buckets_(buckets), gpu_(gpu), handed_(buckets.size(), nullptr) {}
   void start(int64_t index, void* data, int64_t count, DType dtype) noexcept override {
     if (index < 0 || static_cast<size_t>(index) >= buckets_.size()) return;
     const Bucket& bucket = buckets_[static_cast<size_t>(index)];
@@ -167,14 +234,18 @@ class BucketStarter final : public collective_abi::Handler {
  private:
   void start_next(void* data, bool in_graph) {
     const Bucket& bucket = buckets_[next_];
-    c_.start_allreduce(data, static_cast<int64_t>(bucket.bytes / dtype_size(bucket.dtype)), bucket.dtype,
-                       ReduceOp::sum);
+    const auto count = static_cast<int64_t>(bucket.bytes / dtype_size(bucket.dtype));
+    if (gpu_ >= 0)
+      c_.start_device_allreduce(data, count, bucket.dtype, ReduceOp::sum, gpu_);
+    else
+      c_.start_allreduce(data, count, bucket.dtype, ReduceOp::sum);
     using Event = CommunicatorImpl::Event;
     if (c_.events)
       c_.events->push_back({in_graph ? Event::bucket_started_in_graph : Event::bucket_started_after_graph, next_});
   }
   CommunicatorImpl& c_;
   const std::vector<Bucket>& buckets_;
+  const int gpu_;
   std::vector<void*> handed_;
   size_t next_ = 0;  // the first bucket not started
   std::exception_ptr failure_;  // what a start inside the graph threw
@@ -209,6 +280,7 @@ void Communicator::bcast_data(const Link& model) {
   for (auto& [name, p] : named)
     if (p.is_initialized()) params.push_back(p);
   auto buckets = plan_buckets(params, c.bucket_bytes);
+  if (int gpu = gpu_of(c, params, fn); gpu >= 0) return bcast_on_gpu(c, params, buckets, gpu, fn);
   std::vector<std::vector<unsigned char>> buffers(buckets.size());
   for (size_t b = 0; b < buckets.size(); ++b) {
     buffers[b].resize(buckets[b].bytes);
@@ -250,6 +322,7 @@ void Communicator::allreduce_grad(const Link& model) {
                               dtype_name(d)));
     params.push_back(it->second);
   }
+  const int gpu = gpu_of(c, params, fn);
   // How many ranks have a gradient for each parameter (summed with the buckets).
   std::vector<double> has_grad(params.size());
   for (size_t i = 0; i < params.size(); ++i) has_grad[i] = params[i].has_grad() ? 1.0 : 0.0;
@@ -264,7 +337,8 @@ void Communicator::allreduce_grad(const Link& model) {
     std::vector<Variable> parts;
     for (size_t i : buckets[b].members) {
       const Parameter& p = params[i];
-      Variable g = p.has_grad() ? p.grad_var() : Variable(Array::zeros(p.shape(), p.dtype()), false);
+      Variable g = p.has_grad() ? p.grad_var()
+                                : Variable(Array::zeros(p.shape(), p.dtype()).to(p.device()), false);
       parts.push_back(F::reshape(g, {p.size()}));
     }
     flat[b] = parts.size() == 1 ? parts[0] : F::concat(parts, 0);
@@ -283,7 +357,7 @@ void Communicator::allreduce_grad(const Link& model) {
     for (size_t b = 0; b < buckets.size(); ++b)
       flat[b] = kiln::detail::record_like("kiln.collective_start", {flat[b]},
                                           {kiln::detail::int_attr("bucket", static_cast<int64_t>(b))});
-  BucketStarter starter(c, buckets);
+  BucketStarter starter(c, buckets, gpu);
   std::vector<Array> sums(buckets.size());
   {
     collective_abi::ScopedHandler scope(starter);

@@ -1179,6 +1179,26 @@ class KernelBuilder {
     e_.line(dst + " = " + t + ";");
   }
 
+  // `dst` = x[n, bz Cg + ci, oh s - p + kh d, ow s - p + kw d] (0 on the padding): the im2col
+  // element at tap (ci, kh, kw), the linear `tap` of `taps`, and output position (n, oh, ow),
+  // the linear `position` of `positions` (B of the forward and of the filter gradient).
+  void im2col(const std::string& dst, Value x, ArrayRef<int64_t> s, ArrayRef<int64_t> p, ArrayRef<int64_t> d,
+              const std::string& tap, ArrayRef<int64_t> taps, const std::string& position, ArrayRef<int64_t> positions) {
+    ArrayRef<int64_t> in = shapeOf(x);
+    auto str = [](int64_t v) { return std::to_string(v); };
+    e_.line("bool inside = gn < N && gkb < K;");
+    e_.line("long long n = 0, ci = 0, ih = 0, iw = 0;");
+    e_.open("if (inside)");
+    split(tap, taps, {"c_", "kh", "kw"});
+    split(position, positions, {"n_", "oh", "ow"});
+    e_.line("n = n_; ci = c_;");
+    e_.line("ih = oh * " + str(s[0]) + " - " + str(p[0]) + " + kh * " + str(d[0]) + ";");
+    e_.line("iw = ow * " + str(s[1]) + " - " + str(p[1]) + " + kw * " + str(d[1]) + ";");
+    e_.line("inside = ih >= 0 && ih < " + dim(in[2]) + " && iw >= 0 && iw < " + dim(in[3]) + ";");
+    e_.close();
+    loadIf(dst, "inside", x, [&] { return Index{"n", "(bz * " + dim(taps[0]) + " + ci)", "ih", "iw"}; });
+  }
+
   // A convolution as an implicit GEMM (tiledGemm), one GEMM per group (grid z), the im2col
   // indices computed while the tiles load (x, filter and gradients are never unfolded in
   // memory); the region's elementwise epilogue (bias, activation) at each accumulator. With
@@ -1201,19 +1221,21 @@ class KernelBuilder {
     g.result = result;
     g.linear = [&](const Index& idx) { return linearize(idx, space); };
     auto str = [](int64_t v) { return std::to_string(v); };
-    auto inRange = [&](const std::string& i, int64_t size) { return i + " >= 0 && " + i + " < " + dim(size); };
-    if (auto c = dyn_cast<Conv2DOp>(op)) {
-      ArrayRef<int64_t> x = shapeOf(c.getX()), w = shapeOf(c.getW());
-      auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
-      int64_t groups = c.getGroups(), og = w[0] / groups;
-      SmallVector<int64_t> cols = {space[0], space[2], space[3]}, taps = {w[1], w[2], w[3]};
-      g.M = str(og);
+    // C (rows x cols) per group, K deep.
+    auto sizes = [&](int64_t rows, ArrayRef<int64_t> cols, ArrayRef<int64_t> k, int64_t groups) {
+      g.M = dim(rows);
       g.N = extentExpr(cols);
-      g.K = extentExpr(taps);
+      g.K = extentExpr(k);
       g.count = str(groups);
-      g.rows = extentOf({og});
+      g.rows = extentOf({rows});
       g.cols = extentOf(cols);
       g.matrices = extentOf({groups});
+    };
+    if (auto c = dyn_cast<Conv2DOp>(op)) {
+      ArrayRef<int64_t> w = shapeOf(c.getW());
+      int64_t groups = c.getGroups(), og = w[0] / groups;
+      SmallVector<int64_t> cols = {space[0], space[2], space[3]}, taps = {w[1], w[2], w[3]};
+      sizes(og, cols, taps, groups);
       g.aAlongK = true;   // w[o] is contiguous over (ci, kh, kw)
       g.bAlongK = false;  // x is contiguous over ow
       g.loadA = [&](const std::string& dst) {
@@ -1222,19 +1244,7 @@ class KernelBuilder {
           return Index{"(bz * " + str(og) + " + gm)", k[0], k[1], k[2]};
         });
       };
-      g.loadB = [&](const std::string& dst) {
-        e_.line("bool inside = gn < N && gkb < K;");
-        e_.line("long long n = 0, ci = 0, ih = 0, iw = 0;");
-        e_.open("if (inside)");
-        split("gkb", taps, {"c_", "kh", "kw"});
-        split("gn", cols, {"n_", "oh", "ow"});
-        e_.line("n = n_; ci = c_;");
-        e_.line("ih = oh * " + str(s[0]) + " - " + str(p[0]) + " + kh * " + str(d[0]) + ";");
-        e_.line("iw = ow * " + str(s[1]) + " - " + str(p[1]) + " + kw * " + str(d[1]) + ";");
-        e_.line("inside = " + inRange("ih", x[2]) + " && " + inRange("iw", x[3]) + ";");
-        e_.close();
-        loadIf(dst, "inside", c.getX(), [&] { return Index{"n", "(bz * " + dim(w[1]) + " + ci)", "ih", "iw"}; });
-      };
+      g.loadB = [&](const std::string& dst) { im2col(dst, c.getX(), c.getStride(), c.getPad(), c.getDilate(), "gkb", taps, "gn", cols); };
       g.resultIndex = [&] {
         Index at = split("gn", cols, {"n", "oh", "ow"});
         e_.line("const long long o = bz * " + str(og) + " + gm;");
@@ -1246,13 +1256,7 @@ class KernelBuilder {
       auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
       int64_t groups = c.getGroups(), og = w[0] / groups;
       SmallVector<int64_t> cols = {space[0], space[2], space[3]}, taps = {og, w[2], w[3]};
-      g.M = dim(w[1]);
-      g.N = extentExpr(cols);
-      g.K = extentExpr(taps);
-      g.count = str(groups);
-      g.rows = extentOf({w[1]});
-      g.cols = extentOf(cols);
-      g.matrices = extentOf({groups});
+      sizes(w[1], cols, taps, groups);
       g.aAlongK = true;   // w[o, ci] is contiguous over (kh, kw)
       g.bAlongK = false;  // gy is contiguous over ow
       g.loadA = [&](const std::string& dst) {
@@ -1284,17 +1288,10 @@ class KernelBuilder {
       };
       tiledGemm(g);
     } else if (auto c = dyn_cast<Conv2DGradFilterOp>(op)) {
-      ArrayRef<int64_t> x = shapeOf(c.getX()), gy = shapeOf(c.getGy());
-      auto s = c.getStride(), p = c.getPad(), d = c.getDilate();
+      ArrayRef<int64_t> gy = shapeOf(c.getGy());
       int64_t groups = c.getGroups(), og = space[0] / groups;
       SmallVector<int64_t> reduced = {gy[0], gy[2], gy[3]}, taps = {space[1], space[2], space[3]};
-      g.M = str(og);
-      g.N = extentExpr(taps);
-      g.K = extentExpr(reduced);
-      g.count = str(groups);
-      g.rows = extentOf({og});
-      g.cols = extentOf(taps);
-      g.matrices = extentOf({groups});
+      sizes(og, taps, reduced, groups);
       g.aAlongK = true;  // gy is contiguous over ow
       g.bAlongK = true;  // x is contiguous over ow (through iw)
       g.loadA = [&](const std::string& dst) {
@@ -1303,19 +1300,7 @@ class KernelBuilder {
           return Index{k[0], "(bz * " + str(og) + " + gm)", k[1], k[2]};
         });
       };
-      g.loadB = [&](const std::string& dst) {
-        e_.line("bool inside = gn < N && gkb < K;");
-        e_.line("long long n = 0, ci = 0, ih = 0, iw = 0;");
-        e_.open("if (inside)");
-        split("gkb", reduced, {"n_", "oh", "ow"});
-        split("gn", taps, {"c_", "kh", "kw"});
-        e_.line("n = n_; ci = c_;");
-        e_.line("ih = oh * " + str(s[0]) + " - " + str(p[0]) + " + kh * " + str(d[0]) + ";");
-        e_.line("iw = ow * " + str(s[1]) + " - " + str(p[1]) + " + kw * " + str(d[1]) + ";");
-        e_.line("inside = " + inRange("ih", x[2]) + " && " + inRange("iw", x[3]) + ";");
-        e_.close();
-        loadIf(dst, "inside", c.getX(), [&] { return Index{"n", "(bz * " + dim(space[1]) + " + ci)", "ih", "iw"}; });
-      };
+      g.loadB = [&](const std::string& dst) { im2col(dst, c.getX(), c.getStride(), c.getPad(), c.getDilate(), "gn", taps, "gkb", reduced); };
       g.resultIndex = [&] {
         Index at = split("gn", taps, {"ci", "kh", "kw"});
         e_.line("const long long o = bz * " + str(og) + " + gm;");

@@ -86,8 +86,8 @@ func.func @grad_input(%gy: tensor<?x6x4x4xf64>, %w: tensor<6x2x3x3xf64>) -> tens
 // CHECK: const long long M = 3, N = (2 * 3 * 3), K = (batch * 4 * 4), count = 2;
 // CHECK: const long long n = gk / (4 * 4), oh = (gk / 4) % 4, ow = gk % 4;
 // CHECK: const int nn = e / 16, kb = e % 16;
-// CHECK: const long long n_ = gkb / (4 * 4), oh = (gkb / 4) % 4, ow = gkb % 4;
-// CHECK-NEXT: const long long c_ = gn / (3 * 3), kh = (gn / 3) % 3, kw = gn % 3;
+// CHECK: const long long c_ = gn / (3 * 3), kh = (gn / 3) % 3, kw = gn % 3;
+// CHECK-NEXT: const long long n_ = gkb / (4 * 4), oh = (gkb / 4) % 4, ow = gkb % 4;
 // CHECK: const long long o = bz * 3 + gm;
 // CHECK-NEXT: out0[(((o) * 2 + ci) * 3 + kh) * 3 + kw] = acc[r][c];
 // CHECK-NOT: atomicAdd

@@ -17,7 +17,8 @@
 #   2. every golden file and the gradient checks with --backend cuda on the real GPU (matmuls on
 #      cuBLASLt), and the training goldens again with generated GEMMs (KILN_CUDA_CUBLASLT=0);
 #   2b. the digits program over a kilnc --target=cuda object (aot-cuda/ of the bundle, built
-#      by examples/aot/run_aot.sh cuda): the JIT's logits (1e-5) from the cubin for this GPU;
+#      by examples/aot/run_aot.sh cuda): the JIT's logits (1e-5) from the cubin for this GPU,
+#      and the training program: its steps end with the JIT's parameters (1e-5);
 #   3. gpu_bench (fused elementwise GB/s, GEMM, MLP and CNN steps on the GPU) and
 #      gpu_torch_bench.py (device copy GB/s, cuBLAS GEMM, PyTorch eager steps): the figures
 #      for bench/RESULTS.md.
@@ -97,6 +98,7 @@ if [ $gpu -eq 0 ]; then
   run 60 "gpu_bench (emulated smoke run)" "$bin/gpu_bench"
   if [ -x "$aot/infer_digits" ]; then
     run 30 "kilnc --target=cuda digits without a GPU (code 3)" "$aot/infer_digits" "$aot" --expect-code 3
+    run 30 "kilnc --target=cuda digits training step without a GPU (no state)" "$aot/train_digits_aot" "$aot" --expect-no-state
   fi
   echo
   echo "not measured: no GPU here, so no figures for bench/RESULTS.md (the emulated and NVRTC checks are the evidence)"
@@ -114,6 +116,8 @@ KILN_CUDA_CUBLASLT=0 run 90 "goldens training (generated GEMMs, KILN_CUDA_CUBLAS
 step "kilnc --target=cuda: the digits program (cubins, libcuda by dlopen) on the GPU"
 if [ -x "$aot/infer_digits" ]; then
   run 60 "aot-cuda infer_digits" "$aot/infer_digits" "$aot"
+  # The exported MomentumSGD step with its state on the GPU: the JIT's parameters (1e-5).
+  run 60 "aot-cuda train_digits_aot" "$aot/train_digits_aot" "$aot"
 else
   echo "no $aot/infer_digits (a bundle built without NVRTC, or KILN_GPU_CHECK_BIN without KILN_GPU_CHECK_AOT)"
   status=1

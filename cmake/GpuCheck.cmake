@@ -57,7 +57,7 @@ function(kiln_add_gpu_check_bundle)
       COMMAND env KILNC_CUDA_BUILD_ONLY=1 ${CMAKE_SOURCE_DIR}/examples/aot/run_aot.sh cuda
               $<TARGET_FILE_DIR:kilnc> ${CMAKE_SOURCE_DIR}/examples/aot ${aot} ${CMAKE_C_COMPILER}
       DEPENDS kilnc export_digits ${CMAKE_SOURCE_DIR}/examples/aot/run_aot.sh
-              ${CMAKE_SOURCE_DIR}/examples/aot/infer_digits.c
+              ${CMAKE_SOURCE_DIR}/examples/aot/infer_digits.c ${CMAKE_SOURCE_DIR}/examples/aot/train_digits_aot.c
       COMMENT "aot-cuda: kilnc --target=cuda of the digits MLP and its C program")
     add_custom_target(gpu-check-aot-cuda DEPENDS ${aot}/infer_digits)
     list(APPEND present gpu-check-aot-cuda)

@@ -3,14 +3,15 @@
 //   <out>/digits.mlir, digits.npz              the trained predictor (kiln::export_model)
 //   <out>/digits_train.mlir, digits_train.npz  one optimizer step (kiln::export_training_step):
 //                                              MomentumSGD, or --optimizer adam / adamw (AdamW with
-//                                              weight decay; Adam's t is state of the step)
+//                                              weight decay; Adam's t is state of the step) / sgd
+//                                              (plain SGD: no optimizer state)
 //   <out>/test_x.f32 test_t.i32 test_logits.f32  the test split and the JIT's logits on it
 //   <out>/train_x.f32 train_t.i32              the batches of the training run below
 //   <out>/train_params.f32                     the parameters after the JIT's `--steps` steps
 //   <out>/meta.txt                             sizes, the JIT's test accuracy and last loss
 //   <out>/jit_times.txt                        with --time S: the JIT's ms per training step and per
 //                                              forward on one batch (bench/aot_bench.sh), each timed S s
-//   export_digits --out DIR [--epochs 2] [--steps 10] [--batch 32] [--optimizer momentum|adam|adamw]
+//   export_digits --out DIR [--epochs 2] [--steps 10] [--batch 32] [--optimizer momentum|adam|adamw|sgd]
 //                 [--time SECONDS]
 #include <kiln/export.h>
 #include <kiln/kiln.h>
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
     else if (a == "--optimizer" && i + 1 < argc) optimizer = argv[++i];
     else if (a == "--time" && i + 1 < argc) timeSeconds = std::stod(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s --out DIR [--epochs N] [--steps N] [--batch B] [--optimizer momentum|adam|adamw]\n",
+      std::fprintf(stderr, "usage: %s --out DIR [--epochs N] [--steps N] [--batch B] [--optimizer momentum|adam|adamw|sgd]\n",
                    argv[0]);
       return 2;
     }
@@ -80,8 +81,10 @@ int main(int argc, char** argv) {
       chosen = std::make_unique<optimizers::Adam>(0.005);
     else if (optimizer == "adamw")
       chosen = std::make_unique<optimizers::AdamW>(0.005, 0.9, 0.999, 1e-8, 1.0, 1e-3);
+    else if (optimizer == "sgd")
+      chosen = std::make_unique<optimizers::SGD>(0.1);
     else
-      throw Error("export_digits: --optimizer must be momentum, adam or adamw, not '" + optimizer + "'");
+      throw Error("export_digits: --optimizer must be momentum, adam, adamw or sgd, not '" + optimizer + "'");
     optimizers::Optimizer& opt = *chosen;
     opt.setup(model);
     // A short JIT training run.

@@ -3,7 +3,8 @@
  * and each launch run by kiln's SIMT emulator on the kernels' emulator build
  * (`kilnc --target=cuda --emit=emulated`: K__emulate(params, grid, block) per kernel K), found
  * by the kernel's name. Environment:
- *   KILNC_FAKE_CUDA_KERNELS  the emulator build of the kernels (required to load a module)
+ *   KILNC_FAKE_CUDA_KERNELS  the emulator builds of the kernels, separated by ':' (one per function
+ *                            of a training step; required to load a module), searched in order
  *   KILNC_FAKE_CUDA_DEVICES  the number of GPUs (default 1; 0: cuInit fails like a driver without one)
  *   KILNC_FAKE_CUDA_CC       the GPU's compute capability as major * 10 + minor (default 90)
  * Each cuModuleLoadData says on stderr whether it got a cubin (an ELF image) or PTX text. */
@@ -24,7 +25,8 @@ static int envInt(const char* name, int fallback) {
 }
 
 static int context;  /* the one context's address */
-static void* kernels;
+enum { kMaxBuilds = 8 };
+static void* kernels[kMaxBuilds + 1];  /* the builds, NULL-terminated: every module is all of them */
 
 CUresult cuInit(unsigned flags) { return flags != 0 ? kInvalidValue : envInt("KILNC_FAKE_CUDA_DEVICES", 1) > 0 ? kSuccess : kNoDevice; }
 CUresult cuDeviceGetCount(int* count) {
@@ -55,9 +57,20 @@ CUresult cuModuleLoadData(void** module, const void* image) {
   int cubin = memcmp(image, "\177ELF", 4) == 0;
   if (!cubin && !strstr((const char*)image, ".version")) return kInvalidImage;
   fprintf(stderr, "fake libcuda.so.1: cuModuleLoadData: %s\n", cubin ? "a cubin (ELF)" : "PTX");
-  if (!kernels && (!path || !(kernels = dlopen(path, RTLD_NOW | RTLD_LOCAL)))) {
-    fprintf(stderr, "fake libcuda.so.1: cannot load KILNC_FAKE_CUDA_KERNELS=%s: %s\n", path ? path : "(unset)",
-            path ? dlerror() : "");
+  for (int n = 0, loaded = kernels[0] != NULL; !loaded && path && *path && n < kMaxBuilds; ++n) {
+    char file[4096];
+    size_t length = strcspn(path, ":");
+    snprintf(file, sizeof file, "%.*s", (int)length, path);
+    if (!(kernels[n] = dlopen(file, RTLD_NOW | RTLD_LOCAL))) {
+      fprintf(stderr, "fake libcuda.so.1: cannot load %s of KILNC_FAKE_CUDA_KERNELS: %s\n", file, dlerror());
+      while (n > 0) dlclose(kernels[--n]);
+      return kInvalidImage;
+    }
+    path += length + (path[length] == ':');
+    if (!*path) break;
+  }
+  if (!kernels[0]) {
+    fprintf(stderr, "fake libcuda.so.1: KILNC_FAKE_CUDA_KERNELS is unset\n");
     return kInvalidImage;
   }
   *module = kernels;
@@ -66,7 +79,8 @@ CUresult cuModuleLoadData(void** module, const void* image) {
 CUresult cuModuleGetFunction(void** function, void* module, const char* name) {
   char symbol[512];
   snprintf(symbol, sizeof symbol, "%s__emulate", name);
-  *function = dlsym(module, symbol);
+  *function = NULL;
+  for (void** build = module; *build && !*function; ++build) *function = dlsym(*build, symbol);
   return *function ? kSuccess : kNotFound;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) {

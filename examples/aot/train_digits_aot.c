@@ -2,10 +2,18 @@
  * digits_train.h), linked with nothing but libc and libm: the same batches as the JIT's
  * steps in export_digits, then the parameters must equal the JIT's.
  *   train_digits_aot DIR   (DIR: what export_digits wrote)
+ * A second state runs the same steps at the same time on another thread (distinct states are
+ * thread-safe) and must end with the same parameters, bit for bit.
  * Built with -DKILNC_THREADS (kilnc --threads=pthread|openmp), a third state runs the same
  * steps with digits_train_step_threads on 2 threads and must end with the same parameters,
- * bit for bit. */
+ * bit for bit.
+ * Built with -DKILNC_CUDA (kilnc --target=cuda: the state on the GPU), a failure prints
+ * digits_train_last_error(), and
+ *   train_digits_aot DIR --expect-no-state
+ * checks instead that digits_train_create fails (NULL, where there is no driver or GPU) with a
+ * message, and prints it. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +57,43 @@ static double metaValue(const char* dir, const char* key) {
   exit(1);
 }
 
+/* `steps` steps of `state` over the batches from x and t; code: 0 or the first failure's. */
+struct Training {
+  digits_train_state* state;
+  const float* x;
+  const int32_t* t;
+  int64_t steps, batch, features;
+  float loss;
+  int code;
+  int64_t failed;  /* the step that failed */
+  char error[512];
+};
+static const char* lastError(void);
+static void* train(void* arg) {
+  struct Training* r = arg;
+  for (r->failed = 0; r->failed < r->steps; ++r->failed) {
+    r->code = digits_train_step(r->state, r->x + r->failed * r->batch * r->features, r->t + r->failed * r->batch,
+                                r->batch, &r->loss);
+    if (r->code != 0) {
+      snprintf(r->error, sizeof r->error, "%s", lastError());
+      break;
+    }
+  }
+  return NULL;
+}
+
+static const char* lastError(void) {
+#ifdef KILNC_CUDA
+  return digits_train_last_error();
+#else
+  return "";
+#endif
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  int expectFailure = argc == 3 && strcmp(argv[2], "--expect-no-state") == 0;
+  if (argc != 2 && !expectFailure) {
+    fprintf(stderr, "usage: %s DIR [--expect-no-state]\n", argv[0]);
     return 2;
   }
   const char* dir = argv[1];
@@ -62,14 +104,47 @@ int main(int argc, char** argv) {
   int32_t* t = readFile(dir, "train_t.i32", (size_t)(steps * batch) * sizeof(int32_t));
 
   digits_train_state* state = digits_train_create();
+  if (expectFailure) {
+    printf("digits_train_create: %s: %s\n", state ? "a state" : "NULL", lastError());
+    float none = 0;
+    return !state && *lastError() && digits_train_step(NULL, x, t, batch, &none) == 1 ? 0 : 1;
+  }
   digits_train_state* other = digits_train_create();
-  if (!state || !other) return 1;
-  float loss = 0;
-  for (int64_t s = 0; s < steps; ++s)
-    if (digits_train_step(state, x + s * batch * features, t + s * batch, batch, &loss) != 0) {
-      fprintf(stderr, "train_digits_aot: step %lld failed\n", (long long)s);
+  if (!state || !other) {
+    fprintf(stderr, "train_digits_aot: digits_train_create failed: %s\n", lastError());
+    return 1;
+  }
+  struct Training mine = {state, x, t, steps, batch, features, 0, 0, 0, ""};
+  struct Training theirs = {other, x, t, steps, batch, features, 0, 0, 0, ""};
+  pthread_t thread;
+  int started = pthread_create(&thread, NULL, train, &theirs) == 0;
+  train(&mine);
+  if (started) pthread_join(thread, NULL);
+  else train(&theirs);
+  for (int i = 0; i < 2; ++i) {
+    const struct Training* r = i ? &theirs : &mine;
+    if (r->code != 0) {
+      fprintf(stderr, "train_digits_aot: step %lld failed (%d)%s: %s\n", (long long)r->failed, r->code,
+              i ? " on the second thread" : "", r->error);
       return 1;
     }
+  }
+  float loss = mine.loss;
+  for (int64_t i = 0; i < digits_train_num_params(); ++i) {
+    int64_t dims[8], rank = 0, elements = 1;
+    if (digits_train_param_shape(i, dims, &rank) != 0) return 1;
+    for (int64_t d = 0; d < rank; ++d) elements *= dims[d];
+    float* one = malloc((size_t)elements * sizeof(float));
+    float* two = malloc((size_t)elements * sizeof(float));
+    if (digits_train_get_param(state, i, one) != 0 || digits_train_get_param(other, i, two) != 0 ||
+        memcmp(one, two, (size_t)elements * sizeof(float)) != 0 || theirs.loss != loss) {
+      fprintf(stderr, "train_digits_aot: %s differs between the states trained at once\n", digits_train_param_name(i));
+      return 1;
+    }
+    free(one);
+    free(two);
+  }
+  printf("two states trained at once on two threads end with the same parameters\n");
   printf("AOT loss after %lld steps: %.6f (JIT %.6f)\n", (long long)steps, loss, jitLoss);
 #ifdef KILNC_THREADS
   digits_train_state* threaded = digits_train_create();
@@ -106,8 +181,9 @@ int main(int argc, char** argv) {
   int32_t badLabels[64];
   for (int64_t i = 0; i < batch && i < 64; ++i) badLabels[i] = t[i];
   badLabels[1] = 10;
-  if (digits_train_step(state, x, badLabels, batch < 64 ? batch : 64, &loss) == 0 ||
-      digits_train_step(state, x, t, 0, &loss) == 0 || digits_train_step(state, x, t, -1, &loss) == 0) {
+  int badCode = digits_train_step(state, x, badLabels, batch < 64 ? batch : 64, &loss);
+  printf("a label out of range: %d %s\n", badCode, lastError());
+  if (badCode != 2 || digits_train_step(state, x, t, 0, &loss) != 1 || digits_train_step(state, x, t, -1, &loss) != 1) {
     fprintf(stderr, "train_digits_aot: bad input was accepted\n");
     return 1;
   }

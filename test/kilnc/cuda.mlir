@@ -10,38 +10,38 @@
 // RUN: FileCheck %s --check-prefix=HEADER < %t.h
 // RUN: llvm-nm -u %t.o | FileCheck %s --check-prefix=NM
 // RUN: llvm-nm --defined-only --extern-only %t.o | FileCheck %s --check-prefix=DEFINED
-// A training step is refused (inference only):
-// RUN: python3 %S/Inputs/make_npz.py %t.step.npz w=3:f32:1 optimizer/w/v=3:f32:0 optimizer/t=s:i64:0 optimizer/epoch=s:i64:0 optimizer/w/t=s:i64:0
-// RUN: not kilnc %S/training-step.mlir --weights %t.step.npz --name m --target=cuda -o %t.step.o 2>&1 | FileCheck %s --check-prefix=STEP
-
-// STEP: kilnc: error: --target=cuda compiles inference (@forward) only, and {{.*}}training-step.mlir is a training step (@step); use --target=cpu for it
+// (A training step: cuda-training-step.mlir.)
 
 // CUDA: extern "C" __global__ void kiln_0_contraction_matmul_add(const float* __restrict__ in0, const float* __restrict__ in1, const float* __restrict__ in2, float* __restrict__ out0, long long batch)
 
 // Cubins are ELF images, the PTX NUL-terminated text; image_info: (arch, 0 cubin / 1 PTX, bytes).
 // LLVM-DAG: @tiny.weight.W = private unnamed_addr constant [24 x i8] c"\00\00\00?\00\00\00?\00\00\00?\00\00\00?\00\00\00?\00\00\00?", align 64
-// LLVM-DAG: @tiny.cuda.kernel = private unnamed_addr constant [30 x i8] c"kiln_0_contraction_matmul_add\00"
-// LLVM-DAG: @tiny.cubin.sm_80 = private constant [[[SM80:[0-9]+]] x i8] c"\7FELF
-// LLVM-DAG: @tiny.cubin.sm_90 = private constant [[[SM90:[0-9]+]] x i8] c"\7FELF
-// LLVM-DAG: @tiny.ptx.compute_90 = private constant [[[PTX:[0-9]+]] x i8] c"//{{.*}}.target sm_90{{.*}}\00", align 64
-// LLVM-DAG: @tiny.cuda.image_info = private unnamed_addr constant [9 x i64] [i64 80, i64 0, i64 [[SM80]], i64 90, i64 0, i64 [[SM90]], i64 90, i64 1, i64 [[PTX]]]
-// Buffers (bytes at batch 1, batch power, input, weight): W, b, x0, the result.
-// LLVM-DAG: @tiny.cuda.buffers = private unnamed_addr constant [16 x i64] [i64 24, i64 0, i64 -1, i64 0, i64 8, i64 0, i64 -1, i64 1, i64 12, i64 1, i64 0, i64 -1, i64 8, i64 1, i64 -1, i64 -1]
-// LLVM-DAG: @tiny.cuda.outputs = private unnamed_addr constant [1 x i64] [i64 3]
+// LLVM-DAG: @tiny.cuda.forward.kernel = private unnamed_addr constant [30 x i8] c"kiln_0_contraction_matmul_add\00"
+// LLVM-DAG: @tiny.cuda.forward.cubin.sm_80 = private constant [[[SM80:[0-9]+]] x i8] c"\7FELF
+// LLVM-DAG: @tiny.cuda.forward.cubin.sm_90 = private constant [[[SM90:[0-9]+]] x i8] c"\7FELF
+// LLVM-DAG: @tiny.cuda.forward.ptx.compute_90 = private constant [[[PTX:[0-9]+]] x i8] c"//{{.*}}.target sm_90{{.*}}\00", align 64
+// LLVM-DAG: @tiny.cuda.forward.image_info = private unnamed_addr constant [9 x i64] [i64 80, i64 0, i64 [[SM80]], i64 90, i64 0, i64 [[SM90]], i64 90, i64 1, i64 [[PTX]]]
+// Buffers (bytes at batch 1, batch power, input, slot): W, b, x0, the result.
+// LLVM-DAG: @tiny.cuda.forward.buffers = private unnamed_addr constant [16 x i64] [i64 24, i64 0, i64 -1, i64 0, i64 8, i64 0, i64 -1, i64 1, i64 12, i64 1, i64 0, i64 -1, i64 8, i64 1, i64 -1, i64 -1]
+// LLVM-DAG: @tiny.cuda.forward.outputs = private unnamed_addr constant [1 x i64] [i64 3]
 // The kernel's parameters: x0, W, b, then the result.
-// LLVM-DAG: @tiny.cuda.params = private unnamed_addr constant [4 x i64] [i64 2, i64 0, i64 1, i64 3]
-// LLVM-DAG: @kilnc_cuda_plan = internal {{.*}}constant %struct.kilnc_cuda_plan { ptr @tiny.cuda.model, i64 1, i64 1, i64 1,
+// LLVM-DAG: @tiny.cuda.forward.params = private unnamed_addr constant [4 x i64] [i64 2, i64 0, i64 1, i64 3]
+// The slots (the weights W, b: bytes, embedded data) and the one function.
+// LLVM-DAG: @tiny.cuda.slot_bytes = private unnamed_addr constant [2 x i64] [i64 24, i64 8]
+// LLVM-DAG: @tiny.cuda.slot_data = private constant [2 x ptr] [ptr @tiny.weight.W, ptr @tiny.weight.b]
+// LLVM-DAG: @kilnc_cuda_plan = internal {{.*}}constant %struct.kilnc_cuda_plan { ptr @tiny.cuda.model, i64 2, ptr @tiny.cuda.slot_bytes, ptr @tiny.cuda.slot_data, i64 1, ptr @tiny.cuda.functions }
+// LLVM-DAG: @tiny.cuda.functions = private constant [1 x %struct.kilnc_cuda_function] [%struct.kilnc_cuda_function { ptr @tiny.cuda.forward.entry, i64 1, i64 4, ptr @tiny.cuda.forward.buffers, i64 1,
 // LLVM-DAG: define i32 @tiny_forward(ptr {{.*}}, i64 {{.*}}, ptr {{.*}})
 // LLVM-DAG: define ptr @tiny_last_error()
 // LLVM-DAG: define i64 @tiny_num_inputs()
 // LLVM-DAG: define i32 @tiny_output_shape(i64 {{.*}}, ptr {{.*}}, ptr {{.*}})
 // LLVM-DAG: define internal {{.*}}i32 @kilnc_cuda_forward(
 
-// ARCH: @tiny.cubin.sm_86 = private constant
-// ARCH-NOT: @tiny.cubin.sm_{{[0-9]+}} =
-// ARCH: @tiny.ptx.compute_86 = private constant
-// ARCH-NOT: @tiny.cubin.sm_{{[0-9]+}} =
-// ARCH: @tiny.cuda.image_info = private unnamed_addr constant [6 x i64] [i64 86, i64 0,
+// ARCH: @tiny.cuda.forward.cubin.sm_86 = private constant
+// ARCH-NOT: @tiny.cuda.forward.cubin.sm_{{[0-9]+}} =
+// ARCH: @tiny.cuda.forward.ptx.compute_86 = private constant
+// ARCH-NOT: @tiny.cuda.forward.cubin.sm_{{[0-9]+}} =
+// ARCH: @tiny.cuda.forward.image_info = private unnamed_addr constant [6 x i64] [i64 86, i64 0,
 
 // HEADER: the object embeds cubins for sm_80, sm_90 and PTX for newer GPUs
 // HEADER: 3 no CUDA driver or no GPU; 4 a CUDA call failed

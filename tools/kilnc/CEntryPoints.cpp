@@ -59,8 +59,9 @@ class EntryBuilder {
   }
 
   void build() {
+    if (model_.step) buildSlots();
+    if (model_.cuda) buildCudaPlan();
     if (model_.step) {
-      buildSlots();
       buildCreate();
       buildDestroy();
       buildStep();
@@ -69,6 +70,10 @@ class EntryBuilder {
     if (model_.forward) {
       buildForward();
       buildShapeQueries();
+    }
+    if (model_.cuda) {
+      define(model_.name + "_last_error", ptr_, {});
+      b_.CreateRet(b_.CreateCall(executor("kilnc_cuda_last_error", ptr_, {})));
     }
   }
 
@@ -209,6 +214,43 @@ class EntryBuilder {
       returnIf(b_.CreateICmpSGE(b_.CreateLoad(i64_, status), c64(0)), c32(kCheckFailed));
   }
 
+  // ---- --target=cuda entry points ----
+  FunctionCallee executor(const char* name, Type* ret, ArrayRef<Type*> params) {
+    return m_.getOrInsertFunction(name, FunctionType::get(ret, params, false));
+  }
+  Value* pointerArray(const std::vector<Value*>& list) {
+    AllocaInst* array = alloca(ArrayType::get(ptr_, std::max<size_t>(list.size(), 1)));
+    for (size_t i = 0; i < list.size(); ++i) b_.CreateStore(list[i], b_.CreateConstGEP1_64(ptr_, array, i));
+    return array;
+  }
+  // Returns the executor's code for function f: kilnc_cuda_forward(inputs[], batch, outputs[])
+  // for an inference model (state null), else kilnc_cuda_run(state, function, ...).
+  void cudaRun(Value* state, const FunctionSpec& f, const std::vector<Value*>& in, Value* batch,
+               const std::vector<Value*>& out) {
+    if (!state) {
+      b_.CreateRet(b_.CreateCall(executor("kilnc_cuda_forward", i32_, {ptr_, i64_, ptr_}),
+                                 {pointerArray(in), batch, pointerArray(out)}));
+      return;
+    }
+    int64_t index = -1;
+    for (size_t i = 0; i < model_.cuda->functions.size(); ++i)
+      if (model_.cuda->functions[i].spec == &f) index = static_cast<int64_t>(i);
+    if (index < 0) throw kiln::Error("kilnc: internal error: the CUDA plan lacks @" + f.name);
+    b_.CreateRet(b_.CreateCall(executor("kilnc_cuda_run", i32_, {ptr_, i64_, ptr_, i64_, ptr_}),
+                               {state, c64(index), pointerArray(in), batch, pointerArray(out)}));
+  }
+  // The slots of the executor's state: the training state's (parameters, optimizer state), or
+  // an inference model's weights in order of first use.
+  std::vector<std::string> cudaSlots() const {
+    std::vector<std::string> names;
+    for (const Slot& slot : slots_) names.push_back(slot.tensor->name);
+    if (!model_.step)
+      for (const CudaPlan::Function& f : model_.cuda->functions)
+        for (const CudaPlan::Buffer& b : f.buffers)
+          if (!b.slot.empty() && std::find(names.begin(), names.end(), b.slot) == names.end()) names.push_back(b.slot);
+    return names;
+  }
+
   // ---- inference ----
   // Function parameters: one pointer per input, batch, one pointer per output (plus a
   // leading state for a training module). Embedded weights, or the state's parameters.
@@ -238,17 +280,7 @@ class EntryBuilder {
     returnIf(bad, c32(kBadArgument));
     checkBatch(f, batch);
     if (model_.cuda) {
-      // The CUDA executor: kilnc_cuda_forward(inputs[], batch, outputs[]) returns the code.
-      auto pointers = [&](const std::vector<Value*>& list) {
-        AllocaInst* array = alloca(ArrayType::get(ptr_, std::max<size_t>(list.size(), 1)));
-        for (size_t i = 0; i < list.size(); ++i) b_.CreateStore(list[i], b_.CreateConstGEP1_64(ptr_, array, i));
-        return array;
-      };
-      buildCudaPlan();
-      FunctionCallee run = m_.getOrInsertFunction("kilnc_cuda_forward", FunctionType::get(i32_, {ptr_, i64_, ptr_}, false));
-      b_.CreateRet(b_.CreateCall(run, {pointers(in), batch, pointers(out)}));
-      define(model_.name + "_last_error", ptr_, {});
-      b_.CreateRet(b_.CreateCall(m_.getOrInsertFunction("kilnc_cuda_last_error", FunctionType::get(ptr_, {}, false))));
+      cudaRun(stateful ? state : nullptr, f, in, batch, out);
       return;
     }
     std::vector<Value*> args, results;
@@ -325,10 +357,15 @@ class EntryBuilder {
     const CudaPlan& p = *model_.cuda;
     GlobalVariable* plan = m_.getGlobalVariable("kilnc_cuda_plan");
     auto* type = plan ? dyn_cast<StructType>(plan->getValueType()) : nullptr;
-    const std::vector<Type*> layout = {ptr_, i64_, i64_, i64_, ptr_, i64_, ptr_, i64_,
-                                       ptr_, ptr_, ptr_, ptr_, i64_, ptr_, ptr_};
-    if (!type || type->elements().vec() != layout)
+    if (!type || type->elements().vec() != std::vector<Type*>{ptr_, i64_, ptr_, ptr_, i64_, ptr_})
       throw kiln::Error("kilnc: internal error: the CUDA executor's kilnc_cuda_plan is not the plan kilnc builds");
+    // struct kilnc_cuda_function, field by field.
+    const std::vector<Type*> layout = {ptr_, i64_, i64_, ptr_, i64_, ptr_, ptr_, ptr_, i64_,
+                                       ptr_, ptr_, i64_, ptr_, i64_, ptr_, i64_, ptr_};
+    StructType* functionType = StructType::getTypeByName(ctx_, "struct.kilnc_cuda_function");
+    if (functionType && functionType->elements().vec() != layout)
+      throw kiln::Error("kilnc: internal error: the CUDA executor's kilnc_cuda_function is not the one kilnc builds");
+    if (!functionType) functionType = StructType::get(ctx_, layout);
     auto string = [&](const std::string& text, const std::string& name) {
       Constant* init = ConstantDataArray::getString(ctx_, text);
       auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init, name);
@@ -344,48 +381,55 @@ class EntryBuilder {
       if (values.empty()) values.push_back(0);
       return constantTable(values, model_.name + ".cuda." + name);
     };
-    std::vector<int64_t> buffers, kernels, params, images;
-    std::vector<Constant*> names, weights, data;
-    for (const CudaPlan::Buffer& b : p.buffers) {
-      int64_t w = -1;
-      if (!b.weight.empty()) {
-        w = static_cast<int64_t>(weights.size());
-        weights.push_back(weight(b.weight));
-      }
-      buffers.insert(buffers.end(), {b.bytes, b.power, b.input, w});
-    }
-    for (const CudaPlan::Kernel& k : p.kernels) {
-      kernels.insert(kernels.end(), std::begin(k.launch), std::end(k.launch));
-      kernels.insert(kernels.end(), {static_cast<int64_t>(params.size()), static_cast<int64_t>(k.params.size())});
-      params.insert(params.end(), k.params.begin(), k.params.end());
-      names.push_back(string(k.name, model_.name + ".cuda.kernel"));
-    }
-    for (const CudaPlan::Image& image : p.images) {
-      images.insert(images.end(), {image.arch, image.ptx ? 1 : 0, static_cast<int64_t>(image.data.size())});
-      Constant* init = ConstantDataArray::getRaw(image.data, image.data.size(), i8_);
-      auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init,
-                                   model_.name + (image.ptx ? ".ptx.compute_" : ".cubin.sm_") + std::to_string(image.arch));
-      g->setAlignment(Align(64));
-      data.push_back(g);
-    }
     auto count = [&](size_t n) { return c64(static_cast<int64_t>(n)); };
-    std::vector<Constant*> fields = {
-        string(model_.name, model_.name + ".cuda.model"),
-        c64(p.symbolic_batch ? 1 : 0),
-        count(std::count_if(model_.forward->args.begin(), model_.forward->args.end(),
-                            [](const TensorSpec& t) { return t.role == "input"; })),
-        count(p.outputs.size()),
-        table(p.outputs, "outputs"),
-        count(p.buffers.size()),
-        table(buffers, "buffers"),
-        count(p.kernels.size()),
-        table(kernels, "kernels"),
-        pointerTable(names, model_.name + ".cuda.kernel_names"),
-        table(params, "params"),
-        pointerTable(weights, model_.name + ".cuda.weights"),
-        count(p.images.size()),
-        table(images, "image_info"),
-        pointerTable(data, model_.name + ".cuda.images")};
+    const std::vector<std::string> slots = cudaSlots();
+    auto slotIndex = [&](const std::string& name) {
+      return static_cast<int64_t>(std::find(slots.begin(), slots.end(), name) - slots.begin());
+    };
+    std::vector<int64_t> slotBytes;
+    std::vector<Constant*> slotData;
+    for (const std::string& name : slots) {
+      slotBytes.push_back(static_cast<int64_t>(model_.weights.at(name).nbytes()));
+      slotData.push_back(weight(name));
+    }
+    std::vector<Constant*> functions;
+    for (const CudaPlan::Function& f : p.functions) {
+      const std::string prefix = model_.name + ".cuda." + f.spec->name + ".";
+      std::vector<int64_t> buffers, kernels, params, images, updates;
+      std::vector<Constant*> names, data;
+      for (const CudaPlan::Buffer& b : f.buffers)
+        buffers.insert(buffers.end(), {b.bytes, b.power, b.input, b.slot.empty() ? -1 : slotIndex(b.slot)});
+      for (const CudaPlan::Kernel& k : f.kernels) {
+        kernels.insert(kernels.end(), std::begin(k.launch), std::end(k.launch));
+        kernels.insert(kernels.end(), {static_cast<int64_t>(params.size()), static_cast<int64_t>(k.params.size())});
+        params.insert(params.end(), k.params.begin(), k.params.end());
+        names.push_back(string(k.name, prefix + "kernel"));
+      }
+      for (const CudaPlan::Image& image : f.images) {
+        images.insert(images.end(), {image.arch, image.ptx ? 1 : 0, static_cast<int64_t>(image.data.size())});
+        Constant* init = ConstantDataArray::getRaw(image.data, image.data.size(), i8_);
+        auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init,
+                                     prefix + (image.ptx ? "ptx.compute_" : "cubin.sm_") + std::to_string(image.arch));
+        g->setAlignment(Align(64));
+        data.push_back(g);
+      }
+      for (const CudaPlan::Update& u : f.updates) updates.insert(updates.end(), {slotIndex(u.slot), u.buffer});
+      functions.push_back(ConstantStruct::get(
+          functionType,
+          {string("_" + f.spec->name, prefix + "entry"), c64(f.symbolic_batch ? 1 : 0), count(f.buffers.size()),
+           table(buffers, f.spec->name + ".buffers"), count(f.kernels.size()), table(kernels, f.spec->name + ".kernels"),
+           pointerTable(names, prefix + "kernel_names"), table(params, f.spec->name + ".params"),
+           count(f.images.size()), table(images, f.spec->name + ".image_info"), pointerTable(data, prefix + "images"),
+           count(f.outputs.size()), table(f.outputs, f.spec->name + ".outputs"), count(f.statuses.size()),
+           table(f.statuses, f.spec->name + ".statuses"), count(f.updates.size()),
+           table(updates, f.spec->name + ".updates")}));
+    }
+    auto* functionsType = ArrayType::get(functionType, functions.size());
+    auto* functionTable = new GlobalVariable(m_, functionsType, true, GlobalValue::PrivateLinkage,
+                                             ConstantArray::get(functionsType, functions), model_.name + ".cuda.functions");
+    std::vector<Constant*> fields = {string(model_.name, model_.name + ".cuda.model"), count(slots.size()),
+                                     table(slotBytes, "slot_bytes"), pointerTable(slotData, model_.name + ".cuda.slot_data"),
+                                     count(functions.size()), functionTable};
     plan->setInitializer(ConstantStruct::get(type, fields));
     plan->setConstant(true);
     plan->setLinkage(GlobalValue::InternalLinkage);
@@ -430,6 +474,10 @@ class EntryBuilder {
   void buildCreate() {
     Function* fn = define(model_.name + "_create", ptr_, {});
     (void)fn;
+    if (model_.cuda) {  // the state on the GPU (cuda_executor.c)
+      b_.CreateRet(b_.CreateCall(executor("kilnc_cuda_create", ptr_, {})));
+      return;
+    }
     FunctionCallee mallocFn = libc("malloc", ptr_, {i64_});
     FunctionCallee alignedAlloc = libc("aligned_alloc", ptr_, {i64_, i64_});
     FunctionCallee freeFn = libc("free", Type::getVoidTy(ctx_), {ptr_});
@@ -467,8 +515,12 @@ class EntryBuilder {
     b_.CreateCondBr(isNull(state), done, body);
     b_.SetInsertPoint(body);
     int64_t n = static_cast<int64_t>(slots_.size());
-    b_.CreateCall(freeFn, {b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(ptr_, state, 2 * n))});
-    b_.CreateCall(freeFn, {state});
+    if (model_.cuda) {
+      b_.CreateCall(executor("kilnc_cuda_destroy", Type::getVoidTy(ctx_), {ptr_}), {state});
+    } else {
+      b_.CreateCall(freeFn, {b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(ptr_, state, 2 * n))});
+      b_.CreateCall(freeFn, {state});
+    }
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
     b_.CreateRetVoid();
@@ -498,6 +550,10 @@ class EntryBuilder {
     for (Value* p : in) bad = b_.CreateOr(bad, isNull(p));
     returnIf(bad, c32(kBadArgument));
     checkBatch(f, batch);
+    if (model_.cuda) {  // the executor copies a loss out only where its pointer is not null
+      cudaRun(state, f, in, batch, out);
+      return;
+    }
     std::vector<Value*> args, results;
     size_t nextIn = 0, nextOut = 0;
     for (const TensorSpec& t : f.args)
@@ -593,6 +649,11 @@ class EntryBuilder {
       Value* index = access->getArg(1);
       Value* user = access->getArg(2);
       returnIf(b_.CreateOr(b_.CreateOr(isNull(state), isNull(user)), outOfRange(index)), c32(kBadArgument));
+      if (model_.cuda) {  // the executor's slots are slots_, in order
+        b_.CreateRet(b_.CreateCall(executor("kilnc_cuda_copy_slot", i32_, {ptr_, i64_, ptr_, i32_}),
+                                   {state, tableAt(slots, index), user, c32(get ? 1 : 0)}));
+        continue;
+      }
       Value* buffer = b_.CreateLoad(ptr_, slotAddress(state, tableAt(slots, index), false));
       Value* size = tableAt(bytes, index);
       if (get)
@@ -669,19 +730,26 @@ std::string header_text(const ModelSpec& model) {
           : "",
       model.cuda
           ? fmt::format(
-                "\n * CUDA (kilnc --target=cuda): {0}_forward runs on GPU 0 through the NVIDIA driver,\n"
+                "\n * CUDA (kilnc --target=cuda): the entry points run on GPU 0 through the NVIDIA driver,\n"
                 " * libcuda.so.1, loaded with dlopen at the first call (KILNC_LIBCUDA=<path> loads another\n"
                 " * file); the object embeds cubins for {1} and PTX for newer GPUs. The first\n"
-                " * successful call loads them and uploads the weights; each call copies the inputs to the\n"
-                " * GPU, runs the kernels and copies the outputs back. Calls are serialized. More codes:\n"
-                " * 3 no CUDA driver or no GPU; 4 a CUDA call failed (no image for this GPU, out of\n"
-                " * memory, a launch). {0}_last_error() then says why (the driver's message).",
+                " * successful call loads them.{2}\n"
+                " * More codes: 3 no CUDA driver or no GPU; 4 a CUDA call failed (no image for this GPU,\n"
+                " * out of memory, a launch). {0}_last_error() then says why (the driver's message).",
                 n, [&] {
                   std::string archs;
-                  for (const CudaPlan::Image& image : model.cuda->images)
-                    if (!image.ptx) archs += (archs.empty() ? "sm_" : ", sm_") + std::to_string(image.arch);
+                  if (!model.cuda->functions.empty())
+                    for (const CudaPlan::Image& image : model.cuda->functions[0].images)
+                      if (!image.ptx) archs += (archs.empty() ? "sm_" : ", sm_") + std::to_string(image.arch);
                   return archs.empty() ? std::string("no architecture") : archs;
-                }())
+                }(),
+                model.step
+                    ? "\n * A state's parameters and optimizer state live on the GPU (uploaded by " + n +
+                          "_create,\n * NULL on failure); each step copies the inputs and labels to the GPU, runs the "
+                          "step's\n * kernels, which update them there, and copies the loss back; get/set_param copy "
+                          "one\n * parameter from or to the GPU."
+                    : std::string("\n * The first call uploads the weights; each call copies the inputs to the GPU, "
+                                  "runs the\n * kernels and copies the outputs back. Calls are serialized."))
           : std::string());
   auto signature = [&](const FunctionSpec& f, bool stateful, const char* inputRoles, const char* outputRoles,
                        const std::string& fname) {
@@ -716,9 +784,9 @@ std::string header_text(const ModelSpec& model) {
         "/* A training state: parameters and optimizer state, from the embedded weights.\n"
         " * Distinct states may be used by distinct threads at once; one state by one thread. */\n"
         "typedef struct {0}_state {0}_state;\n"
-        "{0}_state* {0}_create(void);  /* NULL when out of memory */\n"
+        "{0}_state* {0}_create(void);  /* NULL when out of memory{1} */\n"
         "void {0}_destroy({0}_state* state);\n",
-        n);
+        n, model.cuda ? ", without a GPU or when a CUDA call fails (" + n + "_last_error() says why)" : "");
     h += signature(*model.step, true, "input label", "loss output", n + "_step");
     if (model.forward) h += signature(*model.forward, true, "input", "output", n + "_forward");
     h += fmt::format(
@@ -742,8 +810,8 @@ std::string header_text(const ModelSpec& model) {
         n);
   if (model.cuda)
     h += fmt::format(
-        "/* Why the last failed call of {0}_forward failed (\"\" after a successful one); valid until\n"
-        " * the next call. */\n"
+        "/* Why this thread's last failed call failed (\"\" after a successful one); valid until its\n"
+        " * next call. */\n"
         "const char* {0}_last_error(void);\n",
         n);
   h += fmt::format("\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {} */\n", guard);

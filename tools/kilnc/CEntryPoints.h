@@ -33,14 +33,14 @@ struct FunctionSpec {
   bool has_batch() const;
 };
 
-// --target=cuda: how @forward runs on a GPU (CudaTarget.cpp fills it from kiln's CUDA
+// --target=cuda: how @forward and @step run on a GPU (CudaTarget.cpp fills it from kiln's CUDA
 // backend), as the plan the object's CUDA executor (cuda_executor.c) reads.
 struct CudaPlan {
   struct Buffer {
     int64_t bytes = 0;      // at batch 1
     int64_t power = 0;      // of the batch in its size
-    int64_t input = -1;     // the input it is (its data copied in at each call), or -1
-    std::string weight;     // the kiln.name of the weight it is (uploaded once), or ""
+    int64_t input = -1;     // the input (or label) it is (its data copied in at each call), or -1
+    std::string slot;       // the kiln.name of the weight, parameter or state it is, or ""
   };
   struct Kernel {
     std::string name;             // the __global__ function
@@ -52,11 +52,21 @@ struct CudaPlan {
     bool ptx = false;  // PTX text (NUL-terminated) that the driver compiles, else a cubin
     std::string data;
   };
-  std::vector<Buffer> buffers;
-  std::vector<Kernel> kernels;   // in launch order
-  std::vector<Image> images;
-  std::vector<int64_t> outputs;  // buffer of each @forward output
-  bool symbolic_batch = false;
+  struct Update {
+    std::string slot;    // the parameter or state a result of @step is the new value of
+    int64_t buffer = 0;  // the buffer holding it (never an argument: the executor swaps them)
+  };
+  struct Function {
+    const FunctionSpec* spec = nullptr;
+    std::vector<Buffer> buffers;
+    std::vector<Kernel> kernels;   // in launch order
+    std::vector<Image> images;
+    std::vector<int64_t> outputs;  // buffer of each output (and loss) result, in order
+    std::vector<int64_t> statuses; // buffer of each kiln.check_range status result
+    std::vector<Update> updates;
+    bool symbolic_batch = false;
+  };
+  std::vector<Function> functions;  // @forward, then @step, those the model has
 };
 
 struct ModelSpec {
@@ -68,8 +78,9 @@ struct ModelSpec {
   // --threads=pthread|openmp: the compiled functions take a trailing i32 thread count, and
   // <name>_forward_threads / <name>_step_threads pass it (the plain entry points pass 1).
   bool threaded = false;
-  // --target=cuda: <name>_forward runs this plan through the linked CUDA executor
-  // (kilnc_cuda_forward), and <name>_last_error reports why a call failed.
+  // --target=cuda: the entry points run this plan through the linked CUDA executor
+  // (kilnc_cuda_forward; for a training step kilnc_cuda_create, _run, _copy_slot, _destroy),
+  // and <name>_last_error reports why a call failed.
   const CudaPlan* cuda = nullptr;
 };
 

@@ -8,9 +8,9 @@
 // (generated GEMMs, no BLAS, no kiln runtime) and the C entry points of
 // CEntryPoints.cpp; it calls only libc (malloc, free, memcpy, ...) and libm, plus
 // libpthread with --threads=pthread (Threads.cpp) or libomp with --threads=openmp.
-// --target=cuda (CudaTarget.cpp): the same C ABI for @forward, with kiln's CUDA kernels as
-// NVRTC cubins (+ PTX) run by the CUDA executor (cuda_executor.c), which loads libcuda.so.1
-// with dlopen; the object calls only libc.
+// --target=cuda (CudaTarget.cpp): the same C ABI for @forward and a training step, with kiln's
+// CUDA kernels as NVRTC cubins (+ PTX) run by the CUDA executor (cuda_executor.c), which loads
+// libcuda.so.1 with dlopen; the object calls only libc.
 #include <unistd.h>
 
 #include <cctype>
@@ -76,7 +76,8 @@ cl::opt<Emit> emitKind("emit", cl::desc("What to write"), cl::init(Emit::object)
                                   clEnumValN(Emit::emulated, "emulated",
                                              "--target=cuda: the kernels compiled for kiln's SIMT emulator, a "
                                              "shared object of K__emulate(params, grid, block) per kernel K (for "
-                                             "tests with a fake CUDA driver)")),
+                                             "tests with a fake CUDA driver); for a training step -o FILE holds "
+                                             "@step's and FILE with _forward before its extension @forward's")),
                        cl::cat(kilncCategory));
 cl::opt<std::string> mcpu("mcpu", cl::desc("Target CPU: native (default) or an LLVM CPU name (x86-64-v3, ...)"),
                           cl::init("native"), cl::cat(kilncCategory));
@@ -87,8 +88,8 @@ cl::extrahelp threadsHelp(
     "pthread (the object also defines <name>_*_threads(int nthreads, ...) and needs libpthread); openmp (the same "
     "entry points over libomp, link with -l:libomp.so.5)\n");
 cl::opt<std::string> target("target",
-                            cl::desc("cpu (default), or cuda: @forward as CUDA kernels (cubins + PTX) run through "
-                                     "libcuda.so.1, loaded at run time"),
+                            cl::desc("cpu (default), or cuda: @forward and @step as CUDA kernels (cubins + PTX) run "
+                                     "through libcuda.so.1, loaded at run time"),
                             cl::init("cpu"), cl::cat(kilncCategory));
 cl::list<std::string> gpuArchs("gpu-arch",
                                cl::desc("--target=cuda: the GPU architectures to embed cubins for (default "
@@ -286,31 +287,43 @@ void emitModule(llvm::Module& llvmModule, const kilnc::ModelSpec& model, llvm::T
   });
 }
 
-// --target=cuda: @forward's CUDA kernels (NVRTC) and the executor that runs them.
+// --target=cuda: the CUDA kernels (NVRTC) of @forward and @step and the executor that runs them.
 int runCuda(mlir::ModuleOp module, kilnc::ModelSpec& model) {
-  if (model.step)
-    fail("--target=cuda compiles inference (@forward) only, and " + inputPath +
-         " is a training step (@step); use --target=cpu for it");
-  kiln::cuda::Program program = kilnc::cuda_program(module, model);
+  std::vector<kilnc::CudaProgram> programs = kilnc::cuda_programs(module, model);
   std::string output = outputPath;
   if (output.empty()) output = emitKind == Emit::object ? modelName + ".o" : "-";
   if (emitKind == Emit::cuda) {
-    writeOutput(output, [&](llvm::raw_pwrite_stream& os) { os << program.source; });
+    writeOutput(output, [&](llvm::raw_pwrite_stream& os) {
+      for (const kilnc::CudaProgram& p : programs) {
+        if (programs.size() > 1) os << "// ---- the CUDA program of @" << p.spec->name << " ----\n";
+        os << p.program.source;
+      }
+    });
     return 0;
   }
   if (emitKind == Emit::emulated) {
+    // One shared object per function: -o FILE for the last (@step of a training step), and
+    // FILE with "_forward" before its extension for @forward beside it.
     if (output == "-") fail("--emit=emulated writes a shared object: give -o FILE");
     std::filesystem::path dir = std::filesystem::temp_directory_path() / ("kilnc-emulated-" + std::to_string(::getpid()));
-    std::string so = kiln::cuda::compileEmulated(program, dir.string());
-    std::error_code ec;
-    std::filesystem::copy_file(so, output, std::filesystem::copy_options::overwrite_existing, ec);
+    for (size_t i = 0; i < programs.size(); ++i) {
+      std::filesystem::path to = output;
+      if (i + 1 < programs.size())
+        to = to.parent_path() / (to.stem().string() + "_" + programs[i].spec->name + to.extension().string());
+      std::string so = kiln::cuda::compileEmulated(programs[i].program, (dir / std::to_string(i)).string());
+      std::error_code ec;
+      std::filesystem::copy_file(so, to, std::filesystem::copy_options::overwrite_existing, ec);
+      if (ec) {
+        std::filesystem::remove_all(dir);
+        fail("cannot write '" + to.string() + "': " + ec.message());
+      }
+    }
     std::filesystem::remove_all(dir);
-    if (ec) fail("cannot write '" + output + "': " + ec.message());
     return 0;
   }
   std::vector<std::string> archs(gpuArchs.begin(), gpuArchs.end());
   if (archs.empty()) archs = {"sm_80", "sm_90"};
-  kilnc::CudaPlan plan = kilnc::cuda_plan(program, model, archs);
+  kilnc::CudaPlan plan = kilnc::cuda_plan(programs, archs);
   model.cuda = &plan;
   std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
   llvm::LLVMContext llvmContext;

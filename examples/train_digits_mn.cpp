@@ -3,8 +3,10 @@
 // ranks every step, evaluates its share of the test split (the results averaged over the
 // ranks), and rank 0 alone prints, logs and plots.
 //   mpirun -np 2 build/bin/train_digits_mn [--epochs N] [--batch B] [--data digits.csv.gz]
-//          [--out DIR] [--min-accuracy A]
+//          [--out DIR] [--min-accuracy A] [--communicator mpi|nccl|pure_nccl]
 // --batch is the batch of each rank (ChainerMN's convention): the global batch is B x ranks.
+// With --communicator nccl or pure_nccl each rank trains on GPU intra_rank() of its machine
+// (one rank per GPU: mpirun -np <GPUs per machine>), its batches moved there by the converter.
 // Without mpirun it runs as one process. Exits 1 when the test accuracy is below A.
 #include <kiln/distributed.h>
 #include <kiln/kiln.h>
@@ -29,15 +31,18 @@ int main(int argc, char** argv) {
   int epochs = 20;
   size_t batch_size = 16;
   double min_accuracy = 0;
-  std::string data_path, out = "result_mn";
+  std::string data_path, out = "result_mn", communicator = "mpi";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch_size = std::strtoul(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--data") && i + 1 < argc) data_path = argv[++i];
     else if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if (!std::strcmp(argv[i], "--min-accuracy") && i + 1 < argc) min_accuracy = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--communicator") && i + 1 < argc) communicator = argv[++i];
     else {
-      fmt::print(stderr, "usage: {} [--epochs N] [--batch B] [--data digits.csv.gz] [--out DIR] [--min-accuracy A]\n",
+      fmt::print(stderr,
+                 "usage: {} [--epochs N] [--batch B] [--data digits.csv.gz] [--out DIR] [--min-accuracy A] "
+                 "[--communicator mpi|nccl|pure_nccl]\n",
                  argv[0]);
       return 2;
     }
@@ -47,25 +52,34 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    D::Communicator comm = D::create_communicator("mpi");
+    D::Communicator comm = D::create_communicator(communicator);
+    // "nccl" / "pure_nccl": this rank's GPU, for the model and (through the converter) its batches.
+    const Device device = communicator == "mpi" ? Device::cpu() : Device::cuda(comm.intra_rank());
+    training::Converter to_device = nullptr;  // concat_examples on the host
+    if (!device.is_cpu())
+      to_device = [device](const std::vector<std::vector<Array>>& batch) {
+        return concat_examples(batch, device);
+      };
     auto digits = datasets::load_digits(data_path);
     auto [train_all, test_all] = datasets::split_dataset_random(digits, digits->size() * 4 / 5, /*seed=*/0);
     auto train = D::scatter_dataset(train_all, comm, /*shuffle=*/true, /*seed=*/0);
     auto test = D::scatter_dataset(test_all, comm);
     if (comm.rank() == 0)
-      fmt::print("digits: {} ranks ({} machine(s)), {} training and {} test examples per rank, backend {}\n",
-                 comm.size(), comm.inter_size(), train->size(), test->size(), backend_name());
+      fmt::print("digits: {} ranks ({} machine(s)), {} training and {} test examples per rank, {} on {}\n",
+                 comm.size(), comm.inter_size(), train->size(), test->size(), comm.name(),
+                 device.is_cpu() ? "backend " + backend_name() : device.to_string() + " of each machine");
 
     L::Classifier<MLP> model;
+    model.to_device(device);
     optimizers::Adam adam;
     optimizers::Optimizer& opt = D::create_multi_node_optimizer(adam, comm);
     opt.setup(model);
     iterators::SerialIterator train_iter(train, batch_size);
     iterators::SerialIterator test_iter(test, 128, /*repeat=*/false, /*shuffle=*/false);
 
-    training::StandardUpdater updater(train_iter, opt, model);
+    training::StandardUpdater updater(train_iter, opt, model, to_device);
     training::Trainer trainer(updater, {epochs, "epoch"}, out);
-    trainer.extend(D::create_multi_node_evaluator(E::Evaluator(test_iter, model), comm));
+    trainer.extend(D::create_multi_node_evaluator(E::Evaluator(test_iter, model, to_device), comm));
     if (comm.rank() == 0) {  // one log, one table, one set of plots
       trainer.extend(E::LogReport());
       trainer.extend(E::PlotReport({"main/loss", "validation/main/loss"}, "epoch", {1, "epoch"}, "loss.png"));
@@ -77,7 +91,7 @@ int main(int argc, char** argv) {
     // The exact fraction of correct predictions over the whole test split, each rank
     // counting its own share (one batch each).
     iterators::SerialIterator whole(test, test->size(), /*repeat=*/false, /*shuffle=*/false);
-    auto local = E::Evaluator(whole, model).evaluate();
+    auto local = E::Evaluator(whole, model, to_device).evaluate();
     double accuracy = comm.allreduce_obj(local.at("validation/main/accuracy")) / comm.size();
     if (comm.rank() == 0) {
       fmt::print("{}\n", cache_stats().to_string());

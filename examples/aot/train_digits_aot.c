@@ -82,6 +82,26 @@ static void* train(void* arg) {
   return NULL;
 }
 
+/* Whether states a and b hold the same parameters, bit for bit (else says which differs). */
+static int sameParameters(digits_train_state* a, digits_train_state* b, const char* what) {
+  for (int64_t i = 0; i < digits_train_num_params(); ++i) {
+    int64_t dims[8], rank = 0, elements = 1;
+    if (digits_train_param_shape(i, dims, &rank) != 0) return 0;
+    for (int64_t d = 0; d < rank; ++d) elements *= dims[d];
+    float* one = malloc((size_t)elements * sizeof(float));
+    float* two = malloc((size_t)elements * sizeof(float));
+    int same = one && two && digits_train_get_param(a, i, one) == 0 && digits_train_get_param(b, i, two) == 0 &&
+               memcmp(one, two, (size_t)elements * sizeof(float)) == 0;
+    free(one);
+    free(two);
+    if (!same) {
+      fprintf(stderr, "train_digits_aot: %s differs between %s\n", digits_train_param_name(i), what);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static const char* lastError(void) {
 #ifdef KILNC_CUDA
   return digits_train_last_error();
@@ -130,20 +150,7 @@ int main(int argc, char** argv) {
     }
   }
   float loss = mine.loss;
-  for (int64_t i = 0; i < digits_train_num_params(); ++i) {
-    int64_t dims[8], rank = 0, elements = 1;
-    if (digits_train_param_shape(i, dims, &rank) != 0) return 1;
-    for (int64_t d = 0; d < rank; ++d) elements *= dims[d];
-    float* one = malloc((size_t)elements * sizeof(float));
-    float* two = malloc((size_t)elements * sizeof(float));
-    if (digits_train_get_param(state, i, one) != 0 || digits_train_get_param(other, i, two) != 0 ||
-        memcmp(one, two, (size_t)elements * sizeof(float)) != 0 || theirs.loss != loss) {
-      fprintf(stderr, "train_digits_aot: %s differs between the states trained at once\n", digits_train_param_name(i));
-      return 1;
-    }
-    free(one);
-    free(two);
-  }
+  if (theirs.loss != loss || !sameParameters(state, other, "the states trained at once")) return 1;
   printf("two states trained at once on two threads end with the same parameters\n");
   printf("AOT loss after %lld steps: %.6f (JIT %.6f)\n", (long long)steps, loss, jitLoss);
 #ifdef KILNC_THREADS
@@ -159,20 +166,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "train_digits_aot: 2 threads: a thread count of 0 was accepted, or another loss\n");
     return 1;
   }
-  for (int64_t i = 0; i < digits_train_num_params(); ++i) {
-    int64_t dims[8], rank = 0, elements = 1;
-    if (digits_train_param_shape(i, dims, &rank) != 0) return 1;
-    for (int64_t d = 0; d < rank; ++d) elements *= dims[d];
-    float* one = malloc((size_t)elements * sizeof(float));
-    float* two = malloc((size_t)elements * sizeof(float));
-    if (digits_train_get_param(state, i, one) != 0 || digits_train_get_param(threaded, i, two) != 0 ||
-        memcmp(one, two, (size_t)elements * sizeof(float)) != 0) {
-      fprintf(stderr, "train_digits_aot: %s differs between 1 and 2 threads\n", digits_train_param_name(i));
-      return 1;
-    }
-    free(one);
-    free(two);
-  }
+  if (!sameParameters(state, threaded, "1 and 2 threads")) return 1;
   digits_train_destroy(threaded);
   printf("digits_train_step_threads: 2 threads end with the same parameters as 1\n");
 #endif

@@ -100,15 +100,16 @@ case $mode in
     fi
     ;;
   cuda|cuda_sgd)
+    if [ "$mode" = cuda ] && [ "${KILNC_CUDA_BUILD_ONLY:-0}" = 1 ]; then
+      compile digits infer_digits --target=cuda
+      compile digits_train train_digits_aot --target=cuda  # sm_80 and sm_90 for the GPU check
+      exit 0
+    fi
     mkdir -p "$work/fake"
     "$cc" -std=c11 -O2 -Wall -Werror -shared -fPIC "$src/fake_libcuda.c" -o "$work/fake/libcuda.so.1" -ldl
     fake() { env LD_LIBRARY_PATH="$work/fake" "$@"; }
     if [ "$mode" = cuda ]; then
       compile digits infer_digits --target=cuda
-      if [ "${KILNC_CUDA_BUILD_ONLY:-0}" = 1 ]; then
-        compile digits_train train_digits_aot --target=cuda  # sm_80 and sm_90 for the GPU check
-        exit 0
-      fi
       # No driver (a file that does not exist, so also where one is installed): code 3, and why.
       KILNC_LIBCUDA="$work/no-such-libcuda.so.1" "$work/infer_digits" "$work" --expect-code 3
       "$bin/kilnc" "$work/digits.mlir" --weights "$work/digits.npz" --name digits --target=cuda --emit=emulated \

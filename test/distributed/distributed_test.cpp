@@ -1,7 +1,8 @@
 // kiln::distributed under mpirun (ctest mpi/np2/..., mpi/np3/...) and as a single process
 // (ctest distributed/...): N ranks with 1/N of the batch each end with the parameters of one
 // process with the whole batch (SGD, Adam), scatter_dataset's coverage, the evaluator's mean
-// over ranks, one log from a rank-0-only LogReport, mismatched models, a stuck rank.
+// over ranks, one log from a rank-0-only LogReport, mismatched models, a stuck rank; with
+// KILN_TEST_FAKE_GPU the "nccl" / "pure_nccl" communicators on a fake GPU with a fake libnccl.
 #include <gtest/gtest.h>
 #include <kiln/distributed.h>
 #include <kiln/kiln.h>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "../../frontend/src/distributed/communicator_impl.h"
+#include "../unit/scoped_env.h"
 #if KILN_TEST_FAKE_GPU
 #include <dlfcn.h>
 
@@ -448,6 +450,9 @@ TEST(DistributedSingle, BadCommunicatorNamesAndNcclWithoutGpu) {
     e = error_of([&] { D::create_communicator(name); });
     EXPECT_NE(e.find(fmt::format("create_communicator(\"{}\")", name)), std::string::npos) << e;
     if (cuda_driver::device_count() == 0) EXPECT_NE(e.find("needs a CUDA GPU"), std::string::npos) << e;
+    ScopedEnv emulate("KILN_CUDA_EMULATE", "1");
+    e = error_of([&] { D::create_communicator(name); });
+    EXPECT_NE(e.find("needs a CUDA GPU: KILN_CUDA_EMULATE=1 (the SIMT emulator is no GPU)"), std::string::npos) << e;
   }
 }
 

@@ -106,8 +106,29 @@ static struct {
   struct kilnc_cuda_state* inference;  /* kilnc_cuda_forward's state (under `inference_mutex`) */
 } g = {.mutex = PTHREAD_MUTEX_INITIALIZER, .inference_mutex = PTHREAD_MUTEX_INITIALIZER};
 
-/* The message of this thread's last failed call (initial-exec: no __tls_get_addr). */
-static __thread char error[2048] __attribute__((tls_model("initial-exec")));
+/* The message of each thread's last failed call: a buffer per thread under a pthread key (no
+ * TLS variable, so the object also works in a shared library loaded with dlopen), freed when
+ * the thread ends; NULL where it cannot be had (out of memory). */
+enum { kErrorBytes = 2048 };
+static pthread_once_t errorOnce = PTHREAD_ONCE_INIT;
+static pthread_key_t errorKey;
+static int errorKeyMade;
+static void makeErrorKey(void) { errorKeyMade = pthread_key_create(&errorKey, free) == 0; }
+static char* errorBuffer(int make) {
+  pthread_once(&errorOnce, makeErrorKey);
+  if (!errorKeyMade) return NULL;
+  char* e = pthread_getspecific(errorKey);
+  if (!e && make && (e = calloc(1, kErrorBytes)) && pthread_setspecific(errorKey, e) != 0) {
+    free(e);
+    e = NULL;
+  }
+  return e;
+}
+/* A call starts with no message. */
+static void clearError(void) {
+  char* e = errorBuffer(0);
+  if (e) e[0] = 0;
+}
 
 struct kilnc_cuda_state {
   CUdeviceptr* slots;     /* per slot */
@@ -116,10 +137,12 @@ struct kilnc_cuda_state {
 };
 
 static int fail(int code, const char* entry, const char* format, ...) {
-  int n = snprintf(error, sizeof error, "%s%s: ", kilnc_cuda_plan.model, entry);
+  char* error = errorBuffer(1);
+  if (!error) return code;
+  int n = snprintf(error, kErrorBytes, "%s%s: ", kilnc_cuda_plan.model, entry);
   va_list args;
   va_start(args, format);
-  if (n >= 0 && (size_t)n < sizeof error) vsnprintf(error + n, sizeof error - (size_t)n, format, args);
+  if (n >= 0 && n < kErrorBytes) vsnprintf(error + n, (size_t)(kErrorBytes - n), format, args);
   va_end(args);
   return code;
 }
@@ -299,7 +322,7 @@ static struct kilnc_cuda_state* create(const char* entry, int* code) {
 
 /* <name>_create: a state, or NULL (<name>_last_error says why). */
 struct kilnc_cuda_state* kilnc_cuda_create(void) {
-  error[0] = 0;
+  clearError();
   int code = 0;
   return create("_create", &code);
 }
@@ -403,14 +426,14 @@ static int run(struct kilnc_cuda_state* s, int64_t f, const void* const* inputs,
  * pointers, batch): function `f` of the plan on state `s`. */
 int kilnc_cuda_run(struct kilnc_cuda_state* s, int64_t f, const void* const* inputs, int64_t batch,
                    void* const* outputs) {
-  error[0] = 0;
+  clearError();
   return run(s, f, inputs, batch, outputs);
 }
 
 /* <name>_get_param (`to_host`) and _set_param: slot `slot` <-> `data`. */
 int kilnc_cuda_copy_slot(struct kilnc_cuda_state* s, int64_t slot, void* data, int to_host) {
   const char* entry = to_host ? "_get_param" : "_set_param";
-  error[0] = 0;
+  clearError();
   int code = prepare(entry);
   if (code) return code;
   size_t bytes = (size_t)kilnc_cuda_plan.slot_bytes[slot];
@@ -422,7 +445,7 @@ int kilnc_cuda_copy_slot(struct kilnc_cuda_state* s, int64_t slot, void* data, i
 /* An inference model's <name>_forward, after its argument checks: function 0 on the one state,
  * created at the first call (with the weights), calls serialized. */
 int kilnc_cuda_forward(const void* const* inputs, int64_t batch, void* const* outputs) {
-  error[0] = 0;
+  clearError();
   pthread_mutex_lock(&g.inference_mutex);
   int code = 0;
   if (!g.inference) g.inference = create(kilnc_cuda_plan.functions[0].entry, &code);
@@ -432,4 +455,7 @@ int kilnc_cuda_forward(const void* const* inputs, int64_t batch, void* const* ou
 }
 
 /* <name>_last_error: the message of this thread's last failed call ("" after a successful one). */
-const char* kilnc_cuda_last_error(void) { return error; }
+const char* kilnc_cuda_last_error(void) {
+  const char* e = errorBuffer(0);
+  return e ? e : "";
+}

@@ -15,7 +15,7 @@
 # run the same kernels on kiln's SIMT emulator (kilnc --emit=emulated), it classifies like the
 # JIT (1e-5), from the sm_90 cubin and, on a newer GPU, from the PTX; then the training program
 # over a --target=cuda object of the MomentumSGD step (sm_90 only, to keep the test's time): no
-# state without a driver, and on the fake GPU (both functions' emulator builds) 3 steps end with
+# state without a driver, without a GPU or on an sm_80 GPU (no image for it), and on the fake GPU (both functions' emulator builds) 3 steps end with
 # the JIT's parameters (1e-5). cuda_sgd: that training part alone, for plain SGD (no optimizer
 # state) from an untrained model.
 # KILNC_CUDA_BUILD_ONLY=1: stops once the program is built (the gpu-check bundle carries WORK_DIR
@@ -134,6 +134,7 @@ case $mode in
       --emit=emulated -o "$work/digits_train_emulated.so"
     export KILNC_FAKE_CUDA_KERNELS="$work/digits_train_emulated_forward.so:$work/digits_train_emulated.so"
     fake KILNC_FAKE_CUDA_DEVICES=0 "$work/train_digits_aot" "$work" --expect-no-state  # a driver, no GPU
+    fake KILNC_FAKE_CUDA_CC=80 "$work/train_digits_aot" "$work" --expect-no-state      # no sm_80 cubin, no PTX <= 80
     fake "$work/train_digits_aot" "$work"
     ;;
 esac

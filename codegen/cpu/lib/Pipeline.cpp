@@ -198,6 +198,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
     KilnTileMatmulsOptions tiles;
     tiles.vectorBits = options.vector_bits;
     tiles.vectorRegisters = options.vector_registers;
+    tiles.fuseEpilogues = options.fuse_epilogues;
     pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
   }
   // kiln.collective_start: a runtime call right after its bucket; only on out-params.
@@ -230,6 +231,7 @@ PipelineOptions default_pipeline_options() {
     // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
     options.generate_matmuls = host_vector_shape().bits >= 512;
   }
+  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", true);
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
   options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;
@@ -243,6 +245,8 @@ std::string pipeline_environment() {
   text += env::get_string("KILN_GEMM");
   text += ";KILN_PROFILE=";
   text += env::get_string("KILN_PROFILE");
+  text += ";KILN_FUSE_EPILOGUES=";
+  text += env::get_string("KILN_FUSE_EPILOGUES");
   return text;
 }
 
@@ -286,6 +290,8 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
                              llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
   Option<int64_t> vectorRegisters{*this, "vector-registers",
                                   llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
+  Option<bool> fuseEpilogues{*this, "fuse-epilogues", llvm::cl::desc("See -kiln-tile-matmuls"),
+                             llvm::cl::init(PipelineOptions{}.fuse_epilogues)};
 };
 }  // namespace
 
@@ -303,6 +309,7 @@ void registerCpuPipelines() {
         pipeline.generate_matmuls = options.generateMatmuls;
         pipeline.vector_bits = options.vectorBits;
         pipeline.vector_registers = options.vectorRegisters;
+        pipeline.fuse_epilogues = options.fuseEpilogues;
         buildLowerToLLVMPipeline(pm, pipeline);
       });
 }

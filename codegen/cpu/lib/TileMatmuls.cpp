@@ -1,11 +1,15 @@
 // -kiln-tile-matmuls: linalg.matmul / linalg.batch_matmul on static f32/f64 tensors become
 // cache-tiled (scf.forall over output tiles, scf.for over k), register-tiled and vectorized
 // loops whose inner kernel is a grid of vector FMAs on an accumulator held in registers.
+// A matmul's elementwise epilogue (its kiln.fusion region's bias add, activation, relu
+// mask, optimizer update) is fused into the output blocks: applied to each block right
+// after its last k panel, while it is in cache, not as a second pass over the output.
 // Used by KILN_GEMM=codegen; runs on tensors, before bufferization.
 #include <algorithm>
 #include <optional>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/passes/LibraryCalls.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -14,6 +18,7 @@
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
@@ -238,6 +243,113 @@ void packTransposedB(RewriterBase& rewriter, linalg::LinalgOp op) {
   });
 }
 
+// The elementwise epilogue of a matmul: the one user of its result, an all-parallel
+// linalg.generic over the matmul's output space that reads the result through the
+// identity map and writes outputs of that space (bias add, activation, scale, the relu
+// mask of a backward, an SGD update of a weight gradient). Its other inputs (a bias row,
+// a mask, a parameter, a scalar learning rate) are read per block. Null for anything
+// else (a result with other uses, a reduction, a reshape, a library call): those keep
+// their own loop nest.
+linalg::GenericOp epilogueOf(linalg::LinalgOp matmul) {
+  Value result = matmul->getResult(0);
+  if (!result.hasOneUse()) return {};
+  OpOperand& use = *result.getUses().begin();
+  auto generic = dyn_cast<linalg::GenericOp>(use.getOwner());
+  if (!generic || !generic.hasPureTensorSemantics() || passes::isMarkedLibraryCall(generic)) return {};
+  if (generic.isDpsInit(&use)) return {};
+  int64_t rank = cast<ShapedType>(result.getType()).getRank();
+  if (generic.getNumLoops() != rank || generic.getNumParallelLoops() != rank) return {};
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, generic->getContext());
+  if (generic.getMatchingIndexingMap(&use) != identity) return {};
+  for (OpOperand& operand : generic->getOpOperands()) {
+    AffineMap map = generic.getMatchingIndexingMap(&operand);
+    if (generic.isDpsInit(&operand) ? map != identity : !map.isProjectedPermutation()) return {};
+  }
+  for (Operation& op : generic.getBody()->without_terminator())
+    if (!isPure(&op)) return {};
+  return generic;
+}
+
+// Erases a matmul whose tiles replaced it, and the fill of its accumulator. The sizes
+// the tiles' loops read of them (tensor.dim) are read of the fill's destination instead,
+// which has the same shape.
+void eraseUntiled(RewriterBase& rewriter, linalg::LinalgOp matmul) {
+  auto fill = matmul.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+  for (Operation* op : {matmul.getOperation(), fill.getOperation()}) {
+    if (!op) continue;
+    Value init = cast<DestinationStyleOpInterface>(op).getDpsInits()[0];
+    for (OpOperand& use : llvm::make_early_inc_range(op->getResult(0).getUses()))
+      if (isa<tensor::DimOp>(use.getOwner())) rewriter.modifyOpInPlace(use.getOwner(), [&] { use.set(init); });
+  }
+  if (matmul->use_empty()) rewriter.eraseOp(matmul);
+  if (fill && fill->use_empty()) rewriter.eraseOp(fill);
+}
+
+// The column split (columnSplit) of a matmul with an epilogue: the epilogue is split at
+// the same column, and each part reads the matmul of its own columns (the accumulator's
+// fill sliced alike), so both parts keep their epilogue.
+LogicalResult splitWithEpilogue(RewriterBase& rewriter, linalg::LinalgOp matmul, linalg::GenericOp epilogue,
+                                int64_t at) {
+  rewriter.setInsertionPoint(epilogue);
+  auto [first, rest] = linalg::splitOp(rewriter, cast<TilingInterface>(epilogue.getOperation()),
+                                       epilogue.getNumLoops() - 1, rewriter.getIndexAttr(at));
+  if (!first || !rest) return failure();
+  // A slice of `producer` (a matmul or its fill) becomes the producer computed on that slice.
+  auto sliceProducer = [&](tensor::ExtractSliceOp slice) -> Operation* {
+    rewriter.setInsertionPoint(slice);
+    FailureOr<TilingResult> tiled =
+        tensor::replaceExtractSliceWithTiledProducer(rewriter, slice, cast<OpResult>(slice.getSource()));
+    if (failed(tiled) || tiled->tiledOps.empty()) return nullptr;
+    rewriter.replaceOp(slice, tiled->tiledValues[0]);
+    return tiled->tiledOps.back();
+  };
+  for (TilingInterface part : {first, rest})
+    for (OpOperand& operand : part->getOpOperands()) {
+      auto slice = operand.get().getDefiningOp<tensor::ExtractSliceOp>();
+      if (!slice || slice.getSource() != matmul->getResult(0)) continue;
+      Operation* partMatmul = sliceProducer(slice);
+      if (!partMatmul) return failure();
+      auto accumulator =
+          cast<linalg::LinalgOp>(partMatmul).getDpsInits()[0].getDefiningOp<tensor::ExtractSliceOp>();
+      if (accumulator && accumulator.getSource().getDefiningOp<linalg::FillOp>() && !sliceProducer(accumulator))
+        return failure();
+    }
+  eraseUntiled(rewriter, matmul);
+  return success();
+}
+
+// Tiles a matmul's epilogue into the output blocks (scf.forall, `sizes` per output dim) and
+// fuses the matmul and the fill of its accumulator into each block: every block is
+// zeroed, accumulated and finished by the epilogue in turn. Returns the block's matmul.
+FailureOr<Operation*> tileWithEpilogue(RewriterBase& rewriter, linalg::LinalgOp matmul,
+                                       linalg::GenericOp epilogue, ArrayRef<int64_t> sizes) {
+  scf::SCFTilingOptions tiling;
+  tiling.setTileSizes(asFoldResults(rewriter, sizes));
+  tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+  scf::SCFTileAndFuseOptions options;
+  options.setTilingOptions(tiling);
+  Operation* fill = matmul.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+  if (fill && !fill->getResult(0).hasOneUse()) fill = nullptr;
+  options.setFusionControlFn(
+      [&](tensor::ExtractSliceOp, OpResult producer, bool) -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+        if (producer.getOwner() == matmul.getOperation() || (fill && producer.getOwner() == fill))
+          return scf::SCFTileAndFuseOptions::ControlFnResult{};
+        return std::nullopt;
+      });
+  rewriter.setInsertionPoint(epilogue);
+  FailureOr<scf::SCFTileAndFuseResult> fused =
+      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, cast<TilingInterface>(epilogue.getOperation()), options);
+  if (failed(fused)) return failure();
+  Operation* blockMatmul = nullptr;
+  for (Operation* op : fused->tiledAndFusedOps)
+    if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op)) blockMatmul = op;
+  if (!blockMatmul) return failure();
+  for (OpResult r : epilogue->getResults()) rewriter.replaceAllUsesWith(r, fused->replacements.lookup(r));
+  rewriter.eraseOp(epilogue);
+  eraseUntiled(rewriter, matmul);
+  return blockMatmul;
+}
+
 // A matmul tile inside kiln's tiling (an scf.forall) with static shapes: vectorizable.
 bool isStaticKernel(linalg::LinalgOp op) {
   return isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) && op.hasPureTensorSemantics() &&
@@ -259,6 +371,13 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
       if (auto at = columnSplit(op, shape.bits)) splits.push_back({op, *at});
     });
     for (auto& [op, at] : splits) {
+      if (linalg::GenericOp epilogue = fuseEpilogues ? epilogueOf(op) : linalg::GenericOp()) {
+        if (failed(splitWithEpilogue(rewriter, op, epilogue, at))) {
+          op->emitError("kiln-tile-matmuls: splitting the columns and the epilogue at ") << at << " failed";
+          return signalPassFailure();
+        }
+        continue;
+      }
       rewriter.setInsertionPoint(op);
       auto [first, rest] = linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
                                            op.getNumLoops() - 2, rewriter.getIndexAttr(at));
@@ -278,8 +397,11 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
       SmallVector<int64_t> outputShape;
       for (int64_t size : cast<ShapedType>(op.getDpsInits()[0].getType()).getShape())
         outputShape.push_back(ShapedType::isDynamic(size) ? -1 : size);
+      // The output blocks; with an epilogue, the epilogue's blocks with the matmul fused in.
+      linalg::GenericOp epilogue = fuseEpilogues ? epilogueOf(op) : linalg::GenericOp();
       FailureOr<Operation*> tiled =
-          tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
+          epilogue ? tileWithEpilogue(rewriter, op, epilogue, ArrayRef<int64_t>(tiles.cache).drop_back())
+                   : tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
       // The output blocks' loop states the depth and the output's shape, so that

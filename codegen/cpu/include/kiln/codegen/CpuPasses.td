@@ -234,12 +234,25 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2. A B read
     across its rows (x W^T) is copied transposed per output block and k panel
     (`linalg.transpose`), so the kernel's B loads are contiguous vectors.
+
+    A matmul whose result has one use, an all-parallel `linalg.generic` over
+    its output space reading it through the identity map (the epilogue of a
+    `kiln.fusion` region: bias add, activation, scale, the relu mask of a
+    backward, an SGD update of a weight gradient), is tiled with it: the
+    epilogue is tiled into the output blocks and the matmul and the fill of
+    its accumulator are fused into each block, so every block is zeroed,
+    accumulated and finished by the epilogue while it is in cache; the
+    epilogue's other inputs are read per block. A column split splits the
+    epilogue alike. `fuse-epilogues=false` leaves epilogues as loop nests of
+    their own (KILN_FUSE_EPILOGUES=0).
   }];
   let options = [
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
            "Width of the target's vector registers in bits (0: the host CPU's)">,
     Option<"vectorRegisters", "vector-registers", "int64_t", /*default=*/"0",
            "Number of the target's vector registers (0: the host CPU's)">,
+    Option<"fuseEpilogues", "fuse-epilogues", "bool", /*default=*/"true",
+           "Apply a matmul's elementwise epilogue to each output block">,
   ];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
                            "mlir::vector::VectorDialect", "mlir::affine::AffineDialect",

@@ -51,10 +51,17 @@ struct PipelineOptions {
   // A large function's kernels move into private functions of their own
   // (-kiln-outline-kernels), so that LLVM's time stays about linear in its size.
   bool outline_kernels = true;
+  // With outline_kernels: each kernel moves into a function of its own, structurally
+  // equal ones into one (-kiln-outline-kernels merge-kernels), so an unrolled loop's
+  // steps share their code.
+  bool merge_kernels = true;
   // The target's vector registers, for the generated GEMM's register tiles
   // (-kiln-tile-matmuls): width in bits and count; 0 is the host CPU's.
   int64_t vector_bits = 0;
   int64_t vector_registers = 0;
+  // The generated GEMM applies a matmul's elementwise epilogue to each output block
+  // (-kiln-tile-matmuls fuse-epilogues; KILN_FUSE_EPILOGUES=0 turns it off).
+  bool fuse_epilogues = true;
 };
 
 // The vector registers of a CPU with these LLVM features ("+avx2,+fma,-avx512f,...":

@@ -470,25 +470,44 @@ TEST(DistributedSingle, HooksBeforeWrappingAreRefused) {
 // ---- "nccl" and "pure_nccl" on the fake GPU (test/fake-gpu/fake_gpu.h: 2 devices whose memory
 // is host memory) with the fake libnccl (fake_nccl.cpp over MPI, named by KILN_NCCL_LIBRARY) ----
 
+// A function of the fake libnccl kiln loaded (the same path, already open), or null before.
+template <typename Fn>
+Fn* fake_nccl_function(const char* name) {
+  const char* path = std::getenv("KILN_NCCL_LIBRARY");
+  void* lib = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+  if (!lib) return nullptr;
+  auto* fn = reinterpret_cast<Fn*>(dlsym(lib, name));
+  dlclose(lib);  // kiln's handle keeps it loaded
+  return fn;
+}
+
 struct NcclCounts {
   long allreduces = 0, broadcasts = 0, inits = 0;
 };
-// The fake libnccl's call counts (the library kiln loaded: dlopen of the same path).
+// The fake libnccl's call counts.
 NcclCounts nccl_counts() {
-  const char* path = std::getenv("KILN_NCCL_LIBRARY");
-  void* lib = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
-  auto* counts = lib ? reinterpret_cast<void (*)(long*, long*, long*)>(dlsym(lib, "kiln_fake_nccl_counts")) : nullptr;
   NcclCounts c;
-  if (counts) counts(&c.allreduces, &c.broadcasts, &c.inits);
-  if (lib) dlclose(lib);
+  if (auto* counts = fake_nccl_function<void(long*, long*, long*)>("kiln_fake_nccl_counts"))
+    counts(&c.allreduces, &c.broadcasts, &c.inits);
   return c;
 }
+
+// The fake GPU whose stream's pending work is the fake libnccl's collectives: cuStreamQuery
+// reports CUDA_ERROR_NOT_READY until they are complete.
+struct NcclGpu : FakeGpu {
+  NcclGpu() {
+    (**this).stream_work = [](bool wait) {
+      auto* work = fake_nccl_function<int(int)>("kiln_fake_nccl_stream_work");
+      return !work || work(wait ? 1 : 0) != 0;
+    };
+  }
+};
 
 // Each rank trains on its GPU (intra_rank()) through the cuda backend, the gradients of each
 // bucket summed by ncclAllReduce on kiln's stream and rank 0's parameters broadcast by
 // ncclBroadcast; the parameters end as those of one process with the whole batch (on the cpu).
 void expect_nccl_matches_whole_batch(const char* name, bool adam) {
-  FakeGpu gpu;
+  NcclGpu gpu;
   if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
   const long inits = nccl_counts().inits;
   D::Communicator comm = D::create_communicator(name);
@@ -526,7 +545,7 @@ TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) { expect_nccl_
 // A model on a GPU with the "mpi" communicator (host memory only), and a rank whose machine
 // has no GPU left for it (-np 3 on the fake's 2): clear errors on every rank.
 TEST(DistributedNccl, HostCommunicatorsAndRanksWithoutAGpuAreRefused) {
-  FakeGpu gpu;
+  NcclGpu gpu;
   D::Communicator mpi = D::create_communicator("mpi");
   ASSERT_GT(mpi.size(), 1) << "run under mpirun";
   L::Linear lin(2, 2);
@@ -547,11 +566,23 @@ TEST(DistributedNccl, HostCommunicatorsAndRanksWithoutAGpuAreRefused) {
   EXPECT_DOUBLE_EQ(mpi.allreduce_obj(1.0), mpi.size());  // still in step
 }
 
+// ctest mpi/np2/nccl/StuckRankAbortsEveryRank (KILN_MN_TIMEOUT=2, KILN_TEST_STUCK_RANK=1):
+// rank 0's NCCL collective stays queued on its stream; past the deadline it aborts the job.
+TEST(DistributedNccl, StuckRankAbortsEveryRank) {
+  const char* stuck = std::getenv("KILN_TEST_STUCK_RANK");
+  if (!stuck) GTEST_SKIP() << "run by ctest with KILN_TEST_STUCK_RANK set";
+  NcclGpu gpu;
+  D::Communicator comm = D::create_communicator("pure_nccl");
+  if (comm.rank() == std::atoi(stuck)) std::this_thread::sleep_for(std::chrono::seconds(40));
+  comm.allreduce_obj(1.0);  // through NCCL: the other ranks wait here until KILN_MN_TIMEOUT
+  ADD_FAILURE() << "rank " << comm.rank() << " was not aborted";
+}
+
 // Without mpirun: a GPU and a libnccl make a communicator of size 1; a library that cannot be
 // loaded or lacks NCCL's entry points is a clear error naming it.
 TEST(DistributedNcclSingle, LibncclIsFoundOrNamedInTheError) {
   if (std::getenv("OMPI_COMM_WORLD_SIZE")) GTEST_SKIP() << "started by mpirun";
-  FakeGpu gpu;
+  NcclGpu gpu;
   ASSERT_NE(std::getenv("KILN_NCCL_LIBRARY"), nullptr) << "ctest names the fake libnccl";
   for (const char* name : {"nccl", "pure_nccl"}) {
     D::Communicator comm = D::create_communicator(name);

@@ -1,14 +1,17 @@
 // A fake libnccl.so.2 for the NCCL communicators' tests without a GPU (KILN_NCCL_LIBRARY names
 // it): the entry points kiln calls (frontend/src/distributed/nccl_abi.h), implemented over MPI on
-// host memory. The fake CUDA driver's device buffers (test/fake-gpu/fake_gpu.h) are host memory
-// and its stream runs each call when it is made, so every collective here is done when it
-// returns. It checks what NCCL would reject (a null stream, a rank or size that is not the
-// job's, ranks given different unique ids) and counts its calls (kiln_fake_nccl_counts).
+// host memory (the fake CUDA driver's device buffers, test/fake-gpu/fake_gpu.h, are host memory).
+// Like NCCL's, its collectives only start when called (MPI_Iallreduce, MPI_Ibcast): they are
+// the fake stream's pending work, done once kiln_fake_nccl_stream_work reports them complete,
+// which the test's fake driver asks from cuStreamQuery / cuStreamSynchronize. It checks what
+// NCCL would reject (a null stream, a rank or size that is not the job's, ranks given
+// different unique ids) and counts its calls (kiln_fake_nccl_counts). No ncclAvg (kiln sums).
 #include <mpi.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "../../frontend/src/distributed/nccl_abi.h"
 
@@ -19,6 +22,7 @@ struct ncclComm {
 namespace {
 
 long allreduces = 0, broadcasts = 0, inits = 0;
+std::vector<MPI_Request> pending;  // the collectives started and not known to be complete
 
 bool mpi_type(ncclDataType_t t, MPI_Datatype* out, size_t* size) {
   switch (t) {
@@ -44,6 +48,19 @@ bool mpi_ready() {
 }  // namespace
 
 extern "C" {
+
+// For the fake driver's stream: whether every collective started is complete (progressing
+// them; with `wait`, waiting for them).
+int kiln_fake_nccl_stream_work(int wait) {
+  if (pending.empty()) return 1;
+  int done = 1;
+  if (wait)
+    MPI_Waitall(static_cast<int>(pending.size()), pending.data(), MPI_STATUSES_IGNORE);
+  else
+    MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
+  if (done) pending.clear();
+  return done;
+}
 
 // For the tests: how many ncclAllReduce, ncclBroadcast and ncclCommInitRank calls were made.
 void kiln_fake_nccl_counts(long* allreduce_calls, long* broadcast_calls, long* init_calls) {
@@ -111,21 +128,12 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
                            ncclRedOp_t op, ncclComm_t comm, CUstream_st* stream) {
   MPI_Datatype type;
   size_t size = 0;
-  if (!comm || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff)
+  if (!comm || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff || op == ncclAvg)
     return ncclInvalidArgument;
   MPI_Op mpi_op = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
-  MPI_Allreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, static_cast<int>(count), type, mpi_op,
-                comm->comm);
-  if (op == ncclAvg) {
-    int n = 1;
-    MPI_Comm_size(comm->comm, &n);
-    if (datatype == ncclFloat32)
-      for (size_t i = 0; i < count; ++i) static_cast<float*>(recvbuff)[i] /= static_cast<float>(n);
-    else if (datatype == ncclFloat64)
-      for (size_t i = 0; i < count; ++i) static_cast<double*>(recvbuff)[i] /= n;
-    else
-      return ncclInvalidArgument;
-  }
+  pending.push_back(MPI_REQUEST_NULL);
+  MPI_Iallreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, static_cast<int>(count), type, mpi_op,
+                 comm->comm, &pending.back());
   ++allreduces;
   return ncclSuccess;
 }
@@ -139,7 +147,8 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
   int rank = 0;
   MPI_Comm_rank(comm->comm, &rank);
   if (rank == root && sendbuff != recvbuff) std::memcpy(recvbuff, sendbuff, count * size);
-  MPI_Bcast(recvbuff, static_cast<int>(count), type, root, comm->comm);
+  pending.push_back(MPI_REQUEST_NULL);
+  MPI_Ibcast(recvbuff, static_cast<int>(count), type, root, comm->comm, &pending.back());
   ++broadcasts;
   return ncclSuccess;
 }

@@ -49,6 +49,10 @@ struct FakeGraph {
 
 struct FakeState {
   std::mutex mutex;
+  // Work that other fakes queue on the stream (the fake libnccl's collectives): called by
+  // cuStreamQuery (wait false) and cuStreamSynchronize (wait true); true once all is done.
+  // Unset, the stream is always idle: copies and launches run when they are called.
+  std::function<bool(bool wait)> stream_work;
   size_t limit = size_t(1) << 30, used = 0;
   std::map<CUdeviceptr, size_t> blocks;
   int allocs = 0, frees = 0, copies = 0, launches = 0, captures = 0, instantiations = 0, updates = 0,
@@ -128,8 +132,13 @@ CUresult fakeStreamCreate(CUstream* s, unsigned) {
   *s = reinterpret_cast<CUstream>(&streams[0]);
   return CUDA_SUCCESS;
 }
-CUresult fakeSync(CUstream) { return CUDA_SUCCESS; }
-CUresult fakeQuery(CUstream) { return CUDA_SUCCESS; }  // every call ran when it was made
+CUresult fakeSync(CUstream) {
+  if (fake->stream_work) fake->stream_work(true);
+  return CUDA_SUCCESS;
+}
+CUresult fakeQuery(CUstream) {
+  return !fake->stream_work || fake->stream_work(false) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
 CUresult fakeModuleLoad(CUmodule* m, const void* image) {
   // NVRTC's cubin (an ELF file) for the program the backend's hook announced.
   if (!fake->next_program || std::memcmp(image, "\x7f" "ELF", 4) != 0) return CUDA_ERROR_INVALID_IMAGE;

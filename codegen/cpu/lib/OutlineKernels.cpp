@@ -1,13 +1,19 @@
-// -kiln-outline-kernels: a large bufferized function's kernels move, a run at a time,
-// into private functions, so that LLVM's time on it stays about linear in its size.
+// -kiln-outline-kernels: a large bufferized function's kernels move each into a private
+// function taking its buffers as arguments, structurally equal ones merged into one (an
+// unrolled time loop's steps share their kernels), then the calls, a run at a time, into
+// private functions, so that LLVM optimizes and compiles each distinct kernel once and its
+// time on the rest stays about linear in the function's size.
 #include <algorithm>
+#include <unordered_map>
 
 #include "kiln/codegen/cpu.h"
 #include "llvm/ADT/SetVector.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/OperationSupport.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
@@ -32,28 +38,62 @@ bool isKernel(mlir::Operation* op) {
   return !isRecomputable(op) && (op->getNumRegions() > 0 || mlir::isa<mlir::func::CallOp>(op));
 }
 
+// A kernel that becomes loops: an op with regions, or a memref.copy of a strided view
+// (-kiln-lower-strided-copies makes it a linalg.copy; the others become memcpy).
+bool isLoopKernel(mlir::Operation* op) {
+  if (auto copy = mlir::dyn_cast<mlir::memref::CopyOp>(op))
+    return llvm::any_of(copy->getOperands(), [](mlir::Value v) {
+      auto type = mlir::dyn_cast<mlir::MemRefType>(v.getType());
+      return type && !type.getLayout().isIdentity();
+    });
+  return isKernel(op) && op->getNumRegions() > 0;
+}
+
 // Clones into `b` the recomputable op defining `v` (after those defining its operands),
 // unless `mapping` has it already; a value of any other op or a block argument becomes
-// an argument, appended to `inputs`.
+// an argument, appended to `inputs`, and so does a buffer (a memref) when
+// `captureBuffers`: then which views of the arena a kernel reads and writes are its
+// arguments, not part of its body.
 void cloneOrCapture(mlir::Value v, mlir::OpBuilder& b, mlir::IRMapping& mapping,
-                    llvm::SetVector<mlir::Value>& inputs) {
+                    llvm::SetVector<mlir::Value>& inputs, bool captureBuffers) {
   if (mapping.contains(v) || inputs.contains(v)) return;
   mlir::Operation* def = v.getDefiningOp();
-  if (!def || !isRecomputable(def)) {
+  if (!def || !isRecomputable(def) || (captureBuffers && mlir::isa<mlir::MemRefType>(v.getType()))) {
     inputs.insert(v);
     return;
   }
-  for (mlir::Value operand : def->getOperands()) cloneOrCapture(operand, b, mapping, inputs);
+  for (mlir::Value operand : def->getOperands()) cloneOrCapture(operand, b, mapping, inputs, captureBuffers);
   b.clone(*def, mapping);
+}
+
+// The type a kernel's buffer argument takes: a strided view's with its offset dynamic,
+// when every use of `v` in `kernel` is an operand of a linalg op, a memref.copy or a
+// memref.dim (which take any layout; other ops' result types follow their operands'), so
+// that views at
+// different offsets (the gates of an LSTM, a time step's slice) pass to one function.
+mlir::Type argumentType(mlir::Value v, mlir::func::FuncOp kernel) {
+  auto type = mlir::dyn_cast<mlir::MemRefType>(v.getType());
+  auto layout = type ? mlir::dyn_cast<mlir::StridedLayoutAttr>(type.getLayout()) : nullptr;
+  if (!layout || mlir::ShapedType::isDynamic(layout.getOffset())) return v.getType();
+  for (mlir::OpOperand& use : v.getUses()) {
+    mlir::Operation* user = use.getOwner();
+    if (!kernel->isProperAncestor(user)) continue;
+    bool anyLayout = mlir::isa<mlir::linalg::LinalgOp, mlir::memref::CopyOp>(user) && user->getParentOp() == kernel.getOperation();
+    if (!anyLayout && !mlir::isa<mlir::memref::DimOp>(user)) return v.getType();
+  }
+  auto dynamic = mlir::StridedLayoutAttr::get(type.getContext(), mlir::ShapedType::kDynamic, layout.getStrides());
+  return mlir::MemRefType::get(type.getShape(), type.getElementType(), dynamic, type.getMemorySpace());
 }
 
 // Moves the ops of `run` (top-level ops of `parent`'s body, in order, none of them
 // recomputable) into a new private function @name placed before `parent`, called after
-// the last of them. The function takes the values the run uses from outside, except
-// those of recomputable ops, which it recomputes, and returns the run's results used
-// after it. The recomputable ops between the run's ops move after the call.
-void outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, llvm::StringRef name,
-             mlir::SymbolTable& symbols) {
+// the last of them, and returns it. The function takes the values the run uses from
+// outside, except those of recomputable ops, which it recomputes (buffers too unless
+// `captureBuffers`: then a buffer is an argument, a strided view's offset dynamic where
+// argumentType allows), and returns the run's results used after it. The recomputable
+// ops between the run's ops move after the call, which is returned.
+mlir::func::CallOp outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, llvm::StringRef name,
+                           mlir::SymbolTable& symbols, bool captureBuffers) {
   mlir::Block& block = parent.getBody().front();
   llvm::DenseSet<mlir::Operation*> inside(run.begin(), run.end());
   mlir::OpBuilder b(parent);
@@ -70,7 +110,7 @@ void outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, ll
     llvm::SetVector<mlir::Value> used(op->getOperands().begin(), op->getOperands().end());
     mlir::getUsedValuesDefinedAbove(op->getRegions(), used);
     for (mlir::Value v : used)
-      if (!inside.contains(v.getDefiningOp())) cloneOrCapture(v, b, mapping, inputs);
+      if (!inside.contains(v.getDefiningOp())) cloneOrCapture(v, b, mapping, inputs, captureBuffers);
     b.clone(*op, mapping);
     for (mlir::Value r : op->getResults())
       if (llvm::any_of(r.getUsers(), [&](mlir::Operation* user) {
@@ -79,9 +119,14 @@ void outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, ll
         results.push_back(r);
   }
   // The arguments, in the order first used, replace their placeholders in the clones.
+  llvm::SmallVector<mlir::Value> operands;
+  mlir::OpBuilder site(parent.getContext());
+  site.setInsertionPointAfter(run.back());
   for (mlir::Value v : inputs) {
-    mlir::BlockArgument arg = body->addArgument(v.getType(), v.getLoc());
+    mlir::Type type = captureBuffers ? argumentType(v, kernel) : v.getType();
+    mlir::BlockArgument arg = body->addArgument(type, v.getLoc());
     v.replaceUsesWithIf(arg, [&](mlir::OpOperand& use) { return kernel->isProperAncestor(use.getOwner()); });
+    operands.push_back(type == v.getType() ? v : mlir::memref::CastOp::create(site, v.getLoc(), type, v).getResult());
   }
   llvm::SmallVector<mlir::Value> returned;
   for (mlir::Value r : results) returned.push_back(mapping.lookup(r));
@@ -89,8 +134,7 @@ void outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, ll
   kernel.setFunctionType(b.getFunctionType(body->getArgumentTypes(), mlir::ValueRange(returned).getTypes()));
   symbols.insert(kernel);
 
-  b.setInsertionPointAfter(run.back());
-  auto call = mlir::func::CallOp::create(b, run.front()->getLoc(), kernel, inputs.getArrayRef());
+  auto call = mlir::func::CallOp::create(site, run.front()->getLoc(), kernel, operands);
   for (auto [r, replacement] : llvm::zip(results, call.getResults())) r.replaceAllUsesWith(replacement);
   // Those of the recomputable ops between the run's first and last op that use its
   // results (or such ops' results) move after the call, in order.
@@ -108,6 +152,57 @@ void outline(llvm::ArrayRef<mlir::Operation*> run, mlir::func::FuncOp parent, ll
     op = following;
   }
   for (mlir::Operation* op : llvm::reverse(run)) op->erase();
+  return call;
+}
+
+// A hash of `f`'s type and body that ignores which values its ops use (and locations), so
+// that structurally equal functions hash alike.
+llvm::hash_code structuralHash(mlir::func::FuncOp f) {
+  llvm::hash_code hash = mlir::hash_value(f.getFunctionType());
+  f.getBody().walk([&](mlir::Operation* op) {
+    hash = llvm::hash_combine(hash, mlir::OperationEquivalence::computeHash(
+                                        op, mlir::OperationEquivalence::ignoreHashValue,
+                                        mlir::OperationEquivalence::ignoreHashValue,
+                                        mlir::OperationEquivalence::IgnoreLocations));
+  });
+  return hash;
+}
+
+// Whether `a` and `b` compute the same: equal types, and bodies equal op for op (names,
+// attributes, types) with the same uses of the arguments and of each other's results.
+bool structurallyEqual(mlir::func::FuncOp a, mlir::func::FuncOp b) {
+  return a.getFunctionType() == b.getFunctionType() &&
+         mlir::OperationEquivalence::isRegionEquivalentTo(&a.getBody(), &b.getBody(),
+                                                          mlir::OperationEquivalence::IgnoreLocations);
+}
+
+// Moves each kernel that becomes loops (isLoopKernel) of `f`'s body into a private
+// function @<f>_kernel_<i> taking its buffers as arguments; a kernel structurally equal to
+// one outlined before calls that one's function instead (the steps of an unrolled time
+// loop: the same bodies on other views of the arena). The kernels' `kiln.kernel` names go
+// (their locations, which KILN_PROFILE's names come from, stay at the call sites' profile
+// calls, made before). Returns the number of distinct kernels.
+int64_t outlineEachKernel(mlir::func::FuncOp f, mlir::SymbolTable& symbols) {
+  llvm::SmallVector<mlir::Operation*> kernels;
+  for (mlir::Operation& op : f.getBody().front().without_terminator())
+    if (isLoopKernel(&op)) kernels.push_back(&op);
+  std::unordered_map<size_t, llvm::SmallVector<mlir::func::FuncOp, 1>> distinct;
+  int64_t count = 0;
+  for (mlir::Operation* op : kernels) {
+    mlir::func::CallOp call = outline(op, f, (f.getSymName() + "_kernel_" + llvm::Twine(count)).str(), symbols, true);
+    auto kernel = symbols.lookup<mlir::func::FuncOp>(call.getCallee());
+    kernel.walk([](mlir::Operation* inner) { inner->removeAttr("kiln.kernel"); });
+    llvm::SmallVector<mlir::func::FuncOp, 1>& same = distinct[structuralHash(kernel)];
+    auto equal = llvm::find_if(same, [&](mlir::func::FuncOp other) { return structurallyEqual(other, kernel); });
+    if (equal != same.end()) {
+      call.setCallee(equal->getSymName());
+      symbols.erase(kernel);
+    } else {
+      same.push_back(kernel);
+      ++count;
+    }
+  }
+  return count;
 }
 
 struct KilnOutlineKernels : impl::KilnOutlineKernelsBase<KilnOutlineKernels> {
@@ -124,8 +219,9 @@ struct KilnOutlineKernels : impl::KilnOutlineKernelsBase<KilnOutlineKernels> {
     int64_t perFunction = std::max<int64_t>(kernelsPerFunction, 1);
     for (mlir::func::FuncOp f : funcs) {
       mlir::Block& block = f.getBody().front();
-      int64_t kernels = llvm::count_if(block, [](mlir::Operation& op) { return isKernel(&op); });
+      int64_t kernels = llvm::count_if(block, [](mlir::Operation& op) { return isKernel(&op) || isLoopKernel(&op); });
       if (kernels < 2 * perFunction) continue;
+      if (mergeKernels) outlineEachKernel(f, symbols);
       // Runs of the non-recomputable ops (the terminator excepted) holding
       // kernelsPerFunction kernels each (the last one the rest).
       llvm::SmallVector<llvm::SmallVector<mlir::Operation*>> runs(1);
@@ -138,7 +234,7 @@ struct KilnOutlineKernels : impl::KilnOutlineKernelsBase<KilnOutlineKernels> {
       }
       int index = 0;
       for (llvm::ArrayRef<mlir::Operation*> run : runs)
-        if (!run.empty()) outline(run, f, (f.getSymName() + "_part_" + llvm::Twine(index++)).str(), symbols);
+        if (!run.empty()) outline(run, f, (f.getSymName() + "_part_" + llvm::Twine(index++)).str(), symbols, false);
       // Recomputable ops left without users (their uses were all cloned into the runs).
       for (mlir::Operation& op : llvm::make_early_inc_range(llvm::reverse(block)))
         if (isRecomputable(&op) && op.use_empty()) op.erase();

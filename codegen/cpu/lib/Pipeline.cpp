@@ -200,6 +200,9 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
     tiles.vectorRegisters = options.vector_registers;
     tiles.fuseEpilogues = options.fuse_epilogues;
     pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
+    KilnVectorizeTransposesOptions transposes;
+    transposes.vectorBits = options.vector_bits;
+    pm.addNestedPass<mlir::func::FuncOp>(createKilnVectorizeTransposes(transposes));
   }
   // kiln.collective_start: a runtime call right after its bucket; only on out-params.
   pm.addPass(createKilnStartCollectives());
@@ -208,7 +211,11 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCheckCollectiveBuffers());
   if (options.profile) pm.addPass(createKilnProfileKernels());
   if (options.gemm_blas) pm.addPass(createKilnMatmulToBlas());
-  if (options.outline_kernels) pm.addPass(createKilnOutlineKernels());
+  if (options.outline_kernels) {
+    KilnOutlineKernelsOptions outline;
+    outline.mergeKernels = options.merge_kernels;
+    pm.addPass(createKilnOutlineKernels(outline));
+  }
   addLoopPasses(pm, options);
   addLLVMConversionPasses(pm, options);
 }
@@ -231,7 +238,7 @@ PipelineOptions default_pipeline_options() {
     // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
     options.generate_matmuls = host_vector_shape().bits >= 512;
   }
-  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", true);
+  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", options.fuse_epilogues);
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
   options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;
@@ -290,6 +297,8 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
                              llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
   Option<int64_t> vectorRegisters{*this, "vector-registers",
                                   llvm::cl::desc("See -kiln-tile-matmuls (0: the host CPU's)"), llvm::cl::init(0)};
+  Option<bool> mergeKernels{*this, "merge-kernels", llvm::cl::desc("See -kiln-outline-kernels"),
+                            llvm::cl::init(PipelineOptions{}.merge_kernels)};
   Option<bool> fuseEpilogues{*this, "fuse-epilogues", llvm::cl::desc("See -kiln-tile-matmuls"),
                              llvm::cl::init(PipelineOptions{}.fuse_epilogues)};
 };
@@ -309,6 +318,7 @@ void registerCpuPipelines() {
         pipeline.generate_matmuls = options.generateMatmuls;
         pipeline.vector_bits = options.vectorBits;
         pipeline.vector_registers = options.vectorRegisters;
+        pipeline.merge_kernels = options.mergeKernels;
         pipeline.fuse_epilogues = options.fuseEpilogues;
         buildLowerToLLVMPipeline(pm, pipeline);
       });

@@ -1,5 +1,5 @@
-// RUN: kiln-opt %s -split-input-file -kiln-outline-kernels="kernels-per-function=2" | FileCheck %s
-// A public function of at least 2 x 2 kernels is cut into private noinline functions of
+// RUN: kiln-opt %s -split-input-file -kiln-outline-kernels="kernels-per-function=2 merge-kernels=false" | FileCheck %s
+// Without merge-kernels: a public function of at least 2 x 2 kernels is cut into private noinline functions of
 // 2 kernels each (the last the rest) with the ops between them, called in order. Each
 // recomputes the constants, index arithmetic, memref.dim and views it uses, so loop
 // bounds stay constants and buffers views of the arena; it takes the other values

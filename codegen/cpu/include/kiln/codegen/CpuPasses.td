@@ -150,16 +150,32 @@ def KilnSequentializeSmallLoops : Pass<"kiln-sequentialize-small-loops", "mlir::
 }
 
 def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
-  let summary = "Splits a large bufferized function into private functions of a few kernels each";
+  let summary = "Splits a large bufferized function into private functions, one per distinct kernel and runs of a few calls";
   let description = [{
     LLVM's translation of a function (the OpenMP outlining of each parallel
     loop walks the whole function), its optimization and its code generation
     take time growing faster than linearly with the function's size: an
     unrolled recurrent network's graph of thousands of kernels in one function
-    compiled in minutes. After bufferization, the body of each public function
-    with at least 2 x `kernels-per-function` kernels (ops with regions: linalg
-    ops, loops; and calls) is cut into runs of `kernels-per-function` kernels
-    with the ops between them. A run becomes a private function
+    compiled in minutes. After bufferization, in each public function with at
+    least 2 x `kernels-per-function` kernels (ops with regions: linalg ops,
+    loops; and calls):
+
+    With `merge-kernels` (the default), each kernel that becomes loops (an op
+    with regions, a `memref.copy` of a strided view) first becomes a private
+    function `@<function>_kernel_<i>` (LLVM `noinline`) taking the
+    buffers it uses as arguments (a strided view with its offset dynamic when
+    only linalg ops, copies and `memref.dim` use it, so slices at different offsets
+    pass alike) and recomputing the other constants and index arithmetic it
+    uses. A kernel structurally equal to one outlined before (same types, same
+    ops and attributes, same uses of arguments and results, locations aside;
+    hashed, then compared with OperationEquivalence) calls that function
+    instead: the steps of an unrolled time loop, the same bodies on other
+    views of the arena, share one function, so LLVM optimizes and compiles each
+    distinct kernel once. Their `kiln.kernel` names are dropped; KILN_PROFILE's
+    names stay at the call sites.
+
+    Then the body is cut into runs of `kernels-per-function` kernels (now
+    calls) with the ops between them. A run becomes a private function
     `@<function>_part_<i>` (LLVM `noinline`) called after the run's place. It
     recomputes the region-free, memory-effect-free ops it uses (constants,
     index arithmetic, `memref.dim`, views and casts), so its loop bounds stay
@@ -170,9 +186,11 @@ def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"kernelsPerFunction", "kernels-per-function", "int64_t", /*default=*/"32",
-           "Kernels in each outlined function">,
+           "Kernels in each outlined run">,
+    Option<"mergeKernels", "merge-kernels", "bool", /*default=*/"true",
+           "Outline each kernel, structurally equal ones into one function">,
   ];
-  let dependentDialects = ["mlir::func::FuncDialect"];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect"];
 }
 
 def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
@@ -199,6 +217,29 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];
+}
+
+def KilnVectorizeTransposes : Pass<"kiln-vectorize-transposes", "mlir::func::FuncOp"> {
+  let summary = "Tiles static 2-d f32/f64 linalg.transpose ops into vector-register squares";
+  let description = [{
+    A static 2-d `linalg.transpose` on f32 or f64 tensors (the generated
+    GEMM's per-block copy of a B read across its rows, x W^T) is tiled into
+    squares of one vector register's lanes (16x16 f32 with 512-bit vectors,
+    8x8 with 256-bit ones), each vectorized into a `vector.transpose` of
+    registers and lowered to shuffles (the 16x16 unpack/shuffle network with
+    512-bit f32, else one `vector.shuffle` that LLVM lowers to permutes).
+    Edges that are no multiple of the lanes stay loops. Without it the copy
+    moves one element per strided scalar load. Runs on tensors after
+    -kiln-tile-matmuls.
+  }];
+  let options = [
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "Bits of a vector register (0: the host's: 512 with AVX-512, 256 with AVX)">,
+  ];
+  // LLVM: the AVX2 8x8 lowering blends with inline assembly.
+  let dependentDialects = ["mlir::vector::VectorDialect", "mlir::scf::SCFDialect",
+                           "mlir::tensor::TensorDialect", "mlir::affine::AffineDialect",
+                           "mlir::LLVM::LLVMDialect"];
 }
 
 def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
@@ -244,7 +285,8 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     accumulated and finished by the epilogue while it is in cache; the
     epilogue's other inputs are read per block. A column split splits the
     epilogue alike. `fuse-epilogues=false` leaves epilogues as loop nests of
-    their own (KILN_FUSE_EPILOGUES=0).
+    their own, which the compiled backend's pipeline does unless
+    KILN_FUSE_EPILOGUES=1 (measured no faster, bench/RESULTS.md).
   }];
   let options = [
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",

@@ -200,9 +200,6 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
     tiles.vectorRegisters = options.vector_registers;
     tiles.fuseEpilogues = options.fuse_epilogues;
     pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
-    KilnVectorizeTransposesOptions transposes;
-    transposes.vectorBits = options.vector_bits;
-    pm.addNestedPass<mlir::func::FuncOp>(createKilnVectorizeTransposes(transposes));
   }
   // kiln.collective_start: a runtime call right after its bucket; only on out-params.
   pm.addPass(createKilnStartCollectives());
@@ -238,7 +235,7 @@ PipelineOptions default_pipeline_options() {
     // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
     options.generate_matmuls = host_vector_shape().bits >= 512;
   }
-  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", options.fuse_epilogues);
+  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", true);
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
   options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;

@@ -219,29 +219,6 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
-def KilnVectorizeTransposes : Pass<"kiln-vectorize-transposes", "mlir::func::FuncOp"> {
-  let summary = "Tiles static 2-d f32/f64 linalg.transpose ops into vector-register squares";
-  let description = [{
-    A static 2-d `linalg.transpose` on f32 or f64 tensors (the generated
-    GEMM's per-block copy of a B read across its rows, x W^T) is tiled into
-    squares of one vector register's lanes (16x16 f32 with 512-bit vectors,
-    8x8 with 256-bit ones), each vectorized into a `vector.transpose` of
-    registers and lowered to shuffles (the 16x16 unpack/shuffle network with
-    512-bit f32, else one `vector.shuffle` that LLVM lowers to permutes).
-    Edges that are no multiple of the lanes stay loops. Without it the copy
-    moves one element per strided scalar load. Runs on tensors after
-    -kiln-tile-matmuls.
-  }];
-  let options = [
-    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
-           "Bits of a vector register (0: the host's: 512 with AVX-512, 256 with AVX)">,
-  ];
-  // LLVM: the AVX2 8x8 lowering blends with inline assembly.
-  let dependentDialects = ["mlir::vector::VectorDialect", "mlir::scf::SCFDialect",
-                           "mlir::tensor::TensorDialect", "mlir::affine::AffineDialect",
-                           "mlir::LLVM::LLVMDialect"];
-}
-
 def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
   let summary = "Tiles and vectorizes linalg.matmul and linalg.batch_matmul on f32/f64 tensors";
   let description = [{
@@ -285,8 +262,7 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     accumulated and finished by the epilogue while it is in cache; the
     epilogue's other inputs are read per block. A column split splits the
     epilogue alike. `fuse-epilogues=false` leaves epilogues as loop nests of
-    their own, which the compiled backend's pipeline does unless
-    KILN_FUSE_EPILOGUES=1 (measured no faster, bench/RESULTS.md).
+    their own (KILN_FUSE_EPILOGUES=0).
   }];
   let options = [
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",

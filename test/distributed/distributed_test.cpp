@@ -540,7 +540,9 @@ void expect_nccl_matches_whole_batch(const char* name, bool adam) {
 
 TEST(DistributedNccl, SgdOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("nccl", false); }
 TEST(DistributedNccl, AdamOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("nccl", true); }
-TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("pure_nccl", false); }
+TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) {
+  expect_nccl_matches_whole_batch("pure_nccl", false);
+}
 
 // A model on a GPU with the "mpi" communicator (host memory only), and a rank whose machine
 // has no GPU left for it (-np 3 on the fake's 2): clear errors on every rank.

@@ -226,11 +226,13 @@ class Nccl final : public CommunicatorImpl {
       comm_ = nullptr;
       check(failed, "an NCCL collective (ncclCommGetAsyncError)", "kiln::distributed: " + what);
     }
-    cuda_driver::check(rc, "cuStreamQuery", "kiln::distributed: " + what);
+    const std::string context = "kiln::distributed: " + what;
+    cuda_driver::check(rc, "cuStreamQuery", context);
     for (const Staged& st : staged_)
-      cuda_driver::check(d.cuMemcpyDtoHAsync_v2(st.host, reinterpret_cast<CUdeviceptr>(st.copy.raw_data()), st.bytes, s),
-                         "cuMemcpyDtoHAsync", "kiln::distributed: " + what);
-    if (!staged_.empty()) cuda_driver::check(d.cuStreamSynchronize(s), "cuStreamSynchronize", "kiln::distributed: " + what);
+      cuda_driver::check(
+          d.cuMemcpyDtoHAsync_v2(st.host, reinterpret_cast<CUdeviceptr>(st.copy.raw_data()), st.bytes, s),
+          "cuMemcpyDtoHAsync", context);
+    if (!staged_.empty()) cuda_driver::check(d.cuStreamSynchronize(s), "cuStreamSynchronize", context);
     staged_.clear();
     device_done_ = true;
   }

@@ -220,9 +220,9 @@ TEST_F(Gemm, TrainingStepGradients) {
 
 // SGD training steps of an MLP whose layers are 40 wide (split 32 + 8 on AVX-512 and
 // AVX2 alike) over a batch of 20 (partial register tiles): the generated GEMMs with
-// their epilogues fused (bias + relu + mask forward, the relu mask of the backward, the
-// SGD update of each weight gradient) give OpenBLAS's parameters, and the same as with
-// the epilogues as loops of their own (KILN_FUSE_EPILOGUES=0).
+// their epilogues fused (KILN_FUSE_EPILOGUES=1: bias + relu + mask forward, the relu mask
+// of the backward, the SGD update of each weight gradient) give OpenBLAS's parameters,
+// and the same as with the epilogues as loops of their own (KILN_FUSE_EPILOGUES=0).
 TEST_F(Gemm, TrainingStepsWithFusedEpilogues) {
   struct Net : Chain {
     L::Linear l1{24, 40}, l2{40, 40}, l3{40, 10};
@@ -253,6 +253,7 @@ TEST_F(Gemm, TrainingStepsWithFusedEpilogues) {
     return params;
   };
   GemmRun blas = run_with("blas", steps);
+  setenv("KILN_FUSE_EPILOGUES", "1", 1);
   GemmRun fused = run_with("codegen", steps);
   setenv("KILN_FUSE_EPILOGUES", "0", 1);
   GemmRun unfused = run_with("codegen", steps);

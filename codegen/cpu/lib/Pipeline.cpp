@@ -235,7 +235,7 @@ PipelineOptions default_pipeline_options() {
     // gradients and matmuls it does not tile stay calls. Elsewhere (AVX2) OpenBLAS.
     options.generate_matmuls = host_vector_shape().bits >= 512;
   }
-  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", true);
+  options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", options.fuse_epilogues);
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
   options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;

@@ -262,7 +262,8 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     accumulated and finished by the epilogue while it is in cache; the
     epilogue's other inputs are read per block. A column split splits the
     epilogue alike. `fuse-epilogues=false` leaves epilogues as loop nests of
-    their own (KILN_FUSE_EPILOGUES=0).
+    their own, which the compiled backend's pipeline does unless
+    KILN_FUSE_EPILOGUES=1 (measured no faster, bench/RESULTS.md).
   }];
   let options = [
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",

@@ -60,8 +60,10 @@ struct PipelineOptions {
   int64_t vector_bits = 0;
   int64_t vector_registers = 0;
   // The generated GEMM applies a matmul's elementwise epilogue to each output block
-  // (-kiln-tile-matmuls fuse-epilogues; KILN_FUSE_EPILOGUES=0 turns it off).
-  bool fuse_epilogues = true;
+  // (-kiln-tile-matmuls fuse-epilogues; KILN_FUSE_EPILOGUES=1). Off by default: not
+  // faster, measured (bench/RESULTS.md, 2026-12-02 06:40): the epilogue stays one loop
+  // nest after the GEMM.
+  bool fuse_epilogues = false;
 };
 
 // The vector registers of a CPU with these LLVM features ("+avx2,+fma,-avx512f,...":

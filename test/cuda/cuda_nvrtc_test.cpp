@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace kiln::cuda::testing {
@@ -53,13 +54,15 @@ TEST(CudaNvrtc, MlpAdamStepCompilesForSm80AndSm90) {
   }
 }
 
-TEST(CudaNvrtc, CnnStepCompilesForSm90AndPtx) {
+TEST(CudaNvrtc, CnnStepCompilesForSm80Sm90AndPtx) {
   SKIP_WITHOUT_NVRTC();
   auto module = fused(readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/cnn_step.kiln"));
   Program p = emitProgram(firstFunc(*module));
-  NvrtcOutput out = nvrtcCompile(p, "sm_90");
-  expectCubin(out, "sm_90");
-  expectEntries(p, out);
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    NvrtcOutput out = nvrtcCompile(p, arch);
+    expectCubin(out, arch);
+    expectEntries(p, out);
+  }
   NvrtcOutput ptx = nvrtcCompile(p, "compute_90");  // PTX only, for newer GPUs
   EXPECT_TRUE(ptx.cubin.empty());
   EXPECT_NE(ptx.ptx.find(".target sm_90"), std::string::npos);
@@ -181,6 +184,51 @@ func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
     std::string file = m.substr(path, m.find(' ', path) - path);
     EXPECT_NE(readFile(file).find("kiln_undeclared_identifier"), std::string::npos) << file;
   }
+}
+
+bool hasOption(const std::vector<std::string>& options, const std::string& o) {
+  return std::find(options.begin(), options.end(), o) != options.end();
+}
+
+// A generated program includes no header: --minimal (half the compile time). A kernel that
+// includes cuda_fp16.h gets the toolkit's include directory and, from NVRTC 12.8, --pch; both
+// compile for sm_80 and sm_90 with exactly those options, and the options are in the cache keys.
+TEST(CudaNvrtc, MinimalWithoutHeadersPchWithToolkitHeaders) {
+  SKIP_WITHOUT_NVRTC();
+  auto module = fused(R"(
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.exp %x : tensor<8xf32>
+  return %0 : tensor<8xf32>
+})");
+  Program generated = emitProgram(firstFunc(*module));
+  EXPECT_FALSE(needsToolkitHeaders(generated.source));
+  Program half;
+  half.source = R"(#include <cuda_fp16.h>
+extern "C" __global__ void kiln_halve(const float* x, __half* y) {
+  y[threadIdx.x] = __float2half(__half2float(__float2half(x[threadIdx.x])) * 0.5f);
+}
+)";
+  EXPECT_TRUE(needsToolkitHeaders(half.source));
+  int major = std::stoi(nvrtcVersion()), minor = std::stoi(nvrtcVersion().substr(nvrtcVersion().find('.') + 1));
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    std::vector<std::string> g = nvrtcOptions(generated, arch), h = nvrtcOptions(half, arch);
+    EXPECT_TRUE(hasOption(g, "--gpu-architecture=" + std::string(arch)));
+    EXPECT_TRUE(hasOption(g, "--minimal"));
+    EXPECT_FALSE(hasOption(g, "--pch"));
+    EXPECT_FALSE(hasOption(h, "--minimal"));
+    EXPECT_EQ(hasOption(h, "--pch"), major > 12 || (major == 12 && minor >= 8));
+    EXPECT_TRUE(std::any_of(h.begin(), h.end(), [](const std::string& o) { return o.rfind("-I", 0) == 0; }));
+    NvrtcOutput a = nvrtcCompile(generated, arch);
+    expectCubin(a, arch);
+    expectEntries(generated, a);
+    NvrtcOutput b = nvrtcCompile(half, arch);
+    expectCubin(b, arch);
+    EXPECT_NE(b.ptx.find(".entry kiln_halve"), std::string::npos);
+  }
+  // The same source with other options (a header line added) is another cache entry.
+  Program withHeader = generated;
+  withHeader.source = "#include <cuda_fp16.h>\n" + generated.source;
+  EXPECT_NE(nvrtcDiskKey(withHeader, "sm_90"), nvrtcDiskKey(generated, "sm_90"));
 }
 
 TEST(CudaNvrtc, BadArchIsAnError) {

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -99,13 +100,48 @@ std::string nvrtcVersion() {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
+bool needsToolkitHeaders(const std::string& source) {
+  static const std::regex includeRe(R"(^[ \t]*#[ \t]*include[ \t]*[<"])", std::regex::multiline);
+  return std::regex_search(source, includeRe);
+}
+
+std::vector<std::string> nvrtcOptions(const Program& program, const std::string& arch) {
+  std::vector<std::string> options = {"--gpu-architecture=" + arch, "--std=c++17",
+                                      "--device-as-default-execution-space", "-lineinfo",
+                                      "--diag-suppress=177"};  // 177: an index local left unused
+  if (!needsToolkitHeaders(program.source)) {
+    options.push_back("--minimal");
+    return options;
+  }
+  std::string include = KILN_CUDA_INCLUDE_DIR;  // CUDAToolkit's; a list when CMake found several
+  if (include.empty()) include = "/usr/local/cuda/include";
+  for (size_t at = 0; at <= include.size();) {
+    size_t end = std::min(include.find(';', at), include.size());
+    if (end > at) options.push_back("-I" + include.substr(at, end - at));
+    at = end + 1;
+  }
+  int major = 0, minor = 0;
+  if (nvrtcAvailable()) api().version(&major, &minor);
+  if (major > 12 || (major == 12 && minor >= 8)) options.push_back("--pch");
+  return options;
+}
+
+namespace {
+std::string joined(const std::vector<std::string>& options) {
+  std::string s;
+  for (const std::string& o : options) s += (s.empty() ? "" : " ") + o;
+  return s;
+}
+}  // namespace
+
 std::string nvrtcCacheKey(const Program& program, const std::string& arch) {
-  return "cuda-nvrtc/" + hex(fnv1a(program.source)) + "/" + arch + "/nvrtc-" + nvrtcVersion();
+  return "cuda-nvrtc/" + hex(fnv1a(program.source)) + "/" + arch + "/nvrtc-" + nvrtcVersion() + "/" +
+         hex(fnv1a(joined(nvrtcOptions(program, arch))));
 }
 
 std::string nvrtcDiskKey(const Program& program, const std::string& arch) {
   return KernelCache::make_key({"cuda-nvrtc", program.source, arch, "nvrtc " + nvrtcVersion(),
-                                "driver " + cuda_driver::version()});
+                                "driver " + cuda_driver::version(), "options " + joined(nvrtcOptions(program, arch))});
 }
 
 namespace {
@@ -174,9 +210,9 @@ NvrtcOutput nvrtcCompile(const Program& program, const std::string& arch) {
   nvrtcProgram prog = nullptr;
   if (nvrtcResult r = n.create(&prog, program.source.c_str(), "kiln_kernels.cu", 0, nullptr, nullptr); r != 0)
     throw Error(std::string("kiln: nvrtcCompile: nvrtcCreateProgram failed: ") + (n.errorString ? n.errorString(r) : "?"));
-  std::string archFlag = "--gpu-architecture=" + arch;
-  std::vector<const char*> options = {archFlag.c_str(), "--std=c++17", "--device-as-default-execution-space",
-                                      "-lineinfo", "--diag-suppress=177"};  // 177: an index local left unused
+  std::vector<std::string> flags = nvrtcOptions(program, arch);
+  std::vector<const char*> options;
+  for (const std::string& f : flags) options.push_back(f.c_str());
   nvrtcResult rc = n.compile(prog, static_cast<int>(options.size()), options.data());
   NvrtcOutput out;
   out.arch = arch;

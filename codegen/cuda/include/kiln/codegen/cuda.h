@@ -151,10 +151,17 @@ std::string nvrtcVersion();
 // only). A failed compile throws kiln::Error naming the kernel(s) of the lines
 // NVRTC reports, the path where the source was written and NVRTC's log.
 NvrtcOutput nvrtcCompile(const Program& program, const std::string& arch);
-// The cache key of a compile: source hash, arch and NVRTC version.
+// The NVRTC options of a compile: the arch, C++17, line info, and `--minimal` (no texture,
+// surface or device-runtime declarations; about half the compile time) when the source includes
+// no header, else -I<toolkit include> and, from NVRTC 12.8, `--pch` (automatic precompiled
+// headers, kept in NVRTC's in-process PCH heap for the next compile with the same includes).
+std::vector<std::string> nvrtcOptions(const Program& program, const std::string& arch);
+// Whether `source` has an #include (of a toolkit header such as cuda_fp16.h).
+bool needsToolkitHeaders(const std::string& source);
+// The cache key of a compile: source hash, arch, NVRTC version and the options' hash.
 std::string nvrtcCacheKey(const Program& program, const std::string& arch);
 // The key of a compile in kiln's disk cache (KernelCache::make_key): the whole
-// source, the arch, NVRTC's version and the CUDA driver's ("" without a driver),
+// source, the arch, NVRTC's version, the CUDA driver's ("" without a driver) and the options,
 // so a new toolkit or driver never reuses an old cubin.
 std::string nvrtcDiskKey(const Program& program, const std::string& arch);
 // nvrtcCompile through `cache` (kiln's disk cache, kiln/kernel_cache.h): a

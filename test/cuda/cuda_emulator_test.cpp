@@ -3,6 +3,8 @@
 // interpreter (the oracle), including a whole MLP training step (Adam).
 #include "cuda_test_util.h"
 
+#include <array>
+
 namespace kiln::cuda::testing {
 namespace {
 
@@ -280,6 +282,105 @@ func.func @f(%t: tensor<4xi32>) -> (tensor<4xi32>, tensor<2xi64>) {
   // The first id outside [0, 10) that is not -1: index 2, value 10.
   std::vector<Array> bad = runEmulated(p, {Array::from<int32_t>({3, -1, 10, -2}, {4})}, 0);
   EXPECT_EQ(bad[1].to_vector<int64_t>(), (std::vector<int64_t>{2, 10}));
+}
+
+// cuda_fp16.h / cuda_bf16.h under the emulator: float -> __half / __nv_bfloat16 rounds to
+// nearest even exactly as cvt.rn (ties both ways, just above a tie, overflow to infinity,
+// subnormals and the carry into the smallest normal, NaN to 0x7fff, a double rounded once),
+// back to float exactly; arithmetic rounds once; a __half through a warp shuffle. The bit
+// patterns are computed by hand. The same source compiles with NVRTC for sm_80.
+TEST(CudaEmulator, HalfAndBfloat16RoundToNearestEvenAsCuda) {
+  Program p;
+  p.source = R"(#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+extern "C" __global__ void kiln_narrow(const float* x, const unsigned short* bits, unsigned short* h,
+                                       unsigned short* b, float* hf, float* bf, unsigned short* other, long long n) {
+  const __half lane = __shfl_down_sync(0xffffffffu, __float2half(static_cast<float>(threadIdx.x)), 1);
+  for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+    h[i] = __half_as_ushort(__float2half(x[i]));
+    b[i] = __bfloat16_as_ushort(__float2bfloat16(x[i]));
+    hf[i] = __half2float(__ushort_as_half(bits[i]));
+    bf[i] = __bfloat162float(__ushort_as_bfloat16(bits[i]));
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    other[0] = __half_as_ushort(__hadd(__float2half(2048.0f), __float2half(1.0f)));  // 2049: a tie, to 2048
+    other[1] = __half_as_ushort(__float2half(2048.0f) + __float2half(3.0f));         // 2051: a tie, to 2052
+    other[2] = __half_as_ushort(__double2half(1.0 + 0x1p-11 + 0x1p-40));            // above the tie: up
+    other[3] = __bfloat16_as_ushort(__float2bfloat16(256.0f) + __float2bfloat16(1.0f));  // 257: to 256
+    other[4] = __bfloat16_as_ushort(__hmul(__float2bfloat16(3.0f), __float2bfloat16(1.0f / 3.0f)));
+    other[5] = __half_as_ushort(lane);
+  }
+}
+#ifdef KILN_CUDA_EMULATE
+extern "C" void kiln_narrow__emulate(void** a, const unsigned* grid, const unsigned* block) {
+  kiln_emu::run(grid, block, [&] {
+    kiln_narrow(*static_cast<const float* const*>(a[0]), *static_cast<const unsigned short* const*>(a[1]),
+                *static_cast<unsigned short* const*>(a[2]), *static_cast<unsigned short* const*>(a[3]),
+                *static_cast<float* const*>(a[4]), *static_cast<float* const*>(a[5]),
+                *static_cast<unsigned short* const*>(a[6]), *static_cast<const long long*>(a[7]));
+  });
+}
+#endif
+)";
+  struct Case { uint32_t f; uint16_t half, bf16; };
+  const std::vector<Case> cases = {
+      {0x3f800000, 0x3c00, 0x3f80},  // 1
+      {0x3f801000, 0x3c00, 0x3f80},  // 1 + 2^-11: half's tie, to even 1.0
+      {0x3f803000, 0x3c02, 0x3f80},  // 1 + 3 * 2^-11: tie, to even 0x3c02
+      {0x3f801001, 0x3c01, 0x3f80},  // just above the tie: up
+      {0x3f808000, 0x3c04, 0x3f80},  // 1 + 2^-8: bfloat16's tie, to even 1.0
+      {0x3f818000, 0x3c0c, 0x3f82},  // 1 + 3 * 2^-8: tie, to even 0x3f82
+      {0x3f808001, 0x3c04, 0x3f81},  // just above bfloat16's tie: up
+      {0x3dcccccd, 0x2e66, 0x3dcd},  // 0.1
+      {0x477fe000, 0x7bff, 0x4780},  // 65504: half's largest
+      {0x477fefff, 0x7bff, 0x4780},  // just below 65520: 65504
+      {0x477ff000, 0x7c00, 0x4780},  // 65520: the tie with infinity, up (0x7bff is odd)
+      {0x7f7fffff, 0x7c00, 0x7f80},  // FLT_MAX: both infinite
+      {0x7f7f7fff, 0x7c00, 0x7f7f},  // below bfloat16's tie: 0x7f7f
+      {0xb3800000, 0x8001, 0xb380},  // -2^-24: half's smallest subnormal
+      {0x33000000, 0x0000, 0x3300},  // 2^-25: the tie with 0, to 0
+      {0x33400000, 0x0001, 0x3340},  // 1.5 * 2^-25: up to 2^-24
+      {0x33c00000, 0x0002, 0x33c0},  // 3 * 2^-25: tie between 1 and 2 ulps, to 2
+      {0x387fe000, 0x0400, 0x3880},  // 2^-14 - 2^-25: tie, carries to the smallest normal
+      {0x00018000, 0x0000, 0x0002},  // a float subnormal: bfloat16's tie, to even 0x0002
+      {0x00008000, 0x0000, 0x0000},  // tie with 0
+      {0x80000000, 0x8000, 0x8000},  // -0
+      {0xff800000, 0xfc00, 0xff80},  // -inf
+      {0x7fc00001, 0x7fff, 0x7fff},  // NaN: canonical
+  };
+  // Narrow bits -> float bits: half exact (a NaN canonical), bfloat16 the top half (payload kept).
+  const std::vector<std::array<uint32_t, 3>> back = {
+      {0x0001, 0x33800000, 0x00010000}, {0x7bff, 0x477fe000, 0x7bff0000}, {0x3555, 0x3eaaa000, 0x35550000},
+      {0xfc00, 0xff800000, 0xfc000000}, {0x7e00, 0x7fffffff, 0x7e000000}, {0x3c01, 0x3f802000, 0x3c010000},
+      {0x0400, 0x38800000, 0x04000000}, {0x83ff, 0xb87fc000, 0x83ff0000}, {0x7fc1, 0x7fffffff, 0x7fc10000},
+  };
+  const long long n = static_cast<long long>(cases.size());
+  std::vector<float> x(n), hf(n), bf(n);
+  std::vector<uint16_t> bits(n), h(n), b(n), other(6);
+  for (long long i = 0; i < n; ++i) {
+    std::memcpy(&x[i], &cases[i].f, 4);
+    bits[i] = static_cast<uint16_t>(back[i % back.size()][0]);
+  }
+  p.buffers.resize(7);
+  KernelInfo k;
+  k.name = "kiln_narrow";
+  k.label = "narrow";
+  k.block = 32;
+  k.work = Extent{1, 1};  // the batch argument is the element count
+  k.inputs = {0, 1};
+  k.outputs = {2, 3, 4, 5, 6};
+  p.kernels.push_back(k);
+  EmulatedProgram emulated = EmulatedProgram::load(p, emulatorDir());
+  emulated.launch(0, {x.data(), bits.data(), h.data(), b.data(), hf.data(), bf.data(), other.data()}, n);
+  auto bitsOf = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; };
+  for (long long i = 0; i < n; ++i) {
+    EXPECT_EQ(h[i], cases[i].half) << std::hex << "__float2half(0x" << cases[i].f << ")";
+    EXPECT_EQ(b[i], cases[i].bf16) << std::hex << "__float2bfloat16(0x" << cases[i].f << ")";
+    EXPECT_EQ(bitsOf(hf[i]), back[i % back.size()][1]) << std::hex << "__half2float(0x" << bits[i] << ")";
+    EXPECT_EQ(bitsOf(bf[i]), back[i % back.size()][2]) << std::hex << "__bfloat162float(0x" << bits[i] << ")";
+  }
+  EXPECT_EQ(other, (std::vector<uint16_t>{0x6800, 0x6802, 0x3c01, 0x4380, 0x3f80, 0x3c00}));
+  if (nvrtcAvailable()) EXPECT_FALSE(nvrtcCompile(p, "sm_80").cubin.empty());
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ const std::string& emulatorHeader() {
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 #include <vector>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -218,6 +219,89 @@ template <typename T> T atomicExch(T* p, T v) { T old = *p; *p = v; return old; 
 template <typename T> T __ldg(const T* p) { return *p; }
 inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline int __float_as_int(float v) { int i; std::memcpy(&i, &v, 4); return i; }
+
+// cuda_fp16.h / cuda_bf16.h: __half (1-5-10) and __nv_bfloat16 (1-8-7) as their bits. A
+// conversion to them rounds to nearest even as cvt.rn does (overflow to infinity, subnormals,
+// a NaN to the canonical 0x7fff); arithmetic rounds the float result once, which equals the
+// native half/bfloat16 operation (float has more than twice their precision plus two bits).
+namespace kiln_emu {
+// The bits of the narrow format (`mant` fraction bits, exponent bias `bias`) nearest to `d`.
+inline unsigned short roundToNarrow(double d, int mant, int bias) {
+  uint64_t x;
+  std::memcpy(&x, &d, 8);
+  const unsigned short sign = static_cast<unsigned short>((x >> 63) << 15);
+  const uint64_t u = x & 0x7fffffffffffffffull;
+  const unsigned short inf = static_cast<unsigned short>(sign | ((2 * bias + 1) << mant));
+  if (u >= 0x7ff0000000000000ull) return u == 0x7ff0000000000000ull ? inf : 0x7fff;
+  const int e = static_cast<int>(u >> 52) - 1023;
+  if (e > bias) return inf;
+  const int minNormal = 1 - bias;
+  if (e < minNormal - mant - 1 || (u >> 52) == 0) return sign;  // below half the smallest subnormal
+  const uint64_t m = (u & ((1ull << 52) - 1)) | (1ull << 52);
+  const int shift = (e >= minNormal ? e - mant : minNormal - mant) - e + 52;  // in units of the result's ulp
+  uint64_t q = m >> shift;
+  const uint64_t rest = m & ((1ull << shift) - 1), halfway = 1ull << (shift - 1);
+  if (rest > halfway || (rest == halfway && (q & 1))) ++q;
+  // A normal value: exponent field and fraction (a carry out of the fraction bumps the exponent,
+  // up to infinity); a subnormal: the ulps themselves (a carry makes the smallest normal).
+  uint64_t bits = e >= minNormal ? (static_cast<uint64_t>(e + bias) << mant) + (q - (1ull << mant)) : q;
+  return static_cast<unsigned short>(sign | bits);
+}
+inline float narrowToFloat(unsigned short h, int mant, int bias) {
+  const int exponent = (h >> mant) & ((1 << (15 - mant)) - 1), fraction = h & ((1 << mant) - 1);
+  if (mant == 7) return __int_as_float(static_cast<int>(static_cast<unsigned>(h) << 16));  // bfloat16: float's top half
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+  if (exponent == (1 << (15 - mant)) - 1) return fraction ? __int_as_float(0x7fffffff) : sign * INFINITY;
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(fraction), 1 - bias - mant);
+  return sign * std::ldexp(static_cast<float>(fraction + (1 << mant)), exponent - bias - mant);
+}
+template <int Mant, int Bias, typename Self> struct Narrow {
+  unsigned short __x;
+  Narrow() = default;
+  Narrow(float f) : __x(roundToNarrow(f, Mant, Bias)) {}
+  Narrow(double d) : __x(roundToNarrow(d, Mant, Bias)) {}
+  template <typename I, typename std::enable_if<std::is_integral<I>::value, int>::type = 0>
+  Narrow(I i) : __x(roundToNarrow(static_cast<double>(i), Mant, Bias)) {}
+  operator float() const { return narrowToFloat(__x, Mant, Bias); }
+  static Self bits(unsigned short b) { Self r; r.__x = b; return r; }
+  friend Self operator+(Self a, Self b) { return Self(float(a) + float(b)); }
+  friend Self operator-(Self a, Self b) { return Self(float(a) - float(b)); }
+  friend Self operator*(Self a, Self b) { return Self(float(a) * float(b)); }
+  friend Self operator/(Self a, Self b) { return Self(float(a) / float(b)); }
+  friend Self operator-(Self a) { return bits(a.__x ^ 0x8000); }
+  Self& operator+=(Self b) { return static_cast<Self&>(*this) = *static_cast<Self*>(this) + b; }
+  Self& operator-=(Self b) { return static_cast<Self&>(*this) = *static_cast<Self*>(this) - b; }
+  Self& operator*=(Self b) { return static_cast<Self&>(*this) = *static_cast<Self*>(this) * b; }
+  Self& operator/=(Self b) { return static_cast<Self&>(*this) = *static_cast<Self*>(this) / b; }
+  friend bool operator==(Self a, Self b) { return float(a) == float(b); }
+  friend bool operator!=(Self a, Self b) { return float(a) != float(b); }
+  friend bool operator<(Self a, Self b) { return float(a) < float(b); }
+  friend bool operator<=(Self a, Self b) { return float(a) <= float(b); }
+  friend bool operator>(Self a, Self b) { return float(a) > float(b); }
+  friend bool operator>=(Self a, Self b) { return float(a) >= float(b); }
+};
+}  // namespace kiln_emu
+struct __half : kiln_emu::Narrow<10, 15, __half> { using Narrow::Narrow; __half() = default; };
+struct __nv_bfloat16 : kiln_emu::Narrow<7, 127, __nv_bfloat16> { using Narrow::Narrow; __nv_bfloat16() = default; };
+typedef __half half;
+typedef __nv_bfloat16 nv_bfloat16;
+inline __half __float2half(float f) { return __half(f); }
+inline __half __float2half_rn(float f) { return __half(f); }
+inline __half __double2half(double d) { return __half(d); }
+inline float __half2float(__half h) { return float(h); }
+inline unsigned short __half_as_ushort(__half h) { return h.__x; }
+inline __half __ushort_as_half(unsigned short b) { return __half::bits(b); }
+inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
+inline __nv_bfloat16 __double2bfloat16(double d) { return __nv_bfloat16(d); }
+inline float __bfloat162float(__nv_bfloat16 h) { return float(h); }  // a NaN keeps its payload, as in cuda_bf16.h
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.__x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short b) { return __nv_bfloat16::bits(b); }
+template <typename T> T __hadd(T a, T b) { return a + b; }
+template <typename T> T __hsub(T a, T b) { return a - b; }
+template <typename T> T __hmul(T a, T b) { return a * b; }
+template <typename T> T __hdiv(T a, T b) { return a / b; }
+template <typename T> T __hneg(T a) { return -a; }
 )EMU";
   return header;
 }
@@ -279,6 +363,13 @@ std::string compileEmulated(const Program& program, const std::string& dir) {
     // the same kernels at the same time read one of them, never a part.
     std::string header = (std::filesystem::path(dir) / headerName).string();
     if (!std::filesystem::exists(header)) files::replace_file_contents(header, "kiln: the CUDA emulator", headerText);
+    // The toolkit headers a kernel may include: their declarations are in the emulator header.
+    for (const char* toolkit : {"cuda_fp16.h", "cuda_bf16.h"}) {
+      std::string path = (std::filesystem::path(dir) / toolkit).string();
+      if (!std::filesystem::exists(path))
+        files::replace_file_contents(path, "kiln: the CUDA emulator",
+                                     "// kiln's SIMT emulator: __half, __nv_bfloat16 and their conversions are in its header.\n#pragma once\n");
+    }
     if (!std::filesystem::exists(header + ".gch")) {
       try {  // not fatal: the header is read instead
         files::replace_file(header + ".gch", "kiln: the CUDA emulator", [&](const std::string& tmp) {

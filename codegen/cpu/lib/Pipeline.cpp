@@ -200,6 +200,9 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
     tiles.vectorRegisters = options.vector_registers;
     tiles.fuseEpilogues = options.fuse_epilogues;
     pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
+    KilnVectorizeTransposesOptions transposes;
+    transposes.vectorBits = options.vector_bits;
+    pm.addNestedPass<mlir::func::FuncOp>(createKilnVectorizeTransposes(transposes));
   }
   // kiln.collective_start: a runtime call right after its bucket; only on out-params.
   pm.addPass(createKilnStartCollectives());

@@ -1,10 +1,11 @@
-// -kiln-outline-kernels: a large bufferized function's kernels move each into a private
-// function taking its buffers as arguments, structurally equal ones merged into one (an
-// unrolled time loop's steps share their kernels), then the calls, a run at a time, into
-// private functions, so that LLVM optimizes and compiles each distinct kernel once and its
-// time on the rest stays about linear in the function's size.
+// -kiln-outline-kernels: when a large bufferized function's kernels repeat, each moves into
+// a private function taking its buffers as arguments, structurally equal ones merged into
+// one (an unrolled time loop's steps share their kernels); then its kernels or calls, a run
+// at a time, move into private functions, so that LLVM optimizes and compiles each distinct
+// kernel once and its time on the rest stays about linear in the function's size.
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "kiln/codegen/cpu.h"
 #include "llvm/ADT/SetVector.h"
@@ -176,6 +177,38 @@ bool structurallyEqual(mlir::func::FuncOp a, mlir::func::FuncOp b) {
                                                           mlir::OperationEquivalence::IgnoreLocations);
 }
 
+// A hash of a kernel and the ops inside it that ignores which values they use, their
+// locations, kiln.kernel names and the static offsets of strided views (as argumentType
+// does): kernels that outlineEachKernel would merge hash alike.
+llvm::hash_code kernelHash(mlir::Operation* kernel) {
+  llvm::hash_code hash = llvm::hash_value(0);
+  auto hashType = [&](mlir::Type type) {
+    auto memref = mlir::dyn_cast<mlir::MemRefType>(type);
+    auto layout = memref ? mlir::dyn_cast<mlir::StridedLayoutAttr>(memref.getLayout()) : nullptr;
+    hash = layout ? llvm::hash_combine(hash, memref.getShape(), memref.getElementType(), layout.getStrides())
+                  : llvm::hash_combine(hash, type);
+  };
+  kernel->walk([&](mlir::Operation* op) {
+    hash = llvm::hash_combine(hash, op->getName(), op->getNumRegions());
+    for (mlir::NamedAttribute attr : op->getAttrs())
+      if (attr.getName() != "kiln.kernel") hash = llvm::hash_combine(hash, attr.getName(), attr.getValue());
+    for (mlir::Type type : op->getOperandTypes()) hashType(type);
+    for (mlir::Type type : op->getResultTypes()) hashType(type);
+  });
+  return hash;
+}
+
+// Whether at least half of `block`'s kernels that become loops repeat an earlier one (by
+// kernelHash): only then does a function per kernel save LLVM more than it costs (calls,
+// argument descriptors; a graph of distinct kernels compiles as fast without).
+bool kernelsRepeat(mlir::Block& block) {
+  std::unordered_set<size_t> distinct;
+  int64_t kernels = 0;
+  for (mlir::Operation& op : block)
+    if (isLoopKernel(&op)) ++kernels, distinct.insert(static_cast<size_t>(kernelHash(&op)));
+  return 2 * static_cast<int64_t>(distinct.size()) <= kernels;
+}
+
 // Moves each kernel that becomes loops (isLoopKernel) of `f`'s body into a private
 // function @<f>_kernel_<i> taking its buffers as arguments; a kernel structurally equal to
 // one outlined before calls that one's function instead (the steps of an unrolled time
@@ -221,7 +254,7 @@ struct KilnOutlineKernels : impl::KilnOutlineKernelsBase<KilnOutlineKernels> {
       mlir::Block& block = f.getBody().front();
       int64_t kernels = llvm::count_if(block, [](mlir::Operation& op) { return isKernel(&op) || isLoopKernel(&op); });
       if (kernels < 2 * perFunction) continue;
-      if (mergeKernels) outlineEachKernel(f, symbols);
+      if (mergeKernels && kernelsRepeat(block)) outlineEachKernel(f, symbols);
       // Runs of the non-recomputable ops (the terminator excepted) holding
       // kernelsPerFunction kernels each (the last one the rest).
       llvm::SmallVector<llvm::SmallVector<mlir::Operation*>> runs(1);

@@ -1,5 +1,5 @@
-// RUN: kiln-opt %s -kiln-outline-kernels="kernels-per-function=4" | FileCheck %s
-// RUN: kiln-opt %s -kiln-outline-kernels="kernels-per-function=4" | FileCheck %s --check-prefix=NAMES
+// RUN: kiln-opt %s -split-input-file -kiln-outline-kernels="kernels-per-function=4" | FileCheck %s
+// RUN: kiln-opt %s -split-input-file -kiln-outline-kernels="kernels-per-function=4" | FileCheck %s --check-prefix=NAMES
 // With merge-kernels (the default), each kernel of a function of at least 2 x 4 kernels
 // first becomes a private noinline function taking its buffers as arguments (views of the
 // arena, a loaded scalar); a kernel structurally equal to an earlier one calls its function.
@@ -7,7 +7,8 @@
 // one with its operands swapped, the fills of a loaded scalar, of 0 and of 1 stay apart; the
 // copies of the left and right halves (subviews at offsets 0 and 4, which become loops) share
 // one function whose arguments' offsets are dynamic; a contiguous copy (a memcpy) stays.
-// Then the calls are cut into runs of 4 as before.
+// Then the calls are cut into runs of 4 as before. (Of the 9 kernels that become loops,
+// 3 kinds when values are ignored, so at least half repeat: see @distinct.)
 
 // NAMES-NOT:   kiln.kernel
 // CHECK-LABEL: func.func private @steps_kernel_0
@@ -101,5 +102,31 @@ func.func @steps(%a: memref<4x8xf32>, %b: memref<4x8xf32>, %s: memref<f32>, %out
   memref.copy %right, %oright : memref<4x4xf32, strided<[8, 1], offset: 4>> to memref<4x4xf32, strided<[8, 1], offset: 4>>
   memref.copy %v1, %v0 : memref<4x8xf32> to memref<4x8xf32>
   memref.dealloc %arena : memref<384xi8>
+  return
+}
+
+// -----
+
+// Fewer than half of the kernels repeat (here none: other shapes): no function per kernel
+// (it would cost LLVM more than it saves); the runs hold the kernels themselves.
+// CHECK-NOT:   @distinct_kernel_
+// CHECK-LABEL: func.func private @distinct_part_0
+// CHECK-COUNT-4: linalg.fill
+// CHECK-LABEL: func.func private @distinct_part_1
+// CHECK-COUNT-4: linalg.fill
+// CHECK-LABEL: func.func @distinct
+// CHECK-NEXT:    call @distinct_part_0
+// CHECK-NEXT:    call @distinct_part_1
+// CHECK-NEXT:    return
+func.func @distinct(%x: f32, %m1: memref<1xf32>, %m2: memref<2xf32>, %m3: memref<3xf32>, %m4: memref<4xf32>,
+                    %m5: memref<5xf32>, %m6: memref<6xf32>, %m7: memref<7xf32>, %m8: memref<8xf32>) {
+  linalg.fill ins(%x : f32) outs(%m1 : memref<1xf32>)
+  linalg.fill ins(%x : f32) outs(%m2 : memref<2xf32>)
+  linalg.fill ins(%x : f32) outs(%m3 : memref<3xf32>)
+  linalg.fill ins(%x : f32) outs(%m4 : memref<4xf32>)
+  linalg.fill ins(%x : f32) outs(%m5 : memref<5xf32>)
+  linalg.fill ins(%x : f32) outs(%m6 : memref<6xf32>)
+  linalg.fill ins(%x : f32) outs(%m7 : memref<7xf32>)
+  linalg.fill ins(%x : f32) outs(%m8 : memref<8xf32>)
   return
 }

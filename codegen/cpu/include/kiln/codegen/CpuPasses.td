@@ -160,9 +160,11 @@ def KilnOutlineKernels : Pass<"kiln-outline-kernels", "mlir::ModuleOp"> {
     least 2 x `kernels-per-function` kernels (ops with regions: linalg ops,
     loops; and calls):
 
-    With `merge-kernels` (the default), each kernel that becomes loops (an op
-    with regions, a `memref.copy` of a strided view) first becomes a private
-    function `@<function>_kernel_<i>` (LLVM `noinline`) taking the
+    With `merge-kernels` (the default), when at least half of the kernels that
+    become loops (ops with regions, `memref.copy` of strided views) repeat an
+    earlier one (a hash of their ops, attributes and types, values, locations,
+    `kiln.kernel` names and views' static offsets aside), each of them first
+    becomes a private function `@<function>_kernel_<i>` (LLVM `noinline`) taking the
     buffers it uses as arguments (a strided view with its offset dynamic when
     only linalg ops, copies and `memref.dim` use it, so slices at different offsets
     pass alike) and recomputing the other constants and index arithmetic it
@@ -217,6 +219,30 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::func::FuncDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];
+}
+
+def KilnVectorizeTransposes : Pass<"kiln-vectorize-transposes", "mlir::func::FuncOp"> {
+  let summary = "Tiles static 2-d f32/f64 linalg.transpose ops into vector-register squares";
+  let description = [{
+    A static 2-d `linalg.transpose` on f32 or f64 tensors (the generated
+    GEMM's per-block copy of a B read across its rows, x W^T) is tiled into
+    squares of one vector register's lanes (16x16 f32 with 512-bit vectors,
+    8x8 with 256-bit ones), each vectorized into a `vector.transpose` of
+    registers and lowered to shuffles (the 16x16 unpack/shuffle network with
+    512-bit f32, AVX2's 8x8 shuffle-and-blend network with 256-bit f32, else
+    one `vector.shuffle` that LLVM lowers to permutes).
+    Edges that are no multiple of the lanes stay loops. Without it the copy
+    moves one element per strided scalar load. Runs on tensors after
+    -kiln-tile-matmuls.
+  }];
+  let options = [
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "Bits of a vector register (0: the host's: 512 with AVX-512, 256 with AVX)">,
+  ];
+  // LLVM: the AVX2 8x8 lowering blends with inline assembly.
+  let dependentDialects = ["mlir::vector::VectorDialect", "mlir::scf::SCFDialect",
+                           "mlir::tensor::TensorDialect", "mlir::affine::AffineDialect",
+                           "mlir::LLVM::LLVMDialect"];
 }
 
 def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {

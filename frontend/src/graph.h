@@ -52,6 +52,7 @@ struct GraphSpec {
   std::vector<std::pair<int, int>> donations;
   // Exact structural key (op kinds, attributes, shapes, dtypes, wiring; no values).
   std::string key() const;
+  void append_key(std::string& out) const;  // appends key() to `out`
 };
 
 // A compiled graph of some backend. run() may be called from several threads

@@ -132,39 +132,66 @@ std::vector<std::string>& custom_recording_stack() {
   return stack;
 }
 
+namespace {
+
+// The key is binary: every field fixed-size or counted, so two graphs share a
+// key exactly when they are structurally equal (and it is cheap to build: it is
+// made on every realize).
+template <typename T>
+void append_raw(std::string& k, T v) {
+  k.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void append_string(std::string& k, const std::string& s) {
+  append_raw<uint32_t>(k, static_cast<uint32_t>(s.size()));
+  k += s;
+}
+void append_shape(std::string& k, const Shape& s, DType t) {
+  append_raw<uint8_t>(k, static_cast<uint8_t>(t));
+  append_raw<uint32_t>(k, static_cast<uint32_t>(s.size()));
+  k.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(int64_t));
+}
+
+}  // namespace
+
+void GraphSpec::append_key(std::string& k) const {
+  append_raw<uint32_t>(k, static_cast<uint32_t>(args.size()));
+  for (const Arg& a : args) append_shape(k, a.shape, a.dtype);
+  append_raw<uint32_t>(k, static_cast<uint32_t>(ops.size()));
+  for (const GraphOp& op : ops) {
+    append_string(k, op.op);
+    append_raw<uint32_t>(k, static_cast<uint32_t>(op.operands.size()));
+    k.append(reinterpret_cast<const char*>(op.operands.data()), op.operands.size() * sizeof(int));
+    append_raw<uint32_t>(k, static_cast<uint32_t>(op.attrs.size()));
+    for (const Attr& a : op.attrs) {
+      append_string(k, a.name);
+      append_raw<uint8_t>(k, static_cast<uint8_t>(a.kind));
+      switch (a.kind) {
+        case Attr::Kind::Int: append_raw(k, a.i); break;
+        case Attr::Kind::Ints: append_shape(k, a.ints, DType::i64); break;
+        case Attr::Kind::Float: case Attr::Kind::Splat: append_raw(k, a.f); break;  // the bits: exact
+        case Attr::Kind::Str: append_string(k, a.s); break;
+        case Attr::Kind::Unit: break;
+      }
+    }
+    append_shape(k, op.shape, op.dtype);
+    for (const std::shared_ptr<const GraphSpec>& region : {op.forward, op.backward}) {
+      append_raw<uint8_t>(k, region ? 1 : 0);
+      if (region) region->append_key(k);
+    }
+  }
+  append_raw<uint32_t>(k, static_cast<uint32_t>(outputs.size()));
+  k.append(reinterpret_cast<const char*>(outputs.data()), outputs.size() * sizeof(int));
+  append_raw<uint32_t>(k, static_cast<uint32_t>(donations.size()));
+  for (auto [output, arg] : donations) {
+    append_raw(k, output);
+    append_raw(k, arg);
+  }
+}
+
 std::string GraphSpec::key() const {
   std::string k;
   k.reserve(64 * (ops.size() + args.size()));
-  auto add_shape = [&](const Shape& s, DType t) {
-    k += dtype_name(t);
-    for (int64_t d : s) k += "x" + std::to_string(d);
-    k += ';';
-  };
-  for (const Arg& a : args) add_shape(a.shape, a.dtype);
-  k += '|';
-  for (const GraphOp& op : ops) {
-    k += op.op;
-    k += '(';
-    for (int v : op.operands) k += std::to_string(v) + ",";
-    k += ')';
-    for (const Attr& a : op.attrs) {
-      k += a.name + "=";
-      switch (a.kind) {
-        case Attr::Kind::Int: k += std::to_string(a.i); break;
-        case Attr::Kind::Ints: for (int64_t v : a.ints) k += std::to_string(v) + ","; break;
-        case Attr::Kind::Float: case Attr::Kind::Splat: k += fmt::format("{:a}", a.f); break;
-        case Attr::Kind::Str: k += a.s; break;
-        case Attr::Kind::Unit: k += "1"; break;
-      }
-      k += ' ';
-    }
-    add_shape(op.shape, op.dtype);
-    if (op.forward) k += "{" + op.forward->key() + "}";
-    if (op.backward) k += "{" + op.backward->key() + "}";
-  }
-  k += '|';
-  for (int o : outputs) k += std::to_string(o) + ",";
-  for (auto [output, arg] : donations) k += "d" + std::to_string(output) + ":" + std::to_string(arg) + ",";
+  append_key(k);
   return k;
 }
 
@@ -267,7 +294,10 @@ GraphSpec explained(const GraphSpec& g, const PreparedGraph& prepared) {
 std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec, const Backend& backend) {
   GraphCache& c = cache();
   // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
-  std::string key = backend_key(backend) + "|" + spec.key();
+  std::string key = backend_key(backend);
+  key.reserve(key.size() + 1 + 64 * (spec.ops.size() + spec.args.size()));
+  key += '|';
+  spec.append_key(key);
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     auto it = c.compiled.find(key);
@@ -317,6 +347,54 @@ std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec, const Backe
   return exe;
 }
 
+// Nodes to ints for one realize: open addressing on the pointer, one array (a
+// realize walks every pending node; node-based hash tables were a third of a
+// small training step's host time in allocations).
+class NodeMap {
+ public:
+  explicit NodeMap(size_t expected = 64) { grow(expected); }
+  // The value of `n`, or null.
+  int* find(const Node* n) {
+    Slot& s = slot(n);
+    return s.node ? &s.value : nullptr;
+  }
+  bool contains(const Node* n) { return find(n) != nullptr; }
+  // Adds `n` with `value`; false (and nothing changed) if present.
+  bool insert(const Node* n, int value = 0) {
+    Slot* s = &slot(n);
+    if (s->node) return false;
+    if (2 * (size_ + 1) > slots_.size()) {
+      grow(size_ + 1);
+      s = &slot(n);
+    }
+    *s = {n, value};
+    ++size_;
+    return true;
+  }
+
+ private:
+  struct Slot {
+    const Node* node = nullptr;
+    int value = 0;
+  };
+  Slot& slot(const Node* n) {
+    size_t mask = slots_.size() - 1;
+    size_t i = (reinterpret_cast<uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull >> 20 & mask;
+    while (slots_[i].node && slots_[i].node != n) i = (i + 1) & mask;
+    return slots_[i];
+  }
+  void grow(size_t expected) {
+    size_t capacity = 16;
+    while (capacity < 4 * expected) capacity *= 2;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(capacity, Slot{});
+    for (const Slot& s : old)
+      if (s.node) slot(s.node) = s;
+  }
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 // Flattens the pending subgraph behind `outputs` into a GraphSpec and its argument values.
 class GraphBuilder {
  public:
@@ -324,6 +402,9 @@ class GraphBuilder {
   std::vector<Array> arg_values;
 
   explicit GraphBuilder(const std::vector<NodePtr>& outputs) {
+    spec.ops.reserve(128);
+    spec.args.reserve(32);
+    arg_values.reserve(32);
     mark_recompute(outputs);
     for (const NodePtr& n : outputs) spec.outputs.push_back(emit(n.get()));
   }
@@ -332,14 +413,14 @@ class GraphBuilder {
   // Realized nodes on a path to a gradient request's y are recomputed, so
   // gradients flow through them to the leaves behind.
   void mark_recompute(const std::vector<NodePtr>& outputs) {
-    std::unordered_set<const Node*> visited;
+    NodeMap visited(256);
     std::vector<const Node*> work;
     for (const NodePtr& n : outputs) work.push_back(n.get());
     std::vector<const Node*> ys;
     while (!work.empty()) {
       const Node* n = work.back();
       work.pop_back();
-      if (n->realized() || !visited.insert(n).second) continue;
+      if (n->realized() || !visited.insert(n)) continue;
       if (n->gradient_request) ys.push_back(n->inputs[0].get());
       for (const NodePtr& in : n->inputs) work.push_back(in.get());
     }
@@ -348,16 +429,15 @@ class GraphBuilder {
       const Node* n = ys.back();
       ys.pop_back();
       // No gradient flows through a node recorded without backprop: what is behind it need not be recomputed.
-      if (n->is_leaf() || n->no_backprop || !recompute_.insert(n).second) continue;
+      if (n->is_leaf() || n->no_backprop || !recompute_.insert(n)) continue;
       for (const NodePtr& in : n->inputs) ys.push_back(in.get());
     }
   }
 
   int emit(const Node* n) {
-    auto it = ids_.find(n);
-    if (it != ids_.end()) return it->second;
+    if (const int* known = ids_.find(n)) return *known;
     int id;
-    if (n->is_leaf() || (n->realized() && !recompute_.count(n))) {
+    if (n->is_leaf() || (n->realized() && !recompute_.contains(n))) {
       id = static_cast<int>(spec.args.size());
       std::shared_ptr<VariableData> owner = n->leaf_of.lock();
       bool state = n->is_leaf() && (n->state || (owner && owner->state));
@@ -370,6 +450,7 @@ class GraphBuilder {
         throw Error("kiln: a variable of a custom function's forward or backward (one of its "
                     "inputs or a value computed from them) was used outside the function");
       GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line, n->forward, n->backward};
+      op.operands.reserve(n->inputs.size());
       for (const NodePtr& in : n->inputs) {
         op.operands.push_back(emit(in.get()));
         if (op.link.expired() && in->is_leaf())
@@ -383,7 +464,7 @@ class GraphBuilder {
         id = -static_cast<int>(spec.ops.size());
       }
     }
-    ids_[n] = id;
+    ids_.insert(n, id);
     return id;
   }
 
@@ -404,18 +485,18 @@ class GraphBuilder {
     for (size_t k = 0; k < outputs.size(); ++k)
       for (auto [next, current] : *t_donations) {
         if (next != outputs[k].get()) continue;
-        auto it = ids_.find(current);
-        if (it == ids_.end() || it->second < 0 || it->second >= static_cast<int>(spec.args.size())) continue;
-        const GraphSpec::Arg& arg = spec.args[it->second];
-        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(it->second).second) continue;
-        spec.donations.push_back({static_cast<int>(k), it->second});
+        const int* id = ids_.find(current);
+        if (!id || *id < 0 || *id >= static_cast<int>(spec.args.size())) continue;
+        const GraphSpec::Arg& arg = spec.args[*id];
+        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(*id).second) continue;
+        spec.donations.push_back({static_cast<int>(k), *id});
       }
   }
 
  private:
   bool has_grad_requests_ = false;
-  std::unordered_set<const Node*> recompute_;
-  std::unordered_map<const Node*, int> ids_;
+  NodeMap recompute_{64};
+  NodeMap ids_{256};
   std::vector<const Node*> arg_ids_;
 
  public:
@@ -451,16 +532,17 @@ void realize() {
   auto& reg = registry();
   uint64_t me = thread_token();
   std::vector<NodePtr> outputs;
-  std::unordered_set<const Node*> seen, data_nodes;
+  NodeMap seen(256), data_nodes(256);
   std::vector<Node*> grads;  // gradients computed here: collapsed to leaves afterwards
   size_t live = 0;
-  for (auto& weak : reg) {
-    auto data = weak.lock();
+  for (size_t i = 0; i < reg.size(); ++i) {
+    auto data = reg[i].lock();
     if (!data || data->thread.load(std::memory_order_relaxed) != me) continue;
-    reg[live++] = weak;
+    if (live != i) reg[live] = std::move(reg[i]);
+    ++live;
     if (data->node) data_nodes.insert(data->node.get());
     for (const NodePtr& n : {data->node, data->grad})
-      if (n && !n->realized() && seen.insert(n.get()).second) {
+      if (n && !n->realized() && seen.insert(n.get())) {
         outputs.push_back(n);
         if (n == data->grad) grads.push_back(n.get());
       }
@@ -481,7 +563,7 @@ void realize() {
   // A computed gradient is a value, not a graph: a gradient accumulated over
   // many steps (an input's, nobody reads) holds no earlier step.
   for (Node* g : grads)
-    if (!data_nodes.count(g)) collapse_to_leaf(*g);
+    if (!data_nodes.contains(g)) collapse_to_leaf(*g);
 }
 
 }  // namespace kiln::detail

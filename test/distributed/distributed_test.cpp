@@ -580,6 +580,18 @@ TEST(DistributedNccl, StuckRankAbortsEveryRank) {
   ADD_FAILURE() << "rank " << comm.rank() << " was not aborted";
 }
 
+// ctest mpi/np2/nccl/StuckInitAbortsEveryRank (KILN_MN_TIMEOUT=2, KILN_FAKE_NCCL_STUCK_INIT=1):
+// rank 1's NCCL setup never starts, so rank 0's nonblocking ncclCommInitRankConfig never
+// completes either; each polls it until the deadline, then the job is aborted with the message.
+TEST(DistributedNccl, StuckInitAbortsEveryRank) {
+  if (!std::getenv("KILN_FAKE_NCCL_STUCK_INIT")) GTEST_SKIP() << "run by ctest with KILN_FAKE_NCCL_STUCK_INIT set";
+  NcclGpu gpu;
+  const auto start = std::chrono::steady_clock::now();
+  D::Communicator comm = D::create_communicator("nccl");
+  ADD_FAILURE() << "rank " << comm.rank() << " was not aborted after "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s";
+}
+
 // Without mpirun: a GPU and a libnccl make a communicator of size 1; a library that cannot be
 // loaded or lacks NCCL's entry points is a clear error naming it.
 TEST(DistributedNcclSingle, LibncclIsFoundOrNamedInTheError) {

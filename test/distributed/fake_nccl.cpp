@@ -6,17 +6,28 @@
 // which the test's fake driver asks from cuStreamQuery / cuStreamSynchronize. It checks what
 // NCCL would reject (a null stream, a rank or size that is not the job's, ranks given
 // different unique ids) and counts its calls (kiln_fake_nccl_counts). No ncclAvg (kiln sums).
+// ncclCommInitRankConfig with config->blocking = 0 returns ncclInProgress and the
+// communicator's setup (rank 0's id broadcast, the ids compared, MPI_Comm_idup) advances at
+// each ncclCommGetAsyncError, as NCCL's; KILN_FAKE_NCCL_STUCK_INIT=<rank> makes that rank's
+// setup never start, so that the others' never completes either.
 #include <mpi.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "../../frontend/src/distributed/nccl_abi.h"
 
+// A communicator, set up in steps (stage) by advance().
 struct ncclComm {
-  MPI_Comm comm;
+  MPI_Comm comm = MPI_COMM_NULL;
+  enum { stuck, bcast_id, compare_ids, dup, ready } stage = bcast_id;
+  ncclResult_t result = ncclInProgress;  // once stage is ready
+  MPI_Request request = MPI_REQUEST_NULL;
+  ncclUniqueId id{}, root{};
+  int differs = 0, any = 0;
 };
 
 namespace {
@@ -44,6 +55,34 @@ bool mpi_ready() {
   MPI_Finalized(&finalized);
   return initialized && !finalized;
 }
+
+// Advances `c`'s setup by what has completed; ncclInProgress until it is done.
+ncclResult_t advance(ncclComm* c) {
+  int done = 1;
+  while (c->stage != ncclComm::ready && c->stage != ncclComm::stuck) {
+    if (c->request != MPI_REQUEST_NULL) MPI_Test(&c->request, &done, MPI_STATUS_IGNORE);
+    if (!done) break;
+    if (c->stage == ncclComm::bcast_id) {  // every rank must have rank 0's id (what kiln broadcast)
+      c->differs = std::memcmp(&c->root, &c->id, sizeof c->root) != 0 || c->id.internal[0] == 0;
+      MPI_Iallreduce(&c->differs, &c->any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &c->request);
+      c->stage = ncclComm::compare_ids;
+    } else if (c->stage == ncclComm::compare_ids) {
+      if (c->any) {
+        c->result = ncclInvalidArgument, c->stage = ncclComm::ready;
+      } else {
+        MPI_Comm_idup(MPI_COMM_WORLD, &c->comm, &c->request);
+        c->stage = ncclComm::dup;
+      }
+    } else {
+      c->result = ncclSuccess, c->stage = ncclComm::ready;
+      ++inits;
+    }
+  }
+  return c->stage == ncclComm::ready ? c->result : ncclInProgress;
+}
+
+// Whether `c` is set up (collectives on it are valid).
+bool usable(const ncclComm* c) { return c && c->stage == ncclComm::ready && c->result == ncclSuccess; }
 
 }  // namespace
 
@@ -82,28 +121,37 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId* unique_id) {
   return ncclSuccess;
 }
 
-ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId comm_id, int rank) {
+ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId comm_id, int rank,
+                                    ncclConfig_t* config) {
   if (!mpi_ready()) return ncclSystemError;
+  if (config && (config->magic != 0xcafebeefu || config->size < sizeof(ncclConfig_t))) return ncclInvalidArgument;
   int world_rank = 0, world_size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
   if (nranks != world_size || rank != world_rank) return ncclInvalidArgument;
-  // Every rank must have rank 0's id (what kiln broadcast).
-  ncclUniqueId root = comm_id;
-  MPI_Bcast(&root, sizeof root, MPI_BYTE, 0, MPI_COMM_WORLD);
-  int differs = std::memcmp(&root, &comm_id, sizeof root) != 0 || comm_id.internal[0] == 0, any = 0;
-  MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (any) return ncclInvalidArgument;
-  *comm = new ncclComm;
-  MPI_Comm_dup(MPI_COMM_WORLD, &(*comm)->comm);
-  ++inits;
-  return ncclSuccess;
+  auto* c = new ncclComm;
+  *comm = c;
+  c->id = c->root = comm_id;
+  const char* stuck = std::getenv("KILN_FAKE_NCCL_STUCK_INIT");
+  if (stuck && std::atoi(stuck) == rank)
+    c->stage = ncclComm::stuck;
+  else
+    MPI_Ibcast(&c->root, sizeof c->root, MPI_BYTE, 0, MPI_COMM_WORLD, &c->request);
+  if (config && config->blocking == 0) return advance(c);
+  ncclResult_t rc;
+  while ((rc = advance(c)) == ncclInProgress) {
+  }
+  return rc;
+}
+
+ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId comm_id, int rank) {
+  return ncclCommInitRankConfig(comm, nranks, comm_id, rank, nullptr);
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (!comm) return ncclInvalidArgument;
-  if (mpi_ready()) MPI_Comm_free(&comm->comm);
-  delete comm;
+  if (mpi_ready() && comm->comm != MPI_COMM_NULL) MPI_Comm_free(&comm->comm);
+  delete comm;  // (a setup still in progress is abandoned: the job is being aborted)
   return ncclSuccess;
 }
 
@@ -111,7 +159,7 @@ ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
 
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
   if (!comm) return ncclInvalidArgument;
-  *async_error = ncclSuccess;
+  *async_error = advance(comm);
   return ncclSuccess;
 }
 
@@ -128,7 +176,7 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
                            ncclRedOp_t op, ncclComm_t comm, CUstream_st* stream) {
   MPI_Datatype type;
   size_t size = 0;
-  if (!comm || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff || op == ncclAvg)
+  if (!usable(comm) || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff || op == ncclAvg)
     return ncclInvalidArgument;
   MPI_Op mpi_op = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
   pending.push_back(MPI_REQUEST_NULL);
@@ -142,7 +190,7 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
                            ncclComm_t comm, CUstream_st* stream) {
   MPI_Datatype type;
   size_t size = 0;
-  if (!comm || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff)
+  if (!usable(comm) || !stream || !recvbuff || !mpi_type(datatype, &type, &size) || count > 0x7fffffff)
     return ncclInvalidArgument;
   int rank = 0;
   MPI_Comm_rank(comm->comm, &rank);

@@ -1,6 +1,7 @@
 // kiln::distributed's NCCL transport ("nccl", "pure_nccl"; kiln/distributed.h), as ChainerMN's:
 // libnccl.so.2 loaded with dlopen (KILN_NCCL_LIBRARY names another), bootstrapped over MPI
-// (rank 0's ncclGetUniqueId broadcast, ncclCommInitRank on GPU intra_rank()), collectives
+// (rank 0's ncclGetUniqueId broadcast, a nonblocking ncclCommInitRankConfig on GPU intra_rank()
+// polled against KILN_MN_TIMEOUT, so that a rank that never joins ends the job), collectives
 // enqueued on kiln's stream of that GPU (so after the kernels that computed their buffers, and
 // before what reads them) and waited for by polling the stream against KILN_MN_TIMEOUT.
 #include <fmt/format.h>
@@ -56,7 +57,7 @@ LoadedNccl load_nccl() {
     return r;
   }
   if (std::string missing = KILN_DL_RESOLVE_TABLE(lib.handle, r.table, KILN_NCCL_ENTRY_POINTS); !missing.empty())
-    r.reason = "the loaded libnccl lacks " + missing + " (kiln calls NCCL 2's API)";
+    r.reason = "the loaded libnccl lacks " + missing + " (kiln calls the API of NCCL 2.14 or later)";
   return r;
 }
 
@@ -105,7 +106,17 @@ class Nccl final : public CommunicatorImpl {
     mpi_->wait_all(fn + " (broadcasting rank 0's ncclUniqueId)");
     if (boot.rc != ncclSuccess) check(static_cast<ncclResult_t>(boot.rc), "ncclGetUniqueId (on rank 0)", fn);
     cuda_driver::make_current(device_);
-    check(t_.ncclCommInitRank(&comm_, size, boot.id, rank), "ncclCommInitRank", fn);
+    // Nonblocking: a rank that never joins (dead, stuck, unreachable) would keep a blocking
+    // ncclCommInitRank waiting forever; this one is polled until the deadline, then aborts.
+    ncclConfig_t config = kiln_nccl_config();
+    config.blocking = 0;
+    ncclResult_t rc = t_.ncclCommInitRankConfig(&comm_, size, boot.id, rank, &config);
+    rc = settle(rc, fmt::format("{} (ncclCommInitRankConfig of rank {} on GPU {})", fn, rank, device_));
+    if (rc != ncclSuccess) {
+      if (comm_) t_.ncclCommAbort(comm_);
+      comm_ = nullptr;
+      check(rc, "ncclCommInitRankConfig", fn);
+    }
   }
   ~Nccl() override {
     if (comm_) t_.ncclCommDestroy(comm_);
@@ -123,16 +134,19 @@ class Nccl final : public CommunicatorImpl {
   bool device_collectives() const override { return true; }
   size_t start_device_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op, int device) override {
     CUstream s = stream_of(device, "allreduce");
-    check(t_.ncclAllReduce(buffer, buffer, static_cast<size_t>(count), nccl_type(dtype),
-                           op == ReduceOp::sum ? ncclSum : ncclMax, comm_, s),
-          "ncclAllReduce", fmt::format("kiln::distributed: allreduce of {} {} on @cuda:{}", count, dtype_name(dtype),
-                                       device));
+    const std::string what =
+        fmt::format("kiln::distributed: allreduce of {} {} on @cuda:{}", count, dtype_name(dtype), device);
+    check(settle(t_.ncclAllReduce(buffer, buffer, static_cast<size_t>(count), nccl_type(dtype),
+                                  op == ReduceOp::sum ? ncclSum : ncclMax, comm_, s),
+                 what),
+          "ncclAllReduce", what);
     return add_device();
   }
   size_t start_device_bcast(void* buffer, size_t bytes, int root, int device) override {
     CUstream s = stream_of(device, "bcast");
-    check(t_.ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, s), "ncclBroadcast",
-          fmt::format("kiln::distributed: broadcast of {} bytes from rank {} on @cuda:{}", bytes, root, device));
+    const std::string what =
+        fmt::format("kiln::distributed: broadcast of {} bytes from rank {} on @cuda:{}", bytes, root, device);
+    check(settle(t_.ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, s), what), "ncclBroadcast", what);
     return add_device();
   }
 
@@ -175,6 +189,17 @@ class Nccl final : public CommunicatorImpl {
     const char* text = t_.ncclGetErrorString(rc);
     throw Error(fmt::format("{}: {} failed: {} (ncclResult_t {})", what, call, text ? text : "(no message)",
                             static_cast<int>(rc)));
+  }
+  // The result of a call on the nonblocking communicator: ncclInProgress polls
+  // ncclCommGetAsyncError until NCCL has done the call's host part (against the deadline:
+  // past it the job is aborted as by poll_until).
+  ncclResult_t settle(ncclResult_t rc, const std::string& what) {
+    if (rc != ncclInProgress) return rc;
+    poll_until(*this, what, [&] {
+      if (ncclResult_t q = t_.ncclCommGetAsyncError(comm_, &rc); q != ncclSuccess) rc = q;
+      return rc != ncclInProgress;
+    });
+    return rc;
   }
   // kiln's stream on this rank's GPU, current; a buffer of another GPU throws.
   CUstream stream_of(int device, const char* op) const {

@@ -40,7 +40,20 @@ typedef enum {
 
 ncclResult_t ncclGetVersion(int* version);
 ncclResult_t ncclGetUniqueId(ncclUniqueId* unique_id);
+// ncclConfig_t's first fields, as NCCL 2.14 declared them (ncclConfig_v21400; later versions
+// append fields and read only the `size` bytes given, taking the defaults of the rest).
+// kiln_nccl_config() is NCCL_CONFIG_INITIALIZER for that layout.
+typedef struct {
+  size_t size;
+  unsigned int magic;    // 0xcafebeef
+  unsigned int version;  // NCCL_VERSION(2, 14, 0)
+  int blocking;          // 0: ncclCommInitRankConfig returns ncclInProgress, ncclCommGetAsyncError polls
+} ncclConfig_t;
+#define KILN_NCCL_CONFIG_UNDEF_INT (-2147483647 - 1)  // NCCL_CONFIG_UNDEF_INT: INT_MIN
+
 ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId comm_id, int rank);
+ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId comm_id, int rank,
+                                    ncclConfig_t* config);
 ncclResult_t ncclCommDestroy(ncclComm_t comm);
 ncclResult_t ncclCommAbort(ncclComm_t comm);
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error);
@@ -52,6 +65,11 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
 
 }  // extern "C"
 
-#define KILN_NCCL_ENTRY_POINTS(X)                                                                          \
-  X(ncclGetVersion) X(ncclGetUniqueId) X(ncclCommInitRank) X(ncclCommDestroy) X(ncclCommAbort)              \
+// NCCL_CONFIG_INITIALIZER for kiln's ncclConfig_t.
+inline ncclConfig_t kiln_nccl_config() {
+  return {sizeof(ncclConfig_t), 0xcafebeefu, 21400u, KILN_NCCL_CONFIG_UNDEF_INT};
+}
+
+#define KILN_NCCL_ENTRY_POINTS(X)                                                                    \
+  X(ncclGetVersion) X(ncclGetUniqueId) X(ncclCommInitRankConfig) X(ncclCommDestroy) X(ncclCommAbort)  \
   X(ncclCommGetAsyncError) X(ncclGetErrorString) X(ncclAllReduce) X(ncclBroadcast)

@@ -409,6 +409,28 @@ TEST(Distributed, MismatchedModelsThrowOnEveryRank) {
   EXPECT_DOUBLE_EQ(comm.allreduce_obj(1.0), comm.size());
 }
 
+// The MPI progress thread: a started reduction (4 MiB, several rounds of Open MPI's libnbc)
+// completes while this thread makes no MPI call, seen through the thread's count; then
+// wait_any returns it with the sums.
+TEST(Distributed, StartedReductionCompletesWithoutLaterMpiCalls) {
+  D::Communicator comm = D::create_communicator("mpi");
+  ASSERT_GT(comm.size(), 1) << "run under mpirun";
+  D::detail::CommunicatorImpl& c = comm.impl();
+  if (!c.background_progress()) GTEST_SKIP() << "no MPI progress thread (KILN_MN_PROGRESS=0 or no MPI_THREAD_MULTIPLE)";
+  std::vector<float> data(1 << 20, static_cast<float>(comm.rank() + 1));
+  const size_t before = c.completed_in_background();
+  EXPECT_EQ(c.start_allreduce(data.data(), static_cast<int64_t>(data.size()), DType::f32, D::detail::ReduceOp::sum),
+            0u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (c.completed_in_background() == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(c.completed_in_background(), before + 1);
+  EXPECT_EQ(c.wait_any("the test's allreduce"), 0u);
+  EXPECT_EQ(c.wait_any("the test's allreduce"), D::detail::CommunicatorImpl::npos);
+  const float sum = static_cast<float>(comm.size() * (comm.size() + 1) / 2);
+  EXPECT_EQ(std::count(data.begin(), data.end(), sum), static_cast<long>(data.size()));
+}
+
 // ctest mpi/np2/StuckRankAbortsEveryRank: KILN_MN_TIMEOUT=2 and KILN_TEST_STUCK_RANK=1.
 TEST(DistributedFailure, StuckRankAbortsEveryRank) {
   const char* stuck = std::getenv("KILN_TEST_STUCK_RANK");

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -126,15 +129,20 @@ void keep_collective_temporaries_in_heap() {
 #endif
 }
 
-// MPI_Init once per process (MPI cannot be initialized twice), MPI_Finalize at exit.
-void ensure_mpi_initialized() {
+// MPI_Init once per process (MPI cannot be initialized twice), MPI_Finalize at exit. Asks for
+// MPI_THREAD_MULTIPLE (the progress thread calls MPI while the main thread does); returns
+// the level MPI provides.
+int ensure_mpi_initialized() {
   static std::once_flag once;
+  static int provided = MPI_THREAD_SINGLE;
   std::call_once(once, [] {
     int initialized = 0;
     MPI_Initialized(&initialized);
-    if (initialized) return;
-    int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    if (initialized) {  // by the program: the level it asked for
+      MPI_Query_thread(&provided);
+      return;
+    }
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
       throw Error("kiln::distributed::create_communicator(\"mpi\"): MPI_Init_thread failed");
     std::atexit([] {
       int finalized = 0;
@@ -142,6 +150,7 @@ void ensure_mpi_initialized() {
       if (!finalized) MPI_Finalize();
     });
   });
+  return provided;
 }
 
 MPI_Datatype mpi_type(DType dtype) {
@@ -162,10 +171,19 @@ int checked_count(int64_t count, const char* what) {
   return static_cast<int>(count);
 }
 
+// MPI_COMM_WORLD's nonblocking collectives. Open MPI advances a started collective only inside
+// MPI calls; so that the buckets started from inside the compiled backward advance while it
+// computes, a progress thread tests the outstanding requests (MPI_Testsome, sleeping
+// kProgressSleep between tests, idle on a condition variable while none is outstanding).
+// It needs MPI_THREAD_MULTIPLE (other libraries of the process, libnccl's bootstrap, call MPI
+// too); with a lower level, or KILN_MN_PROGRESS=0, there is none. Every MPI call on the
+// requests holds mu_; wait_any returns the completions in the order seen.
 class Mpi final : public CommunicatorImpl {
  public:
+  static constexpr std::chrono::microseconds kProgressSleep{100};
+
   Mpi() {
-    ensure_mpi_initialized();
+    const int level = ensure_mpi_initialized();
     keep_collective_temporaries_in_heap();
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
     MPI_Comm_rank(comm_, &rank);
@@ -183,47 +201,61 @@ class Mpi final : public CommunicatorImpl {
     MPI_Comm_free(&inter);
     name = "mpi";
     bucket_bytes = bucket_bytes_from_env();
+    if (size > 1 && level >= MPI_THREAD_MULTIPLE && env::get_flag("KILN_MN_PROGRESS", true))
+      progress_thread_ = std::thread([this] { progress_loop(); });
   }
   ~Mpi() override {
+    if (progress_thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      wake_.notify_one();
+      progress_thread_.join();
+    }
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&comm_);
   }
 
   size_t start_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op) override {
-    requests_.push_back(MPI_REQUEST_NULL);
-    MPI_Iallreduce(MPI_IN_PLACE, buffer, checked_count(count, "allreduce"), mpi_type(dtype),
-                   op == ReduceOp::sum ? MPI_SUM : MPI_MAX, comm_, &requests_.back());
-    return requests_.size() - 1;
+    const int n = checked_count(count, "allreduce");
+    return start([&](MPI_Request* r) {
+      MPI_Iallreduce(MPI_IN_PLACE, buffer, n, mpi_type(dtype), op == ReduceOp::sum ? MPI_SUM : MPI_MAX, comm_, r);
+    });
   }
   size_t start_bcast(void* buffer, size_t bytes, int root) override {
-    requests_.push_back(MPI_REQUEST_NULL);
-    MPI_Ibcast(buffer, checked_count(static_cast<int64_t>(bytes), "bcast"), MPI_BYTE, root, comm_,
-               &requests_.back());
-    return requests_.size() - 1;
+    const int n = checked_count(static_cast<int64_t>(bytes), "bcast");
+    return start([&](MPI_Request* r) { MPI_Ibcast(buffer, n, MPI_BYTE, root, comm_, r); });
   }
   size_t wait_any(const std::string& what) override {
-    if (requests_.empty()) return npos;
-    int index = MPI_UNDEFINED;
-    poll_until(*this, what, [&] {
-      int flag = 0;
-      MPI_Testany(static_cast<int>(requests_.size()), requests_.data(), &index, &flag, MPI_STATUS_IGNORE);
-      return flag != 0;
-    });
-    if (index == MPI_UNDEFINED) {  // every request completed before
-      requests_.clear();
-      return npos;
+    size_t index = npos;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (requests_.empty()) return npos;
+      if (completed_.empty() && outstanding_ == 0) {  // every one returned before
+        requests_.clear();
+        return npos;
+      }
     }
-    return static_cast<size_t>(index);
+    poll_until(*this, what, [&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (completed_.empty()) test_locked();
+      if (completed_.empty()) return false;
+      index = completed_.front();
+      completed_.pop_front();
+      return true;
+    });
+    return index;
   }
   void progress() override {
-    if (requests_.empty()) return;
-    int flag = 0;  // any MPI call runs Open MPI's progress engine; this one completes nothing
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, MPI_STATUS_IGNORE);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (outstanding_ > 0) test_locked();
   }
+  bool background_progress() const override { return progress_thread_.joinable(); }
+  size_t completed_in_background() const override { return completed_in_background_.load(); }
   void barrier(const std::string& what) override {
-    requests_.push_back(MPI_REQUEST_NULL);
-    MPI_Ibarrier(comm_, &requests_.back());
+    start([&](MPI_Request* r) { MPI_Ibarrier(comm_, r); });
     wait_all(what);
   }
 
@@ -238,8 +270,50 @@ class Mpi final : public CommunicatorImpl {
   }
 
  private:
+  template <typename StartFn>
+  size_t start(const StartFn& start_request) {
+    std::unique_lock<std::mutex> lock(mu_);
+    requests_.push_back(MPI_REQUEST_NULL);
+    start_request(&requests_.back());
+    ++outstanding_;
+    const size_t index = requests_.size() - 1;
+    lock.unlock();
+    wake_.notify_one();
+    return index;
+  }
+  // Tests the outstanding requests (mu_ held); the completed ones join completed_. Returns
+  // how many completed.
+  size_t test_locked() {
+    int n = 0;
+    indices_.resize(requests_.size());
+    MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &n, indices_.data(), MPI_STATUSES_IGNORE);
+    if (n == MPI_UNDEFINED) n = 0;  // none active
+    for (int i = 0; i < n; ++i) completed_.push_back(static_cast<size_t>(indices_[i]));
+    outstanding_ -= static_cast<size_t>(n);
+    return static_cast<size_t>(n);
+  }
+  void progress_loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || outstanding_ > 0; });
+      if (stop_) return;
+      completed_in_background_ += test_locked();
+      lock.unlock();
+      std::this_thread::sleep_for(kProgressSleep);  // leaves the core to the compute
+      lock.lock();
+    }
+  }
+
   MPI_Comm comm_ = MPI_COMM_NULL;
+  std::mutex mu_;  // requests_, completed_, outstanding_, stop_, and the MPI calls on them
   std::vector<MPI_Request> requests_;
+  std::vector<int> indices_;
+  std::deque<size_t> completed_;  // completed, not yet returned by wait_any
+  size_t outstanding_ = 0;        // started, not yet completed
+  bool stop_ = false;
+  std::condition_variable wake_;
+  std::atomic<size_t> completed_in_background_{0};
+  std::thread progress_thread_;
 };
 
 #endif  // KILN_HAVE_MPI

@@ -39,6 +39,10 @@ class CommunicatorImpl {
   // Lets started operations advance without waiting (MPI progresses nonblocking collectives
   // only inside MPI calls when it has no progress thread); never blocks.
   virtual void progress() {}
+  // Whether a thread of the transport advances the started operations while the caller does
+  // other work (the MPI progress thread), and how many it has seen complete (tests).
+  virtual bool background_progress() const { return false; }
+  virtual size_t completed_in_background() const { return 0; }
   // Prints "kiln::distributed: rank R: <what> did not complete within T s ..." on stderr and
   // ends every rank (MPI_Abort under MPI; this process alone otherwise).
   [[noreturn]] virtual void abort_job(const std::string& what, double timeout);

@@ -169,6 +169,8 @@ class Nccl final : public CommunicatorImpl {
     return npos;
   }
   void progress() override { mpi_->progress(); }
+  bool background_progress() const override { return mpi_->background_progress(); }
+  size_t completed_in_background() const override { return mpi_->completed_in_background(); }
   void barrier(const std::string& what) override {
     wait_all(what);
     if (!pure_) return mpi_->barrier(what);

@@ -16,6 +16,13 @@ namespace {
 #define SKIP_WITHOUT_NVRTC() \
   if (!nvrtcAvailable()) GTEST_SKIP() << "libnvrtc is not installed (no CUDA toolkit)"
 
+// One elementwise kernel.
+constexpr const char* kExpText = R"(
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.exp %x : tensor<8xf32>
+  return %0 : tensor<8xf32>
+})";
+
 void expectCubin(const NvrtcOutput& out, const std::string& arch) {
   ASSERT_GE(out.cubin.size(), 4u) << arch;
   EXPECT_EQ(std::string(out.cubin.data(), 4), "\x7f" "ELF") << arch;  // a cubin is an ELF file
@@ -101,11 +108,7 @@ TEST(CudaNvrtc, ConvolutionImplicitGemmsCompileForSm80AndSm90) {
 
 TEST(CudaNvrtc, CacheKeyHasSourceArchAndVersion) {
   SKIP_WITHOUT_NVRTC();
-  auto module = fused(R"(
-func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
-  %0 = kiln.exp %x : tensor<8xf32>
-  return %0 : tensor<8xf32>
-})");
+  auto module = fused(kExpText);
   Program p = emitProgram(firstFunc(*module));
   std::string k80 = nvrtcCacheKey(p, "sm_80"), k90 = nvrtcCacheKey(p, "sm_90");
   EXPECT_NE(k80, k90);
@@ -160,11 +163,7 @@ func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
 
 TEST(CudaNvrtc, FailedCompileNamesKernelSourceAndLog) {
   SKIP_WITHOUT_NVRTC();
-  auto module = fused(R"(
-func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
-  %0 = kiln.exp %x : tensor<8xf32>
-  return %0 : tensor<8xf32>
-})");
+  auto module = fused(kExpText);
   Program p = emitProgram(firstFunc(*module));
   ASSERT_EQ(p.kernels.size(), 1u);
   // Break the kernel's body: an undeclared identifier on one of its lines.
@@ -195,11 +194,7 @@ bool hasOption(const std::vector<std::string>& options, const std::string& o) {
 // compile for sm_80 and sm_90 with exactly those options, and the options are in the cache keys.
 TEST(CudaNvrtc, MinimalWithoutHeadersPchWithToolkitHeaders) {
   SKIP_WITHOUT_NVRTC();
-  auto module = fused(R"(
-func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
-  %0 = kiln.exp %x : tensor<8xf32>
-  return %0 : tensor<8xf32>
-})");
+  auto module = fused(kExpText);
   Program generated = emitProgram(firstFunc(*module));
   EXPECT_FALSE(needsToolkitHeaders(generated.source));
   Program half;

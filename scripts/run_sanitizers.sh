@@ -14,9 +14,10 @@ configure() {  # configure DIR SANITIZERS
 configure build-asan address,undefined
 cmake --build build-asan -j"$jobs"
 # Left to the Release run (they check compiled values, not more of kiln's C++): the golden
-# files whose cpu cases are LLVM-bound compiles of large unrolled graphs, and the sequence
+# files whose cpu and emulated cuda cases are compiles of large unrolled graphs (LLVM, the host
+# compiler for the SIMT emulator's uninstrumented kernels), and the sequence
 # examples' training loops (minutes on the interpreter once instrumented).
-asan_skip='^(goldens/(recurrent|functions_extra)-cpu|examples/(ptb|seq2seq|text_classification_rnn))$'
+asan_skip='^(goldens/(recurrent|functions_extra)-(cpu|cuda-emulated)|examples/(ptb|seq2seq|text_classification_rnn))$'
 ctest --test-dir build-asan -j"$jobs" --output-on-failure -E "$asan_skip"
 
 # ThreadSanitizer: only what the Threads tests need (libkiln, threads_test, and iterators_test

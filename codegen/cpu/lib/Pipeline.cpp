@@ -194,6 +194,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addNestedPass<mlir::func::FuncOp>(createKilnCloneSharedFills());
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnWidenBoolBuffers());
   if (generatesMatmuls(options)) {
     KilnTileMatmulsOptions tiles;
     tiles.vectorBits = options.vector_bits;

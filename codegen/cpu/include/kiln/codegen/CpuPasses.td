@@ -221,6 +221,24 @@ def KilnMatmulToBlas : Pass<"kiln-matmul-to-blas", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def KilnWidenBoolBuffers : Pass<"kiln-widen-bool-buffers", "mlir::func::FuncOp"> {
+  let summary = "Stores i1 tensors passed between linalg.generic kernels as i8";
+  let description = [{
+    An i1 result of a linalg.generic (a comparison kept for later, e.g. the
+    relu mask the backward reads) that another linalg.generic reads is
+    written as i8 (`arith.extui` before the yield) and each reading generic
+    truncates its element back to i1 (`arith.trunci` at the start of its
+    body). In memory an i1 element takes a byte but a vector of i1 is
+    bit-packed, so LLVM's loop vectorizer leaves loops that load or store i1
+    scalar; with i8 they vectorize. Readers that are not generics (reshapes,
+    returns, library calls) read an i1 copy. Generics that kiln's library-call
+    passes match (pool2d_grad, conv2d_grad_filter) are left alone. Runs on
+    tensors, before bufferization.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect", "mlir::tensor::TensorDialect",
+                           "mlir::linalg::LinalgDialect"];
+}
+
 def KilnVectorizeTransposes : Pass<"kiln-vectorize-transposes", "mlir::func::FuncOp"> {
   let summary = "Tiles static 2-d f32/f64 linalg.transpose ops into vector-register squares";
   let description = [{

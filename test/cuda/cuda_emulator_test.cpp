@@ -154,7 +154,7 @@ func.func @f(%x: tensor<?x4x9x8xf32>, %w: tensor<6x2x3x3xf32>, %b: tensor<6xf32>
 TEST(CudaEmulator, ConvolutionsAsImplicitGemmsOnRaggedTiles) {
   // Several tiles in each direction, partial ones at every edge, groups, stride, dilate,
   // an elementwise op on the input inside the forward's region, f64 and f32.
-  Program forward = expectAgrees(kConvTilesReference, 4, -1.0, 1.0, kConvTilesText);
+  Program forward = expectAgrees(kConvTiles.reference, 4, -1.0, 1.0, kConvTiles.regions);
   Program grads = expectAgrees(kConvGradTilesText, 4, -1.0, 1.0);
   for (const Program* p : {&forward, &grads}) {
     ASSERT_FALSE(p->kernels.empty());
@@ -207,7 +207,7 @@ TEST(CudaEmulator, ScatterAddWithAtomics) {
 }
 
 TEST(CudaEmulator, ReductionRegionOverThreeSpacesIsSplit) {
-  Program p = expectAgrees(kSplitReductionReference, 5, 0.1, 1.0, kSplitReductionText);
+  Program p = expectAgrees(kSplitReduction.reference, 5, 0.1, 1.0, kSplitReduction.regions);
   ASSERT_EQ(p.kernels.size(), 2u);
   EXPECT_EQ(p.kernels[0].shape, "row-reduction");
   EXPECT_EQ(p.kernels[1].shape, "elementwise");

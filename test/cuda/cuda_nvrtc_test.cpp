@@ -79,7 +79,7 @@ TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
   // The atomics of f32, f64 and unsigned 64-bit scatter-add, the fill kernels, and a
   // reduction region split into a row-reduction and an elementwise kernel.
   SKIP_WITHOUT_NVRTC();
-  for (const char* text : {kScatterAddText, kSplitReductionText}) {
+  for (const std::string& text : {std::string(kScatterAddText), kSplitReduction.regions}) {
     auto module = fused(text);
     Program p = emitProgram(firstFunc(*module));
     for (const char* arch : {"sm_80", "sm_90"}) {
@@ -94,7 +94,7 @@ TEST(CudaNvrtc, ConvolutionImplicitGemmsCompileForSm80AndSm90) {
   // The implicit-GEMM convolutions: the f64 forward with its prologue and epilogue in the
   // region, the f32 data and filter gradients.
   SKIP_WITHOUT_NVRTC();
-  for (const char* text : {kConvTilesText, kConvGradTilesText}) {
+  for (const std::string& text : {kConvTiles.regions, std::string(kConvGradTilesText)}) {
     auto module = fused(text);
     Program p = emitProgram(firstFunc(*module));
     EXPECT_TRUE(hasKernelShape(p, "implicit-gemm"));

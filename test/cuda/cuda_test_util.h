@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/array.h"
@@ -177,62 +178,72 @@ func.func @f(%ids: tensor<?x3xi32>, %u: tensor<?x3x5xf32>, %ids2: tensor<?xi32>,
   return %1, %2, %3 : tensor<10x5xf32>, tensor<10x4xf64>, tensor<10x2xi64>
 })";
 
+// A function @f(params) -> (resultTypes) whose ops are `body` and which returns `results`,
+// without regions (for the interpreter) or with the body as one kiln.fusion region of `kind`
+// (emitted instead). `params` are "%name: type" pairs; `body` uses the names, which are the
+// region's block arguments there (the function's arguments get a "_in" suffix).
+struct RegionCase {
+  std::string reference, regions;
+};
+inline RegionCase regionCase(const std::string& kind, const std::vector<std::pair<std::string, std::string>>& params,
+                             const std::string& body, const std::vector<std::string>& results,
+                             const std::string& resultTypes) {
+  auto join = [](const std::vector<std::string>& parts) {
+    std::string s;
+    for (const std::string& part : parts) s += (s.empty() ? "" : ", ") + part;
+    return s;
+  };
+  std::vector<std::string> refParams, inParams, inNames, types, yields;
+  for (const auto& [name, type] : params) {
+    refParams.push_back(name + ": " + type);
+    inParams.push_back(name + "_in: " + type);
+    inNames.push_back(name + "_in");
+    types.push_back(type);
+  }
+  for (size_t i = 0; i < results.size(); ++i)
+    yields.push_back(results.size() == 1 ? "%r" : "%r#" + std::to_string(i));
+  const std::string header = "func.func @f(";
+  const std::string signature = ") -> (" + resultTypes + ") {\n";
+  const std::string values = " " + join(results) + " : " + resultTypes + "\n";
+  RegionCase c;
+  c.reference = header + join(refParams) + signature + body + "  return" + values + "}";
+  c.regions = header + join(inParams) + signature + "  %r" +
+              (results.size() == 1 ? "" : ":" + std::to_string(results.size())) + " = kiln.fusion \"" + kind +
+              "\" ins(" + join(inNames) + " : " + join(types) + ") -> (" + resultTypes + ") {\n  ^bb0(" +
+              join(refParams) + "):\n" + body + "    kiln.yield" + values + "  }\n  return " + join(yields) +
+              " : " + resultTypes + "\n}";
+  return c;
+}
+
 // A reduction region whose outputs are over three spaces (a column sum, and values over
 // the rows and over the input), as in group normalization's gradient: no one row
 // reduction computes them all, so one row-reduction kernel and one elementwise kernel.
-// The function without regions (for the interpreter), then with the region.
-inline const char* kSplitReductionReference = R"(
-func.func @f(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
-  %1 = kiln.sqrt %s : tensor<?x1xf32>
-  %2 = kiln.broadcast_to %1 : tensor<?x1xf32> -> tensor<?x6xf32>
-  %3 = kiln.div %x, %2 : tensor<?x6xf32>
-  %4 = kiln.reduce_sum %3, [0] : tensor<?x6xf32> -> tensor<6xf32>
-  return %4, %1, %3 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
-})";
-inline const char* kSplitReductionText = R"(
-func.func @f(%x: tensor<?x6xf32>, %s: tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
-  %0:3 = kiln.fusion "reduction" ins(%x, %s : tensor<?x6xf32>, tensor<?x1xf32>) -> (tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>) {
-  ^bb0(%a: tensor<?x6xf32>, %b: tensor<?x1xf32>):
-    %1 = kiln.sqrt %b : tensor<?x1xf32>
+inline const RegionCase kSplitReduction = regionCase("reduction", {{"%x", "tensor<?x6xf32>"}, {"%s", "tensor<?x1xf32>"}},
+                                                     R"(    %1 = kiln.sqrt %s : tensor<?x1xf32>
     %2 = kiln.broadcast_to %1 : tensor<?x1xf32> -> tensor<?x6xf32>
-    %3 = kiln.div %a, %2 : tensor<?x6xf32>
+    %3 = kiln.div %x, %2 : tensor<?x6xf32>
     %4 = kiln.reduce_sum %3, [0] : tensor<?x6xf32> -> tensor<6xf32>
-    kiln.yield %4, %1, %3 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
-  }
-  return %0#0, %0#1, %0#2 : tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>
-})";
+)",
+                                                     {"%4", "%1", "%3"},
+                                                     "tensor<6xf32>, tensor<?x1xf32>, tensor<?x6xf32>");
 
 // Convolutions as implicit GEMMs over ragged, multi-tile GEMMs: 2 groups of 66 output
 // channels (two 64-row tiles), K = 3 * 3 * 3 (a partial 16-deep step), stride 2, pad 1,
 // dilate 2. The forward in f64 with an elementwise op on its input inside the region (x * x,
-// computed by the input tile loads) and bias + tanh at the accumulators: the function without
-// regions (for the interpreter), then with the region. The gradients in f32 (the data
-// gradient over 4 x 12 x 9 input positions, whose last row no window reaches; the filter
-// gradient reducing over batch x 5 x 4).
-inline const char* kConvTilesReference = R"(
-func.func @f(%x: tensor<?x6x11x9xf64>, %w: tensor<132x3x3x3xf64>, %b: tensor<132xf64>) -> tensor<?x132x5x4xf64> {
-  %p = kiln.mul %x, %x : tensor<?x6x11x9xf64>
-  %0 = kiln.conv2d %p, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64> -> tensor<?x132x5x4xf64>
-  %1 = kiln.reshape %b : tensor<132xf64> -> tensor<1x132x1x1xf64>
-  %2 = kiln.broadcast_to %1 : tensor<1x132x1x1xf64> -> tensor<?x132x5x4xf64>
-  %3 = kiln.add %0, %2 : tensor<?x132x5x4xf64>
-  %4 = kiln.tanh %3 : tensor<?x132x5x4xf64>
-  return %4 : tensor<?x132x5x4xf64>
-})";
-inline const char* kConvTilesText = R"(
-func.func @f(%x: tensor<?x6x11x9xf64>, %w: tensor<132x3x3x3xf64>, %b: tensor<132xf64>) -> tensor<?x132x5x4xf64> {
-  %0 = kiln.fusion "contraction" ins(%x, %w, %b : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64>, tensor<132xf64>) -> (tensor<?x132x5x4xf64>) {
-  ^bb0(%ax: tensor<?x6x11x9xf64>, %aw: tensor<132x3x3x3xf64>, %ab: tensor<132xf64>):
-    %p = kiln.mul %ax, %ax : tensor<?x6x11x9xf64>
-    %1 = kiln.conv2d %p, %aw {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64> -> tensor<?x132x5x4xf64>
-    %2 = kiln.reshape %ab : tensor<132xf64> -> tensor<1x132x1x1xf64>
-    %3 = kiln.broadcast_to %2 : tensor<1x132x1x1xf64> -> tensor<?x132x5x4xf64>
-    %4 = kiln.add %1, %3 : tensor<?x132x5x4xf64>
-    %5 = kiln.tanh %4 : tensor<?x132x5x4xf64>
-    kiln.yield %5 : tensor<?x132x5x4xf64>
-  }
-  return %0 : tensor<?x132x5x4xf64>
-})";
+// computed by the input tile loads) and bias + tanh at the accumulators. The gradients in f32
+// (the data gradient over 4 x 12 x 9 input positions, whose last row no window reaches; the
+// filter gradient reducing over batch x 5 x 4).
+inline const RegionCase kConvTiles = regionCase(
+    "contraction",
+    {{"%x", "tensor<?x6x11x9xf64>"}, {"%w", "tensor<132x3x3x3xf64>"}, {"%b", "tensor<132xf64>"}},
+    R"(    %p = kiln.mul %x, %x : tensor<?x6x11x9xf64>
+    %0 = kiln.conv2d %p, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x6x11x9xf64>, tensor<132x3x3x3xf64> -> tensor<?x132x5x4xf64>
+    %1 = kiln.reshape %b : tensor<132xf64> -> tensor<1x132x1x1xf64>
+    %2 = kiln.broadcast_to %1 : tensor<1x132x1x1xf64> -> tensor<?x132x5x4xf64>
+    %3 = kiln.add %0, %2 : tensor<?x132x5x4xf64>
+    %4 = kiln.tanh %3 : tensor<?x132x5x4xf64>
+)",
+    {"%4"}, "tensor<?x132x5x4xf64>");
 inline const char* kConvGradTilesText = R"(
 func.func @f(%x: tensor<?x6x12x9xf32>, %w: tensor<132x3x3x3xf32>, %gy: tensor<?x132x5x4xf32>) -> (tensor<?x6x12x9xf32>, tensor<132x3x3x3xf32>) {
   %0 = kiln.conv2d_grad_input %gy, %w {stride = array<i64: 2, 2>, pad = array<i64: 1, 1>, dilate = array<i64: 2, 2>, groups = 2} : tensor<?x132x5x4xf32>, tensor<132x3x3x3xf32> -> tensor<?x6x12x9xf32>

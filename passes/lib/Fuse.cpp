@@ -11,6 +11,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #define DEBUG_TYPE "kiln-fuse"
 
@@ -42,6 +43,7 @@ class BlockFuser {
       : block_(block), maxClonedConstantElements_(maxClonedConstantElements) {}
 
   LogicalResult run() {
+    detachCounts();
     for (Operation& op : block_) {
       Role role = FusionOp::roleOf(&op);
       if (role == Role::Opaque || role == Role::Constant) continue;
@@ -67,6 +69,68 @@ class BlockFuser {
   }
 
  private:
+  // A dim_size reads its operand's shape only, yet as an operand it orders the count
+  // after the op computing it: layer norm's 1/n of the centred values then splits the
+  // row-wise chain (mean -> var -> normalize) into several regions (a region cannot take
+  // ops on both sides of the count). A count of static dimensions becomes a constant;
+  // one with the batch dimension reads a block argument of the operand's shape instead.
+  void detachCounts() {
+    // Collected first: the rewrites below erase ops after the count.
+    SmallVector<DimSizeOp> counts(block_.getOps<DimSizeOp>());
+    for (DimSizeOp count : counts) {
+      auto type = cast<RankedTensorType>(count.getX().getType());
+      int64_t n = 1;
+      bool dynamic = false;
+      for (int64_t d : count.getDims()) {
+        if (type.isDynamicDim(d)) dynamic = true;
+        else n *= type.getDimSize(d);
+      }
+      auto result = cast<RankedTensorType>(count.getType());
+      Type element = result.getElementType();
+      if (!dynamic && result.hasStaticShape() && (isa<FloatType>(element) || isa<IntegerType>(element))) {
+        OpBuilder builder(count);
+        Attribute value = isa<FloatType>(element) ? Attribute(builder.getFloatAttr(element, static_cast<double>(n)))
+                                                  : Attribute(builder.getIntegerAttr(element, n));
+        Value c = ConstantOp::create(builder, count.getLoc(), DenseElementsAttr::get(result, value));
+        count.getResult().replaceAllUsesWith(c);
+        count.erase();
+        foldReciprocals(c);
+        continue;
+      }
+      if (isa<BlockArgument>(count.getX())) continue;
+      for (BlockArgument arg : block_.getArguments())
+        if (auto t = dyn_cast<RankedTensorType>(arg.getType()); t && t.getShape() == type.getShape()) {
+          count.getXMutable().assign(arg);
+          break;
+        }
+    }
+    // Values computed only for a count are now dead (no region may yield nothing).
+    for (Operation& op : llvm::make_early_inc_range(llvm::reverse(block_)))
+      if (isOpTriviallyDead(&op)) op.erase();
+  }
+
+  // 1 / n of a constant count n (a mean's scale) as a constant too, rather than a kernel
+  // computing one scalar.
+  void foldReciprocals(Value count) {
+    auto splatOf = [](Value v) -> std::optional<double> {
+      DenseElementsAttr dense;
+      if (!matchPattern(v, m_Constant(&dense)) || !dense.isSplat() || !isa<FloatType>(dense.getElementType()))
+        return std::nullopt;
+      return dense.getSplatValue<APFloat>().convertToDouble();
+    };
+    for (Operation* user : llvm::make_early_inc_range(count.getUsers())) {
+      auto div = dyn_cast<DivOp>(user);
+      if (!div || div.getRhs() != count || !splatOf(div.getLhs()) || !splatOf(count)) continue;
+      auto type = cast<RankedTensorType>(div.getType());
+      if (!type.hasStaticShape() || type.getElementType() != cast<RankedTensorType>(count.getType()).getElementType()) continue;
+      OpBuilder builder(div);
+      Attribute value = builder.getFloatAttr(type.getElementType(), *splatOf(div.getLhs()) / *splatOf(count));
+      Value c = ConstantOp::create(builder, div.getLoc(), DenseElementsAttr::get(type, value));
+      div.getResult().replaceAllUsesWith(c);
+      div.erase();
+    }
+  }
+
   SmallVector<Operation*> opsWithRole(std::initializer_list<Role> roles) {
     SmallVector<Operation*> ops;
     for (Operation& op : block_)

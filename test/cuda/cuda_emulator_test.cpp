@@ -57,20 +57,7 @@ func.func @f(%g: tensor<?x37xf32>, %b: tensor<37xf32>) -> tensor<37xf32> {
 
 TEST(CudaEmulator, SoftmaxAndLogSoftmaxRows) {
   // Row-wise softmax and log_softmax over 300 classes (several warps per row): one kernel.
-  Program p = expectAgrees(R"(
-func.func @f(%x: tensor<?x300xf32>) -> (tensor<?x300xf32>, tensor<?x300xf32>) {
-  %0 = kiln.reduce_max %x, [1] keepdims : tensor<?x300xf32> -> tensor<?x1xf32>
-  %1 = kiln.broadcast_to %0 : tensor<?x1xf32> -> tensor<?x300xf32>
-  %2 = kiln.sub %x, %1 : tensor<?x300xf32>
-  %3 = kiln.exp %2 : tensor<?x300xf32>
-  %4 = kiln.reduce_sum %3, [1] keepdims : tensor<?x300xf32> -> tensor<?x1xf32>
-  %5 = kiln.broadcast_to %4 : tensor<?x1xf32> -> tensor<?x300xf32>
-  %6 = kiln.div %3, %5 : tensor<?x300xf32>
-  %7 = kiln.log %4 : tensor<?x1xf32>
-  %8 = kiln.broadcast_to %7 : tensor<?x1xf32> -> tensor<?x300xf32>
-  %9 = kiln.sub %2, %8 : tensor<?x300xf32>
-  return %6, %9 : tensor<?x300xf32>, tensor<?x300xf32>
-})", 5, -8.0, 8.0);
+  Program p = expectAgrees(softmaxRows(300), 5, -8.0, 8.0);
   ASSERT_EQ(p.kernels.size(), 1u);
   EXPECT_EQ(p.kernels[0].shape, "row-reduction");
   EXPECT_NE(p.source.find("kiln_block_max"), std::string::npos);
@@ -213,6 +200,43 @@ TEST(CudaEmulator, ReductionRegionOverThreeSpacesIsSplit) {
   EXPECT_EQ(p.kernels[1].shape, "elementwise");
   EXPECT_EQ(p.kernels[0].name, "kiln_0_0_reduction_sqrt_div_reduce_sum");
   EXPECT_EQ(p.kernels[1].name, "kiln_0_1_reduction_sqrt_div_reduce_sum");
+}
+
+// The block reductions (kiln_block_sum / kiln_block_max) in the lines of kernel `k`.
+int blockReductions(const Program& p, const KernelInfo& k) {
+  std::istringstream lines(p.source);
+  int n = 0, count = 0;
+  for (std::string line; std::getline(lines, line);)
+    if (++n >= k.first_line && n <= k.last_line &&
+        (line.find("= kiln_block_sum(") != std::string::npos || line.find("= kiln_block_max(") != std::string::npos))
+      ++count;
+  return count;
+}
+
+// The row-wise chain of `p` is one kernel: the row-reduction kernel with the most block
+// reductions has all `reductions`, a warp per row up to 32 elements, else a block of 128.
+void expectOneRowKernel(const Program& p, int64_t d, int reductions) {
+  const KernelInfo* row = nullptr;
+  for (const KernelInfo& k : p.kernels)
+    if (k.shape == "row-reduction" && (!row || blockReductions(p, k) > blockReductions(p, *row))) row = &k;
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(blockReductions(p, *row), reductions) << row->label;
+  EXPECT_EQ(row->block, d <= 32 ? 32 : 128) << row->label;
+}
+
+TEST(CudaEmulator, RowWiseRegionsOfAnyRowLengthAreOneKernel) {
+  // Rows of one element, shorter than a warp, odd, longer than a block's threads (1000)
+  // and than 32 of its strides (4097): the same values as the interpreter.
+  for (int64_t d : {1, 7, 33, 1000, 4097}) {
+    SCOPED_TRACE("row length " + std::to_string(d));
+    if (d != 7 && d != 1000) {  // (rows of 10 and 300: SoftmaxAndLogSoftmaxRows, emit-cuda.mlir)
+      Program softmax = expectAgrees(softmaxRows(d), 3, -8.0, 8.0);
+      ASSERT_EQ(softmax.kernels.size(), 1u);
+      expectOneRowKernel(softmax, d, 2);
+    }
+    Program layerNorm = expectAgrees(layerNormGrad(d), 3, 0.1, 1.0);
+    expectOneRowKernel(layerNorm, d, 4);
+  }
 }
 
 TEST(CudaEmulator, PhiloxDropoutMaskMatchesInterpreter) {

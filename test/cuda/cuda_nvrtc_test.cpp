@@ -90,6 +90,22 @@ TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
   }
 }
 
+TEST(CudaNvrtc, RowWiseKernelsCompileForSm80AndSm90) {
+  // Row-wise regions as one kernel each (softmax and log_softmax; layer norm's forward and
+  // backward with four block reductions), a warp per row (7) and a block per row (1000).
+  SKIP_WITHOUT_NVRTC();
+  for (int64_t d : {7, 1000})
+    for (const std::string& text : {softmaxRows(d), layerNormGrad(d)}) {
+      auto module = fused(text);
+      Program p = emitProgram(firstFunc(*module));
+      for (const char* arch : {"sm_80", "sm_90"}) {
+        NvrtcOutput out = nvrtcCompile(p, arch);
+        expectCubin(out, arch);
+        expectEntries(p, out);
+      }
+    }
+}
+
 TEST(CudaNvrtc, ConvolutionImplicitGemmsCompileForSm80AndSm90) {
   // The implicit-GEMM convolutions: the f64 forward with its prologue and epilogue in the
   // region, the f32 data and filter gradients.

@@ -257,4 +257,95 @@ inline bool hasKernelShape(const Program& p, const std::string& shape) {
   return false;
 }
 
+// Layer norm's forward and backward (dx, dgamma, dbeta) as Chainer traces it, the row
+// length D a parameter (`D` in the types): the row-wise chain is one kernel.
+inline std::string layerNormGrad(int64_t d) {
+  std::string text = R"(
+func.func @f(%arg0: tensor<?xDxf64>, %arg1: tensor<Dxf64>, %arg2: tensor<Dxf64>, %arg3: tensor<?xDxf64>) -> (tensor<?xDxf64>, tensor<Dxf64>, tensor<Dxf64>, tensor<?xDxf64>, tensor<f64>, tensor<f64>) {
+  %0 = kiln.constant dense<5.000000e-01> : tensor<f64>
+  %1 = kiln.constant dense<1.000000e-05> : tensor<f64>
+  %2 = kiln.constant dense<1.000000e+00> : tensor<f64>
+  %3 = kiln.reduce_sum %arg0, [1] keepdims : tensor<?xDxf64> -> tensor<?x1xf64>
+  %4 = kiln.dim_size %arg0, [1] : tensor<?xDxf64> -> tensor<f64>
+  %5 = kiln.div %2, %4 : tensor<f64>
+  %6 = kiln.broadcast_to %5 : tensor<f64> -> tensor<?x1xf64>
+  %7 = kiln.mul %3, %6 : tensor<?x1xf64>
+  %8 = kiln.broadcast_to %7 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %9 = kiln.sub %arg0, %8 : tensor<?xDxf64>
+  %10 = kiln.mul %9, %9 : tensor<?xDxf64>
+  %11 = kiln.reduce_sum %10, [1] keepdims : tensor<?xDxf64> -> tensor<?x1xf64>
+  %12 = kiln.dim_size %10, [1] : tensor<?xDxf64> -> tensor<f64>
+  %13 = kiln.div %2, %12 : tensor<f64>
+  %14 = kiln.broadcast_to %13 : tensor<f64> -> tensor<?x1xf64>
+  %15 = kiln.mul %11, %14 : tensor<?x1xf64>
+  %16 = kiln.broadcast_to %1 : tensor<f64> -> tensor<?x1xf64>
+  %17 = kiln.add %15, %16 : tensor<?x1xf64>
+  %18 = kiln.sqrt %17 : tensor<?x1xf64>
+  %19 = kiln.broadcast_to %18 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %20 = kiln.div %9, %19 : tensor<?xDxf64>
+  %21 = kiln.reshape %arg1 : tensor<Dxf64> -> tensor<1xDxf64>
+  %22 = kiln.broadcast_to %21 : tensor<1xDxf64> -> tensor<?xDxf64>
+  %23 = kiln.mul %20, %22 : tensor<?xDxf64>
+  %24 = kiln.reshape %arg2 : tensor<Dxf64> -> tensor<1xDxf64>
+  %25 = kiln.broadcast_to %24 : tensor<1xDxf64> -> tensor<?xDxf64>
+  %26 = kiln.add %23, %25 : tensor<?xDxf64>
+  %27 = kiln.mul %26, %arg3 : tensor<?xDxf64>
+  %28 = kiln.reduce_sum %27, [0, 1] : tensor<?xDxf64> -> tensor<f64>
+  %29 = kiln.reshape %2 : tensor<f64> -> tensor<1x1xf64>
+  %30 = kiln.broadcast_to %29 : tensor<1x1xf64> -> tensor<?xDxf64>
+  %31 = kiln.mul %30, %arg3 : tensor<?xDxf64>
+  %32 = kiln.reduce_sum %31, [0] : tensor<?xDxf64> -> tensor<Dxf64>
+  %33 = kiln.reshape %32 : tensor<Dxf64> -> tensor<1xDxf64>
+  %34 = kiln.reshape %33 : tensor<1xDxf64> -> tensor<Dxf64>
+  %35 = kiln.mul %31, %22 : tensor<?xDxf64>
+  %36 = kiln.mul %31, %20 : tensor<?xDxf64>
+  %37 = kiln.reduce_sum %36, [0] : tensor<?xDxf64> -> tensor<Dxf64>
+  %38 = kiln.reshape %37 : tensor<Dxf64> -> tensor<1xDxf64>
+  %39 = kiln.reshape %38 : tensor<1xDxf64> -> tensor<Dxf64>
+  %40 = kiln.div %35, %19 : tensor<?xDxf64>
+  %41 = kiln.mul %40, %20 : tensor<?xDxf64>
+  %42 = kiln.neg %41 : tensor<?xDxf64>
+  %43 = kiln.reduce_sum %42, [1] : tensor<?xDxf64> -> tensor<?xf64>
+  %44 = kiln.reshape %43 : tensor<?xf64> -> tensor<?x1xf64>
+  %45 = kiln.broadcast_to %0 : tensor<f64> -> tensor<?x1xf64>
+  %46 = kiln.mul %44, %45 : tensor<?x1xf64>
+  %47 = kiln.div %46, %18 : tensor<?x1xf64>
+  %48 = kiln.mul %47, %14 : tensor<?x1xf64>
+  %49 = kiln.broadcast_to %48 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %50 = kiln.mul %49, %9 : tensor<?xDxf64>
+  %51 = kiln.add %40, %50 : tensor<?xDxf64>
+  %52 = kiln.add %51, %50 : tensor<?xDxf64>
+  %53 = kiln.neg %52 : tensor<?xDxf64>
+  %54 = kiln.reduce_sum %53, [1] : tensor<?xDxf64> -> tensor<?xf64>
+  %55 = kiln.reshape %54 : tensor<?xf64> -> tensor<?x1xf64>
+  %56 = kiln.mul %55, %6 : tensor<?x1xf64>
+  %57 = kiln.broadcast_to %56 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %58 = kiln.add %52, %57 : tensor<?xDxf64>
+  return %58, %39, %34, %26, %28, %2 : tensor<?xDxf64>, tensor<Dxf64>, tensor<Dxf64>, tensor<?xDxf64>, tensor<f64>, tensor<f64>
+}
+)";
+  for (size_t at; (at = text.find('D')) != std::string::npos;) text.replace(at, 1, std::to_string(d));
+  return text;
+}
+
+// Row-wise softmax and log_softmax over rows of D.
+inline std::string softmaxRows(int64_t d) {
+  std::string text = R"(
+func.func @f(%x: tensor<?xDxf32>) -> (tensor<?xDxf32>, tensor<?xDxf32>) {
+  %0 = kiln.reduce_max %x, [1] keepdims : tensor<?xDxf32> -> tensor<?x1xf32>
+  %1 = kiln.broadcast_to %0 : tensor<?x1xf32> -> tensor<?xDxf32>
+  %2 = kiln.sub %x, %1 : tensor<?xDxf32>
+  %3 = kiln.exp %2 : tensor<?xDxf32>
+  %4 = kiln.reduce_sum %3, [1] keepdims : tensor<?xDxf32> -> tensor<?x1xf32>
+  %5 = kiln.broadcast_to %4 : tensor<?x1xf32> -> tensor<?xDxf32>
+  %6 = kiln.div %3, %5 : tensor<?xDxf32>
+  %7 = kiln.log %4 : tensor<?x1xf32>
+  %8 = kiln.broadcast_to %7 : tensor<?x1xf32> -> tensor<?xDxf32>
+  %9 = kiln.sub %2, %8 : tensor<?xDxf32>
+  return %6, %9 : tensor<?xDxf32>, tensor<?xDxf32>
+})";
+  for (size_t at; (at = text.find('D')) != std::string::npos;) text.replace(at, 1, std::to_string(d));
+  return text;
+}
+
 }  // namespace kiln::cuda::testing

@@ -487,7 +487,7 @@ class KernelEmitter {
     ArrayRef<int64_t> ids = shapeOf(s.getIds());
     int64_t rows = shapeOf(r)[0];
     std::string acc = fresh("acc"), t = fresh("t");
-    line(cType(r) + " " + acc + " = 0;");
+    line(cType(r) + " " + acc + " = " + (s.getBase() ? valueAt(s.getBase(), idx) : std::string("0")) + ";");
     open("for (long long " + t + " = 0; " + t + " < " + extentExpr(ids) + "; ++" + t + ")");
     Index at = delinearize(t, ids);
     std::string id = clampedId(s.getIds(), at, rows);
@@ -929,7 +929,9 @@ class KernelBuilder {
     info_.launch = LaunchKind::Rows;
     info_.work = extentOf(outer);
     info_.shape = "row-reduction";
-    info_.block = 128;
+    // One warp per row when the row fits in one (no idle warps in the block reductions).
+    std::pair<int64_t, int64_t> row = kiln::ir::symbolicSize(inner);
+    info_.block = row.second == 0 && row.first <= 32 ? 32 : 128;
     std::set<std::string> scratch;
     for (Operation* r : reductions) scratch.insert(cType(r->getResult(0)));
     for (const std::string& t : scratch) e_.line("__shared__ " + t + " scratch_" + t + "[32];");
@@ -995,7 +997,8 @@ class KernelBuilder {
   bool scatter() {
     if (outputs_.size() != 1) return false;
     auto s = outputs_[0].getDefiningOp<ScatterAddOp>();
-    if (!s || !ops_.contains(s)) return false;
+    // (With a base the fill kernel would have to copy it: the per-element loop of scatterAdd() instead.)
+    if (!s || !ops_.contains(s) || s.getBase()) return false;
     Type t = tensorOf(s.getResult()).getElementType();
     if (!t.isF32() && !t.isF64() && !t.isInteger(32) && !t.isInteger(64)) return false;
     ArrayRef<int64_t> updates = shapeOf(s.getUpdates()), result = shapeOf(s.getResult());

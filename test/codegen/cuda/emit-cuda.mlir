@@ -32,10 +32,11 @@ func.func @linear_relu(%x: tensor<?x3xf32>, %w: tensor<3x5xf32>, %b: tensor<5xf3
 
 // -----
 
-// Softmax over rows: ONE kernel, a block per row; max then sum through warp shuffles
-// and shared memory (kiln_block_max / kiln_block_sum), then the normalized store.
+// Softmax over rows: ONE kernel, a block per row (a warp for rows of 10); max then sum
+// through warp shuffles and shared memory (kiln_block_max / kiln_block_sum), then the
+// normalized store.
 // CHECK-LABEL: CUDA program of @softmax: 1 kernels
-// CHECK: // launch kiln_0_reduction_reduce_max_sub_exp_reduce_sum_div: row-reduction, block 128, buffers in 0 out 1
+// CHECK: // launch kiln_0_reduction_reduce_max_sub_exp_reduce_sum_div: row-reduction, block 32, buffers in 0 out 1
 // CHECK: v = kiln_max_nan(v, __shfl_down_sync(0xffffffffu, v, offset));
 // CHECK: __global__ void kiln_0_reduction_reduce_max_sub_exp_reduce_sum_div(
 // CHECK: __shared__ float scratch_float[32];

@@ -48,34 +48,180 @@ void zeroPlane(const Plane<T>& p, int64_t h, int64_t w) {
   }
 }
 
+// The rows of output row oy's 2x2 windows: x's and gx's rows 2 oy and 2 oy + 1, gy's row oy.
+template <typename T>
+struct RowPair {
+  const T *x0, *x1, *g;
+  T *d0, *d1;
+};
+template <typename T>
+inline RowPair<T> rowPair(const Plane<T>& p, int64_t oy) {
+  const T* x0 = p.x + 2 * oy * p.xs;
+  T* d0 = p.gx + 2 * oy * p.gs;
+  return {x0, x0 + p.xs, p.gy + oy * p.ys, d0, d0 + p.gs};
+}
+
 // 2x2 windows at stride 2 without padding (the usual CNN pooling), unit column
 // strides: each pair of rows of x gives one row of gx's pairs; no accumulation
-// between windows, so gx is written once (or added to once).
-template <typename T>
-void maxGrad2x2(const Plane<T>& p, int64_t oh, int64_t ow, bool accumulate) {
+// between windows, so gx is written once (or added to once). This scalar form
+// serves f64, row tails and hosts without AVX2 (GCC does not vectorize it: the
+// compares may trap under -ftrapping-math); the f32 kernels below do the same
+// selects with AVX-512F / AVX2 intrinsics, picked at run time from the host's
+// CPU (the runtime itself is built for the baseline ISA).
+template <typename T, bool kAccumulate>
+inline __attribute__((always_inline)) void maxGrad2x2Rows(const Plane<T>& p, int64_t oh, int64_t ow) {
   for (int64_t oy = 0; oy < oh; ++oy) {
-    const T* x0 = p.x + 2 * oy * p.xs;
-    const T* x1 = x0 + p.xs;
-    const T* g = p.gy + oy * p.ys;
-    T* d0 = p.gx + 2 * oy * p.gs;
-    T* d1 = d0 + p.gs;
+    const auto [x0, x1, g, d0, d1] = rowPair(p, oy);
     for (int64_t ox = 0; ox < ow; ++ox) {
       const T a = x0[2 * ox], b = x0[2 * ox + 1], c = x1[2 * ox], d = x1[2 * ox + 1];
       const T v = g[ox];
       // First maximum in window order a, b, c, d: a later tap wins only when strictly greater.
-      T best = a;
-      int t = 0;
-      if (b > best) best = b, t = 1;
-      if (c > best) best = c, t = 2;
-      if (d > best) best = d, t = 3;
-      const T r0 = t == 0 ? v : T(0), r1 = t == 1 ? v : T(0), r2 = t == 2 ? v : T(0), r3 = t == 3 ? v : T(0);
-      if (accumulate) {
+      const bool tb = b > a;
+      T best = tb ? b : a;
+      const bool tc = c > best;
+      best = tc ? c : best;
+      const bool td = d > best;
+      const T r3 = td ? v : T(0);
+      const T r2 = (tc & !td) ? v : T(0);  // & not &&: no branches, so the loop if-converts
+      const T r1 = (tb & !tc & !td) ? v : T(0);
+      const T r0 = (!tb & !tc & !td) ? v : T(0);
+      if (kAccumulate) {
         d0[2 * ox] += r0, d0[2 * ox + 1] += r1, d1[2 * ox] += r2, d1[2 * ox + 1] += r3;
       } else {
         d0[2 * ox] = r0, d0[2 * ox + 1] = r1, d1[2 * ox] = r2, d1[2 * ox + 1] = r3;
       }
     }
   }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KILN_POOL_X86 1
+#include <immintrin.h>
+
+// One AVX-512 step: 16 windows of rows x0/x1 at columns [2 * ox, 2 * ox + 32),
+// n <= 16 of them in bounds (masked loads and stores for the rest of the row).
+template <bool kAccumulate>
+__attribute__((target("avx512f"))) inline void maxGrad2x2Avx512Step(const float* x0, const float* x1,
+                                                                    const float* g, float* d0, float* d1,
+                                                                    int64_t n) {
+  auto bits = [](int64_t k) -> __mmask16 { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << k) - 1); };
+  const __mmask16 mg = bits(n), m0 = bits(std::min<int64_t>(2 * n, 16)), m1 = bits(std::max<int64_t>(2 * n - 16, 0));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 x0a = _mm512_maskz_loadu_ps(m0, x0), x0b = _mm512_maskz_loadu_ps(m1, x0 + 16);
+  const __m512 x1a = _mm512_maskz_loadu_ps(m0, x1), x1b = _mm512_maskz_loadu_ps(m1, x1 + 16);
+  const __m512 a = _mm512_permutex2var_ps(x0a, even, x0b), b = _mm512_permutex2var_ps(x0a, odd, x0b);
+  const __m512 c = _mm512_permutex2var_ps(x1a, even, x1b), d = _mm512_permutex2var_ps(x1a, odd, x1b);
+  const __m512 v = _mm512_maskz_loadu_ps(mg, g);
+  // First maximum in window order a, b, c, d (ordered compares: NaN never wins, as in the scalar code).
+  const __mmask16 tb = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
+  __m512 best = _mm512_mask_blend_ps(tb, a, b);
+  const __mmask16 tc = _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ);
+  best = _mm512_mask_blend_ps(tc, best, c);
+  const __mmask16 td = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
+  const __m512 r3 = _mm512_maskz_mov_ps(td, v), r2 = _mm512_maskz_mov_ps(tc & ~td, v);
+  const __m512 r1 = _mm512_maskz_mov_ps(tb & ~tc & ~td, v), r0 = _mm512_maskz_mov_ps(~(tb | tc | td), v);
+  __m512 d0a = _mm512_permutex2var_ps(r0, lo, r1), d0b = _mm512_permutex2var_ps(r0, hi, r1);
+  __m512 d1a = _mm512_permutex2var_ps(r2, lo, r3), d1b = _mm512_permutex2var_ps(r2, hi, r3);
+  if (kAccumulate) {
+    d0a = _mm512_add_ps(d0a, _mm512_maskz_loadu_ps(m0, d0)), d0b = _mm512_add_ps(d0b, _mm512_maskz_loadu_ps(m1, d0 + 16));
+    d1a = _mm512_add_ps(d1a, _mm512_maskz_loadu_ps(m0, d1)), d1b = _mm512_add_ps(d1b, _mm512_maskz_loadu_ps(m1, d1 + 16));
+  }
+  _mm512_mask_storeu_ps(d0, m0, d0a), _mm512_mask_storeu_ps(d0 + 16, m1, d0b);
+  _mm512_mask_storeu_ps(d1, m0, d1a), _mm512_mask_storeu_ps(d1 + 16, m1, d1b);
+}
+
+template <bool kAccumulate>
+__attribute__((target("avx512f"))) void maxGrad2x2Avx512(const Plane<float>& p, int64_t oh, int64_t ow) {
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const auto [x0, x1, g, d0, d1] = rowPair(p, oy);
+    for (int64_t ox = 0; ox < ow; ox += 16)
+      maxGrad2x2Avx512Step<kAccumulate>(x0 + 2 * ox, x1 + 2 * ox, g + ox, d0 + 2 * ox, d1 + 2 * ox,
+                                        std::min<int64_t>(16, ow - ox));
+  }
+}
+
+// AVX2: the even and odd columns of the 16 floats at r (shuffle within 128-bit
+// lanes, then put the 64-bit halves in order), and back.
+__attribute__((target("avx2"))) inline void splitEvenOdd(const float* r, __m256* even, __m256* odd) {
+  const __m256 u = _mm256_loadu_ps(r), w = _mm256_loadu_ps(r + 8);
+  *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(u, w, 0x88)), 0xD8));
+  *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(u, w, 0xDD)), 0xD8));
+}
+template <bool kAccumulate>
+__attribute__((target("avx2"))) inline void mergeEvenOdd(float* r, __m256 even, __m256 odd) {
+  const __m256 l = _mm256_unpacklo_ps(even, odd), h = _mm256_unpackhi_ps(even, odd);
+  __m256 u = _mm256_permute2f128_ps(l, h, 0x20), w = _mm256_permute2f128_ps(l, h, 0x31);
+  if (kAccumulate) u = _mm256_add_ps(u, _mm256_loadu_ps(r)), w = _mm256_add_ps(w, _mm256_loadu_ps(r + 8));
+  _mm256_storeu_ps(r, u), _mm256_storeu_ps(r + 8, w);
+}
+
+// AVX2: 8 windows a step over full steps, the row's rest in scalar code.
+template <bool kAccumulate>
+__attribute__((target("avx2"))) void maxGrad2x2Avx2(const Plane<float>& p, int64_t oh, int64_t ow) {
+  const int64_t full = ow / 8 * 8;
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const auto [x0, x1, g, d0, d1] = rowPair(p, oy);
+    for (int64_t ox = 0; ox < full; ox += 8) {
+      __m256 a, b, c, d;
+      splitEvenOdd(x0 + 2 * ox, &a, &b);
+      splitEvenOdd(x1 + 2 * ox, &c, &d);
+      const __m256 v = _mm256_loadu_ps(g + ox), zero = _mm256_setzero_ps();
+      const __m256 tb = _mm256_cmp_ps(b, a, _CMP_GT_OQ);
+      __m256 best = _mm256_blendv_ps(a, b, tb);
+      const __m256 tc = _mm256_cmp_ps(c, best, _CMP_GT_OQ);
+      best = _mm256_blendv_ps(best, c, tc);
+      const __m256 td = _mm256_cmp_ps(d, best, _CMP_GT_OQ);
+      const __m256 r3 = _mm256_and_ps(td, v), r2 = _mm256_andnot_ps(td, _mm256_and_ps(tc, v));
+      const __m256 r1 = _mm256_andnot_ps(_mm256_or_ps(tc, td), _mm256_and_ps(tb, v));
+      const __m256 r0 = _mm256_blendv_ps(v, zero, _mm256_or_ps(tb, _mm256_or_ps(tc, td)));
+      mergeEvenOdd<kAccumulate>(d0 + 2 * ox, r0, r1);
+      mergeEvenOdd<kAccumulate>(d1 + 2 * ox, r2, r3);
+    }
+    if (full < ow) {
+      Plane<float> rest{x0 + 2 * full, g + full, d0 + 2 * full, p.xs, 1, p.ys, 1, p.gs, 1};
+      maxGrad2x2Rows<float, kAccumulate>(rest, 1, ow - full);
+    }
+  }
+}
+
+// The ISA level of the host, read once: 2 AVX-512F, 1 AVX2, 0 neither.
+// KILN_POOL_ISA_LEVEL caps it when the runtime is built for tests of the lower paths.
+int hostIsaLevel() {
+  static const int level = [] {
+    int l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+#ifdef KILN_POOL_ISA_LEVEL
+    l = std::min(l, KILN_POOL_ISA_LEVEL);
+#endif
+    return l;
+  }();
+  return level;
+}
+#endif
+
+void maxGrad2x2(const Plane<float>& p, int64_t oh, int64_t ow, bool accumulate) {
+#ifdef KILN_POOL_X86
+  switch (hostIsaLevel()) {
+    case 2:
+      return accumulate ? maxGrad2x2Avx512<true>(p, oh, ow) : maxGrad2x2Avx512<false>(p, oh, ow);
+    case 1:
+      return accumulate ? maxGrad2x2Avx2<true>(p, oh, ow) : maxGrad2x2Avx2<false>(p, oh, ow);
+    default:
+      break;
+  }
+#endif
+  if (accumulate)
+    maxGrad2x2Rows<float, true>(p, oh, ow);
+  else
+    maxGrad2x2Rows<float, false>(p, oh, ow);
+}
+void maxGrad2x2(const Plane<double>& p, int64_t oh, int64_t ow, bool accumulate) {
+  if (accumulate)
+    maxGrad2x2Rows<double, true>(p, oh, ow);
+  else
+    maxGrad2x2Rows<double, false>(p, oh, ow);
 }
 
 template <typename T>

@@ -381,6 +381,41 @@ TEST(GemmRuntime, AnyStridesAndTransposes) {
           }
 }
 
+// The 2x2 stride-2 max-pooling gradient (the runtime's vector kernels on AVX-512 / AVX2
+// hosts, 16 or 8 windows a step) against direct loops: output widths around and between
+// the vector widths (masked or scalar tails), x with padded rows at an offset, values with
+// ties (the first maximum in window order wins), gx overwritten or accumulated into.
+TEST(PoolRuntime, MaxGradient2x2MatchesDirectLoopsOnOddWidths) {
+  using M = gemm_abi::StridedMemRef<float, 4>;
+  const int64_t n = 2, c = 3, oh = 3;
+  for (int64_t ow : {1, 7, 8, 9, 15, 16, 17, 24, 33})
+    for (int accumulate = 0; accumulate < 2; ++accumulate) {
+      SCOPED_TRACE(::testing::Message() << "ow " << ow << " accumulate " << accumulate);
+      const int64_t h = 2 * oh, w = 2 * ow, xr = w + 3;
+      std::vector<float> xs(static_cast<size_t>(5 + n * c * h * xr)), gys(static_cast<size_t>(n * c * oh * ow)),
+          gxs(static_cast<size_t>(n * c * h * w));
+      for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 7) % 5);  // many ties
+      for (size_t i = 0; i < gys.size(); ++i) gys[i] = static_cast<float>(i % 11) + 1.0f;
+      for (size_t i = 0; i < gxs.size(); ++i) gxs[i] = 0.5f * static_cast<float>(i % 3);
+      M x{xs.data(), xs.data(), 5, {n, c, h, w}, {c * h * xr, h * xr, xr, 1}};
+      M gy{gys.data(), gys.data(), 0, {n, c, oh, ow}, {c * oh * ow, oh * ow, ow, 1}};
+      M gx{gxs.data(), gxs.data(), 0, {n, c, h, w}, {c * h * w, h * w, w, 1}};
+      std::vector<float> expected(gxs.size());
+      for (size_t i = 0; i < gxs.size(); ++i) expected[i] = accumulate ? gxs[i] : 0.0f;
+      for (int64_t p = 0; p < n * c; ++p)
+        for (int64_t i = 0; i < oh; ++i)
+          for (int64_t j = 0; j < ow; ++j) {
+            int64_t by = 2 * i, bx = 2 * j;
+            auto xAt = [&](int64_t y, int64_t z) { return xs[static_cast<size_t>(5 + p * h * xr + y * xr + z)]; };
+            for (int64_t t = 1; t < 4; ++t)
+              if (xAt(2 * i + t / 2, 2 * j + t % 2) > xAt(by, bx)) by = 2 * i + t / 2, bx = 2 * j + t % 2;
+            expected[static_cast<size_t>(p * h * w + by * w + bx)] += gys[static_cast<size_t>(p * oh * ow + i * ow + j)];
+          }
+      _mlir_ciface_kiln_pool2d_grad_f32(&x, &gy, &gx, gemm_abi::kPoolMax, 2, 2, 2, 2, 0, 0, accumulate);
+      for (size_t i = 0; i < gxs.size(); ++i) ASSERT_EQ(gxs[i], expected[i]) << "gx element " << i;
+    }
+}
+
 // The convolution runtime (kiln_conv2d_f32, kiln_conv2d_grad_filter_f32) against direct loops:
 // batches of 1 (one thread, OpenBLAS threading the GEMM) and of several images (spread over the
 // worker threads, and the filter gradient summed in parts), strides and dilations, y / gy as NCHW

@@ -144,7 +144,11 @@ void Optimizer::update() {
   // (next value, current value) of each parameter and state slot: the step may
   // write them in place (detail::DonationScope).
   std::vector<std::pair<const detail::Node*, const detail::Node*>> donations;
-  for (auto& [name, param] : link.namedparams()) {
+  std::vector<std::pair<std::string, Parameter>> params = link.namedparams();
+  pending.reserve(params.size());
+  donations.reserve(params.size());
+  std::vector<std::pair<std::string, const detail::Node*>> slots;
+  for (auto& [name, param] : params) {
     if (!param.is_initialized() || !param.has_grad()) continue;
     UpdateRule& rule = update_rule(param);
     if (!rule.enabled) continue;
@@ -171,7 +175,7 @@ void Optimizer::update() {
     // Plain copies of the handles, so the new values are recorded from the current ones.
     Variable p = param;
     Variable g = param.grad_var();
-    std::vector<std::pair<std::string, const detail::Node*>> slots;
+    slots.clear();  // reused across parameters (one allocation per step, not per parameter)
     for (auto& [key, s] : rule.state) slots.emplace_back(key, s.impl()->node.get());
     Variable new_p = update_core(ctx, p, g, rule.state);
     donations.emplace_back(new_p.impl()->node.get(), p.impl()->node.get());

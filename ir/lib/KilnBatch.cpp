@@ -413,9 +413,11 @@ LogicalResult GatherOp::inferBatchDims(ArrayRef<BatchDims> operands, int64_t,
 
 LogicalResult ScatterAddOp::inferBatchDims(ArrayRef<BatchDims> operands, int64_t,
                                            SmallVectorImpl<BatchDims>& results) {
-  // ids (...), updates (..., D) -> (R, D): the rows come from the result type.
+  // ids (...), updates (..., D) [, base (R, D)] -> (R, D): the rows come from the result type; a
+  // base (the table's accumulated gradient) is never batched.
   const BatchDims &ids = operands[0], &updates = operands[1];
   if (!updates.empty() && updates.back() == kYes) return failure();
+  if (operands.size() > 2 && anyYes(operands[2])) return failure();
   for (size_t d = 0; d < ids.size() && d < updates.size(); ++d)
     if (conflict(ids[d], updates[d])) return failure();
   results.push_back(BatchDims(getType().getRank(), kNo));

@@ -447,6 +447,8 @@ LogicalResult ScatterAddOp::verify() {
                                          << shapeString(expect);
   if (upd.getElementType() != out.getElementType())
     return emitOpError("updates and result element types differ");
+  if (getBase() && getBase().getType() != getType())
+    return emitOpError("base type ") << getBase().getType() << " expected the result type " << getType();
   return success();
 }
 

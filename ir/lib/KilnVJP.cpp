@@ -488,7 +488,7 @@ KILN_VJP(Pool2DGradOp) {
 }
 KILN_VJP(GatherOp) {
   KILN_VJP_SETUP;
-  grads.push_back(ScatterAddOp::create(builder, getLoc(), getTable().getType(), getIds(), g));
+  grads.push_back(ScatterAddOp::create(builder, getLoc(), getTable().getType(), getIds(), g, Value()));
   grads.push_back(Value());
   return success();
 }
@@ -496,6 +496,7 @@ KILN_VJP(ScatterAddOp) {
   KILN_VJP_SETUP;
   grads.push_back(Value());
   grads.push_back(GatherOp::create(builder, getLoc(), g, getIds()));
+  if (getBase()) grads.push_back(g);  // result = base + scatter: d base = g
   return success();
 }
 

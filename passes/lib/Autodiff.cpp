@@ -88,9 +88,21 @@ class BackwardSweep {
     return createSplat(b, loc, t, zero);  // a symbolic (batch) shape too
   }
 
+  // slot + g; where g is a fresh scatter_add without a base (an embedding's per-step gradient), the
+  // sum is that scatter_add onto the slot instead, so the steps' gradients accumulate into one buffer.
   void accumulate(OpBuilder& b, Value v, Value g) {
     Value& slot = cotangent_[v];
-    slot = slot ? AddOp::create(b, g.getLoc(), g.getType(), slot, g).getResult() : g;
+    if (!slot) {
+      slot = g;
+      return;
+    }
+    auto scatter = g.getDefiningOp<ScatterAddOp>();
+    if (scatter && !scatter.getBase() && g.use_empty() && slot.getType() == g.getType()) {
+      scatter.getBaseMutable().assign(slot);
+      slot = g;
+      return;
+    }
+    slot = AddOp::create(b, g.getLoc(), g.getType(), slot, g).getResult();
   }
 
   // Values that depend on any requested x, in program order up to `anchor`.

@@ -94,7 +94,9 @@ func.func @data_movement(%x: tensor<4x6xf32>, %ids: tensor<3xi32>) -> (tensor<2x
   %g = kiln.gather %x, %ids : tensor<4x6xf32>, tensor<3xi32> -> tensor<3x6xf32>
   // CHECK: kiln.scatter_add %{{.*}}, %{{.*}} : tensor<3xi32>, tensor<3x6xf32> -> tensor<4x6xf32>
   %sa = kiln.scatter_add %ids, %g : tensor<3xi32>, tensor<3x6xf32> -> tensor<4x6xf32>
-  return %s, %p, %r, %c, %g, %sa : tensor<2x2xf32>, tensor<9x6xf32>, tensor<4x6xf32>, tensor<8x6xf32>, tensor<3x6xf32>, tensor<4x6xf32>
+  // CHECK: kiln.scatter_add %{{.*}}, %{{.*}} base(%{{.*}}) : tensor<3xi32>, tensor<3x6xf32>, tensor<4x6xf32> -> tensor<4x6xf32>
+  %sb = kiln.scatter_add %ids, %g base(%sa) : tensor<3xi32>, tensor<3x6xf32>, tensor<4x6xf32> -> tensor<4x6xf32>
+  return %s, %p, %r, %c, %g, %sb : tensor<2x2xf32>, tensor<9x6xf32>, tensor<4x6xf32>, tensor<8x6xf32>, tensor<3x6xf32>, tensor<4x6xf32>
 }
 
 // CHECK-LABEL: func.func @cnn

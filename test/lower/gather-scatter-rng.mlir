@@ -33,6 +33,17 @@ func.func @scatter_add(%ids: tensor<2x3xi32>, %u: tensor<2x3x6xf32>) -> tensor<4
   return %0 : tensor<4x6xf32>
 }
 
+// With a base the loops start from it (no fill).
+// CHECK-LABEL: func.func @scatter_add_base
+// CHECK-SAME: %[[BASE:[^:]*]]: tensor<4x6xf32>
+// CHECK-NOT: linalg.fill
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[BASE]]) -> (tensor<4x6xf32>)
+// CHECK: arith.addf
+func.func @scatter_add_base(%ids: tensor<2x3xi32>, %u: tensor<2x3x6xf32>, %base: tensor<4x6xf32>) -> tensor<4x6xf32> {
+  %0 = kiln.scatter_add %ids, %u base(%base) : tensor<2x3xi32>, tensor<2x3x6xf32>, tensor<4x6xf32> -> tensor<4x6xf32>
+  return %0 : tensor<4x6xf32>
+}
+
 // CHECK-LABEL: func.func @rng
 // CHECK: %[[SEED:.*]] = tensor.extract %{{.*}}[%{{.*}}] : tensor<2xi64>
 // CHECK: %[[OFF:.*]] = tensor.extract %{{.*}}[%{{.*}}] : tensor<2xi64>

@@ -141,3 +141,26 @@ func.func @zero_gradient_of_symbolic_shape(%x: tensor<?x4xf32>, %y: tensor<?x4xf
   %g = kiln.grad %s, %one, %x : tensor<f32>, tensor<?x4xf32>
   return %g : tensor<?x4xf32>
 }
+
+// -----
+
+// An embedding read at three time steps: its per-step gradients (scatter_adds) accumulate
+// onto one buffer, each scatter_add starting from the previous one's result (no full-size
+// adds, one zero table).
+// CHECK-LABEL: func.func @embed_three_steps
+// CHECK: %[[S0:.*]] = kiln.scatter_add %arg2, %{{.*}} : tensor<2xi32>, tensor<2x3xf32> -> tensor<5x3xf32>
+// CHECK: %[[S1:.*]] = kiln.scatter_add %arg1, %{{.*}} base(%[[S0]]) : tensor<2xi32>, tensor<2x3xf32>, tensor<5x3xf32> -> tensor<5x3xf32>
+// CHECK: %[[S2:.*]] = kiln.scatter_add %arg1, %{{.*}} base(%[[S1]]) : tensor<2xi32>, tensor<2x3xf32>, tensor<5x3xf32> -> tensor<5x3xf32>
+// CHECK-NOT: kiln.add
+// CHECK: return %{{.*}}, %[[S2]]
+func.func @embed_three_steps(%w: tensor<5x3xf32>, %a: tensor<2xi32>, %b: tensor<2xi32>) -> (tensor<f32>, tensor<5x3xf32>) {
+  %e0 = kiln.gather %w, %a : tensor<5x3xf32>, tensor<2xi32> -> tensor<2x3xf32>
+  %e1 = kiln.gather %w, %a : tensor<5x3xf32>, tensor<2xi32> -> tensor<2x3xf32>
+  %e2 = kiln.gather %w, %b : tensor<5x3xf32>, tensor<2xi32> -> tensor<2x3xf32>
+  %m = kiln.mul %e0, %e1 : tensor<2x3xf32>
+  %y = kiln.add %m, %e2 : tensor<2x3xf32>
+  %s = kiln.reduce_sum %y, [0, 1] : tensor<2x3xf32> -> tensor<f32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %g = kiln.grad %s, %one, %w : tensor<f32>, tensor<5x3xf32>
+  return %s, %g : tensor<f32>, tensor<5x3xf32>
+}

@@ -424,6 +424,7 @@ const llvm::StringMap<Eval>& evaluators() {
     t["kiln.scatter_add"] = [](Operation* op, const Operands& in) {
       Tensor out = makeTensor(op->getResult(0));
       const Tensor &ids = *in[0], &upd = *in[1];
+      if (in.size() > 2) out.data = in[2]->data;  // the base
       int64_t rows = out.shape[0], width = out.shape[1];
       for (int64_t i = 0; i < ids.size(); ++i) {
         auto id = static_cast<int64_t>(ids.data[i]);

@@ -46,7 +46,7 @@ struct GatherLowering : KilnLowering<GatherOp> {
   }
 };
 
-// result = zeros; for each id i (in C order), for each column j:
+// result = base (or zeros); for each id i (in C order), for each column j:
 // result[ids[i], j] += updates[i, j]; ids out of range add nothing.
 struct ScatterAddLowering : KilnLowering<ScatterAddOp> {
   using KilnLowering::KilnLowering;
@@ -61,7 +61,9 @@ struct ScatterAddLowering : KilnLowering<ScatterAddOp> {
     Value ids = reshapeTensor(rewriter, loc, adaptor.getIds(),
                               RankedTensorType::get({count}, op.getIds().getType().getElementType()));
     Value updates = reshapeTensor(rewriter, loc, adaptor.getUpdates(), RankedTensorType::get({count, width}, elem));
-    Value init = filledTensor(rewriter, loc, type, scalarConstant(rewriter, loc, elem, 0));
+    // From the base the loop's tensor.inserts bufferize in place onto the base's buffer.
+    Value init = adaptor.getBase() ? adaptor.getBase()
+                                   : filledTensor(rewriter, loc, type, scalarConstant(rewriter, loc, elem, 0));
     Value zero = indexConstant(rewriter, loc, 0), one = indexConstant(rewriter, loc, 1);
     auto outer = scf::ForOp::create(
         rewriter, loc, zero, tensor::DimOp::create(rewriter, loc, ids, 0), one, ValueRange{init},

@@ -385,10 +385,16 @@ def Kiln_GatherOp : Kiln_Op<"gather", [Pure, VJP, Batch,
 }
 
 def Kiln_ScatterAddOp : Kiln_Op<"scatter_add", [Pure, VJP, Batch]> {
-  let summary = "Transpose of gather: result[ids[i...], :] += updates[i..., :], zeros elsewhere";
-  let arguments = (ins Kiln_IntTensor:$ids, Kiln_Tensor:$updates);
+  let summary = "Transpose of gather: result = base (or zeros) with result[ids[i...], :] += updates[i..., :]";
+  let description = [{
+    Without `base` the result starts from zeros; with `base` (the result's
+    type) it starts from `base`, so a chain of embedding-gradient
+    accumulations (add(A, scatter_add(ids, u)), see Autodiff.cpp) updates one
+    buffer in place instead of making a full-size zero table per step.
+  }];
+  let arguments = (ins Kiln_IntTensor:$ids, Kiln_Tensor:$updates, Optional<Kiln_Tensor>:$base);
   let results = (outs Kiln_Tensor:$result);
-  let assemblyFormat = "$ids `,` $updates attr-dict `:` type($ids) `,` type($updates) `->` type($result)";
+  let assemblyFormat = "$ids `,` $updates (`base` `(` $base^ `)`)? attr-dict `:` type($ids) `,` type($updates) (`,` type($base)^)? `->` type($result)";
   let hasVerifier = 1;
 }
 

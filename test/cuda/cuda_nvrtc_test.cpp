@@ -35,6 +35,15 @@ void expectEntries(const Program& p, const NvrtcOutput& out) {
     if (k.launch != LaunchKind::Library) EXPECT_NE(out.ptx.find(".entry " + k.name), std::string::npos) << k.label;
 }
 
+// Every kernel of p in the cubins NVRTC makes for sm_80 and sm_90.
+void expectCompilesForSm80AndSm90(const Program& p) {
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    NvrtcOutput out = nvrtcCompile(p, arch);
+    expectCubin(out, arch);
+    expectEntries(p, out);
+  }
+}
+
 TEST(CudaNvrtc, VersionIsReported) {
   SKIP_WITHOUT_NVRTC();
   std::string v = nvrtcVersion();
@@ -65,11 +74,7 @@ TEST(CudaNvrtc, CnnStepCompilesForSm80Sm90AndPtx) {
   SKIP_WITHOUT_NVRTC();
   auto module = fused(readFile(std::string(KILN_SOURCE_DIR) + "/test/cuda/inputs/cnn_step.kiln"));
   Program p = emitProgram(firstFunc(*module));
-  for (const char* arch : {"sm_80", "sm_90"}) {
-    NvrtcOutput out = nvrtcCompile(p, arch);
-    expectCubin(out, arch);
-    expectEntries(p, out);
-  }
+  expectCompilesForSm80AndSm90(p);
   NvrtcOutput ptx = nvrtcCompile(p, "compute_90");  // PTX only, for newer GPUs
   EXPECT_TRUE(ptx.cubin.empty());
   EXPECT_NE(ptx.ptx.find(".target sm_90"), std::string::npos);
@@ -82,11 +87,7 @@ TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
   for (const std::string& text : {std::string(kScatterAddText), kSplitReduction.regions}) {
     auto module = fused(text);
     Program p = emitProgram(firstFunc(*module));
-    for (const char* arch : {"sm_80", "sm_90"}) {
-      NvrtcOutput out = nvrtcCompile(p, arch);
-      expectCubin(out, arch);
-      expectEntries(p, out);
-    }
+    expectCompilesForSm80AndSm90(p);
   }
 }
 
@@ -98,11 +99,7 @@ TEST(CudaNvrtc, RowWiseKernelsCompileForSm80AndSm90) {
     for (const std::string& text : {softmaxRows(d), layerNormGrad(d)}) {
       auto module = fused(text);
       Program p = emitProgram(firstFunc(*module));
-      for (const char* arch : {"sm_80", "sm_90"}) {
-        NvrtcOutput out = nvrtcCompile(p, arch);
-        expectCubin(out, arch);
-        expectEntries(p, out);
-      }
+      expectCompilesForSm80AndSm90(p);
     }
 }
 
@@ -114,11 +111,7 @@ TEST(CudaNvrtc, ConvolutionImplicitGemmsCompileForSm80AndSm90) {
     auto module = fused(text);
     Program p = emitProgram(firstFunc(*module));
     EXPECT_TRUE(hasKernelShape(p, "implicit-gemm"));
-    for (const char* arch : {"sm_80", "sm_90"}) {
-      NvrtcOutput out = nvrtcCompile(p, arch);
-      expectCubin(out, arch);
-      expectEntries(p, out);
-    }
+    expectCompilesForSm80AndSm90(p);
   }
 }
 

@@ -44,10 +44,19 @@ for t in "${targets[@]}"; do
   echo "== $t: ${seconds}s over $(ls "$corpus" | wc -l) seeds"
   # -max_len: big enough for the seeds, small enough that inputs stay quick;
   # -rss_limit_mb / -malloc_limit_mb: a corrupt size field must not allocate gigabytes.
-  if "$build/bin/$t" "$corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=16384 \
-       -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
-       -artifact_prefix="$artifacts/$t-" >"$artifacts/$t.log" 2>&1; then
+  started=$artifacts/.started-$t
+  touch "$started"
+  rc=0
+  "$build/bin/$t" "$corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=16384 \
+    -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -interrupted_exitcode=72 \
+    -artifact_prefix="$artifacts/$t-" >"$artifacts/$t.log" 2>&1 || rc=$?
+  if ((rc == 0)); then
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' "$artifacts/$t.log" || true
+  elif ((rc == 72 || rc > 128)) && [[ -z $(find "$artifacts" -name "$t-*" -newer "$started") ]]; then
+    # Stopped from outside (libFuzzer exits 72 on SIGINT/SIGTERM; > 128 killed): not a finding.
+    rm -rf "$corpus"
+    echo "run_fuzzers: $t was interrupted (exit $rc) before its ${seconds}s; no crash was found" >&2
+    exit "$rc"
   else
     tail -60 "$artifacts/$t.log"
     echo "FAIL: $t found a crash; reproduce with: $build/bin/$t $artifacts/$t-<crash file>"

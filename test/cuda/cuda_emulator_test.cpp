@@ -193,6 +193,22 @@ TEST(CudaEmulator, ScatterAddWithAtomics) {
   EXPECT_NE(p.source.find("atomicAdd(reinterpret_cast<unsigned long long*>("), std::string::npos);
 }
 
+TEST(CudaEmulator, ScatterAddOntoABaseCopiesItThenUsesAtomics) {
+  // Each step is a copy of its base into the output and one atomicAdd per update element,
+  // never the per-table-element loop over every id; repeated ids add up.
+  Program p = expectAgrees(kScatterAddBaseText, 9, -1.0, 1.0);
+  int copies = 0, scatters = 0;
+  for (const KernelInfo& k : p.kernels) {
+    copies += k.shape == "copy";
+    scatters += k.shape == "scatter-add";
+    if (k.shape == "copy") EXPECT_EQ(k.inputs.size(), 1u) << k.label;
+  }
+  EXPECT_EQ(copies, 2);
+  EXPECT_EQ(scatters, 2);
+  EXPECT_NE(p.source.find("out0[i] = in0[i];"), std::string::npos);
+  EXPECT_NE(p.source.find("atomicAdd(&out0["), std::string::npos);
+}
+
 TEST(CudaEmulator, ReductionRegionOverThreeSpacesIsSplit) {
   Program p = expectAgrees(kSplitReduction.reference, 5, 0.1, 1.0, kSplitReduction.regions);
   ASSERT_EQ(p.kernels.size(), 2u);

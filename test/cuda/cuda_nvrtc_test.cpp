@@ -81,10 +81,10 @@ TEST(CudaNvrtc, CnnStepCompilesForSm80Sm90AndPtx) {
 }
 
 TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
-  // The atomics of f32, f64 and unsigned 64-bit scatter-add, the fill kernels, and a
+  // The atomics of f32, f64 and unsigned 64-bit scatter-add, the fill and base-copy kernels, and a
   // reduction region split into a row-reduction and an elementwise kernel.
   SKIP_WITHOUT_NVRTC();
-  for (const std::string& text : {std::string(kScatterAddText), kSplitReduction.regions}) {
+  for (const std::string& text : {std::string(kScatterAddText), std::string(kScatterAddBaseText), kSplitReduction.regions}) {
     auto module = fused(text);
     Program p = emitProgram(firstFunc(*module));
     expectCompilesForSm80AndSm90(p);

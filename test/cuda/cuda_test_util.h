@@ -178,6 +178,15 @@ func.func @f(%ids: tensor<?x3xi32>, %u: tensor<?x3x5xf32>, %ids2: tensor<?xi32>,
   return %1, %2, %3 : tensor<10x5xf32>, tensor<10x4xf64>, tensor<10x2xi64>
 })";
 
+// An embedding's gradient accumulated over two time steps (autodiff's chain of based
+// scatter_adds): the first onto an argument, the second onto the first's result.
+inline const char* kScatterAddBaseText = R"(
+func.func @f(%t: tensor<10x5xf32>, %ids: tensor<?xi32>, %u: tensor<?x5xf32>, %ids2: tensor<?x2xi32>, %u2: tensor<?x2x5xf32>) -> (tensor<10x5xf32>, tensor<10x5xf32>) {
+  %0 = kiln.scatter_add %ids, %u base(%t) : tensor<?xi32>, tensor<?x5xf32>, tensor<10x5xf32> -> tensor<10x5xf32>
+  %1 = kiln.scatter_add %ids2, %u2 base(%0) : tensor<?x2xi32>, tensor<?x2x5xf32>, tensor<10x5xf32> -> tensor<10x5xf32>
+  return %0, %1 : tensor<10x5xf32>, tensor<10x5xf32>
+})";
+
 // A function @f(params) -> (resultTypes) whose ops are `body` and which returns `results`,
 // without regions (for the interpreter) or with the body as one kiln.fusion region of `kind`
 // (emitted instead). `params` are "%name: type" pairs; `body` uses the names, which are the

@@ -725,25 +725,29 @@ class KernelBuilder {
   KernelInfo& info() { return info_; }
 
   // Whether the kernel accumulates into its output (scatter-add), which fill() must
-  // zero first: the fill kernel's info (its output is the kernel's) and source.
+  // zero first, or set to the scatter_add's base: the fill kernel's info (its output is
+  // the kernel's; with a base, the caller adds the base's buffer as its input) and source.
   bool accumulates() const { return info_.shape == "scatter-add"; }
+  Value fillBase() const { return fillBase_; }
   std::pair<KernelInfo, std::string> fill() const {
     KernelInfo f;
     size_t site = info_.label.find(" (");
-    f.label = info_.label.substr(0, site) + "+zero" + (site == std::string::npos ? "" : info_.label.substr(site));
-    f.name = info_.name + "_zero";
-    f.shape = "fill";
+    f.label = info_.label.substr(0, site) + (fillBase_ ? "+base" : "+zero") +
+              (site == std::string::npos ? "" : info_.label.substr(site));
+    f.name = info_.name + (fillBase_ ? "_base" : "_zero");
+    f.shape = fillBase_ ? "copy" : "fill";
     f.launch = LaunchKind::Elements;
     ArrayRef<int64_t> shape = shapeOf(outputs_[0]);
     f.work = extentOf(shape);
     f.outputs = info_.outputs;
     std::string t = cType(outputs_[0]);
-    std::string source = "// kernel " + f.label + " (fill)\n";
-    source += "extern \"C\" __global__ void " + f.name + "(" + t + "* __restrict__ out0, long long batch) {\n";
+    std::string source = "// kernel " + f.label + " (" + f.shape + ")\n";
+    source += "extern \"C\" __global__ void " + f.name + "(" + (fillBase_ ? "const " + t + "* __restrict__ in0, " : "") +
+              t + "* __restrict__ out0, long long batch) {\n";
     source += "  const long long n = " + extentExpr(shape) + ";\n";
     source += "  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;"
               " i += static_cast<long long>(blockDim.x) * gridDim.x)\n";
-    source += "    out0[i] = " + t + "(0);\n}\n";
+    source += "    out0[i] = " + (fillBase_ ? std::string("in0[i]") : t + "(0)") + ";\n}\n";
     return {f, source};
   }
 
@@ -991,14 +995,19 @@ class KernelBuilder {
   }
 
   // scatter_add with atomics: one thread per update element adds it at its id's row of the
-  // result, which a fill kernel launched first zeroes (fill()). Only where the region's one
-  // output is the scatter_add (nothing inside reads the sum); ops computing the ids or the
-  // updates are computed at the update's index.
+  // result, which a kernel launched first zeroes or sets to the base (fill()). Only where the
+  // region's one output is the scatter_add (nothing inside reads the sum) and a base comes
+  // from outside the region (an embedding's gradient accumulated over time steps); ops
+  // computing the ids or the updates are computed at the update's index. (A base computed
+  // inside: the per-element loop of scatterAdd().)
   bool scatter() {
     if (outputs_.size() != 1) return false;
     auto s = outputs_[0].getDefiningOp<ScatterAddOp>();
-    // (With a base the fill kernel would have to copy it: the per-element loop of scatterAdd() instead.)
-    if (!s || !ops_.contains(s) || s.getBase()) return false;
+    if (!s || !ops_.contains(s)) return false;
+    if (Value base = s.getBase()) {
+      if (Operation* def = base.getDefiningOp(); def && ops_.contains(def)) return false;
+      fillBase_ = base;
+    }
     Type t = tensorOf(s.getResult()).getElementType();
     if (!t.isF32() && !t.isF64() && !t.isInteger(32) && !t.isInteger(64)) return false;
     ArrayRef<int64_t> updates = shapeOf(s.getUpdates()), result = shapeOf(s.getResult());
@@ -1319,6 +1328,7 @@ class KernelBuilder {
   KernelEmitter e_;
   KernelInfo info_;
   std::string kind_;
+  Value fillBase_;  // scatter(): the base the fill kernel copies into the output, or null
 };
 
 // The prelude of every program: types for NVRTC, the scalar helpers, block reductions.
@@ -1624,7 +1634,12 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
       KernelInfo& info = builder.info();
       for (Value in : builder.inputs()) info.inputs.push_back(bufferRead(in));
       for (Value y : part) info.outputs.push_back(outputBuffer(y));
-      if (builder.accumulates()) built.push_back(builder.fill());
+      if (builder.accumulates()) {
+        auto fill = builder.fill();
+        if (Value base = builder.fillBase()) fill.first.inputs.push_back(bufferRead(base));
+        // A base already in the output's buffer (updated in place) needs no copy.
+        if (fill.first.inputs.empty() || fill.first.inputs[0] != fill.first.outputs[0]) built.push_back(fill);
+      }
       built.push_back({info, source});
     };
     std::optional<GemmChain> chain;

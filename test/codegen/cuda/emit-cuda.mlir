@@ -108,6 +108,23 @@ func.func @embed_grad(%ids: tensor<?x3xi32>, %gy: tensor<?x3x5xf32>) -> tensor<1
 
 // -----
 
+// An embedding gradient onto a base (the previous time step's): a kernel copies the base
+// into the output, then the same atomics add the updates.
+// CHECK-LABEL: CUDA program of @embed_grad_base: 2 kernels
+// CHECK: // launch kiln_0_embed_op_scatter_add_base: copy, block 256, buffers in 2 out 3
+// CHECK: // launch kiln_0_embed_op_scatter_add: scatter-add, block 256, buffers in 0 1 out 3
+// CHECK: // kernel 0:embed/op:scatter_add+base ({{.*}}) (copy)
+// CHECK: void kiln_0_embed_op_scatter_add_base(const float* __restrict__ in0, float* __restrict__ out0, long long batch)
+// CHECK: out0[i] = in0[i];
+// CHECK: // kernel 0:embed/op:scatter_add ({{.*}}) (scatter-add)
+// CHECK: atomicAdd(&out0[id{{[0-9]+}} * 5 + i2], v{{[0-9]+}});
+func.func @embed_grad_base(%ids: tensor<?x3xi32>, %gy: tensor<?x3x5xf32>, %table: tensor<10x5xf32>) -> tensor<10x5xf32> {
+  %0 = kiln.scatter_add %ids, %gy base(%table) {kiln.scope = "embed"} : tensor<?x3xi32>, tensor<?x3x5xf32>, tensor<10x5xf32> -> tensor<10x5xf32>
+  return %0 : tensor<10x5xf32>
+}
+
+// -----
+
 // A reduction region no one row reduction computes (outputs over the columns, the rows
 // and the input): one row-reduction kernel and one elementwise kernel, <index>.<part>.
 // CHECK-LABEL: CUDA program of @split_reduction: 2 kernels

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "kiln/codegen/cuda.h"
+#include "kiln/collective_abi.h"
 #include "cuda_testing.h"
 #include "kiln/device.h"
 #include "kiln/env.h"
@@ -63,6 +64,14 @@ std::vector<Array> resultsOf(const cuda::Program& p, const std::vector<Array>& s
   return results;
 }
 
+// Collective step `step` (kiln.collective_start): its bucket's buffer to the handler registered
+// on this thread (kiln/collective_abi.h; kiln::distributed's allreduce_grad), which starts the
+// bucket's reduction; nothing without one (the caller then starts it after the run).
+void startCollective(const cuda::Program& p, const cuda::KernelInfo& step, void* buffer, int64_t batch) {
+  if (collective_abi::Handler* h = collective_abi::current_handler())
+    h->start(step.bucket, buffer, step.work.at(batch), p.buffers[step.inputs.at(0)].dtype);
+}
+
 class EmulatedExecutable : public Executable {
  public:
   explicit EmulatedExecutable(cuda::EmulatedProgram program) : program_(std::move(program)) {}
@@ -80,7 +89,12 @@ class EmulatedExecutable : public Executable {
       storage.push_back(b.argument >= 0 ? args.at(b.argument) : Array::empty(shapeOf(b, batch), b.dtype, device));
       buffers.push_back(storage.back().raw_data());
     }
-    for (size_t k = 0; k < p.kernels.size(); ++k) program_.launch(k, buffers, batch);
+    for (size_t k = 0; k < p.kernels.size(); ++k) {
+      if (p.kernels[k].launch == cuda::LaunchKind::Collective)
+        startCollective(p, p.kernels[k], buffers[p.kernels[k].inputs[0]], batch);
+      else
+        program_.launch(k, buffers, batch);
+    }
     return resultsOf(p, storage);
   }
 
@@ -105,10 +119,24 @@ namespace {
 // intermediate buffers are the executable's own per batch size, so only arguments and results
 // move: when their addresses differ from the last run, the launches are captured again and the
 // instantiated graph updated in place (cuGraphExecUpdate, no new instantiation). KILN_CUDA_GRAPHS=0
-// launches each kernel instead. Runs are serialized (one stream per device).
+// launches each kernel instead. Runs are serialized (one stream per device). A program with
+// collective steps (kiln.collective_start) is one graph per segment between them, and each
+// collective step runs on the host between the segments' launches (startCollective: NCCL's
+// allreduce of the bucket enqueued on the stream after the kernels that computed it), never
+// captured, so that each run, a replay too, starts its buckets once.
 class GpuExecutable : public Executable {
  public:
   explicit GpuExecutable(cuda::Program program) : program_(std::move(program)) {
+    // The pieces of a run: kernel segments (a single one, maybe empty, without collectives)
+    // and the collective steps between them.
+    size_t begin = 0;
+    for (size_t i = 0; i <= program_.kernels.size(); ++i) {
+      const bool collective = i < program_.kernels.size() && program_.kernels[i].launch == cuda::LaunchKind::Collective;
+      if (i < program_.kernels.size() && !collective) continue;
+      if (i > begin || (i == program_.kernels.size() && pieces_.empty())) pieces_.push_back({begin, i, false});
+      if (collective) pieces_.push_back({i, i + 1, true});
+      begin = i + 1;
+    }
     // The source is kept for error messages: in the disk cache's folder, else (a folder
     // that cannot take it: read-only, not a folder) in a temporary one; where neither can,
     // the messages say so instead of the compile failing.
@@ -134,7 +162,7 @@ class GpuExecutable : public Executable {
     try {  // the driver may be gone (a test's fake replaced); nothing to report from a destructor
       const cuda_driver::DriverTable& t = cuda_driver::driver();
       for (auto& [index, d] : devices_) {
-        for (Graph& g : d.graphs) t.cuGraphExecDestroy(g.exec);
+        for (Graph& g : d.graphs) destroy(g);
         if (d.module) t.cuModuleUnload(d.module);
 #if KILN_HAVE_CUBLASLT
         if (!d.gemms.empty()) {
@@ -190,20 +218,37 @@ class GpuExecutable : public Executable {
       addresses.push_back(reinterpret_cast<CUdeviceptr>(storage.back().raw_data()));
     }
     if (!env::get_flag("KILN_CUDA_GRAPHS", true)) {
-      launchAll(d, device.index(), addresses, batch, stream);
+      launchAll(d, device.index(), addresses, batch, stream, 0, p.kernels.size());
     } else {
-      CUgraphExec exec = graphOf(d, device.index(), addresses, batch, stream);
-      cuda_driver::check(t.cuGraphLaunch(exec, stream), "cuGraphLaunch",
-                         "cuda backend: replaying the graph of " + sourcePath_ + " on " + device.to_string());
+      const std::vector<CUgraphExec>& execs = graphsOf(d, device.index(), addresses, batch, stream);
+      for (size_t i = 0; i < pieces_.size(); ++i) {
+        if (pieces_[i].collective) {
+          launchAll(d, device.index(), addresses, batch, stream, pieces_[i].begin, pieces_[i].end);
+          continue;
+        }
+        cuda_driver::check(t.cuGraphLaunch(execs[i], stream), "cuGraphLaunch",
+                           "cuda backend: replaying the graph of " + sourcePath_ + " on " + device.to_string());
+      }
     }
     return resultsOf(p, storage);
   }
 
+  // Steps [begin, end) of the plan, or one collective step.
+  struct Piece {
+    size_t begin, end;
+    bool collective;
+  };
   struct Graph {
     int64_t batch;
     std::vector<CUdeviceptr> addresses;
-    CUgraphExec exec;
+    std::vector<CUgraphExec> execs;  // by piece; null for a collective step
+    bool complete = false;           // every segment instantiated for `addresses`
   };
+  static void destroy(Graph& g) {
+    for (CUgraphExec e : g.execs)
+      if (e) cuda_driver::driver().cuGraphExecDestroy(e);
+    g.execs.clear();
+  }
 #if KILN_HAVE_CUBLASLT
   // A library step's cuBLASLt descriptors for one batch size, made on its first run.
   struct GemmPlan {
@@ -253,7 +298,7 @@ class GpuExecutable : public Executable {
                            ") on @cuda:" + std::to_string(device));
     for (const cuda::KernelInfo& k : program_.kernels) {
       CUfunction f = nullptr;
-      if (k.launch == cuda::LaunchKind::Library) {
+      if (k.launch == cuda::LaunchKind::Library || k.launch == cuda::LaunchKind::Collective) {
         d.functions.push_back(nullptr);
         continue;
       }
@@ -335,12 +380,17 @@ class GpuExecutable : public Executable {
 #endif
   }
 
+  // Steps [begin, end) of the plan on `stream` (a collective step: startCollective, on the host).
   void launchAll(PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
-                 CUstream stream) {
+                 CUstream stream, size_t begin, size_t end) {
     const cuda_driver::DriverTable& t = cuda_driver::driver();
     long long n = batch;
-    for (size_t i = 0; i < program_.kernels.size(); ++i) {
+    for (size_t i = begin; i < end; ++i) {
       const cuda::KernelInfo& k = program_.kernels[i];
+      if (k.launch == cuda::LaunchKind::Collective) {
+        startCollective(program_, k, reinterpret_cast<void*>(addresses[k.inputs[0]]), batch);
+        continue;
+      }
       if (k.launch == cuda::LaunchKind::Library) {
         launchGemm(d, device, i, addresses, batch, stream);
         continue;
@@ -360,52 +410,60 @@ class GpuExecutable : public Executable {
     }
   }
 
-  // The graph of a run's launches on these buffers: the batch size's graph as it is when its
-  // buffers are the same as last time; else the launches captured again and the instantiated
-  // graph updated in place (cuGraphExecUpdate; instantiated anew when the update is refused).
-  CUgraphExec graphOf(PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses, int64_t batch,
-                      CUstream stream) {
+  // The graphs of a run's segments on these buffers: the batch size's graphs as they are when
+  // its buffers are the same as last time; else each segment's launches captured again and its
+  // instantiated graph updated in place (cuGraphExecUpdate; instantiated anew when the update
+  // is refused).
+  const std::vector<CUgraphExec>& graphsOf(PerDevice& d, int device, const std::vector<CUdeviceptr>& addresses,
+                                           int64_t batch, CUstream stream) {
+    const cuda_driver::DriverTable& t = cuda_driver::driver();
     auto it = d.graphs.begin();
     while (it != d.graphs.end() && it->batch != batch) ++it;
     if (it != d.graphs.end()) {
       d.graphs.splice(d.graphs.begin(), d.graphs, it);
-      if (it->addresses == addresses) return it->exec;
-    }
-    const cuda_driver::DriverTable& t = cuda_driver::driver();
-    const std::string what = "cuda backend: capturing the graph of " + sourcePath_;
-    cuda_driver::check(t.cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture", what);
-    CUgraph graph = nullptr;
-    try {
-      launchAll(d, device, addresses, batch, stream);
-    } catch (const Error&) {
-      if (t.cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS && graph) t.cuGraphDestroy(graph);
-      throw;
-    }
-    cuda_driver::check(t.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture", what);
-    if (it != d.graphs.end()) {
-      CUgraphExecUpdateResultInfo info;
-      if (t.cuGraphExecUpdate_v2(it->exec, graph, &info) == CUDA_SUCCESS) {
-        t.cuGraphDestroy(graph);
-        it->addresses = addresses;
-        return it->exec;
+      if (it->complete && it->addresses == addresses) return it->execs;
+    } else {
+      if (d.graphs.size() == kMaxGraphs) {
+        destroy(d.graphs.back());
+        d.graphs.pop_back();
       }
-      t.cuGraphExecDestroy(it->exec);
-      d.graphs.erase(it);
+      d.graphs.push_front(Graph{batch, {}, std::vector<CUgraphExec>(pieces_.size(), nullptr)});
+      it = d.graphs.begin();
     }
-    CUgraphExec exec = nullptr;
-    CUresult rc = t.cuGraphInstantiateWithFlags(&exec, graph, 0);
-    t.cuGraphDestroy(graph);
-    cuda_driver::check(rc, "cuGraphInstantiate", what);
-    if (d.graphs.size() == kMaxGraphs) {
-      t.cuGraphExecDestroy(d.graphs.back().exec);
-      d.graphs.pop_back();
+    Graph& g = *it;
+    g.complete = false;
+    const std::string what = "cuda backend: capturing the graph of " + sourcePath_;
+    for (size_t i = 0; i < pieces_.size(); ++i) {
+      if (pieces_[i].collective) continue;
+      cuda_driver::check(t.cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture", what);
+      CUgraph graph = nullptr;
+      try {
+        launchAll(d, device, addresses, batch, stream, pieces_[i].begin, pieces_[i].end);
+      } catch (const Error&) {
+        if (t.cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS && graph) t.cuGraphDestroy(graph);
+        throw;
+      }
+      cuda_driver::check(t.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture", what);
+      CUgraphExecUpdateResultInfo info;
+      if (g.execs[i] && t.cuGraphExecUpdate_v2(g.execs[i], graph, &info) == CUDA_SUCCESS) {
+        t.cuGraphDestroy(graph);
+        continue;
+      }
+      if (g.execs[i]) t.cuGraphExecDestroy(g.execs[i]);
+      g.execs[i] = nullptr;
+      CUresult rc = t.cuGraphInstantiateWithFlags(&g.execs[i], graph, 0);
+      t.cuGraphDestroy(graph);
+      if (rc != CUDA_SUCCESS) g.execs[i] = nullptr;
+      cuda_driver::check(rc, "cuGraphInstantiate", what);
     }
-    d.graphs.push_front(Graph{batch, addresses, exec});
-    return exec;
+    g.addresses = addresses;
+    g.complete = true;
+    return g.execs;
   }
 
   cuda::Program program_;
   std::string sourcePath_;
+  std::vector<Piece> pieces_;
   std::mutex mutex_;
   std::map<int, PerDevice> devices_;
 };
@@ -448,6 +506,7 @@ class CudaBackend : public Backend {
     mlir::ModuleOp module = *request.module;
     DiagnosticCollector diagnostics(*module.getContext());
     mlir::PassManager fuse(module.getContext());
+    fuse.addNestedPass<mlir::func::FuncOp>(passes::createKilnHoistCollectives());  // buckets start early
     fuse.addNestedPass<mlir::func::FuncOp>(passes::createKilnFuse());
     if (mlir::failed(fuse.run(module))) throw Error("kiln: fusing the graph failed:\n" + diagnostics.text);
     write_dump(request.dump_prefix, ".fused.mlir", module);

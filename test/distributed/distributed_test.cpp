@@ -131,14 +131,15 @@ TEST(Distributed, AdamMatchesOneProcessWithTheWholeBatch) {
   expect_data_parallel_matches_whole_batch<optimizers::Adam>();
 }
 
-// On the cpu backend the step's compiled graph starts each bucket's reduction itself, right
-// after computing the bucket (kiln.collective_start): the communicator's events show every
-// bucket started from inside the graph, in bucket order, so the first bucket (the last
-// layer's gradients) before the bucket of l1/W, one of the backward's last gradients; and
-// all before the graph returned. The parameters are still those of one process with the whole batch (computed
-// by the interpreter).
+// On the cpu backend (and the cuda backend's SIMT emulator) the step's compiled graph starts
+// each bucket's reduction itself, right after computing the bucket (kiln.collective_start):
+// the communicator's events show every bucket started from inside the graph, in bucket
+// order, so the first bucket (the last layer's gradients) before the bucket of l1/W, one of
+// the backward's last gradients; and all before the graph returned. The parameters are still
+// those of one process with the whole batch (computed by the interpreter).
 TEST(Distributed, BucketsStartInsideTheCompiledBackward) {
-  ASSERT_EQ(backend_name(), "cpu") << "the buckets start inside compiled graphs: run with KILN_BACKEND=cpu";
+  ASSERT_TRUE(backend_name() == "cpu" || (backend_name() == "cuda" && cuda_driver::emulated()))
+      << "the buckets start inside compiled graphs: run with KILN_BACKEND=cpu, or cuda with KILN_CUDA_EMULATE=1";
   D::Communicator comm = D::create_communicator("mpi");
   ASSERT_GT(comm.size(), 1) << "run under mpirun";
   using Event = D::detail::CommunicatorImpl::Event;
@@ -564,6 +565,60 @@ TEST(DistributedNccl, SgdOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl
 TEST(DistributedNccl, AdamOnGpusMatchesOneProcessWithTheWholeBatch) { expect_nccl_matches_whole_batch("nccl", true); }
 TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) {
   expect_nccl_matches_whole_batch("pure_nccl", false);
+}
+
+// On a GPU the step's graph starts each bucket's NCCL allreduce itself, between the CUDA graphs
+// of its segments: the communicator's events show every bucket started from inside the graph,
+// in bucket order, and the fake GPU's clock (kernels run so far, read by the fake libnccl at
+// each ncclAllReduce) shows each bucket enqueued while backward kernels were still to run:
+// bucket 0 ({l3/b, l3/W, l2/b}) before the kernels of l2/W's and l1/b's gradients, bucket 1
+// before l1/W's, the last one. The parameters are still those of one process with the whole
+// batch. With KILN_MN_OVERLAP=0 every bucket starts after the graph.
+TEST(DistributedNccl, BucketsStartInsideTheCompiledBackwardOnGpus) {
+  NcclGpu gpu;
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  D::Communicator comm = D::create_communicator("nccl");
+  ASSERT_GT(comm.size(), 1) << "run under mpirun";
+  auto* set_clock = fake_nccl_function<void(long (*)())>("kiln_fake_nccl_set_clock");
+  auto* clocks = fake_nccl_function<long(long*, long)>("kiln_fake_nccl_allreduce_clocks");
+  ASSERT_TRUE(set_clock && clocks) << "the fake libnccl's clock";
+  set_clock([] { return fake->kernels_run; });
+  using Event = D::detail::CommunicatorImpl::Event;
+  std::vector<std::pair<Event, size_t>> events;
+  comm.impl().events = &events;
+  comm.set_bucket_bytes(1088);
+  expect_data_parallel_matches_whole_batch<optimizers::MomentumSGD, MLP3>(comm, nullptr,
+                                                                          Device::cuda(comm.intra_rank()));
+  const size_t steps = 5, buckets = 3;
+  ASSERT_EQ(events.size(), steps * (buckets + 1));
+  std::vector<long> at(steps * buckets + 1);
+  ASSERT_EQ(clocks(at.data(), static_cast<long>(at.size())), static_cast<long>(steps * buckets))
+      << "\"nccl\" reduces only the buckets through NCCL";
+  for (size_t s = 0; s < steps; ++s) {
+    const auto* step = &events[s * (buckets + 1)];
+    for (size_t b = 0; b < buckets; ++b)
+      EXPECT_EQ(step[b], std::make_pair(Event::bucket_started_in_graph, b)) << "step " << s << ", bucket " << b;
+    EXPECT_EQ(step[buckets].first, Event::graph_returned) << "step " << s;
+    const long* t = &at[s * buckets];
+    EXPECT_LT(t[0] + 1, t[1]) << "step " << s << ": kernels of l2/W's and l1/b's gradients after bucket 0 started";
+    EXPECT_LT(t[1], t[2]) << "step " << s << ": l1/W's gradient after bucket 1 started";
+  }
+  // Off: one step of a second model, every bucket started after the graph returned.
+  ScopedEnv off("KILN_MN_OVERLAP", "0");
+  events.clear();
+  set_random_seed(0);
+  L::Classifier<MLP3> model;
+  model.to_device(Device::cuda(comm.intra_rank()));
+  optimizers::MomentumSGD opt;
+  D::create_multi_node_optimizer(opt, comm).setup(model);
+  const int64_t per_rank = kBatch / comm.size();
+  train(opt, model, 1, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, Device::cuda(comm.intra_rank()));
+  comm.impl().events = nullptr;
+  set_clock(nullptr);
+  ASSERT_EQ(events.size(), buckets + 1);
+  EXPECT_EQ(events[0].first, Event::graph_returned);
+  for (size_t b = 0; b < buckets; ++b)
+    EXPECT_EQ(events[b + 1], std::make_pair(Event::bucket_started_after_graph, b)) << "bucket " << b;
 }
 
 // A model on a GPU with the "mpi" communicator (host memory only), and a rank whose machine

@@ -5,7 +5,9 @@
 // the fake stream's pending work, done once kiln_fake_nccl_stream_work reports them complete,
 // which the test's fake driver asks from cuStreamQuery / cuStreamSynchronize. It checks what
 // NCCL would reject (a null stream, a rank or size that is not the job's, ranks given
-// different unique ids) and counts its calls (kiln_fake_nccl_counts). No ncclAvg (kiln sums).
+// different unique ids) and counts its calls (kiln_fake_nccl_counts); with a clock set
+// (kiln_fake_nccl_set_clock: the test's fake GPU's kernels run so far), it reads the clock at each
+// ncclAllReduce (kiln_fake_nccl_allreduce_clocks). No ncclAvg (kiln sums).
 // ncclCommInitRankConfig with config->blocking = 0 returns ncclInProgress and the
 // communicator's setup (rank 0's id broadcast, the ids compared, MPI_Comm_idup) advances at
 // each ncclCommGetAsyncError, as NCCL's; KILN_FAKE_NCCL_STUCK_INIT=<rank> makes that rank's
@@ -34,6 +36,8 @@ namespace {
 
 long allreduces = 0, broadcasts = 0, inits = 0;
 std::vector<MPI_Request> pending;  // the collectives started and not known to be complete
+long (*clock)() = nullptr;
+std::vector<long> allreduce_clocks;  // clock() at each ncclAllReduce since the clock was set
 
 bool mpi_type(ncclDataType_t t, MPI_Datatype* out, size_t* size) {
   switch (t) {
@@ -106,6 +110,20 @@ void kiln_fake_nccl_counts(long* allreduce_calls, long* broadcast_calls, long* i
   *allreduce_calls = allreduces;
   *broadcast_calls = broadcasts;
   *init_calls = inits;
+}
+
+// For the tests: `tick` is read at each ncclAllReduce from now on (null: no more).
+void kiln_fake_nccl_set_clock(long (*tick)()) {
+  clock = tick;
+  allreduce_clocks.clear();
+}
+
+// For the tests: the clock read at each ncclAllReduce since it was set, the first `max` of them
+// copied to `out`; returns how many there are.
+long kiln_fake_nccl_allreduce_clocks(long* out, long max) {
+  const long n = static_cast<long>(allreduce_clocks.size());
+  for (long i = 0; i < n && i < max; ++i) out[i] = allreduce_clocks[static_cast<size_t>(i)];
+  return n;
 }
 
 ncclResult_t ncclGetVersion(int* version) {
@@ -183,6 +201,7 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
   MPI_Iallreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, static_cast<int>(count), type, mpi_op,
                  comm->comm, &pending.back());
   ++allreduces;
+  if (clock) allreduce_clocks.push_back(clock());
   return ncclSuccess;
 }
 

@@ -1,12 +1,13 @@
 // -kiln-start-collectives: kiln.collective_start becomes a call of the runtime's
 // kiln_collective_start_<f32|f64> (kiln/collective_abi.h), placed right after the bucket is
-// computed; -kiln-check-collective-buffers keeps only the calls whose buffer is a result's.
+// computed (kiln::passes::hoistCollectiveChain); -kiln-check-collective-buffers keeps only the
+// calls whose buffer is a result's.
 #include <string>
 
 #include "kiln/codegen/cpu.h"
 #include "kiln/collective_abi.h"
 #include "kiln/ir/KilnCollective.h"
-#include "llvm/ADT/SetVector.h"
+#include "kiln/passes/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -15,8 +16,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/SymbolTable.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "mlir/Transforms/RegionUtils.h"
 
 namespace kiln::cpu {
 
@@ -31,56 +30,6 @@ using namespace mlir;
 // The function attribute that records how many arguments are inputs (the out-params that
 // bufferization appends come after them).
 constexpr const char* kInputsAttr = "kiln.collective_inputs";
-
-// The ops of `start`'s block that only assemble its bucket: the concatenation's
-// tensor.empty and inserts, the reshapes (ops without regions or memory effects, every
-// result used by `start` or another such op). The kernels computing the gradients (linalg
-// ops, which have regions) stay where they are: the backward keeps its order.
-SmallVector<Operation*> bucketChain(Operation* start) {
-  Block* block = start->getBlock();
-  llvm::SetVector<Operation*> chain;
-  chain.insert(start);
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (size_t i = 0; i < chain.size(); ++i)
-      for (Value v : chain[i]->getOperands()) {
-        Operation* def = v.getDefiningOp();
-        if (!def || def->getBlock() != block || chain.contains(def) || def->getNumRegions() != 0 ||
-            !isMemoryEffectFree(def))
-          continue;
-        if (!llvm::all_of(def->getUsers(), [&](Operation* u) { return chain.contains(u); })) continue;
-        chain.insert(def);
-        grew = true;
-      }
-  }
-  SmallVector<Operation*> ops(chain.begin(), chain.end());
-  llvm::sort(ops, [](Operation* a, Operation* b) { return a->isBeforeInBlock(b); });
-  return ops;
-}
-
-// Moves each op of the chain (in block order) right after the last op of its block that
-// defines a value it uses: the bucket is computed, and its collective started, as soon as
-// its last gradient is, before the kernels of the rest of the backward.
-void hoistChain(Operation* start) {
-  Block* block = start->getBlock();
-  for (Operation* op : bucketChain(start)) {
-    Operation* last = nullptr;
-    auto consider = [&](Value v) {
-      Operation* def = v.getDefiningOp();
-      if (!def) return;
-      def = block->findAncestorOpInBlock(*def);
-      if (def && def != op && (!last || last->isBeforeInBlock(def))) last = def;
-    };
-    for (Value v : op->getOperands()) consider(v);
-    llvm::SetVector<Value> captured;
-    getUsedValuesDefinedAbove(op->getRegions(), captured);
-    for (Value v : captured) consider(v);
-    if (last)
-      op->moveAfter(last);
-    else
-      op->moveBefore(&block->front());
-  }
-}
 
 // memref<?xT, strided<[?], offset: ?>>
 MemRefType dynamicFlatType(Type elem) {
@@ -99,7 +48,10 @@ class KilnStartCollectives : public impl::KilnStartCollectivesBase<KilnStartColl
       func.walk([&](ir::CollectiveStartOp op) { starts.push_back(op); });
       if (starts.empty()) continue;
       func->setAttr(kInputsAttr, b.getI64IntegerAttr(func.getNumArguments()));
-      for (ir::CollectiveStartOp op : starts) hoistChain(op);
+      // The bucket's tensor.empty, inserts and reshapes (no regions): the kernels computing the
+      // gradients (linalg ops, which have regions) stay where they are.
+      auto assembles = [](Operation* op) { return op->getNumRegions() == 0; };
+      for (ir::CollectiveStartOp op : starts) passes::hoistCollectiveChain(op, assembles);
       for (ir::CollectiveStartOp op : starts) {
         auto type = cast<RankedTensorType>(op.getX().getType());
         Type elem = type.getElementType();

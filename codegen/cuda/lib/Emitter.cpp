@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "kiln/error.h"
+#include "kiln/ir/KilnCollective.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/ScalarExpr.h"
 #include "kiln/passes/Passes.h"
@@ -1508,14 +1509,17 @@ std::optional<GemmChain> libraryGemmOf(const llvm::SetVector<Operation*>& ops, c
   return chain;
 }
 
+// "12", "batch", "4 * batch * batch".
+std::string extentText(const Extent& e) {
+  std::string s = e.batch_power == 0 ? std::to_string(e.factor) : e.factor == 1 ? "batch" : std::to_string(e.factor) + " * batch";
+  for (int i = 1; i < e.batch_power; ++i) s += " * batch";
+  return s;
+}
+
 // The comment that stands for a library step in the source (lit tests read it).
 std::string librarySource(const KernelInfo& k) {
   const LibraryGemm& g = k.gemm;
-  auto extent = [](const Extent& e) {
-    std::string s = e.batch_power == 0 ? std::to_string(e.factor) : e.factor == 1 ? "batch" : std::to_string(e.factor) + " * batch";
-    for (int i = 1; i < e.batch_power; ++i) s += " * batch";
-    return s;
-  };
+  const auto extent = extentText;
   std::string product = std::string("buf") + std::to_string(g.a) + (g.transpose_a ? "^T" : "") + " x buf" + std::to_string(g.b) +
                         (g.transpose_b ? "^T" : "");
   if (g.bias >= 0) product += " + buf" + std::to_string(g.bias) + "[col]";
@@ -1598,6 +1602,30 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
     }
     if (auto file = dyn_cast<FileLineColLoc>(op.getLoc()))
       label += " (" + file.getFilename().getValue().rsplit('/').second.str() + ":" + std::to_string(file.getLine()) + ")";
+    // A collective start: its result is its bucket's buffer, which the runtime hands to the
+    // communicator at this point of the plan (no kernel). None for an argument's buffer (the
+    // caller's array, of which the run returns a copy: the caller starts that bucket after).
+    if (auto start = dyn_cast<CollectiveStartOp>(op)) {
+      auto it = bufferOf.find(start.getX());
+      if (it == bufferOf.end()) notImplemented(&op, "of a value no kernel computes");
+      const int buffer = it->second;
+      bufferOf[start.getResult()] = buffer;
+      if (program.buffers[buffer].argument < 0) {
+        KernelInfo step;
+        step.label = label;
+        step.name = identifier(label);
+        step.shape = "collective";
+        step.launch = LaunchKind::Collective;
+        step.work = extentOf(shapeOf(start.getX()));
+        step.bucket = static_cast<int64_t>(start.getBucket());
+        step.inputs = {buffer};
+        built.push_back({step, "// collective start " + label + " (no kernel): buf" + std::to_string(buffer) + " (" +
+                                   extentText(step.work) + " elements) to the communicator as bucket " +
+                                   std::to_string(step.bucket) + "\n"});
+      }
+      ++index;
+      continue;
+    }
     // Yielded block arguments alias their input; a value yielded twice is one output.
     for (auto& [res, y] : results) {
       if (auto arg = dyn_cast<BlockArgument>(y); arg && outer.count(y)) {
@@ -1717,6 +1745,21 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
     }
     ++index;
   }
+  // The communicator writes a bucket while the later kernels run: a collective step whose
+  // buffer a later step reads, or another collective step hands over too, is dropped (the
+  // caller starts that bucket after the run).
+  auto shared = [&](size_t i) {
+    const int buffer = built[i].first.inputs[0];
+    for (size_t j = 0; j < built.size(); ++j) {
+      const KernelInfo& k = built[j].first;
+      if (j != i && llvm::is_contained(k.inputs, buffer) && (j > i || k.launch == LaunchKind::Collective)) return true;
+    }
+    return false;
+  };
+  std::vector<bool> dropped(built.size(), false);
+  for (size_t i = 0; i < built.size(); ++i) dropped[i] = built[i].first.launch == LaunchKind::Collective && shared(i);
+  for (size_t i = built.size(); i-- > 0;)
+    if (dropped[i]) built.erase(built.begin() + static_cast<std::ptrdiff_t>(i));
   program.source = prelude() + globals;
   int line = countLines(program.source) + 1;
   for (auto& [info, source] : built) {
@@ -1731,7 +1774,7 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
   // Host entry points for the SIMT emulator (compiled only there).
   program.source += "\n#ifdef KILN_CUDA_EMULATE\n";
   for (const KernelInfo& k : program.kernels) {
-    if (k.launch == LaunchKind::Library) continue;  // runLibraryGemmOnHost
+    if (k.launch == LaunchKind::Library || k.launch == LaunchKind::Collective) continue;  // no kernel
     program.source += "extern \"C\" void " + k.name + "__emulate(void** args, const unsigned* grid, const unsigned* block) {\n";
     program.source += "  kiln_emu::run(grid, block, [&] { " + k.name + "(";
     size_t p = 0;
@@ -1765,7 +1808,8 @@ void gridOf(const KernelInfo& k, int64_t batch, unsigned grid[3], unsigned block
       grid[1] = clamp((k.rows.at(batch) + k.tile - 1) / k.tile, 65535);
       grid[2] = clamp(k.count.at(batch), 65535);
       break;
-    case LaunchKind::Library: break;  // no kernel of kiln's
+    case LaunchKind::Library:
+    case LaunchKind::Collective: break;  // no kernel of kiln's
   }
 }
 

@@ -403,7 +403,7 @@ EmulatedProgram EmulatedProgram::load(const Program& program, const std::string&
     throw Error("kiln: the CUDA emulator cannot load " + so + ": " + (e ? e : "?"));
   }
   for (const KernelInfo& k : program.kernels) {
-    if (k.launch == LaunchKind::Library) {  // no kernel: runLibraryGemmOnHost
+    if (k.launch == LaunchKind::Library || k.launch == LaunchKind::Collective) {  // no kernel
       p.entries_.push_back(nullptr);
       continue;
     }
@@ -440,6 +440,7 @@ void EmulatedProgram::launch(size_t k, const std::vector<void*>& buffers, int64_
                 ", got " + std::to_string(k));
   const KernelInfo& info = program_.kernels[k];
   if (info.launch == LaunchKind::Library) return runLibraryGemmOnHost(info, buffers, batch);
+  if (info.launch == LaunchKind::Collective) return;  // the caller's (the communicator's) step
   std::vector<void*> pointers;
   for (int b : info.inputs) pointers.push_back(buffers.at(b));
   for (int b : info.outputs) pointers.push_back(buffers.at(b));

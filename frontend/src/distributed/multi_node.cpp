@@ -344,15 +344,19 @@ void Communicator::allreduce_grad(const Link& model) {
     flat[b] = parts.size() == 1 ? parts[0] : F::concat(parts, 0);
   }
   for (Parameter& p : params) p.cleargrad();
-  // On the cpu backend (unless KILN_MN_OVERLAP=0) each bucket goes through
-  // kiln.collective_start: the compiled graph starts its reduction (the handler below, on this
-  // thread) right after computing it, while the rest of the backward runs. A bucket the graph
-  // did not start (another backend; parameters on another device, whose graph runs on that
-  // device's backend; a bucket that is no buffer of the graph's own: see
-  // -kiln-check-collective-buffers) is started once the graph has returned. Every rank
-  // compiles the same graph, so every rank starts the same reductions in the same order.
-  bool in_graph = backend_name() == "cpu" && env::get_flag("KILN_MN_OVERLAP", true);
-  for (const Parameter& p : params) in_graph = in_graph && p.device().is_cpu();
+  // Where the step's graph runs on the cpu backend or on the cuda backend (unless
+  // KILN_MN_OVERLAP=0), each bucket goes through kiln.collective_start: the compiled graph
+  // starts its reduction (the handler below, on this thread) right after computing it, while
+  // the rest of the backward runs (on a GPU: NCCL's allreduce enqueued between the graph's
+  // segments, after the kernels that computed the bucket). A bucket the graph did not start
+  // (the interpreter; host parameters on the cuda backend of a real GPU; a bucket that is no
+  // buffer of the graph's own: see -kiln-check-collective-buffers and the CUDA emitter's
+  // collective steps) is started once the graph has returned. Every rank compiles the same
+  // graph, so every rank starts the same reductions in the same order.
+  const bool on_cpu = params.empty() || params[0].device().is_cpu();
+  const std::string runs_on = on_cpu ? backend_name() : "cuda";  // gpu_of: all on one device
+  bool in_graph = env::get_flag("KILN_MN_OVERLAP", true) &&
+                  (runs_on == "cpu" || (runs_on == "cuda" && (gpu >= 0 || cuda_driver::emulated())));
   if (in_graph)
     for (size_t b = 0; b < buckets.size(); ++b)
       flat[b] = kiln::detail::record_like("kiln.collective_start", {flat[b]},

@@ -45,6 +45,14 @@ llvm::StringRef kernelOf(mlir::Operation* op);
 // kernelOf, or the region an op lowered op by op came from (for KILN_PROFILE's names).
 llvm::StringRef regionOf(mlir::Operation* op);
 
+// Moves `start` (a kiln.collective_start, or a call standing for one) and the ops of its
+// block that only assemble its bucket (ops `assembles` takes, without memory effects, every
+// result used by the chain) right after the last op computing a value they use, in block
+// order: the bucket's collective starts as soon as its last gradient is computed, and the ops
+// computing the gradients keep their order. (-kiln-hoist-collectives on kiln ops: reshapes and
+// concatenations; the cpu backend's -kiln-start-collectives on linalg: ops without regions.)
+void hoistCollectiveChain(mlir::Operation* start, llvm::function_ref<bool(mlir::Operation*)> assembles);
+
 // The pipeline the frontend runs before a backend: autodiff, inline kiln.custom,
 // canonicalize, CSE.
 void buildKilnFrontendPipeline(mlir::OpPassManager& pm);

@@ -56,6 +56,20 @@ def KilnUnfuse : Pass<"kiln-unfuse", "mlir::func::FuncOp"> {
   let dependentDialects = ["kiln::ir::KilnDialect"];
 }
 
+def KilnHoistCollectives : Pass<"kiln-hoist-collectives", "mlir::func::FuncOp"> {
+  let summary = "Moves each kiln.collective_start right after its bucket's last gradient";
+  let description = [{
+    For a backend that runs a graph's ops in block order (the cuda backend,
+    before -kiln-fuse): each `kiln.collective_start` and the ops that only
+    assemble its bucket (reshapes, the concatenation: no regions, no memory
+    effects, used only by the chain) move right after the last op computing
+    a value they use, so the bucket's reduction starts while the rest of the
+    backward runs. The ops computing the gradients keep their order. The cpu
+    backend does the same on linalg in -kiln-start-collectives.
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+}
+
 def KilnLowerToLinalg : Pass<"kiln-lower-to-linalg", "mlir::func::FuncOp"> {
   let summary = "Lowers kiln ops to linalg, tensor, arith, math and scf on tensors";
   let description = [{

@@ -19,7 +19,10 @@
 // implicit GEMM on the same tiles, the im2col indices computed while the
 // shared-memory tiles load, its epilogue (bias, activation) at the
 // accumulators; pooling, gathers and layout ops are generated loops. Every kernel takes its buffers in plan
-// order and `long long batch`, the run-time size of the symbolic dimension.
+// order and `long long batch`, the run-time size of the symbolic dimension. A kiln.collective_start
+// is a Collective step of the plan (no kernel; its result is its operand's buffer), where the
+// runtime starts the bucket's reduction between the kernels before and after it (the op is
+// placed right after its bucket by -kiln-hoist-collectives).
 #pragma once
 
 #include <cstdint>
@@ -65,6 +68,8 @@ enum class LaunchKind {
   Rows,      // one block per row, `work` rows
   Tiles,     // 2-d tiles of `tile` x `tile`: grid (ceil(cols / tile), ceil(rows / tile), count)
   Library,   // no kernel: a library GEMM (KernelInfo::gemm), cuBLASLt on a GPU, cblas under the emulator
+  Collective,  // no kernel: the runtime hands buffer inputs[0] (`work` elements) to the collective
+               // handler registered on its thread (kiln/collective_abi.h) as bucket `bucket`
 };
 
 // A library GEMM step of the plan, row-major like every kiln buffer:
@@ -101,6 +106,7 @@ struct KernelInfo {
   std::vector<int> inputs, outputs;  // buffer indices, in parameter order (inputs first)
   int first_line = 0, last_line = 0; // lines of `source` holding this kernel (1-based)
   LibraryGemm gemm;                  // launch Library only (inputs a, b[, bias]; outputs c)
+  int64_t bucket = -1;               // launch Collective only: kiln.collective_start's bucket
 };
 
 struct Program {
@@ -193,7 +199,8 @@ class EmulatedProgram {
   EmulatedProgram& operator=(EmulatedProgram&&) noexcept;
   ~EmulatedProgram();
   // Runs kernel `k` of the program as launched for `batch` on buffers (device
-  // memory = host memory), block by block; a library step runs runLibraryGemmOnHost.
+  // memory = host memory), block by block; a library step runs runLibraryGemmOnHost; a
+  // collective step does nothing (the caller hands its buffer to the communicator).
   void launch(size_t k, const std::vector<void*>& buffers, int64_t batch) const;
   const Program& program() const { return program_; }
 

@@ -572,8 +572,9 @@ TEST(DistributedNccl, PureNcclMatchesOneProcessWithTheWholeBatch) {
 // in bucket order, and the fake GPU's clock (kernels run so far, read by the fake libnccl at
 // each ncclAllReduce) shows each bucket enqueued while backward kernels were still to run:
 // bucket 0 ({l3/b, l3/W, l2/b}) before the kernels of l2/W's and l1/b's gradients, bucket 1
-// before l1/W's, the last one. The parameters are still those of one process with the whole
-// batch. With KILN_MN_OVERLAP=0 every bucket starts after the graph.
+// before l1/W's, the last one; each on the communicator's own stream, after an event of
+// kiln's. The parameters are still those of one process with the whole batch. With
+// KILN_MN_OVERLAP=0 every bucket starts after the graph.
 TEST(DistributedNccl, BucketsStartInsideTheCompiledBackwardOnGpus) {
   NcclGpu gpu;
   if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
@@ -603,6 +604,10 @@ TEST(DistributedNccl, BucketsStartInsideTheCompiledBackwardOnGpus) {
     EXPECT_LT(t[0] + 1, t[1]) << "step " << s << ": kernels of l2/W's and l1/b's gradients after bucket 0 started";
     EXPECT_LT(t[1], t[2]) << "step " << s << ": l1/W's gradient after bucket 1 started";
   }
+  // Every NCCL collective (the buckets, bcast_data's) waited on its stream for kiln's.
+  EXPECT_GE(gpu->stream_waits, static_cast<int>(steps * buckets) + 1);
+  EXPECT_EQ(gpu->event_records, gpu->stream_waits);
+  EXPECT_NE(gpu->last_waiting, cuda_driver::stream(comm.intra_rank())) << "NCCL's stream is not kiln's";
   // Off: one step of a second model, every bucket started after the graph returned.
   ScopedEnv off("KILN_MN_OVERLAP", "0");
   events.clear();

@@ -58,6 +58,8 @@ struct FakeState {
   int allocs = 0, frees = 0, copies = 0, launches = 0, captures = 0, instantiations = 0, updates = 0,
       graph_launches = 0;
   long kernels_run = 0;  // kernels and cuBLASLt matmuls executed (graph replays included): a clock
+  int streams_created = 0, event_records = 0, stream_waits = 0;
+  CUstream last_waiting = nullptr;  // the stream of the last cuStreamWaitEvent
   bool fail_launches = false;
   std::unique_ptr<cuda::Program> next_program;  // from the backend's module hook
   FakeGraph* capturing = nullptr;
@@ -129,14 +131,29 @@ CUresult fakeMemset(CUdeviceptr d, unsigned char v, size_t n, CUstream) {
   return std::memset(reinterpret_cast<void*>(d), v, n), CUDA_SUCCESS;
 }
 CUresult fakeStreamCreate(CUstream* s, unsigned) {
-  static int streams[2];
-  *s = reinterpret_cast<CUstream>(&streams[0]);
+  static int streams[8];  // distinct handles of the one trivial stream
+  *s = reinterpret_cast<CUstream>(&streams[std::min(fake->streams_created++, 7)]);
   return CUDA_SUCCESS;
 }
 CUresult fakeSync(CUstream) {
   if (fake->stream_work) fake->stream_work(true);
   return CUDA_SUCCESS;
 }
+// One trivial stream: every stream is it, and its work is done in order, so events need nothing
+// (counted).
+CUresult fakeStreamDestroy(CUstream) { return CUDA_SUCCESS; }
+CUresult fakeEventCreate(CUevent* e, unsigned) {
+  static int event;
+  *e = reinterpret_cast<CUevent>(&event);
+  return CUDA_SUCCESS;
+}
+CUresult fakeEventRecord(CUevent, CUstream) { return ++fake->event_records, CUDA_SUCCESS; }
+CUresult fakeStreamWaitEvent(CUstream s, CUevent, unsigned) {
+  ++fake->stream_waits;
+  fake->last_waiting = s;
+  return CUDA_SUCCESS;
+}
+CUresult fakeEventDestroy(CUevent) { return CUDA_SUCCESS; }
 CUresult fakeQuery(CUstream) {
   return !fake->stream_work || fake->stream_work(false) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
@@ -375,6 +392,8 @@ class FakeGpu {
     t.cuGraphExecUpdate_v2 = fakeUpdate;
     t.cuGraphLaunch = fakeGraphLaunch, t.cuGraphDestroy = fakeGraphDestroy, t.cuGraphExecDestroy = fakeExecDestroy;
     t.cuGetErrorName = fakeErrorName, t.cuGetErrorString = fakeErrorString;
+    t.cuStreamDestroy_v2 = fakeStreamDestroy, t.cuEventCreate = fakeEventCreate, t.cuEventRecord = fakeEventRecord;
+    t.cuStreamWaitEvent = fakeStreamWaitEvent, t.cuEventDestroy_v2 = fakeEventDestroy;
     cuda_driver::set_driver_for_testing(&t);
     const cuda_driver::CublasLtTable lt = fakeCublasLt();
     cuda_driver::set_cublaslt_for_testing(&lt);

@@ -2,8 +2,11 @@
 // libnccl.so.2 loaded with dlopen (KILN_NCCL_LIBRARY names another), bootstrapped over MPI
 // (rank 0's ncclGetUniqueId broadcast, a nonblocking ncclCommInitRankConfig on GPU intra_rank()
 // polled against KILN_MN_TIMEOUT, so that a rank that never joins ends the job), collectives
-// enqueued on kiln's stream of that GPU (so after the kernels that computed their buffers, and
-// before what reads them) and waited for by polling the stream against KILN_MN_TIMEOUT.
+// enqueued on a stream of the communicator's own that first waits for an event recorded on
+// kiln's stream of that GPU (so after the kernels that computed their buffers, and beside the
+// kernels queued after them: a gradient bucket's reduction runs while the step's graph goes on
+// with the backward), and waited for by polling that stream against KILN_MN_TIMEOUT before
+// anything reads them.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -120,6 +123,13 @@ class Nccl final : public CommunicatorImpl {
   }
   ~Nccl() override {
     if (comm_) t_.ncclCommDestroy(comm_);
+    if (!nccl_stream_) return;
+    try {  // the driver may be gone (a test's fake replaced); nothing to report from a destructor
+      const cuda_driver::DriverTable& d = cuda_driver::driver();
+      d.cuEventDestroy_v2(queued_);
+      d.cuStreamDestroy_v2(nccl_stream_);
+    } catch (const Error&) {
+    }
   }
 
   size_t start_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op) override {
@@ -133,7 +143,7 @@ class Nccl final : public CommunicatorImpl {
   }
   bool device_collectives() const override { return true; }
   size_t start_device_allreduce(void* buffer, int64_t count, DType dtype, ReduceOp op, int device) override {
-    CUstream s = stream_of(device, "allreduce");
+    CUstream s = stream_after_kiln_stream(device, "allreduce");
     const std::string what =
         fmt::format("kiln::distributed: allreduce of {} {} on @cuda:{}", count, dtype_name(dtype), device);
     check(settle(t_.ncclAllReduce(buffer, buffer, static_cast<size_t>(count), nccl_type(dtype),
@@ -143,7 +153,7 @@ class Nccl final : public CommunicatorImpl {
     return add_device();
   }
   size_t start_device_bcast(void* buffer, size_t bytes, int root, int device) override {
-    CUstream s = stream_of(device, "bcast");
+    CUstream s = stream_after_kiln_stream(device, "bcast");
     const std::string what =
         fmt::format("kiln::distributed: broadcast of {} bytes from rank {} on @cuda:{}", bytes, root, device);
     check(settle(t_.ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, s), what), "ncclBroadcast", what);
@@ -203,13 +213,28 @@ class Nccl final : public CommunicatorImpl {
     });
     return rc;
   }
-  // kiln's stream on this rank's GPU, current; a buffer of another GPU throws.
-  CUstream stream_of(int device, const char* op) const {
+  // The communicator's stream on this rank's GPU (made on first use), after an event of
+  // kiln's stream there: what it runs next starts once the work queued on kiln's stream so far
+  // is done, and runs beside what is queued there later. A buffer of another GPU throws.
+  CUstream stream_after_kiln_stream(int device, const char* op) {
     if (device != device_)
       throw Error(fmt::format("kiln::distributed: {} on @cuda:{}: the \"{}\" communicator of rank {} runs on "
                               "@cuda:{} (its intra_rank()); move the model there (Link::to_device)",
                               op, device, name, rank, device_));
-    return cuda_driver::stream(device_);
+    const cuda_driver::DriverTable& d = cuda_driver::driver();
+    CUstream kiln_stream = cuda_driver::stream(device_);  // its context current
+    const std::string what = fmt::format("kiln::distributed: the NCCL stream on @cuda:{}", device_);
+    if (!nccl_stream_) {
+      cuda_driver::check(d.cuStreamCreate(&nccl_stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate", what);
+      if (CUresult rc = d.cuEventCreate(&queued_, CU_EVENT_DISABLE_TIMING); rc != CUDA_SUCCESS) {
+        d.cuStreamDestroy_v2(nccl_stream_);
+        nccl_stream_ = nullptr;
+        cuda_driver::check(rc, "cuEventCreate", what);
+      }
+    }
+    cuda_driver::check(d.cuEventRecord(queued_, kiln_stream), "cuEventRecord", what);
+    cuda_driver::check(d.cuStreamWaitEvent(nccl_stream_, queued_, 0), "cuStreamWaitEvent", what);
+    return nccl_stream_;
   }
   size_t add_mpi(size_t mpi_index) {
     if (mpi_ops_.size() <= mpi_index) mpi_ops_.resize(mpi_index + 1, npos);
@@ -233,15 +258,15 @@ class Nccl final : public CommunicatorImpl {
     staged_.push_back({buffer, copy, bytes});
     return copy.raw_data();
   }
-  // Waits (against the deadline) until the stream has done every collective started, then
-  // copies the staged buffers back to the host.
+  // Waits (against the deadline) until the NCCL stream has done every collective started, then
+  // copies the staged buffers back to the host (on kiln's stream: the collectives are done).
   void finish_device_work(const std::string& what) {
     const cuda_driver::DriverTable& d = cuda_driver::driver();
     CUstream s = cuda_driver::stream(device_);
     CUresult rc = CUDA_SUCCESS;
     ncclResult_t failed = ncclSuccess;
     poll_until(*this, what, [&] {
-      rc = d.cuStreamQuery(s);
+      rc = d.cuStreamQuery(nccl_stream_ ? nccl_stream_ : s);
       if (rc != CUDA_ERROR_NOT_READY) return true;
       ncclResult_t async = ncclSuccess;  // a peer NCCL lost (network, a dead rank) fails the kernels
       if (t_.ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
@@ -274,6 +299,8 @@ class Nccl final : public CommunicatorImpl {
   bool pure_;
   int device_ = 0;
   ncclComm_t comm_ = nullptr;
+  CUstream nccl_stream_ = nullptr;  // the collectives' stream (stream_after_kiln_stream)
+  CUevent queued_ = nullptr;        // recorded on kiln's stream before each collective
   size_t started_ = 0;            // operations started since none was pending
   std::vector<size_t> mpi_ops_;   // MPI's index -> ours
   size_t mpi_pending_ = 0;        // MPI operations not yet returned by wait_any

@@ -29,8 +29,8 @@ namespace kiln::cuda_driver {
   X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamQuery) X(cuModuleLoadData) X(cuModuleUnload)   \
   X(cuModuleGetFunction) X(cuLaunchKernel) X(cuStreamBeginCapture_v2) X(cuStreamEndCapture)            \
   X(cuGraphInstantiateWithFlags) X(cuGraphExecUpdate_v2) X(cuGraphLaunch) X(cuGraphDestroy)                \
-  X(cuGraphExecDestroy)                                                                               \
-  X(cuGetErrorName) X(cuGetErrorString)
+  X(cuGraphExecDestroy) X(cuStreamDestroy_v2) X(cuEventCreate) X(cuEventRecord) X(cuStreamWaitEvent)     \
+  X(cuEventDestroy_v2) X(cuGetErrorName) X(cuGetErrorString)
 
 // One pointer per entry point, each of cuda.h's type.
 struct DriverTable {

@@ -19,9 +19,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 
 #include "../unit/error_of.h"
+#include "kiln/collective_abi.h"
+#include "ops.h"
+#include "trace.h"
 #include "../unit/scoped_env.h"
 #include "../unit/tiny_mlp.h"
 #include "fake_gpu.h"
@@ -207,6 +211,61 @@ TEST(FakeGpu, ARunOnTheSameBuffersReplaysItsGraphAsIs) {
   }
   EXPECT_EQ(gpu->graph_launches, 3);
   EXPECT_EQ(gpu->captures, 1);
+  EXPECT_EQ(gpu->updates, 0);
+}
+
+// kiln.collective_start on a GPU: the step is one CUDA graph per segment between its collective
+// steps (captured once, replayed as is on the same buffers), and each run hands each bucket's
+// device buffer to the handler registered on its thread once, between the segments: after the
+// kernel that computed it, before the later ones (the fake's clock). Without a handler the
+// steps do nothing.
+TEST(FakeGpu, CollectiveStepsRunBetweenTheGraphSegmentsOfEachRun) {
+  if (!haveNvrtc()) GTEST_SKIP() << "no NVRTC here";
+  FakeGpu gpu;
+  struct Recorder : collective_abi::Handler {
+    struct Call {
+      int64_t index;
+      void* data;
+      int64_t count;
+      DType dtype;
+      long clock;
+    };
+    std::vector<Call> calls;
+    void start(int64_t index, void* data, int64_t count, DType dtype) noexcept override {
+      calls.push_back({index, data, count, dtype, fake->kernels_run});
+    }
+  } recorder;
+  Variable x(Array::from({1.f, -2.f, 3.f}, {3}).to(Device::cuda(0)));
+  auto bucket = [](const Variable& v, int64_t b) {
+    return detail::record_like("kiln.collective_start", {v}, {detail::int_attr("bucket", b)});
+  };
+  for (int run = 0; run < 4; ++run) {
+    const bool handled = run < 3;
+    std::optional<collective_abi::ScopedHandler> scope;
+    if (handled) scope.emplace(recorder);
+    const long before = gpu->kernels_run;
+    Variable b0 = bucket(F::exp(x), 0), b1 = bucket(F::tanh(x) * 2.0f, 1);
+    Array a0 = b0.array(), a1 = b1.array();
+    EXPECT_NEAR(a0.at(2), std::exp(3.0), 1e-4);
+    EXPECT_NEAR(a1.at(1), 2 * std::tanh(-2.0), 1e-5);
+    if (!handled) {
+      EXPECT_EQ(recorder.calls.size(), 6u) << "no handler, no call";
+      continue;
+    }
+    ASSERT_EQ(recorder.calls.size(), 2u * (run + 1));
+    const auto* c = &recorder.calls[2 * run];
+    for (int b = 0; b < 2; ++b) {
+      EXPECT_EQ(c[b].index, b);
+      EXPECT_EQ(c[b].count, 3);
+      EXPECT_EQ(c[b].dtype, DType::f32);
+    }
+    EXPECT_EQ(c[0].data, a0.raw_data());
+    EXPECT_EQ(c[1].data, a1.raw_data());
+    EXPECT_EQ(c[0].clock, before + 1) << "bucket 0 right after exp's kernel";
+    EXPECT_EQ(c[1].clock, before + 2) << "bucket 1 after tanh's kernel";
+  }
+  EXPECT_EQ(gpu->captures, 2) << "two segments, captured once";
+  EXPECT_EQ(gpu->graph_launches, 8);
   EXPECT_EQ(gpu->updates, 0);
 }
 

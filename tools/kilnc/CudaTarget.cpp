@@ -144,6 +144,10 @@ CudaPlan cuda_plan(const std::vector<CudaProgram>& programs, const std::vector<s
       }
     }
     for (const kiln::cuda::KernelInfo& k : program.kernels) {
+      if (k.launch == kiln::cuda::LaunchKind::Collective)
+        throw kiln::Error("--target=cuda: @" + f.name + ": " + k.label +
+                          ": kiln.collective_start hands its bucket to kiln::distributed's communicator, which a kilnc "
+                          "object has none of (the JIT's cuda backend runs it)");
       CudaPlan::Kernel kernel;
       kernel.name = k.name;
       const int64_t launch[9] = {launchKind(k.launch), k.block,       k.work.factor,  k.work.batch_power, k.rows.factor,

@@ -583,9 +583,17 @@ TEST(DistributedNccl, BucketsStartInsideTheCompiledBackwardOnGpus) {
   auto* set_clock = fake_nccl_function<void(long (*)())>("kiln_fake_nccl_set_clock");
   auto* clocks = fake_nccl_function<long(long*, long)>("kiln_fake_nccl_allreduce_clocks");
   ASSERT_TRUE(set_clock && clocks) << "the fake libnccl's clock";
-  set_clock([] { return fake->kernels_run; });
   using Event = D::detail::CommunicatorImpl::Event;
   std::vector<std::pair<Event, size_t>> events;
+  struct Recording {  // the clock and the events, also when an assertion ends the test early
+    D::Communicator& comm;
+    void (*set_clock)(long (*)());
+    ~Recording() {
+      set_clock(nullptr);
+      comm.impl().events = nullptr;
+    }
+  } recording{comm, set_clock};
+  set_clock([] { return fake ? fake->kernels_run : -1L; });
   comm.impl().events = &events;
   comm.set_bucket_bytes(1088);
   expect_data_parallel_matches_whole_batch<optimizers::MomentumSGD, MLP3>(comm, nullptr,
@@ -618,8 +626,6 @@ TEST(DistributedNccl, BucketsStartInsideTheCompiledBackwardOnGpus) {
   D::create_multi_node_optimizer(opt, comm).setup(model);
   const int64_t per_rank = kBatch / comm.size();
   train(opt, model, 1, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, Device::cuda(comm.intra_rank()));
-  comm.impl().events = nullptr;
-  set_clock(nullptr);
   ASSERT_EQ(events.size(), buckets + 1);
   EXPECT_EQ(events[0].first, Event::graph_returned);
   for (size_t b = 0; b < buckets; ++b)

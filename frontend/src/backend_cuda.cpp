@@ -121,9 +121,10 @@ namespace {
 // instantiated graph updated in place (cuGraphExecUpdate, no new instantiation). KILN_CUDA_GRAPHS=0
 // launches each kernel instead. Runs are serialized (one stream per device). A program with
 // collective steps (kiln.collective_start) is one graph per segment between them, and each
-// collective step runs on the host between the segments' launches (startCollective: NCCL's
-// allreduce of the bucket enqueued on the stream after the kernels that computed it), never
-// captured, so that each run, a replay too, starts its buckets once.
+// collective step runs on the host between the segments' launches (startCollective: the
+// bucket's NCCL allreduce, on the communicator's stream after an event of this one, so after
+// the kernels that computed it and beside the later segments'), never captured, so that each
+// run, a replay too, starts its buckets once.
 class GpuExecutable : public Executable {
  public:
   explicit GpuExecutable(cuda::Program program) : program_(std::move(program)) {

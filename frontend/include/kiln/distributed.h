@@ -28,10 +28,15 @@
 // kiln.collective_start: the compiled graph computes the bucket right after its last
 // gradient and calls into the runtime there (-kiln-start-collectives), which starts the
 // bucket's MPI_Iallreduce while the graph goes on with the backward of the earlier layers;
-// each start also lets the reductions started before progress (an MPI call). The update
-// waits for them all once the graph has returned. On the interpreter, or for a bucket whose
-// buffer is not the graph's own result (-kiln-check-collective-buffers), the reduction
-// starts when the graph has returned. Every rank starts the buckets in bucket order (MPI
+// each start also lets the reductions started before progress (an MPI call). On the cuda
+// backend (a model on a GPU with "nccl" / "pure_nccl", or KILN_BACKEND=cuda under the SIMT
+// emulator with "mpi") the bucket's start is a step of the compiled plan: the step's CUDA
+// graph is cut into segments there, and between their launches the bucket's ncclAllReduce is
+// enqueued on the communicator's stream after an event of kiln's, so it runs beside the rest
+// of the backward. The update waits for them all once the graph has returned. On the
+// interpreter, with KILN_MN_OVERLAP=0, or for a bucket whose buffer is not the graph's own
+// result (-kiln-check-collective-buffers; the CUDA emitter likewise), the reduction starts
+// when the graph has returned. Every rank starts the buckets in bucket order (MPI
 // matches collectives by order; a bucket computed early waits for the ones before it). Open MPI has no progress thread: a
 // reduction advances only inside MPI calls (the later starts, the final wait).
 //

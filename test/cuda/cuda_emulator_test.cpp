@@ -255,6 +255,46 @@ TEST(CudaEmulator, RowWiseRegionsOfAnyRowLengthAreOneKernel) {
   }
 }
 
+TEST(CudaEmulator, SoftmaxCrossEntropyIsOneKernelWithItsLabelCheck) {
+  // Rows of 3, 10, 33 (two passes of a warp), 300 and 1000 classes; batches of 1 to 1100
+  // (more rows than the grid epilogue's 1024 blocks). Labels cycle through the classes with
+  // every fifth ignored (-1); then two bad labels, of which the status names the first.
+  // Loss, dx and status against the interpreter; forward ONE kernel (no label check, iota
+  // or mean kernel), forward and backward 4 (the valid count that dx needs before the rows).
+  struct Case {
+    int64_t classes, batch;
+  };
+  for (Case c : {Case{3, 5}, Case{10, 1}, Case{33, 37}, Case{300, 9}, Case{1000, 3}, Case{5, 1100}}) {
+    for (bool grad : {false, true}) {
+      for (bool bad : {false, true}) {
+        SCOPED_TRACE(std::to_string(c.classes) + " classes, batch " + std::to_string(c.batch) +
+                     (grad ? ", backward" : "") + (bad ? ", bad labels" : ""));
+        std::string text = softmaxCrossEntropy(c.classes, grad);
+        auto reference = parse(concrete(text, c.batch));
+        ASSERT_TRUE(reference);
+        std::vector<Array> args = inputsFor(firstFunc(*reference), -4.0, 4.0);
+        std::vector<int32_t> labels(c.batch);
+        for (int64_t i = 0; i < c.batch; ++i) labels[i] = i % 5 == 4 ? -1 : static_cast<int32_t>((i * 7) % c.classes);
+        if (bad) {
+          labels[c.batch - 1] = -5;
+          labels[c.batch / 2] = static_cast<int32_t>(c.classes);
+        }
+        args[0] = Array::from<int32_t>(labels, {c.batch});
+        std::vector<Array> expected = interp::run(firstFunc(*reference), args);
+        auto module = fused(text);
+        Program p = emitProgram(firstFunc(*module));
+        EXPECT_EQ(p.kernels.size(), grad ? 4u : 1u);
+        std::vector<Array> actual = runEmulated(p, args, c.batch);
+        ASSERT_EQ(expected.size(), actual.size());
+        for (size_t i = 0; i < expected.size(); ++i) expectClose(expected[i], actual[i], "result " + std::to_string(i), 1e-12, 1e-12);
+        std::vector<int64_t> status = actual.back().to_vector<int64_t>();
+        if (bad) EXPECT_EQ(status, (std::vector<int64_t>{c.batch / 2, c.classes}));
+        else EXPECT_EQ(status, (std::vector<int64_t>{-1, 0}));
+      }
+    }
+  }
+}
+
 TEST(CudaEmulator, PhiloxDropoutMaskMatchesInterpreter) {
   // The same stream as the CPU backend and the interpreter: a dropout mask of ratio 0.3.
   Program p = expectAgrees(R"(

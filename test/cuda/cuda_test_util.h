@@ -357,4 +357,76 @@ func.func @f(%x: tensor<?xDxf32>) -> (tensor<?xDxf32>, tensor<?xDxf32>) {
   return text;
 }
 
+// softmax_cross_entropy over D classes as the frontend traces it (row-wise.mlir): the loss
+// and the label check's status; with `grad`, also dx, the loss's seed and the constant 1.
+inline std::string softmaxCrossEntropy(int64_t d, bool grad) {
+  const char* loss = R"(
+  %0 = kiln.constant dense<1.000000e+00> : tensor<f64>
+  %1 = kiln.constant dense<0.000000e+00> : tensor<f64>
+  %2 = kiln.constant dense<-1> : tensor<i32>
+  %result, %status = kiln.check_range %arg0, limit = D, ignore = -1 {function = "softmax_cross_entropy", operand = "t"} : tensor<?xi32>
+  %3 = kiln.broadcast_to %2 : tensor<i32> -> tensor<?xi32>
+  %4 = kiln.compare "ne", %result, %3 : tensor<?xi32>
+  %5 = kiln.iota dim = 1 : tensor<?xDxi32>
+  %6 = kiln.reshape %result : tensor<?xi32> -> tensor<?x1xi32>
+  %7 = kiln.broadcast_to %6 : tensor<?x1xi32> -> tensor<?xDxi32>
+  %8 = kiln.compare "eq", %5, %7 : tensor<?xDxi32>
+  %9 = kiln.reduce_max %arg1, [1] keepdims : tensor<?xDxf64> -> tensor<?x1xf64>
+  %10 = kiln.broadcast_to %9 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %11 = kiln.sub %arg1, %10 : tensor<?xDxf64>
+  %12 = kiln.exp %11 : tensor<?xDxf64>
+  %13 = kiln.reduce_sum %12, [1] keepdims : tensor<?xDxf64> -> tensor<?x1xf64>
+  %14 = kiln.log %13 : tensor<?x1xf64>
+  %15 = kiln.broadcast_to %14 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %16 = kiln.sub %11, %15 : tensor<?xDxf64>
+  %17 = kiln.broadcast_to %1 : tensor<f64> -> tensor<?xDxf64>
+  %18 = kiln.select %8, %16, %17 : tensor<?xDxi1>, tensor<?xDxf64>
+  %19 = kiln.reduce_sum %18, [1] : tensor<?xDxf64> -> tensor<?xf64>
+  %20 = kiln.neg %19 : tensor<?xf64>
+  %21 = kiln.broadcast_to %1 : tensor<f64> -> tensor<?xf64>
+  %22 = kiln.select %4, %20, %21 : tensor<?xi1>, tensor<?xf64>
+  %23 = kiln.reduce_sum %22, [0] : tensor<?xf64> -> tensor<f64>
+  %24 = kiln.cast %4 : tensor<?xi1> -> tensor<?xf64>
+  %25 = kiln.reduce_sum %24, [0] : tensor<?xf64> -> tensor<f64>
+  %26 = kiln.max %25, %0 : tensor<f64>
+  %27 = kiln.div %23, %26 : tensor<f64>
+)";
+  std::string text = grad ? R"(
+func.func @f(%arg0: tensor<?xi32>, %arg1: tensor<?xDxf64>, %arg2: tensor<f64>) -> (tensor<?xDxf64>, tensor<f64>, tensor<f64>, tensor<f64>, tensor<2xi64>) {)" +
+                                std::string(loss) + R"(
+  %28 = kiln.mul %27, %arg2 : tensor<f64>
+  %29 = kiln.reduce_sum %28, [] : tensor<f64> -> tensor<f64>
+  %30 = kiln.mul %0, %arg2 : tensor<f64>
+  %31 = kiln.div %30, %26 : tensor<f64>
+  %32 = kiln.reshape %31 : tensor<f64> -> tensor<1xf64>
+  %33 = kiln.broadcast_to %32 : tensor<1xf64> -> tensor<?xf64>
+  %34 = kiln.select %4, %33, %21 : tensor<?xi1>, tensor<?xf64>
+  %35 = kiln.neg %34 : tensor<?xf64>
+  %36 = kiln.reshape %35 : tensor<?xf64> -> tensor<?x1xf64>
+  %37 = kiln.broadcast_to %36 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %38 = kiln.select %8, %37, %17 : tensor<?xDxi1>, tensor<?xDxf64>
+  %39 = kiln.neg %38 : tensor<?xDxf64>
+  %40 = kiln.reduce_sum %39, [1] : tensor<?xDxf64> -> tensor<?xf64>
+  %41 = kiln.reshape %40 : tensor<?xf64> -> tensor<?x1xf64>
+  %42 = kiln.div %41, %13 : tensor<?x1xf64>
+  %43 = kiln.broadcast_to %42 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %44 = kiln.mul %43, %12 : tensor<?xDxf64>
+  %45 = kiln.add %38, %44 : tensor<?xDxf64>
+  %46 = kiln.neg %45 : tensor<?xDxf64>
+  %47 = kiln.reduce_sum %46, [1] : tensor<?xDxf64> -> tensor<?xf64>
+  %48 = kiln.reshape %47 : tensor<?xf64> -> tensor<?x1xf64>
+  %49 = kiln.broadcast_to %48 : tensor<?x1xf64> -> tensor<?xDxf64>
+  %50 = kiln.compare "eq", %arg1, %10 : tensor<?xDxf64>
+  %51 = kiln.select %50, %49, %17 : tensor<?xDxi1>, tensor<?xDxf64>
+  %52 = kiln.add %45, %51 : tensor<?xDxf64>
+  return %52, %27, %29, %0, %status : tensor<?xDxf64>, tensor<f64>, tensor<f64>, tensor<f64>, tensor<2xi64>
+})"
+                          : R"(
+func.func @f(%arg0: tensor<?xi32>, %arg1: tensor<?xDxf64>) -> (tensor<f64>, tensor<2xi64>) {)" + std::string(loss) + R"(
+  return %27, %status : tensor<f64>, tensor<2xi64>
+})";
+  for (size_t at; (at = text.find('D')) != std::string::npos;) text.replace(at, 1, std::to_string(d));
+  return text;
+}
+
 }  // namespace kiln::cuda::testing

@@ -23,6 +23,10 @@ std::string here(int line) { return fmt::format("runtime_checks_test.cpp:{}:", l
 
 INSTANTIATE_TEST_SUITE_P(Backends, OnBackend, ::testing::Values("cpu", "interp"),
                          [](const auto& info) { return std::string(info.param); });
+// The generated CUDA kernels (the status of a label check computed by softmax_cross_entropy's
+// row kernel): run by ctest's cuda-emulated/runtime_checks (KILN_CUDA_EMULATE=1), else skipped.
+INSTANTIATE_TEST_SUITE_P(CudaEmulated, OnBackend, ::testing::Values("cuda"),
+                         [](const auto& info) { return std::string(info.param); });
 
 // ---- labels and ids out of range ---------------------------------------------------
 

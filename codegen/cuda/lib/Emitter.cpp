@@ -29,8 +29,10 @@
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 
 using namespace mlir;
@@ -150,6 +152,15 @@ std::string identifier(const std::string& label) {
   return id;
 }
 
+// Whether the id `x` (a C expression) is outside [0, limit) and not the ignored one.
+std::string badId(CheckRangeOp c, const std::string& x) {
+  // (I64Attr getters are unsigned: the values as signed 64-bit literals.)
+  auto signedLiteral = [](uint64_t v) { return "(" + std::to_string(static_cast<int64_t>(v)) + "LL)"; };
+  std::string cond = "(" + x + " < 0 || " + x + " >= " + signedLiteral(c.getLimit()) + ")";
+  if (c.getIgnore()) cond += " && " + x + " != " + signedLiteral(*c.getIgnore());
+  return cond;
+}
+
 // One kernel's code under construction.
 class KernelEmitter {
  public:
@@ -195,6 +206,10 @@ class KernelEmitter {
     return def && ops_.contains(def);
   }
 
+  // `v` (a kernel input) is the kiln.iota `iota` outside: computed from the index, not loaded.
+  void computeFromIndex(Value v, IotaOp iota) { indexValues_[v] = iota; }
+  bool isComputedFromIndex(Value v) const { return indexValues_.count(v) != 0; }
+
  private:
   static std::string key(Value v, const Index& idx) {
     std::string k = std::to_string(reinterpret_cast<uintptr_t>(v.getAsOpaquePointer()));
@@ -229,6 +244,7 @@ class KernelEmitter {
   }
 
   std::string compute(Value v, const Index& idx) {
+    if (auto it = indexValues_.find(v); it != indexValues_.end()) return iotaAt(it->second, v, idx);
     if (!isInside(v)) return local(v, load(v, idx));
     Operation* op = v.getDefiningOp();
     ArrayRef<int64_t> out = shapeOf(v);
@@ -269,7 +285,7 @@ class KernelEmitter {
     }
     if (auto p = dyn_cast<PadOp>(op)) return pad(p, idx);
     if (auto c = dyn_cast<ConcatOp>(op)) return concat(c, idx);
-    if (auto i = dyn_cast<IotaOp>(op)) return local(v, "static_cast<" + cType(v) + ">(" + idx[i.getDimension()] + ")");
+    if (auto i = dyn_cast<IotaOp>(op)) return iotaAt(i, v, idx);
     if (auto d = dyn_cast<DimSizeOp>(op)) {
       std::string p = "1.0";
       for (int64_t a : d.getDims()) p += " * static_cast<double>(" + dim(shapeOf(d.getX())[a]) + ")";
@@ -294,6 +310,10 @@ class KernelEmitter {
     if (auto p = dyn_cast<Pool2DOp>(op)) return pool2d(p, idx);
     if (auto p = dyn_cast<Pool2DGradOp>(op)) return pool2dGrad(p, idx);
     notImplemented(op, "");
+  }
+
+  std::string iotaAt(IotaOp i, Value v, const Index& idx) {
+    return local(v, "static_cast<" + cType(v) + ">(" + idx[i.getDimension()] + ")");
   }
 
   std::string constant(ConstantOp c, const Index& idx) {
@@ -372,11 +392,7 @@ class KernelEmitter {
     line("long long " + first + " = -1, " + bad + " = 0;");
     open("for (long long " + t + " = 0; " + t + " < " + extentExpr(shapeOf(c.getX())) + " && " + first + " < 0; ++" + t + ")");
     std::string x = valueAt(c.getX(), delinearize(t, shapeOf(c.getX())));
-    // (I64Attr getters are unsigned: the values as signed 64-bit literals.)
-    auto signedLiteral = [](uint64_t v) { return "(" + std::to_string(static_cast<int64_t>(v)) + "LL)"; };
-    std::string cond = "(" + x + " < 0 || " + x + " >= " + signedLiteral(c.getLimit()) + ")";
-    if (c.getIgnore()) cond += " && " + x + " != " + signedLiteral(*c.getIgnore());
-    open("if (" + cond + ")");
+    open("if (" + badId(c, x) + ")");
     line(first + " = " + t + "; " + bad + " = static_cast<long long>(" + x + ");");
     close();
     close();
@@ -671,6 +687,7 @@ class KernelEmitter {
   std::vector<std::map<std::string, std::string>> scopes_;
   std::vector<Value> inputs_;
   llvm::DenseMap<Value, size_t> inputIndex_;
+  llvm::DenseMap<Value, IotaOp> indexValues_;
 };
 
 // The ops of `ops` that `roots` are computed from (their defining ops included).
@@ -692,16 +709,32 @@ bool isLayoutOrConstant(Operation* op) {
   return role == FusionOp::Role::Constant || role == FusionOp::Role::Layout;
 }
 
+// What a kernel computes itself in place of reading other steps' buffers (emitProgram):
+// inputs that are a kiln.iota (computed from the index), inputs that are the ids of a
+// kiln.check_range whose status a row kernel computes over its rows, and the ops of a batch
+// reduction merged after the rows (the grid epilogue of rowReduction).
+struct Absorbed {
+  std::vector<std::pair<Value, IotaOp>> iotas;
+  std::vector<std::pair<Value, CheckRangeOp>> checks;
+  llvm::SetVector<Operation*> grid;
+};
+
 // The kernel of one group of ops (a fusion region's body, or one op) and its outputs.
 class KernelBuilder {
  public:
   KernelBuilder(std::string& globals, int& constants, llvm::SetVector<Operation*> ops, std::vector<Value> outputs,
-                std::string label, std::string kind)
-      : ops_(std::move(ops)), outputs_(std::move(outputs)), e_(globals, constants, ops_) {
+                std::string label, std::string kind, const Absorbed& absorbed = {})
+      : ops_(std::move(ops)), outputs_(std::move(outputs)), globals_(globals), e_(globals, constants, ops_),
+        checks_(absorbed.checks), grid_(absorbed.grid) {
     info_.label = std::move(label);
     info_.name = identifier(info_.label);
     kind_ = std::move(kind);
+    for (auto& [v, iota] : absorbed.iotas) e_.computeFromIndex(v, iota);
   }
+
+  // The checks whose status the kernel computes (rowReduction); their status buffers are
+  // its last outputs, after outputs().
+  const std::vector<std::pair<Value, CheckRangeOp>>& absorbedChecks() const { return absorbedChecks_; }
 
   // Builds the kernel's source (signature and body) and its launch; the caller maps
   // inputs() and outputs to buffers.
@@ -716,6 +749,8 @@ class KernelBuilder {
     std::string sig = "extern \"C\" __global__ void " + info_.name + "(";
     for (auto [i, v] : llvm::enumerate(e_.inputs())) sig += "const " + cType(v) + "* __restrict__ in" + std::to_string(i) + ", ";
     for (auto [i, v] : llvm::enumerate(outputs_)) sig += cType(v) + "* __restrict__ out" + std::to_string(i) + ", ";
+    for (size_t c = 0; c < absorbedChecks_.size(); ++c)
+      sig += "int64_t* __restrict__ out" + std::to_string(outputs_.size() + c) + ", ";
     sig += "long long batch)";
     std::string head = "// kernel " + info_.label + " (" + info_.shape + ")\n";
     return head + sig + " {\n" + e_.code() + "}\n";
@@ -783,7 +818,7 @@ class KernelBuilder {
       if (shapeOf(op->getResult(0)) != space) return false;
       for (Value v : op->getOperands()) {
         if (auto c = v.getDefiningOp(); c && ops_.contains(c)) continue;
-        if (shapeOf(v) != space) return false;
+        if (shapeOf(v) != space || e_.isComputedFromIndex(v)) return false;
       }
     }
     for (Value v : outputs_)
@@ -905,13 +940,28 @@ class KernelBuilder {
   }
 
   // One block per row of the reductions' result; all reductions of the region share
-  // their input shape and axes. Every output is over the input or the result space.
+  // their input shape and axes. Every output is over the input or the result space, or is
+  // one value of the grid epilogue (below).
+  //
+  // Where the row is at most 8 elements per thread (a static row length), each thread keeps
+  // its elements of the inputs read over the whole row in registers across the successive
+  // row passes (max, sum of exp, ..., the outputs): one read of global memory per element.
+  //
+  // The grid epilogue, when ops of a batch reduction are merged after the rows (grid_) or
+  // the region reads the ids of a kiln.check_range over its rows (checks_): thread 0 of each
+  // block accumulates its rows' values and its first bad id in registers, the block writes
+  // them to module-global partials, and the last block to finish (a counter bumped after
+  // __threadfence) combines the partials in block order, computes the merged ops' results
+  // and the status, and resets the counter. At most 1024 blocks take part (blocks beyond
+  // return at once), so the partials are static; the order of the sums depends on the
+  // row count only (deterministic). Launches of one program must not overlap (one stream).
   bool rowReduction() {
     // The reductions the outputs need (a part of a region computes some of its outputs).
     llvm::SetVector<Operation*> needed = producers(outputs_, ops_);
-    SmallVector<Operation*> reductions;
+    SmallVector<Operation*> reductions, gridReductions;
     for (Operation* op : ops_)
-      if (isa<ReduceSumOp, ReduceMaxOp>(op) && needed.contains(op)) reductions.push_back(op);
+      if (isa<ReduceSumOp, ReduceMaxOp>(op) && needed.contains(op))
+        (grid_.contains(op) ? gridReductions : reductions).push_back(op);
     if (reductions.empty()) return false;
     auto axesOf = [](Operation* op) {
       return isa<ReduceSumOp>(op) ? cast<ReduceSumOp>(op).getAxes() : cast<ReduceMaxOp>(op).getAxes();
@@ -927,21 +977,67 @@ class KernelBuilder {
       if (reduced) inner.push_back(in[d]);
       else { flat.push_back(in[d]); outer.push_back(in[d]); }
     }
-    for (Value v : outputs_) {
+    auto scalarShape = [](ArrayRef<int64_t> s) { return llvm::all_of(s, [](int64_t d) { return d == 1; }); };
+    // Grid reductions reduce a value over the rows (the result space) to one value.
+    for (Operation* r : gridReductions)
+      if (shapeOf(r->getOperand(0)) != ArrayRef<int64_t>(flat) || axesOf(r).size() != flat.size() ||
+          !scalarShape(shapeOf(r->getResult(0))))
+        return false;
+    std::vector<bool> gridOutput(outputs_.size(), false);
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      Value v = outputs_[o];
       ArrayRef<int64_t> s = shapeOf(v);
-      if (s != in && s != ArrayRef<int64_t>(keep) && s != ArrayRef<int64_t>(flat)) return false;
+      llvm::SetVector<Operation*> from = producers({v}, ops_);
+      gridOutput[o] = v.getDefiningOp() && grid_.contains(v.getDefiningOp());
+      bool afterGrid = llvm::any_of(gridReductions, [&](Operation* r) { return from.contains(r); });
+      if (gridOutput[o] ? !scalarShape(s) : afterGrid) return false;
+      if (!gridOutput[o] && s != in && s != ArrayRef<int64_t>(keep) && s != ArrayRef<int64_t>(flat)) return false;
     }
+    // The checks over the rows: their ids are one per row.
+    absorbedChecks_.clear();
+    for (auto& [ids, check] : checks_)
+      if (shapeOf(ids) == ArrayRef<int64_t>(flat)) absorbedChecks_.push_back({ids, check});
+    const bool grid = !gridReductions.empty() || !absorbedChecks_.empty() ||
+                      llvm::is_contained(gridOutput, true);
     info_.launch = LaunchKind::Rows;
     info_.work = extentOf(outer);
     info_.shape = "row-reduction";
     // One warp per row when the row fits in one (no idle warps in the block reductions).
     std::pair<int64_t, int64_t> row = kiln::ir::symbolicSize(inner);
     info_.block = row.second == 0 && row.first <= 32 ? 32 : 128;
+    bool anyInner = false, anyRow = false;
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      anyInner |= shapeOf(outputs_[o]) == in;
+      anyRow |= !gridOutput[o] && shapeOf(outputs_[o]) != in;
+    }
+    // The register cache: the inputs over the row space that the needed ops read.
+    const int64_t perThread = (row.first + info_.block - 1) / info_.block;
+    std::vector<Value> cached;
+    if (row.second == 0 && perThread <= 8 && reductions.size() + (anyInner ? 1 : 0) >= 2)
+      for (Operation* op : needed)
+        for (Value v : op->getOperands())
+          if (!e_.isInside(v) && !e_.isComputedFromIndex(v) && shapeOf(v) == in && !llvm::is_contained(cached, v))
+            cached.push_back(v);
     std::set<std::string> scratch;
     for (Operation* r : reductions) scratch.insert(cType(r->getResult(0)));
     for (const std::string& t : scratch) e_.line("__shared__ " + t + " scratch_" + t + "[32];");
     e_.line("const long long rows = " + extentExpr(outer) + ", inner = " + extentExpr(inner) + ";");
-    e_.open("for (long long row = blockIdx.x; row < rows; row += gridDim.x)");
+    std::string rowStride = "gridDim.x";
+    std::vector<std::string> gridAcc, firstBad;
+    if (grid) {
+      rowStride = "kiln_blocks";
+      e_.line("const unsigned kiln_blocks = gridDim.x < 1024u ? gridDim.x : 1024u;  // the blocks of the grid epilogue");
+      e_.line("if (blockIdx.x >= kiln_blocks) return;");
+      for (Operation* r : gridReductions) {
+        gridAcc.push_back(e_.fresh("grid"));
+        e_.line(cType(r->getResult(0)) + " " + gridAcc.back() + " = " + identityOf(r) + ";");
+      }
+      for (size_t c = 0; c < absorbedChecks_.size(); ++c) {
+        firstBad.push_back(e_.fresh("first"));
+        e_.line("long long " + firstBad.back() + " = -1;");
+      }
+    }
+    e_.open("for (long long row = blockIdx.x; row < rows; row += " + rowStride + ")");
     Index rowIdx = indexOf("row", outer, "r_");
     // The index of the input space from the row's index and the inner index `j`.
     auto full = [&](const Index& innerIdx) {
@@ -955,44 +1051,122 @@ class KernelBuilder {
     for (size_t d = 0, o = 0; d < in.size(); ++d)
       keepIdx.push_back(llvm::is_contained(axes, static_cast<int64_t>(d)) ? "0" : rowIdx[o++]);
     auto resultIdx = [&](ArrayRef<int64_t> s) { return s == ArrayRef<int64_t>(flat) ? flatIdx : keepIdx; };
+    // A pass over the row: `body` at each of this thread's elements (the input-space index).
+    auto rowPass = [&](const std::function<void(const Index&)>& body, bool seedCache) {
+      if (!cached.empty()) {
+        e_.line("#pragma unroll");
+        e_.open("for (int e = 0; e < " + std::to_string(perThread) + "; ++e)");
+        e_.line("const long long j = threadIdx.x + e * " + std::to_string(info_.block) + ";");
+        e_.open("if (j < inner)");
+      } else {
+        e_.open("for (long long j = threadIdx.x; j < inner; j += blockDim.x)");
+      }
+      Index idx = full(indexOf("j", inner, "j_"));
+      if (seedCache)
+        for (size_t c = 0; c < cached.size(); ++c) e_.seed(cached[c], idx, "rc" + std::to_string(c) + "[e]");
+      body(idx);
+      e_.close();
+      if (!cached.empty()) e_.close();
+    };
+    if (!cached.empty()) {
+      for (size_t c = 0; c < cached.size(); ++c)
+        e_.line(cType(cached[c]) + " rc" + std::to_string(c) + "[" + std::to_string(perThread) + "];  // this thread's row elements");
+      rowPass([&](const Index& idx) {
+        for (size_t c = 0; c < cached.size(); ++c)
+          e_.line("rc" + std::to_string(c) + "[e] = " + e_.inputName(cached[c]) + "[" + linearize(idx, in) + "];");
+      }, false);
+    }
     for (Operation* r : reductions) {
       bool isMax = isa<ReduceMaxOp>(r);
       std::string t = cType(r->getResult(0));
-      scalar::Type st = scalarType(tensorOf(r->getResult(0)).getElementType(), r);
       std::string acc = e_.fresh("red");
-      std::string identity = isMax ? (scalar::isFloat(st) ? literal(-INFINITY, st)
-                                                          : st == scalar::Type::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)")
-                                   : literal(0, st);
-      e_.line(t + " " + acc + " = " + identity + ";");
-      e_.open("for (long long j = threadIdx.x; j < inner; j += blockDim.x)");
-      Index innerIdx = indexOf("j", inner, "j_");
-      std::string v = e_.valueAt(r->getOperand(0), full(innerIdx));
-      e_.line(isMax ? acc + " = kiln_max_nan(" + acc + ", " + v + ");" : acc + " += " + v + ";");
-      e_.close();
+      e_.line(t + " " + acc + " = " + identityOf(r) + ";");
+      rowPass([&](const Index& idx) {
+        std::string v = e_.valueAt(r->getOperand(0), idx);
+        e_.line(isMax ? acc + " = kiln_max_nan(" + acc + ", " + v + ");" : acc + " += " + v + ";");
+      }, true);
       e_.line(acc + " = " + (isMax ? "kiln_block_max" : "kiln_block_sum") + "(" + acc + ", scratch_" + t + ");");
       e_.seed(r->getResult(0), resultIdx(shapeOf(r->getResult(0))), acc);
     }
-    // Outputs over the input space, then those over the result space (thread 0).
-    bool anyInner = false;
-    for (Value v : outputs_) anyInner |= shapeOf(v) == in;
-    if (anyInner) {
-      e_.open("for (long long j = threadIdx.x; j < inner; j += blockDim.x)");
-      Index innerIdx = indexOf("j", inner, "j_");
-      Index idx = full(innerIdx);
-      for (size_t o = 0; o < outputs_.size(); ++o)
-        if (shapeOf(outputs_[o]) == in) e_.line(out(o) + "[" + linearize(idx, in) + "] = " + e_.valueAt(outputs_[o], idx) + ";");
-      e_.close();
-    }
-    bool anyRow = false;
-    for (Value v : outputs_) anyRow |= shapeOf(v) != in;
-    if (anyRow) {
+    // Outputs over the input space, then those over the result space and the grid's
+    // per-row values (thread 0).
+    if (anyInner)
+      rowPass([&](const Index& idx) {
+        for (size_t o = 0; o < outputs_.size(); ++o)
+          if (shapeOf(outputs_[o]) == in) e_.line(out(o) + "[" + linearize(idx, in) + "] = " + e_.valueAt(outputs_[o], idx) + ";");
+      }, true);
+    if (anyRow || grid) {
       e_.open("if (threadIdx.x == 0)");
       for (size_t o = 0; o < outputs_.size(); ++o)
-        if (shapeOf(outputs_[o]) != in) e_.line(out(o) + "[row] = " + e_.valueAt(outputs_[o], resultIdx(shapeOf(outputs_[o]))) + ";");
+        if (!gridOutput[o] && shapeOf(outputs_[o]) != in)
+          e_.line(out(o) + "[row] = " + e_.valueAt(outputs_[o], resultIdx(shapeOf(outputs_[o]))) + ";");
+      for (auto [k, r] : llvm::enumerate(gridReductions)) {
+        std::string v = e_.valueAt(r->getOperand(0), flatIdx);
+        e_.line(isa<ReduceMaxOp>(r) ? gridAcc[k] + " = kiln_max_nan(" + gridAcc[k] + ", " + v + ");" : gridAcc[k] + " += " + v + ";");
+      }
+      for (auto [c, check] : llvm::enumerate(absorbedChecks_)) {
+        std::string x = e_.valueAt(check.first, flatIdx);
+        e_.open("if (" + firstBad[c] + " < 0 && " + badId(check.second, x) + ")");
+        e_.line(firstBad[c] + " = row;");
+        e_.close();
+      }
       e_.close();
     }
     e_.close();
+    if (grid) gridEpilogue(gridReductions, gridAcc, firstBad, gridOutput);
     return true;
+  }
+
+  // The identity of a reduction: 0, or the least value of its type.
+  static std::string identityOf(Operation* r) {
+    scalar::Type st = scalarType(tensorOf(r->getResult(0)).getElementType(), r);
+    if (!isa<ReduceMaxOp>(r)) return literal(0, st);
+    return scalar::isFloat(st) ? literal(-INFINITY, st)
+           : st == scalar::Type::I32 ? std::string("(-2147483647 - 1)") : std::string("(-9223372036854775807LL - 1)");
+  }
+
+  // The last block's part of the grid epilogue (rowReduction): partials in, results out.
+  void gridEpilogue(ArrayRef<Operation*> reductions, const std::vector<std::string>& acc,
+                    const std::vector<std::string>& firstBad, const std::vector<bool>& gridOutput) {
+    const std::string state = info_.name + "_grid";
+    globals_ += "// the grid epilogue of " + info_.name + ": blocks done, per-block partials\n";
+    globals_ += "KILN_GRID_STATE unsigned int " + state + "_done = 0;\n";
+    for (auto [k, r] : llvm::enumerate(reductions))
+      globals_ += "KILN_GRID_STATE " + cType(r->getResult(0)) + " " + state + "_" + std::to_string(k) + "[1024];\n";
+    for (size_t c = 0; c < firstBad.size(); ++c)
+      globals_ += "KILN_GRID_STATE long long " + state + "_first" + std::to_string(c) + "[1024];\n";
+    e_.open("if (threadIdx.x == 0)");
+    for (size_t k = 0; k < acc.size(); ++k) e_.line(state + "_" + std::to_string(k) + "[blockIdx.x] = " + acc[k] + ";");
+    for (size_t c = 0; c < firstBad.size(); ++c) e_.line(state + "_first" + std::to_string(c) + "[blockIdx.x] = " + firstBad[c] + ";");
+    e_.line("__threadfence();  // the partials before the count");
+    e_.open("if (atomicAdd(&" + state + "_done, 1u) == kiln_blocks - 1)");
+    e_.line("__threadfence();");
+    for (auto [k, r] : llvm::enumerate(reductions)) {
+      std::string t = cType(r->getResult(0)), total = e_.fresh("total");
+      std::string partial = "static_cast<volatile " + t + "*>(" + state + "_" + std::to_string(k) + ")[b]";
+      e_.line(t + " " + total + " = " + identityOf(r) + ";");
+      e_.open("for (unsigned b = 0; b < kiln_blocks; ++b)");
+      e_.line(isa<ReduceMaxOp>(r) ? total + " = kiln_max_nan(" + total + ", " + t + "(" + partial + "));" : total + " += " + partial + ";");
+      e_.close();
+      e_.seed(r->getResult(0), Index(shapeOf(r->getResult(0)).size(), "0"), total);
+    }
+    for (size_t o = 0; o < outputs_.size(); ++o)
+      if (gridOutput[o]) e_.line(out(o) + "[0] = " + e_.valueAt(outputs_[o], Index(shapeOf(outputs_[o]).size(), "0")) + ";");
+    for (auto [c, check] : llvm::enumerate(absorbedChecks_)) {
+      // status = [the first row with a bad id, that id] or [-1, 0], as kiln.check_range.
+      std::string first = e_.fresh("first");
+      e_.line("long long " + first + " = -1;");
+      e_.open("for (unsigned b = 0; b < kiln_blocks; ++b)");
+      e_.line("const long long f = static_cast<volatile long long*>(" + state + "_first" + std::to_string(c) + ")[b];");
+      e_.line("if (f >= 0 && (" + first + " < 0 || f < " + first + ")) " + first + " = f;");
+      e_.close();
+      std::string status = out(outputs_.size() + c);
+      e_.line(status + "[0] = " + first + ";");
+      e_.line(status + "[1] = " + first + " < 0 ? 0LL : static_cast<long long>(" + e_.inputName(check.first) + "[" + first + "]);");
+    }
+    e_.line(state + "_done = 0;  // for the next launch");
+    e_.close();
+    e_.close();
   }
 
   // scatter_add with atomics: one thread per update element adds it at its id's row of the
@@ -1326,7 +1500,10 @@ class KernelBuilder {
 
   llvm::SetVector<Operation*> ops_;
   std::vector<Value> outputs_;
+  std::string& globals_;
   KernelEmitter e_;
+  std::vector<std::pair<Value, CheckRangeOp>> checks_, absorbedChecks_;
+  llvm::SetVector<Operation*> grid_;
   KernelInfo info_;
   std::string kind_;
   Value fillBase_;  // scatter(): the base the fill kernel copies into the output, or null
@@ -1346,6 +1523,14 @@ typedef unsigned long long uint64_t;
 #endif
 #ifndef NAN
 #define NAN __int_as_float(0x7fffffff)
+#endif
+// The state of a grid epilogue (row kernels' last block combines the blocks' partials):
+// module globals on a GPU; per host thread under the emulator, which runs a launch's blocks
+// one after another on the launching thread.
+#ifdef KILN_CUDA_EMULATE
+#define KILN_GRID_STATE static thread_local
+#else
+#define KILN_GRID_STATE __device__
 #endif
 )" + scalar::renderCPrelude() +
          R"(// Philox-4x32-10 (Random123's philox4x32, ten rounds), as kiln/philox.h: the first word
@@ -1535,6 +1720,110 @@ std::string withSuffix(const std::string& label, const std::string& suffix) {
   return label.substr(0, site) + suffix + (site == std::string::npos ? "" : label.substr(site));
 }
 
+// A row kernel's region and, merged after it, a batch reduction of its per-row values
+// (softmax_cross_entropy's mean over the batch): the next reduction region that reads the
+// row region's results and otherwise only values computed before it. Null when none.
+FusionOp batchReductionAfter(FusionOp rows) {
+  for (Operation* next = rows->getNextNode(); next; next = next->getNextNode()) {
+    auto batch = dyn_cast<FusionOp>(next);
+    if (!batch || batch.getKind() != FusionOp::kReduction) continue;
+    bool readsRows = false, ready = true;
+    for (Value in : batch.getInputs()) {
+      Operation* def = in.getDefiningOp();
+      readsRows |= def == rows.getOperation();
+      ready &= !def || def == rows.getOperation() || (def->getBlock() == rows->getBlock() && def->isBeforeInBlock(rows));
+    }
+    if (!readsRows) continue;
+    bool yieldsArgument = llvm::any_of(batch.getYield().getValues(), [](Value v) { return isa<BlockArgument>(v); });
+    return ready && !yieldsArgument ? batch : FusionOp();
+  }
+  return FusionOp();
+}
+
+// The ops of a row region and of its batch reduction cloned into one detached kiln.fusion
+// (erased with this object): the batch reduction's arguments that the row region yields
+// become the yielded values, the others arguments of their own.
+class MergedRegion {
+ public:
+  MergedRegion(FusionOp rows, FusionOp batch) {
+    OpBuilder b(rows.getContext());
+    fusion_ = FusionOp::create(b, rows.getLoc(), TypeRange{}, ValueRange{}, rows.getKindAttr());
+    Block* body = b.createBlock(&fusion_.getRegion());
+    IRMapping map;
+    auto argumentFor = [&](Value in, BlockArgument arg) {
+      for (auto& [v, o] : outer_)
+        if (o == in) return map.map(arg, v);
+      Value v = body->addArgument(arg.getType(), arg.getLoc());
+      outer_.push_back({v, in});
+      map.map(arg, v);
+    };
+    for (auto [arg, in] : llvm::zip(rows.getBody()->getArguments(), rows.getInputs())) argumentFor(in, arg);
+    for (Operation& o : rows.getBody()->without_terminator()) ops_.insert(b.clone(o, map));
+    ValueRange yielded = rows.getYield().getValues();
+    for (auto [arg, in] : llvm::zip(batch.getBody()->getArguments(), batch.getInputs())) {
+      if (auto r = dyn_cast<OpResult>(in); r && r.getOwner() == rows.getOperation()) map.map(arg, map.lookup(yielded[r.getResultNumber()]));
+      else argumentFor(in, arg);
+    }
+    for (Operation& o : batch.getBody()->without_terminator()) {
+      ops_.insert(b.clone(o, map));
+      grid_.insert(ops_.back());
+    }
+    // The row results that ops other than the batch reduction read, then its results.
+    for (auto [res, y] : llvm::zip(rows.getResults(), yielded))
+      if (llvm::any_of(res.getUsers(), [&](Operation* u) { return u != batch.getOperation(); })) results_.push_back({res, map.lookup(y)});
+    for (auto [res, y] : llvm::zip(batch.getResults(), batch.getYield().getValues())) results_.push_back({res, map.lookup(y)});
+    for (auto& [res, y] : results_)
+      if (!llvm::is_contained(outputs_, y)) outputs_.push_back(y);
+  }
+  ~MergedRegion() { fusion_->erase(); }
+  MergedRegion(const MergedRegion&) = delete;
+  MergedRegion& operator=(const MergedRegion&) = delete;
+
+  const llvm::SetVector<Operation*>& ops() const { return ops_; }
+  const llvm::SetVector<Operation*>& grid() const { return grid_; }
+  const std::vector<Value>& outputs() const { return outputs_; }
+  // (outer result, merged value) and (merged argument, outer value) pairs.
+  const std::vector<std::pair<Value, Value>>& results() const { return results_; }
+  const std::vector<std::pair<Value, Value>>& arguments() const { return outer_; }
+
+ private:
+  FusionOp fusion_;
+  llvm::SetVector<Operation*> ops_, grid_;
+  std::vector<Value> outputs_;
+  std::vector<std::pair<Value, Value>> results_, outer_;
+};
+
+// " (file:line)" of an op's location, or "".
+std::string siteOf(Operation* op) {
+  auto file = dyn_cast<FileLineColLoc>(op->getLoc());
+  return file ? " (" + file.getFilename().getValue().rsplit('/').second.str() + ":" + std::to_string(file.getLine()) + ")" : "";
+}
+
+// The names of a region's ops, "+"-separated, each once, layout ops and constants left out.
+std::string opNames(const llvm::SetVector<Operation*>& ops) {
+  std::string names;
+  std::set<std::string> seen;
+  for (Operation* o : ops) {
+    if (isLayoutOrConstant(o)) continue;
+    std::string n = o->getName().stripDialect().str();
+    if (seen.insert(n).second) names += (names.empty() ? "" : "+") + n;
+  }
+  return names;
+}
+
+// Whether the fusion regions reading `iota` can compute it from their index instead: no
+// contraction (whose operand loads read buffers) and no region yielding it unchanged.
+bool iotaComputedByItsReaders(IotaOp iota) {
+  return llvm::all_of(iota->getUsers(), [&](Operation* user) {
+    auto f = dyn_cast<FusionOp>(user);
+    if (!f || f.getKind() == FusionOp::kContraction) return false;
+    return llvm::none_of(f.getYield().getValues(), [&](Value y) {
+      auto arg = dyn_cast<BlockArgument>(y);
+      return arg && f.getInputs()[arg.getArgNumber()] == iota.getResult();
+    });
+  });
+}
+
 }  // namespace
 
 bool usesLibraryGemm(const Program& program) {
@@ -1564,7 +1853,59 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
   };
   std::vector<std::pair<KernelInfo, std::string>> built;
   int index = 0;
+  // Checks whose result aliases their ids (no copy) and whose status no kernel computed yet
+  // (a row kernel reading the ids computes it, else a kernel of its own before its first reader),
+  // with their labels; batch reductions merged into the row kernel before them.
+  std::vector<std::pair<CheckRangeOp, std::string>> pendingChecks;
+  llvm::DenseSet<Operation*> merged;
+  // The status buffers of the checks a kernel computed (its last outputs).
+  auto addStatusOutputs = [&](KernelInfo& info, const std::vector<std::pair<Value, CheckRangeOp>>& checks) {
+    for (auto [ids, check] : checks) {
+      newBuffer(check.getStatus(), check);
+      info.outputs.push_back(bufferOf[check.getStatus()]);
+      llvm::erase_if(pendingChecks, [&](auto& p) { return p.first == check; });
+    }
+  };
+  // What a fusion region computes itself: the iotas and the pending checks it reads.
+  auto absorbedBy = [&](Operation& op, const llvm::DenseMap<Value, Value>& outer, bool checks) {
+    Absorbed a;
+    for (auto& [arg, in] : outer) {
+      if (auto iota = in.getDefiningOp<IotaOp>(); iota && !bufferOf.count(in)) a.iotas.push_back({arg, iota});
+      for (auto& [check, label] : pendingChecks)
+        if (checks && in == check.getResult()) a.checks.push_back({arg, check});
+    }
+    // (In argument order: the map's order is not the IR's.)
+    auto position = [](Value v) { return cast<BlockArgument>(v).getArgNumber(); };
+    llvm::sort(a.iotas, [&](auto& x, auto& y) { return position(x.first) < position(y.first); });
+    llvm::sort(a.checks, [&](auto& x, auto& y) { return position(x.first) < position(y.first); });
+    return a;
+  };
   for (Operation& op : func.getBody().front()) {
+    for (size_t c = 0; c < pendingChecks.size();) {
+      auto [check, checkLabel] = pendingChecks[c];
+      if (!llvm::is_contained(op.getOperands(), check.getStatus())) {
+        ++c;
+        continue;
+      }
+      llvm::SetVector<Operation*> checkOps;
+      checkOps.insert(check);
+      KernelBuilder builder(globals, constants, checkOps, std::vector<Value>{check.getStatus()}, checkLabel, "op");
+      std::string source = builder.build();
+      KernelInfo& info = builder.info();
+      for (Value in : builder.inputs()) info.inputs.push_back(bufferOf.lookup(in));
+      addStatusOutputs(info, {{check.getResult(), check}});
+      built.push_back({info, source});
+    }
+    if (merged.contains(&op)) continue;
+    // An iota its readers compute from their index, a check whose result is its ids.
+    if (auto iota = dyn_cast<IotaOp>(op); iota && iotaComputedByItsReaders(iota)) continue;
+    if (auto check = dyn_cast<CheckRangeOp>(op);
+        check && bufferOf.count(check.getX()) &&
+        llvm::none_of(check.getResult().getUsers(), [](Operation* u) { return isa<func::ReturnOp>(u); })) {
+      bufferOf[check.getResult()] = bufferOf[check.getX()];
+      pendingChecks.push_back({check, std::to_string(index++) + ":op:check_range" + siteOf(check)});
+      continue;
+    }
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
       for (Value v : ret.getOperands()) {
         auto it = bufferOf.find(v);
@@ -1585,14 +1926,7 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
       kind = fusion.getKind().str();
       for (Operation& inner : fusion.getBody()->without_terminator()) ops.insert(&inner);
       for (auto [arg, in] : llvm::zip(fusion.getBody()->getArguments(), fusion.getInputs())) outer[arg] = in;
-      std::string ops_;
-      std::set<std::string> seen;
-      for (Operation* o : ops) {
-        if (isLayoutOrConstant(o)) continue;
-        std::string n = o->getName().stripDialect().str();
-        if (seen.insert(n).second) ops_ += (ops_.empty() ? "" : "+") + n;
-      }
-      label = std::to_string(index) + ":" + scopeOf(ops) + kind + ":" + ops_;
+      label = std::to_string(index) + ":" + scopeOf(ops) + kind + ":" + opNames(ops);
       for (auto [res, y] : llvm::zip(fusion.getResults(), fusion.getYield().getValues()))
         results.push_back({res, y});
     } else {
@@ -1656,12 +1990,13 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
     };
     // One generated kernel of `kops` computing `part`.
     auto emitKernel = [&](const llvm::SetVector<Operation*>& kops, const std::vector<Value>& part, const std::string& klabel,
-                          const std::string& kkind) {
-      KernelBuilder builder(globals, constants, kops, part, klabel, kkind);
+                          const std::string& kkind, const Absorbed& absorbed = Absorbed()) {
+      KernelBuilder builder(globals, constants, kops, part, klabel, kkind, absorbed);
       std::string source = builder.build();
       KernelInfo& info = builder.info();
       for (Value in : builder.inputs()) info.inputs.push_back(bufferRead(in));
       for (Value y : part) info.outputs.push_back(outputBuffer(y));
+      addStatusOutputs(info, builder.absorbedChecks());
       if (builder.accumulates()) {
         auto fill = builder.fill();
         if (Value base = builder.fillBase()) fill.first.inputs.push_back(bufferRead(base));
@@ -1722,13 +2057,51 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
       ++index;
       continue;
     }
+    // A row region and the batch reduction after it as one row kernel, its grid epilogue
+    // reducing over the rows (a trial build; its globals are kept where it fits).
+    FusionOp batch = kind == FusionOp::kReduction ? batchReductionAfter(cast<FusionOp>(op)) : FusionOp();
+    if (batch) {
+      MergedRegion region(cast<FusionOp>(op), batch);
+      llvm::DenseMap<Value, Value> regionOuter;
+      for (auto& [arg, in] : region.arguments()) regionOuter[arg] = in;
+      Absorbed absorbed = absorbedBy(op, regionOuter, true);
+      absorbed.grid = region.grid();
+      std::string savedGlobals = globals;
+      int savedConstants = constants;
+      KernelBuilder builder(globals, constants, region.ops(), region.outputs(),
+                            withSuffix(label, "+" + opNames(region.grid())), kind, absorbed);
+      std::string source = builder.build();
+      if (builder.info().shape == "row-reduction") {
+        KernelInfo& info = builder.info();
+        for (Value in : builder.inputs()) info.inputs.push_back(bufferOf.lookup(regionOuter.lookup(in)));
+        for (Value y : region.outputs()) {
+          int buffer = -1;
+          for (auto& [res, yy] : region.results())
+            if (yy == y) {
+              if (buffer < 0) {
+                newBuffer(res, res.getDefiningOp());
+                buffer = bufferOf[res];
+              }
+              bufferOf[res] = buffer;
+            }
+          info.outputs.push_back(buffer);
+        }
+        addStatusOutputs(info, builder.absorbedChecks());
+        built.push_back({info, source});
+        merged.insert(batch);
+        ++index;
+        continue;
+      }
+      globals = std::move(savedGlobals);
+      constants = savedConstants;
+    }
     std::vector<std::vector<Value>> parts = {outputs};
     if (kind == FusionOp::kReduction) {
       // Split only a region that is no row reduction as a whole (a trial build; its
       // constants are not kept).
       std::string savedGlobals = globals;
       int savedConstants = constants;
-      KernelBuilder whole(globals, constants, ops, outputs, label, kind);
+      KernelBuilder whole(globals, constants, ops, outputs, label, kind, absorbedBy(op, outer, false));
       whole.build();
       globals = std::move(savedGlobals);
       constants = savedConstants;
@@ -1741,7 +2114,7 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
         size_t colon = label.find(':');
         partLabel = label.substr(0, colon) + "." + std::to_string(p) + label.substr(colon);
       }
-      emitKernel(ops, part, partLabel, kind);
+      emitKernel(ops, part, partLabel, kind, absorbedBy(op, outer, parts.size() == 1 && kind == FusionOp::kReduction));
     }
     ++index;
   }

@@ -217,6 +217,7 @@ template <typename T> T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; 
 template <typename T> T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
 template <typename T> T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
 template <typename T> T __ldg(const T* p) { return *p; }
+inline void __threadfence() {}  // blocks run one at a time: memory is always in order
 inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline int __float_as_int(float v) { int i; std::memcpy(&i, &v, 4); return i; }
 

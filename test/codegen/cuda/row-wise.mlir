@@ -135,21 +135,40 @@ func.func @layer_norm_grad(%arg0: tensor<?x4xf64>, %arg1: tensor<4xf64>, %arg2: 
 
 // -----
 
-// softmax_cross_entropy: the row-wise log_softmax and the label's pick (max -> sum(exp)
-// -> picked sum) in ONE kernel; the labels' range check, the class ids and the mean over
-// the batch are kernels of their own.
-// CHECK-LABEL: CUDA program of @softmax_cross_entropy: 4 kernels
-// CHECK: // launch kiln_2_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_cast: row-reduction, block 32
-// CHECK: __global__ void kiln_2_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_cast(
-// CHECK: for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
-// CHECK-NOT: __global__
+// softmax_cross_entropy: ONE kernel. The row-wise log_softmax and the label's pick (max ->
+// sum(exp) -> picked sum) with the row in registers (rc0: one read of x per element); the
+// class ids (kiln.iota) are the inner index; the label's range check and the mean over the
+// batch are the grid epilogue: thread 0 of each block sums its rows' losses and valid
+// counts and keeps its first bad label, the last block done combines the blocks' partials
+// in block order and writes the loss and check_range's status.
+// CHECK-LABEL: CUDA program of @softmax_cross_entropy: 1 kernels
+// CHECK: // launch [[K:kiln_1_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_cast_reduce_sum_max_div]]: row-reduction, block 32, buffers in 1 0 out 2 3
+// CHECK: KILN_GRID_STATE unsigned int [[K]]_grid_done = 0;
+// CHECK: __global__ void [[K]](const double* __restrict__ in0, const int32_t* __restrict__ in1, double* __restrict__ out0, int64_t* __restrict__ out1, long long batch)
+// CHECK: if (blockIdx.x >= kiln_blocks) return;
+// CHECK: for (long long row = blockIdx.x; row < rows; row += kiln_blocks) {
+// CHECK: double rc0[1];
+// CHECK: rc0[e] = in0[(r_0) * 3 + j_0];
+// CHECK-NOT: in0[
 // CHECK: kiln_block_max(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
+// CHECK: static_cast<int32_t>(j_0);
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
+// CHECK: if (threadIdx.x == 0) {
+// CHECK: grid0 += v{{[0-9]+}};
+// CHECK: grid1 += v{{[0-9]+}};
+// CHECK: if (first2 < 0 && (v{{[0-9]+}} < 0 || v{{[0-9]+}} >= (3LL)) && v{{[0-9]+}} != (-1LL)) {
+// CHECK: __threadfence();
+// CHECK: if (atomicAdd(&[[K]]_grid_done, 1u) == kiln_blocks - 1) {
+// CHECK: total{{[0-9]+}} += static_cast<volatile double*>([[K]]_grid_0)[b];
+// CHECK: out0[0] =
+// CHECK: out1[0] = [[FIRST:first[0-9]+]];
+// CHECK: out1[1] = [[FIRST]] < 0 ? 0LL : static_cast<long long>(in1[[[FIRST]]]);
+// CHECK: [[K]]_grid_done = 0;
 // CHECK-NOT: __global__
-// CHECK: __global__ void kiln_3_reduction_reduce_sum_max_div(
+// CHECK: #ifdef KILN_CUDA_EMULATE
 func.func @softmax_cross_entropy(%arg0: tensor<?xi32>, %arg1: tensor<?x3xf64>) -> (tensor<f64>, tensor<2xi64>) {
   %0 = kiln.constant dense<1.000000e+00> : tensor<f64>
   %1 = kiln.constant dense<0.000000e+00> : tensor<f64>
@@ -186,25 +205,33 @@ func.func @softmax_cross_entropy(%arg0: tensor<?xi32>, %arg1: tensor<?x3xf64>) -
 
 // -----
 
-// Its forward and backward: the loss's row-wise part and dx (softmax - one-hot, scaled)
-// with all five row reductions in ONE kernel.
-// CHECK-LABEL: CUDA program of @softmax_cross_entropy_grad: 7 kernels
-// CHECK: // launch kiln_4_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_div_mul_add: row-reduction, block 32
-// CHECK: __global__ void kiln_4_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_div_mul_add(
-// CHECK: for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
-// CHECK-NOT: __global__
+// Its forward and backward: the loss's row-wise part, dx (softmax - one-hot, scaled) with
+// all five row reductions, the label check and the loss's mean over the batch in ONE kernel.
+// The others: the count of valid labels (dx's scale: every row needs it before dx, so it is
+// a kernel before the rows), the loss's seed (a sum over no axes) and the constant 1.
+// CHECK-LABEL: CUDA program of @softmax_cross_entropy_grad: 4 kernels
+// CHECK: // launch kiln_0_op_constant:
+// CHECK: // launch kiln_2_reduction_compare_cast_reduce_sum_max_mul_div: row-reduction, block 128
+// CHECK: // launch [[K:kiln_3_reduction_compare_reduce_max_sub_exp_reduce_sum_log_select_neg_div_mul_add_reduce_sum_div_mul]]: row-reduction, block 32
+// CHECK: // launch kiln_4_reduction_reduce_sum:
+// CHECK: __global__ void [[K]](
+// CHECK: for (long long row = blockIdx.x; row < rows; row += kiln_blocks) {
+// CHECK: rc0[e] = in0[(r_0) * 3 + j_0];
+// CHECK-NOT: in0[
 // CHECK: kiln_block_max(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
+// CHECK-NOT: in0[
 // CHECK: kiln_block_sum(red{{[0-9]+}}, scratch_double);
-// CHECK-NOT: __global__
-// CHECK: out1[(r_0) * 3 + j_0] =
-// CHECK: __global__ void kiln_5_reduction_reduce_sum_div_mul(
+// CHECK-NOT: in0[
+// CHECK: out0[(r_0) * 3 + j_0] =
+// CHECK: if (atomicAdd(&[[K]]_grid_done, 1u) == kiln_blocks - 1) {
+// CHECK: out1[0] =
+// CHECK: __global__ void kiln_4_reduction_reduce_sum(
 func.func @softmax_cross_entropy_grad(%arg0: tensor<?xi32>, %arg1: tensor<?x3xf64>, %arg2: tensor<f64>) -> (tensor<?x3xf64>, tensor<f64>, tensor<f64>, tensor<f64>, tensor<2xi64>) {
   %0 = kiln.constant dense<1.000000e+00> : tensor<f64>
   %1 = kiln.constant dense<0.000000e+00> : tensor<f64>

@@ -143,6 +143,11 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
     pm.addNestedPass<mlir::func::FuncOp>(
         mlir::createConvertVectorToSCFPass(mlir::VectorTransferToSCFOptions().enableFullUnroll()));
   }
+  // Float reductions along the innermost dimension: vector accumulators (LLVM adds a
+  // scalar loop's floats one at a time).
+  KilnVectorizeReductionsOptions reductions;
+  reductions.vectorBits = options.vector_bits;
+  pm.addNestedPass<mlir::func::FuncOp>(createKilnVectorizeReductions(reductions));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::createConvertLinalgToParallelLoopsPass());
   KilnSequentializeSmallLoopsOptions sequentialize;
   sequentialize.minParallelWork = options.parallel ? options.min_parallel_work : INT64_MAX;
@@ -158,10 +163,6 @@ void addLoopPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
 
 void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& options) {
   pm.addNestedPass<mlir::func::FuncOp>(std::make_unique<RequestPublicCWrappers>());
-  if (generatesMatmuls(options)) {
-    pm.addPass(mlir::createConvertVectorToLLVMPass());
-    pm.addPass(mlir::createUBToLLVMConversionPass());
-  }
   pm.addPass(mlir::memref::createExpandStridedMetadataPass());
   pm.addPass(mlir::createLowerAffinePass());
   pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass());
@@ -169,6 +170,10 @@ void addLLVMConversionPasses(mlir::OpPassManager& pm, const PipelineOptions& opt
   math.approximateLog1p = false;  // log1p/erf/tanh... go to libm instead
   pm.addPass(mlir::createConvertMathToLLVMPass(math));
   pm.addPass(mlir::createConvertMathToLibmPass());
+  // Vector ops: the generated matmuls' and -kiln-vectorize-reductions' loops, and the
+  // lane extracts math-to-libm makes of a vector log1p or erf.
+  pm.addPass(mlir::createConvertVectorToLLVMPass());
+  pm.addPass(mlir::createUBToLLVMConversionPass());
   pm.addPass(mlir::createArithToLLVMConversionPass());
   pm.addPass(mlir::createConvertControlFlowToLLVMPass());
   pm.addPass(mlir::createConvertFuncToLLVMPass());

@@ -263,6 +263,33 @@ def KilnVectorizeTransposes : Pass<"kiln-vectorize-transposes", "mlir::func::Fun
                            "mlir::LLVM::LLVMDialect"];
 }
 
+def KilnVectorizeReductions : Pass<"kiln-vectorize-reductions", "mlir::func::FuncOp"> {
+  let summary = "Float reductions along the innermost contiguous dimension get vector accumulators";
+  let description = [{
+    On buffers, before the linalg-to-loops lowering. A `linalg.generic` whose
+    innermost dimension is a reduction, combined into each output by `addf`,
+    `mulf`, `maximumf`, `minimumf`, `maxnumf` or `minnumf`, with an elementwise
+    arith/math body and identity-layout operands (row sums and maxima, softmax's
+    sums, a convolution's bias gradient over N, H, W of NCHW) becomes: an
+    `scf.parallel` over its parallel dimensions, `scf.for` loops over its outer
+    reduction dimensions carrying the accumulators, and over its innermost
+    reduction dimensions that every input reads contiguously (H and W of NCHW,
+    collapsed into one run) a flat loop of 4 vector accumulators a step, a loop
+    of one vector a step and a scalar tail; then one horizontal
+    `vector.reduction` (reassociating) per output element, combined with the
+    output's initial value. LLVM vectorizes no float sum of a scalar loop (that
+    reassociates it), so these ran one element per add latency. Reductions over
+    outer dimensions only (a column sum: the innermost loop parallel) are left
+    to LLVM's vectorizer.
+  }];
+  let options = [
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "Bits of a vector register (0: the host's: 512 with AVX-512, 256 with AVX)">,
+  ];
+  let dependentDialects = ["mlir::vector::VectorDialect", "mlir::scf::SCFDialect",
+                           "mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
+}
+
 def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
   let summary = "Tiles and vectorizes linalg.matmul and linalg.batch_matmul on f32/f64 tensors";
   let description = [{

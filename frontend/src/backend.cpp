@@ -56,6 +56,8 @@ std::string backend_key(const Backend& backend) {
   std::string key = backend.name();
   key += '|';
   key += backend.options_key();
+  key += ";KILN_BATCH_MATMULS=";  // read by the frontend pipeline (compile_prepared)
+  key += env::get_string("KILN_BATCH_MATMULS");
   return key;
 }
 

@@ -163,7 +163,8 @@ std::shared_ptr<Executable> compile_prepared(PreparedGraph& graph, bool* from_di
   request.start = start;
   write_dump(request.dump_prefix, ".kiln.mlir", *prepared.module);
   mlir::PassManager pm(&ctx);
-  passes::buildKilnFrontendPipeline(pm);
+  // KILN_BATCH_MATMULS=0 turns -kiln-batch-matmuls off (a part of every backend's key: backend_key).
+  passes::buildKilnFrontendPipeline(pm, env::get_flag("KILN_BATCH_MATMULS", true));
   if (mlir::failed(pm.run(*prepared.module))) throw Error("kiln: compiling the graph failed:\n" + diagnostics.text);
   write_dump(request.dump_prefix, ".frontend.mlir", *prepared.module);
   return backend.compile(request);

@@ -348,6 +348,21 @@ LogicalResult MatmulOp::inferBatchDims(ArrayRef<BatchDims> operands, int64_t,
                                        SmallVectorImpl<BatchDims>& results) {
   const BatchDims &a = operands[0], &b = operands[1];
   size_t rank = getType().getRank();
+  if (getSumBatch()) {  // the batch's products summed: the rows are contracted
+    if (a.size() != b.size()) return failure();
+    for (size_t d = 0; d + 1 < a.size(); ++d)
+      if (conflict(a[d], b[d])) return failure();
+    BatchDims r{a.back(), b.back()};
+    results.push_back(std::move(r));
+    return success();
+  }
+  if (b.size() == 2 && a.size() == rank && rank > 2) {  // a 2-d b shared by the batch of a
+    BatchDims r(a.begin(), a.end() - 1);
+    r.push_back(getTransposeB() ? b[0] : b[1]);
+    if (conflict(a.back(), getTransposeB() ? b[1] : b[0])) return failure();
+    results.push_back(std::move(r));
+    return success();
+  }
   if (a.size() != rank || b.size() != rank || rank < 2) return failure();
   BatchDims r(rank, kNo);
   for (size_t d = 0; d + 2 < rank; ++d) {

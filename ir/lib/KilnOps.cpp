@@ -306,12 +306,28 @@ LogicalResult DimSizeOp::verify() {
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext*, std::optional<Location> loc,
                                          Adaptor adaptor, SmallVectorImpl<Type>& types) {
   auto a = rankedType(adaptor.getA()), b = rankedType(adaptor.getB());
-  if (a.getRank() < 2 || a.getRank() != b.getRank())
-    return emitOptionalError(loc, "matmul operands must have one rank >= 2, got ", a.getRank(),
+  bool sharedB = b.getRank() == 2 && a.getRank() > 2;  // (..., M, K) x (K, N): one GEMM over a's rows
+  if (a.getRank() < 2 || (a.getRank() != b.getRank() && !sharedB))
+    return emitOptionalError(loc, "matmul operands must have one rank >= 2 (or a 2-d b), got ", a.getRank(),
                              " and ", b.getRank());
   if (a.getElementType() != b.getElementType())
     return emitOptionalError(loc, "matmul operands must have one element type");
+  if (sharedB && adaptor.getTransposeA())
+    return emitOptionalError(loc, "matmul with a 2-d b shared by a batch of ", a.getRank(),
+                             "-d a takes a untransposed, got transpose_a");
+  if (adaptor.getSumBatch() && (a.getRank() < 3 || sharedB || !adaptor.getTransposeA() || adaptor.getTransposeB()))
+    return emitOptionalError(loc, "matmul sum_batch needs operands of one rank > 2, transpose_a and not "
+                             "transpose_b, got ranks ", a.getRank(), " and ", b.getRank());
   int64_t r = a.getRank();
+  if (sharedB) {
+    int64_t k = b.getDimSize(adaptor.getTransposeB() ? 1 : 0), n = b.getDimSize(adaptor.getTransposeB() ? 0 : 1);
+    if (a.getDimSize(r - 1) != k)
+      return emitOptionalError(loc, "matmul inner dimensions differ: ", a.getDimSize(r - 1), " vs ", k);
+    SmallVector<int64_t> shape(a.getShape().drop_back());
+    shape.push_back(n);
+    types.push_back(tensorOf(shape, a.getElementType()));
+    return success();
+  }
   for (int64_t d = 0; d < r - 2; ++d)
     if (a.getDimSize(d) != b.getDimSize(d))
       return emitOptionalError(loc, "matmul batch dimension ", d, " differs: ", a.getDimSize(d),
@@ -323,6 +339,7 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext*, std::optional<Location> l
   if (ka != kb)
     return emitOptionalError(loc, "matmul inner dimensions differ: ", ka, " vs ", kb);
   SmallVector<int64_t> shape(a.getShape().begin(), a.getShape().end() - 2);
+  if (adaptor.getSumBatch()) shape.clear();  // the batch's products summed
   shape.push_back(m);
   shape.push_back(n);
   types.push_back(tensorOf(shape, a.getElementType()));

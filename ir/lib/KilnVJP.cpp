@@ -343,12 +343,19 @@ KILN_VJP(MatmulOp) {
   KILN_VJP_SETUP;
   Value a = getA(), bm = getB();
   bool ta = getTransposeA(), tb = getTransposeB();
-  auto mm = [&](Value x, Value y, bool tx, bool ty) -> Value {
-    auto op = MatmulOp::create(builder, getLoc(), x, y, tx, ty);
+  auto mm = [&](Value x, Value y, bool tx, bool ty, bool sum = false) -> Value {
+    auto op = MatmulOp::create(builder, getLoc(), x, y, tx, ty, sum);
     return op.getResult();
   };
   Value da, db;
-  if (!ta && !tb) { da = mm(g, bm, false, true); db = mm(a, g, true, false); }
+  bool sharedB = cast<RankedTensorType>(bm.getType()).getRank() == 2 && cast<RankedTensorType>(a.getType()).getRank() > 2;
+  if (getSumBatch()) {  // y = sum_i a[i]^T b[i]
+    da = mm(bm, g, false, true);
+    db = mm(a, g, false, false);
+  } else if (sharedB) {  // y[i] = a[i] op(b): b's gradient sums over the batch
+    da = mm(g, bm, false, !tb);
+    db = tb ? mm(g, a, true, false, true) : mm(a, g, true, false, true);
+  } else if (!ta && !tb) { da = mm(g, bm, false, true); db = mm(a, g, true, false); }
   else if (!ta && tb) { da = mm(g, bm, false, false); db = mm(g, a, true, false); }
   else if (ta && !tb) { da = mm(bm, g, false, true); db = mm(a, g, false, false); }
   else { da = mm(bm, g, true, true); db = mm(g, a, true, true); }

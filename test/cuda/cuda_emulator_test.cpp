@@ -84,13 +84,19 @@ TEST(CudaEmulator, MatmulTiledWithEpilogueAndTransposes) {
   EXPECT_NE(p.source.find("__syncthreads()"), std::string::npos);
 }
 
+// The GEMMs of `p`'s library steps, in order.
+std::vector<LibraryGemm> libraryStepsOf(const Program& p) {
+  std::vector<LibraryGemm> steps;
+  for (const KernelInfo& k : p.kernels)
+    if (k.launch == LaunchKind::Library) steps.push_back(k.gemm);
+  return steps;
+}
+
 TEST(CudaEmulator, MatmulsAsLibraryStepsWithTheirEpilogues) {
   // The same through library steps (cblas under the emulator): matmul + bias + relu in one
   // step (RELU_BIAS), the transposed weight gradient (k = batch) in another.
   Program p = expectAgrees(kMatmulsWithEpilogueAndTransposes, 67, -1.0, 1.0);
-  std::vector<LibraryGemm> steps;
-  for (const KernelInfo& k : p.kernels)
-    if (k.launch == LaunchKind::Library) steps.push_back(k.gemm);
+  std::vector<LibraryGemm> steps = libraryStepsOf(p);
   EXPECT_FALSE(hasKernelShape(p, "gemm"));
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_TRUE(steps[0].relu);
@@ -121,6 +127,34 @@ func.func @f(%a: tensor<3x5x20xf32>, %b: tensor<3x20x6xf32>) -> tensor<3x5x6xf32
   %1 = kiln.tanh %0 : tensor<3x5x6xf32>
   return %1 : tensor<3x5x6xf32>
 })", 1, -1.0, 1.0);
+}
+
+// The forms -kiln-batch-matmuls builds: a 2-d weight shared by a batch of step inputs (+ bias
+// and tanh), and the sum of the steps' weight-gradient products (sum_batch): one GEMM each over
+// the rows of all the steps, as generated kernels and as library steps.
+constexpr const char* kBatchedStepMatmuls = R"(
+func.func @f(%x: tensor<3x?x20xf32>, %w: tensor<9x20xf32>, %b: tensor<9xf32>, %g: tensor<3x?x9xf32>) -> (tensor<3x?x9xf32>, tensor<9x20xf32>, tensor<3x?x20xf32>) {
+  %0 = kiln.matmul %x, %w {transpose_b} : tensor<3x?x20xf32>, tensor<9x20xf32> -> tensor<3x?x9xf32>
+  %1 = kiln.broadcast_to %b : tensor<9xf32> -> tensor<3x?x9xf32>
+  %2 = kiln.add %0, %1 : tensor<3x?x9xf32>
+  %3 = kiln.tanh %2 : tensor<3x?x9xf32>
+  %4 = kiln.matmul %g, %x {sum_batch, transpose_a} : tensor<3x?x9xf32>, tensor<3x?x20xf32> -> tensor<9x20xf32>
+  %5 = kiln.matmul %g, %w : tensor<3x?x9xf32>, tensor<9x20xf32> -> tensor<3x?x20xf32>
+  return %3, %4, %5 : tensor<3x?x9xf32>, tensor<9x20xf32>, tensor<3x?x20xf32>
+})";
+
+TEST(CudaEmulator, BatchedStepMatmulsAreOneGemmOverTheSteps) {
+  EmitOptions generated;
+  generated.library_gemms = false;
+  Program p = expectAgrees(kBatchedStepMatmuls, 7, -1.0, 1.0, "", generated);
+  EXPECT_TRUE(hasKernelShape(p, "gemm"));
+  EXPECT_NE(p.source.find("count = 1;"), std::string::npos);
+  std::vector<LibraryGemm> steps = libraryStepsOf(expectAgrees(kBatchedStepMatmuls, 7, -1.0, 1.0));
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[0].m.factor, 3);  // 3 x batch rows
+  EXPECT_EQ(steps[0].m.batch_power, 1);
+  EXPECT_EQ(steps[1].k.factor, 3);  // the sum over 3 x batch rows
+  EXPECT_EQ(steps[1].k.batch_power, 1);
 }
 
 TEST(CudaEmulator, ConvolutionAndGradients) {

@@ -19,6 +19,24 @@ func.func @matmul_inner(%a: tensor<2x3xf32>, %b: tensor<4x5xf32>) -> tensor<2x5x
 
 // -----
 
+func.func @matmul_sum_batch_flags(%a: tensor<2x3x4xf32>, %b: tensor<2x3x5xf32>) -> tensor<4x5xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{matmul sum_batch needs operands of one rank > 2, transpose_a and not transpose_b, got ranks 3 and 3}}
+  %0 = kiln.matmul %a, %b {sum_batch} : tensor<2x3x4xf32>, tensor<2x3x5xf32> -> tensor<4x5xf32>
+  return %0 : tensor<4x5xf32>
+}
+
+// -----
+
+func.func @matmul_shared_b_transposed_a(%a: tensor<2x3x4xf32>, %b: tensor<3x5xf32>) -> tensor<2x4x5xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{matmul with a 2-d b shared by a batch of 3-d a takes a untransposed, got transpose_a}}
+  %0 = kiln.matmul %a, %b {transpose_a} : tensor<2x3x4xf32>, tensor<3x5xf32> -> tensor<2x4x5xf32>
+  return %0 : tensor<2x4x5xf32>
+}
+
+// -----
+
 func.func @matmul_wrong_result(%a: tensor<2x3xf32>, %b: tensor<3x5xf32>) -> tensor<2x4xf32> {
   // expected-error @+2 {{failed to infer returned types}}
   // expected-error @+1 {{inferred type(s) 'tensor<2x5xf32>' are incompatible with return type(s) of operation 'tensor<2x4xf32>'}}

@@ -27,6 +27,26 @@ func.func @matmul_transposed(%a: tensor<3x2xf32>, %b: tensor<4x3xf32>) -> tensor
   return %0 : tensor<2x4xf32>
 }
 
+// A 2-d b shared by a batch of a, and the sum over a batch: one linalg.matmul over the rows of
+// every matrix (collapsed, the batch's `?` with them).
+// CHECK-LABEL: func.func @matmul_shared_b
+// CHECK: %[[A:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2]] : tensor<3x?x4xf32> into tensor<?x4xf32>
+// CHECK: %[[Y:.*]] = linalg.matmul indexing_maps = [{{.*}}, #[[$TB]], #[[$C]]] ins(%[[A]], %arg1 : tensor<?x4xf32>, tensor<8x4xf32>) outs(%{{.*}} : tensor<?x8xf32>)
+// CHECK: tensor.expand_shape %[[Y]] {{\[\[}}0, 1], [2]] output_shape [3, %{{.*}}, 8] : tensor<?x8xf32> into tensor<3x?x8xf32>
+func.func @matmul_shared_b(%a: tensor<3x?x4xf32>, %w: tensor<8x4xf32>) -> tensor<3x?x8xf32> {
+  %0 = kiln.matmul %a, %w {transpose_b} : tensor<3x?x4xf32>, tensor<8x4xf32> -> tensor<3x?x8xf32>
+  return %0 : tensor<3x?x8xf32>
+}
+
+// CHECK-LABEL: func.func @matmul_sum_batch
+// CHECK: %[[A:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2]] : tensor<3x?x8xf32> into tensor<?x8xf32>
+// CHECK: %[[B:.*]] = tensor.collapse_shape %arg1 {{\[\[}}0, 1], [2]] : tensor<3x?x4xf32> into tensor<?x4xf32>
+// CHECK: linalg.matmul indexing_maps = [#[[$TA]], {{.*}}, #[[$C]]] ins(%[[A]], %[[B]] : tensor<?x8xf32>, tensor<?x4xf32>) outs(%{{.*}} : tensor<8x4xf32>)
+func.func @matmul_sum_batch(%gy: tensor<3x?x8xf32>, %x: tensor<3x?x4xf32>) -> tensor<8x4xf32> {
+  %0 = kiln.matmul %gy, %x {sum_batch, transpose_a} : tensor<3x?x8xf32>, tensor<3x?x4xf32> -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+
 // CHECK-LABEL: func.func @batch_matmul
 // CHECK: linalg.batch_matmul ins(%{{.*}}, %{{.*}} : tensor<4x2x3xf32>, tensor<4x3x5xf32>) outs(%{{.*}} : tensor<4x2x5xf32>)
 func.func @batch_matmul(%a: tensor<4x2x3xf32>, %b: tensor<4x3x5xf32>) -> tensor<4x2x5xf32> {

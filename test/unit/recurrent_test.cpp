@@ -12,6 +12,7 @@
 #include "error_of.h"
 #include "expect_arrays.h"
 #include "on_backend.h"
+#include "scoped_env.h"
 
 using namespace kiln;
 using ::testing::ElementsAre;
@@ -369,16 +370,19 @@ TEST_P(Recurrent, BadInputOfEveryRecurrentLink) {
 // loss.unchain_backward(), optimizer.update(). Every window of the same length is the same
 // graph: after the first two (the first starts without state) nothing compiles. Each
 // window's gradient is that of the window alone, from its starting state as a constant.
+// An LSTM and a Linear output layer, as the truncated-BPTT tests below unroll them.
+struct LstmRegressor : Chain {
+  L::LSTM lstm;
+  L::Linear out;
+  LstmRegressor(int64_t in, int64_t units, int64_t outs) : lstm(in, units), out(units, outs) {
+    add_link("lstm", lstm);
+    add_link("out", out);
+  }
+};
+
 TEST_P(Recurrent, TruncatedBpttCompilesOneGraphPerWindowLength) {
-  struct Model : Chain {
-    L::LSTM lstm{3, 4};
-    L::Linear out{4, 2};
-    Model() {
-      add_link("lstm", lstm);
-      add_link("out", out);
-    }
-  };
-  Model model;
+  using Model = LstmRegressor;
+  Model model(3, 4, 2);
   optimizers::SGD opt(0.1);
   opt.setup(model);
   const int bptt = 2;
@@ -392,7 +396,7 @@ TEST_P(Recurrent, TruncatedBpttCompilesOneGraphPerWindowLength) {
       ts.emplace_back(randn({2, 2}, seed++), false);
     }
     // The same window from the same starting state in a fresh copy of the parameters.
-    Model ref;
+    Model ref(3, 4, 2);
     auto src = model.namedparams(), dst = ref.namedparams();
     for (size_t i = 0; i < src.size(); ++i) dst[i].second.set_array(src[i].second.array());
     if (window > 0) ref.lstm.set_state(Variable(model.lstm.c().array(), false), Variable(model.lstm.h().array(), false));
@@ -420,6 +424,35 @@ TEST_P(Recurrent, TruncatedBpttCompilesOneGraphPerWindowLength) {
   }
   // Windows 2.. (and their reference copies) compiled nothing new: the graph does not grow.
   EXPECT_EQ(cache_stats().misses, misses_after_two_windows);
+}
+
+// -kiln-batch-matmuls (on by default) makes one GEMM of the steps' input projections, output
+// layer and weight-gradient sums of an unrolled LSTM; its loss and gradients are those of the
+// graph without it (KILN_BATCH_MATMULS=0) within rounding, and the two are separate compiles.
+TEST_P(Recurrent, BatchedMatmulsOfAnUnrolledLstmMatchTheUnbatchedGraph) {
+  auto run = [](const char* batch_matmuls) {
+    ScopedEnv env("KILN_BATCH_MATMULS", batch_matmuls);
+    LstmRegressor model(5, 6, 4);  // parameters set below: the same in both runs
+    auto params = model.namedparams();
+    for (size_t i = 0; i < params.size(); ++i) params[i].second.set_array(randn(params[i].second.shape(), 300 + i));
+    Variable loss;
+    for (int t = 0; t < 4; ++t) {
+      Variable l = F::mean_squared_error(model.out(model.lstm(Variable(randn({3, 5}, 310 + t)))),
+                                         Variable(randn({3, 4}, 320 + t), false));
+      loss = t == 0 ? l : loss + l;
+    }
+    model.cleargrads();
+    loss.backward();
+    std::vector<Array> results{loss.array()};
+    for (auto& [name, p] : model.namedparams()) results.push_back(p.grad());
+    return results;
+  };
+  int64_t misses = cache_stats().misses;
+  std::vector<Array> unbatched = run("0");
+  int64_t unbatched_misses = cache_stats().misses - misses;
+  std::vector<Array> batched = run("1");
+  EXPECT_GT(cache_stats().misses - misses, unbatched_misses);
+  expect_arrays_near(batched, unbatched, 1e-6);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Recurrent, ::testing::Values("interp", "cpu"));

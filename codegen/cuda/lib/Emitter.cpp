@@ -457,6 +457,7 @@ class KernelEmitter {
   static std::pair<Index, Index> matmulOperands(MatmulOp m, const Index& idx, const std::string& k) {
     size_t n = idx.size();
     Index a(idx.begin(), idx.end() - 2), b(idx.begin(), idx.end() - 2);
+    if (shapeOf(m.getB()).size() == 2) b.clear();  // a 2-d b shared by the batch of a
     if (m.getTransposeA()) { a.push_back(k); a.push_back(idx[n - 2]); }
     else { a.push_back(idx[n - 2]); a.push_back(k); }
     if (m.getTransposeB()) { b.push_back(idx[n - 1]); b.push_back(k); }
@@ -465,8 +466,11 @@ class KernelEmitter {
   }
 
  public:
+  // K, or with sum_batch the rows of every (K, M) matrix of a batch: a is (..., K, M) and b
+  // (..., K, N), so a and b read as (rows, M) and (rows, N) matrices.
   static std::string contractionSize(MatmulOp m) {
     ArrayRef<int64_t> a = shapeOf(m.getA());
+    if (m.getSumBatch()) return extentExpr(a.drop_back());
     return dim(m.getTransposeA() ? a[a.size() - 2] : a.back());
   }
 
@@ -476,8 +480,15 @@ class KernelEmitter {
     std::string acc = fresh("acc"), k = fresh("k");
     line(cType(r) + " " + acc + " = 0;");
     open("for (long long " + k + " = 0; " + k + " < " + contractionSize(m) + "; ++" + k + ")");
-    auto [ia, ib] = matmulOperands(m, idx, k);
-    line(acc + " += " + valueAt(m.getA(), ia) + " * " + valueAt(m.getB(), ib) + ";");
+    if (m.getSumBatch()) {
+      Index ia = delinearize(k, shapeOf(m.getA()).drop_back()), ib = ia;
+      ia.push_back(idx[0]);
+      ib.push_back(idx[1]);
+      line(acc + " += " + valueAt(m.getA(), ia) + " * " + valueAt(m.getB(), ib) + ";");
+    } else {
+      auto [ia, ib] = matmulOperands(m, idx, k);
+      line(acc + " += " + valueAt(m.getA(), ia) + " * " + valueAt(m.getB(), ib) + ";");
+    }
     close();
     return acc;
   }
@@ -943,9 +954,10 @@ class KernelBuilder {
   // their input shape and axes. Every output is over the input or the result space, or is
   // one value of the grid epilogue (below).
   //
-  // Where the row is at most 8 elements per thread (a static row length), each thread keeps
-  // its elements of the inputs read over the whole row in registers across the successive
-  // row passes (max, sum of exp, ..., the outputs): one read of global memory per element.
+  // Where the row length is static, each thread keeps its elements of the inputs read over
+  // the whole row across the successive row passes (max, sum of exp, ..., the outputs): one
+  // read of global memory per element. In registers where that is at most 8 elements per
+  // thread, else in shared memory where the rows of those inputs take at most 32 KiB.
   //
   // The grid epilogue, when ops of a batch reduction are merged after the rows (grid_) or
   // the region reads the ids of a kiln.check_range over its rows (checks_): thread 0 of each
@@ -1010,17 +1022,26 @@ class KernelBuilder {
       anyInner |= shapeOf(outputs_[o]) == in;
       anyRow |= !gridOutput[o] && shapeOf(outputs_[o]) != in;
     }
-    // The register cache: the inputs over the row space that the needed ops read.
+    // The row cache: the inputs over the row space that the needed ops read, in registers
+    // (at most 8 elements per thread) or else in shared memory (at most 32 KiB a block).
     const int64_t perThread = (row.first + info_.block - 1) / info_.block;
     std::vector<Value> cached;
-    if (row.second == 0 && perThread <= 8 && reductions.size() + (anyInner ? 1 : 0) >= 2)
+    if (row.second == 0 && reductions.size() + (anyInner ? 1 : 0) >= 2)
       for (Operation* op : needed)
         for (Value v : op->getOperands())
           if (!e_.isInside(v) && !e_.isComputedFromIndex(v) && shapeOf(v) == in && !llvm::is_contained(cached, v))
             cached.push_back(v);
+    int64_t rowBytes = 0;
+    for (Value v : cached) rowBytes += row.first * ((tensorOf(v).getElementType().getIntOrFloatBitWidth() + 7) / 8);
+    const bool inRegisters = perThread <= 8;
+    if (!inRegisters && rowBytes > 32768) cached.clear();
     std::set<std::string> scratch;
     for (Operation* r : reductions) scratch.insert(cType(r->getResult(0)));
     for (const std::string& t : scratch) e_.line("__shared__ " + t + " scratch_" + t + "[32];");
+    // (Each thread reads back only the elements it stored: no barrier between.)
+    if (!inRegisters)
+      for (size_t c = 0; c < cached.size(); ++c)
+        e_.line("__shared__ " + cType(cached[c]) + " rs" + std::to_string(c) + "[" + std::to_string(row.first) + "];  // the row");
     e_.line("const long long rows = " + extentExpr(outer) + ", inner = " + extentExpr(inner) + ";");
     std::string rowStride = "gridDim.x";
     std::vector<std::string> gridAcc, firstBad;
@@ -1052,8 +1073,9 @@ class KernelBuilder {
       keepIdx.push_back(llvm::is_contained(axes, static_cast<int64_t>(d)) ? "0" : rowIdx[o++]);
     auto resultIdx = [&](ArrayRef<int64_t> s) { return s == ArrayRef<int64_t>(flat) ? flatIdx : keepIdx; };
     // A pass over the row: `body` at each of this thread's elements (the input-space index).
+    auto cacheAt = [&](size_t c) { return (inRegisters ? "rc" : "rs") + std::to_string(c) + (inRegisters ? "[e]" : "[j]"); };
     auto rowPass = [&](const std::function<void(const Index&)>& body, bool seedCache) {
-      if (!cached.empty()) {
+      if (!cached.empty() && inRegisters) {
         e_.line("#pragma unroll");
         e_.open("for (int e = 0; e < " + std::to_string(perThread) + "; ++e)");
         e_.line("const long long j = threadIdx.x + e * " + std::to_string(info_.block) + ";");
@@ -1063,17 +1085,18 @@ class KernelBuilder {
       }
       Index idx = full(indexOf("j", inner, "j_"));
       if (seedCache)
-        for (size_t c = 0; c < cached.size(); ++c) e_.seed(cached[c], idx, "rc" + std::to_string(c) + "[e]");
+        for (size_t c = 0; c < cached.size(); ++c) e_.seed(cached[c], idx, cacheAt(c));
       body(idx);
       e_.close();
-      if (!cached.empty()) e_.close();
+      if (!cached.empty() && inRegisters) e_.close();
     };
     if (!cached.empty()) {
-      for (size_t c = 0; c < cached.size(); ++c)
-        e_.line(cType(cached[c]) + " rc" + std::to_string(c) + "[" + std::to_string(perThread) + "];  // this thread's row elements");
+      if (inRegisters)
+        for (size_t c = 0; c < cached.size(); ++c)
+          e_.line(cType(cached[c]) + " rc" + std::to_string(c) + "[" + std::to_string(perThread) + "];  // this thread's row elements");
       rowPass([&](const Index& idx) {
         for (size_t c = 0; c < cached.size(); ++c)
-          e_.line("rc" + std::to_string(c) + "[e] = " + e_.inputName(cached[c]) + "[" + linearize(idx, in) + "];");
+          e_.line(cacheAt(c) + " = " + e_.inputName(cached[c]) + "[" + linearize(idx, in) + "];");
       }, false);
     }
     for (Operation* r : reductions) {
@@ -1290,17 +1313,20 @@ class KernelBuilder {
     for (Value v : outputs_)
       if (shapeOf(v) != space) return false;
     size_t rank = space.size();
-    ArrayRef<int64_t> lead = space.drop_back(2);
+    // A 2-d b shared by the batch of a: one GEMM over the rows of every matrix of a.
+    bool sharedB = shapeOf(m.getB()).size() == 2 && rank > 2;
+    ArrayRef<int64_t> lead = sharedB ? ArrayRef<int64_t>{} : space.drop_back(2);
+    ArrayRef<int64_t> rowDims = sharedB ? space.drop_back(1) : space.drop_back(1).take_back(1);
     info_.shape = "gemm";
     std::string A = e_.inputName(m.getA()), B = e_.inputName(m.getB());
     bool ta = m.getTransposeA(), tb = m.getTransposeB();
     TiledGemm g;
     g.T = cType(m.getResult());
-    g.M = dim(space[rank - 2]);
+    g.M = sharedB ? extentExpr(rowDims) : dim(space[rank - 2]);
     g.N = dim(space[rank - 1]);
     g.K = KernelEmitter::contractionSize(m);
     g.count = extentExpr(lead);
-    g.rows = extentOf(space.drop_back(1).take_back(1));
+    g.rows = extentOf(rowDims);
     g.cols = extentOf(space.take_back(1));
     g.matrices = extentOf(lead);
     g.aAlongK = !ta;  // A is (M, K), or (K, M) transposed
@@ -1320,7 +1346,13 @@ class KernelBuilder {
         rest = "(" + rest + " / " + dim(lead[d]) + ")";
         idx.insert(idx.begin(), name);
       }
-      idx.push_back("gm");
+      if (sharedB) {
+        std::vector<std::string> names;
+        for (size_t d = 0; d < rowDims.size(); ++d) names.push_back("r" + std::to_string(d));
+        idx = split("gm", rowDims, names);
+      } else {
+        idx.push_back("gm");
+      }
       idx.push_back("gn");
       return idx;
     };
@@ -1659,8 +1691,14 @@ std::optional<GemmChain> libraryGemmOf(const llvm::SetVector<Operation*>& ops, c
   if (!chain.matmul) return std::nullopt;
   MatmulOp m = chain.matmul;
   auto inside = [&](Value v) { return v.getDefiningOp() && ops.contains(v.getDefiningOp()); };
-  auto f32Matrix = [](Value v) { return shapeOf(v).size() == 2 && tensorOf(v).getElementType().isF32(); };
-  if (inside(m.getA()) || inside(m.getB()) || !f32Matrix(m.getA()) || !f32Matrix(m.getB()) || !f32Matrix(m.getResult()))
+  // f32 matrices, or a batch whose rows are one matrix: a 2-d b shared by the batch of a, or sum_batch.
+  bool sharedB = shapeOf(m.getB()).size() == 2 && shapeOf(m.getA()).size() > 2;
+  auto f32 = [](Value v, bool matrix) {
+    return (!matrix || shapeOf(v).size() == 2) && tensorOf(v).getElementType().isF32();
+  };
+  bool rows = sharedB || m.getSumBatch();
+  if (inside(m.getA()) || inside(m.getB()) || !f32(m.getA(), !rows) || !f32(m.getB(), !m.getSumBatch()) ||
+      !f32(m.getResult(), !sharedB))
     return std::nullopt;
   chain.links.insert(m);
   Value cur = m.getResult();
@@ -1670,7 +1708,7 @@ std::optional<GemmChain> libraryGemmOf(const llvm::SetVector<Operation*>& ops, c
     Operation* user = *v.getUsers().begin();
     return ops.contains(user) ? user : nullptr;
   };
-  const int64_t n = shapeOf(cur)[1];
+  const int64_t n = shapeOf(cur).back();
   if (auto add = dyn_cast_or_null<AddOp>(next(cur)); add && add.getLhs() != add.getRhs()) {
     Value other = add.getLhs() == cur ? add.getRhs() : add.getLhs();
     auto bc = other.getDefiningOp<BroadcastToOp>();
@@ -2018,9 +2056,9 @@ Program emitProgram(func::FuncOp func, const EmitOptions& options) {
       g.transpose_a = m.getTransposeA();
       g.transpose_b = m.getTransposeB();
       ArrayRef<int64_t> c = shapeOf(m.getResult()), a = shapeOf(m.getA());
-      g.m = extentOf(c.take_front(1));
+      g.m = extentOf(c.drop_back(1));  // a shared b: the rows of every matrix of a
       g.n = extentOf(c.take_back(1));
-      g.k = extentOf(g.transpose_a ? a.take_front(1) : a.take_back(1));
+      g.k = extentOf(m.getSumBatch() ? a.drop_back(1) : g.transpose_a ? a.take_front(1) : a.take_back(1));
       g.relu = chain->relu;
       g.a = bufferRead(m.getA());
       g.b = bufferRead(m.getB());

@@ -116,12 +116,15 @@ Tensor evalMatmul(Operation* op, const Operands& in) {
   auto mm = cast<ir::MatmulOp>(op);
   Tensor out = makeTensor(mm.getResult());
   const Tensor &a = *in[0], &b = *in[1];
-  size_t r = a.shape.size();
-  int64_t M = out.shape[r - 2], N = out.shape[r - 1];
-  int64_t K = mm.getTransposeA() ? a.shape[r - 2] : a.shape[r - 1];
-  int64_t batch = shape_size(out.shape) / std::max<int64_t>(M * N, 1);
-  int64_t sa = a.shape[r - 2] * a.shape[r - 1], sb = b.shape[r - 2] * b.shape[r - 1];
-  int64_t lda = a.shape[r - 1], ldb = b.shape[r - 1];
+  size_t ra = a.shape.size(), rb = b.shape.size(), ro = out.shape.size();
+  int64_t M = out.shape[ro - 2], N = out.shape[ro - 1];
+  int64_t K = mm.getTransposeA() ? a.shape[ra - 2] : a.shape[ra - 1];
+  int64_t sa = a.shape[ra - 2] * a.shape[ra - 1], batch = shape_size(a.shape) / std::max<int64_t>(sa, 1);
+  // A 2-d b of a batch of a is shared by every matrix (stride 0).
+  int64_t sb = rb == 2 && ra > 2 ? 0 : b.shape[rb - 2] * b.shape[rb - 1];
+  int64_t lda = a.shape[ra - 1], ldb = b.shape[rb - 1];
+  bool sum = mm.getSumBatch();  // out = sum over the batch of the products
+  if (sum) std::fill(out.data.begin(), out.data.end(), 0.0);
   for (int64_t p = 0; p < batch; ++p)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
@@ -131,7 +134,8 @@ Tensor evalMatmul(Operation* op, const Operands& in) {
           double bv = mm.getTransposeB() ? b.data[p * sb + j * ldb + k] : b.data[p * sb + k * ldb + j];
           acc += av * bv;
         }
-        out.data[p * M * N + i * N + j] = acc;
+        if (sum) out.data[i * N + j] += acc;
+        else out.data[p * M * N + i * N + j] = acc;
       }
   return out;
 }

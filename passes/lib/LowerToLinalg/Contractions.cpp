@@ -70,9 +70,18 @@ void setTransposeMaps(OpBuilder& b, Operation* mm, bool batched, bool transposeA
                                                transposeB ? mapOf(n, k) : mapOf(k, n), mapOf(m, n)}));
 }
 
+// (D1, ..., Dn, C) -> (D1 * ... * Dn, C): the rows of every matrix of a batch as one matrix.
+RankedTensorType rowsType(RankedTensorType t) {
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < t.getRank(); ++d)
+    rows = ShapedType::isDynamic(rows) || t.isDynamicDim(d) ? ShapedType::kDynamic : rows * t.getDimSize(d);
+  return RankedTensorType::get({rows, t.getShape().back()}, t.getElementType());
+}
+
 // Batched matmul: rank 2 is linalg.matmul, rank 3 linalg.batch_matmul, more
 // batch dimensions are collapsed into one. Transpose flags become the named
-// op's indexing_maps.
+// op's indexing_maps. A 2-d b shared by a batch of a, and the sum over a
+// batch (sum_batch), are one linalg.matmul over the rows of all matrices.
 struct MatmulLowering : KilnLowering<MatmulOp> {
   using KilnLowering::KilnLowering;
   FailureOr<Value> lower(MatmulOp op, OpAdaptor adaptor, ConversionPatternRewriter& rewriter) const override {
@@ -80,6 +89,16 @@ struct MatmulLowering : KilnLowering<MatmulOp> {
     Value a = adaptor.getA(), b = adaptor.getB();
     auto resultType = cast<RankedTensorType>(op.getType());
     int64_t rank = resultType.getRank();
+    bool sharedB = tensorType(b).getRank() == 2 && tensorType(a).getRank() > 2;
+    if (sharedB || op.getSumBatch()) {
+      a = reshapeTensor(rewriter, loc, a, rowsType(tensorType(a)));
+      if (!sharedB) b = reshapeTensor(rewriter, loc, b, rowsType(tensorType(b)));
+      auto accType = rowsType(resultType);
+      Value init = reshapeTensor(rewriter, loc, zeros(rewriter, loc, resultType), accType);
+      auto mm = linalg::MatmulOp::create(rewriter, loc, TypeRange{accType}, ValueRange{a, b}, ValueRange{init});
+      setTransposeMaps(rewriter, mm, false, op.getTransposeA(), op.getTransposeB());
+      return reshapeTensor(rewriter, loc, mm.getResult(0), resultType);
+    }
     // (B1, ..., Bn, R, C) -> (B1 * ... * Bn, R, C)
     auto collapsedType = [&](RankedTensorType t) {
       SmallVector<int64_t> shape{1, t.getDimSize(rank - 2), t.getDimSize(rank - 1)};

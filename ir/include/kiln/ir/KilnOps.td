@@ -294,9 +294,18 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure, VJP, Batch,
   let description = [{
     `a`: (..., M, K) or (..., K, M) with `transpose_a`; `b`: (..., K, N) or
     (..., N, K) with `transpose_b`. Leading (batch) dimensions must be equal.
+
+    Two forms that `-kiln-batch-matmuls` builds, each one GEMM over the rows
+    of all the matrices of a batch (their leading dimensions collapse into
+    the rows, which are contiguous):
+    - a shared `b`: a 2-d `b` multiplies every matrix of an untransposed `a`
+      of rank > 2, (..., M, K) x (K, N) -> (..., M, N);
+    - `sum_batch`: the sum of the batch's products a[i]^T b[i], with
+      `transpose_a`, not `transpose_b`, and operands of one rank > 2 and
+      equal leading dimensions: (..., K, M) x (..., K, N) -> (M, N).
   }];
   let arguments = (ins Kiln_FloatTensor:$a, Kiln_FloatTensor:$b,
-                   UnitAttr:$transpose_a, UnitAttr:$transpose_b);
+                   UnitAttr:$transpose_a, UnitAttr:$transpose_b, UnitAttr:$sum_batch);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$a `,` $b attr-dict `:` type($a) `,` type($b) `->` type($result)";
 }

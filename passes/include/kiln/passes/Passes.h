@@ -54,8 +54,8 @@ llvm::StringRef regionOf(mlir::Operation* op);
 void hoistCollectiveChain(mlir::Operation* start, llvm::function_ref<bool(mlir::Operation*)> assembles);
 
 // The pipeline the frontend runs before a backend: autodiff, inline kiln.custom,
-// canonicalize, CSE.
-void buildKilnFrontendPipeline(mlir::OpPassManager& pm);
+// canonicalize, CSE, then -kiln-batch-matmuls and CSE unless `batchMatmuls` is false.
+void buildKilnFrontendPipeline(mlir::OpPassManager& pm, bool batchMatmuls = true);
 // Registers the passes above and the named pipeline `kiln-frontend-pipeline`.
 void registerKilnPipelines();
 

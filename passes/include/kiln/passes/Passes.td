@@ -18,6 +18,50 @@ def KilnAutodiff : Pass<"kiln-autodiff", "mlir::func::FuncOp"> {
   let dependentDialects = ["kiln::ir::KilnDialect"];
 }
 
+def KilnBatchMatmuls : Pass<"kiln-batch-matmuls", "mlir::func::FuncOp"> {
+  let summary = "Makes one GEMM of independent matmuls that share their right-hand operand";
+  let description = [{
+    An unrolled recurrence multiplies every time step's input by one weight:
+    T small GEMMs (x_t W^T, and in the backward graph dY_t W) where one
+    GEMM over the T x rows would run at full speed. In each block:
+    1. matmuls of 2-d operands with one `b` (and one `transpose_b`), an
+       untransposed `a` of one type, none of whose `a` depends on another's
+       result, become one matmul of a 2-d `b` shared by the concatenation of
+       the `a`s (each reshaped to (1, M, K), concatenated along a new leading
+       dimension), whose result is sliced back per matmul;
+    2. an add chain (single-use kiln.adds) summing products a_i^T b_i of
+       2-d operands (a weight gradient, one product per step) becomes one
+       `sum_batch` matmul of the concatenated `a`s and `b`s, plus the chain's
+       other terms.
+    Candidates join a group in block order while their operands do not
+    depend on the group's results (a walk back from the operands), so no
+    cycle is created; the block is then sorted topologically (the batched
+    matmul after its last operand, each slice's users after it). Groups are
+    of `min-matmuls` to `max-matmuls` matmuls; a matmul whose rows are static
+    and above `max-rows` is a full GEMM already and stays. The sum changes
+    order (within rounding); every other result is exact.
+
+    ```mlir
+    %y0 = kiln.matmul %x0, %w {transpose_b} : tensor<?x8xf32>, tensor<32x8xf32> -> tensor<?x32xf32>
+    %y1 = kiln.matmul %x1, %w {transpose_b} : tensor<?x8xf32>, tensor<32x8xf32> -> tensor<?x32xf32>
+    // becomes
+    %r0 = kiln.reshape %x0 : tensor<?x8xf32> -> tensor<1x?x8xf32>
+    %r1 = kiln.reshape %x1 : tensor<?x8xf32> -> tensor<1x?x8xf32>
+    %x = kiln.concat %r0, %r1 {axis = 0 : i64} : ... -> tensor<2x?x8xf32>
+    %y = kiln.matmul %x, %w {transpose_b} : tensor<2x?x8xf32>, tensor<32x8xf32> -> tensor<2x?x32xf32>
+    // %y0, %y1: kiln.slice of %y, reshaped to tensor<?x32xf32>
+    ```
+  }];
+  let dependentDialects = ["kiln::ir::KilnDialect"];
+  let options = [
+    Option<"minMatmuls", "min-matmuls", "int64_t", "2", "Fewest matmuls a group replaces">,
+    Option<"maxMatmuls", "max-matmuls", "int64_t", "64",
+           "Most matmuls of one group (a longer run makes several groups)">,
+    Option<"maxRows", "max-rows", "int64_t", "256",
+           "Matmuls with more (static) rows than this stay as they are; a dynamic row count (the batch) is batched">
+  ];
+}
+
 def KilnFuse : Pass<"kiln-fuse", "mlir::func::FuncOp"> {
   let summary = "Groups kiln ops into kiln.fusion regions, one kernel each";
   let description = [{

@@ -1,12 +1,15 @@
-// Pooling gradients for compiled graphs (KILN_GEMM=blas): the functions that
-// -kiln-matmul-to-blas calls for the linalg.generic marked kiln.pool2d_grad
-// (kiln/gemm_abi.h). One pass over x, gy and gx per (n, c) plane, planes
-// spread over the runtime's worker threads. Max pooling routes each window's
+// Pooling and its gradients for compiled graphs (KILN_GEMM=blas, and by default):
+// the functions that -kiln-matmul-to-blas calls for linalg.pooling_nchw_max / _sum
+// and for the linalg.generic marked kiln.pool2d_grad (kiln/gemm_abi.h). One pass
+// over each (n, c) plane, planes spread over the runtime's worker threads. Max pooling routes each window's
 // gradient to its first in-bounds maximum in window order (Chainer's, and the
 // interpreter's, choice on ties); average pooling spreads gy / (kh * kw) over
 // the window's in-bounds taps (padding counts in the divisor).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <type_traits>
 
 #include "kiln/gemm_abi.h"
 #include "parallel.h"
@@ -261,6 +264,106 @@ void averageGrad(const Plane<T>& p, int64_t h, int64_t w, int64_t oh, int64_t ow
   }
 }
 
+// The forward: y = max (NaN-propagating, as arith.maximumf) or sum over each window of
+// an already padded x (every tap in bounds), onto y itself when accumulating, else onto
+// the identity (-inf or 0).
+struct Taps2 {
+  int64_t kh, kw, sh, sw, dh, dw;
+};
+
+template <typename T>
+inline T maxNaN(T a, T b) {
+  return (a != a || a > b) ? a : (b != b ? b : (a == b ? (std::signbit(a) ? b : a) : b));
+}
+
+// One plane: x h x w (row stride xs, column stride xc), y oh x ow (ys, yc). Row by row,
+// the taps outermost and the output columns innermost, so a unit-stride row is one
+// vectorizable loop per tap.
+template <typename T>
+void poolRows(const T* x, int64_t xs, int64_t xc, T* y, int64_t ys, int64_t yc, int64_t oh, int64_t ow,
+              const Taps2& k, bool max, bool accumulate) {
+  const T identity = max ? -std::numeric_limits<T>::infinity() : T(0);
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    T* row = y + oy * ys;
+    if (!accumulate)
+      for (int64_t ox = 0; ox < ow; ++ox) row[ox * yc] = identity;
+    for (int64_t i = 0; i < k.kh; ++i) {
+      const T* src = x + (oy * k.sh + i * k.dh) * xs;
+      for (int64_t j = 0; j < k.kw; ++j) {
+        const T* tap = src + j * k.dw * xc;
+        const int64_t step = k.sw * xc;
+        if (max)
+          for (int64_t ox = 0; ox < ow; ++ox) row[ox * yc] = maxNaN(row[ox * yc], tap[ox * step]);
+        else
+          for (int64_t ox = 0; ox < ow; ++ox) row[ox * yc] += tap[ox * step];
+      }
+    }
+  }
+}
+
+#ifdef KILN_POOL_X86
+// maxNaN, 16 lanes: _mm512_max_ps returns its second operand when either is NaN or both
+// are zeros, so equal lanes take a & b (+0 from +0 and -0) and a's NaNs are put back.
+__attribute__((target("avx512f"))) inline __m512 maxNaN512(__m512 a, __m512 b) {
+  const __m512 both = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+  const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), _mm512_max_ps(a, b), both);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), m, a);
+}
+
+// 2x2 windows at stride 2 over unit-stride rows: 16 outputs a step from 32 columns of
+// two rows (masked loads and stores for the row's rest).
+__attribute__((target("avx512f"))) void maxPool2x2Avx512(const float* x, int64_t xs, float* y, int64_t ys,
+                                                         int64_t oh, int64_t ow, bool accumulate) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  auto bits = [](int64_t k) -> __mmask16 { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << k) - 1); };
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const float* x0 = x + 2 * oy * xs;
+    const float* x1 = x0 + xs;
+    float* row = y + oy * ys;
+    for (int64_t ox = 0; ox < ow; ox += 16) {
+      const int64_t n = std::min<int64_t>(16, ow - ox);
+      const __mmask16 mg = bits(n), m0 = bits(std::min<int64_t>(2 * n, 16)), m1 = bits(std::max<int64_t>(2 * n - 16, 0));
+      const float* r0 = x0 + 2 * ox;
+      const float* r1 = x1 + 2 * ox;
+      const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0), a1 = _mm512_maskz_loadu_ps(m1, r0 + 16);
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1), b1 = _mm512_maskz_loadu_ps(m1, r1 + 16);
+      // Window order a, b, c, d (the first row's pair, then the second's), as the generic loops.
+      __m512 m = maxNaN512(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
+      m = maxNaN512(m, _mm512_permutex2var_ps(b0, even, b1));
+      m = maxNaN512(m, _mm512_permutex2var_ps(b0, odd, b1));
+      if (accumulate) m = maxNaN512(_mm512_maskz_loadu_ps(mg, row + ox), m);
+      _mm512_mask_storeu_ps(row + ox, mg, m);
+    }
+  }
+}
+#endif
+
+template <typename T>
+void pool2dForward(const M4<T>* x, const M4<T>* y, int32_t kind, const Taps2& k, bool accumulate) {
+  const int64_t n = y->sizes[0], c = y->sizes[1], oh = y->sizes[2], ow = y->sizes[3];
+  if (n == 0 || c == 0 || oh == 0 || ow == 0) return;
+  const bool max = kind == kiln::gemm_abi::kPoolMax;
+  const int64_t plane = std::max<int64_t>(1, x->sizes[2] * x->sizes[3]);
+  const int64_t grain = std::max<int64_t>(1, 32768 / plane);
+  kiln::runtime::parallel_for(n * c, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t q = lo; q < hi; ++q) {
+      const int64_t b = q / c, ch = q % c;
+      const T* xp = x->aligned + x->offset + b * x->strides[0] + ch * x->strides[1];
+      T* yp = y->aligned + y->offset + b * y->strides[0] + ch * y->strides[1];
+#ifdef KILN_POOL_X86
+      if constexpr (std::is_same_v<T, float>)
+        if (max && k.kh == 2 && k.kw == 2 && k.sh == 2 && k.sw == 2 && k.dh == 1 && k.dw == 1 &&
+            x->strides[3] == 1 && y->strides[3] == 1 && hostIsaLevel() >= 2) {
+          maxPool2x2Avx512(xp, x->strides[2], yp, y->strides[2], oh, ow, accumulate);
+          continue;
+        }
+#endif
+      poolRows(xp, x->strides[2], x->strides[3], yp, y->strides[2], y->strides[3], oh, ow, k, max, accumulate);
+    }
+  });
+}
+
 template <typename T>
 void pool2dGrad(const M4<T>* x, const M4<T>* gy, const M4<T>* gx, int32_t kind, const Window& k, bool accumulate) {
   const int64_t n = gx->sizes[0], c = gx->sizes[1], h = gx->sizes[2], w = gx->sizes[3];
@@ -304,4 +407,12 @@ KILN_EXPORT void _mlir_ciface_kiln_pool2d_grad_f64(M4<double>* x, M4<double>* gy
                                                    int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                                                    int64_t pw, int32_t accumulate) {
   pool2dGrad(x, gy, gx, kind, Window{kh, kw, sh, sw, ph, pw}, accumulate != 0);
+}
+KILN_EXPORT void _mlir_ciface_kiln_pool2d_f32(M4<float>* x, M4<float>* y, int32_t kind, int64_t kh, int64_t kw,
+                                              int64_t sh, int64_t sw, int64_t dh, int64_t dw, int32_t accumulate) {
+  pool2dForward(x, y, kind, Taps2{kh, kw, sh, sw, dh, dw}, accumulate != 0);
+}
+KILN_EXPORT void _mlir_ciface_kiln_pool2d_f64(M4<double>* x, M4<double>* y, int32_t kind, int64_t kh, int64_t kw,
+                                              int64_t sh, int64_t sw, int64_t dh, int64_t dw, int32_t accumulate) {
+  pool2dForward(x, y, kind, Taps2{kh, kw, sh, sw, dh, dw}, accumulate != 0);
 }

@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include "expect_arrays.h"
 
@@ -414,6 +416,69 @@ TEST(PoolRuntime, MaxGradient2x2MatchesDirectLoopsOnOddWidths) {
       _mlir_ciface_kiln_pool2d_grad_f32(&x, &gy, &gx, gemm_abi::kPoolMax, 2, 2, 2, 2, 0, 0, accumulate);
       for (size_t i = 0; i < gxs.size(); ++i) ASSERT_EQ(gxs[i], expected[i]) << "gx element " << i;
     }
+}
+
+// The pooling runtime (kiln_pool2d_f32 / _f64) against direct loops: the vectorized 2x2
+// stride-2 max at widths around the vector length, general windows with strides and
+// dilations, sums, f64, x at an offset with padded rows, NaN (propagated, as
+// arith.maximumf) and signed zeros (+0 wins), overwritten or accumulated into.
+template <typename T>
+T referenceMax(T a, T b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
+  if (a == b) return std::signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+template <typename T>
+void expectPoolForwardMatches(int64_t ow, int64_t kh, int64_t kw, int64_t s, int64_t d, int32_t kind, bool accumulate) {
+  using M = gemm_abi::StridedMemRef<T, 4>;
+  SCOPED_TRACE(::testing::Message() << "ow " << ow << " window " << kh << "x" << kw << " stride " << s << " dilation "
+                                    << d << " kind " << kind << " accumulate " << accumulate);
+  const int64_t n = 2, c = 3, oh = 3;
+  const int64_t h = (oh - 1) * s + d * (kh - 1) + 1, w = (ow - 1) * s + d * (kw - 1) + 1, xr = w + 3;
+  std::vector<T> xs(static_cast<size_t>(5 + n * c * h * xr)), ys(static_cast<size_t>(n * c * oh * ow));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<T>(static_cast<int>((i * 7) % 9) - 4) * T(0.5);
+  // The first window: -0, +0, -1, -0 (its max is +0); a NaN in a later one.
+  xs[5] = -T(0), xs[6] = T(0), xs[static_cast<size_t>(5 + xr)] = T(-1), xs[static_cast<size_t>(6 + xr)] = -T(0);
+  xs[static_cast<size_t>(5 + xr + 3)] = std::numeric_limits<T>::quiet_NaN();
+  for (size_t i = 0; i < ys.size(); ++i) ys[i] = static_cast<T>(static_cast<int>(i % 5) - 2);
+  M x{xs.data(), xs.data(), 5, {n, c, h, w}, {c * h * xr, h * xr, xr, 1}};
+  M y{ys.data(), ys.data(), 0, {n, c, oh, ow}, {c * oh * ow, oh * ow, ow, 1}};
+  std::vector<T> expected(ys.size());
+  for (int64_t p = 0; p < n * c; ++p)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        const size_t at = static_cast<size_t>(p * oh * ow + i * ow + j);
+        T acc = accumulate ? ys[at] : kind == gemm_abi::kPoolMax ? -std::numeric_limits<T>::infinity() : T(0);
+        for (int64_t a = 0; a < kh; ++a)
+          for (int64_t b = 0; b < kw; ++b) {
+            const T v = xs[static_cast<size_t>(5 + p * h * xr + (i * s + a * d) * xr + j * s + b * d)];
+            acc = kind == gemm_abi::kPoolMax ? referenceMax(acc, v) : acc + v;
+          }
+        expected[at] = acc;
+      }
+  if constexpr (std::is_same_v<T, float>)
+    _mlir_ciface_kiln_pool2d_f32(&x, &y, kind, kh, kw, s, s, d, d, accumulate);
+  else
+    _mlir_ciface_kiln_pool2d_f64(&x, &y, kind, kh, kw, s, s, d, d, accumulate);
+  for (size_t i = 0; i < ys.size(); ++i) {
+    if (std::isnan(expected[i])) {
+      ASSERT_TRUE(std::isnan(ys[i])) << "y element " << i;
+      continue;
+    }
+    ASSERT_EQ(ys[i], expected[i]) << "y element " << i;
+    ASSERT_EQ(std::signbit(ys[i]), std::signbit(expected[i])) << "the sign of y element " << i;
+  }
+}
+
+TEST(PoolRuntime, ForwardMatchesDirectLoops) {
+  for (int accumulate = 0; accumulate < 2; ++accumulate) {
+    for (int64_t ow : {1, 7, 15, 16, 17, 33}) expectPoolForwardMatches<float>(ow, 2, 2, 2, 1, gemm_abi::kPoolMax, accumulate);
+    expectPoolForwardMatches<float>(9, 3, 3, 2, 1, gemm_abi::kPoolMax, accumulate);
+    expectPoolForwardMatches<float>(9, 2, 3, 1, 2, gemm_abi::kPoolMax, accumulate);
+    expectPoolForwardMatches<float>(9, 3, 3, 2, 1, gemm_abi::kPoolSum, accumulate);
+    expectPoolForwardMatches<double>(17, 2, 2, 2, 1, gemm_abi::kPoolMax, accumulate);
+    expectPoolForwardMatches<double>(5, 3, 2, 1, 1, gemm_abi::kPoolSum, accumulate);
+  }
 }
 
 // The convolution runtime (kiln_conv2d_f32, kiln_conv2d_grad_filter_f32) against direct loops:

@@ -1,7 +1,8 @@
 // -kiln-matmul-to-blas: linalg.matmul / linalg.batch_matmul on f32/f64 memrefs become calls of
 // kiln's BLAS-backed runtime functions (runtime/src/blas_kernels.cpp), and so do convolutions
 // (linalg.conv_2d_nchw_fchw, the marked filter-gradient generic: runtime/src/conv_kernels.cpp)
-// and pooling gradients (the generic marked kiln.pool2d_grad: runtime/src/pool_kernels.cpp);
+// and pooling and its gradients (linalg.pooling_nchw_max / _sum, the generic marked
+// kiln.pool2d_grad: runtime/src/pool_kernels.cpp);
 // their ABI is kiln/gemm_abi.h.
 #include <optional>
 #include <string>
@@ -77,11 +78,11 @@ MemRefType dynamicStridedType(unsigned rank, Type elem) {
 
 std::string elemSuffix(Type elem) { return elem.isF32() ? "f32" : "f64"; }
 
-// The linalg.fill of zero into `c` that `matmul` accumulates onto, if it is
+// The linalg.fill of zero (or of `value`) into `c` that `matmul` accumulates onto, if it is
 // the last op before the matmul that touches `c`: BLAS then writes C with
 // beta = 0 instead. C must be a whole buffer (an allocation or an argument)
 // with no views: a write through a view would not be seen here.
-linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
+linalg::FillOp fillBefore(Operation* matmul, Value c, mlir::detail::constant_float_predicate_matcher value) {
   // (A view kiln-plan-buffers made is a whole buffer: what shares its memory is dead meanwhile.)
   auto planned = c.getDefiningOp<memref::ViewOp>();
   if (!c.getDefiningOp<memref::AllocOp>() && !isa<BlockArgument>(c) && !(planned && planned->hasAttr("kiln.planned")))
@@ -94,12 +95,13 @@ linalg::FillOp zeroFillBefore(Operation* matmul, Value c) {
     if (!uses) continue;
     auto fill = dyn_cast<linalg::FillOp>(op);
     if (fill && fill.getOutputs().size() == 1 && fill.getOutputs()[0] == c &&
-        matchPattern(fill.getInputs()[0], m_AnyZeroFloat()))
+        matchPattern(fill.getInputs()[0], value))
       return fill;
     return {};
   }
   return {};
 }
+linalg::FillOp zeroFillBefore(Operation* matmul, Value c) { return fillBefore(matmul, c, m_AnyZeroFloat()); }
 
 // What a convolution call needs from its op: the i64 strides and dilations.
 struct ConvCall {
@@ -162,6 +164,39 @@ std::optional<PoolCall> matchPoolGrad(linalg::LinalgOp op) {
   return call;
 }
 
+// What a pooling call needs from linalg.pooling_nchw_max / _sum (x, window -> y; x
+// padded by the graph): the kind and the i64 window (the window operand's static
+// shape), strides and dilations.
+struct PoolForwardCall {
+  int32_t kind = gemm_abi::kPoolMax;
+  SmallVector<int64_t, 6> taps;  // kh, kw, sh, sw, dh, dw
+};
+
+std::optional<PoolForwardCall> matchPoolForward(linalg::LinalgOp op) {
+  PoolForwardCall call;
+  DenseIntElementsAttr strides, dilations;
+  if (auto max = dyn_cast<linalg::PoolingNchwMaxOp>(op.getOperation())) {
+    strides = max.getStrides(), dilations = max.getDilations();
+  } else if (auto sum = dyn_cast<linalg::PoolingNchwSumOp>(op.getOperation())) {
+    call.kind = gemm_abi::kPoolSum;
+    strides = sum.getStrides(), dilations = sum.getDilations();
+  } else {
+    return std::nullopt;
+  }
+  if (!op.hasPureBufferSemantics() || op->getNumOperands() != 3 || strides.size() != 2 || dilations.size() != 2)
+    return std::nullopt;
+  auto window = dyn_cast<MemRefType>(op->getOperand(1).getType());
+  auto type = dyn_cast<MemRefType>(op->getOperand(2).getType());
+  if (!window || window.getRank() != 2 || !window.hasStaticShape() || !type) return std::nullopt;
+  if (!type.getElementType().isF32() && !type.getElementType().isF64()) return std::nullopt;
+  if (!isBlasOperand(op->getOperand(0), 4, type.getElementType()) || !isBlasOperand(op->getOperand(2), 4, type.getElementType()))
+    return std::nullopt;
+  call.taps.assign(window.getShape().begin(), window.getShape().end());
+  call.taps.append(strides.getValues<int64_t>().begin(), strides.getValues<int64_t>().end());
+  call.taps.append(dilations.getValues<int64_t>().begin(), dilations.getValues<int64_t>().end());
+  return call;
+}
+
 struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -171,13 +206,19 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
     module.walk([&](linalg::LinalgOp op) {
       bool matmul = isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) &&
                     !op->getParentOfType<scf::ForallOp>();
-      if (matmul || matchConvolution(op) || matchPoolGrad(op)) ops.push_back(op);
+      if (matmul || matchConvolution(op) || matchPoolGrad(op) || matchPoolForward(op)) ops.push_back(op);
     });
     // Decided before any rewrite (the casts this pass adds are views of C).
     llvm::DenseMap<Operation*, linalg::FillOp> zeroFills;
+    // (A max pooling's identity is -inf.)
     for (linalg::LinalgOp op : ops)
-      if (op.hasPureBufferSemantics() && op->getNumOperands() >= 2)
-        if (linalg::FillOp fill = zeroFillBefore(op, op->getOperands().back())) zeroFills[op] = fill;
+      if (op.hasPureBufferSemantics() && op->getNumOperands() >= 2) {
+        std::optional<PoolForwardCall> pooling = matchPoolForward(op);
+        Value c = op->getOperands().back();
+        linalg::FillOp fill = pooling && pooling->kind == gemm_abi::kPoolMax ? fillBefore(op, c, m_NegInfFloat())
+                                                                             : zeroFillBefore(op, c);
+        if (fill) zeroFills[op] = fill;
+      }
     IRRewriter rewriter(&getContext());
     SymbolTable symbols(module);
     Operation* lastDecl = nullptr;
@@ -200,6 +241,7 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
     };
     for (linalg::LinalgOp op : ops) {
       std::optional<PoolCall> pool = matchPoolGrad(op);
+      std::optional<PoolForwardCall> pooling = matchPoolForward(op);
       if (!op.hasPureBufferSemantics() || (!pool && op->getNumOperands() != 3)) continue;
       // Operands (A, B, C), (x, w, y), (x, gy, gw) or (x, gy, gx); an average pooling gradient
       // has no x (gy, gx) and passes gx in its place (the call reads only its shape).
@@ -212,9 +254,9 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       Type i32 = rewriter.getI32Type(), i64 = rewriter.getI64Type();
       std::optional<ConvCall> conv = matchConvolution(op);
       bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
-      unsigned rank = conv || pool ? 4 : batched ? 3 : 2;
+      unsigned rank = conv || pool || pooling ? 4 : batched ? 3 : 2;
       std::optional<Transposes> t;
-      if (!conv && !pool) {
+      if (!conv && !pool && !pooling) {
         if (!isBlasOperand(a, rank, elem) || !isBlasOperand(b, rank, elem) || !isBlasOperand(c, rank, elem))
           continue;
         t = matchMaps(op, batched);
@@ -223,7 +265,14 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       MemRefType dynType = dynamicStridedType(rank, elem);
       SmallVector<Type> params;
       std::string name;
-      if (pool) {
+      if (pooling) {
+        // kiln/gemm_abi.h: memrefs (x, y), i32 kind, i64 kh, kw, sh, sw, dh, dw, i32 accumulate.
+        name = std::string(gemm_abi::kPool2DPrefix) + elemSuffix(elem);
+        params.assign(gemm_abi::kPool2DNumMemRefParams, dynType);
+        params.push_back(i32);
+        params.append(gemm_abi::kPool2DNumIndexParams, i64);
+        params.push_back(i32);
+      } else if (pool) {
         // kiln/gemm_abi.h: memrefs (x, gy, gx), i32 kind, i64 kh, kw, sh, sw, ph, pw, i32 accumulate.
         name = std::string(gemm_abi::kPool2DGradPrefix) + elemSuffix(elem);
         params.assign(gemm_abi::kPoolNumMemRefParams, dynType);
@@ -255,8 +304,14 @@ struct KilnMatmulToBlas : impl::KilnMatmulToBlasBase<KilnMatmulToBlas> {
       auto flag = [&](bool on) -> Value { return arith::ConstantIntOp::create(rewriter, loc, on ? 1 : 0, 32); };
       auto index = [&](int64_t v) -> Value { return arith::ConstantIntOp::create(rewriter, loc, v, 64); };
       linalg::FillOp fill = zeroFills.lookup(op);
-      SmallVector<Value> args{cast(a), cast(b), cast(c)};
-      if (pool) {
+      // (Pooling passes no window, b: its shape is in the taps.)
+      SmallVector<Value> args = pooling ? SmallVector<Value>{cast(a), cast(c)} : SmallVector<Value>{cast(a), cast(b), cast(c)};
+      if (pooling) {
+        args.push_back(arith::ConstantIntOp::create(rewriter, loc, pooling->kind, 32));
+        for (int64_t v : pooling->taps) args.push_back(index(v));
+        args.push_back(flag(!fill));
+        assert(args.size() == static_cast<size_t>(gemm_abi::kPool2DNumParams) && "kiln/gemm_abi.h arity");
+      } else if (pool) {
         args.push_back(arith::ConstantIntOp::create(rewriter, loc, pool->kind, 32));
         for (int64_t v : pool->window) args.push_back(index(v));
         args.push_back(flag(!fill));

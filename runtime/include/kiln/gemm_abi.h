@@ -62,6 +62,18 @@ inline constexpr int kPoolNumMemRefParams = 3;
 inline constexpr int kPoolNumIndexParams = 6;
 inline constexpr int kPoolNumParams = kPoolNumMemRefParams + 1 + kPoolNumIndexParams + 1;
 
+// Pooling (linalg.pooling_nchw_max / linalg.pooling_nchw_sum): <prefix><f32|f64>,
+// parameters the NCHW memrefs (x, y), the i32 kind (kPoolMax or kPoolSum), the i64
+// window (kh, kw), strides (sh, sw) and dilations (dh, dw), then the i32 accumulate
+// flag. x is padded already: every tap is in bounds.
+//   max: y[n,c,oy,ox] = max(y or -inf, x[n,c,oy*sh+i*dh,ox*sw+j*dw] for i < kh, j < kw), NaN-propagating
+//   sum: y[n,c,oy,ox] (+)= the sum of the same taps
+inline constexpr const char* kPool2DPrefix = "kiln_pool2d_";
+inline constexpr int32_t kPoolSum = 1;
+inline constexpr int kPool2DNumMemRefParams = 2;
+inline constexpr int kPool2DNumIndexParams = 6;
+inline constexpr int kPool2DNumParams = kPool2DNumMemRefParams + 1 + kPool2DNumIndexParams + 1;
+
 template <typename R, typename... Args>
 constexpr int arity(R (*)(Args...)) {
   return static_cast<int>(sizeof...(Args));
@@ -102,6 +114,12 @@ void _mlir_ciface_kiln_conv2d_grad_filter_f64(kiln::gemm_abi::StridedMemRef<doub
                                               kiln::gemm_abi::StridedMemRef<double, 4>* gy,
                                               kiln::gemm_abi::StridedMemRef<double, 4>* gw, int64_t sh,
                                               int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_pool2d_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
+                                  kiln::gemm_abi::StridedMemRef<float, 4>* y, int32_t kind, int64_t kh, int64_t kw,
+                                  int64_t sh, int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
+void _mlir_ciface_kiln_pool2d_f64(kiln::gemm_abi::StridedMemRef<double, 4>* x,
+                                  kiln::gemm_abi::StridedMemRef<double, 4>* y, int32_t kind, int64_t kh, int64_t kw,
+                                  int64_t sh, int64_t sw, int64_t dh, int64_t dw, int32_t accumulate);
 void _mlir_ciface_kiln_pool2d_grad_f32(kiln::gemm_abi::StridedMemRef<float, 4>* x,
                                        kiln::gemm_abi::StridedMemRef<float, 4>* gy,
                                        kiln::gemm_abi::StridedMemRef<float, 4>* gx, int32_t kind, int64_t kh,
@@ -114,6 +132,9 @@ void _mlir_ciface_kiln_pool2d_grad_f64(kiln::gemm_abi::StridedMemRef<double, 4>*
                                        int32_t accumulate);
 }
 
+static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_f32) == kiln::gemm_abi::kPool2DNumParams &&
+                  kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_f64) == kiln::gemm_abi::kPool2DNumParams,
+              "the pooling declarations and kPool2DNumParams disagree");
 static_assert(kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f32) == kiln::gemm_abi::kPoolNumParams &&
                   kiln::gemm_abi::arity(&_mlir_ciface_kiln_pool2d_grad_f64) == kiln::gemm_abi::kPoolNumParams,
               "the pooling declarations and kPoolNumParams disagree");

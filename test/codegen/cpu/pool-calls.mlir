@@ -68,3 +68,33 @@ func.func @dynamic_batch(%x: tensor<?x4x8x8xf32>, %gy: tensor<?x4x4x4xf32>) -> t
   %0 = kiln.pool2d_grad "max", %x, %gy {ksize = array<i64: 2, 2>, stride = array<i64: 2, 2>, pad = array<i64: 0, 0>} : tensor<?x4x8x8xf32>, tensor<?x4x4x4xf32> -> tensor<?x4x8x8xf32>
   return %0 : tensor<?x4x8x8xf32>
 }
+
+// -----
+
+// Pooling's forward: linalg.pooling_nchw_max over the -inf-padded x, written onto a fill of
+// -inf, is one call of kiln_pool2d_f32 (kind 0) that overwrites y (accumulate 0, the fill
+// dropped); no max loops remain.
+// CALLS-LABEL:   llvm.func @max_pool
+// CALLS-NOT:       llvm.intr.maximum
+// CALLS:           llvm.call @kiln_pool2d_f32
+// CALLS-NOT:       llvm.intr.maximum
+// CALLS-LABEL:   llvm.func @_mlir_ciface_max_pool
+// LOOPS-LABEL:   func.func @max_pool
+// LOOPS:           linalg.pooling_nchw_max
+func.func @max_pool(%x: tensor<2x3x5x6xf32>) -> tensor<2x3x3x3xf32> {
+  %0 = kiln.pool2d "max", %x {ksize = array<i64: 3, 2>, stride = array<i64: 2, 2>, pad = array<i64: 1, 0>} : tensor<2x3x5x6xf32> -> tensor<2x3x3x3xf32>
+  return %0 : tensor<2x3x3x3xf32>
+}
+
+// -----
+
+// Average pooling's forward in f64: the window sums (linalg.pooling_nchw_sum) are a call
+// of kind 1; the division by kh * kw stays a loop.
+// CALLS-LABEL:   llvm.func @avg_pool
+// CALLS:           llvm.call @kiln_pool2d_f64
+// CALLS:           llvm.fdiv
+// CALLS-LABEL:   llvm.func @_mlir_ciface_avg_pool
+func.func @avg_pool(%x: tensor<1x2x5x5xf64>) -> tensor<1x2x5x3xf64> {
+  %0 = kiln.pool2d "avg", %x {ksize = array<i64: 3, 2>, stride = array<i64: 1, 2>, pad = array<i64: 1, 1>} : tensor<1x2x5x5xf64> -> tensor<1x2x5x3xf64>
+  return %0 : tensor<1x2x5x3xf64>
+}

@@ -283,6 +283,8 @@ TEST(CudaEmulator, RowWiseRegionsOfAnyRowLengthAreOneKernel) {
       Program softmax = expectAgrees(softmaxRows(d), 3, -8.0, 8.0);
       ASSERT_EQ(softmax.kernels.size(), 1u);
       expectOneRowKernel(softmax, d, 2);
+      // x read once per element: kept in registers (<= 8 per thread), else in shared memory.
+      EXPECT_NE(softmax.source.find(d <= 1024 ? "rc0[e] = in0[" : "rs0[j] = in0["), std::string::npos);
     }
     Program layerNorm = expectAgrees(layerNormGrad(d), 3, 0.1, 1.0);
     expectOneRowKernel(layerNorm, d, 4);

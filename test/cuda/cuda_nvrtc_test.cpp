@@ -94,10 +94,10 @@ TEST(CudaNvrtc, ScatterAddAndSplitReductionCompileForSm80AndSm90) {
 TEST(CudaNvrtc, RowWiseKernelsCompileForSm80AndSm90) {
   // Row-wise regions as one kernel each (softmax and log_softmax; layer norm's forward and
   // backward with four block reductions; softmax_cross_entropy's forward and backward with
-  // the label check and the batch mean in the grid epilogue, the rows in registers), a warp
-  // per row (7) and a block per row (1000).
+  // the label check and the batch mean in the grid epilogue), a warp per row (7) and a block
+  // per row (1000; 4097: the softmax row in shared memory).
   SKIP_WITHOUT_NVRTC();
-  for (int64_t d : {7, 1000})
+  for (int64_t d : {7, 1000, 4097})
     for (const std::string& text :
          {softmaxRows(d), layerNormGrad(d), softmaxCrossEntropy(d, false), softmaxCrossEntropy(d, true)}) {
       auto module = fused(text);

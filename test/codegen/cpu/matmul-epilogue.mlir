@@ -89,22 +89,22 @@ func.func @linear_relu(%x: tensor<?x64xf32>, %w: tensor<256x64xf32>, %b: tensor<
 // its matmul's blocks.
 // CHECK-LABEL: func.func @relu_grad
 // CHECK-NOT:     linalg.matmul
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (64, 32)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (128, 32)
 // CHECK:           vector.fma {{.*}} : vector<32xf32>
 // CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x32xi1>, tensor<?x32xf32>)
 // CHECK:             arith.select
 // CHECK:           scf.forall.in_parallel
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (128, 8)
 // CHECK:           vector.fma {{.*}} : vector<8xf32>
 // CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x8xi1>, tensor<?x8xf32>)
 // CHECK:           scf.forall.in_parallel
 // CHECK-NOT:     linalg.generic
 // CHECK:         return
 // AVX2-LABEL: func.func @relu_grad
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (48, 32)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (96, 32)
 // AVX2:           scf.for {{.*}} iter_args({{.*}}) -> (vector<6x16xf32>)
 // AVX2:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x32xi1>, tensor<?x32xf32>)
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (64, 8)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 8) step (128, 8)
 // AVX2:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x8xi1>, tensor<?x8xf32>)
 // AVX2-NOT:     linalg.generic
 // AVX2:         return
@@ -142,16 +142,16 @@ func.func @relu_grad(%gy: tensor<?x10xf32>, %w: tensor<10x40xf32>, %mask: tensor
 // W - lr * gW: the parameter block and the learning rate read per block.
 // CHECK-LABEL: func.func @sgd
 // CHECK-NOT:     linalg.matmul
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (64, 64)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (128, 64)
 // CHECK:           scf.for {{.*}} iter_args({{.*}}) -> (vector<8x32xf32>)
-// CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<64x64xf32>, tensor<64x64xf32>)
+// CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<128x64xf32>, tensor<128x64xf32>)
 // CHECK:             arith.mulf
 // CHECK:             arith.subf
 // CHECK:           scf.forall.in_parallel
 // CHECK-NOT:     linalg.generic
 // CHECK:         return
 // AVX2-LABEL: func.func @sgd
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (48, 64)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (96, 64)
 // AVX2:           scf.for {{.*}} iter_args({{.*}}) -> (vector<6x16xf32>)
 // AVX2:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<?x64xf32>, tensor<?x64xf32>)
 // AVX2:             arith.subf

@@ -7,25 +7,36 @@
 // are generated, the others (a dynamic n) stay OpenBLAS calls.
 // RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="parallel=false generate-matmuls=true vector-bits=512 vector-registers=32" | FileCheck %s --check-prefix=MIXED
 
-// 512^3: 64x256 output blocks (scf.forall), a 256-deep k panel, 8x32 register
-// tiles whose accumulator is carried across the k loop as a vector<8x32xf32>,
-// updated by eight 32-wide FMAs per k step.
+// 512^3: 128x256 output blocks (scf.forall, 16 register rows), a 256-deep k panel,
+// 8x32 register tiles whose accumulator is carried across the k loop as a
+// vector<8x32xf32>, updated by eight 32-wide FMAs per k step. Each k panel of B
+// (256x256) is packed first into 8 strips of 32 columns, each 256 rows of 32
+// contiguous elements (a tensor<8x256x32xf32> made once per block, before the k
+// loop; a vector row at a time), and the kernel reads its row of B from its strip.
 // CHECK-LABEL: func.func @square
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (512, 512) step (64, 256)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (512, 512) step (128, 256)
+// CHECK:           %[[BUF:.*]] = tensor.empty() : tensor<8x256x32xf32>
 // CHECK:           scf.for %{{.*}} = %c0 to %c512 step %c256
-// CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c8
+// CHECK:             %[[PACKED:.*]] = scf.for %[[J:.*]] = %c0 to %c8 step %c1 iter_args(%{{.*}} = %[[BUF]]) -> (tensor<8x256x32xf32>)
+// CHECK:               scf.for %[[K:.*]] = %c0 to %c256 step %c1
+// CHECK:                 %[[ROW:.*]] = vector.transfer_read {{.*}} : tensor<256x256xf32>, vector<32xf32>
+// CHECK:                 vector.transfer_write %[[ROW]], %{{.*}}[%[[J]], %[[K]], %c0] {{.*}} : vector<32xf32>, tensor<8x256x32xf32>
+// CHECK:             scf.for %{{.*}} = %c0 to %c128 step %c8
 // CHECK:               scf.for %{{.*}} = %c0 to %c256 step %c32
 // CHECK:                 vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
 // CHECK:                 scf.for %{{.*}} = %c0 to %c256 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK:                   tensor.extract_slice %[[PACKED]][{{.*}}] [1, 1, 32] [1, 1, 1] : tensor<8x256x32xf32> to tensor<1x32xf32>
 // CHECK-COUNT-8:           vector.fma {{.*}} : vector<32xf32>
 // CHECK:                   scf.yield {{.*}} : vector<8x32xf32>
 // CHECK:                 vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
 // CHECK-NOT:     linalg.matmul
 // With AVX2's 16 registers an 8x32 tile would spill (32 accumulators): 6x16 is 12
 // accumulators + 2 for B's row + 1 broadcast. 6 does not divide 512, so the row loop
-// of each 48-row block is peeled: full 6-row tiles, then the rest one row at a time.
+// of each 96-row block is peeled: full 6-row tiles, then the rest one row at a time.
+// B's strips are 16 wide.
 // AVX2-LABEL: func.func @square
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (512, 512) step (48, 256)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (512, 512) step (96, 256)
+// AVX2:           tensor.empty() : tensor<16x256x16xf32>
 // AVX2:               scf.for %{{.*}} = %c0 to %c256 step %c16
 // AVX2:                 scf.for %{{.*}} = %c0 to %c256 step %c1 iter_args({{.*}}) -> (vector<6x16xf32>)
 // AVX2-COUNT-6:           vector.fma {{.*}} : vector<16xf32>
@@ -92,12 +103,12 @@ func.func @dynamic(%a: tensor<?x?xf32>, %b: tensor<?x?xf32>, %c: tensor<?x?xf32>
 
 // -----
 
-// A dynamic m (the symbolic batch size): 64-row blocks, and in each the
+// A dynamic m (the symbolic batch size): 128-row blocks, and in each the
 // register loop over rows is peeled: full 8-row tiles are vectorized with the
 // accumulator in registers, the last partial tile (fewer than 8 rows) one
 // vectorized row at a time.
 // CHECK-LABEL: func.func @dynamic_rows
-// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (64, 32)
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 32) step (128, 32)
 // CHECK:           scf.for %{{.*}} = %c0 to %[[FULL:.*]] step %c8
 // CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
@@ -121,9 +132,11 @@ func.func @dynamic_rows(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>) -> tensor<?
 // -----
 
 // A dynamic k (a weight gradient over the batch): no k panel, the register
-// kernel's k loop runs to the run-time size.
+// kernel's k loop runs to the run-time size; B's packed strip is as deep.
 // CHECK-LABEL: func.func @dynamic_depth
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 32) step (64, 32)
+// CHECK:           tensor.empty(%[[K:.*]]) : tensor<1x?x32xf32>
+// CHECK:           scf.for %{{.*}} = %c0 to %[[K]] step %c1 iter_args(%{{.*}}) -> (tensor<1x?x32xf32>)
 // CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c8
 // CHECK:             scf.for %{{.*}} = %c0 to %[[K:.*]] step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
@@ -141,12 +154,15 @@ func.func @dynamic_depth(%a: tensor<?x64xf32>, %b: tensor<?x32xf32>) -> tensor<6
 // -----
 
 // x W^T (a Linear's forward: B's map is (n, k)): each k panel of B's output block is
-// copied transposed once (linalg.transpose into a kc x nc tile), and the register
-// kernel reads that with the plain map: contiguous 32-wide loads, no strided scalars.
+// packed into strips as a plain B is, each strip a transposed copy (linalg.transpose of
+// 32 rows of W into a 196x32 strip), and the register kernel reads the strips with the
+// plain map: contiguous 32-wide loads, no strided scalars.
 // CHECK-LABEL: func.func @transposed_b
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 256) step (64, 256)
+// CHECK:           tensor.empty() : tensor<8x196x32xf32>
 // CHECK:           scf.for %{{.*}} = %c0 to %c784 step %c196
-// CHECK:             %[[P:.*]] = linalg.transpose ins(%{{.*}} : tensor<256x196xf32>) outs(%{{.*}} : tensor<196x256xf32>) permutation = [1, 0]
+// CHECK:             %[[P:.*]] = scf.for %{{.*}} = %c0 to %c8 step %c1 iter_args({{.*}}) -> (tensor<8x196x32xf32>)
+// CHECK:               linalg.transpose ins(%{{.*}} : tensor<32x196xf32>) outs(%{{.*}} : tensor<196x32xf32>) permutation = [1, 0]
 // CHECK:             scf.for %{{.*}} = %c0 to %c64 step %c8
 // CHECK:                 scf.for %{{.*}} = %c0 to %c196 step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK:                   tensor.extract_slice %[[P]]
@@ -164,9 +180,8 @@ func.func @transposed_b(%a: tensor<64x784xf32>, %w: tensor<256x784xf32>, %c: ten
 // n = 1000 is no multiple of two vectors (32 f32 with AVX-512, 16 with AVX2): the
 // matmul is split at 992 into a 992-wide part with two-vector register tiles and an
 // 8-wide rest of one (narrower) vector, each inserted into its columns of the result,
-// instead of one 25-wide tile for all of it. B is read across its rows (x W^T): blocks
-// of 16 register rows (128 with a dynamic m), so its transposed copy is made once per
-// 128 rows.
+// instead of one 25-wide tile for all of it. Blocks of 16 register rows (128 with a
+// dynamic m), so B's packed (here transposed) copy is made once per 128 rows.
 // CHECK-LABEL: func.func @split_columns
 // CHECK:         tensor.extract_slice %{{.*}}[0, 0] [992, 64] [1, 1] : tensor<1000x64xf32> to tensor<992x64xf32>
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (%{{.*}}, 992) step (128, 32)

@@ -304,10 +304,14 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     784, 1000, 10), so no partial tiles occur; an n wider than two vectors but
     no multiple of two (1000, 784 with AVX-512) is first split into two
     matmuls (`linalg::splitOp`) at the last multiple of two vectors (992 + 8,
-    768 + 16), the rest one tile wide. A dynamic m (the symbolic batch
-    size) gets blocks of 8 register tiles' rows (16 when B is read across its
-    rows and copied transposed per block, so the copy serves 128 rows), whose
-    register loop over rows is peeled: full
+    768 + 16), the rest one tile wide. Output blocks have 16 register tiles'
+    rows. Each block packs each k panel of B into strips of nr columns
+    (a tensor<nc/nr x kc x nr>, made once per block before the k loop; a
+    vector row at a time, or per strip a `linalg.transpose` when B is read
+    across its rows), so a register tile's B is one contiguous run instead
+    of rows a whole row of B apart (TLB and L1-set misses at 2048 columns).
+    A dynamic m (the symbolic batch size) gets blocks of 16 register tiles'
+    rows whose register loop over rows is peeled: full
     8-row tiles are vectorized, the last partial tile one vectorized row at a
     time. A dynamic
     k has no k panel: the register kernel's k loop runs to the run-time size.
@@ -320,9 +324,8 @@ def KilnTileMatmuls : Pass<"kiln-tile-matmuls", "mlir::func::FuncOp"> {
     (else one, else n itself; never three: LLVM spills a vector<48xf32> FMA),
     and as many rows (at most 8) as leave registers
     for the accumulator (mr * nr / lanes), one B row (nr / lanes) and one
-    broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2. A B read
-    across its rows (x W^T) is copied transposed per output block and k panel
-    (`linalg.transpose`), so the kernel's B loads are contiguous vectors.
+    broadcast A element: 8x32 f32 with AVX-512, 6x16 with AVX2; B's packed
+    strips are nr wide, so the kernel's B loads are contiguous vectors.
 
     A matmul whose result has one use, an all-parallel `linalg.generic` over
     its output space reading it through the identity map (the epilogue of a

@@ -132,11 +132,11 @@ func.func @dynamic_rows(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>) -> tensor<?
 // -----
 
 // A dynamic k (a weight gradient over the batch): no k panel, the register
-// kernel's k loop runs to the run-time size; B's packed strip is as deep.
+// kernel's k loop runs to the run-time size; B is read in place (not packed: the copy
+// measured slower for these gradients).
 // CHECK-LABEL: func.func @dynamic_depth
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 32) step (64, 32)
-// CHECK:           tensor.empty(%[[K:.*]]) : tensor<1x?x32xf32>
-// CHECK:           scf.for %{{.*}} = %c0 to %[[K]] step %c1 iter_args(%{{.*}}) -> (tensor<1x?x32xf32>)
+// CHECK-NOT:       tensor<1x?x32xf32>
 // CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c8
 // CHECK:             scf.for %{{.*}} = %c0 to %[[K:.*]] step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>

@@ -155,8 +155,9 @@ struct KilnBatchMatmulsPass : kiln::passes::impl::KilnBatchMatmulsBase<KilnBatch
           copyScope(front, slice);
           copyScope(front, result);
           m.getResult().replaceAllUsesWith(result);
-          m.erase();
         }
+        // Erased after the loop: the slices copy the front member's scope.
+        for (MatmulOp m : group) m.erase();
         if (!sortTopologically(&block))
           return getOperation().emitError("kiln-batch-matmuls: batching matmuls made a cycle (internal error)");
         return success();

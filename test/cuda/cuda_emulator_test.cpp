@@ -3,7 +3,6 @@
 // interpreter (the oracle), including a whole MLP training step (Adam).
 #include "cuda_test_util.h"
 
-#include <algorithm>
 #include <array>
 
 namespace kiln::cuda::testing {
@@ -213,12 +212,6 @@ func.func @f(%t: tensor<10x5xf32>, %ids: tensor<?xi32>, %u: tensor<?x5xf32>, %x:
   %4 = kiln.slice %t {start = array<i64: 2, 1>, limit = array<i64: 9, 5>, step = array<i64: 3, 2>} : tensor<10x5xf32> -> tensor<3x2xf32>
   return %0, %1, %2, %3, %4 : tensor<?x5xf32>, tensor<10x5xf32>, tensor<?xi32>, tensor<5x?xf32>, tensor<3x2xf32>
 })", 7, -1.0, 1.0);
-}
-
-// How many of the program's kernels have this shape ("fill", "copy", "scatter-add", ...).
-int kernelsOfShape(const Program& p, const std::string& shape) {
-  return static_cast<int>(
-      std::count_if(p.kernels.begin(), p.kernels.end(), [&](const KernelInfo& k) { return k.shape == shape; }));
 }
 
 TEST(CudaEmulator, ScatterAddWithAtomics) {

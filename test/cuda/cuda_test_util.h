@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -260,11 +261,12 @@ func.func @f(%x: tensor<?x6x12x9xf32>, %w: tensor<132x3x3x3xf32>, %gy: tensor<?x
   return %0, %1 : tensor<?x6x12x9xf32>, tensor<132x3x3x3xf32>
 })";
 
-inline bool hasKernelShape(const Program& p, const std::string& shape) {
-  for (const KernelInfo& k : p.kernels)
-    if (k.shape == shape) return true;
-  return false;
+// How many of the program's kernels have this shape ("gemm", "fill", "copy", "scatter-add", ...).
+inline int kernelsOfShape(const Program& p, const std::string& shape) {
+  return static_cast<int>(
+      std::count_if(p.kernels.begin(), p.kernels.end(), [&](const KernelInfo& k) { return k.shape == shape; }));
 }
+inline bool hasKernelShape(const Program& p, const std::string& shape) { return kernelsOfShape(p, shape) > 0; }
 
 // Layer norm's forward and backward (dx, dgamma, dbeta) as Chainer traces it, the row
 // length D a parameter (`D` in the types): the row-wise chain is one kernel.

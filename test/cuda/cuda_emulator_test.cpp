@@ -76,9 +76,7 @@ func.func @f(%x: tensor<?x70xf32>, %w: tensor<90x70xf32>, %b: tensor<90xf32>, %g
 
 TEST(CudaEmulator, MatmulTiledWithEpilogueAndTransposes) {
   // Sizes that are not multiples of the 64x64 tile or the K step of 16; generated GEMMs only.
-  EmitOptions generated;
-  generated.library_gemms = false;
-  Program p = expectAgrees(kMatmulsWithEpilogueAndTransposes, 67, -1.0, 1.0, "", generated);
+  Program p = expectAgrees(kMatmulsWithEpilogueAndTransposes, 67, -1.0, 1.0, "", generatedGemms());
   EXPECT_TRUE(hasKernelShape(p, "gemm"));
   EXPECT_FALSE(hasKernelShape(p, "library-gemm"));
   EXPECT_NE(p.source.find("__syncthreads()"), std::string::npos);
@@ -144,9 +142,7 @@ func.func @f(%x: tensor<3x?x20xf32>, %w: tensor<9x20xf32>, %b: tensor<9xf32>, %g
 })";
 
 TEST(CudaEmulator, BatchedStepMatmulsAreOneGemmOverTheSteps) {
-  EmitOptions generated;
-  generated.library_gemms = false;
-  Program p = expectAgrees(kBatchedStepMatmuls, 7, -1.0, 1.0, "", generated);
+  Program p = expectAgrees(kBatchedStepMatmuls, 7, -1.0, 1.0, "", generatedGemms());
   EXPECT_TRUE(hasKernelShape(p, "gemm"));
   EXPECT_NE(p.source.find("count = 1;"), std::string::npos);
   std::vector<LibraryGemm> steps = libraryStepsOf(expectAgrees(kBatchedStepMatmuls, 7, -1.0, 1.0));
@@ -347,9 +343,7 @@ TEST(CudaEmulator, MlpAdamTrainingStep) {
   EXPECT_GE(p.kernels.size(), 10u);
   EXPECT_TRUE(hasKernelShape(p, "library-gemm"));
   EXPECT_TRUE(hasKernelShape(p, "row-reduction"));
-  EmitOptions generated;
-  generated.library_gemms = false;
-  Program q = expectAgrees(text, 16, 0.1, 1.0, "", generated);
+  Program q = expectAgrees(text, 16, 0.1, 1.0, "", generatedGemms());
   EXPECT_TRUE(hasKernelShape(q, "gemm"));
   EXPECT_FALSE(hasKernelShape(q, "library-gemm"));
 }

@@ -147,6 +147,13 @@ inline void expectClose(const Array& expected, const Array& actual, const std::s
   }
 }
 
+// Options that emit kiln's own GEMM kernels in place of library (cuBLAS) calls.
+inline EmitOptions generatedGemms() {
+  EmitOptions options;
+  options.library_gemms = false;
+  return options;
+}
+
 // The differential check: `text` (dynamic dimensions allowed) fused and run through the
 // generated kernels agrees with the interpreter on the concrete function. `regions`: the
 // same function with kiln.fusion regions of its own (which the interpreter does not run),

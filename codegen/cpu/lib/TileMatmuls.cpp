@@ -44,6 +44,8 @@ struct MatmulTiles {
   // m is dynamic (the symbolic batch size): the register loop over m is
   // peeled, full mr-row tiles are vectorized and the last partial one is not.
   bool peelRows = false;
+  bool packA = false;  // A read down its columns (gy^T x): packed into mr-wide strips
+  bool packB = true;   // B packed into nr-wide strips where its form allows (packOperand)
   int64_t depth = ShapedType::kDynamic;  // k
 };
 
@@ -154,6 +156,32 @@ bool readsBAcrossRows(linalg::LinalgOp op) {
   return op.getIndexingMapsArray()[1] == AffineMap::get(k + 1, 0, transposed, ctx);
 }
 
+// A read down its columns (gy^T x, a weight gradient: A's map is ([batch,] k, m)).
+bool readsADownColumns(linalg::LinalgOp op) {
+  bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
+  MLIRContext* ctx = op->getContext();
+  unsigned b = batched ? 1 : 0, m = b, k = b + 2;
+  SmallVector<AffineExpr> transposed;
+  if (batched) transposed.push_back(getAffineDimExpr(0, ctx));
+  transposed.append({getAffineDimExpr(k, ctx), getAffineDimExpr(m, ctx)});
+  return op.getIndexingMapsArray()[0] == AffineMap::get(k + 1, 0, transposed, ctx);
+}
+
+// The columns of a matmul whose output blocks pack A (an A read down its columns, gy^T x,
+// with whole register rows) when they have no divisor of at least four register tiles up
+// to 256 columns (992 = 31 x 32: 32-wide blocks, each packed A panel serving one register
+// tile): split at the last multiple of the 256-column block (768 + 224), so that both
+// parts have wide blocks. The static rows still give the threads several blocks each.
+std::optional<int64_t> blockSplit(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
+  std::optional<MatmulShape> shape = matmulShape(op, vectorBits);
+  if (!shape || ShapedType::isDynamic(shape->m) || !readsADownColumns(op)) return std::nullopt;
+  std::optional<RegisterTile> tile = chooseRegisterTile(shape->m, shape->n, false, shape->lanes, vectorRegisters);
+  if (!tile || tile->peel) return std::nullopt;
+  int64_t n = shape->n, nr = tile->nr, block = std::max<int64_t>(256 / nr, 1) * nr;
+  if (n <= block || n % nr != 0 || divisorTile(n, nr, 256) >= 4 * nr || n % block == 0) return std::nullopt;
+  return n - n % block;
+}
+
 std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, int64_t vectorRegisters) {
   std::optional<MatmulShape> shape = matmulShape(op, vectorBits);
   if (!shape) return std::nullopt;
@@ -170,12 +198,24 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   // 2048^3 0.78 -> 0.84-0.94 of OpenBLAS, 256^3 0.95 -> 1.0, one core of a Xeon with
   // AVX-512, loaded machine), and x W^T's transposed copy serves the MLP's batch of 128 rows
   // (0.64-0.68 -> 0.73-0.83 of OpenBLAS on one Zen 5 core). kc 512 and nc 512 measured no
-  // better (the 2 MiB L2 holds the 256 KiB packed panel either way).
+  // better (the 2 MiB L2 holds the 256 KiB packed panel either way). An A read down its
+  // columns (gy^T x) is packed too when its register rows are whole (no peeled rows) and
+  // the block is more than one register tile wide (one tile reads its A panel once), and
+  // its blocks then have more register rows where there are blocks enough for the
+  // threads: the packed panel of B serves more of them.
+  int64_t nc = divisorTile(n, nr, 256);
+  bool packA = readsADownColumns(op) && !tile->peel && nc >= 2 * nr;
   int64_t blockRows = 16;
-  int64_t mc = tile->peel ? blockRows * mr : divisorTile(m, mr, blockRows * mr), nc = divisorTile(n, nr, 256);
-  // A dynamic k runs whole in the k loop of the register kernel (no k panel).
-  int64_t kc = dynamicDepth ? k : divisorTile(k, 1, 256);
-  if (kc < 32) kc = k;
+  int64_t mc = tile->peel ? blockRows * mr : divisorTile(m, mr, blockRows * mr);
+  if (packA) {
+    // Up to 32 register rows while that leaves at least 8 blocks for the threads.
+    int64_t wide = divisorTile(m, mr, 32 * mr);
+    if ((m / wide) * (n / nc) >= 8) mc = wide;
+  }
+  // A dynamic k (the batch of a weight gradient) runs in panels of at most 256 (the last
+  // one partial), so that its packed copies have a static bound.
+  int64_t kc = dynamicDepth ? 256 : divisorTile(k, 1, 256);
+  if (!dynamicDepth && kc < 32) kc = k;
 
   MatmulTiles t;
   if (batched) {
@@ -187,6 +227,10 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   t.kcache.append({0, 0, kc == k ? 0 : kc});
   t.registers.append({mr, nr, 1});
   t.peelRows = tile->peel;
+  t.packA = packA;
+  // Over a dynamic k, a block of few register rows (gy^T x 10x1000x128: one 8-row tile
+  // and two rows) reads its B panel about once: packed, 1.07 -> 0.97 of OpenBLAS.
+  t.packB = !dynamicDepth || dynamicRows || std::min(m, mc) >= 4 * mr;
   t.depth = k;
   return t;
 }
@@ -256,65 +300,83 @@ Value packBuffer(RewriterBase& rewriter, linalg::LinalgOp op, ArrayRef<OpFoldRes
   return empty;
 }
 
-// B's k panel in an output block (kc x nc, or nc x kc when read across its rows),
-// packed into strips of `nr` columns: packed[j][k][l] = B(k, j * nr + l), a
-// tensor<NJ x kc x nr> whose strips are each one contiguous run of kc * nr elements.
-// The register kernel's nr-wide row of B per k step is then one contiguous vector and
-// a register tile's whole k panel of B is contiguous, instead of rows a whole row of B
-// apart (8 KiB at 2048 columns: every k step another page, and all of a strip's rows in
-// the same L1 sets). Packed once per output block and k panel, read by all its
-// register rows. The buffer is made before the k loop (one per output block); each
-// strip is copied a row (one vector transfer) at a time or, read across its rows,
-// transposed (linalg.transpose: -kiln-vectorize-transposes makes it register tiles).
-struct PackedB {
+// An operand's k panel in an output block, packed into strips of `width` columns:
+// packed[j][k][l] = X(k, j * width + l), a tensor<NJ x kc x width> whose strips are each
+// one contiguous run of kc * width elements. For B (kc x nc, or nc x kc when read across
+// its rows) the strips are nr wide: the register kernel's nr-wide row of B per k step is
+// one contiguous vector and a register tile's whole k panel of B is contiguous, instead
+// of rows a whole row of B apart (8 KiB at 2048 columns: every k step another page, and
+// all of a strip's rows in the same L1 sets). For an A read down its columns (gy^T x,
+// kc x mc) the strips are mr wide: the mr elements of A a k step broadcasts are
+// contiguous and a register tile's k panel of A is one run (kc * 32 bytes) instead of kc
+// rows of A (a page each at 1000 columns). Packed once per output block and k panel,
+// read by all its register tiles. The buffer is made before the k loop (one per output
+// block; a dynamic k panel, the batch, gets one of its static bound `kBound`); each strip
+// is copied a row (one vector transfer) at a time or, B read across its rows, transposed
+// (linalg.transpose: -kiln-vectorize-transposes makes it register tiles).
+struct Packed {
   Value packed;
-  int64_t nr;
-  bool transposed;
+  unsigned operand;  // 0: A, 1: B
+  int64_t width;
+  bool transposed;   // B read across its rows, copied transposed: read through the plain map
 };
-std::optional<PackedB> packB(RewriterBase& rewriter, linalg::LinalgOp op, int64_t nr) {
+std::optional<Packed> packOperand(RewriterBase& rewriter, linalg::LinalgOp op, unsigned operand, int64_t width,
+                                  int64_t kBound) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
-  bool transposed = readsBAcrossRows(op);
-  if (!transposed && op.getIndexingMapsArray()[1] != plainBMap(op)) return std::nullopt;
-  Value bTile = op->getOperand(1);
-  auto type = cast<RankedTensorType>(bTile.getType());
   unsigned b = batched ? 1 : 0;
-  unsigned kDim = transposed ? b + 1 : b, nDim = transposed ? b : b + 1;
-  int64_t nc = type.getDimSize(nDim);
-  if (ShapedType::isDynamic(nc) || nc % nr != 0) return std::nullopt;
-  // A plain B pays for its copy over a static k panel of some depth only: packed, the
-  // weight gradients' dynamic k (the batch: gy^T x 1000x1000x128) went 0.86 -> 0.62-0.70
-  // of OpenBLAS and a 10-deep k (gy W 128x1000x10) 1.42 -> 0.55-0.68 (2 threads, Xeon
-  // family 6 model 167, same run), while a 1000-deep k gained 0.93 -> 1.04-1.09.
-  if (!transposed && (type.isDynamicDim(kDim) || type.getDimSize(kDim) < 64)) return std::nullopt;
+  bool transposed = false;
+  unsigned kDim, colDim;
+  if (operand == 0) {
+    if (!readsADownColumns(op)) return std::nullopt;
+    kDim = b;
+    colDim = b + 1;
+  } else {
+    transposed = readsBAcrossRows(op);
+    if (!transposed && op.getIndexingMapsArray()[1] != plainBMap(op)) return std::nullopt;
+    kDim = transposed ? b + 1 : b;
+    colDim = transposed ? b : b + 1;
+  }
+  Value tile = op->getOperand(operand);
+  auto type = cast<RankedTensorType>(tile.getType());
+  int64_t cols = type.getDimSize(colDim);
+  if (ShapedType::isDynamic(cols) || cols % width != 0) return std::nullopt;
+  bool dynamicDepth = type.isDynamicDim(kDim);
+  if (dynamicDepth && kBound <= 0) return std::nullopt;
+  // A plain B pays for its copy over a static k panel of some depth only: packed, a
+  // 10-deep k (gy W 128x1000x10) went 1.42 -> 0.55-0.68 of OpenBLAS (2 threads, Xeon
+  // family 6 model 167, same run), while a 1000-deep k gained 0.93 -> 1.04-1.09. A
+  // dynamic k (the batch of a weight gradient) is packed in panels of kBound rows.
+  if (operand == 1 && !transposed && !dynamicDepth && type.getDimSize(kDim) < 64) return std::nullopt;
   Location loc = op->getLoc();
   Type elem = type.getElementType();
   rewriter.setInsertionPoint(op);
-  OpFoldResult kc = type.isDynamicDim(kDim) ? tensor::getMixedSize(rewriter, loc, bTile, kDim)
-                                            : OpFoldResult(rewriter.getIndexAttr(type.getDimSize(kDim)));
-  OpFoldResult strip = rewriter.getIndexAttr(nr), one = rewriter.getIndexAttr(1),
-               zero = rewriter.getIndexAttr(0);
-  Value empty = packBuffer(rewriter, op, {rewriter.getIndexAttr(nc / nr), kc, strip}, elem);
-  Value lb = arith::ConstantIndexOp::create(rewriter, loc, 0), ub = arith::ConstantIndexOp::create(rewriter, loc, nc / nr),
+  OpFoldResult kc = dynamicDepth ? tensor::getMixedSize(rewriter, loc, tile, kDim)
+                                 : OpFoldResult(rewriter.getIndexAttr(type.getDimSize(kDim)));
+  OpFoldResult strip = rewriter.getIndexAttr(width), one = rewriter.getIndexAttr(1), zero = rewriter.getIndexAttr(0);
+  OpFoldResult bufferDepth = dynamicDepth ? OpFoldResult(rewriter.getIndexAttr(kBound)) : kc;
+  Value empty = packBuffer(rewriter, op, {rewriter.getIndexAttr(cols / width), bufferDepth, strip}, elem);
+  Value lb = arith::ConstantIndexOp::create(rewriter, loc, 0),
+        ub = arith::ConstantIndexOp::create(rewriter, loc, cols / width),
         step = arith::ConstantIndexOp::create(rewriter, loc, 1);
-  SmallVector<int64_t> stripShape{getConstantIntValue(kc).value_or(ShapedType::kDynamic), nr};
+  SmallVector<int64_t> stripShape{getConstantIntValue(kc).value_or(ShapedType::kDynamic), width};
   auto stripType = RankedTensorType::get(stripShape, elem);
   Value rows = getValueOrCreateConstantIndexOp(rewriter, loc, kc);
   auto loop = scf::ForOp::create(
       rewriter, loc, lb, ub, step, ValueRange{empty}, [&](OpBuilder& builder, Location loc, Value j, ValueRange acc) {
-        Value column = affine::makeComposedAffineApply(builder, loc, builder.getAffineDimExpr(0) * nr, {j});
+        Value column = affine::makeComposedAffineApply(builder, loc, builder.getAffineDimExpr(0) * width, {j});
         Value filled;
         if (!transposed) {
-          filled = copyRows(builder, loc, bTile, kDim, nDim, column, nr, rows, acc[0],
+          filled = copyRows(builder, loc, tile, kDim, colDim, column, width, rows, acc[0],
                             [&](Value k) { return SmallVector<Value>{j, k, lb}; });
         } else {
-          // nr x kc transposed into kc x nr (-kiln-vectorize-transposes: register tiles).
+          // width x kc transposed into kc x width (-kiln-vectorize-transposes: register tiles).
           SmallVector<OpFoldResult> offsets(type.getRank(), zero), sizes(type.getRank(), one),
               strides(type.getRank(), one);
-          offsets[nDim] = column;
-          sizes[nDim] = strip;
+          offsets[colDim] = column;
+          sizes[colDim] = strip;
           sizes[kDim] = kc;
-          auto sourceType = RankedTensorType::get({nr, stripShape[0]}, elem);
-          Value source = tensor::ExtractSliceOp::create(builder, loc, sourceType, bTile, offsets, sizes, strides);
+          auto sourceType = RankedTensorType::get({width, stripShape[0]}, elem);
+          Value source = tensor::ExtractSliceOp::create(builder, loc, sourceType, tile, offsets, sizes, strides);
           SmallVector<OpFoldResult> at{j, zero, zero}, extent{one, kc, strip}, unit(3, one);
           Value dest = tensor::ExtractSliceOp::create(builder, loc, stripType, acc[0], at, extent, unit);
           Value copy = linalg::TransposeOp::create(builder, loc, source, dest, ArrayRef<int64_t>{1, 0})->getResult(0);
@@ -322,43 +384,46 @@ std::optional<PackedB> packB(RewriterBase& rewriter, linalg::LinalgOp op, int64_
         }
         scf::YieldOp::create(builder, loc, filled);
       });
-  return PackedB{loop.getResult(0), nr, transposed};
+  return Packed{loop.getResult(0), operand, width, transposed};
 }
 
-// A register tile's matmul reads its row of B from the packed strips (packB): the slice
-// of B at (k, n) becomes the packed strip n / nr at row k, read through B's plain map.
-void readPackedB(RewriterBase& rewriter, linalg::LinalgOp op, const PackedB& pack) {
+// A register tile's matmul reads its operand from the packed strips (packOperand): the
+// slice of B at (k, n) becomes the packed strip n / nr at row k, read through B's plain
+// map; the slice of A at (k, m) the strip m / mr at row k, through A's own map.
+void readPacked(RewriterBase& rewriter, linalg::LinalgOp op, const Packed& pack) {
   bool batched = isa<linalg::BatchMatmulOp>(op.getOperation());
   unsigned b = batched ? 1 : 0;
-  unsigned kDim = pack.transposed ? b + 1 : b, nDim = pack.transposed ? b : b + 1;
-  Value bTile = op->getOperand(1);
+  unsigned kDim = pack.transposed ? b + 1 : b, colDim = pack.transposed ? b : b + 1;
+  Value tile = op->getOperand(pack.operand);
   Location loc = op->getLoc();
   rewriter.setInsertionPoint(op);
   SmallVector<OpFoldResult> offsets, sizes;
-  auto slice = bTile.getDefiningOp<tensor::ExtractSliceOp>();
+  auto slice = tile.getDefiningOp<tensor::ExtractSliceOp>();
   if (slice) {
     offsets = slice.getMixedOffsets();
     sizes = slice.getMixedSizes();
   } else {
-    offsets.assign(cast<RankedTensorType>(bTile.getType()).getRank(), rewriter.getIndexAttr(0));
-    sizes = tensor::getMixedSizes(rewriter, loc, bTile);
+    offsets.assign(cast<RankedTensorType>(tile.getType()).getRank(), rewriter.getIndexAttr(0));
+    sizes = tensor::getMixedSizes(rewriter, loc, tile);
   }
   AffineExpr d0 = rewriter.getAffineDimExpr(0);
-  OpFoldResult j = affine::makeComposedFoldedAffineApply(rewriter, loc, d0.floorDiv(pack.nr), {offsets[nDim]});
+  OpFoldResult j = affine::makeComposedFoldedAffineApply(rewriter, loc, d0.floorDiv(pack.width), {offsets[colDim]});
   SmallVector<OpFoldResult> at{j, offsets[kDim], rewriter.getIndexAttr(0)};
-  SmallVector<OpFoldResult> extent{rewriter.getIndexAttr(1), sizes[kDim], sizes[nDim]};
+  SmallVector<OpFoldResult> extent{rewriter.getIndexAttr(1), sizes[kDim], sizes[colDim]};
   SmallVector<int64_t> shape;
   if (batched) shape.push_back(1);
-  for (OpFoldResult s : {sizes[kDim], sizes[nDim]}) shape.push_back(getConstantIntValue(s).value_or(ShapedType::kDynamic));
-  auto type = RankedTensorType::get(shape, cast<RankedTensorType>(bTile.getType()).getElementType());
+  for (OpFoldResult s : {sizes[kDim], sizes[colDim]}) shape.push_back(getConstantIntValue(s).value_or(ShapedType::kDynamic));
+  auto type = RankedTensorType::get(shape, cast<RankedTensorType>(tile.getType()).getElementType());
   Value row = tensor::ExtractSliceOp::create(rewriter, loc, type, pack.packed, at, extent,
                                              SmallVector<OpFoldResult>(3, rewriter.getIndexAttr(1)));
-  SmallVector<Attribute> maps;
-  for (AffineMap m : op.getIndexingMapsArray()) maps.push_back(AffineMapAttr::get(m));
-  maps[1] = AffineMapAttr::get(plainBMap(op));
   rewriter.modifyOpInPlace(op, [&] {
-    op->setOperand(1, row);
-    op->setAttr("indexing_maps", ArrayAttr::get(op->getContext(), maps));
+    op->setOperand(pack.operand, row);
+    if (pack.transposed) {
+      SmallVector<Attribute> maps;
+      for (AffineMap m : op.getIndexingMapsArray()) maps.push_back(AffineMapAttr::get(m));
+      maps[1] = AffineMapAttr::get(plainBMap(op));
+      op->setAttr("indexing_maps", ArrayAttr::get(op->getContext(), maps));
+    }
   });
   if (slice && slice->use_empty()) rewriter.eraseOp(slice);
 }
@@ -485,10 +550,13 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
     if (vectorBits > 0) shape.bits = vectorBits;
     if (vectorRegisters > 0) shape.registers = vectorRegisters;
     IRRewriter rewriter(ctx);
-    // Columns that are no multiple of the lanes: two matmuls, each with whole vectors.
+    // Columns that are no multiple of the lanes: two matmuls, each with whole vectors;
+    // then columns without a wide block of their own (blockSplit): two matmuls again.
+    for (int round = 0; round < 2; ++round) {
     SmallVector<std::pair<linalg::LinalgOp, int64_t>> splits;
     func.walk([&](linalg::LinalgOp op) {
-      if (auto at = columnSplit(op, shape.bits)) splits.push_back({op, *at});
+      if (auto at = round == 0 ? columnSplit(op, shape.bits) : blockSplit(op, shape.bits, shape.registers))
+        splits.push_back({op, *at});
     });
     for (auto& [op, at] : splits) {
       if (linalg::GenericOp epilogue = fuseEpilogues ? epilogueOf(op) : linalg::GenericOp()) {
@@ -505,6 +573,7 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
         op->emitError("kiln-tile-matmuls: splitting the columns at ") << at << " failed";
         return signalPassFailure();
       }
+    }
     }
     SmallVector<std::pair<linalg::LinalgOp, MatmulTiles>> work;
     func.walk([&](linalg::LinalgOp op) {
@@ -531,12 +600,22 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
           forall->setAttr(kMatmulDepthAttr, rewriter.getI64IntegerAttr(tiles.depth));
           forall->setAttr(kMatmulOutputAttr, rewriter.getDenseI64ArrayAttr(outputShape));
         }
-      std::optional<PackedB> pack;
-      if (succeeded(tiled)) pack = packB(rewriter, cast<linalg::LinalgOp>(*tiled), tiles.registers.end()[-2]);
+      // The block's k panels of B, and of an A read down its columns (full register rows
+      // only), packed into strips.
+      SmallVector<Packed> packs;
+      if (succeeded(tiled)) {
+        auto block = cast<linalg::LinalgOp>(*tiled);
+        int64_t kBound = tiles.kcache.back();
+        if (tiles.packA)
+          if (auto a = packOperand(rewriter, block, 0, tiles.registers.end()[-3], kBound)) packs.push_back(*a);
+        if (tiles.packB)
+          if (auto b = packOperand(rewriter, block, 1, tiles.registers.end()[-2], kBound)) packs.push_back(*b);
+      }
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,
                          &registerLoops);
-      if (succeeded(tiled) && pack) readPackedB(rewriter, cast<linalg::LinalgOp>(*tiled), *pack);
+      if (succeeded(tiled))
+        for (const Packed& pack : packs) readPacked(rewriter, cast<linalg::LinalgOp>(*tiled), pack);
       if (failed(tiled)) {
         op->emitError("kiln-tile-matmuls: tiling failed");
         return signalPassFailure();

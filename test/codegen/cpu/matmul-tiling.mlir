@@ -131,12 +131,15 @@ func.func @dynamic_rows(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>) -> tensor<?
 
 // -----
 
-// A dynamic k (a weight gradient over the batch): no k panel, the register
-// kernel's k loop runs to the run-time size; B is read in place (not packed: the copy
-// measured slower for these gradients).
+// A dynamic k (a weight gradient over the batch): k panels of at most 256 rows, the
+// register kernel's k loop runs to the panel's run-time size. B's panel, read by the
+// block's 8 register rows, is packed into a buffer of the panel's static bound; A is read
+// in place (a block one register tile wide reads its A panel once).
 // CHECK-LABEL: func.func @dynamic_depth
 // CHECK:         scf.forall ({{.*}}) = (0, 0) to (64, 32) step (64, 32)
-// CHECK-NOT:       tensor<1x?x32xf32>
+// CHECK:           tensor.empty() : tensor<1x256x32xf32>
+// CHECK-NOT:       tensor<{{.*}}x256x8xf32>
+// CHECK:           scf.for %{{.*}} = %c0 to %{{.*}} step %c256
 // CHECK:           scf.for %{{.*}} = %c0 to %c64 step %c8
 // CHECK:             scf.for %{{.*}} = %c0 to %[[K:.*]] step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
 // CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
@@ -226,4 +229,54 @@ func.func @split_columns(%a: tensor<?x64xf32>, %w: tensor<1000x64xf32>) -> tenso
 func.func @no_three_vector_rows(%a: tensor<64x128xf32>, %b: tensor<128x768xf32>, %c: tensor<64x768xf32>) -> tensor<64x768xf32> {
   %r = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x768xf32>) outs(%c : tensor<64x768xf32>) -> tensor<64x768xf32>
   return %r : tensor<64x768xf32>
+}
+
+// -----
+
+// gy^T x (a weight gradient: A read down its columns, k the dynamic batch): k runs in
+// panels of at most 256 (the last one partial); each output block packs its k panel of
+// A into mr-wide strips (tensor<NI x 256 x mr>, a vector row of mr contiguous elements
+// per k step) and of B into nr-wide strips, both buffers of the panel's static bound
+// made before the k loop, and the register kernel reads both packed. 992 columns have no
+// divisor of four or more register tiles up to 256 (992 = 31 x 32), so they are split
+// at 768 first: 256- and 224-wide blocks, each packed A panel read by 8 and 7 tiles.
+// CHECK-LABEL: func.func @packed_a
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (48, 768) step (48, 256)
+// CHECK:           tensor.empty() : tensor<6x256x8xf32>
+// CHECK:           tensor.empty() : tensor<8x256x32xf32>
+// CHECK:           scf.for %{{.*}} = %c0 to %[[K:.*]] step %c256
+// CHECK:             %[[PA:.*]] = scf.for %{{.*}} = %c0 to %c6 step %c1 iter_args({{.*}}) -> (tensor<6x256x8xf32>)
+// CHECK:               vector.transfer_read {{.*}} : tensor<?x48xf32>, vector<8xf32>
+// CHECK:             %[[PB:.*]] = scf.for %{{.*}} = %c0 to %c8 step %c1 iter_args({{.*}}) -> (tensor<8x256x32xf32>)
+// CHECK:               vector.transfer_read {{.*}} : tensor<?x256xf32>, vector<32xf32>
+// CHECK:             scf.for %{{.*}} = %c0 to %c48 step %c8
+// CHECK:               scf.for %{{.*}} = %c0 to %c256 step %c32
+// CHECK:                 scf.for %{{.*}} = %c0 to %{{.*}} step %c1 iter_args({{.*}}) -> (vector<8x32xf32>)
+// CHECK:                   tensor.extract_slice %[[PA]][{{.*}}] [1, 1, 8] [1, 1, 1] : tensor<6x256x8xf32> to tensor<1x8xf32>
+// CHECK:                   tensor.extract_slice %[[PB]][{{.*}}] [1, 1, 32] [1, 1, 1] : tensor<8x256x32xf32> to tensor<1x32xf32>
+// CHECK-COUNT-8:           vector.fma {{.*}} : vector<32xf32>
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (48, 224) step (48, 224)
+// CHECK:           tensor.empty() : tensor<6x256x8xf32>
+// CHECK:           tensor.empty() : tensor<7x256x32xf32>
+// CHECK-NOT:     linalg.matmul
+// AVX2's 6x16 tiles divide the 48 rows as well: 6-wide strips of A, 16-wide of B.
+// AVX2-LABEL: func.func @packed_a
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (48, 768) step (48, 256)
+// AVX2:           tensor.empty() : tensor<8x256x6xf32>
+// AVX2:           tensor.empty() : tensor<16x256x16xf32>
+// AVX2:                 scf.for %{{.*}} = %c0 to %{{.*}} step %c1 iter_args({{.*}}) -> (vector<6x16xf32>)
+// AVX2:                   tensor.extract_slice %{{.*}} [1, 1, 6] [1, 1, 1] : tensor<8x256x6xf32> to tensor<1x6xf32>
+// AVX2-COUNT-6:           vector.fma {{.*}} : vector<16xf32>
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (48, 224) step (48, 224)
+// AVX2-NOT:     linalg.matmul
+// LLVM-LABEL:  llvm.func @packed_a
+// LLVM:          llvm.intr.fmuladd({{.*}}) : (vector<32xf32>, vector<32xf32>, vector<32xf32>) -> vector<32xf32>
+func.func @packed_a(%a: tensor<?x48xf32>, %b: tensor<?x992xf32>) -> tensor<48x992xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<48x992xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<48x992xf32>) -> tensor<48x992xf32>
+  %r = linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>,
+                                      affine_map<(d0, d1, d2) -> (d0, d1)>]
+         ins(%a, %b : tensor<?x48xf32>, tensor<?x992xf32>) outs(%f : tensor<48x992xf32>) -> tensor<48x992xf32>
+  return %r : tensor<48x992xf32>
 }

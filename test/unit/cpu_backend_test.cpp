@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "expect_arrays.h"
@@ -128,4 +129,15 @@ TEST_F(CpuBackend, DumpWritesEveryStage) {
   }
   EXPECT_THAT(suffixes, ::testing::UnorderedElementsAre(".kiln.mlir", ".frontend.mlir", ".fused.mlir", ".linalg.mlir",
                                                         ".ll", ".summary.txt"));
+  // The optimized LLVM IR exports only the JIT's entry, kiln_packed_graph: the graph's function
+  // and its C wrapper are internal (so unused descriptor arguments are dropped, not passed).
+  std::vector<std::string> external;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".ll") continue;
+    std::ifstream ll(entry.path());
+    for (std::string line; std::getline(ll, line);)
+      if (line.rfind("define ", 0) == 0 && line.find(" internal ") == std::string::npos)
+        external.push_back(line.substr(line.find('@'), line.find('(') - line.find('@')));
+  }
+  EXPECT_THAT(external, ::testing::ElementsAre("@kiln_packed_graph"));
 }

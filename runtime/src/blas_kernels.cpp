@@ -5,9 +5,14 @@
 // function declared with `llvm.emit_c_interface`); C += op(A) * op(B), linalg's
 // semantics, or C = op(A) * op(B) (beta 0) when `accumulate` is 0:
 // -kiln-matmul-to-blas passes 0 when C was just filled with zeros, and removes that fill.
+//
+// Also, when libkiln is loaded: OpenBLAS's kernels for the host's vector ISA where OpenBLAS
+// itself did not recognize the CPU (openBlasKernelsForTheHost).
 #include "kiln/gemm_abi.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -30,6 +35,43 @@ void applyThreadSetting() {
 }  // namespace kiln::runtime
 
 namespace {
+
+// A DYNAMIC_ARCH OpenBLAS (Debian's) picks its kernels by the CPU's family and model when it
+// is loaded, and a model newer than the build falls back to Prescott's SSE3 kernels: 0.3.21
+// on Intel family 6 model 207 (AVX-512) runs sgemm 64x256x288 (the CNN's convolution GEMM) at
+// 30 GFLOP/s on one core, its SkylakeX kernels at 135. So when OPENBLAS_CORETYPE is unset (a
+// setting of the user's is kept) and OpenBLAS's core uses neither AVX2 nor AVX-512 although
+// the host has them, OpenBLAS selects again, with the core of the host's ISA: SkylakeX with
+// AVX-512 F/CD/BW/DQ/VL, else Haswell with AVX2 + FMA. Through OpenBLAS's own dynamic-arch
+// entry points (gotoblas_dynamic_quit / _init, which read OPENBLAS_CORETYPE), at libkiln's
+// load: after OpenBLAS's initialization, before anything calls it. Any other BLAS: nothing.
+void openBlasKernelsForTheHost() {
+#if defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  auto quit = reinterpret_cast<void (*)()>(::dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  auto init = reinterpret_cast<void (*)()>(::dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (!quit || !init) return;  // not a DYNAMIC_ARCH OpenBLAS
+  const char* core = openblas_get_corename();
+  for (const char* vector_core : {"Haswell", "Zen", "Excavator", "SkylakeX", "Cooperlake", "SapphireRapids"})
+    if (core && ::strcasecmp(core, vector_core) == 0) return;
+  __builtin_cpu_init();
+  const char* host = nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    host = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    host = "Haswell";
+  if (!host) return;
+  ::setenv("OPENBLAS_CORETYPE", host, 1);
+  quit();
+  init();
+  ::unsetenv("OPENBLAS_CORETYPE");
+#endif
+}
+
+const struct OpenBlasKernelsAtLoad {
+  OpenBlasKernelsAtLoad() { openBlasKernelsForTheHost(); }
+} open_blas_kernels_at_load;
 
 using kiln::gemm_abi::StridedMemRef;
 

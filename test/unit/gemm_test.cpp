@@ -1,6 +1,7 @@
 // KILN_GEMM=blas (matmuls call OpenBLAS through kiln's runtime) against KILN_GEMM=codegen
 // (generated loops) on the compiled CPU backend: plain, transposed, batched and f64
 // matmuls, a training step's gradients, and the disk-cache key; the convolution runtime against direct loops.
+#include <dlfcn.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <kiln/gemm_abi.h>
@@ -563,4 +564,24 @@ TEST(ConvRuntime, MatchesDirectLoopsOnBatchesStridesAndLayouts) {
           for (size_t i = 0; i < gws.size(); ++i)
             ASSERT_NEAR(gws[i], expected[i], 1e-5 * std::max(1.0, std::fabs(expected[i]))) << "gw " << i;
         }
+}
+
+// Where OpenBLAS (a DYNAMIC_ARCH build) did not recognize the CPU and fell back to SSE3
+// kernels (0.3.21 on Intel family 6 model 207: Prescott), libkiln has it select the kernels
+// of the host's ISA when it loads: a core with AVX2 or AVX-512 kernels on a host with AVX2 +
+// FMA (GemmRuntime.AnyStridesAndTransposes and ConvRuntime.* check what they compute).
+// OPENBLAS_CORETYPE set (the user's choice, kept) or a host without AVX2: skipped.
+TEST(GemmRuntime, OpenBlasRunsKernelsOfTheHostsVectorIsa) {
+  if (std::getenv("OPENBLAS_CORETYPE")) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: OpenBLAS keeps it";
+  if (!dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init")) GTEST_SKIP() << "not a DYNAMIC_ARCH OpenBLAS";
+  auto corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  ASSERT_NE(corename, nullptr);
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) GTEST_SKIP() << "no AVX2 + FMA here";
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  const std::vector<std::string> vector_cores = {"Haswell",  "Zen",        "Excavator",
+                                                 "SkylakeX", "Cooperlake", "SapphireRapids"};
+  EXPECT_THAT(vector_cores, ::testing::Contains(std::string(corename()))) << "AVX-512 host: " << avx512;
 }

@@ -1,6 +1,10 @@
-// The runtime's worker pool (parallel.h): threads created on first use, waiting
-// on a condition variable (passive: no spinning between jobs), one job at a time.
+// The runtime's parallel loops (parallel.h): on the OpenMP runtime's threads when
+// the process has loaded libomp (the JIT's generated loops run there), else on
+// a worker pool of the runtime's own: threads created on first use, waiting on
+// a condition variable (passive: no spinning between jobs), one job at a time.
 #include "parallel.h"
+
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
@@ -91,6 +95,68 @@ class Pool {
   uint64_t generation_ = 0;
 };
 
+// libomp's entry points (the ABI compilers emit for `#pragma omp parallel`), once the
+// process has loaded it with RTLD_GLOBAL (codegen/cpu's JIT does, for the generated
+// loops). The runtime's loops run on the same threads as the generated ones: a second
+// pool would be a third set of threads on the cores, and libomp's workers spin
+// (KMP_BLOCKTIME, 200 ms by default) for a while after each generated loop, taking a
+// core from the pool's workers and OpenBLAS meanwhile (the CNN step's convolution GEMMs
+// ran at 0.6-0.7 of their speed alone).
+struct Ident {  // libomp's ident_t
+  int32_t reserved_1 = 0;
+  int32_t flags = 0x02;  // KMP_IDENT_KMPC
+  int32_t reserved_2 = 0, reserved_3 = 0;
+  const char* psource = ";kiln;kiln::runtime::parallel_for;0;0;;";
+};
+using Microtask = void (*)(int32_t* gtid, int32_t* btid, ...);
+struct OpenMP {
+  void (*fork_call)(Ident*, int32_t, Microtask, ...) = nullptr;
+  void (*push_num_threads)(Ident*, int32_t, int32_t) = nullptr;
+  int32_t (*global_thread_num)(Ident*) = nullptr;
+};
+
+// The entry points, or null while libomp is not loaded (looked up again on later calls
+// until it is; once found, kept: the JIT never unloads it).
+const OpenMP* openmp() {
+  static std::atomic<const OpenMP*> found{nullptr};
+  if (const OpenMP* o = found.load(std::memory_order_acquire)) return o;
+  void* fork = ::dlsym(RTLD_DEFAULT, "__kmpc_fork_call");
+  void* push = ::dlsym(RTLD_DEFAULT, "__kmpc_push_num_threads");
+  void* gtid = ::dlsym(RTLD_DEFAULT, "__kmpc_global_thread_num");
+  if (!fork || !push || !gtid) return nullptr;
+  static OpenMP entries;
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    entries.fork_call = reinterpret_cast<decltype(entries.fork_call)>(fork);
+    entries.push_num_threads = reinterpret_cast<decltype(entries.push_num_threads)>(push);
+    entries.global_thread_num = reinterpret_cast<decltype(entries.global_thread_num)>(gtid);
+    found.store(&entries, std::memory_order_release);
+  });
+  return &entries;
+}
+
+// One parallel_for on an OpenMP team: its threads take chunks until none is left.
+struct TeamJob {
+  const std::function<void(int64_t)>* chunk;
+  int64_t chunks;
+  std::atomic<int64_t> next{0};
+};
+
+void teamMicrotask(int32_t*, int32_t*, TeamJob* job) {
+  const bool saved = t_inside;
+  t_inside = true;
+  for (int64_t i; (i = job->next.fetch_add(1)) < job->chunks;) (*job->chunk)(i);
+  t_inside = saved;
+}
+
+void runOnOpenMP(const OpenMP& omp, int64_t chunks, const std::function<void(int64_t)>& chunk, int threads) {
+  static Ident ident;
+  TeamJob job{&chunk, chunks};
+  const int32_t gtid = omp.global_thread_num(&ident);
+  omp.push_num_threads(&ident, gtid, static_cast<int32_t>(std::min<int64_t>(threads, chunks)));
+  omp.fork_call(&ident, 1, reinterpret_cast<Microtask>(&teamMicrotask), &job);
+}
+
 int threadCount() {
   int n = env::num_threads();
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -114,7 +180,10 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   chunks = (n + size - 1) / size;
   std::function<void(int64_t)> chunk = [&](int64_t i) { body(i * size, std::min(n, (i + 1) * size)); };
   t_inside = true;
-  Pool::get().run(chunks, chunk, threads - 1);
+  if (const OpenMP* omp = openmp())
+    runOnOpenMP(*omp, chunks, chunk, threads);
+  else
+    Pool::get().run(chunks, chunk, threads - 1);
   t_inside = false;
 }
 

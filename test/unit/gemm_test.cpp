@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <sstream>
 #include <type_traits>
 
@@ -564,6 +565,71 @@ TEST(ConvRuntime, MatchesDirectLoopsOnBatchesStridesAndLayouts) {
           for (size_t i = 0; i < gws.size(); ++i)
             ASSERT_NEAR(gws[i], expected[i], 1e-5 * std::max(1.0, std::fabs(expected[i]))) << "gw " << i;
         }
+}
+
+namespace kiln::runtime {  // runtime/src/parallel.h, not a public header
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
+}
+
+// Once the process has loaded libomp with RTLD_GLOBAL (the JIT does, for the generated
+// loops), the runtime's parallel loops (convolutions image by image, pooling planes) run
+// on libomp's team instead of on a pool of the runtime's own beside libomp's spinning
+// workers: every chunk inside an OpenMP parallel region of KILN_NUM_THREADS threads, each
+// iteration once, a nested call inline; a convolution gives the same bits on both.
+TEST(ParallelRuntime, LoopsRunOnTheOpenMPTeamOnceLibompIsLoaded) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "libomp is not instrumented: TSan cannot see its barriers (a sanitizer build runs 1 thread)";
+#endif
+  const char* saved = std::getenv("KILN_NUM_THREADS");
+  const std::string saved_value = saved ? saved : "";
+  setenv("KILN_NUM_THREADS", "2", 1);
+  // A convolution over 8 images, on the runtime's pool while libomp is not loaded yet.
+  const int64_t n = 8, c = 4, h = 9, w = 10, f = 6;
+  std::vector<float> xs(static_cast<size_t>(n * c * h * w)), ws(static_cast<size_t>(f * c * 9));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 29) % 13) * 0.37f - 2.0f;
+  for (size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>((i * 17) % 7) * 0.61f - 1.5f;
+  ConvTestMemRef x{xs.data(), xs.data(), 0, {n, c, h, w}, {c * h * w, h * w, w, 1}};
+  ConvTestMemRef wm{ws.data(), ws.data(), 0, {f, c, 3, 3}, {c * 9, 9, 3, 1}};
+  auto convolve = [&] {
+    std::vector<float> ys(static_cast<size_t>(n * f * (h - 2) * (w - 2)));
+    ConvTestMemRef y{ys.data(), ys.data(), 0, {n, f, h - 2, w - 2}, {f * (h - 2) * (w - 2), (h - 2) * (w - 2), w - 2, 1}};
+    _mlir_ciface_kiln_conv2d_f32(&x, &wm, &y, 1, 1, 1, 1, 0);
+    return ys;
+  };
+  const bool loaded_before = dlopen("libomp.so.5", RTLD_NOW | RTLD_NOLOAD) != nullptr;
+  std::vector<float> on_pool = loaded_before ? std::vector<float>() : convolve();
+
+  void* omp = dlopen("libomp.so.5", RTLD_NOW | RTLD_GLOBAL);
+  ASSERT_NE(omp, nullptr) << dlerror();
+  auto in_parallel = reinterpret_cast<int (*)()>(dlsym(omp, "omp_in_parallel"));
+  auto team_size = reinterpret_cast<int (*)()>(dlsym(omp, "omp_get_num_threads"));
+  ASSERT_TRUE(in_parallel && team_size);
+  std::mutex mutex;
+  std::vector<int> hits(1000, 0);
+  std::vector<int> teams;
+  int64_t nested = 0;
+  bool outside = false;
+  kiln::runtime::parallel_for(1000, 1, [&](int64_t lo, int64_t hi) {
+    int64_t inner = 0;
+    kiln::runtime::parallel_for(10, 1, [&](int64_t a, int64_t b) { inner += b - a; });  // inline: no data race
+    std::lock_guard<std::mutex> lock(mutex);
+    outside |= in_parallel() == 0;
+    teams.push_back(team_size());
+    for (int64_t i = lo; i < hi; ++i) ++hits[static_cast<size_t>(i)];
+    nested += inner;
+  });
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_FALSE(outside) << "a chunk ran outside an OpenMP parallel region";
+  EXPECT_THAT(teams, ::testing::Each(2));
+  EXPECT_THAT(hits, ::testing::Each(1));
+  EXPECT_EQ(nested, 10 * static_cast<int64_t>(teams.size()));
+  std::vector<float> on_team = convolve();
+  if (!loaded_before) EXPECT_EQ(on_team, on_pool);
+  for (int repeat = 0; repeat < 3; ++repeat) EXPECT_EQ(convolve(), on_team);
+  if (saved)
+    setenv("KILN_NUM_THREADS", saved_value.c_str(), 1);
+  else
+    unsetenv("KILN_NUM_THREADS");
 }
 
 // Where OpenBLAS (a DYNAMIC_ARCH build) did not recognize the CPU and fell back to SSE3

@@ -44,6 +44,7 @@ class BlockFuser {
 
   LogicalResult run() {
     detachCounts();
+    copyConstantLayouts();
     for (Operation& op : block_) {
       Role role = FusionOp::roleOf(&op);
       if (role == Role::Opaque || role == Role::Constant) continue;
@@ -107,6 +108,40 @@ class BlockFuser {
     // Values computed only for a count are now dead (no region may yield nothing).
     for (Operation& op : llvm::make_early_inc_range(llvm::reverse(block_)))
       if (isOpTriviallyDead(&op)) op.erase();
+  }
+
+  // A broadcast or reshape of a constant (through any chain of them) is an index map over a
+  // value every kernel embeds: each op using it gets a copy of its own, which joins that op's
+  // group, so that no region yields it as a tensor. (The relu VJP's zeros, one value with the
+  // forward's `compare "gt", y, 0` after CSE, had been a batch-sized output of the
+  // convolution's region, written there and read back by the backward's select.)
+  void copyConstantLayouts() {
+    llvm::DenseSet<Operation*> constantLayouts;
+    auto isConstantLayout = [&](Operation* op) {
+      return FusionOp::roleOf(op) == Role::Layout && op->getNumResults() == 1 && op->getNumOperands() > 0 &&
+             llvm::all_of(op->getOperands(), [&](Value v) {
+               Operation* def = v.getDefiningOp();
+               return def && def->getBlock() == &block_ && (isClonedConstant(def) || constantLayouts.contains(def));
+             });
+    };
+    SmallVector<Operation*> layouts;
+    for (Operation& op : block_)
+      if (isConstantLayout(&op)) {
+        constantLayouts.insert(&op);
+        layouts.push_back(&op);
+      }
+    // Consumers first: the copies of an outer layout op are users of the inner one, which
+    // is copied for each of them afterwards.
+    for (Operation* layout : llvm::reverse(layouts)) {
+      SmallVector<OpOperand*> uses;
+      for (OpOperand& use : layout->getResult(0).getUses()) uses.push_back(&use);
+      for (size_t i = 1; i < uses.size(); ++i) {
+        Operation* user = inBlock(uses[i]->getOwner());
+        if (!user) continue;
+        OpBuilder b(user);
+        uses[i]->set(b.clone(*layout)->getResult(0));
+      }
+    }
   }
 
   // 1 / n of a constant count n (a mean's scale) as a constant too, rather than a kernel

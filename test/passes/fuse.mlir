@@ -406,3 +406,37 @@ func.func @fuse_dynamic_batch(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tens
   %10 = kiln.div %7, %9 : tensor<?x3xf32>
   return %10 : tensor<?x3xf32>
 }
+
+// -----
+
+// A broadcast of a constant read by ops of two regions (after CSE, the relu mask's zeros and
+// the backward select's zeros are one value) is copied into each region instead of being
+// yielded as a batch-sized tensor by the first: the forward region yields y and the mask.
+// CHECK-LABEL: func.func @copy_constant_broadcast_into_each_region
+// NOCLONE-LABEL: func.func @copy_constant_broadcast_into_each_region
+// CHECK: %[[F:.*]]:2 = kiln.fusion "contraction" ins(%arg0, %arg1 : {{.*}}) -> (tensor<?x5xf32>, tensor<?x5xi1>) {
+// CHECK-NEXT: ^bb0(
+// CHECK-NEXT:   %[[ZERO:.*]] = kiln.constant dense<0.000000e+00> : tensor<f32>
+// CHECK-NEXT:   kiln.matmul
+// CHECK-NEXT:   %[[R:.*]] = kiln.relu
+// CHECK-NEXT:   %[[ZEROS:.*]] = kiln.broadcast_to %[[ZERO]]
+// CHECK-NEXT:   %[[MASK:.*]] = kiln.compare "gt", %[[R]], %[[ZEROS]]
+// CHECK-NEXT:   kiln.yield %[[R]], %[[MASK]] : tensor<?x5xf32>, tensor<?x5xi1>
+// CHECK: %[[G:.*]] = kiln.fusion "contraction" ins(%[[F]]#0, %arg2, %[[F]]#1 : {{.*}}) -> (tensor<?x5xf32>) {
+// CHECK-NEXT: ^bb0(%{{.*}}: tensor<?x5xf32>, %{{.*}}: tensor<5x5xf32>, %[[M:.*]]: tensor<?x5xi1>):
+// CHECK-NEXT:   %[[ZERO2:.*]] = kiln.constant dense<0.000000e+00> : tensor<f32>
+// CHECK-NEXT:   %[[ZEROS2:.*]] = kiln.broadcast_to %[[ZERO2]]
+// CHECK-NEXT:   %[[P:.*]] = kiln.matmul
+// CHECK-NEXT:   kiln.select %[[M]], %[[P]], %[[ZEROS2]]
+// CHECK: kiln.fusion "reduction" ins(%[[G]] : tensor<?x5xf32>) -> (tensor<5xf32>) {
+func.func @copy_constant_broadcast_into_each_region(%x: tensor<?x3xf32>, %w: tensor<3x5xf32>, %v: tensor<5x5xf32>) -> (tensor<?x5xf32>, tensor<?x5xf32>, tensor<5xf32>) {
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.matmul %x, %w : tensor<?x3xf32>, tensor<3x5xf32> -> tensor<?x5xf32>
+  %1 = kiln.relu %0 : tensor<?x5xf32>
+  %zeros = kiln.broadcast_to %zero : tensor<f32> -> tensor<?x5xf32>
+  %2 = kiln.compare "gt", %1, %zeros : tensor<?x5xf32>
+  %g = kiln.matmul %1, %v : tensor<?x5xf32>, tensor<5x5xf32> -> tensor<?x5xf32>
+  %3 = kiln.select %2, %g, %zeros : tensor<?x5xi1>, tensor<?x5xf32>
+  %4 = kiln.reduce_sum %3, [0] : tensor<?x5xf32> -> tensor<5xf32>
+  return %1, %3, %4 : tensor<?x5xf32>, tensor<?x5xf32>, tensor<5xf32>
+}

@@ -151,34 +151,40 @@ void append_shape(std::string& k, const Shape& s, DType t) {
   k.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(int64_t));
 }
 
-}  // namespace
-
-void GraphSpec::append_key(std::string& k) const {
-  append_raw<uint32_t>(k, static_cast<uint32_t>(args.size()));
-  for (const Arg& a : args) append_shape(k, a.shape, a.dtype);
-  append_raw<uint32_t>(k, static_cast<uint32_t>(ops.size()));
-  for (const GraphOp& op : ops) {
-    append_string(k, op.op);
-    append_raw<uint32_t>(k, static_cast<uint32_t>(op.operands.size()));
-    k.append(reinterpret_cast<const char*>(op.operands.data()), op.operands.size() * sizeof(int));
-    append_raw<uint32_t>(k, static_cast<uint32_t>(op.attrs.size()));
-    for (const Attr& a : op.attrs) {
-      append_string(k, a.name);
-      append_raw<uint8_t>(k, static_cast<uint8_t>(a.kind));
-      switch (a.kind) {
-        case Attr::Kind::Int: append_raw(k, a.i); break;
-        case Attr::Kind::Ints: append_shape(k, a.ints, DType::i64); break;
-        case Attr::Kind::Float: case Attr::Kind::Splat: append_raw(k, a.f); break;  // the bits: exact
-        case Attr::Kind::Str: append_string(k, a.s); break;
-        case Attr::Kind::Unit: break;
-      }
-    }
-    append_shape(k, op.shape, op.dtype);
-    for (const std::shared_ptr<const GraphSpec>& region : {op.forward, op.backward}) {
-      append_raw<uint8_t>(k, region ? 1 : 0);
-      if (region) region->append_key(k);
+// One op's part of a key: what GraphSpec::append_key writes per op, shared with
+// realize's key of a pending graph (read from the nodes, no GraphSpec made).
+void append_op_key(std::string& k, const std::string& op, const int* operands, size_t count, const Attrs& attrs,
+                   const Shape& shape, DType dtype, const std::shared_ptr<const GraphSpec>& forward,
+                   const std::shared_ptr<const GraphSpec>& backward) {
+  append_string(k, op);
+  append_raw<uint32_t>(k, static_cast<uint32_t>(count));
+  k.append(reinterpret_cast<const char*>(operands), count * sizeof(int));
+  append_raw<uint32_t>(k, static_cast<uint32_t>(attrs.size()));
+  for (const Attr& a : attrs) {
+    append_string(k, a.name);
+    append_raw<uint8_t>(k, static_cast<uint8_t>(a.kind));
+    switch (a.kind) {
+      case Attr::Kind::Int: append_raw(k, a.i); break;
+      case Attr::Kind::Ints: append_shape(k, a.ints, DType::i64); break;
+      case Attr::Kind::Float: case Attr::Kind::Splat: append_raw(k, a.f); break;  // the bits: exact
+      case Attr::Kind::Str: append_string(k, a.s); break;
+      case Attr::Kind::Unit: break;
     }
   }
+  append_shape(k, shape, dtype);
+  for (const std::shared_ptr<const GraphSpec>& region : {forward, backward}) {
+    append_raw<uint8_t>(k, region ? 1 : 0);
+    if (region) region->append_key(k);
+  }
+}
+
+void append_args_key(std::string& k, const std::vector<GraphSpec::Arg>& args) {
+  append_raw<uint32_t>(k, static_cast<uint32_t>(args.size()));
+  for (const GraphSpec::Arg& a : args) append_shape(k, a.shape, a.dtype);
+}
+
+void append_outputs_key(std::string& k, const std::vector<int>& outputs,
+                        const std::vector<std::pair<int, int>>& donations) {
   append_raw<uint32_t>(k, static_cast<uint32_t>(outputs.size()));
   k.append(reinterpret_cast<const char*>(outputs.data()), outputs.size() * sizeof(int));
   append_raw<uint32_t>(k, static_cast<uint32_t>(donations.size()));
@@ -186,6 +192,17 @@ void GraphSpec::append_key(std::string& k) const {
     append_raw(k, output);
     append_raw(k, arg);
   }
+}
+
+}  // namespace
+
+void GraphSpec::append_key(std::string& k) const {
+  append_args_key(k, args);
+  append_raw<uint32_t>(k, static_cast<uint32_t>(ops.size()));
+  for (const GraphOp& op : ops)
+    append_op_key(k, op.op, op.operands.data(), op.operands.size(), op.attrs, op.shape, op.dtype, op.forward,
+                  op.backward);
+  append_outputs_key(k, outputs, donations);
 }
 
 std::string GraphSpec::key() const {
@@ -288,24 +305,26 @@ GraphSpec explained(const GraphSpec& g, const PreparedGraph& prepared) {
   return shown;
 }
 
-// The executable of `spec` for `backend`: by its structural key (no MLIR),
-// else by its prepared module's key (another batch size of a structure
-// compiled before), else compiled.
-std::shared_ptr<Executable> lookup_or_compile(const GraphSpec& spec, const Backend& backend) {
+// The executable compiled before for a graph's structural key (run_graph's:
+// the backend's key, '|', the graph's), or null. No MLIR.
+std::shared_ptr<Executable> lookup_compiled(const std::string& key) {
   GraphCache& c = cache();
-  // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
-  std::string key = backend_key(backend);
-  key.reserve(key.size() + 1 + 64 * (spec.ops.size() + spec.args.size()));
-  key += '|';
-  spec.append_key(key);
-  {
-    std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.compiled.find(key);
-    if (it != c.compiled.end()) {
-      ++c.stats.memory_hits;
-      return it->second;
-    }
-  }
+  std::lock_guard<std::mutex> lock(c.mutex);
+  auto it = c.compiled.find(key);
+  if (it == c.compiled.end()) return nullptr;
+  ++c.stats.memory_hits;
+  return it->second;
+}
+
+// The executable of `spec` (whose structural key `key` lookup_compiled did not
+// find) for `backend`: by its prepared module's key (another batch size of a
+// structure compiled before), else compiled.
+std::shared_ptr<Executable> compile_graph(std::string key, const GraphSpec& spec, const Backend& backend) {
+  GraphCache& c = cache();
+  // The key was read off the trace's nodes; it must be the spec's own (a compile costs far more than this check).
+  std::string own = spec.key();
+  if (key.size() < own.size() || key.compare(key.size() - own.size(), own.size(), own) != 0)
+    throw Error("kiln: internal error: the structural key of a pending graph differs from its GraphSpec's");
   PreparedGraph prepared = prepare_graph(spec, backend);
   std::shared_ptr<Executable> inner;
   {
@@ -395,21 +414,98 @@ class NodeMap {
   size_t size_ = 0;
 };
 
-// Flattens the pending subgraph behind `outputs` into a GraphSpec and its argument values.
+// Flattens the pending subgraph behind `outputs` into its arguments, its ops (in
+// topological order, read from their nodes) and its structural key. A GraphSpec
+// (a copy of every op) is made only when the graph is compiled or captured: on a
+// cache hit, the step's host work is the walk, the key and the run.
 class GraphBuilder {
  public:
-  GraphSpec spec;
   std::vector<Array> arg_values;
 
   explicit GraphBuilder(const std::vector<NodePtr>& outputs) {
-    spec.ops.reserve(128);
-    spec.args.reserve(32);
+    ops_.reserve(128);
+    operands_.reserve(256);
+    args_.reserve(32);
     arg_values.reserve(32);
     mark_recompute(outputs);
-    for (const NodePtr& n : outputs) spec.outputs.push_back(emit(n.get()));
+    for (const NodePtr& n : outputs) outputs_.push_back(emit(n.get()));
+    // Op ids were provisional (negative): ops are numbered after the arguments.
+    for (int& v : operands_) v = final_id(v);
+    for (int& v : outputs_) v = final_id(v);
   }
 
+  // The active DonationScope's pairs whose next value is output k and whose
+  // current value is an argument of the same type, each argument at most once.
+  void add_donations(const std::vector<NodePtr>& outputs) {
+    if (!t_donations) return;
+    std::unordered_set<int> donated;
+    for (size_t k = 0; k < outputs.size(); ++k)
+      for (auto [next, current] : *t_donations) {
+        if (next != outputs[k].get()) continue;
+        const int* id = ids_.find(current);
+        if (!id || *id < 0 || *id >= static_cast<int>(args_.size())) continue;
+        const GraphSpec::Arg& arg = args_[*id];
+        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(*id).second) continue;
+        donations_.push_back({static_cast<int>(k), *id});
+      }
+  }
+
+  // Appends the key of spec() to `k`, the same bytes as spec().append_key(k).
+  void append_key(std::string& k) const {
+    static const std::string stop_gradient = "kiln.stop_gradient";
+    static const Attrs no_attrs;
+    static const std::shared_ptr<const GraphSpec> no_region;
+    append_args_key(k, args_);
+    append_raw<uint32_t>(k, static_cast<uint32_t>(ops_.size()));
+    for (const PendingOp& p : ops_) {
+      const Node& n = *p.node;
+      if (p.stop_gradient)
+        append_op_key(k, stop_gradient, &operands_[p.first], p.count, no_attrs, n.shape, n.dtype, no_region,
+                      no_region);
+      else
+        append_op_key(k, n.op, &operands_[p.first], p.count, n.attrs, n.shape, n.dtype, n.forward, n.backward);
+    }
+    append_outputs_key(k, outputs_, donations_);
+  }
+  size_t size() const { return ops_.size() + args_.size(); }
+
+  // The graph as a GraphSpec (copies of its ops), for a compile or a capture.
+  GraphSpec spec() const {
+    GraphSpec spec;
+    spec.args = args_;
+    spec.ops.reserve(ops_.size());
+    for (const PendingOp& p : ops_) {
+      const Node& n = *p.node;
+      std::vector<int> operands(operands_.begin() + p.first, operands_.begin() + p.first + p.count);
+      if (p.stop_gradient) {
+        // A gradient barrier where a gradient is requested: -kiln-autodiff sends none through it.
+        spec.ops.push_back(GraphOp{"kiln.stop_gradient", {}, std::move(operands), n.shape, n.dtype, n.file, n.line});
+        continue;
+      }
+      GraphOp op{n.op, n.attrs, std::move(operands), n.shape, n.dtype, n.file, n.line, n.forward, n.backward};
+      for (const NodePtr& in : n.inputs)
+        if (op.link.expired() && in->is_leaf())
+          if (std::shared_ptr<VariableData> owner = in->leaf_of.lock()) op.link = owner->owner;
+      spec.ops.push_back(std::move(op));
+    }
+    spec.outputs = outputs_;
+    spec.donations = donations_;
+    return spec;
+  }
+
+  const std::vector<const Node*>& arg_nodes() const { return arg_ids_; }
+
  private:
+  // An op of the graph: its node's op (or the kiln.stop_gradient recorded after a
+  // node without backprop), its operands operands_[first, first + count).
+  struct PendingOp {
+    const Node* node;
+    uint32_t first, count;
+    bool stop_gradient;
+  };
+
+  int final_id(int v) const { return v < 0 ? static_cast<int>(args_.size()) + (-v - 1) : v; }
+
   // Realized nodes on a path to a gradient request's y are recomputed, so
   // gradients flow through them to the leaves behind.
   void mark_recompute(const std::vector<NodePtr>& outputs) {
@@ -438,69 +534,41 @@ class GraphBuilder {
     if (const int* known = ids_.find(n)) return *known;
     int id;
     if (n->is_leaf() || (n->realized() && !recompute_.contains(n))) {
-      id = static_cast<int>(spec.args.size());
+      id = static_cast<int>(args_.size());
       std::shared_ptr<VariableData> owner = n->leaf_of.lock();
       bool state = n->is_leaf() && (n->state || (owner && owner->state));
       int candidate = n->shape.empty() || state ? 0 : n->is_leaf() ? 2 : n->gradient_request ? 0 : 1;
-      spec.args.push_back({n->shape, n->dtype, candidate, state});
+      args_.push_back({n->shape, n->dtype, candidate, state});
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
       if (n->op == kPlaceholderOp)
         throw Error("kiln: a variable of a custom function's forward or backward (one of its "
                     "inputs or a value computed from them) was used outside the function");
-      GraphOp op{n->op, n->attrs, {}, n->shape, n->dtype, n->file, n->line, n->forward, n->backward};
-      op.operands.reserve(n->inputs.size());
-      for (const NodePtr& in : n->inputs) {
-        op.operands.push_back(emit(in.get()));
-        if (op.link.expired() && in->is_leaf())
-          if (std::shared_ptr<VariableData> owner = in->leaf_of.lock()) op.link = owner->owner;
-      }
-      spec.ops.push_back(std::move(op));
-      id = -static_cast<int>(spec.ops.size());  // provisional: ops numbered after args
+      for (const NodePtr& in : n->inputs) emit(in.get());  // operands first (post-order)
+      auto first = static_cast<uint32_t>(operands_.size());
+      for (const NodePtr& in : n->inputs) operands_.push_back(*ids_.find(in.get()));
+      ops_.push_back({n, first, static_cast<uint32_t>(n->inputs.size()), false});
+      id = -static_cast<int>(ops_.size());  // provisional: ops numbered after args
       if (n->no_backprop && has_grad_requests_) {
-        // A gradient barrier where a gradient is requested: -kiln-autodiff sends none through it.
-        spec.ops.push_back(GraphOp{"kiln.stop_gradient", {}, {id}, n->shape, n->dtype, n->file, n->line});
-        id = -static_cast<int>(spec.ops.size());
+        operands_.push_back(id);
+        ops_.push_back({n, static_cast<uint32_t>(operands_.size() - 1), 1, true});
+        id = -static_cast<int>(ops_.size());
       }
     }
     ids_.insert(n, id);
     return id;
   }
 
- public:
-  // Op ids were provisional (negative); renumber them after the argument count is known.
-  void finalize() {
-    int nargs = static_cast<int>(spec.args.size());
-    auto fix = [&](int& v) { if (v < 0) v = nargs + (-v - 1); };
-    for (GraphOp& op : spec.ops) for (int& v : op.operands) fix(v);
-    for (int& v : spec.outputs) fix(v);
-  }
-
-  // The active DonationScope's pairs whose next value is output k and whose
-  // current value is an argument of the same type, each argument at most once.
-  void add_donations(const std::vector<NodePtr>& outputs) {
-    if (!t_donations) return;
-    std::unordered_set<int> donated;
-    for (size_t k = 0; k < outputs.size(); ++k)
-      for (auto [next, current] : *t_donations) {
-        if (next != outputs[k].get()) continue;
-        const int* id = ids_.find(current);
-        if (!id || *id < 0 || *id >= static_cast<int>(spec.args.size())) continue;
-        const GraphSpec::Arg& arg = spec.args[*id];
-        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(*id).second) continue;
-        spec.donations.push_back({static_cast<int>(k), *id});
-      }
-  }
-
- private:
+  std::vector<GraphSpec::Arg> args_;
+  std::vector<PendingOp> ops_;
+  std::vector<int> operands_;
+  std::vector<int> outputs_;
+  std::vector<std::pair<int, int>> donations_;
   bool has_grad_requests_ = false;
   NodeMap recompute_{64};
   NodeMap ids_{256};
   std::vector<const Node*> arg_ids_;
-
- public:
-  const std::vector<const Node*>& arg_nodes() const { return arg_ids_; }
 };
 
 }  // namespace
@@ -510,11 +578,16 @@ namespace {
 // Computes `outputs` (pending nodes of one device) in one graph on `backend`.
 void run_graph(const std::vector<NodePtr>& outputs, const Backend& backend) {
   GraphBuilder builder(outputs);
-  builder.finalize();
   builder.add_donations(outputs);
   if (std::vector<CapturedGraph>* capture = active_graph_capture())
-    capture->push_back({builder.spec, builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
-  std::shared_ptr<Executable> exe = lookup_or_compile(builder.spec, backend);
+    capture->push_back({builder.spec(), builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
+  // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
+  std::string key = backend_key(backend);
+  key.reserve(key.size() + 1 + 64 * builder.size());
+  key += '|';
+  builder.append_key(key);
+  std::shared_ptr<Executable> exe = lookup_compiled(key);
+  if (!exe) exe = compile_graph(std::move(key), builder.spec(), backend);
   std::vector<Array> results = exe->run(builder.arg_values);
   if (results.size() != outputs.size())
     throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",

@@ -87,6 +87,43 @@ TEST(Profile, KernelsAreNamedAfterTheirLinks) {
   EXPECT_FALSE(line_with(report, "predictor/l2/contraction:matmul+add").empty()) << report;
 }
 
+// Ops that are no kiln.fusion region's (a convolution's gradients, pooling) are kernels
+// named after their Link and call site too, not after the linalg op they lower to.
+struct ConvBlock : Chain {
+  L::Convolution2D c{2, 3, 3, 1, 1};
+  ConvBlock() { add_link("c", c); }
+  Variable operator()(const Variable& x) { return F::max_pooling_2d(F::relu(c(x)), 2); }
+};
+
+TEST(Profile, OpsOfNoRegionAreNamedAfterTheirLinks) {
+  setenv("KILN_BACKEND", "cpu", 1);
+  setenv("KILN_PROFILE", "1", 1);
+  clear_memory_cache();
+  reset_profile();
+  set_random_seed(0);
+  ConvBlock block;
+  Variable x(Array::randn({2, 2, 6, 6}, 3), false);
+  for (int step = 0; step < 2; ++step) {
+    block.cleargrads();
+    F::sum(block(x)).backward();
+    EXPECT_EQ(block.c.W.grad().shape(), (Shape{3, 2, 3, 3}));
+  }
+  std::string report = profile_report();
+  unsetenv("KILN_PROFILE");
+  clear_memory_cache();
+  reset_profile();
+  std::string filter = line_with(report, "c/conv2d_grad_filter");
+  ASSERT_FALSE(filter.empty()) << report;
+  std::istringstream fields(filter);
+  int64_t calls = 0;
+  fields >> calls;
+  EXPECT_EQ(calls, 2) << filter;
+  std::string pool = line_with(report, "pool2d_grad (profile_test.cpp:");
+  EXPECT_FALSE(pool.empty()) << report;
+  EXPECT_TRUE(line_with(report, "linalg.pooling").empty()) << report;
+  EXPECT_TRUE(line_with(report, "linalg.conv").empty()) << report;
+}
+
 // Without KILN_PROFILE nothing is timed.
 // The generated GEMM's kernels (KILN_GEMM=codegen) count 2 * k FLOPs per output element,
 // whichever of their block loop's dimensions have one iteration (a batch of one 128-row

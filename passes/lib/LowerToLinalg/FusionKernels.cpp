@@ -40,6 +40,18 @@ constexpr llvm::StringLiteral kKernelPrefix = "kernel ";
 // other such regions (kept apart, kiln_bench's CNN step measured no faster).
 constexpr llvm::StringLiteral kRegionPrefix = "region ";
 
+// " (<file>:<line>)" of the first file location in `loc`, or "".
+std::string callSite(Location loc) {
+  if (auto file = dyn_cast<FileLineColLoc>(loc))
+    return " (" + llvm::sys::path::filename(file.getFilename().getValue()).str() + ":" +
+           std::to_string(file.getLine()) + ")";
+  if (auto name = dyn_cast<NameLoc>(loc)) return callSite(name.getChildLoc());
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (std::string site = callSite(l); !site.empty()) return site;
+  return {};
+}
+
 // "<index>:<kind>:<op+op...>", with the first call site: e.g.
 // "3:contraction:matmul+add+relu (mlp.cpp:41)".
 std::string kernelName(FusionOp fusion, int index) {
@@ -53,9 +65,7 @@ std::string kernelName(FusionOp fusion, int index) {
     if (llvm::is_contained(seen, name)) continue;
     seen.push_back(name);
     ops += (ops.empty() ? "" : "+") + name.str();
-    if (auto file = dyn_cast<FileLineColLoc>(op.getLoc()); file && site.empty())
-      site = " (" + llvm::sys::path::filename(file.getFilename().getValue()).str() + ":" +
-             std::to_string(file.getLine()) + ")";
+    if (site.empty()) site = callSite(op.getLoc());
   }
   std::string scope;
   for (Operation& op : fusion.getBody()->without_terminator())
@@ -319,6 +329,17 @@ LogicalResult lowerFusionKernels(func::FuncOp func) {
     // Lowered op by op (after inlining): the ops keep the kernel's name.
     fusion.getBody()->walk([&](Operation* op) { op->setLoc(kernelLoc(op->getLoc(), kernel, kRegionPrefix)); });
   }
+  // An op of no region (a convolution's gradients, pooling, a gather) is a kernel of its
+  // own: named after its Link and call site too, e.g. "predictor/c2/conv2d_grad_filter
+  // (cnn.cpp:54)", for KILN_PROFILE; the ops it lowers to carry the name.
+  func.walk([&](Operation* op) {
+    if (!isa_and_nonnull<ir::KilnDialect>(op->getDialect()) || isa<FusionOp>(op) || op->getParentOfType<FusionOp>()) return;
+    if (!nameOfLoc(op->getLoc(), true).empty()) return;
+    std::string scope;
+    if (auto s = op->getAttrOfType<StringAttr>(kScopeAttr)) scope = s.getValue().str() + "/";
+    std::string name = scope + op->getName().stripDialect().str() + callSite(op->getLoc());
+    op->setLoc(kernelLoc(op->getLoc(), name, kRegionPrefix));
+  });
   return success();
 }
 

@@ -112,6 +112,39 @@ TEST_F(CpuBackend, SoftmaxCrossEntropyGradient) {
   });
 }
 
+// A large graph's LLVM stage runs in parts on threads (KILN_COMPILE_THREADS): the parts'
+// objects link into one kernel that computes what the interpreter does, and the dumped IR
+// shows the parts.
+TEST_F(CpuBackend, LargeGraphCompilesInPartsOnThreads) {
+  fs::path dir = fs::path(KILN_BINARY_DIR) / "test-dump-cpu-parts";
+  fs::remove_all(dir);
+  setenv("KILN_COMPILE_THREADS", "2", 1);
+  setenv("KILN_CACHE_MAX_MB", "0", 1);
+  setenv("KILN_DUMP", dir.c_str(), 1);
+  expect_same([] {
+    Parameter W1(Array::randn({48, 40}, 21)), b1(Array::randn({48}, 22));
+    Parameter W2(Array::randn({32, 48}, 23)), b2(Array::randn({32}, 24));
+    Parameter W3(Array::randn({10, 32}, 25));
+    Variable x(Array::randn({16, 40}, 26));
+    Variable t(Array::from<int32_t>({0, 3, 1, 2, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3, 4, 5}, {16}));
+    Variable h = F::tanh(F::linear(F::relu(F::linear(x, W1, b1)), W2, b2));
+    Variable loss = F::softmax_cross_entropy(F::matmul(h, W3, false, true), t);
+    loss.backward();
+    return std::vector<Array>{loss.array(), W1.grad(), b1.grad(), W2.grad(), b2.grad(), W3.grad()};
+  }, 1e-4);
+  unsetenv("KILN_DUMP");
+  unsetenv("KILN_CACHE_MAX_MB");
+  unsetenv("KILN_COMPILE_THREADS");
+  bool parts = false;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".ll") continue;
+    std::ifstream ll(entry.path());
+    std::string text((std::istreambuf_iterator<char>(ll)), std::istreambuf_iterator<char>());
+    parts = parts || text.find("; part 2 of 2") != std::string::npos;
+  }
+  EXPECT_TRUE(parts) << "no graph was compiled in 2 parts";
+}
+
 TEST_F(CpuBackend, DumpWritesEveryStage) {
   fs::path dir = fs::path(KILN_BINARY_DIR) / "test-dump-cpu";
   fs::remove_all(dir);

@@ -97,11 +97,17 @@ std::unique_ptr<Kernel> Kernel::load_object(const std::vector<uint8_t>& object, 
   if (llvm::Error err = impl->dylib->define(llvm::orc::absoluteSymbols(std::move(allocator))))
     throw Error("kiln: cpu backend: " + llvm::toString(std::move(err)));
 
-  llvm::StringRef bytes(reinterpret_cast<const char*>(object.data()), object.size());
   std::unique_ptr<Kernel> kernel(new Kernel(std::move(impl)));  // removes the dylib on error
-  if (llvm::Error err = j.lljit->addObjectFile(*kernel->impl_->dylib,
-                                                llvm::MemoryBuffer::getMemBufferCopy(bytes, name)))
-    throw Error("kiln: cpu backend: loading the object failed: " + llvm::toString(std::move(err)));
+  // One object, or the parts of an object set (compiled on threads), linked together.
+  std::vector<std::vector<uint8_t>> objects = split_objects(object);
+  for (size_t i = 0; i < objects.size(); ++i) {
+    llvm::StringRef bytes(reinterpret_cast<const char*>(objects[i].data()), objects[i].size());
+    std::string part = objects.size() == 1 ? name : name + "." + std::to_string(i);
+    if (llvm::Error err = j.lljit->addObjectFile(*kernel->impl_->dylib, llvm::MemoryBuffer::getMemBufferCopy(bytes, part)))
+      throw Error("kiln: cpu backend: loading the object" +
+                  (objects.size() == 1 ? std::string() : " " + std::to_string(i + 1) + " of " + std::to_string(objects.size())) +
+                  " (" + std::to_string(objects[i].size()) + " bytes) failed: " + llvm::toString(std::move(err)));
+  }
   auto address = j.lljit->lookup(*kernel->impl_->dylib, "kiln_packed_" + entry);
   if (!address)
     throw Error("kiln: cpu backend: linking the object failed: " + llvm::toString(address.takeError()));

@@ -1,9 +1,14 @@
 // compile_to_object: LLVM dialect -> optimized LLVM IR -> ELF object for the host CPU.
+#include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/env.h"
 #include "kiln/error.h"
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/IR/IRBuilder.h"
@@ -15,6 +20,7 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -99,7 +105,65 @@ void internalizeAndDropDeadArguments(llvm::Module& module, const std::string& en
   passes.run(module, modules);
 }
 
+// -O`opt_level` and machine code for `module`, appending the object to `object` and,
+// when `llvm_ir` is given, the optimized IR to it.
+void optimizeAndEmit(llvm::Module& module, int opt_level, std::vector<uint8_t>& object, std::string* llvm_ir) {
+  std::unique_ptr<llvm::TargetMachine> machine = hostTargetMachine(opt_level);
+  auto optimize = mlir::makeOptimizingTransformer(opt_level, /*sizeLevel=*/0, machine.get());
+  if (llvm::Error err = optimize(&module))
+    throw Error("kiln: cpu backend: optimizing LLVM IR failed: " + llvm::toString(std::move(err)));
+  if (llvm_ir) {
+    llvm::raw_string_ostream os(*llvm_ir);
+    module.print(os, nullptr);
+  }
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager codegen;
+  if (machine->addPassesToEmitFile(codegen, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    throw Error("kiln: cpu backend: the host target cannot emit object files");
+  codegen.run(module);
+  object.insert(object.end(), buffer.begin(), buffer.end());
+}
+
+// How many parts the LLVM stage of `module` runs as, each part's functions optimized and
+// compiled on a thread of its own: KILN_COMPILE_THREADS (default: the hardware threads),
+// at most one part per 1500 instructions and per function (a small graph is one part).
+unsigned compileParts(const llvm::Module& module) {
+  size_t functions = 0, instructions = 0;
+  for (const llvm::Function& f : module)
+    if (!f.isDeclaration()) ++functions, instructions += f.getInstructionCount();
+  int64_t threads = kiln::env::get_int("KILN_COMPILE_THREADS", std::max(1u, std::thread::hardware_concurrency()),
+                                       1, 64, "the hardware threads");
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>({threads, static_cast<int64_t>(functions),
+                                              static_cast<int64_t>(instructions / 1500)})));
+}
+
 }  // namespace
+
+std::vector<std::vector<uint8_t>> split_objects(const std::vector<uint8_t>& bytes) {
+  constexpr size_t kMagic = sizeof(kObjectsMagic) - 1;
+  if (bytes.size() < kMagic || std::memcmp(bytes.data(), kObjectsMagic, kMagic) != 0) return {bytes};
+  std::vector<std::vector<uint8_t>> objects;
+  size_t at = kMagic;
+  auto read64 = [&](uint64_t& v) {
+    if (bytes.size() - at < sizeof v) return false;
+    std::memcpy(&v, bytes.data() + at, sizeof v);
+    at += sizeof v;
+    return true;
+  };
+  uint64_t count = 0;
+  if (!read64(count) || count == 0 || count > 1024) throw Error("kiln: cpu backend: a corrupt object set (its count)");
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t size = 0;
+    if (!read64(size) || size > bytes.size() - at)
+      throw Error("kiln: cpu backend: a corrupt object set (object " + std::to_string(i) + " is cut short)");
+    objects.emplace_back(bytes.begin() + at, bytes.begin() + at + size);
+    at += size;
+  }
+  if (at != bytes.size()) throw Error("kiln: cpu backend: a corrupt object set (bytes after its last object)");
+  return objects;
+}
 
 std::string host_target_id(int opt_level) {
   static const std::string host = [] {
@@ -134,21 +198,57 @@ std::vector<uint8_t> compile_to_object(mlir::ModuleOp module, const std::string&
   addPackedEntry(*llvmModule, entry);
 
   if (opt_level > 0) internalizeAndDropDeadArguments(*llvmModule, entry, machine.get());
-  auto optimize = mlir::makeOptimizingTransformer(opt_level, /*sizeLevel=*/0, machine.get());
-  if (llvm::Error err = optimize(llvmModule.get()))
-    throw Error("kiln: cpu backend: optimizing LLVM IR failed: " + llvm::toString(std::move(err)));
-  if (llvm_ir) {
-    llvm::raw_string_ostream os(*llvm_ir);
-    llvmModule->print(os, nullptr);
+  unsigned parts = opt_level > 0 ? compileParts(*llvmModule) : 1;
+  std::vector<uint8_t> object;
+  if (parts == 1) {
+    optimizeAndEmit(*llvmModule, opt_level, object, llvm_ir);
+    return object;
   }
-
-  llvm::SmallVector<char, 0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager codegen;
-  if (machine->addPassesToEmitFile(codegen, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-    throw Error("kiln: cpu backend: the host target cannot emit object files");
-  codegen.run(*llvmModule);
-  return std::vector<uint8_t>(buffer.begin(), buffer.end());
+  // Parts of the module (its functions spread by size; internal symbols made hidden
+  // externals so the parts link to each other), each optimized and compiled on its own
+  // thread in a context of its own (passed as bitcode), then kept as one object set that
+  // Kernel::load_object links into one JITDylib.
+  std::vector<llvm::SmallVector<char, 0>> bitcode;
+  llvm::SplitModule(
+      *llvmModule, parts,
+      [&](std::unique_ptr<llvm::Module> part) {
+        bitcode.emplace_back();
+        llvm::raw_svector_ostream os(bitcode.back());
+        llvm::WriteBitcodeToFile(*part, os);
+      },
+      /*PreserveLocals=*/false, /*RoundRobin=*/true);
+  std::vector<std::vector<uint8_t>> objects(bitcode.size());
+  std::vector<std::string> irs(bitcode.size()), errors(bitcode.size());
+  auto compilePart = [&](size_t i) {
+    try {
+      llvm::LLVMContext context;
+      llvm::StringRef bytes(bitcode[i].data(), bitcode[i].size());
+      llvm::Expected<std::unique_ptr<llvm::Module>> part =
+          llvm::parseBitcodeFile(llvm::MemoryBufferRef(bytes, "kiln-part"), context);
+      if (!part) throw Error("kiln: cpu backend: reading a module part failed: " + llvm::toString(part.takeError()));
+      optimizeAndEmit(**part, opt_level, objects[i], llvm_ir ? &irs[i] : nullptr);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < bitcode.size(); ++i) threads.emplace_back(compilePart, i);
+  compilePart(0);
+  for (std::thread& t : threads) t.join();
+  for (const std::string& e : errors)
+    if (!e.empty()) throw Error(e);
+  auto append64 = [&](uint64_t v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    object.insert(object.end(), p, p + sizeof v);
+  };
+  object.assign(kObjectsMagic, kObjectsMagic + sizeof(kObjectsMagic) - 1);
+  append64(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    append64(objects[i].size());
+    object.insert(object.end(), objects[i].begin(), objects[i].end());
+    if (llvm_ir) *llvm_ir += "; part " + std::to_string(i + 1) + " of " + std::to_string(objects.size()) + "\n" + irs[i];
+  }
+  return object;
 }
 
 }  // namespace kiln::cpu

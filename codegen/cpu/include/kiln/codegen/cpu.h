@@ -111,8 +111,16 @@ std::string host_target_id(int opt_level = 3);
 // The object also defines `kiln_packed_<entry>(void** args)`, which calls
 // `_mlir_ciface_<entry>` with args[i] as its i-th descriptor pointer. If
 // `llvm_ir` is given it receives the optimized LLVM IR. Throws kiln::Error.
+// A large module's LLVM stage runs in parts on threads (KILN_COMPILE_THREADS, default
+// the hardware threads): its functions spread over parts, each optimized and compiled
+// on its own; the result is then an object set (kObjectsMagic, the count and each
+// object's size and bytes, little-endian u64) that Kernel::load_object links as one.
 std::vector<uint8_t> compile_to_object(mlir::ModuleOp module, const std::string& entry = "graph",
                                        int opt_level = 3, std::string* llvm_ir = nullptr);
+inline constexpr char kObjectsMagic[] = "KILNOBJS";
+// The objects of compile_to_object's result: its one object, or the objects of a set.
+// Throws kiln::Error on a corrupt set.
+std::vector<std::vector<uint8_t>> split_objects(const std::vector<uint8_t>& bytes);
 
 // Whether this build has kiln's `-kiln-lower-to-linalg` pass, which
 // compile_module needs to go from kiln ops to linalg.

@@ -55,9 +55,16 @@ std::vector<std::pair<std::string, Parameter>> Link::namedparams() const {
   return out;
 }
 
+// namedparams()'s order without its names (params() runs every step: cleargrads, the optimizer).
+static void collect_unnamed_params(const detail::LinkImpl& link, std::vector<Parameter>& out) {
+  for (auto& [name, p] : link.params) out.push_back(p);
+  for (auto& [name, child] : link.children) collect_unnamed_params(*child, out);
+}
+
 std::vector<Parameter> Link::params() const {
   std::vector<Parameter> out;
-  for (auto& [name, p] : namedparams()) out.push_back(p);
+  out.reserve(16);
+  collect_unnamed_params(*impl_, out);
   return out;
 }
 

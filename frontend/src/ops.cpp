@@ -35,20 +35,42 @@ LocationScope::~LocationScope() {
 
 SourceLocation current_location() { return call_active ? current_call : SourceLocation{}; }
 
-Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
-                Shape shape, DType dtype) {
+namespace {
+Variable record_inputs(const std::string& op, const Variable* inputs, size_t count, Attrs attrs, Shape shape,
+                       DType dtype) {
   std::vector<NodePtr> nodes;
-  nodes.reserve(inputs.size());
-  for (const Variable& v : inputs) nodes.push_back(v.node());
+  nodes.reserve(count);
+  for (size_t i = 0; i < count; ++i) nodes.push_back(inputs[i].node());
   NodePtr node = make_node(op, std::move(nodes), std::move(attrs), std::move(shape), dtype);
   SourceLocation loc = current_location();
   node->file = loc.file;
   node->line = loc.line;
   return Variable(std::move(node));
 }
+const Variable& first_input(const std::string& op, const Variable* inputs, size_t count) {
+  if (count == 0) throw Error("kiln: internal error: " + op + " recorded like its first input, without inputs");
+  return inputs[0];
+}
+}  // namespace
+
+Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
+                Shape shape, DType dtype) {
+  return record_inputs(op, inputs.data(), inputs.size(), std::move(attrs), std::move(shape), dtype);
+}
+
+Variable record(const std::string& op, std::initializer_list<Variable> inputs, Attrs attrs, Shape shape,
+                DType dtype) {
+  return record_inputs(op, inputs.begin(), inputs.size(), std::move(attrs), std::move(shape), dtype);
+}
 
 Variable record_like(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs) {
-  return record(op, inputs, std::move(attrs), inputs.at(0).shape(), inputs.at(0).dtype());
+  const Variable& x = first_input(op, inputs.data(), inputs.size());
+  return record_inputs(op, inputs.data(), inputs.size(), std::move(attrs), x.shape(), x.dtype());
+}
+
+Variable record_like(const std::string& op, std::initializer_list<Variable> inputs, Attrs attrs) {
+  const Variable& x = first_input(op, inputs.begin(), inputs.size());
+  return record_inputs(op, inputs.begin(), inputs.size(), std::move(attrs), x.shape(), x.dtype());
 }
 
 Variable constant(double value, const Shape& shape, DType dtype) {
@@ -136,9 +158,22 @@ Shape broadcast_shapes(const std::string& fn, const Shape& a, const Shape& b) {
   return out;
 }
 
+namespace {
+// broadcast_shapes's check without its result (no shape allocated): throws what it throws.
+void check_broadcastable(const char* fn, const Shape& a, const Shape& b) {
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      type_error(fn, "shapes are broadcastable", fmt::format("{} and {}", shape_str(a), shape_str(b)));
+  }
+}
+}  // namespace
+
 Variable broadcast_as(const Variable& x, const Shape& shape) {
   if (x.shape() == shape) return x;
-  broadcast_shapes("broadcast_to", x.shape(), shape);
+  check_broadcastable("broadcast_to", x.shape(), shape);
   if (x.ndim() > static_cast<int64_t>(shape.size()))
     type_error("broadcast_to", fmt::format("x.ndim <= {}", shape.size()), fmt::format("x.ndim = {}", x.ndim()));
   for (size_t i = 0; i < x.shape().size(); ++i) {

@@ -25,8 +25,12 @@ SourceLocation current_location();
 // Records `op` on `inputs` with a result of the given (already checked) shape and dtype.
 Variable record(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs,
                 Shape shape, DType dtype);
+// The same for a braced list of inputs (`record(op, {a, b}, ...)`): no vector is allocated for it.
+Variable record(const std::string& op, std::initializer_list<Variable> inputs, Attrs attrs, Shape shape,
+                DType dtype);
 // Same shape and dtype as the first input.
 Variable record_like(const std::string& op, const std::vector<Variable>& inputs, Attrs attrs = {});
+Variable record_like(const std::string& op, std::initializer_list<Variable> inputs, Attrs attrs = {});
 // A constant filled with `value`.
 Variable constant(double value, const Shape& shape, DType dtype);
 Variable constant_like(double value, const Variable& x);

@@ -144,17 +144,20 @@ void Optimizer::update() {
   // (next value, current value) of each parameter and state slot: the step may
   // write them in place (detail::DonationScope).
   std::vector<std::pair<const detail::Node*, const detail::Node*>> donations;
-  std::vector<std::pair<std::string, Parameter>> params = link.namedparams();
+  // Without names (namedparams builds a path string per parameter): the name is looked up for an error only.
+  std::vector<Parameter> params = link.params();
   pending.reserve(params.size());
-  donations.reserve(params.size());
+  donations.reserve(2 * params.size());
   std::vector<std::pair<std::string, const detail::Node*>> slots;
-  for (auto& [name, param] : params) {
+  for (size_t index = 0; index < params.size(); ++index) {
+    Parameter& param = params[index];
     if (!param.is_initialized() || !param.has_grad()) continue;
     UpdateRule& rule = update_rule(param);
     if (!rule.enabled) continue;
     if (!is_floating(param.dtype()))
       throw Error(fmt::format("kiln: optimizer: parameter '{}' has dtype {}; only floating "
-                              "parameters can be updated", name, dtype_name(param.dtype())));
+                              "parameters can be updated", link.namedparams().at(index).first,
+                              dtype_name(param.dtype())));
     init_state(rule, param);
     ++rule.t;
     const Hyperparameter& hp = rule.hyperparam ? *rule.hyperparam : hyperparam;

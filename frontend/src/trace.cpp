@@ -366,54 +366,6 @@ std::shared_ptr<Executable> compile_graph(std::string key, const GraphSpec& spec
   return exe;
 }
 
-// Nodes to ints for one realize: open addressing on the pointer, one array (a
-// realize walks every pending node; node-based hash tables were a third of a
-// small training step's host time in allocations).
-class NodeMap {
- public:
-  explicit NodeMap(size_t expected = 64) { grow(expected); }
-  // The value of `n`, or null.
-  int* find(const Node* n) {
-    Slot& s = slot(n);
-    return s.node ? &s.value : nullptr;
-  }
-  bool contains(const Node* n) { return find(n) != nullptr; }
-  // Adds `n` with `value`; false (and nothing changed) if present.
-  bool insert(const Node* n, int value = 0) {
-    Slot* s = &slot(n);
-    if (s->node) return false;
-    if (2 * (size_ + 1) > slots_.size()) {
-      grow(size_ + 1);
-      s = &slot(n);
-    }
-    *s = {n, value};
-    ++size_;
-    return true;
-  }
-
- private:
-  struct Slot {
-    const Node* node = nullptr;
-    int value = 0;
-  };
-  Slot& slot(const Node* n) {
-    size_t mask = slots_.size() - 1;
-    size_t i = (reinterpret_cast<uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull >> 20 & mask;
-    while (slots_[i].node && slots_[i].node != n) i = (i + 1) & mask;
-    return slots_[i];
-  }
-  void grow(size_t expected) {
-    size_t capacity = 16;
-    while (capacity < 4 * expected) capacity *= 2;
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(capacity, Slot{});
-    for (const Slot& s : old)
-      if (s.node) slot(s.node) = s;
-  }
-  std::vector<Slot> slots_;
-  size_t size_ = 0;
-};
-
 // Flattens the pending subgraph behind `outputs` into its arguments, its ops (in
 // topological order, read from their nodes) and its structural key. A GraphSpec
 // (a copy of every op) is made only when the graph is compiled or captured: on a
@@ -509,7 +461,7 @@ class GraphBuilder {
   // Realized nodes on a path to a gradient request's y are recomputed, so
   // gradients flow through them to the leaves behind.
   void mark_recompute(const std::vector<NodePtr>& outputs) {
-    NodeMap visited(256);
+    NodeMap visited(128);
     std::vector<const Node*> work;
     for (const NodePtr& n : outputs) work.push_back(n.get());
     std::vector<const Node*> ys;
@@ -567,7 +519,7 @@ class GraphBuilder {
   std::vector<std::pair<int, int>> donations_;
   bool has_grad_requests_ = false;
   NodeMap recompute_{64};
-  NodeMap ids_{256};
+  NodeMap ids_{128};
   std::vector<const Node*> arg_ids_;
 };
 
@@ -605,7 +557,7 @@ void realize() {
   auto& reg = registry();
   uint64_t me = thread_token();
   std::vector<NodePtr> outputs;
-  NodeMap seen(256), data_nodes(256);
+  NodeMap seen(32), data_nodes(128);
   std::vector<Node*> grads;  // gradients computed here: collapsed to leaves afterwards
   size_t live = 0;
   for (size_t i = 0; i < reg.size(); ++i) {

@@ -71,6 +71,55 @@ struct Node {
 };
 using NodePtr = std::shared_ptr<Node>;
 
+// Nodes to ints for one walk of the trace (realize, backward): open addressing on
+// the pointer, one array (node-based hash tables were a third of a small training
+// step's host time in allocations). At most half full; sized for `expected` nodes.
+class NodeMap {
+ public:
+  explicit NodeMap(size_t expected = 64) { grow(expected); }
+  size_t size() const { return size_; }
+  // The value of `n`, or null.
+  int* find(const Node* n) {
+    Slot& s = slot(n);
+    return s.node ? &s.value : nullptr;
+  }
+  bool contains(const Node* n) { return find(n) != nullptr; }
+  // Adds `n` with `value`; false (and nothing changed) if present.
+  bool insert(const Node* n, int value = 0) {
+    Slot* s = &slot(n);
+    if (s->node) return false;
+    if (2 * (size_ + 1) > slots_.size()) {
+      grow(size_ + 1);
+      s = &slot(n);
+    }
+    *s = {n, value};
+    ++size_;
+    return true;
+  }
+
+ private:
+  struct Slot {
+    const Node* node = nullptr;
+    int value = 0;
+  };
+  Slot& slot(const Node* n) {
+    size_t mask = slots_.size() - 1;
+    size_t i = (reinterpret_cast<uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull >> 20 & mask;
+    while (slots_[i].node && slots_[i].node != n) i = (i + 1) & mask;
+    return slots_[i];
+  }
+  void grow(size_t expected) {
+    size_t capacity = 16;
+    while (capacity < 2 * expected) capacity *= 2;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(capacity, Slot{});
+    for (const Slot& s : old)
+      if (s.node) slot(s.node) = s;
+  }
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 // The shared state behind Variable handles.
 struct VariableData {
   NodePtr node;

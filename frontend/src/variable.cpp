@@ -163,20 +163,23 @@ void Variable::backward() {
   // A leaf's own backward leaves its gradient as it is (the seed), as in Chainer.
   // (Another variable on the same leaf, F::identity's result, passes the seed to it.)
   if (y->is_leaf() && y->leaf_of.lock() == data_) return;
-  // Every leaf variable that y depends on and that requires a gradient.
-  std::unordered_set<const detail::Node*> visited;
-  std::vector<NodePtr> work{y}, leaves;
+  // Every leaf variable that y depends on and that requires a gradient. The walk holds
+  // pointers to the handles in y's graph (which keeps them alive): no reference count moves.
+  detail::NodeMap visited(128);
+  std::vector<const NodePtr*> work{&y};
+  std::vector<NodePtr> leaves;
+  work.reserve(64);
   while (!work.empty()) {
-    NodePtr n = work.back();
+    const NodePtr& n = *work.back();
     work.pop_back();
-    if (!visited.insert(n.get()).second) continue;
+    if (!visited.insert(n.get())) continue;
     if (n->is_leaf()) {
       auto owner = n->leaf_of.lock();
       if (owner && owner->requires_grad && is_floating(n->dtype)) leaves.push_back(n);
       continue;
     }
     if (n->no_backprop) continue;  // recorded under no_backprop_mode: no creator to go back through
-    for (const NodePtr& in : n->inputs) work.push_back(in);
+    for (const NodePtr& in : n->inputs) work.push_back(&in);
   }
   for (const NodePtr& leaf : leaves) {
     auto owner = leaf->leaf_of.lock();

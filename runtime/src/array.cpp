@@ -209,7 +209,13 @@ void Array::throw_not_host(const char* what) const {
                           what, device_.to_string()));
 }
 
-Array::Array() : Array(Shape{0}, DType::f32) {}
+// Every default-constructed array shares one zeroed block: it holds no element, so nothing
+// writes it, and Array() (a member default, a placeholder assigned next, Array::empty's start)
+// allocates nothing.
+Array::Array() : shape_{0} {
+  static const std::shared_ptr<uint8_t>* none = new std::shared_ptr<uint8_t>(allocate(0));  // never destroyed
+  storage_ = *none;
+}
 
 Array::Array(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
   for (int64_t d : shape_)

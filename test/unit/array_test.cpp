@@ -67,3 +67,27 @@ TEST(Array, BadInput) {
   EXPECT_THROW(Array::from({1.f}, {1}).data<double>(), Error);
   EXPECT_THROW(dtype_from_name("float16"), Error);
 }
+
+// Default arrays share one block holding no element (Array() allocates nothing); an array
+// made for data owns its buffer alone, so a backend's donation check (use_count) sees it so.
+TEST(Array, DefaultArraysHoldNothingAndFreshArraysOwnTheirBuffers) {
+  Array a, b;
+  EXPECT_EQ(a.shape(), (Shape{0}));
+  EXPECT_EQ(a.dtype(), DType::f32);
+  EXPECT_EQ(a.size(), 0);
+  EXPECT_TRUE(a.to_vector<float>().empty());
+  EXPECT_EQ(a.to_string(), b.to_string());
+  Array e = Array::empty({3}), f = Array::empty({3}), z = Array::zeros({3});
+  EXPECT_EQ(e.use_count(), 1);
+  EXPECT_EQ(z.use_count(), 1);
+  EXPECT_NE(e.raw_data(), f.raw_data());
+  e.data<float>()[0] = 5.f;
+  f.data<float>()[0] = 7.f;
+  EXPECT_EQ(e.at(0), 5.0);
+  EXPECT_EQ(f.at(0), 7.0);
+  EXPECT_EQ(z.to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  a = e;  // a default array assigned keeps no link to the shared block
+  EXPECT_EQ(a.use_count(), 2);
+  EXPECT_EQ(a.at(0), 5.0);
+  EXPECT_EQ(b.size(), 0);
+}

@@ -534,3 +534,21 @@ TEST(OptimizersGolden, ChainerTrainingRuns) {
   }
   EXPECT_GE(runs, 7);
 }
+
+// The update names a parameter it cannot update by its namedparams path (looked up only for the error).
+TEST(Optimizer, IntegerParameterErrorNamesTheParameter) {
+  OneParam link({1.0, 2.0}, {3.0}, DType::f32);
+  Parameter ids(Array::from<int32_t>({1, 2}, {2}));
+  link.add_param("ids", ids);
+  ids.set_grad(Array::from<int32_t>({0, 0}, {2}));
+  set_grad(link.W, {0.5, 0.5});
+  set_grad(link.b, {1.0});
+  O::SGD opt(0.1);
+  opt.setup(link);
+  try {
+    opt.update();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parameter '/ids' has dtype int32"), std::string::npos) << e.what();
+  }
+}

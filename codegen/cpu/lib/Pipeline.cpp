@@ -205,6 +205,7 @@ void buildLowerToLLVMPipeline(mlir::OpPassManager& pm, const PipelineOptions& op
     tiles.vectorBits = options.vector_bits;
     tiles.vectorRegisters = options.vector_registers;
     tiles.fuseEpilogues = options.fuse_epilogues;
+    tiles.fuseUpdateEpilogues = options.fuse_update_epilogues;
     pm.addNestedPass<mlir::func::FuncOp>(createKilnTileMatmuls(tiles));
     KilnVectorizeTransposesOptions transposes;
     transposes.vectorBits = options.vector_bits;
@@ -245,6 +246,7 @@ PipelineOptions default_pipeline_options() {
     options.generate_matmuls = host_vector_shape().bits >= 512;
   }
   options.fuse_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", options.fuse_epilogues);
+  options.fuse_update_epilogues = env::get_flag("KILN_FUSE_EPILOGUES", options.fuse_update_epilogues);
   // KILN_PROFILE: 1 (report on stderr) or a file path; unset, empty or 0: off.
   std::string profile = env::get_string("KILN_PROFILE");
   options.profile = !profile.empty() && env::parse_flag("KILN_PROFILE", profile.c_str(), true).value;
@@ -307,6 +309,8 @@ struct LowerToLLVMPipelineOptions : mlir::PassPipelineOptions<LowerToLLVMPipelin
                             llvm::cl::init(PipelineOptions{}.merge_kernels)};
   Option<bool> fuseEpilogues{*this, "fuse-epilogues", llvm::cl::desc("See -kiln-tile-matmuls"),
                              llvm::cl::init(PipelineOptions{}.fuse_epilogues)};
+  Option<bool> fuseUpdateEpilogues{*this, "fuse-update-epilogues", llvm::cl::desc("See -kiln-tile-matmuls"),
+                                   llvm::cl::init(PipelineOptions{}.fuse_update_epilogues)};
 };
 }  // namespace
 
@@ -326,6 +330,7 @@ void registerCpuPipelines() {
         pipeline.vector_registers = options.vectorRegisters;
         pipeline.merge_kernels = options.mergeKernels;
         pipeline.fuse_epilogues = options.fuseEpilogues;
+        pipeline.fuse_update_epilogues = options.fuseUpdateEpilogues;
         buildLowerToLLVMPipeline(pm, pipeline);
       });
 }

@@ -4,10 +4,12 @@
 // (register tiles, k loop) and finished by the epilogue in one scf.forall: no second loop
 // nest over the output. Register tiles from the target: AVX-512 (CHECK) and AVX2 (AVX2);
 // fuse-epilogues=false keeps the epilogue a loop nest of its own (OFF; the pipeline's default,
-// measured, unless KILN_FUSE_EPILOGUES=1).
+// measured, unless KILN_FUSE_EPILOGUES=1), except that of a weight gradient gy^T x (its SGD
+// update: fuse-update-epilogues, on unless KILN_FUSE_EPILOGUES=0; NOUPD turns it off too).
 // RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=512 vector-registers=32" | FileCheck %s
 // RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=256 vector-registers=16" | FileCheck %s --check-prefix=AVX2
 // RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=512 vector-registers=32 fuse-epilogues=false" | FileCheck %s --check-prefix=OFF
+// RUN: kiln-opt %s -split-input-file -kiln-tile-matmuls="vector-bits=512 vector-registers=32 fuse-epilogues=false fuse-update-epilogues=false" | FileCheck %s --check-prefix=NOUPD
 // The whole pipeline with fuse-epilogues: one parallel loop per matmul region, no OpenBLAS call.
 // RUN: kiln-opt %s -split-input-file -kiln-lower-to-llvm="gemm-blas=false fuse-epilogues=true vector-bits=512 vector-registers=32" | FileCheck %s --check-prefix=LLVM
 
@@ -158,9 +160,21 @@ func.func @relu_grad(%gy: tensor<?x10xf32>, %w: tensor<10x40xf32>, %mask: tensor
 // AVX2:           scf.forall.in_parallel
 // AVX2-NOT:     linalg.generic
 // AVX2:         return
+// The weight gradient's update is fused with fuse-epilogues=false too (fuse-update-epilogues):
+// no fill of the whole gradient, no pass over it and W after the GEMM.
 // OFF-LABEL: func.func @sgd
-// OFF:         scf.forall
-// OFF:         linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<256x64xf32>, tensor<256x64xf32>)
+// OFF-NOT:     linalg.fill {{.*}} -> tensor<256x64xf32>
+// OFF:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (128, 64)
+// OFF:           linalg.fill {{.*}} -> tensor<128x64xf32>
+// OFF:           scf.for {{.*}} iter_args({{.*}}) -> (vector<8x32xf32>)
+// OFF:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<128x64xf32>, tensor<128x64xf32>)
+// OFF:           scf.forall.in_parallel
+// OFF-NOT:     linalg.generic
+// OFF:         return
+// NOUPD-LABEL: func.func @sgd
+// NOUPD:         linalg.fill {{.*}} -> tensor<256x64xf32>
+// NOUPD:         scf.forall
+// NOUPD:         linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<256x64xf32>, tensor<256x64xf32>)
 func.func @sgd(%gy: tensor<?x256xf32>, %x: tensor<?x64xf32>, %w: tensor<256x64xf32>, %lr: tensor<f32>) -> tensor<256x64xf32> {
   %z = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<256x64xf32>

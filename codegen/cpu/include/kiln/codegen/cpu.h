@@ -64,6 +64,10 @@ struct PipelineOptions {
   // faster, measured (bench/RESULTS.md, 2026-12-02 06:40): the epilogue stays one loop
   // nest after the GEMM.
   bool fuse_epilogues = false;
+  // ... but a weight gradient's (gy^T x: its SGD update) is applied to each output block
+  // (-kiln-tile-matmuls fuse-update-epilogues) unless KILN_FUSE_EPILOGUES=0: no zero fill
+  // of the whole gradient and no second pass over it and the parameter.
+  bool fuse_update_epilogues = true;
 };
 
 // The vector registers of a CPU with these LLVM features ("+avx2,+fma,-avx512f,...":

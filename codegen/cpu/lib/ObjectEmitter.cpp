@@ -1,6 +1,7 @@
 // compile_to_object: LLVM dialect -> optimized LLVM IR -> ELF object for the host CPU.
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "kiln/codegen/cpu.h"
@@ -232,7 +233,13 @@ std::vector<uint8_t> compile_to_object(mlir::ModuleOp module, const std::string&
     }
   };
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < bitcode.size(); ++i) threads.emplace_back(compilePart, i);
+  for (size_t i = 1; i < bitcode.size(); ++i) {
+    try {
+      threads.emplace_back(compilePart, i);
+    } catch (const std::system_error&) {  // no thread to be had: this one compiles the part
+      compilePart(i);
+    }
+  }
   compilePart(0);
   for (std::thread& t : threads) t.join();
   for (const std::string& e : errors)

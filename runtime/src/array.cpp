@@ -290,7 +290,7 @@ std::vector<T> Array::to_vector() const {
   if (!device_.is_cpu()) return to(Device::cpu()).to_vector<T>();
   std::vector<T> out(static_cast<size_t>(size()));
   if (dtype_ == dtype_of<T>::value) {
-    std::memcpy(out.data(), raw_data(), nbytes());
+    if (nbytes() > 0) std::memcpy(out.data(), raw_data(), nbytes());
   } else {
     for (int64_t i = 0; i < size(); ++i) out[i] = static_cast<T>(at(i));
   }
@@ -334,7 +334,7 @@ Array Array::astype(DType dtype) const {
   }
   Array out(shape_, dtype);
   if (dtype == dtype_) {
-    std::memcpy(out.raw_data(), raw_data(), nbytes());
+    if (nbytes() > 0) std::memcpy(out.raw_data(), raw_data(), nbytes());
   } else {
     for (int64_t i = 0; i < size(); ++i) out.set(i, at(i));
   }

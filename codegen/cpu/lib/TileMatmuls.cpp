@@ -535,6 +535,49 @@ FailureOr<Operation*> tileWithEpilogue(RewriterBase& rewriter, linalg::LinalgOp 
   return blockMatmul;
 }
 
+// The fill of a matmul's accumulator (a zero, or any constant) when the matmul is its one
+// use: it can be done per tile instead of over the whole output first.
+linalg::FillOp accumulatorFill(Operation* matmul) {
+  auto fill = cast<linalg::LinalgOp>(matmul).getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+  if (!fill || !fill.hasPureTensorSemantics() || !fill->getResult(0).hasOneUse()) return {};
+  return fill;
+}
+
+// Tiles `matmul` by `sizes` into loops of `loopType` with the fill of its accumulator
+// (accumulatorFill) fused in: each tile is filled right before it is accumulated, while it
+// is in cache, instead of a memset of the whole output before the GEMM's pass over it (for
+// an output block), or not at all (for a register tile: its accumulator then starts as the
+// constant, the fill folds away after vectorization). A matmul without such a fill is
+// tiled alone. Returns the tile's matmul; `loops` gets the loops.
+FailureOr<Operation*> tileWithFill(RewriterBase& rewriter, Operation* matmul, ArrayRef<int64_t> sizes,
+                                   scf::SCFTilingOptions::LoopType loopType,
+                                   SmallVectorImpl<LoopLikeOpInterface>* loops = nullptr) {
+  linalg::FillOp fill = accumulatorFill(matmul);
+  if (!fill) return tileOnce(rewriter, matmul, sizes, loopType, loops);
+  scf::SCFTilingOptions tiling;
+  tiling.setTileSizes(asFoldResults(rewriter, sizes));
+  tiling.setLoopType(loopType);
+  scf::SCFTileAndFuseOptions options;
+  options.setTilingOptions(tiling);
+  options.setFusionControlFn(
+      [&](tensor::ExtractSliceOp, OpResult producer, bool) -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+        if (producer.getOwner() == fill.getOperation()) return scf::SCFTileAndFuseOptions::ControlFnResult{};
+        return std::nullopt;
+      });
+  rewriter.setInsertionPoint(matmul);
+  FailureOr<scf::SCFTileAndFuseResult> fused =
+      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, cast<TilingInterface>(matmul), options);
+  if (failed(fused)) return failure();
+  Operation* tileMatmul = nullptr;
+  for (Operation* op : fused->tiledAndFusedOps)
+    if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op)) tileMatmul = op;
+  if (!tileMatmul) return failure();
+  rewriter.replaceAllUsesWith(matmul->getResult(0), fused->replacements.lookup(matmul->getResult(0)));
+  if (loops) loops->assign(fused->loops.begin(), fused->loops.end());
+  eraseUntiled(rewriter, cast<linalg::LinalgOp>(matmul));
+  return tileMatmul;
+}
+
 // A matmul tile inside kiln's tiling (an scf.forall) with static shapes: vectorizable.
 bool isStaticKernel(linalg::LinalgOp op) {
   return isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) && op.hasPureTensorSemantics() &&
@@ -575,6 +618,14 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
         }
         continue;
       }
+      // The fill of the accumulator is split too: each part fills its own columns (then per
+      // tile, tileWithFill), and the whole output is not filled first.
+      Value fillValue;
+      if (linalg::FillOp fill = accumulatorFill(op)) {
+        fillValue = fill.getInputs()[0];
+        rewriter.modifyOpInPlace(op, [&] { op.getDpsInitsMutable()[0].set(fill.getOutputs()[0]); });
+        rewriter.eraseOp(fill);
+      }
       rewriter.setInsertionPoint(op);
       auto [first, rest] = linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
                                            op.getNumLoops() - 2, rewriter.getIndexAttr(at));
@@ -582,6 +633,16 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
         op->emitError("kiln-tile-matmuls: splitting the columns at ") << at << " failed";
         return signalPassFailure();
       }
+      if (fillValue)
+        for (TilingInterface part : {first, rest}) {
+          if (!part) continue;
+          auto matmul = cast<linalg::LinalgOp>(part.getOperation());
+          rewriter.setInsertionPoint(matmul);
+          Value filled = linalg::FillOp::create(rewriter, matmul.getLoc(), ValueRange{fillValue},
+                                                ValueRange{matmul.getDpsInits()[0]})
+                             .getResult(0);
+          rewriter.modifyOpInPlace(matmul, [&] { matmul.getDpsInitsMutable()[0].set(filled); });
+        }
     }
     }
     SmallVector<std::pair<linalg::LinalgOp, MatmulTiles>> work;
@@ -599,7 +660,7 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
       linalg::GenericOp epilogue = fusesEpilogueOf(op) ? epilogueOf(op) : linalg::GenericOp();
       FailureOr<Operation*> tiled =
           epilogue ? tileWithEpilogue(rewriter, op, epilogue, ArrayRef<int64_t>(tiles.cache).drop_back())
-                   : tileOnce(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
+                   : tileWithFill(rewriter, op, tiles.cache, scf::SCFTilingOptions::LoopType::ForallOp);
       if (succeeded(tiled))
         tiled = tileOnce(rewriter, *tiled, tiles.kcache, scf::SCFTilingOptions::LoopType::ForOp);
       // The output blocks' loop states the depth and the output's shape, so that
@@ -620,9 +681,22 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
         if (tiles.packB)
           if (auto b = packOperand(rewriter, block, 1, tiles.registers.end()[-2], kBound)) packs.push_back(*b);
       }
-      if (succeeded(tiled))
+      // One k panel (no k loop in the block): each register tile takes the block's fill, so
+      // its accumulator starts as the fill's constant instead of a read of the block (the
+      // fill folds away: no pass over the output before the GEMM's). First the tiles over
+      // [batch,] m, n with the fill fused in, then each one's loop over k.
+      if (succeeded(tiled) && !tiles.peelRows && tiles.kcache.back() == 0 && accumulatorFill(*tiled)) {
+        SmallVector<int64_t> tileSizes(tiles.registers), depth(tiles.registers.size(), 0);
+        tileSizes.back() = 0;
+        depth.back() = tiles.registers.back();
+        SmallVector<LoopLikeOpInterface> kLoop;
+        tiled = tileWithFill(rewriter, *tiled, tileSizes, scf::SCFTilingOptions::LoopType::ForOp, &registerLoops);
+        if (succeeded(tiled)) tiled = tileOnce(rewriter, *tiled, depth, scf::SCFTilingOptions::LoopType::ForOp, &kLoop);
+        registerLoops.append(kLoop.begin(), kLoop.end());
+      } else if (succeeded(tiled)) {
         tiled = tileOnce(rewriter, *tiled, tiles.registers, scf::SCFTilingOptions::LoopType::ForOp,
                          &registerLoops);
+      }
       if (succeeded(tiled))
         for (const Packed& pack : packs) readPacked(rewriter, cast<linalg::LinalgOp>(*tiled), pack);
       if (failed(tiled)) {
@@ -664,9 +738,16 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
       linalg::BatchMatmulOp::getCanonicalizationPatterns(patterns, ctx);
       if (failed(applyPatternsGreedily(func, std::move(patterns)))) return signalPassFailure();
     }
+    // The register tiles' matmuls, and the fills of register tiles (at most a register
+    // file of elements: a vector.transfer_write of the constant, which the accumulator's
+    // read then folds into; a block's fill stays a loop over memory).
     SmallVector<Operation*> kernels;
     func.walk([&](linalg::LinalgOp op) {
       if (isStaticKernel(op)) kernels.push_back(op);
+      if (auto fill = dyn_cast<linalg::FillOp>(op.getOperation()))
+        if (fill.hasPureTensorSemantics() && !op.hasDynamicShape() && op->getParentOfType<scf::ForallOp>() &&
+            cast<ShapedType>(fill.getResult(0).getType()).getNumElements() <= shape.registers * (shape.bits / 32))
+          kernels.push_back(op);
     });
     for (Operation* kernel : kernels) {
       rewriter.setInsertionPoint(kernel);
@@ -707,6 +788,8 @@ struct TileMatmulsPass : impl::KilnTileMatmulsBase<TileMatmulsPass> {
       vector::populateVectorTransposeLoweringPatterns(patterns, vector::VectorTransposeLowering::EltWise);
       vector::populateVectorBroadcastLoweringPatterns(patterns);
       vector::populateVectorShapeCastLoweringPatterns(patterns);
+      // The write of a register tile's fill, overwritten by the tile's result, is dropped.
+      vector::TransferWriteOp::getCanonicalizationPatterns(patterns, ctx);
       scf::ForOp::getCanonicalizationPatterns(patterns, ctx);
       if (failed(applyPatternsGreedily(func, std::move(patterns)))) return signalPassFailure();
     }

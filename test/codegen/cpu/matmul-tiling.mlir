@@ -280,3 +280,36 @@ func.func @packed_a(%a: tensor<?x48xf32>, %b: tensor<?x992xf32>) -> tensor<48x99
          ins(%a, %b : tensor<?x48xf32>, tensor<?x992xf32>) outs(%f : tensor<48x992xf32>) -> tensor<48x992xf32>
   return %r : tensor<48x992xf32>
 }
+
+// -----
+
+// One k panel (k = 10: gy W of the MLP's last layer): no fill of the output at all. The
+// fill is split with the columns (992 + 8), fused into each output block and then into
+// each register tile, whose accumulator starts as the zero vector instead of a read of a
+// zeroed block. With AVX2 the rows are peeled (128 = 21 x 6 + 2): each block is filled
+// right before its k loop, while it is in cache, not the whole output first.
+// CHECK-LABEL: func.func @single_panel
+// CHECK-DAG:     %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<8x32xf32>
+// CHECK-DAG:     %[[ZERO8:.*]] = arith.constant dense<0.000000e+00> : vector<8x8xf32>
+// CHECK-NOT:     linalg.fill
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (128, 992) step (128, 32)
+// CHECK:           scf.for {{.*}} step %c8
+// CHECK:             scf.for {{.*}} to %c10 step %c1 iter_args(%{{.*}} = %[[ZERO]]) -> (vector<8x32xf32>)
+// CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
+// CHECK:         scf.forall ({{.*}}) = (0, 0) to (128, 8) step (128, 8)
+// CHECK:             scf.for {{.*}} to %c10 step %c1 iter_args(%{{.*}} = %[[ZERO8]]) -> (vector<8x8xf32>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         return
+// AVX2-LABEL: func.func @single_panel
+// AVX2-NOT:     linalg.fill {{.*}} -> tensor<128x1000xf32>
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (128, 992) step (96, 32)
+// AVX2:           linalg.fill {{.*}} -> tensor<?x32xf32>
+// AVX2:           scf.for
+// AVX2:         return
+func.func @single_panel(%a: tensor<128x10xf32>, %b: tensor<10x1000xf32>) -> tensor<128x1000xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<128x1000xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<128x1000xf32>) -> tensor<128x1000xf32>
+  %r = linalg.matmul ins(%a, %b : tensor<128x10xf32>, tensor<10x1000xf32>) outs(%f : tensor<128x1000xf32>) -> tensor<128x1000xf32>
+  return %r : tensor<128x1000xf32>
+}

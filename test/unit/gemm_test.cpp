@@ -333,6 +333,43 @@ TEST_F(Gemm, UnknownChoiceIsAnError) {
   clear_memory_cache();
 }
 
+// KILN_CPU_CAPABILITY=avx2 on an AVX-512 host: the graphs are compiled again, for AVX2 (the
+// generated GEMM's 6x16 register tiles: rows of two 8-float vectors, no 16-float FMA), with the
+// same results; by default its matmuls are OpenBLAS calls there, as on an AVX2 host. A value
+// kiln does not know is an error naming the variable.
+TEST_F(Gemm, CpuCapabilityAvx2CompilesTheAvx2Code) {
+  if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "the host has no AVX-512";
+  Graph graph = [] {
+    Variable a(Array::randn({50, 40}, 61)), b(Array::randn({40, 64}, 62));
+    return std::vector<Array>{F::matmul(a, b).array()};
+  };
+  GemmRun wide = run_with("codegen", graph);
+  setenv("KILN_CPU_CAPABILITY", "avx2", 1);
+  GemmRun narrow = run_with("codegen", graph);
+  GemmRun standard = run_with(nullptr, graph);
+  unsetenv("KILN_CPU_CAPABILITY");
+  // Register rows of 32 floats (two 512-bit vectors) with AVX-512, 16 (two 256-bit) with AVX2.
+  auto has = [](const std::string& ir, const char* text) { return ir.find(text) != std::string::npos; };
+  EXPECT_TRUE(has(wide.llvm_ir, "@llvm.fmuladd.v32f32")) << "no 32-float FMA rows in the AVX-512 code";
+  EXPECT_FALSE(has(narrow.llvm_ir, "@llvm.fmuladd.v32f32")) << "32-float FMA rows in the AVX2 code";
+  EXPECT_TRUE(has(narrow.llvm_ir, "@llvm.fmuladd.v16f32")) << "no 16-float FMA rows in the AVX2 code";
+  EXPECT_TRUE(has(standard.llvm_ir, "_mlir_ciface_kiln_gemm_f32")) << "the AVX2 default is no OpenBLAS call";
+  expect_arrays_near(wide.results, narrow.results, 1e-4);
+  expect_arrays_near(wide.results, standard.results, 1e-4);
+
+  setenv("KILN_CPU_CAPABILITY", "avx1024", 1);
+  clear_memory_cache();
+  try {
+    (void)graph();
+    ADD_FAILURE() << "no error for KILN_CPU_CAPABILITY=avx1024";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("KILN_CPU_CAPABILITY"));
+    EXPECT_THAT(e.what(), HasSubstr("avx1024"));
+  }
+  unsetenv("KILN_CPU_CAPABILITY");
+  clear_memory_cache();
+}
+
 // The runtime function itself, on layouts the compiled graphs rarely produce: a column-major C
 // (computed as C^T += B^T A^T), an operand with no unit stride (copied first), a broadcast
 // (zero-stride) operand, and transposes; C accumulates, or is overwritten (accumulate = 0).

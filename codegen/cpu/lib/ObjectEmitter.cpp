@@ -48,6 +48,11 @@ std::unique_ptr<llvm::TargetMachine> hostTargetMachine(int optLevel) {
                               : optLevel == 1 ? llvm::CodeGenOptLevel::Less
                                               : llvm::CodeGenOptLevel::None);
   builder->setRelocationModel(llvm::Reloc::PIC_);
+  // The host's features, less those above KILN_CPU_CAPABILITY (target_cpu).
+  TargetCpu cpu = target_cpu();
+  builder->setCPU(cpu.name);
+  builder->getFeatures() = llvm::SubtargetFeatures();
+  builder->addFeatures(cpu.features);
   auto machine = builder->createTargetMachine();
   if (!machine) throw Error("kiln: cpu backend: " + llvm::toString(machine.takeError()));
   return std::move(*machine);
@@ -167,17 +172,14 @@ std::vector<std::vector<uint8_t>> split_objects(const std::vector<uint8_t>& byte
 }
 
 std::string host_target_id(int opt_level) {
-  static const std::string host = [] {
-    initializeNativeTarget();
-    std::string id = "llvm-" LLVM_VERSION_STRING ";" + llvm::sys::getProcessTriple() + ";" +
-                     llvm::sys::getHostCPUName().str() + ";";
-    for (const auto& feature : llvm::sys::getHostCPUFeatures())
-      if (feature.second) id += "+" + feature.first().str();
-    return id;
-  }();
-  // The pipeline options follow the environment (KILN_NUM_THREADS, KILN_GEMM) on every call.
+  // The target (KILN_CPU_CAPABILITY) and the pipeline options (KILN_NUM_THREADS, KILN_GEMM)
+  // follow the environment on every call.
+  TargetCpu cpu = target_cpu();
+  std::string id = "llvm-" LLVM_VERSION_STRING ";" + llvm::sys::getProcessTriple() + ";" + cpu.name + ";";
+  for (const std::string& feature : cpu.features)
+    if (feature[0] == '+') id += feature;
+  if (!cpu.capability.empty()) id += ";capability=" + cpu.capability;
   PipelineOptions pipeline = default_pipeline_options();
-  std::string id = host;
   id += pipeline.parallel ? ";omp" : ";serial";
   id += ";O" + std::to_string(opt_level);
   id += !pipeline.gemm_blas ? ";gemm=codegen" : pipeline.generate_matmuls ? ";gemm=blas+generated" : ";gemm=blas";

@@ -262,6 +262,8 @@ std::string pipeline_environment() {
   text += env::get_string("KILN_PROFILE");
   text += ";KILN_FUSE_EPILOGUES=";
   text += env::get_string("KILN_FUSE_EPILOGUES");
+  text += ";KILN_CPU_CAPABILITY=";
+  text += env::get_string("KILN_CPU_CAPABILITY");
   return text;
 }
 

@@ -9,6 +9,8 @@
 #include <optional>
 
 #include "kiln/codegen/cpu.h"
+#include "kiln/env.h"
+#include "kiln/error.h"
 #include "kiln/passes/LibraryCalls.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -813,13 +815,41 @@ VectorShape vector_shape_of(const std::string& features) {
 }
 
 VectorShape host_vector_shape() {
-  static const VectorShape shape = [] {
-    std::string features;
+  std::string features;
+  for (const std::string& feature : target_cpu().features)
+    if (feature[0] == '+') features += feature + ",";
+  return vector_shape_of(features);
+}
+
+TargetCpu target_cpu() {
+  static const std::pair<std::string, std::vector<std::string>> host = [] {
+    std::vector<std::string> features;
     for (const auto& feature : llvm::sys::getHostCPUFeatures())
-      if (feature.second) features += "+" + feature.first().str() + ",";
-    return vector_shape_of(features);
+      features.push_back((feature.second ? "+" : "-") + feature.first().str());
+    std::sort(features.begin(), features.end(), [](const std::string& a, const std::string& b) {
+      return a.compare(1, std::string::npos, b, 1, std::string::npos) < 0;
+    });
+    return std::make_pair(llvm::sys::getHostCPUName().str(), features);
   }();
-  return shape;
+  TargetCpu cpu{host.first, host.second, ""};
+  std::string level = env::get_string("KILN_CPU_CAPABILITY");
+  if (level.empty() || level == "avx512") return cpu;
+  if (level != "avx2" && level != "sse4.2")
+    throw Error("kiln: KILN_CPU_CAPABILITY must be 'avx512', 'avx2' or 'sse4.2', not '" + level + "'");
+  cpu.capability = level;
+  // What is above the level: AVX-512 (and AVX10, whose 256-bit forms need it here), AMX,
+  // and with sse4.2 every AVX and FMA extension too.
+  auto above = [&](const std::string& name) {
+    for (const char* prefix : {"avx512", "avx10", "amx", "evex512"})
+      if (name.rfind(prefix, 0) == 0) return true;
+    if (level == "avx2") return false;
+    for (const char* prefix : {"avx", "fma", "f16c", "xop", "vaes", "vpclmulqdq", "gfni"})
+      if (name.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  for (std::string& feature : cpu.features)
+    if (feature[0] == '+' && above(feature.substr(1))) feature[0] = '-';
+  return cpu;
 }
 
 }  // namespace kiln::cpu

@@ -78,7 +78,21 @@ struct VectorShape {
   int64_t registers = 16;
 };
 VectorShape vector_shape_of(const std::string& features);
+// The vector registers of the CPU kiln compiles for (target_cpu()).
 VectorShape host_vector_shape();
+
+// The CPU the compiled graphs are generated for: the host's name and LLVM features, less
+// what is above KILN_CPU_CAPABILITY (PyTorch's ATEN_CPU_CAPABILITY): `avx2` drops AVX-512
+// and AMX (the AVX2 code, its 6x16 register tiles and OpenBLAS GEMMs by default, on an
+// AVX-512 host), `sse4.2` drops AVX too; unset, empty or `avx512`: the host's. A level
+// above the host's changes nothing; any other value is a kiln::Error. Read on every call
+// (the cache key, host_target_id, has it).
+struct TargetCpu {
+  std::string name;
+  std::vector<std::string> features;  // "+avx2", "-avx512f", ...
+  std::string capability;             // "" (the host's), "avx2" or "sse4.2"
+};
+TargetCpu target_cpu();
 
 // Adds the passes from linalg/tensor/arith/math on tensors to the LLVM dialect:
 // elementwise fusion, one-shot bufferization with function boundaries, results

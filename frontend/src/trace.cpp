@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <algorithm>
 #include <functional>
@@ -10,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "block_pool.h"
 #include "graph.h"
 #include "graph_capture.h"
 #include "kiln/cache.h"
@@ -28,7 +30,7 @@ Attr unit_attr(std::string name) { Attr a; a.name = std::move(name); a.kind = At
 Attr splat_attr(std::string name, double v) { Attr a; a.name = std::move(name); a.kind = Attr::Kind::Splat; a.f = v; return a; }
 
 NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner) {
-  auto n = std::make_shared<Node>();
+  auto n = std::allocate_shared<Node>(PoolAllocator<Node>());
   n->op = "leaf";
   n->shape = value.shape();
   n->dtype = value.dtype();
@@ -85,7 +87,7 @@ NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shap
                               describe_operand(first), describe_operand(in.get())));
     }
   }
-  auto n = std::make_shared<Node>();
+  auto n = std::allocate_shared<Node>(PoolAllocator<Node>());
   n->device = device;
   n->op = std::move(op);
   n->inputs = std::move(inputs);
@@ -136,69 +138,99 @@ namespace {
 
 // The key is binary: every field fixed-size or counted, so two graphs share a
 // key exactly when they are structurally equal (and it is cheap to build: it is
-// made on every realize).
-template <typename T>
-void append_raw(std::string& k, T v) {
-  k.append(reinterpret_cast<const char*>(&v), sizeof v);
+// made on every realize). KeyWriter writes into the string's storage, grown ahead
+// (a std::string::append per field was a third of a small step's key).
+class KeyWriter {
+ public:
+  explicit KeyWriter(std::string& k) : k_(k), used_(k.size()) { open(); }
+  ~KeyWriter() { k_.resize(used_); }
+  KeyWriter(const KeyWriter&) = delete;
+  KeyWriter& operator=(const KeyWriter&) = delete;
+
+  void bytes(const void* data, size_t n) {
+    if (used_ + n > k_.size()) k_.resize(std::max(2 * k_.size(), used_ + n));
+    if (n) std::memcpy(&k_[used_], data, n);
+    used_ += n;
+  }
+  template <typename T>
+  void raw(T v) {
+    bytes(&v, sizeof v);
+  }
+  // Appends what `append` (a function of a std::string&) writes: the string
+  // holds exactly the bytes written so far while it runs.
+  template <typename F>
+  void nested(F&& append) {
+    k_.resize(used_);
+    append(k_);
+    used_ = k_.size();
+    open();
+  }
+
+ private:
+  void open() { k_.resize(std::max(k_.capacity(), used_ + 256)); }
+  std::string& k_;
+  size_t used_;
+};
+
+void append_string(KeyWriter& k, const std::string& s) {
+  k.raw<uint32_t>(static_cast<uint32_t>(s.size()));
+  k.bytes(s.data(), s.size());
 }
-void append_string(std::string& k, const std::string& s) {
-  append_raw<uint32_t>(k, static_cast<uint32_t>(s.size()));
-  k += s;
-}
-void append_shape(std::string& k, const Shape& s, DType t) {
-  append_raw<uint8_t>(k, static_cast<uint8_t>(t));
-  append_raw<uint32_t>(k, static_cast<uint32_t>(s.size()));
-  k.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(int64_t));
+void append_shape(KeyWriter& k, const Shape& s, DType t) {
+  k.raw<uint8_t>(static_cast<uint8_t>(t));
+  k.raw<uint32_t>(static_cast<uint32_t>(s.size()));
+  k.bytes(s.data(), s.size() * sizeof(int64_t));
 }
 
 // One op's part of a key: what GraphSpec::append_key writes per op, shared with
 // realize's key of a pending graph (read from the nodes, no GraphSpec made).
-void append_op_key(std::string& k, const std::string& op, const int* operands, size_t count, const Attrs& attrs,
+void append_op_key(KeyWriter& k, const std::string& op, const int* operands, size_t count, const Attrs& attrs,
                    const Shape& shape, DType dtype, const std::shared_ptr<const GraphSpec>& forward,
                    const std::shared_ptr<const GraphSpec>& backward) {
   append_string(k, op);
-  append_raw<uint32_t>(k, static_cast<uint32_t>(count));
-  k.append(reinterpret_cast<const char*>(operands), count * sizeof(int));
-  append_raw<uint32_t>(k, static_cast<uint32_t>(attrs.size()));
+  k.raw<uint32_t>(static_cast<uint32_t>(count));
+  k.bytes(operands, count * sizeof(int));
+  k.raw<uint32_t>(static_cast<uint32_t>(attrs.size()));
   for (const Attr& a : attrs) {
     append_string(k, a.name);
-    append_raw<uint8_t>(k, static_cast<uint8_t>(a.kind));
+    k.raw<uint8_t>(static_cast<uint8_t>(a.kind));
     switch (a.kind) {
-      case Attr::Kind::Int: append_raw(k, a.i); break;
+      case Attr::Kind::Int: k.raw(a.i); break;
       case Attr::Kind::Ints: append_shape(k, a.ints, DType::i64); break;
-      case Attr::Kind::Float: case Attr::Kind::Splat: append_raw(k, a.f); break;  // the bits: exact
+      case Attr::Kind::Float: case Attr::Kind::Splat: k.raw(a.f); break;  // the bits: exact
       case Attr::Kind::Str: append_string(k, a.s); break;
       case Attr::Kind::Unit: break;
     }
   }
   append_shape(k, shape, dtype);
-  for (const std::shared_ptr<const GraphSpec>& region : {forward, backward}) {
-    append_raw<uint8_t>(k, region ? 1 : 0);
-    if (region) region->append_key(k);
+  for (const std::shared_ptr<const GraphSpec>* region : {&forward, &backward}) {
+    k.raw<uint8_t>(*region ? 1 : 0);
+    if (*region) k.nested([&](std::string& s) { (*region)->append_key(s); });
   }
 }
 
-void append_args_key(std::string& k, const std::vector<GraphSpec::Arg>& args) {
-  append_raw<uint32_t>(k, static_cast<uint32_t>(args.size()));
+void append_args_key(KeyWriter& k, const std::vector<GraphSpec::Arg>& args) {
+  k.raw<uint32_t>(static_cast<uint32_t>(args.size()));
   for (const GraphSpec::Arg& a : args) append_shape(k, a.shape, a.dtype);
 }
 
-void append_outputs_key(std::string& k, const std::vector<int>& outputs,
+void append_outputs_key(KeyWriter& k, const std::vector<int>& outputs,
                         const std::vector<std::pair<int, int>>& donations) {
-  append_raw<uint32_t>(k, static_cast<uint32_t>(outputs.size()));
-  k.append(reinterpret_cast<const char*>(outputs.data()), outputs.size() * sizeof(int));
-  append_raw<uint32_t>(k, static_cast<uint32_t>(donations.size()));
+  k.raw<uint32_t>(static_cast<uint32_t>(outputs.size()));
+  k.bytes(outputs.data(), outputs.size() * sizeof(int));
+  k.raw<uint32_t>(static_cast<uint32_t>(donations.size()));
   for (auto [output, arg] : donations) {
-    append_raw(k, output);
-    append_raw(k, arg);
+    k.raw(output);
+    k.raw(arg);
   }
 }
 
 }  // namespace
 
-void GraphSpec::append_key(std::string& k) const {
+void GraphSpec::append_key(std::string& out) const {
+  KeyWriter k(out);
   append_args_key(k, args);
-  append_raw<uint32_t>(k, static_cast<uint32_t>(ops.size()));
+  k.raw<uint32_t>(static_cast<uint32_t>(ops.size()));
   for (const GraphOp& op : ops)
     append_op_key(k, op.op, op.operands.data(), op.operands.size(), op.attrs, op.shape, op.dtype, op.forward,
                   op.backward);
@@ -374,11 +406,13 @@ class GraphBuilder {
  public:
   std::vector<Array> arg_values;
 
-  explicit GraphBuilder(const std::vector<NodePtr>& outputs) {
-    ops_.reserve(128);
-    operands_.reserve(256);
-    args_.reserve(32);
-    arg_values.reserve(32);
+  // The vectors' storage is this thread's from the last graph (VectorStash).
+  explicit GraphBuilder(const std::vector<NodePtr>& outputs)
+      : arg_values(VectorStash<Array>::take(32)),
+        args_(VectorStash<GraphSpec::Arg>::take(32)),
+        ops_(VectorStash<PendingOp>::take(128)),
+        operands_(VectorStash<int>::take(256)),
+        arg_ids_(VectorStash<const Node*>::take(32)) {
     mark_recompute(outputs);
     for (const NodePtr& n : outputs) outputs_.push_back(emit(n.get()));
     // Op ids were provisional (negative): ops are numbered after the arguments.
@@ -390,25 +424,27 @@ class GraphBuilder {
   // current value is an argument of the same type, each argument at most once.
   void add_donations(const std::vector<NodePtr>& outputs) {
     if (!t_donations) return;
-    std::unordered_set<int> donated;
+    std::vector<bool> donated(args_.size());
     for (size_t k = 0; k < outputs.size(); ++k)
       for (auto [next, current] : *t_donations) {
         if (next != outputs[k].get()) continue;
         const int* id = ids_.find(current);
         if (!id || *id < 0 || *id >= static_cast<int>(args_.size())) continue;
         const GraphSpec::Arg& arg = args_[*id];
-        if (arg.shape != next->shape || arg.dtype != next->dtype || !donated.insert(*id).second) continue;
+        if (arg.shape != next->shape || arg.dtype != next->dtype || donated[*id]) continue;
+        donated[*id] = true;
         donations_.push_back({static_cast<int>(k), *id});
       }
   }
 
   // Appends the key of spec() to `k`, the same bytes as spec().append_key(k).
-  void append_key(std::string& k) const {
+  void append_key(std::string& out) const {
     static const std::string stop_gradient = "kiln.stop_gradient";
     static const Attrs no_attrs;
     static const std::shared_ptr<const GraphSpec> no_region;
+    KeyWriter k(out);
     append_args_key(k, args_);
-    append_raw<uint32_t>(k, static_cast<uint32_t>(ops_.size()));
+    k.raw<uint32_t>(static_cast<uint32_t>(ops_.size()));
     for (const PendingOp& p : ops_) {
       const Node& n = *p.node;
       if (p.stop_gradient)
@@ -446,6 +482,16 @@ class GraphBuilder {
   }
 
   const std::vector<const Node*>& arg_nodes() const { return arg_ids_; }
+
+  ~GraphBuilder() {
+    VectorStash<Array>::give(arg_values);
+    VectorStash<GraphSpec::Arg>::give(args_);
+    VectorStash<PendingOp>::give(ops_);
+    VectorStash<int>::give(operands_);
+    VectorStash<const Node*>::give(arg_ids_);
+  }
+  GraphBuilder(const GraphBuilder&) = delete;
+  GraphBuilder& operator=(const GraphBuilder&) = delete;
 
  private:
   // An op of the graph: its node's op (or the kiln.stop_gradient recorded after a
@@ -494,7 +540,7 @@ class GraphBuilder {
       arg_values.push_back(*n->value);
       arg_ids_.push_back(n);
     } else {
-      if (n->op == kPlaceholderOp)
+      if (n->op.size() == std::strlen(kPlaceholderOp) && n->op == kPlaceholderOp)
         throw Error("kiln: a variable of a custom function's forward or backward (one of its "
                     "inputs or a value computed from them) was used outside the function");
       for (const NodePtr& in : n->inputs) emit(in.get());  // operands first (post-order)
@@ -534,12 +580,15 @@ void run_graph(const std::vector<NodePtr>& outputs, const Backend& backend) {
   if (std::vector<CapturedGraph>* capture = active_graph_capture())
     capture->push_back({builder.spec(), builder.arg_nodes(), outputs, builder.arg_values});  // kiln::export_* (export.cpp)
   // Graphs compiled for one backend or under other options are not reused (KILN_BACKEND, KILN_GEMM may change).
-  std::string key = backend_key(backend);
+  // Built in this thread's buffer (a small step's key is ~5 KB): copied only for a compile.
+  thread_local std::string key;
+  key.clear();
+  key += backend_key(backend);  // (not `=`: a move would drop the buffer)
   key.reserve(key.size() + 1 + 64 * builder.size());
   key += '|';
   builder.append_key(key);
   std::shared_ptr<Executable> exe = lookup_compiled(key);
-  if (!exe) exe = compile_graph(std::move(key), builder.spec(), backend);
+  if (!exe) exe = compile_graph(key, builder.spec(), backend);
   std::vector<Array> results = exe->run(builder.arg_values);
   if (results.size() != outputs.size())
     throw Error(fmt::format("kiln: internal error: graph returned {} results for {} outputs",

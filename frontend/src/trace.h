@@ -2,6 +2,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "kiln/array.h"
 #include "kiln/variable.h"
+#include "block_pool.h"
 
 namespace kiln::detail {
 
@@ -66,7 +68,8 @@ struct Node {
   // the output and its gradient).
   std::shared_ptr<const GraphSpec> forward, backward;
 
-  bool is_leaf() const { return op == "leaf"; }
+  // Inline (std::string == const char* is a strlen and a call): walks ask it of every node.
+  bool is_leaf() const { return op.size() == 4 && std::memcmp(op.data(), "leaf", 4) == 0; }
   bool realized() const { return value.has_value(); }
 };
 using NodePtr = std::shared_ptr<Node>;
@@ -76,7 +79,12 @@ using NodePtr = std::shared_ptr<Node>;
 // step's host time in allocations). At most half full; sized for `expected` nodes.
 class NodeMap {
  public:
-  explicit NodeMap(size_t expected = 64) { grow(expected); }
+  explicit NodeMap(size_t expected = 64) : slots_(VectorStash<Slot>::take()) {
+    slots_.assign(capacity_for(expected), Slot{});
+  }
+  ~NodeMap() { VectorStash<Slot>::give(slots_); }
+  NodeMap(const NodeMap&) = default;
+  NodeMap& operator=(const NodeMap&) = default;
   size_t size() const { return size_; }
   // The value of `n`, or null.
   int* find(const Node* n) {
@@ -108,11 +116,14 @@ class NodeMap {
     while (slots_[i].node && slots_[i].node != n) i = (i + 1) & mask;
     return slots_[i];
   }
-  void grow(size_t expected) {
+  static size_t capacity_for(size_t expected) {
     size_t capacity = 16;
     while (capacity < 2 * expected) capacity *= 2;
+    return capacity;
+  }
+  void grow(size_t expected) {
     std::vector<Slot> old = std::move(slots_);
-    slots_.assign(capacity, Slot{});
+    slots_.assign(capacity_for(expected), Slot{});
     for (const Slot& s : old)
       if (s.node) slot(s.node) = s;
   }

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "kiln/functions.h"
+#include "block_pool.h"
 #include "ops.h"
 #include "trace.h"
 
@@ -13,7 +14,7 @@ using detail::NodePtr;
 using detail::VariableData;
 
 static std::shared_ptr<VariableData> new_data() {
-  auto d = std::make_shared<VariableData>();
+  auto d = std::allocate_shared<VariableData>(detail::PoolAllocator<VariableData>());
   detail::register_variable(d);
   return d;
 }

@@ -172,6 +172,36 @@ TEST(BackpropMode, BackwardFromAValueWithoutCreatorGivesNoGradients) {
   EXPECT_FALSE(w.has_grad());
 }
 
+// Trace nodes and variable data are kept for reuse per thread once freed (frontend/src/block_pool.h).
+// A graph recorded on a thread that has ended is freed on another, and that thread goes
+// on recording and computing: every value stays right.
+TEST(GraphLifetime, GraphsOutliveTheThreadThatRecordedThem) {
+  std::vector<Variable> from_worker;
+  std::thread([&] {
+    for (int i = 0; i < 3; ++i) {
+      Variable x(Array::from({1.f, 2.f, 3.f}, {3}));
+      Variable y = F::sum(x * static_cast<double>(i + 1) + 1.0);
+      y.backward();
+      EXPECT_FLOAT_EQ(y.item<float>(), 6.f * (i + 1) + 3.f);
+      from_worker.push_back(x);  // the gradient (a node recorded here) goes with it
+      from_worker.push_back(y);  // and the pending graph behind y
+    }
+  }).join();
+  for (int i = 0; i < 3; ++i) {
+    const Variable& x = from_worker[2 * i];
+    float g = static_cast<float>(i + 1);
+    EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{g, g, g}));
+  }
+  from_worker.clear();  // the worker's nodes are freed here, after its thread-locals
+  for (int step = 0; step < 4; ++step) {
+    Variable x(Array::from({1.f, -2.f}, {2}));
+    Variable y = F::sum(F::relu(x) * 3.0);
+    y.backward();
+    EXPECT_FLOAT_EQ(y.item<float>(), 3.f);
+    EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{3.f, 0.f}));
+  }
+}
+
 // The configuration is per thread, as chainer.config is.
 TEST(BackpropMode, ConfigIsPerThread) {
   auto off = no_backprop_mode();

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 // Under AddressSanitizer every block comes from the heap, so a use after free is still caught.
@@ -85,23 +86,43 @@ class BlockPool {
   };
 };
 
-// For std::allocate_shared: the object and its control block in one pooled block.
+// Blocks of up to 64 bytes, in size classes of 16 (a node's inputs: a few shared_ptrs).
+inline void* allocate_small(size_t bytes) {
+  switch ((bytes + 15) / 16) {
+    case 1: return BlockPool<16>::allocate();
+    case 2: return BlockPool<32>::allocate();
+    case 3: return BlockPool<48>::allocate();
+    case 4: return BlockPool<64>::allocate();
+    default: return ::operator new(bytes);
+  }
+}
+inline void deallocate_small(void* p, size_t bytes) {
+  switch ((bytes + 15) / 16) {
+    case 1: BlockPool<16>::deallocate(p); return;
+    case 2: BlockPool<32>::deallocate(p); return;
+    case 3: BlockPool<48>::deallocate(p); return;
+    case 4: BlockPool<64>::deallocate(p); return;
+    default: ::operator delete(p);
+  }
+}
+
+// For std::allocate_shared (the object and its control block in one pooled
+// block) and for small vectors (a node's inputs).
 template <typename T>
 struct PoolAllocator {
   using value_type = T;
+  using is_always_equal = std::true_type;
   PoolAllocator() = default;
   template <typename U>
   PoolAllocator(const PoolAllocator<U>&) {}  // NOLINT: rebinding
+  static_assert(alignof(T) <= 16, "blocks are aligned as ::operator new's");
   T* allocate(size_t n) {
-    if (n != 1) return static_cast<T*>(::operator new(n * sizeof(T)));
-    return static_cast<T*>(BlockPool<sizeof(T)>::allocate());
+    if (n == 1) return static_cast<T*>(BlockPool<sizeof(T)>::allocate());
+    return static_cast<T*>(allocate_small(n * sizeof(T)));
   }
   void deallocate(T* p, size_t n) {
-    if (n != 1) {
-      ::operator delete(p);
-      return;
-    }
-    BlockPool<sizeof(T)>::deallocate(p);
+    if (n == 1) BlockPool<sizeof(T)>::deallocate(p);
+    else deallocate_small(p, n * sizeof(T));
   }
   template <typename U>
   bool operator==(const PoolAllocator<U>&) const { return true; }

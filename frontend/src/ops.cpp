@@ -38,7 +38,7 @@ SourceLocation current_location() { return call_active ? current_call : SourceLo
 namespace {
 Variable record_inputs(const std::string& op, const Variable* inputs, size_t count, Attrs attrs, Shape shape,
                        DType dtype) {
-  std::vector<NodePtr> nodes;
+  NodeInputs nodes;
   nodes.reserve(count);
   for (size_t i = 0; i < count; ++i) nodes.push_back(inputs[i].node());
   NodePtr node = make_node(op, std::move(nodes), std::move(attrs), std::move(shape), dtype);

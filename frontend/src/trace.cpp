@@ -70,7 +70,7 @@ Array on_device_of(const Array& a, const Variable& like) {
   return like.is_null() || !like.node() ? a : a.to(device_of(*like.node()));
 }
 
-NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape, DType dtype) {
+NodePtr make_node(std::string op, NodeInputs inputs, Attrs attrs, Shape shape, DType dtype) {
   std::optional<Device> device;
   const Node* first = nullptr;
   for (const NodePtr& in : inputs) {

@@ -38,11 +38,14 @@ Attr splat_attr(std::string name, double v);  // dense splat of the result type
 // A recorded op (or a leaf holding data). Only a recording: op name,
 // attributes, inputs, result shape and dtype. Realized nodes keep `value`.
 struct LinkImpl;  // kiln/link.h
+struct Node;
+// A node's inputs: in pooled blocks (block_pool.h), as every op call makes one.
+using NodeInputs = std::vector<std::shared_ptr<Node>, PoolAllocator<std::shared_ptr<Node>>>;
 
 struct Node {
   std::string op;  // "kiln.add", ... or "leaf"
   Attrs attrs;
-  std::vector<std::shared_ptr<Node>> inputs;
+  NodeInputs inputs;
   Shape shape;
   DType dtype = DType::f32;
   // Where the value lives and the graph computing it runs: a leaf's array's
@@ -156,8 +159,7 @@ NodePtr make_leaf(const Array& value, const std::shared_ptr<VariableData>& owner
 void mark_state(const std::shared_ptr<VariableData>& data);
 // Records an op. Inputs must all be set; shape/dtype are the already-checked result.
 // Throws kiln::Error naming both devices when the inputs live on different devices.
-NodePtr make_node(std::string op, std::vector<NodePtr> inputs, Attrs attrs, Shape shape,
-                  DType dtype);
+NodePtr make_node(std::string op, NodeInputs inputs, Attrs attrs, Shape shape, DType dtype);
 
 // Placeholder nodes stand for a custom function's arguments while its forward
 // and backward are recorded (op "placeholder"); they never reach a graph.

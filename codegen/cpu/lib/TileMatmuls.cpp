@@ -209,6 +209,14 @@ std::optional<MatmulTiles> chooseTiles(linalg::LinalgOp op, int64_t vectorBits, 
   bool packA = readsADownColumns(op) && !tile->peel && nc >= 2 * nr;
   int64_t blockRows = 16;
   int64_t mc = tile->peel ? blockRows * mr : divisorTile(m, mr, blockRows * mr);
+  // A static m that mr does not divide (6-row tiles with AVX2: 128 = 21 x 6 + 2) is cut into
+  // as many row blocks as 16-tile ones would need, of nearly equal height (66 + 62 rows, not
+  // 96 + 32): the threads take the blocks in order, so unequal rows went to unequal threads
+  // (128x1000x1000 on 2 threads: one had three quarters of the work).
+  if (tile->peel && !dynamicRows) {
+    int64_t rowBlocks = (m + mc - 1) / mc, rows = (m + rowBlocks - 1) / rowBlocks;
+    mc = (rows + mr - 1) / mr * mr;
+  }
   if (packA) {
     // Up to 32 register rows while that leaves at least 8 blocks for the threads.
     int64_t wide = divisorTile(m, mr, 32 * mr);

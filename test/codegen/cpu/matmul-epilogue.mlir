@@ -153,7 +153,7 @@ func.func @relu_grad(%gy: tensor<?x10xf32>, %w: tensor<10x40xf32>, %mask: tensor
 // CHECK-NOT:     linalg.generic
 // CHECK:         return
 // AVX2-LABEL: func.func @sgd
-// AVX2:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (96, 64)
+// AVX2:         scf.forall ({{.*}}) = (0, 0) to (256, 64) step (90, 64)
 // AVX2:           scf.for {{.*}} iter_args({{.*}}) -> (vector<6x16xf32>)
 // AVX2:           linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<f32>, tensor<?x64xf32>, tensor<?x64xf32>)
 // AVX2:             arith.subf
